@@ -1,0 +1,102 @@
+"""Training samples at several cutoffs, out-of-time validation/test, and customer splits.
+
+Timeline (H = horizon)::
+
+    ... train_k ... train_1  train_0 |--H--| val |--H--| test |--H--| last event
+                                  train_0 + H <= val,   val + H <= test
+
+Every training label window ends at or before the validation cutoff, and the validation label
+window ends at or before the test cutoff, so evaluation is out of time. Customers are split by
+a stable hash (CRC32 of salt + id), so a customer is in one split only.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class CutoffSchedule:
+    """Where the cutoffs fall. ``test`` defaults to (last event - horizon).
+
+    ``n_train`` training cutoffs go back from ``val - horizon`` every ``train_stride_days``.
+    """
+
+    horizon_days: float = 30.0
+    test: datetime | None = None
+    n_train: int = 4
+    train_stride_days: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.n_train < 1:
+            raise ValueError(f"labels.cutoffs.n_train must be >= 1, got {self.n_train}")
+        if self.train_stride_days <= 0:
+            raise ValueError("labels.cutoffs.train_stride_days must be > 0")
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], horizon_days: float) -> CutoffSchedule:
+        test = cfg.get("test")
+        return cls(
+            horizon_days=float(horizon_days),
+            test=parse_time(test) if test else None,
+            n_train=int(cfg.get("n_train", 4)),
+            train_stride_days=float(cfg.get("train_stride_days", 30)),
+        )
+
+    def resolve(self, first_event: datetime, last_event: datetime) -> dict[str, list[datetime]]:
+        """Cutoffs per split; raises when the data span is too short for the schedule."""
+        h = timedelta(days=self.horizon_days)
+        test = self.test or (last_event - h)
+        val = test - h
+        train = [val - h - timedelta(days=self.train_stride_days * k) for k in range(self.n_train)]
+        train = [t for t in train if t > first_event]
+        if not train:
+            span = (last_event - first_event).days
+            raise ValueError(
+                f"the events span {span} days ({first_event:%Y-%m-%d} .. {last_event:%Y-%m-%d}), "
+                f"too short for horizon {self.horizon_days:g} days: the schedule needs at least "
+                f"3 horizons plus some history. Lower labels.horizon_days or set "
+                "labels.cutoffs.test."
+            )
+        return {"train": sorted(train), "val": [val], "test": [test]}
+
+
+def parse_time(value: str | datetime) -> datetime:
+    """ISO-8601 string or datetime -> aware UTC datetime (naive means UTC)."""
+    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+def split_of(customer_ids: pl.Series, val_fraction: float, test_fraction: float, salt: str) -> np.ndarray:
+    """(N,) array of "train" / "val" / "test", stable across runs, machines and versions."""
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"split fractions val={val_fraction}, test={test_fraction} must be in [0, 1) and sum < 1"
+        )
+    prefix = salt.encode()
+    u = np.fromiter(
+        (zlib.crc32(prefix + str(c).encode()) / 2**32 for c in customer_ids.to_list()),
+        dtype=np.float64,
+        count=len(customer_ids),
+    )
+    out = np.full(len(u), "train", dtype=object)
+    out[u < val_fraction + test_fraction] = "val"
+    out[u < test_fraction] = "test"
+    return out
+
+
+def customers_by_split(
+    events: pl.DataFrame, val_fraction: float, test_fraction: float, salt: str
+) -> dict[str, pl.Series]:
+    ids = events.get_column("customer_id").unique(maintain_order=False).sort()
+    split = split_of(ids, val_fraction, test_fraction, salt)
+    return {name: ids.filter(pl.Series(split == name)) for name in SPLITS}

@@ -1,0 +1,363 @@
+"""Events -> model-ready per-customer sequences at a cutoff, with Polars.
+
+For each customer with an event at or before the cutoff we keep the most recent ``max_len``
+events in time order (ties keep input order) and store them ragged: flat event arrays plus
+offsets, so memory is proportional to real events, not to ``customers x max_len``. Padding
+happens per batch (:func:`pad`), after length bucketing.
+
+This module needs only Polars and NumPy (the ONNX predictor uses it without torch).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from journeyformer.data.labels import LabelConfig, compute_labels, history_summary
+from journeyformer.data.schema import ROW
+from journeyformer.data.vocab import Vocabularies
+
+log = logging.getLogger(__name__)
+
+# Per-event numeric features, in this order, then the extra numeric columns (signed log1p).
+EVENT_NUMERIC = ("log_amount", "log_gap", "log_age", "hour_sin", "hour_cos", "dow_sin", "dow_cos")
+# Per-customer numeric features from the whole history (not only the kept events).
+CONTEXT_NUMERIC = (
+    "log_n_events",
+    "log_spend",
+    "log_n_purchases",
+    "log_n_purchases_window",
+    "log_tenure_days",
+    "log_recency_days",
+)
+IGNORE_INDEX = -100  # next_action label when there is no event in the horizon
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Which columns become features and how long sequences are.
+
+    ``categorical`` lists the embedded columns, ``action`` first (it is also the next-action
+    target), then ``channel`` and any extras.
+    """
+
+    max_len: int = 64
+    categorical: tuple[str, ...] = ("action", "channel")
+    numeric: tuple[str, ...] = ()  # extra numeric columns
+    time_zone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "categorical", tuple(self.categorical))
+        object.__setattr__(self, "numeric", tuple(self.numeric))
+        if self.max_len < 1:
+            raise ValueError(f"data.max_len must be >= 1, got {self.max_len}")
+        if self.categorical[:1] != ("action",):
+            raise ValueError(f"categorical features start with 'action', got {self.categorical}")
+
+    @property
+    def numeric_names(self) -> tuple[str, ...]:
+        return (*EVENT_NUMERIC, *self.numeric)
+
+    @classmethod
+    def from_config(cls, data_cfg: Mapping[str, Any]) -> FeatureConfig:
+        return cls(
+            max_len=int(data_cfg.get("max_len", 64)),
+            categorical=("action", "channel", *(data_cfg.get("extra_categorical") or ())),
+            numeric=tuple(data_cfg.get("extra_numeric") or ()),
+            time_zone=str(data_cfg.get("time_zone", "UTC")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_len": self.max_len,
+            "categorical": list(self.categorical),
+            "numeric": list(self.numeric),
+            "numeric_names": list(self.numeric_names),
+            "context_names": list(CONTEXT_NUMERIC),
+            "time_zone": self.time_zone,
+        }
+
+
+@dataclass
+class Sequences:
+    """Ragged sequences for N samples (a customer at a cutoff) with E kept events in all.
+
+    Attributes:
+        customer_id: (N,) Polars Series, the input's dtype.
+        cutoff: (N,) datetime64[us], UTC.
+        offsets: (N + 1,) int64; sample i owns flat rows ``offsets[i]:offsets[i + 1]``.
+        categorical: (E, C) int32 vocabulary ids, columns as ``FeatureConfig.categorical``.
+        numeric: (E, F) float32, columns as ``FeatureConfig.numeric_names``.
+        stage_now: (N,) int64 lifecycle stage at the cutoff (index into STAGES).
+        context: (N, S) float32, columns as ``CONTEXT_NUMERIC``.
+        summary: N-row Polars frame from :func:`history_summary` (recency_days, spend, ...).
+        labels: task -> (N,) array, or None: next_action int64 (IGNORE_INDEX when masked),
+            churn float32 (0/1), stage int64, value float32 (currency units).
+    """
+
+    customer_id: pl.Series
+    cutoff: np.ndarray
+    offsets: np.ndarray
+    categorical: np.ndarray
+    numeric: np.ndarray
+    stage_now: np.ndarray
+    context: np.ndarray
+    summary: pl.DataFrame
+    labels: dict[str, np.ndarray] | None = None
+    unknown_counts: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(N,) int64 number of kept events per sample (1..max_len)."""
+        return np.diff(self.offsets)
+
+    @property
+    def n_events(self) -> int:
+        return int(self.offsets[-1])
+
+    def take(self, index: np.ndarray) -> Sequences:
+        """The samples at ``index`` (in that order), as a new compact Sequences."""
+        index = np.asarray(index, dtype=np.int64)
+        starts, lengths = self.offsets[:-1][index], self.lengths[index]
+        rows = _ranges(starts, lengths)
+        offsets = np.zeros(len(index) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return Sequences(
+            customer_id=self.customer_id.gather(index),
+            cutoff=self.cutoff[index],
+            offsets=offsets,
+            categorical=self.categorical[rows],
+            numeric=self.numeric[rows],
+            stage_now=self.stage_now[index],
+            context=self.context[index],
+            summary=self.summary[index],
+            labels=None if self.labels is None else {k: v[index] for k, v in self.labels.items()},
+            unknown_counts=dict(self.unknown_counts),
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[Sequences]) -> Sequences:
+        if not parts:
+            raise ValueError("nothing to concatenate: no samples were built")
+        sizes = np.array([p.n_events for p in parts])
+        shifts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        offsets = np.concatenate(
+            [[0]] + [p.offsets[1:] + s for p, s in zip(parts, shifts, strict=True)]
+        )
+        has_labels = all(p.labels is not None for p in parts)
+        unknown: dict[str, int] = {}
+        for p in parts:
+            for k, v in p.unknown_counts.items():
+                unknown[k] = unknown.get(k, 0) + v
+        return Sequences(
+            customer_id=pl.concat([p.customer_id for p in parts]),
+            cutoff=np.concatenate([p.cutoff for p in parts]),
+            offsets=offsets.astype(np.int64),
+            categorical=np.concatenate([p.categorical for p in parts]),
+            numeric=np.concatenate([p.numeric for p in parts]),
+            stage_now=np.concatenate([p.stage_now for p in parts]),
+            context=np.concatenate([p.context for p in parts]),
+            summary=pl.concat([p.summary for p in parts]),
+            labels=(
+                {k: np.concatenate([p.labels[k] for p in parts]) for k in parts[0].labels}
+                if has_labels
+                else None
+            ),
+            unknown_counts=unknown,
+        )
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(s, s + n)`` for each (s, n), vectorised."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    within = np.arange(total, dtype=np.int64) - np.repeat(ends - lengths, lengths)
+    return np.repeat(starts, lengths) + within
+
+
+def _signed_log1p(expr: pl.Expr) -> pl.Expr:
+    return expr.sign() * expr.abs().log1p()
+
+
+def event_features(
+    history: pl.LazyFrame, cutoff: datetime, features: FeatureConfig, vocabs: Vocabularies
+) -> pl.LazyFrame:
+    """Sorted events (customer, time, input order) -> id and numeric feature columns.
+
+    Adds ``_new``: True on a customer's first event. Gaps use the previous event even when it
+    is later truncated away; the first event's gap is 0. ``log_gap`` and ``log_age`` are
+    log1p(seconds) / 10 (about 0..1.7), ``log_amount`` is signed log1p(amount).
+    """
+    ts = pl.col("timestamp")
+    new = pl.col("customer_id") != pl.col("customer_id").shift(1)
+    gap_s = ts.diff().dt.total_microseconds() / 1e6
+    age_s = (pl.lit(cutoff, pl.Datetime("us", "UTC")) - ts).dt.total_microseconds() / 1e6
+    local = ts.dt.convert_time_zone(features.time_zone)
+    hour = (local.dt.hour() + local.dt.minute() / 60.0) * (2 * math.pi / 24)
+    dow = (local.dt.weekday() - 1) * (2 * math.pi / 7)
+    numeric = [
+        _signed_log1p(pl.col("amount")).alias("log_amount"),
+        pl.when(new.fill_null(True)).then(0.0).otherwise(gap_s.log1p() / 10).alias("log_gap"),
+        (age_s.log1p() / 10).alias("log_age"),
+        hour.sin().alias("hour_sin"),
+        hour.cos().alias("hour_cos"),
+        dow.sin().alias("dow_sin"),
+        dow.cos().alias("dow_cos"),
+        *[_signed_log1p(pl.col(c)).alias(c) for c in features.numeric],
+    ]
+    ids = [vocabs[c].encode(c).cast(pl.Int32).alias(f"{c}__id") for c in features.categorical]
+    return history.sort(["customer_id", "timestamp", ROW]).select(
+        "customer_id",
+        new.fill_null(True).alias("_new"),
+        *ids,
+        *[e.cast(pl.Float32) for e in numeric],
+    )
+
+
+def context_features(summary: pl.DataFrame) -> np.ndarray:
+    """(N, S) float32 log1p of the history summary, columns as CONTEXT_NUMERIC."""
+    cols = ["n_events", "spend", "n_purchases", "n_purchases_window", "tenure_days", "recency_days"]
+    return (
+        summary.select([pl.col(c).cast(pl.Float64).clip(0).log1p().cast(pl.Float32) for c in cols])
+        .to_numpy()
+        .astype(np.float32, copy=False)
+    )
+
+
+def build_sequences(
+    events: pl.DataFrame | pl.LazyFrame,
+    cutoff: datetime,
+    vocabs: Vocabularies,
+    features: FeatureConfig,
+    labels: LabelConfig,
+    *,
+    customers: pl.Series | None = None,
+    active_within_days: float | None = None,
+    with_labels: bool = True,
+    source: str = "events",
+) -> Sequences:
+    """Sequences (and labels) for every customer with an event at or before ``cutoff``.
+
+    Args:
+        events: canonical events (see :mod:`journeyformer.data.schema`).
+        cutoff: timezone-aware datetime; features use events at or before it only.
+        customers: restrict to these customer ids (e.g. one split).
+        active_within_days: keep only customers active within this many days before cutoff.
+        with_labels: also build labels from events in (cutoff, cutoff + horizon].
+    Returns samples sorted by customer_id.
+    """
+    lf = events.lazy()
+    if customers is not None:
+        lf = lf.filter(pl.col("customer_id").is_in(customers.implode()))
+    summary_lf = history_summary(lf, cutoff, labels)
+    if active_within_days is not None:
+        summary_lf = summary_lf.filter(pl.col("recency_days") <= active_within_days)
+    summary_lf = summary_lf.sort("customer_id")
+    history = lf.filter(pl.col("timestamp") <= pl.lit(cutoff, pl.Datetime("us", "UTC")))
+    if active_within_days is not None:
+        history = history.join(summary_lf.select("customer_id"), on="customer_id", how="semi")
+    queries = [event_features(history, cutoff, features, vocabs), summary_lf]
+    if with_labels:
+        queries.append(compute_labels(lf, cutoff, labels, vocabs["action"], summary_lf))
+    frames = pl.collect_all(queries)
+    flat, summary = frames[0], frames[1]
+    unknown = {
+        c: int(n)
+        for c in features.categorical
+        if (n := flat.select((pl.col(f"{c}__id") == 1).sum()).item())
+    }
+    if unknown:
+        log.info("%s: values unseen in training mapped to <unk> (events): %s", source, unknown)
+    seq = _assemble(flat, summary, cutoff, features)
+    seq.unknown_counts = unknown
+    if with_labels:
+        seq.labels = _label_arrays(frames[2])
+    return seq
+
+
+def _assemble(
+    flat: pl.DataFrame, summary: pl.DataFrame, cutoff: datetime, features: FeatureConfig
+) -> Sequences:
+    """Truncate each customer's sorted events to the last ``max_len`` and build offsets."""
+    new = flat.get_column("_new").to_numpy()
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(new))
+    lengths = np.minimum(ends - starts, features.max_len)
+    rows = _ranges(ends - lengths, lengths)
+    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if len(starts) != summary.height:
+        raise RuntimeError(f"{len(starts)} sequences but {summary.height} summaries")
+    cat_cols = [f"{c}__id" for c in features.categorical]
+    categorical = flat.select(cat_cols).to_numpy().astype(np.int32, copy=False)[rows]
+    numeric = flat.select(features.numeric_names).to_numpy().astype(np.float32, copy=False)[rows]
+    return Sequences(
+        customer_id=summary.get_column("customer_id"),
+        cutoff=np.full(len(starts), np.datetime64(cutoff.replace(tzinfo=None), "us")),
+        offsets=offsets,
+        categorical=np.ascontiguousarray(categorical),
+        numeric=np.ascontiguousarray(numeric),
+        stage_now=summary.get_column("stage").to_numpy().astype(np.int64),
+        context=context_features(summary),
+        summary=summary,
+    )
+
+
+def _label_arrays(frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    return {
+        "next_action": frame.get_column("next_action").fill_null(IGNORE_INDEX).to_numpy().astype(np.int64),
+        "churn": frame.get_column("churn").to_numpy().astype(np.float32),
+        "stage": frame.get_column("stage").to_numpy().astype(np.int64),
+        "value": frame.get_column("value").to_numpy().astype(np.float32),
+    }
+
+
+def pad(seqs: Sequences, index: np.ndarray, max_len: int | None = None) -> dict[str, np.ndarray]:
+    """Right-padded arrays for the samples at ``index`` (the one batch contract, in NumPy).
+
+    Returns ``categorical`` (B, T, C) int64 with 0 as padding, ``numeric`` (B, T, F) float32,
+    ``lengths`` (B,) int64, ``stage_now`` (B,) int64, ``context`` (B, S) float32, where T is
+    the longest sequence in the batch (or ``max_len``). Real events sit at positions
+    0..length-1, the most recent last.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    lengths = seqs.lengths[index]
+    t = int(lengths.max()) if max_len is None else max_len
+    b = len(index)
+    rows = _ranges(seqs.offsets[:-1][index], lengths)
+    batch_pos = np.repeat(np.arange(b), lengths)
+    time_pos = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    categorical = np.zeros((b, t, seqs.categorical.shape[1]), dtype=np.int64)
+    numeric = np.zeros((b, t, seqs.numeric.shape[1]), dtype=np.float32)
+    categorical[batch_pos, time_pos] = seqs.categorical[rows]
+    numeric[batch_pos, time_pos] = seqs.numeric[rows]
+    return {
+        "categorical": categorical,
+        "numeric": numeric,
+        "lengths": lengths.astype(np.int64),
+        "stage_now": seqs.stage_now[index],
+        "context": seqs.context[index],
+    }
+
+
+__all__ = [
+    "CONTEXT_NUMERIC",
+    "EVENT_NUMERIC",
+    "IGNORE_INDEX",
+    "FeatureConfig",
+    "Sequences",
+    "build_sequences",
+    "pad",
+]

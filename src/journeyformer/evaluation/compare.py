@@ -1,0 +1,68 @@
+"""The model against its baselines on the same samples: metrics and the printed table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from journeyformer.data.sequences import Sequences
+from journeyformer.evaluation.baselines import Baselines
+from journeyformer.evaluation.metrics import HEADLINE, score_task
+
+# Which model output feeds each task's metrics.
+MODEL_OUTPUT = {
+    "next_action": "next_action_probs",
+    "churn": "churn_probability",
+    "stage": "stage_probs",
+    "value": "expected_value",
+}
+
+
+def compare(
+    outputs: Mapping[str, np.ndarray], seqs: Sequences, baselines: Baselines, tasks: list[str]
+) -> dict[str, Any]:
+    """``{"model": {task: {metric: v}}, "baselines": {task: {name: {metric: v}}}, "n": N}``."""
+    assert seqs.labels is not None, "comparison needs labelled samples"
+    base = baselines.predict(seqs)
+    result: dict[str, Any] = {"model": {}, "baselines": {}, "n": len(seqs)}
+    for task in tasks:
+        y = seqs.labels[task]
+        result["model"][task] = score_task(task, outputs[MODEL_OUTPUT[task]], y)
+        result["baselines"][task] = {name: score_task(task, pred, y) for name, pred in base[task].items()}
+    return result
+
+
+def beats_baselines(result: Mapping[str, Any]) -> dict[str, bool]:
+    """task -> whether the model beats every baseline on the task's headline metric."""
+    out = {}
+    for task, metrics in result["model"].items():
+        key = HEADLINE[task]
+        best = max(b[key] for b in result["baselines"][task].values())
+        out[task] = bool(metrics[key] > best)
+    return out
+
+
+def format_table(result: Mapping[str, Any]) -> str:
+    """A plain-text table: one row per task metric, the model then each baseline."""
+
+    def fmt(v: float | None) -> str:
+        return "    -" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:8.4f}"
+
+    lines = [f"out-of-time test set: {result['n']} customers", ""]
+    lines.append(f"{'task':<12} {'metric':<9} {'model':>8}   baselines")
+    lines.append("-" * 78)
+    wins = beats_baselines(result)
+    for task, metrics in result["model"].items():
+        for metric, value in metrics.items():
+            headline = metric == HEADLINE[task]
+            base = "  ".join(
+                f"{name}={fmt(b.get(metric)).strip()}" for name, b in result["baselines"][task].items()
+            )
+            mark = (" <- beats all" if wins[task] else " <- does NOT beat all") if headline else ""
+            lines.append(f"{task:<12} {metric + ('*' if headline else ''):<9} {fmt(value)}   {base}{mark}")
+    lines.append("-" * 78)
+    lines.append("* headline metric per task")
+    return "\n".join(lines)

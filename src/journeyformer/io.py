@@ -1,0 +1,53 @@
+"""Atomic file output: write to a temp file beside the target, then rename.
+
+A reader never sees a partial file, and a failure mid-write leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path in ``path``'s directory; on success rename it to ``path``.
+
+    Example::
+
+        with atomic_path("out/predictions.parquet") as tmp:
+            frame.write_parquet(tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def atomic_write_parquet(path: str | Path, frame: pl.DataFrame) -> Path:
+    with atomic_path(path) as tmp:
+        frame.write_parquet(tmp)
+    return Path(path)
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` and move the result into place."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+    return Path(path)

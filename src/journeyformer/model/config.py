@@ -1,0 +1,77 @@
+"""Typed model configuration: sizes from YAML, vocabulary sizes and class counts from the data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from journeyformer.data.labels import STAGES, TASKS
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes and tasks of the journey Transformer.
+
+    ``categorical_sizes`` (action first), ``n_numeric`` and ``n_context`` come from the data
+    (:meth:`from_data`); never type them into YAML. ``tasks`` maps task -> loss weight; a task
+    that is absent or weighted 0 has no head.
+    """
+
+    categorical_sizes: tuple[int, ...]
+    n_numeric: int
+    n_context: int
+    max_len: int
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int = 128
+    dropout: float = 0.1
+    n_stages: int = len(STAGES)
+    tasks: Mapping[str, float] = field(
+        default_factory=lambda: {"next_action": 1.0, "churn": 1.0, "stage": 1.0, "value": 0.5}
+    )
+    next_event_weight: float = 0.5  # auxiliary causal next-event loss at every position
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "categorical_sizes", tuple(int(s) for s in self.categorical_sizes))
+        object.__setattr__(self, "tasks", {k: float(v) for k, v in dict(self.tasks).items() if v})
+        if self.d_model % self.n_heads:
+            raise ValueError(f"model.d_model={self.d_model} must be divisible by model.n_heads={self.n_heads}")
+        unknown = set(self.tasks) - set(TASKS)
+        if unknown:
+            raise ValueError(f"model.tasks has unknown tasks {sorted(unknown)}; known: {list(TASKS)}")
+        if not self.tasks:
+            raise ValueError("model.tasks switches every head off; give at least one task a weight > 0")
+        if any(w < 0 for w in self.tasks.values()):
+            raise ValueError(f"model.tasks weights must be >= 0, got {dict(self.tasks)}")
+        if not self.categorical_sizes or min(self.categorical_sizes) < 2:
+            raise ValueError(f"categorical sizes must include <pad> and <unk>: {self.categorical_sizes}")
+        for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def n_actions(self) -> int:
+        return self.categorical_sizes[0]
+
+    @classmethod
+    def from_data(cls, sizes: Mapping[str, Any], data_spec: Mapping[str, Any]) -> ModelConfig:
+        """``sizes``: the model YAML (d_model, ...); ``data_spec``: see JourneyModule."""
+        features = data_spec["features"]
+        vocabs = data_spec["vocabs"]
+        return cls(
+            categorical_sizes=tuple(len(vocabs[c]) for c in features["categorical"]),
+            n_numeric=len(features["numeric_names"]),
+            n_context=len(features["context_names"]),
+            max_len=int(features["max_len"]),
+            **{k: v for k, v in dict(sizes).items() if k in cls.__dataclass_fields__},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["categorical_sizes"] = list(self.categorical_sizes)
+        d["tasks"] = dict(self.tasks)
+        return d

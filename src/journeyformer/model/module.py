@@ -1,0 +1,180 @@
+"""The LightningModule: weighted multi-task loss, AdamW with warm-up + cosine, metrics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from journeyformer.data.batch import JourneyBatch
+from journeyformer.data.sequences import IGNORE_INDEX
+from journeyformer.model.config import ModelConfig
+from journeyformer.model.heads import ziln_expected, ziln_loss
+from journeyformer.model.metrics import reciprocal_rank, task_metrics
+from journeyformer.model.network import OUTPUTS, JourneyTransformer
+
+DEFAULT_OPTIMIZER = {"lr": 1e-3, "weight_decay": 0.01, "betas": (0.9, 0.98), "warmup_ratio": 0.05, "min_lr_ratio": 0.05}
+
+
+class JourneyModule(L.LightningModule):
+    """Multi-task training of :class:`JourneyTransformer`.
+
+    Args:
+        model: :class:`ModelConfig` fields as plain values (sizes from the data included).
+        data_spec: plain description of the data the model was trained on: ``vocabs``
+            (name -> tokens), ``features``, ``labels``, ``schema``, ``stages``. It travels in
+            the checkpoint so a checkpoint alone can score new events.
+        optimizer: AdamW settings plus ``warmup_ratio`` and ``min_lr_ratio`` of the schedule.
+            Plain values rather than a ``_partial_`` so checkpoints stay plain.
+    """
+
+    def __init__(
+        self,
+        model: Mapping[str, Any],
+        data_spec: Mapping[str, Any],
+        optimizer: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = ModelConfig(**model)
+        self.net = JourneyTransformer(self.cfg)
+        self.optim_cfg = {**DEFAULT_OPTIMIZER, **dict(optimizer or {})}
+        tasks = list(self.cfg.tasks)
+        self.metrics = nn.ModuleDict(
+            {stage: task_metrics(tasks, self.cfg.n_actions, self.cfg.n_stages) for stage in ("val", "test")}
+        )
+
+    # ---- losses -------------------------------------------------------------------------
+    def losses(self, batch: JourneyBatch, out: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Per-task losses (unweighted) plus ``next_event`` (auxiliary, every position)."""
+        assert batch.targets is not None
+        t = batch.targets
+        losses: dict[str, Tensor] = {}
+        if "next_action" in out:
+            labelled = t["next_action"] != IGNORE_INDEX
+            losses["next_action"] = (
+                F.cross_entropy(out["next_action"][labelled], t["next_action"][labelled])
+                if labelled.any()
+                else out["next_action"].sum() * 0.0
+            )
+            if self.cfg.next_event_weight > 0 and batch.categorical.shape[1] > 1:
+                # Position i predicts the action at i + 1; padding targets (id 0) are ignored.
+                logits = self.net.next_event_logits(out["hidden"][:, :-1])  # (B, T-1, A)
+                target = batch.categorical[:, 1:, 0]
+                if (target != 0).any():
+                    losses["next_event"] = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=0)
+        if "churn" in out:
+            losses["churn"] = F.binary_cross_entropy_with_logits(out["churn"], t["churn"].float())
+        if "stage" in out:
+            losses["stage"] = F.cross_entropy(out["stage"], t["stage"])
+        if "value" in out:
+            losses["value"] = ziln_loss(out["value"], t["value"].float())
+        return losses
+
+    def weighted(self, losses: dict[str, Tensor]) -> Tensor:
+        weights = {**self.cfg.tasks, "next_event": self.cfg.next_event_weight}
+        return sum(weights[k] * v for k, v in losses.items())
+
+    # ---- steps --------------------------------------------------------------------------
+    def transfer_batch_to_device(self, batch: JourneyBatch, device: torch.device, dataloader_idx: int) -> JourneyBatch:
+        return batch.to(device)
+
+    def training_step(self, batch: JourneyBatch, batch_idx: int) -> Tensor:
+        out = self.net(*batch.inputs())
+        losses = self.losses(batch, out)
+        loss = self.weighted(losses)
+        bs = len(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        for k, v in losses.items():
+            self.log(f"train/{k}/loss", v, batch_size=bs)
+        return loss
+
+    def _eval_step(self, stage: str, batch: JourneyBatch) -> None:
+        out = self.net(*batch.inputs())
+        losses = self.losses(batch, out)
+        bs = len(batch)
+        self.log(f"{stage}/loss", self.weighted(losses), prog_bar=stage == "val", batch_size=bs)
+        for k, v in losses.items():
+            self.log(f"{stage}/{k}/loss", v, batch_size=bs)
+        t, m = batch.targets, self.metrics[stage]
+        if "next_action" in out:
+            m["next_action"].update(out["next_action"], t["next_action"])
+            keep = t["next_action"] != IGNORE_INDEX
+            if keep.any():
+                m["next_action_mrr"].update(reciprocal_rank(out["next_action"][keep], t["next_action"][keep]))
+        if "churn" in out:
+            p = torch.sigmoid(out["churn"])
+            y = t["churn"].long()
+            m["churn"]["auroc"].update(p, y)
+            m["churn"]["auprc"].update(p, y)
+            m["churn"]["brier"].update(p, y.float())
+        if "stage" in out:
+            m["stage"].update(out["stage"], t["stage"])
+        if "value" in out:
+            m["value"].update(ziln_expected(out["value"])[1], t["value"].float())
+
+    def _log_metrics(self, stage: str) -> None:
+        for task, collection in self.metrics[stage].items():
+            if task == "next_action_mrr":
+                if collection.update_count:
+                    self.log(f"{stage}/next_action/mrr", collection.compute())
+                collection.reset()
+                continue
+            values = collection.compute()
+            for name, value in values.items():
+                self.log(f"{stage}/{task}/{name}", value, prog_bar=(stage == "val" and name == "auroc"))
+            collection.reset()
+
+    def validation_step(self, batch: JourneyBatch, batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def test_step(self, batch: JourneyBatch, batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    def predict_step(self, batch: JourneyBatch, batch_idx: int) -> dict[str, Tensor]:
+        outs = self.net.predict(*batch.inputs())
+        return {"index": batch.index, **dict(zip(OUTPUTS, outs, strict=True))}
+
+    # ---- optimisation -------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        c = self.optim_cfg
+        decay = [p for n, p in self.net.named_parameters() if p.dim() >= 2 and "embed" not in n]
+        no_decay = [p for n, p in self.net.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": c["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=c["lr"],
+            betas=tuple(c["betas"]),
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = max(1, int(c["warmup_ratio"] * total))
+        floor = c["min_lr_ratio"]
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def load_module(path: str | Path, map_location: str = "cpu") -> JourneyModule:
+    """Rebuild a trained module from a checkpoint of plain values (``weights_only=True``)."""
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    hp = ckpt["hyper_parameters"]
+    module = JourneyModule(hp["model"], hp["data_spec"], hp.get("optimizer"))
+    module.load_state_dict(ckpt["state_dict"])
+    return module.eval()

@@ -1,0 +1,128 @@
+"""The jobs, as plain functions of a Hydra config: scripts call them, tests call them too."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from journeyformer import __version__
+from journeyformer.data.datamodule import JourneyData, JourneyDataModule
+from journeyformer.data.labels import STAGES
+from journeyformer.evaluation.baselines import Baselines
+from journeyformer.evaluation.compare import beats_baselines, compare, format_table
+from journeyformer.io import atomic_write_text
+from journeyformer.model.config import ModelConfig
+from journeyformer.model.module import JourneyModule, load_module
+from journeyformer.model.predict import predict_sequences
+
+log = logging.getLogger(__name__)
+
+
+def data_spec(data: JourneyData) -> dict[str, Any]:
+    """The plain description of the training data that travels with the model."""
+    return {
+        "vocabs": data.vocabs.to_dict(),
+        "features": data.features.to_dict(),
+        "labels": data.labels.to_dict(),
+        "schema": data.schema.to_dict(),
+        "stages": list(STAGES),
+        "cutoffs": {k: [c.isoformat() for c in v] for k, v in data.cutoffs.items()},
+        "version": __version__,
+    }
+
+
+def _plain(cfg: DictConfig | dict | None) -> dict[str, Any]:
+    if cfg is None:
+        return {}
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: paths, metrics and the objects, for callers and tests."""
+
+    run_dir: Path
+    best_checkpoint: Path | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    table: str = ""
+    seconds: float = 0.0
+    module: JourneyModule | None = None
+    data: JourneyData | None = None
+
+
+def train(cfg: DictConfig) -> TrainResult:
+    """Train on ``cfg.data`` with ``cfg.labels``, keep the best checkpoint, evaluate on test.
+
+    Writes under ``cfg.run_dir``: best.ckpt, last.ckpt, logs/, test_metrics.json.
+    """
+    start = time.perf_counter()
+    L.seed_everything(int(cfg.seed), workers=True)
+    data_cfg, labels_cfg = _plain(cfg.data), _plain(cfg.labels)
+    dm = JourneyDataModule(
+        data_cfg,
+        labels_cfg,
+        batch_size=int(data_cfg.get("batch_size", 256)),
+        num_workers=int(data_cfg.get("num_workers", 0)),
+        seed=int(cfg.seed),
+    )
+    dm.setup()
+    assert dm.data is not None
+    print(dm.data.describe())
+    spec = data_spec(dm.data)
+    model_cfg = ModelConfig.from_data(_plain(cfg.model), spec)
+    module = JourneyModule(model_cfg.to_dict(), spec, _plain(cfg.model.get("optimizer")))
+    run_dir = Path(str(cfg.run_dir))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer.fit(module, datamodule=dm, ckpt_path=cfg.get("resume_from"))
+    best = _best_checkpoint(trainer)
+    result = TrainResult(run_dir=run_dir, best_checkpoint=best, data=dm.data, module=module)
+    if best is not None:
+        result.module = load_module(best)
+    if cfg.get("evaluate", True) and trainer.global_rank == 0:
+        result.metrics = evaluate_splits(result.module, dm.data, ("val", "test"))
+        result.table = format_table(result.metrics["test"])
+        result.metrics["beats_baselines"] = beats_baselines(result.metrics["test"])
+        result.metrics["checkpoint"] = str(best) if best else None
+        result.seconds = time.perf_counter() - start
+        result.metrics["train_seconds"] = result.seconds
+        atomic_write_text(run_dir / "test_metrics.json", json.dumps(result.metrics, indent=1))
+        print(result.table)
+        print(f"metrics: {run_dir / 'test_metrics.json'}  checkpoint: {best}")
+    result.seconds = time.perf_counter() - start
+    print(f"wall time: {result.seconds:.1f} s")
+    return result
+
+
+def _best_checkpoint(trainer: L.Trainer) -> Path | None:
+    cb = trainer.checkpoint_callback
+    path = getattr(cb, "best_model_path", "") if cb is not None else ""
+    return Path(path) if path else None
+
+
+def evaluate_splits(
+    module: JourneyModule, data: JourneyData, splits: tuple[str, ...] = ("test",)
+) -> dict[str, Any]:
+    """Model and baselines (fitted on train) on each split: split -> :func:`compare` result."""
+    tasks = list(module.cfg.tasks)
+    baselines = Baselines.fit(data.splits["train"], data.labels.horizon_days, module.cfg.n_actions)
+    out: dict[str, Any] = {}
+    with torch.inference_mode():
+        for split in splits:
+            seqs = data.splits[split]
+            outputs = predict_sequences(module.net, seqs)
+            out[split] = compare(outputs, seqs, baselines, tasks)
+    return out
