@@ -78,7 +78,6 @@ def train(cfg: DictConfig) -> TrainResult:
     )
     dm.setup()
     assert dm.data is not None
-    print(dm.data.describe())
     spec = data_spec(dm.data)
     model_cfg = ModelConfig.from_data(_plain(cfg.model), spec)
     module = JourneyModule(model_cfg.to_dict(), spec, _plain(cfg.model.get("optimizer")))
@@ -126,3 +125,51 @@ def evaluate_splits(
             outputs = predict_sequences(module.net, seqs)
             out[split] = compare(outputs, seqs, baselines, tasks)
     return out
+
+
+def export(cfg: DictConfig) -> Any:
+    """Checkpoint -> bundle directory (``configs/export.yaml``); returns a BundleResult.
+
+    Fails, writing nothing, when onnxruntime does not reproduce torch within ``parity.atol``.
+    """
+    from journeyformer.export.bundle import ValidationData, build_bundle
+
+    c = _plain(cfg)
+    data, parity = c.get("data") or {}, c.get("parity") or {}
+    validation = None
+    if data.get("path"):
+        validation = ValidationData(
+            path=str(data["path"]),
+            schema_overrides={"columns": data.get("columns") or {}},
+            split=data.get("split") or {},
+            active_within_days=data.get("active_within_days"),
+            max_customers=int(data.get("max_customers", 5000)),
+        )
+    result = build_bundle(
+        c["checkpoint"],
+        c.get("output"),
+        quantize=bool(c.get("quantize", False)),
+        batch_sizes=tuple(parity.get("batch_sizes", (1, 7, 64))),
+        seq_lens=tuple(parity.get("seq_lens", (1, 5, None))),
+        atol=float(parity.get("atol", 1e-4)),
+        seed=int(parity.get("seed", 0)),
+        validation=validation,
+    )
+    print(result.parity.table())
+    if result.int8 is not None:
+        print(result.int8.table())
+    print(f"bundle: {result.path}")
+    return result
+
+
+def predict(cfg: DictConfig) -> Any:
+    """Events -> predictions.parquet with onnxruntime (``configs/predict.yaml``); no torch used.
+
+    Returns a PredictResult. ``scripts/predict.py`` calls the same function from
+    :mod:`journeyformer.inference.job` directly, so scoring never imports torch.
+    """
+    from journeyformer.inference.job import predict_from_config
+
+    result = predict_from_config(_plain(cfg))
+    print(result.summary())
+    return result

@@ -2,7 +2,9 @@
 
 Time is measured in days (float64) since the start of the window. The loop runs over days; every
 step is vectorised over the customers alive that day, and over that day's sessions and events, so
-no Python loop ever runs over customers or events.
+no Python loop ever runs over customers or events. Stage-dependent rates are cached per customer
+and are zero for customers who are not live (churned, or acquired today), so the daily work is a
+few passes over flat arrays.
 
 One day for every live customer:
 
@@ -14,7 +16,8 @@ One day for every live customer:
    entry -> product views -> add_to_cart -> purchase -> support_ticket;
 4. marketing e-mails, observed only when opened (probability = the latent e-mail engagement);
 5. resolutions of open support tickets;
-6. events after the churn time are dropped and the state is updated from what remains.
+6. events after the churn time (or past midnight) are dropped and the state is updated from what
+   remains, so every event of day t lies in [t, t + 1) and before the customer's churn.
 
 The churn hazard depends on the journey: an unresolved support ticket, fading e-mail engagement
 and a streak of views and abandoned carts raise it; a recent purchase lowers it. Activity does not
@@ -23,91 +26,18 @@ fade before churn: a churner is as active as ever until the moment it leaves.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-ACTIONS: tuple[str, ...] = (
-    "page_view", "product_view", "add_to_cart", "purchase", "email_open",
-    "email_click", "app_open", "social_engage", "support_ticket", "ticket_resolved",
-)  # fmt: skip
-CHANNELS: tuple[str, ...] = ("web", "app", "email", "store", "social", "support")
-DEVICES: tuple[str, ...] = ("desktop", "mobile", "tablet", "in_store")
-LATENT_STAGES: tuple[str, ...] = (
-    "acquisition", "consideration", "first_purchase", "retention", "loyalty", "churned",
-)  # fmt: skip
-SEGMENTS: tuple[str, ...] = (
-    "deal_seekers", "app_loyalists", "store_shoppers", "email_responsive", "browsers",
-)  # fmt: skip
+from journeyformer.data import _synthetic_params as P
 
-PV, PRODUCT, CART, BUY, OPEN, CLICK, APP_OPEN, SOCIAL_ENGAGE, TICKET, RESOLVED = range(10)
-WEB, APP, EMAIL, STORE, SOCIAL, SUPPORT = range(6)
-ACQ, CONS, FIRST, RET, LOY, CHURNED = range(6)
+if TYPE_CHECKING:
+    from journeyformer.data.synthetic import SyntheticConfig
 
-# --- segments: deal_seekers, app_loyalists, store_shoppers, email_responsive, browsers -----------
-SEG_SHARE = np.array([0.22, 0.20, 0.18, 0.20, 0.20])
-# session platform probabilities, columns: web, app, social, store
-SEG_PLATFORM = np.array(
-    [[0.55, 0.20, 0.20, 0.05],
-     [0.15, 0.75, 0.07, 0.03],
-     [0.30, 0.10, 0.05, 0.55],
-     [0.65, 0.20, 0.10, 0.05],
-     [0.50, 0.30, 0.15, 0.05]]
-)  # fmt: skip
-SEG_SESSIONS = np.array([1.0, 1.3, 0.6, 0.8, 1.4])  # session-rate multiplier
-SEG_CART = np.array([1.2, 1.0, 1.0, 1.0, 1.3])  # add_to_cart multiplier
-SEG_BUY = np.array([1.0, 1.1, 1.0, 1.05, 0.45])  # purchase-given-cart multiplier
-SEG_EMAIL = np.array([0.35, 0.15, 0.25, 0.70, 0.30])  # e-mail open probability when engaged
-SEG_SPEND_MU = np.array([3.0, 3.6, 4.1, 3.7, 3.4])  # log-currency per item (log-normal mu)
-SEG_SPEND_SIGMA = np.array([0.45, 0.60, 0.55, 0.60, 0.70])
-SEG_HAZARD = np.array([1.3, 0.8, 0.7, 1.0, 1.2])  # churn-hazard multiplier
-
-# --- stages: acquisition, consideration, first_purchase, retention, loyalty, churned ------------
-STAGE_SESSIONS = np.array([0.14, 0.16, 0.12, 0.12, 0.32, 0.0])  # sessions per day
-STAGE_VIEWS = np.array([0.4, 1.8, 1.2, 1.2, 1.5, 0.0])  # mean product views per session
-STAGE_CART = np.array([0.04, 0.30, 0.25, 0.30, 0.45, 0.0])  # P(add_to_cart | session)
-STAGE_BUY = np.array([0.25, 0.30, 0.45, 0.50, 0.65, 0.0])  # P(purchase | cart)
-STAGE_TICKET = np.array([0.003, 0.005, 0.04, 0.03, 0.025, 0.0])  # P(support_ticket | session)
-STAGE_CLICK = np.array([0.10, 0.35, 0.20, 0.20, 0.25, 0.0])  # P(email_click | email_open)
-STAGE_HAZARD = np.array([1.6, 1.2, 0.8, 0.6, 0.25, 0.0])  # churn-hazard multiplier
-
-BASE_HAZARD = 0.0032  # churns per day before multipliers
-EMAILS_PER_DAY = 0.25  # campaign e-mails received per live customer and day
-STORE_BUY = 0.75  # P(purchase | store visit); a visit without purchase leaves no event
-CONSIDER_DAYS = 20.0  # mean latent time from acquisition to consideration (days)
-DISENGAGE_DAYS = 400.0  # mean time from acquisition to the start of e-mail disengagement (days)
-DISENGAGE_RATE = 0.08  # per day: how fast engagement falls once disengagement starts
-DISENGAGE_DEPTH = 0.9  # engagement falls to (1 - depth) of its base
-SCORE_DECAY_DAYS = 60.0  # e-folding time of the purchase score (days)
-LOYAL_ENTER, LOYAL_EXIT = 2.5, 1.0  # purchase-score thresholds with hysteresis
-RESOLVE_SHARE = 0.55  # tickets resolved quickly (mean 1.5 days); the rest take 20 + Exp(40) days
-TICKET_GRACE = 2.0  # days before an open ticket starts to raise the hazard
-LOG_ENGAGEMENT_EFFECT = 1.4  # log-hazard at full disengagement
-LOG_STREAK_EFFECT, STREAK_CAP = 0.3, 6.0  # per unit of streak (abandoned cart = 1, view = 0.25)
-LOG_PURCHASE_EFFECT, PURCHASE_MEMORY = 1.2, 14.0  # log-hazard reduction right after a purchase
-DOW = np.array([1.0, 0.95, 0.95, 1.0, 1.1, 1.3, 1.2])  # Monday..Sunday session multiplier
-
-# platform -> entry action, channel of the entry event, channel of views/cart/purchase
-ENTRY_ACTION = np.array([PV, APP_OPEN, SOCIAL_ENGAGE, BUY], dtype=np.uint8)
-ENTRY_CHANNEL = np.array([WEB, APP, SOCIAL, STORE], dtype=np.uint8)
-CONTENT_CHANNEL = np.array([WEB, APP, WEB, STORE], dtype=np.uint8)
-SLOT_ACTION = np.array([PV, PRODUCT, CART, BUY, TICKET], dtype=np.uint8)
-# channel -> device probabilities, columns: desktop, mobile, tablet, in_store
-CHANNEL_DEVICE = np.array(
-    [[0.55, 0.35, 0.10, 0.0],
-     [0.00, 0.85, 0.15, 0.0],
-     [0.35, 0.58, 0.07, 0.0],
-     [0.00, 0.00, 0.00, 1.0],
-     [0.10, 0.85, 0.05, 0.0],
-     [0.50, 0.45, 0.05, 0.0]]
-)  # fmt: skip
-HOURS_ONLINE = np.array(
-    [1, .6, .4, .3, .3, .5, 1, 2, 3, 3.5, 3.5, 3.8, 4.2, 4, 3.8, 3.6, 3.8, 4.2, 5, 6, 6.5, 6, 4.5, 2.5]
-)  # fmt: skip
-HOURS_STORE = np.array([0.0] * 9 + [2, 4, 5, 6, 6, 5, 5, 6, 7, 7, 5, 3] + [0.0] * 3)
-HOURS_EMAIL = np.array([.3] * 6 + [2, 5, 6, 5, 4, 3, 3, 2.5, 2, 2, 2, 2.5, 3, 3, 2.5, 2, 1, .5])
-
-SECOND = 1.0 / 86_400.0  # one second in days
+F32 = np.float32  # latent rates and scores: half the memory traffic of float64
 
 
 @dataclass
@@ -116,21 +46,23 @@ class RawJourneys:
 
     event_customer: np.ndarray  # int64 customer index
     event_time: np.ndarray  # float64 days
-    event_action: np.ndarray  # uint8 index into ACTIONS
-    event_channel: np.ndarray  # uint8 index into CHANNELS
-    event_device: np.ndarray  # uint8 index into DEVICES
+    event_action: np.ndarray  # uint8 index into P.ACTIONS
+    event_channel: np.ndarray  # uint8 index into P.CHANNELS
+    event_device: np.ndarray  # uint8 index into P.DEVICES
     event_amount: np.ndarray  # float64 currency, 0 unless purchase
     event_items: np.ndarray  # float64 item count, 0 unless add_to_cart / purchase
-    segment: np.ndarray  # uint8 index into SEGMENTS, per customer
+    segment: np.ndarray  # uint8 index into P.SEGMENTS, per customer
     acquired: np.ndarray  # float64 days, per customer
     churned: np.ndarray  # float64 days, per customer; inf = not churned within the window
     stage_customer: np.ndarray  # int64 customer index, one row per stage entry
-    stage_code: np.ndarray  # uint8 index into LATENT_STAGES
+    stage_code: np.ndarray  # uint8 index into P.LATENT_STAGES
     stage_time: np.ndarray  # float64 days
 
 
 @dataclass
 class _Buffers:
+    """The daily chunks of events and stage entries, concatenated once at the end."""
+
     events: dict[str, list[np.ndarray]] = field(default_factory=dict)
     stages: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
@@ -138,56 +70,82 @@ class _Buffers:
         for name, values in columns.items():
             self.events.setdefault(name, []).append(values)
 
-    def add_stage(self, customers: np.ndarray, stage: int, times: np.ndarray) -> None:
+    def add_stage(self, customers: np.ndarray, stage: int | np.ndarray, times: np.ndarray) -> None:
         if customers.size:
-            code = np.full(customers.size, stage, dtype=np.uint8)
-            self.stages.append((customers, code, np.asarray(times, dtype=np.float64)))
+            code = np.broadcast_to(np.asarray(stage, dtype=np.uint8), customers.shape)
+            self.stages.append((customers, code, np.broadcast_to(times, customers.shape)))
 
 
-def _categorical(cum_probs: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Row-wise categorical draw: ``cum_probs`` (n, K) cumulative probabilities, ``u`` (n,)."""
-    return (u[:, None] >= cum_probs[:, :-1]).sum(axis=1).astype(np.uint8)
+@dataclass(frozen=True)
+class _Context:
+    days: int  # window length (days)
+    ticket_hazard: float  # extra churns per day while a ticket is unresolved
+    email_rate: float  # e-mails received per live customer and day
+
+
+def _categorical(cum_probs: np.ndarray, row: np.ndarray | int, u: np.ndarray) -> np.ndarray:
+    """Draw from row ``row`` of a (R, K) table of cumulative probabilities, for each ``u`` (n,).
+
+    Row r is shifted to (r, r + 1] so one sorted search over the flattened table serves all rows.
+    """
+    n_rows, k = cum_probs.shape
+    flat = (cum_probs + np.arange(n_rows)[:, None]).ravel()  # increasing across rows
+    row = np.asarray(row, dtype=np.int64)
+    hit = np.searchsorted(flat, u + row, side="right") - row * k
+    return np.clip(hit, 0, k - 1).astype(np.uint8)
 
 
 def _hour_fraction(rng: np.random.Generator, profile: np.ndarray, n: int) -> np.ndarray:
-    """Time of day in days (0..1) drawn from an hourly weight profile (24,)."""
-    cum = np.cumsum(profile) / profile.sum()
-    hour = np.searchsorted(cum, rng.random(n), side="right").clip(0, 23)
-    return (hour + rng.random(n)) / 24.0
+    """Time of day in days (0..1) from an hourly weight profile (24,), uniform within each hour."""
+    cdf = np.concatenate([[0.0], np.cumsum(profile) / profile.sum()])  # (25,)
+    return np.interp(rng.random(n), cdf, np.arange(25) / 24.0)  # inverse CDF
 
 
 class _Population:
-    """Per-customer state, in acquisition order; live customers are the slice ``[lo, hi)``.
+    """Per-customer state in acquisition order; the customers acquired so far are ``[lo, hi)``.
 
-    Every few days the slice is compacted so that churned customers leave it, which keeps the
-    daily work proportional to the number of live customers.
+    Every 16 days churned customers are moved in front of the slice and ``lo`` passes them, which
+    keeps the daily work proportional to the number of live customers.
     """
 
-    def __init__(self, rng: np.random.Generator, n: int, days: int, span: float, intensity: float,
-                 churn_scale: float) -> None:  # fmt: skip
-        acquired = np.sort(rng.integers(0, max(1, int(span * days)), n).astype(np.float64))
-        acquired += _hour_fraction(rng, HOURS_ONLINE, n)
+    def __init__(self, rng: np.random.Generator, config: SyntheticConfig) -> None:
+        n, days = config.n_customers, config.days
+        span, intensity, churn_scale = config.acquisition_span, config.intensity, config.churn_scale
+        day = rng.integers(0, max(1, int(span * days)), n)
+        acquired = np.sort(day + _hour_fraction(rng, P.HOURS_ONLINE, n))  # days since start
         self.acquired_sorted = acquired
-        segment = rng.choice(len(SEGMENTS), size=n, p=SEG_SHARE).astype(np.uint8)
-        activity = rng.gamma(1.5, 1.0 / 1.5, n)  # heterogeneous, hazard-neutral activity
+        segment = rng.choice(len(P.SEGMENTS), size=n, p=P.SEG_SHARE).astype(np.uint8)
+        # heterogeneous activity that does not change the hazard: quiet customers are not churners
+        activity = rng.gamma(P.ACTIVITY_SHAPE, 1.0 / P.ACTIVITY_SHAPE, n)
+        # exp(ENGAGEMENT * DEPTH) moves into the base so the daily term is -ENGAGEMENT*DEPTH*y
+        base = P.BASE_HAZARD * churn_scale * np.exp(P.LOG_ENGAGEMENT_EFFECT * P.DISENGAGE_DEPTH)
         self.s: dict[str, np.ndarray] = {
             "cid": np.arange(n, dtype=np.int64),
             "segment": segment,
             "acquired": acquired,
-            "rate": SEG_SESSIONS[segment] * activity * intensity,
-            "log_hazard": np.log(BASE_HAZARD * SEG_HAZARD[segment] * churn_scale),
-            "email_base": np.clip(SEG_EMAIL[segment] * rng.beta(4, 2, n) * 1.5, 0.02, 0.95),
-            "consider_at": acquired + rng.exponential(CONSIDER_DAYS, n),
-            "disengage_at": acquired + rng.exponential(DISENGAGE_DAYS, n),
-            "budget": rng.exponential(1.0, n),  # Exp(1) cumulative-hazard budget
-            "cum_hazard": np.zeros(n),
-            "stage": np.full(n, ACQ, dtype=np.uint8),
-            "alive": np.ones(n, dtype=bool),
-            "score": np.zeros(n),  # decayed purchase count
+            "rate": P.SEG_SESSIONS[segment] * activity * intensity,  # sessions per day multiplier
+            # active customers see more tickets and carts; this keeps activity itself neutral
+            "hazard0": base * P.SEG_HAZARD[segment] * activity**-P.ACTIVITY_HAZARD_POWER,
+            "email_base": F32(
+                np.clip(
+                    P.SEG_EMAIL[segment] * rng.beta(4, 2, n) * 1.5 * np.sqrt(activity), 0.01, 0.95
+                )
+            ),
+            "disengage_at": F32(acquired + rng.exponential(P.DISENGAGE_DAYS, n)),
+            "consider_at": acquired + rng.exponential(P.CONSIDER_DAYS, n),  # inf once past P.ACQ
+            "budget": F32(rng.exponential(1.0, n)),  # Exp(1) hazard budget, inf once churned
+            "stage": np.full(n, P.ACQ, dtype=np.uint8),
+            # cached per stage; zero while not live (acquired today, or churned)
+            "hz": np.zeros(n, F32),  # churns per day before journey effects
+            "sess": np.zeros(n, F32),  # session probability per day before the weekday effect
+            "mail": np.zeros(n, F32),  # e-mail open probability when fully engaged
+            "loyal_floor": np.full(n, -np.inf, F32),  # loyalty ends below it; -inf unless P.LOY
+            "cum_hazard": np.zeros(n, F32),
+            "score": np.zeros(n, F32),  # decayed purchase count, e-folding P.SCORE_DECAY_DAYS
+            "memory": np.zeros(n, F32),  # 1 right after a purchase, e-folding P.PURCHASE_MEMORY
+            "streak": np.zeros(n, F32),  # views and abandoned carts since the last purchase
             "n_buy": np.zeros(n, dtype=np.int32),
-            "last_buy": np.full(n, -np.inf),
-            "streak": np.zeros(n),  # views and abandoned carts since the last purchase
-            "ticket_at": np.full(n, np.inf),  # open ticket time, inf = none
+            "ticket_at": np.full(n, np.inf),  # time of the open ticket, inf = none
             "resolve_at": np.full(n, np.inf),
             "churn_at": np.full(n, np.inf),
         }
@@ -198,31 +156,39 @@ class _Population:
         return {k: v[self.lo : self.hi] for k, v in self.s.items()}
 
     def compact(self) -> None:
-        """Move churned customers in front of the live slice and advance ``lo`` past them."""
-        order = np.argsort(self.s["alive"][self.lo : self.hi], kind="stable")
+        """Move churned customers in front of the slice and advance ``lo`` past them."""
+        order = np.argsort(self.s["stage"][self.lo : self.hi] != P.CHURNED, kind="stable")
         for values in self.s.values():
             values[self.lo : self.hi] = values[self.lo : self.hi][order]
-        self.lo += int((~self.s["alive"][self.lo : self.hi]).sum())
+        self.lo += int((self.s["stage"][self.lo : self.hi] == P.CHURNED).sum())
 
 
-@dataclass(frozen=True)
-class _Context:
-    days: int  # window length (days)
-    log_ticket: float  # log-hazard of an unresolved ticket
-    email_rate: float  # e-mails received per live customer and day
+def _set_stage(s: dict[str, np.ndarray], idx: np.ndarray, code: int | np.ndarray) -> None:
+    """Put customers ``idx`` into stage(s) ``code`` and refresh the per-stage cached rates."""
+    code = np.broadcast_to(np.asarray(code, dtype=np.uint8), idx.shape)
+    s["stage"][idx] = code
+    s["hz"][idx] = s["hazard0"][idx] * P.STAGE_HAZARD[code]
+    s["sess"][idx] = np.minimum(s["rate"][idx] * P.STAGE_SESSIONS[code], P.SESSION_CAP)
+    s["consider_at"][idx[code != P.ACQ]] = np.inf
+    s["loyal_floor"][idx] = np.where(code == P.LOY, P.LOYAL_EXIT, -np.inf)
+    gone = idx[code == P.CHURNED]
+    s["mail"][gone] = 0.0
+    for name in ("budget", "ticket_at", "resolve_at"):
+        s[name][gone] = np.inf
 
 
-def simulate(n: int, days: int, start_weekday: int, seed: int, *, intensity: float,
-             churn_scale: float, acquisition_span: float, ticket_hazard: float) -> RawJourneys:  # fmt: skip
-    """Simulate ``n`` customers over ``days`` days (see the module docstring).
+def simulate(config: SyntheticConfig) -> RawJourneys:
+    """Simulate ``config.n_customers`` customers over ``config.days`` days (see the module doc).
 
-    ``start_weekday`` is the weekday of day 0 (Monday = 0); ``intensity`` scales session and e-mail
-    rates, ``churn_scale`` the churn hazard, ``ticket_hazard`` is the hazard multiplier of an
-    unresolved ticket, ``acquisition_span`` the share of the window over which customers arrive.
+    ``intensity`` scales session and e-mail rates, ``churn_scale`` the churn hazard,
+    ``ticket_hazard`` is the extra churn hazard (per day) of an unresolved ticket, and
+    ``acquisition_span`` the share of the window over which customers arrive.
     """
-    rng = np.random.default_rng(seed)
-    pop = _Population(rng, n, days, acquisition_span, intensity, churn_scale)
-    ctx = _Context(days, float(np.log(ticket_hazard)), min(EMAILS_PER_DAY * intensity, 0.95))
+    rng = np.random.default_rng(config.seed)
+    pop = _Population(rng, config)
+    days, start_weekday = config.days, config.start_datetime.weekday()
+    ticket_hazard = config.ticket_hazard * config.churn_scale
+    ctx = _Context(days, ticket_hazard, min(P.EMAILS_PER_DAY * config.intensity, 0.95))
     out = _Buffers()
     for t in range(days):
         if t % 16 == 15:
@@ -231,181 +197,210 @@ def simulate(n: int, days: int, start_weekday: int, seed: int, *, intensity: flo
         pop.hi = int(np.searchsorted(pop.acquired_sorted, t + 1.0))
         s = pop.view()
         new = np.arange(prev_hi - pop.lo, pop.hi - pop.lo)
-        out.add_stage(s["cid"][new], ACQ, s["acquired"][new])
+        out.add_stage(s["cid"][new], P.ACQ, s["acquired"][new])
         _step(rng, s, new, float(t), (start_weekday + t) % 7, ctx, out)
     return _collect(pop, out)
 
 
-def _step(rng: np.random.Generator, s: dict[str, np.ndarray], new: np.ndarray, t: float, dow: int,
-          ctx: _Context, out: _Buffers) -> None:  # fmt: skip
-    """Advance the live customers ``s`` (views into the population) over the day ``[t, t + 1)``."""
+def _step(rng: np.random.Generator, s: dict[str, np.ndarray], new: np.ndarray, t: float,
+          dow: int, ctx: _Context, out: _Buffers) -> None:  # fmt: skip
+    """Advance the customers ``s`` (views into the population) over the day ``[t, t + 1)``.
+
+    ``new`` are the positions of the customers acquired today (the tail of the slice).
+    """
     n = s["cid"].size
-    stage, cid = s["stage"], s["cid"]
-    old = s["alive"] & (s["acquired"] < t)  # acquired before today; today's new ones start fresh
+    cid = s["cid"]
+    day_end = min(t + 1.0, float(ctx.days))  # events past midnight are cut off
 
-    # 1. overnight stage changes
-    s["score"] *= np.exp(-1.0 / SCORE_DECAY_DAYS)
-    m = np.flatnonzero(old & (stage == ACQ) & (s["consider_at"] < t))
-    stage[m] = CONS
-    out.add_stage(cid[m], CONS, s["consider_at"][m])
-    m = np.flatnonzero(old & (stage == LOY) & (s["score"] < LOYAL_EXIT))
-    stage[m] = RET
-    out.add_stage(cid[m], RET, np.full(m.size, t))
+    # 1. overnight: decays and the stage changes they cause
+    s["score"] *= math.exp(-1.0 / P.SCORE_DECAY_DAYS)
+    s["memory"] *= math.exp(-1.0 / P.PURCHASE_MEMORY)
+    s["streak"] *= math.exp(-1.0 / P.STREAK_MEMORY)
+    m = np.flatnonzero(s["consider_at"] < t)
+    out.add_stage(cid[m], P.CONS, s["consider_at"][m])
+    _set_stage(s, m, P.CONS)
+    m = np.flatnonzero(s["score"] < s["loyal_floor"])
+    out.add_stage(cid[m], P.RET, np.full(m.size, t))
+    _set_stage(s, m, P.RET)
 
-    # 2. churn hazard of the day, which depends on the journey so far
-    gap = DISENGAGE_DEPTH * -np.expm1(-DISENGAGE_RATE * np.maximum(t - s["disengage_at"], 0.0))
-    log_h = (
-        s["log_hazard"]
-        + np.log(STAGE_HAZARD + 1e-300)[stage]
-        + ctx.log_ticket * (s["ticket_at"] <= t - TICKET_GRACE)
-        + LOG_ENGAGEMENT_EFFECT * gap
-        + LOG_STREAK_EFFECT * np.minimum(s["streak"], STREAK_CAP)
-        - LOG_PURCHASE_EFFECT * np.exp((s["last_buy"] - t) / PURCHASE_MEMORY)
-    )
-    h = np.where(old, np.exp(log_h), 0.0)
-    before = s["cum_hazard"].copy()
+    # 2. the day's churn hazard, which depends on the journey so far
+    engaged = np.minimum(s["disengage_at"] - F32(t), F32(0.0))
+    engaged = np.exp(engaged * F32(P.DISENGAGE_RATE), out=engaged)  # 1, falling to 0 when fading
+    x = P.LOG_STREAK_EFFECT * s["streak"]
+    x -= P.LOG_PURCHASE_EFFECT * s["memory"]
+    x -= (P.LOG_ENGAGEMENT_EFFECT * P.DISENGAGE_DEPTH) * engaged
+    h = np.exp(x, out=x)
+    h *= s["hz"]
+    h[s["ticket_at"] <= t - P.TICKET_GRACE] += ctx.ticket_hazard  # unresolved for > grace days
     s["cum_hazard"] += h
     churners = np.flatnonzero(s["cum_hazard"] >= s["budget"])
-    s["churn_at"][churners] = t + (s["budget"] - before)[churners] / h[churners]
-    end = np.minimum(s["churn_at"], float(ctx.days))  # nothing is observed after churn or the window
+    overshoot = s["cum_hazard"][churners] - s["budget"][churners]
+    s["churn_at"][churners] = t + 1.0 - overshoot / h[churners]  # continuous time within the day
 
     # 3. sessions: at most one a day; new customers have theirs at the moment of acquisition
-    p = np.minimum(s["rate"] * STAGE_SESSIONS[stage] * DOW[dow], 0.9)
-    has = old & (rng.random(n) < p)
+    has = rng.random(n, dtype=F32) < s["sess"] * F32(P.DOW[dow])
     has[new] = True
     si = np.flatnonzero(has)
     if si.size:
-        _sessions(rng, s, si, si >= n - new.size, t, end, out)
+        _sessions(rng, s, si, si >= n - new.size, t, day_end, out)
 
-    # 4. e-mails: received daily with some probability, observed only when opened
-    engagement = s["email_base"] * (1.0 - gap)
-    oi = np.flatnonzero(old & (rng.random(n) < ctx.email_rate * engagement))
+    # 4. e-mails: candidates by thinning, observed only when opened (P = engagement)
+    oi = rng.integers(0, n, rng.binomial(n, ctx.email_rate)) if n else np.zeros(0, np.int64)
+    p_open = s["mail"][oi] * (1.0 - P.DISENGAGE_DEPTH * (1.0 - engaged[oi]))
+    oi = oi[rng.random(oi.size) < p_open]
     if oi.size:
-        open_t = t + _hour_fraction(rng, HOURS_EMAIL, oi.size)
-        click = rng.random(oi.size) < STAGE_CLICK[stage[oi]]
-        click_t = open_t[click] + (20.0 + rng.exponential(180.0, int(click.sum()))) * SECOND
-        device = _categorical(np.cumsum(CHANNEL_DEVICE[[EMAIL] * oi.size], 1), rng.random(oi.size))
-        action = np.repeat(np.array([OPEN, CLICK], np.uint8), [oi.size, click.sum()])
-        _emit(out, s, np.concatenate([oi, oi[click]]), np.concatenate([open_t, click_t]), action,
-              EMAIL, np.concatenate([device, device[click]]), end)  # fmt: skip
+        open_t = t + _hour_fraction(rng, P.HOURS_EMAIL, oi.size)
+        click = rng.random(oi.size) < P.STAGE_CLICK[s["stage"][oi]]
+        click_t = open_t[click] + (20.0 + rng.exponential(180.0, int(click.sum()))) * P.SECOND
+        device = _categorical(P.CUM_DEVICE, P.EMAIL, rng.random(oi.size))
+        action = np.repeat(np.array([P.OPEN, P.CLICK], np.uint8), [oi.size, click.sum()])
+        who, when = np.concatenate([oi, oi[click]]), np.concatenate([open_t, click_t])
+        _emit(out, s, who, when, action, P.EMAIL, np.concatenate([device, device[click]]), day_end)
 
     # 5. support-ticket resolutions that fall due today
-    ri = np.flatnonzero(s["alive"] & (s["resolve_at"] < t + 1.0))
+    ri = np.flatnonzero(s["resolve_at"] < t + 1.0)
     if ri.size:
-        device = _categorical(np.cumsum(CHANNEL_DEVICE[[SUPPORT] * ri.size], 1), rng.random(ri.size))
-        _emit(out, s, ri, s["resolve_at"][ri], RESOLVED, SUPPORT, device, end)
+        device = _categorical(P.CUM_DEVICE, P.SUPPORT, rng.random(ri.size))
+        _emit(out, s, ri, s["resolve_at"][ri], P.RESOLVED, P.SUPPORT, device, day_end)
         s["ticket_at"][ri] = np.inf
         s["resolve_at"][ri] = np.inf
 
-    # 6. churn is absorbing
-    s["alive"][churners] = False
-    stage[churners] = CHURNED
-    out.add_stage(cid[churners], CHURNED, s["churn_at"][churners])
+    # 6. churn is absorbing; today's new customers join the daily processes tomorrow
+    out.add_stage(cid[churners], P.CHURNED, s["churn_at"][churners])
+    _set_stage(s, churners, P.CHURNED)
+    _set_stage(s, new, s["stage"][new])
+    s["mail"][new] = s["email_base"][new]
 
 
 def _sessions(rng: np.random.Generator, s: dict[str, np.ndarray], si: np.ndarray,
-              is_new: np.ndarray, t: float, end: np.ndarray, out: _Buffers) -> None:  # fmt: skip
+              is_new: np.ndarray, t: float, day_end: float, out: _Buffers) -> None:  # fmt: skip
     """One session for each customer in ``si``: entry -> views -> cart -> purchase -> ticket."""
     ns = si.size
     st, sg = s["stage"][si], s["segment"][si]
-    plat = _categorical(np.cumsum(SEG_PLATFORM, 1)[sg], rng.random(ns))  # web, app, social, store
-    plat[is_new & (plat == 3)] = 0  # the first touch is online
-    online = plat != 3
-    views = rng.poisson(STAGE_VIEWS[st] * np.where(plat == 2, 0.5, 1.0)) * online
-    cart = online & (rng.random(ns) < STAGE_CART[st] * SEG_CART[sg])
+    plat = _categorical(P.CUM_PLATFORM, sg, rng.random(ns))
+    plat[is_new & (plat == P.IN_STORE)] = P.ON_WEB  # the first touch is online
+    online = plat != P.IN_STORE
+    views = rng.poisson(P.STAGE_VIEWS[st] * np.where(plat == P.ON_SOCIAL, 0.5, 1.0)) * online
+    cart = online & (rng.random(ns) < P.STAGE_CART[st] * P.SEG_CART[sg])
     u = rng.random(ns)
-    buy = np.where(online, cart & (u < np.minimum(STAGE_BUY[st] * SEG_BUY[sg], 0.95)), u < STORE_BUY)
-    ticket = rng.random(ns) < STAGE_TICKET[st]
-    start = t + np.where(online, _hour_fraction(rng, HOURS_ONLINE, ns),
-                         _hour_fraction(rng, HOURS_STORE, ns))  # fmt: skip
+    buy = np.where(
+        online, cart & (u < np.minimum(P.STAGE_BUY[st] * P.SEG_BUY[sg], 0.95)), u < P.STORE_BUY
+    )
+    ticket = rng.random(ns) < P.STAGE_TICKET[st]
+    start = t + _hour_fraction(rng, P.HOURS_ONLINE, ns)
+    store = np.flatnonzero(~online)
+    start[store] = t + _hour_fraction(rng, P.HOURS_STORE, store.size)
     start[is_new] = s["acquired"][si[is_new]]
-    device = _categorical(np.cumsum(CHANNEL_DEVICE, 1)[ENTRY_CHANNEL[plat]], rng.random(ns))
-    items_cart = 1.0 + rng.poisson(0.6, ns)
-    items_buy = np.where(online, items_cart, 1.0 + rng.poisson(1.2, ns))
-    spend = np.exp(SEG_SPEND_MU[sg] + SEG_SPEND_SIGMA[sg] * rng.standard_normal(ns))
-    amount = np.maximum(np.round(spend * items_buy**0.8, 2), 0.01)  # currency units
+    device = _categorical(P.CUM_DEVICE, P.ENTRY_CHANNEL[plat], rng.random(ns))
+    n_cart, n_store = int(cart.sum()), store.size
+    items_cart = 1.0 + rng.poisson(0.6, n_cart)  # items put in the cart (and bought online)
+    items = np.zeros(ns)
+    items[cart] = items_cart
+    items[store] = 1.0 + rng.poisson(1.2, n_store)
+    pb = np.flatnonzero(buy)
+    spend = np.exp(
+        P.SEG_SPEND_MU[sg[pb]] + P.SEG_SPEND_SIGMA[sg[pb]] * rng.standard_normal(pb.size)
+    )
+    amount = np.maximum(np.round(spend * items[pb] ** 0.8, 2), 0.01)  # currency, per purchase
 
-    # expand sessions into events: slot 0 entry, 1 product_view, 2 add_to_cart, 3 purchase, 4 ticket
-    b1 = online.astype(np.int64)
-    b2 = b1 + views
-    b3 = b2 + cart
-    b4 = b3 + buy
-    n_ev = b4 + ticket
+    # expand into events in funnel order: entry, views, add_to_cart, purchase, support_ticket
+    counts = np.column_stack([online, views, cart, buy, ticket]).astype(np.int64)  # (ns, 5)
+    n_ev = counts.sum(axis=1)
     total = int(n_ev.sum())
     if total == 0:
         return
     first = np.cumsum(n_ev) - n_ev
-    rep = np.repeat(np.arange(ns), n_ev)
-    pos = np.arange(total) - first[rep]
-    slot = (pos >= b1[rep]).astype(np.uint8) + (pos >= b2[rep]) + (pos >= b3[rep]) + (pos >= b4[rep])
-    gaps = (5.0 + rng.exponential(90.0, total)) * SECOND  # seconds between events of a session
-    gaps[pos == 0] = 0.0
-    cum = np.cumsum(gaps)
-    times = start[rep] + cum - cum[first[rep]]
-    sp = plat[rep]
-    action = np.where(slot == 0, ENTRY_ACTION[sp], SLOT_ACTION[slot])
-    channel = np.where(slot == 0, ENTRY_CHANNEL[sp], np.where(slot == 4, SUPPORT, CONTENT_CHANNEL[sp]))
-    _emit(out, s, si[rep], times, action, channel, device[rep], end,
-          amount=np.where(slot == 3, amount[rep], 0.0),
-          items=np.where(slot == 2, items_cart[rep], np.where(slot == 3, items_buy[rep], 0.0)))  # fmt: skip
+    last = np.minimum(first + n_ev - 1, total - 1)  # the purchase is last but for a ticket
+    at_cart, at_buy = last - ticket - buy, last - ticket
+    action = np.empty((ns, 5), np.uint8)  # one column per funnel step
+    action[:, 0] = P.ENTRY_ACTION[plat]
+    action[:, 1:] = (P.PRODUCT, P.CART, P.BUY, P.TICKET)
+    channel = np.empty((ns, 5), np.uint8)
+    channel[:, 0] = P.ENTRY_CHANNEL[plat]
+    channel[:, 1:4] = P.CONTENT_CHANNEL[plat][:, None]
+    channel[:, 4] = P.SUPPORT
+    ev = {
+        k: np.repeat(v.ravel(), counts.ravel())
+        for k, v in (("action", action), ("channel", channel))
+    }
+    ev["amount"], ev["items"] = np.zeros(total), np.zeros(total)
+    ev["amount"][at_buy[pb]] = amount
+    ev["items"][at_cart[cart]] = items_cart
+    ev["items"][at_buy[pb]] = items[pb]
+    gaps = (5.0 + 90.0 * rng.standard_exponential(total, F32)) * F32(P.SECOND)  # 5 s + Exp(90 s)
+    gaps[first[n_ev > 0]] = 0.0
+    cum = np.cumsum(gaps, dtype=np.float64)
+    times = np.repeat(start - np.where(n_ev > 0, cum[first.clip(max=total - 1)], 0.0), n_ev) + cum
+    cut = np.minimum(s["churn_at"][si], day_end)
+    whole = bool((times[last] < cut)[n_ev > 0].all())  # no session runs past churn or midnight
+    _emit(out, s, np.repeat(si, n_ev), times, ev["action"], ev["channel"],
+          np.repeat(device, n_ev), day_end, ev["amount"], ev["items"], check=not whole)  # fmt: skip
 
     # state updates from what was observed before churn
-    cut = end[si]
-    buy_t = np.where(buy, times[np.minimum(first + b3, total - 1)], np.inf)
-    ticket_t = np.where(ticket, times[np.minimum(first + b4, total - 1)], np.inf)
-    s["streak"][si] += 0.25 * views + (cart & ~buy)
+    buy_t = np.where(buy, times[np.maximum(at_buy, 0)], np.inf)
+    ticket_t = np.where(ticket, times[last], np.inf)
+    s["streak"][si] = np.minimum(
+        s["streak"][si] + P.VIEW_STREAK * views + (cart & ~buy), P.STREAK_CAP
+    )
     ok = buy & (buy_t < cut)
     b, bt = si[ok], buy_t[ok]
-    prev_stage = s["stage"][b]
     s["streak"][b] = 0.0
-    s["n_buy"][b] += 1
+    s["memory"][b] = 1.0
     s["score"][b] += 1.0
-    s["last_buy"][b] = bt
-    for code, moved in (
-        (FIRST, prev_stage <= CONS),
-        (RET, (prev_stage == FIRST) & (s["n_buy"][b] >= 2)),
-        (LOY, (prev_stage == RET) & (s["score"][b] >= LOYAL_ENTER)),
-    ):
-        s["stage"][b[moved]] = code
-        out.add_stage(s["cid"][b[moved]], code, bt[moved])
+    s["n_buy"][b] += 1
+    prev = s["stage"][b]
+    to = np.select(
+        [prev <= P.CONS, (prev == P.FIRST) & (s["n_buy"][b] >= 2),
+         (prev == P.RET) & (s["score"][b] >= P.LOYAL_ENTER)],
+        [P.FIRST, P.RET, P.LOY], default=prev.astype(np.int64),
+    ).astype(np.uint8)  # fmt: skip
+    moved = to != prev
+    out.add_stage(s["cid"][b[moved]], to[moved], bt[moved])
+    _set_stage(s, b[moved], to[moved])
     ok = ticket & (ticket_t < cut) & np.isinf(s["ticket_at"][si])
     k, kt = si[ok], ticket_t[ok]
-    quick = rng.random(k.size) < RESOLVE_SHARE
+    quick = rng.random(k.size) < P.RESOLVE_SHARE
     delay = np.where(quick, rng.exponential(1.5, k.size), 20.0 + rng.exponential(40.0, k.size))
     s["ticket_at"][k] = kt
     s["resolve_at"][k] = kt + delay  # days
 
 
 def _emit(out: _Buffers, s: dict[str, np.ndarray], idx: np.ndarray, times: np.ndarray,
-          action: np.ndarray | int, channel: np.ndarray | int, device: np.ndarray, end: np.ndarray,
-          amount: np.ndarray | None = None, items: np.ndarray | None = None) -> None:  # fmt: skip
-    """Record events of live-slice customers ``idx`` that happen before their churn / window end."""
-    keep = times < end[idx]
-    n = int(keep.sum())
-    out.add_events(
-        customer=s["cid"][idx[keep]],
-        time=times[keep],
-        action=np.broadcast_to(np.asarray(action, np.uint8), idx.shape)[keep],
-        channel=np.broadcast_to(np.asarray(channel, np.uint8), idx.shape)[keep],
-        device=device[keep],
-        amount=amount[keep] if amount is not None else np.zeros(n),
-        items=items[keep] if items is not None else np.zeros(n),
-    )
+          action: np.ndarray | int, channel: np.ndarray | int, device: np.ndarray, day_end: float,
+          amount: np.ndarray | None = None, items: np.ndarray | None = None,
+          check: bool = True) -> None:  # fmt: skip
+    """Record the events of customers ``idx`` that happen before their churn and ``day_end``.
+
+    ``check=False`` skips the filter when the caller knows every event passes it.
+    """
+    n = idx.size
+    columns = {
+        "customer": s["cid"][idx],
+        "time": times,
+        "action": np.broadcast_to(np.asarray(action, np.uint8), n),
+        "channel": np.broadcast_to(np.asarray(channel, np.uint8), n),
+        "device": device,
+        "amount": np.zeros(n) if amount is None else amount,
+        "items": np.zeros(n) if items is None else items,
+    }
+    if check:
+        keep = times < np.minimum(s["churn_at"][idx], day_end)
+        if not keep.all():
+            columns = {k: v[keep] for k, v in columns.items()}
+    out.add_events(**columns)
 
 
 def _collect(pop: _Population, out: _Buffers) -> RawJourneys:
-    """Concatenate the daily buffers and put per-customer arrays back in customer-index order."""
+    """Concatenate the daily chunks and put per-customer arrays back in customer-index order."""
 
     def by_customer(values: np.ndarray) -> np.ndarray:
         result = np.empty_like(values)
         result[pop.s["cid"]] = values
         return result
 
-    ev = {k: np.concatenate(v) for k, v in out.events.items()} if out.events else {}
-    empty = {k: np.zeros(0, d) for k, d in
-             [("customer", np.int64), ("time", float), ("action", np.uint8), ("channel", np.uint8),
-              ("device", np.uint8), ("amount", float), ("items", float)]}  # fmt: skip
-    ev = ev or empty
+    dtypes = {"customer": np.int64, "time": np.float64, "action": np.uint8, "channel": np.uint8,
+              "device": np.uint8, "amount": np.float64, "items": np.float64}  # fmt: skip
+    ev = {k: np.concatenate(out.events.get(k, [np.zeros(0, d)])) for k, d in dtypes.items()}
     stages = out.stages or [(np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(0))]
     return RawJourneys(
         event_customer=ev["customer"],

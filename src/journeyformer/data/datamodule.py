@@ -56,7 +56,7 @@ def resolve_events_path(data_cfg: Mapping[str, Any]) -> Path:
     if synthetic:
         from journeyformer.data.synthetic import SyntheticConfig, ensure_synthetic
 
-        ensure_synthetic(path, SyntheticConfig(**dict(synthetic)))
+        ensure_synthetic(path, SyntheticConfig.from_dict(dict(synthetic)))
     return path
 
 

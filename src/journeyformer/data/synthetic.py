@@ -1,0 +1,315 @@
+"""The embedded default data set: synthetic cross-channel customer journeys.
+
+Customers of five segments are acquired at staggered times, move through latent lifecycle stages
+(acquisition -> consideration -> first_purchase -> retention <-> loyalty -> churned) and emit web,
+app, e-mail, store, social and support events whose mix and intensity depend on the stage. The
+churn hazard depends on the order and timing of events (an unresolved support ticket, fading e-mail
+engagement, carts without a purchase, a recent purchase), so a sequence model has something to
+find that recency / frequency / monetary totals miss. The process itself lives in
+:mod:`journeyformer.data._synthetic_process`; this module turns it into Polars frames and files.
+
+Example::
+
+    journeys = generate_journeys(SyntheticConfig(n_customers=2_000, seed=1))
+    print(summarize(journeys))
+    write_journeys(journeys, "data/generated/demo")  # events.parquet + truth_*.parquet
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from journeyformer.data._synthetic_params import (
+    ACTIONS,
+    CHANNELS,
+    DEVICES,
+    LATENT_STAGES,
+    SEGMENTS,
+)
+from journeyformer.data._synthetic_process import RawJourneys, simulate
+from journeyformer.io import atomic_write_parquet, atomic_write_text
+
+# Bump when the simulation changes, so cached generated data is made anew.
+GENERATOR_VERSION = 1
+
+__all__ = [
+    "ACTIONS", "CHANNELS", "DEVICES", "LATENT_STAGES", "SEGMENTS", "SyntheticConfig",
+    "SyntheticJourneys", "ensure_synthetic", "generate_dataset", "generate_journeys", "summarize",
+    "write_journeys",
+]  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+UTC_US = pl.Datetime("us", "UTC")
+EVENT_SCHEMA = pl.Schema(
+    {"customer_id": pl.Int64, "timestamp": UTC_US, "channel": pl.String, "action": pl.String,
+     "amount": pl.Float64, "device": pl.String, "items": pl.Float64}
+)  # fmt: skip
+CUSTOMER_SCHEMA = pl.Schema(
+    {"customer_id": pl.Int64, "segment": pl.String, "acquired_at": UTC_US, "churned_at": UTC_US}
+)
+STAGE_SCHEMA = pl.Schema({"customer_id": pl.Int64, "stage": pl.String, "start": UTC_US})
+FILENAMES = {
+    "customers": "truth_customers.parquet",
+    "stages": "truth_stages.parquet",
+    "events": "events.parquet",  # written last: its presence means the set is complete
+}
+_MS_PER_DAY = 86_400_000
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Size and knobs of the synthetic data set; every field has a working default.
+
+    ``intensity`` scales session and e-mail rates; events per customer grow roughly in
+    proportion (about 50 per customer at 1.0 over 365 days, 20 at 0.4). ``churn_scale``
+    multiplies the churn hazard. ``ticket_hazard`` is the extra churn hazard (churns per day)
+    while a support ticket has been unresolved for more than two days; 0 switches that effect
+    off. ``acquisition_span`` is the share of the window over which customers are acquired.
+    """
+
+    n_customers: int = 20_000
+    days: int = 365  # window length, days
+    start: str = "2025-01-01"  # ISO date of the window start, UTC midnight
+    seed: int = 0
+    intensity: float = 1.0
+    churn_scale: float = 1.0
+    ticket_hazard: float = 0.03  # churns per day
+    acquisition_span: float = 0.9
+
+    def __post_init__(self) -> None:
+        for name in ("n_customers", "days", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"SyntheticConfig.{name} must be an integer, got {value!r}")
+        try:
+            date.fromisoformat(str(self.start))
+        except ValueError:
+            raise ValueError(
+                f"SyntheticConfig.start must be an ISO date such as '2025-01-01', "
+                f"got {self.start!r}"
+            ) from None
+        rules = {  # name -> (holds, rule)
+            "n_customers": (self.n_customers >= 1, ">= 1"),
+            "days": (self.days >= 1, ">= 1"),
+            "seed": (self.seed >= 0, ">= 0"),
+            "intensity": (_is_number(self.intensity) and 0 < self.intensity < math.inf, "> 0"),
+            "churn_scale": (_is_number(self.churn_scale) and 0 < self.churn_scale < math.inf,
+                            "> 0"),
+            "ticket_hazard": (_is_number(self.ticket_hazard) and 0 <= self.ticket_hazard <= 1,
+                              "in [0, 1] (churns per day)"),
+            "acquisition_span": (_is_number(self.acquisition_span)
+                                 and 0 < self.acquisition_span <= 1, "in (0, 1]"),
+        }  # fmt: skip
+        for name, (holds, rule) in rules.items():
+            if not holds:
+                value = getattr(self, name)
+                raise ValueError(f"SyntheticConfig.{name} must be {rule}, got {value!r}")
+
+    @property
+    def start_datetime(self) -> datetime:
+        """The window start as a UTC datetime (midnight of ``start``)."""
+        d = date.fromisoformat(str(self.start))
+        return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SyntheticConfig:
+        """Build from a mapping such as Hydra's ``cfg.data.synthetic``, rejecting unknown keys."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown synthetic data setting(s) {unknown}; valid settings: {sorted(known)}"
+            )
+        return cls(**dict(values))
+
+
+@dataclass
+class SyntheticJourneys:
+    """Generated events plus the latent truth behind them.
+
+    Customer ids are 1..n_customers in order of acquisition.
+    ``events``: one row per event (see ``EVENT_SCHEMA``), sorted by (customer_id, timestamp);
+    timestamps have millisecond resolution, ``amount`` is the spend of purchases (0.0 otherwise),
+    ``items`` the item count of add_to_cart / purchase events (0.0 otherwise).
+    ``customers``: customer_id, segment, acquired_at, churned_at (null = not churned in the window).
+    ``stages``: customer_id, stage, start -- one row per stage a customer entered, in time order.
+    """
+
+    events: pl.DataFrame
+    customers: pl.DataFrame
+    stages: pl.DataFrame
+
+
+def generate_journeys(config: SyntheticConfig) -> SyntheticJourneys:
+    """Simulate ``config.n_customers`` journeys over ``config.days`` days (same seed, same data)."""
+    start = config.start_datetime
+    raw = simulate(config)
+    start_us = int(start.timestamp()) * 1_000_000
+    return SyntheticJourneys(
+        events=_events_frame(raw, config.days, start_us),
+        customers=_customers_frame(raw, start_us),
+        stages=_stages_frame(raw, start_us),
+    )
+
+
+def _timestamps(days: np.ndarray | pl.Expr, start_us: int) -> pl.Series | pl.Expr:
+    """Days since start (float) or milliseconds since start (int expression) -> UTC datetimes."""
+    if isinstance(days, np.ndarray):
+        ms = np.floor(days * _MS_PER_DAY).astype(np.int64)
+        return pl.Series(ms * 1000 + start_us).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    return (days * 1000 + start_us).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+def _names(names: tuple[str, ...], codes: str) -> pl.Expr:
+    return pl.lit(pl.Series(names, dtype=pl.String)).gather(pl.col(codes))
+
+
+def _events_frame(raw: RawJourneys, days: int, start_us: int) -> pl.DataFrame:
+    customer_id = raw.event_customer + 1  # ids are 1..n in order of acquisition
+    ms = np.floor(raw.event_time * _MS_PER_DAY).astype(np.int64)
+    codes = {"action": raw.event_action, "channel": raw.event_channel, "device": raw.event_device,
+             "amount": raw.event_amount, "items": raw.event_items}  # fmt: skip
+    time_bits = (days * _MS_PER_DAY).bit_length()
+    if (len(raw.segment) + 1).bit_length() + time_bits <= 62:
+        # one int64 key (customer_id, ms) sorts about twice as fast as two columns
+        key = (customer_id << time_bits) | ms
+        frame = pl.DataFrame({"key": key, **codes}).sort("key")
+        customer, msec = pl.col("key") // (1 << time_bits), pl.col("key") % (1 << time_bits)
+    else:  # pragma: no cover - needs > 2**26 customers over a year
+        frame = pl.DataFrame({"cid": customer_id, "ms": ms, **codes}).sort(["cid", "ms"])
+        customer, msec = pl.col("cid"), pl.col("ms")
+    return frame.select(
+        customer.cast(pl.Int64).alias("customer_id"),
+        _timestamps(msec, start_us).alias("timestamp"),
+        _names(CHANNELS, "channel").alias("channel"),
+        _names(ACTIONS, "action").alias("action"),
+        pl.col("amount"),
+        _names(DEVICES, "device").alias("device"),
+        pl.col("items"),
+    )
+
+
+def _customers_frame(raw: RawJourneys, start_us: int) -> pl.DataFrame:
+    churned = _timestamps(np.where(np.isfinite(raw.churned), raw.churned, 0.0), start_us)
+    return pl.DataFrame(
+        {
+            "customer_id": np.arange(1, len(raw.segment) + 1, dtype=np.int64),
+            "segment": pl.Series(SEGMENTS).gather(raw.segment),
+            "acquired_at": _timestamps(raw.acquired, start_us),
+            "churned_at": churned.set(pl.Series(~np.isfinite(raw.churned)), None),
+        },
+        schema=CUSTOMER_SCHEMA,
+    )
+
+
+def _stages_frame(raw: RawJourneys, start_us: int) -> pl.DataFrame:
+    frame = pl.DataFrame(
+        {
+            "customer_id": raw.stage_customer + 1,
+            "stage": pl.Series(LATENT_STAGES).gather(raw.stage_code),
+            "start": _timestamps(raw.stage_time, start_us),
+        },
+        schema=STAGE_SCHEMA,
+    )
+    return frame.sort(["customer_id", "start"], maintain_order=True)
+
+
+def write_journeys(
+    journeys: SyntheticJourneys, out_dir: str | Path, *, events_filename: str = FILENAMES["events"]
+) -> dict[str, Path]:
+    """Write events.parquet, truth_customers.parquet and truth_stages.parquet into ``out_dir``.
+
+    Each file is written to a temporary file in ``out_dir`` and moved into place with
+    ``os.replace``, so readers never see a half-written file; the events file comes last.
+    Returns the paths by name: ``{"customers": ..., "stages": ..., "events": ...}``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = {**FILENAMES, "events": events_filename}
+    frames = {"customers": journeys.customers, "stages": journeys.stages, "events": journeys.events}
+    paths: dict[str, Path] = {}
+    for name, frame in frames.items():
+        paths[name] = atomic_write_parquet(out / names[name], frame)
+    return paths
+
+
+def generate_dataset(
+    events_path: str | Path, config: SyntheticConfig
+) -> tuple[SyntheticJourneys, dict[str, Path]]:
+    """Generate journeys for ``config`` and write them next to ``events_path`` (overwriting)."""
+    path = Path(events_path)
+    if path.suffix != ".parquet":
+        raise ValueError(
+            f"synthetic data is written as Parquet, but data.path is {str(path)!r}; "
+            "use a path ending in .parquet"
+        )
+    journeys = generate_journeys(config)
+    paths = write_journeys(journeys, path.parent, events_filename=path.name)
+    log.info("wrote %d synthetic events to %s", journeys.events.height, path)
+    return journeys, paths
+
+
+def ensure_synthetic(events_path: str | Path, config: SyntheticConfig) -> Path:
+    """Return ``events_path``, generating the synthetic data set there first if it is missing
+    or was made with other settings or another generator version (a ``.config.json`` stamp
+    beside it records both)."""
+    path = Path(events_path)
+    stamp = path.with_name(path.stem + ".config.json")
+    wanted = json.dumps({"config": asdict(config), "generator": GENERATOR_VERSION}, sort_keys=True)
+    if path.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return path
+    log.info("generating synthetic data at %s with %s", path, config)
+    journeys, _ = generate_dataset(path, config)
+    atomic_write_text(stamp, wanted)
+    log.info("synthetic data summary:\n%s", summarize(journeys))
+    return path
+
+
+def summarize(journeys: SyntheticJourneys) -> str:
+    """A human-readable multi-line summary of the events and the latent truth."""
+    ev, cu = journeys.events, journeys.customers
+    n_customers = cu.height
+    per = ev.group_by("customer_id").len()["len"].cast(pl.Float64)
+    counts = per.extend(pl.Series(np.zeros(max(n_customers - per.len(), 0))))  # silent customers
+
+    def mix(column: str) -> str:
+        shares = ev[column].value_counts(sort=True, normalize=True)
+        return ", ".join(f"{k} {v:.1%}" for k, v in shares.iter_rows())
+
+    purchases = ev.filter(pl.col("action") == "purchase")["amount"]
+    segments = cu["segment"].value_counts(sort=True)
+    stages = journeys.stages.group_by("stage").agg(pl.col("customer_id").n_unique())
+    reached = dict(stages.iter_rows())
+    lines = [
+        f"customers: {n_customers:,}   events: {ev.height:,}",
+        f"time range: {ev['timestamp'].min():%Y-%m-%d %H:%M} .. "
+        f"{ev['timestamp'].max():%Y-%m-%d %H:%M} UTC"
+        if ev.height
+        else "time range: no events",
+        f"events per customer: mean {counts.mean():.1f}, median {counts.median():.0f}, "
+        f"p95 {counts.quantile(0.95, 'nearest'):.0f}",
+        f"actions: {mix('action')}",
+        f"channels: {mix('channel')}",
+        f"devices: {mix('device')}",
+        f"purchases: {purchases.len():,}, mean amount {purchases.mean() or 0.0:.2f}",
+        f"churned within the window: {cu['churned_at'].is_not_null().mean():.1%} of customers",
+        "segments: " + ", ".join(f"{k} {v:,}" for k, v in segments.iter_rows()),
+        "customers who reached each stage: "
+        + ", ".join(f"{s} {reached.get(s, 0):,}" for s in LATENT_STAGES),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""The network on its own: shapes, masking, causality, the value head, config checks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from journeyformer.model.config import ModelConfig
+from journeyformer.model.encoder import attention_mask
+from journeyformer.model.heads import ziln_expected, ziln_loss
+from journeyformer.model.network import OUTPUTS, JourneyTransformer
+
+
+def make_cfg(**kw) -> ModelConfig:
+    base = dict(categorical_sizes=(9, 5), n_numeric=7, n_context=6, max_len=16, d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.0)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def random_inputs(cfg: ModelConfig, b: int = 4, t: int = 10, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, t + 1, (b,), generator=g)
+    lengths[0] = t
+    cat = torch.stack([torch.randint(2, s, (b, t), generator=g) for s in cfg.categorical_sizes], -1)
+    pos = torch.arange(t)[None, :]
+    cat = cat * (pos < lengths[:, None])[..., None]
+    num = torch.randn(b, t, cfg.n_numeric, generator=g) * (pos < lengths[:, None])[..., None]
+    stage = torch.randint(0, cfg.n_stages, (b,), generator=g)
+    ctx = torch.randn(b, cfg.n_context, generator=g)
+    return cat, num, lengths, stage, ctx
+
+
+def test_output_shapes_and_probabilities():
+    cfg = make_cfg()
+    net = JourneyTransformer(cfg).eval()
+    outs = dict(zip(OUTPUTS, net.predict(*random_inputs(cfg)), strict=True))
+    assert outs["next_action_probs"].shape == (4, 9)
+    assert outs["stage_probs"].shape == (4, cfg.n_stages)
+    assert outs["embedding"].shape == (4, 16)
+    torch.testing.assert_close(outs["next_action_probs"].sum(-1), torch.ones(4))
+    torch.testing.assert_close(outs["stage_probs"].sum(-1), torch.ones(4))
+    for name in ("churn_probability", "spend_probability"):
+        assert ((outs[name] >= 0) & (outs[name] <= 1)).all()
+    assert (outs["expected_value"] >= 0).all()
+    assert all(torch.isfinite(v).all() for v in outs.values())
+
+
+def test_padding_does_not_change_predictions():
+    """A customer scored alone (T = length) and inside a longer padded batch agree."""
+    cfg = make_cfg()
+    net = JourneyTransformer(cfg).eval()
+    cat, num, lengths, stage, ctx = random_inputs(cfg, b=4, t=10)
+    full = net.predict(cat, num, lengths, stage, ctx)
+    i = int(torch.argmin(lengths))
+    n = int(lengths[i])
+    alone = net.predict(cat[i : i + 1, :n], num[i : i + 1, :n], lengths[i : i + 1], stage[i : i + 1], ctx[i : i + 1])
+    for a, b in zip(full, alone, strict=True):
+        torch.testing.assert_close(a[i : i + 1], b, atol=1e-5, rtol=1e-4)
+
+
+def test_attention_is_causal():
+    """Changing event k must not change hidden states before k."""
+    cfg = make_cfg()
+    net = JourneyTransformer(cfg).eval()
+    cat, num, lengths, stage, ctx = random_inputs(cfg, b=2, t=8)
+    lengths[:] = 8
+    h1, _ = net.encode(cat, num, lengths, stage, ctx)
+    cat2 = cat.clone()
+    cat2[:, 5, 0] = (cat2[:, 5, 0] % 7) + 2 if cat2[0, 5, 0] != 2 else 3
+    h2, _ = net.encode(cat2, num, lengths, stage, ctx)
+    torch.testing.assert_close(h1[:, :5], h2[:, :5])
+    assert not torch.allclose(h1[:, 5:], h2[:, 5:])
+
+
+def test_attention_mask_rows_never_empty():
+    mask = attention_mask(torch.tensor([1, 3]), 4)
+    assert mask.shape == (2, 1, 4, 4)
+    assert mask.any(-1).all()
+    assert not mask[0, 0, 3, 1]  # key beyond length 1 is hidden
+    assert not mask[1, 0, 0, 1]  # future key is hidden
+
+
+def test_ziln_expected_value_matches_formula():
+    raw = torch.tensor([[0.0, 1.0, 0.5]])
+    p, expected = ziln_expected(raw)
+    sigma = math.log1p(math.exp(0.5)) + 1e-3
+    assert p.item() == pytest.approx(0.5)
+    assert expected.item() == pytest.approx(0.5 * math.exp(1.0 + sigma**2 / 2), rel=1e-5)
+
+
+def test_ziln_loss_prefers_the_right_amount():
+    value = torch.tensor([0.0, 20.0])
+    good = torch.tensor([[-3.0, 0.0, 0.0], [3.0, math.log(20.0), -2.0]])
+    bad = torch.tensor([[3.0, 0.0, 0.0], [-3.0, math.log(2.0), -2.0]])
+    assert ziln_loss(good, value) < ziln_loss(bad, value)
+
+
+def test_disabled_heads_are_not_built_and_outputs_keep_their_shape():
+    cfg = make_cfg(tasks={"churn": 1.0, "next_action": 0, "stage": 0, "value": 0})
+    net = JourneyTransformer(cfg).eval()
+    assert set(net.heads) == {"churn"}
+    outs = net.predict(*random_inputs(cfg))
+    assert outs[0].shape == (4, 9) and outs[2].shape == (4, cfg.n_stages)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"d_model": 10, "n_heads": 4}, "divisible"),
+        ({"tasks": {"churn": 0}}, "at least one task"),
+        ({"tasks": {"ltv": 1.0}}, "unknown tasks"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"categorical_sizes": (1,)}, "<pad>"),
+    ],
+)
+def test_config_errors_are_clear(kw, message):
+    with pytest.raises(ValueError, match=message):
+        make_cfg(**kw)
