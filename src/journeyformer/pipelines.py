@@ -17,9 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 from journeyformer import __version__
 from journeyformer.data.datamodule import JourneyData, JourneyDataModule
 from journeyformer.data.labels import STAGES
+from journeyformer.data.sequences import Sequences
 from journeyformer.evaluation.baselines import Baselines
+from journeyformer.evaluation.calibration import apply_temperature, fit_temperature, logit
 from journeyformer.evaluation.compare import beats_baselines, compare, format_table
-from journeyformer.io import atomic_write_text
+from journeyformer.evaluation.metrics import expected_calibration_error
+from journeyformer.io import atomic_write, atomic_write_text
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.module import JourneyModule, load_module
 from journeyformer.model.predict import predict_sequences
@@ -91,8 +94,10 @@ def train(cfg: DictConfig) -> TrainResult:
     result = TrainResult(run_dir=run_dir, best_checkpoint=best, data=dm.data, module=module)
     if best is not None:
         result.module = load_module(best)
+    if best is not None and "churn" in result.module.cfg.tasks and trainer.global_rank == 0:
+        result.metrics["calibration"] = calibrate_churn(result.module, dm.data.splits["val"], best)
     if cfg.get("evaluate", True) and trainer.global_rank == 0:
-        result.metrics = evaluate_splits(result.module, dm.data, ("val", "test"))
+        result.metrics.update(evaluate_splits(result.module, dm.data, ("val", "test")))
         result.table = format_table(result.metrics["test"])
         result.metrics["beats_baselines"] = beats_baselines(result.metrics["test"])
         result.metrics["checkpoint"] = str(best) if best else None
@@ -104,6 +109,27 @@ def train(cfg: DictConfig) -> TrainResult:
     result.seconds = time.perf_counter() - start
     print(f"wall time: {result.seconds:.1f} s")
     return result
+
+
+def calibrate_churn(module: JourneyModule, val: Sequences, checkpoint: Path) -> dict[str, float]:
+    """Fit the churn temperature on validation samples, set it on ``module`` and store it in
+    ``checkpoint`` (rewritten atomically). Returns T and the validation ECE before and after."""
+    assert val.labels is not None
+    p = predict_sequences(module.net, val)["churn_probability"]
+    y = val.labels["churn"]
+    t = fit_temperature(logit(p), y)
+    module.net.churn_temperature.fill_(t)
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    ckpt["state_dict"]["net.churn_temperature"] = torch.tensor(t)
+    atomic_write(checkpoint, lambda tmp: torch.save(ckpt, tmp))
+    after = apply_temperature(p, t)
+    report = {
+        "temperature": t,
+        "val_ece_before": expected_calibration_error(p, y),
+        "val_ece_after": expected_calibration_error(after, y),
+    }
+    log.info("churn calibration on validation: %s", report)
+    return report
 
 
 def _best_checkpoint(trainer: L.Trainer) -> Path | None:

@@ -149,6 +149,7 @@ def score_task(task: str, prediction: np.ndarray, y: np.ndarray) -> dict[str, fl
         out = {"auroc": auroc(prediction, y), "auprc": auprc(prediction, y)}
         if prediction.min() >= 0 and prediction.max() <= 1:
             out["brier"] = brier(prediction, y)
+            out["ece"] = expected_calibration_error(prediction, y)
         return out
     if task == "stage":
         pred = prediction.argmax(axis=1) if prediction.ndim == 2 else prediction

@@ -33,6 +33,10 @@ class JourneyTransformer(nn.Module):
         self.context = nn.Linear(cfg.n_context, cfg.d_model)
         self.ln_rep = nn.LayerNorm(cfg.d_model)
         self.heads = build_heads(cfg)
+        # Temperature scaling of the churn probability, fitted on validation data after
+        # training (evaluation.calibration); 1.0 = uncalibrated. A buffer, so it travels in the
+        # checkpoint and into the ONNX graph.
+        self.register_buffer("churn_temperature", torch.ones(()))
         self.apply(self._init)
 
     @staticmethod
@@ -85,7 +89,7 @@ class JourneyTransformer(nn.Module):
         b = lengths.shape[0]
         zeros = lengths.new_zeros((b,), dtype=torch.float32)
         actions = out["next_action"].softmax(-1) if "next_action" in out else zeros[:, None].expand(b, self.cfg.n_actions)
-        churn = torch.sigmoid(out["churn"]) if "churn" in out else zeros
+        churn = torch.sigmoid(out["churn"] / self.churn_temperature) if "churn" in out else zeros
         stage = out["stage"].softmax(-1) if "stage" in out else zeros[:, None].expand(b, self.cfg.n_stages)
         spend_p, expected = ziln_expected(out["value"]) if "value" in out else (zeros, zeros)
         return actions, churn, stage, spend_p, expected, out["embedding"]
