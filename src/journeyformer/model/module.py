@@ -176,5 +176,7 @@ def load_module(path: str | Path, map_location: str = "cpu") -> JourneyModule:
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
     hp = ckpt["hyper_parameters"]
     module = JourneyModule(hp["model"], hp["data_spec"], hp.get("optimizer"))
-    module.load_state_dict(ckpt["state_dict"])
+    state = ckpt["state_dict"]
+    state.setdefault("net.churn_temperature", torch.ones(()))  # checkpoints from before calibration
+    module.load_state_dict(state)
     return module.eval()
