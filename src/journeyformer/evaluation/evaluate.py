@@ -1,0 +1,183 @@
+"""Evaluate a bundle on events: score everyone active at or before ``as_of`` with onnxruntime,
+build the true labels from the events after it, and compare with the baselines.
+
+Validation data for the baselines and the churn threshold comes from the same input, one
+horizon earlier: cutoff ``as_of - horizon`` with labels from (as_of - horizon, as_of]. Both
+lie before ``as_of``, so nothing from the evaluation window is used to fit anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from tqdm.auto import tqdm
+
+from journeyformer.data.labels import TASKS
+from journeyformer.data.samples import parse_time
+from journeyformer.data.schema import EventDataError, load_events
+from journeyformer.data.sequences import Sequences, build_sequences
+from journeyformer.evaluation.baselines import Baselines
+from journeyformer.evaluation.calibration import apply_temperature
+from journeyformer.evaluation.compare import MODEL_OUTPUT, compare
+from journeyformer.evaluation.metrics import HEADLINE, expected_calibration_error, per_class_recall
+from journeyformer.inference.bundle import Bundle, load_bundle
+from journeyformer.inference.predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationError(ValueError):
+    """The input cannot give meaningful labels or does not fit the bundle."""
+
+
+@dataclass
+class Evaluation:
+    """Everything the report needs: labels, predictions and metrics for the test customers."""
+
+    bundle: Bundle
+    as_of: datetime
+    test: Sequences
+    outputs: dict[str, np.ndarray]
+    baselines: dict[str, dict[str, np.ndarray]]
+    metrics: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def threshold_metrics(p: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
+    pred = p >= threshold
+    tp = float(np.sum(pred & (y == 1)))
+    precision = tp / max(pred.sum(), 1)
+    recall = tp / max((y == 1).sum(), 1)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1}
+
+
+def best_f1_threshold(p: np.ndarray, y: np.ndarray) -> float:
+    """The probability threshold with the highest F1 (searched over the observed values)."""
+    candidates = np.unique(np.quantile(p, np.linspace(0, 1, 201)))
+    return float(max(candidates, key=lambda t: threshold_metrics(p, y, t)["f1"]))
+
+
+def _score(predictor: Predictor, seqs: Sequences, bar: tqdm) -> dict[str, np.ndarray]:
+    return predictor.predict(seqs, on_batch=bar.update)
+
+
+def evaluate_bundle(
+    bundle_path: str | Path,
+    input_path: str | Path,
+    as_of: str | datetime | None = None,
+    data_overrides: Mapping[str, Any] | None = None,
+    device: str = "cpu",
+    batch_size: int = 256,
+    progress: bool = True,
+) -> Evaluation:
+    """Score, label and compare; see the module docstring. Raises :class:`EvaluationError`."""
+    bundle = load_bundle(bundle_path)
+    schema = bundle.schema(data_overrides)
+    try:
+        events = load_events(input_path, schema)
+    except EventDataError as err:
+        raise EvaluationError(
+            f"{err}\n(the bundle {bundle.path} was trained with columns {schema.to_dict()['columns']} "
+            f"and extras {list(schema.extra_categorical) + list(schema.extra_numeric)}; "
+            "map yours with data.columns.<name>=<your column>)"
+        ) from None
+    labels = bundle.labels
+    first, last = events["timestamp"].min(), events["timestamp"].max()
+    as_of_t = parse_time(as_of) if as_of is not None else last - labels.horizon
+    after = events.filter(pl.col("timestamp") > as_of_t).height
+    if after == 0:
+        raise EvaluationError(
+            f"{input_path}: no events after as_of={as_of_t:%Y-%m-%d %H:%M} (the input ends at "
+            f"{last:%Y-%m-%d %H:%M}), so there are no true labels to evaluate against. Pass an "
+            f"earlier as_of, at most {labels.horizon_days:g} days (the horizon) before the end."
+        )
+    warnings = []
+    if as_of_t + labels.horizon > last:
+        warnings.append(
+            f"the horizon ({labels.horizon_days:g} days) after as_of runs past the last event "
+            f"({last:%Y-%m-%d}): customers look inactive there, so churn is over-stated"
+        )
+    val_cut = as_of_t - labels.horizon
+    if val_cut <= first:
+        raise EvaluationError(
+            f"{input_path}: as_of={as_of_t:%Y-%m-%d} leaves no history one horizon earlier "
+            f"(events start {first:%Y-%m-%d}) to fit the baselines and the churn threshold on"
+        )
+    build = dict(vocabs=bundle.vocabs, features=bundle.features, labels=labels)
+    test = build_sequences(events, as_of_t, **build, source=f"{input_path} @ as_of")
+    val = build_sequences(events, val_cut, **build, source=f"{input_path} @ as_of - horizon")
+    predictor = Predictor(bundle, device=device, batch_size=batch_size)
+    with tqdm(total=len(test) + len(val), desc="scoring customers", unit="cust", disable=not progress) as bar:
+        outputs = _score(predictor, test, bar)
+        val_outputs = _score(predictor, val, bar)
+    tasks = [t for t in TASKS if bundle.spec.get("tasks", {}).get(t, 1.0)]
+    n_actions = len(bundle.vocabs["action"])
+    baselines = Baselines.fit(val, labels.horizon_days, n_actions)
+    metrics = compare(outputs, test, baselines, tasks)
+    metrics.update(
+        as_of=as_of_t.isoformat(),
+        input=str(input_path),
+        bundle=str(bundle.path),
+        horizon_days=labels.horizon_days,
+        validation_cutoff=val_cut.isoformat(),
+        warnings=warnings,
+        headline=HEADLINE,
+    )
+    assert test.labels is not None and val.labels is not None
+    if "churn" in tasks:
+        metrics["churn_thresholds"] = _churn_thresholds(
+            outputs["churn_probability"], test.labels["churn"], val_outputs["churn_probability"], val.labels["churn"],
+            baselines.predict(test)["churn"]["rfm_logistic_regression"],
+            baselines.predict(val)["churn"]["rfm_logistic_regression"],
+        )  # fmt: skip
+        metrics["calibration"] = _calibration(bundle, outputs["churn_probability"], test.labels["churn"])
+    if "stage" in tasks:
+        stages = list(bundle.stages)
+        y = test.labels["stage"]
+        metrics["stage_recall"] = {
+            "model": dict(zip(stages, per_class_recall(outputs["stage_probs"].argmax(1), y, len(stages)), strict=True)),
+            "current_stage": dict(zip(stages, per_class_recall(test.stage_now, y, len(stages)), strict=True)),
+        }
+    base = baselines.predict(test)
+    for w in warnings:
+        log.warning("%s", w)
+    return Evaluation(bundle, as_of_t, test, outputs, base, metrics, warnings)
+
+
+def _churn_thresholds(
+    p: np.ndarray, y: np.ndarray, p_val: np.ndarray, y_val: np.ndarray, lr: np.ndarray, lr_val: np.ndarray
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Precision/recall/F1 at 0.5 and at the F1-best threshold chosen on validation data."""
+    out = {}
+    for name, (test_p, val_p) in {"model": (p, p_val), "rfm_logistic_regression": (lr, lr_val)}.items():
+        t = best_f1_threshold(val_p, y_val)
+        out[name] = {"at_0.5": threshold_metrics(test_p, y, 0.5), "at_val_best_f1": threshold_metrics(test_p, y, t)}
+    return out
+
+
+def _calibration(bundle: Bundle, p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """ECE of the calibrated churn probability and of the same model before temperature scaling."""
+    t = 1.0
+    metrics_file = bundle.path / "metrics.json"
+    if metrics_file.exists():
+        t = float(json.loads(metrics_file.read_text()).get("calibration", {}).get("temperature", 1.0))
+    before = apply_temperature(p, 1.0 / t)  # undo p = sigmoid(logit / T)
+    return {
+        "temperature": t,
+        "ece_before": expected_calibration_error(before, y),
+        "ece_after": expected_calibration_error(p, y),
+        "brier_before": float(np.mean((before - y) ** 2)),
+        "brier_after": float(np.mean((p - y) ** 2)),
+    }
+
+
+__all__ = ["MODEL_OUTPUT", "Evaluation", "EvaluationError", "evaluate_bundle"]

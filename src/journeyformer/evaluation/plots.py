@@ -1,0 +1,152 @@
+"""The report's figures (matplotlib, Agg backend), each returned as PNG bytes.
+
+Every function takes labels and predictions as NumPy arrays; ``baselines`` maps a baseline's
+name to its predictions for the same customers, drawn on the same axes as the model.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from journeyformer.data.sequences import IGNORE_INDEX  # noqa: E402
+from journeyformer.evaluation.metrics import accuracy_at_k  # noqa: E402
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def roc_points(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False and true positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+    order = np.argsort(-scores, kind="mergesort")
+    s, yy = scores[order], y[order].astype(bool)
+    last = np.append(np.flatnonzero(np.diff(s)), len(s) - 1)
+    tp, fp = np.cumsum(yy)[last], (last + 1) - np.cumsum(yy)[last]
+    return np.concatenate([[0], fp / max(fp[-1], 1)]), np.concatenate([[0], tp / max(tp[-1], 1)])
+
+
+def pr_points(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Recall and precision at every distinct threshold."""
+    order = np.argsort(-scores, kind="mergesort")
+    s, yy = scores[order], y[order].astype(bool)
+    last = np.append(np.flatnonzero(np.diff(s)), len(s) - 1)
+    tp = np.cumsum(yy)[last]
+    return tp / max(yy.sum(), 1), tp / (last + 1)
+
+
+def churn_curves(y: np.ndarray, model: np.ndarray, baselines: Mapping[str, np.ndarray]) -> bytes:
+    """ROC and precision-recall curves, model and baselines on the same axes."""
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for name, scores in {"model": model, **baselines}.items():
+        style = {"lw": 2.2} if name == "model" else {"lw": 1.2, "ls": "--"}
+        roc.plot(*roc_points(scores, y), label=name, **style)
+        pr.plot(*pr_points(scores, y), label=name, **style)
+    roc.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", title="Churn ROC")
+    pr.axhline(y.mean(), color="grey", lw=0.8, ls=":", label=f"base rate {y.mean():.2f}")
+    pr.set(xlabel="recall", ylabel="precision", title="Churn precision-recall", ylim=(0, 1.02))
+    roc.legend(loc="lower right", fontsize=8)
+    pr.legend(loc="lower left", fontsize=8)
+    return _png(fig)
+
+
+def reliability_diagram(y: np.ndarray, probs: Mapping[str, np.ndarray], n_bins: int = 10) -> bytes:
+    """Observed churn rate against mean predicted probability per bin (calibrated/uncalibrated)."""
+    fig, ax = plt.subplots(figsize=(5, 4.6))
+    edges = np.linspace(0, 1, n_bins + 1)
+    for name, p in probs.items():
+        bins = np.clip(np.digitize(p, edges) - 1, 0, n_bins - 1)
+        keep = [b for b in range(n_bins) if np.any(bins == b)]
+        ax.plot(
+            [p[bins == b].mean() for b in keep],
+            [y[bins == b].mean() for b in keep],
+            marker="o",
+            label=name,
+        )
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8, label="perfect calibration")
+    ax.set(xlabel="mean predicted churn probability", ylabel="observed churn rate", title="Reliability")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def confusion_matrix(y: np.ndarray, pred: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """(K, K) counts, rows = true class, columns = predicted class."""
+    k = len(names)
+    cm = np.zeros((k, k))
+    np.add.at(cm, (y, pred), 1)
+    return cm
+
+
+def stage_confusion(y: np.ndarray, pred: np.ndarray, names: Sequence[str]) -> bytes:
+    """Confusion matrix normalised by true stage (each row sums to 1)."""
+    cm = confusion_matrix(y, pred, names)
+    rows = cm.sum(1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(6.4, 5.4))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
+    ax.set_yticks(range(len(names)), [f"{n} (n={int(r)})" for n, r in zip(names, rows[:, 0], strict=True)])
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if norm[i, j] >= 0.005:
+                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if norm[i, j] > 0.6 else "black")  # fmt: skip
+    ax.set(xlabel="predicted stage", ylabel="true stage", title="Stage at horizon end (row-normalised)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    return _png(fig)
+
+
+def accuracy_at_k_curve(y: np.ndarray, scores: Mapping[str, np.ndarray], max_k: int = 10) -> bytes:
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    ks = np.arange(1, max_k + 1)
+    for name, s in scores.items():
+        style = {"lw": 2.2} if name == "model" else {"lw": 1.2, "ls": "--"}
+        ax.plot(ks, [accuracy_at_k(s, y, int(k)) for k in ks], marker="o", label=name, **style)
+    n = int(np.sum(y != IGNORE_INDEX))
+    ax.set(xlabel="k", ylabel="accuracy@k", title=f"Next action accuracy@k (n={n})", ylim=(0, 1.02))
+    ax.set_xticks(ks)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def value_deciles(y: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean predicted and mean actual spend per decile of predicted spend (1 = lowest)."""
+    order = np.argsort(pred, kind="mergesort")
+    groups = np.array_split(order, 10)
+    return np.array([pred[g].mean() for g in groups]), np.array([y[g].mean() for g in groups])
+
+
+def cumulative_gain(y: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Share of customers targeted (by predicted spend, highest first) vs share of spend won."""
+    order = np.argsort(-pred, kind="mergesort")
+    gain = np.cumsum(y[order]) / max(y.sum(), 1e-12)
+    return np.arange(1, len(y) + 1) / len(y), gain
+
+
+def value_plots(y: np.ndarray, model: np.ndarray, baselines: Mapping[str, np.ndarray]) -> bytes:
+    fig, (dec, gain) = plt.subplots(1, 2, figsize=(10, 4.2))
+    predicted, actual = value_deciles(y, model)
+    x = np.arange(1, 11)
+    dec.bar(x - 0.2, predicted, width=0.4, label="predicted mean")
+    dec.bar(x + 0.2, actual, width=0.4, label="actual mean")
+    dec.set(xlabel="decile of predicted value (10 = highest)", ylabel="spend in horizon", title="Value by decile")
+    dec.set_xticks(x)
+    dec.legend(fontsize=8)
+    for name, p in {"model": model, **baselines, "perfect": y}.items():
+        style = {"lw": 2.2} if name == "model" else {"lw": 1.2, "ls": "--"}
+        gain.plot(*cumulative_gain(y, p), label=name, **style)
+    gain.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8, label="random")
+    gain.set(xlabel="share of customers targeted", ylabel="share of spend captured", title="Cumulative gain")
+    gain.legend(fontsize=8)
+    return _png(fig)

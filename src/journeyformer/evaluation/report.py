@@ -1,0 +1,182 @@
+"""The report directory: metrics.json, report.html (self-contained) and the PNG plots."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from journeyformer.evaluation import plots
+from journeyformer.evaluation.calibration import apply_temperature
+from journeyformer.evaluation.evaluate import Evaluation
+
+PLOTS = {
+    "churn_curves.png": "Churn: ROC and precision-recall, model and baselines",
+    "churn_reliability.png": "Churn: reliability diagram",
+    "stage_confusion.png": "Stage: confusion matrix, normalised by true stage",
+    "next_action_accuracy_at_k.png": "Next action: accuracy at k = 1..10",
+    "value.png": "Value: by decile of predicted value, and cumulative gain",
+}
+
+
+def make_plots(ev: Evaluation) -> dict[str, bytes]:
+    """File name -> PNG bytes for every task the bundle predicts."""
+    y = ev.test.labels
+    assert y is not None
+    tasks = ev.metrics["model"]
+    out: dict[str, bytes] = {}
+    if "churn" in tasks:
+        p = ev.outputs["churn_probability"]
+        churn_baselines = {
+            name: s / max(s.max(), 1e-12) if name == "days_since_last_activity" else s
+            for name, s in ev.baselines["churn"].items()
+        }
+        out["churn_curves.png"] = plots.churn_curves(y["churn"], p, churn_baselines)
+        t = ev.metrics.get("calibration", {}).get("temperature", 1.0)
+        curves = {"model (calibrated)": p}
+        if t != 1.0:
+            curves["model before temperature scaling"] = apply_temperature(p, 1.0 / t)
+        curves["rfm_logistic_regression"] = ev.baselines["churn"]["rfm_logistic_regression"]
+        out["churn_reliability.png"] = plots.reliability_diagram(y["churn"], curves)
+    if "stage" in tasks:
+        out["stage_confusion.png"] = plots.stage_confusion(
+            y["stage"], ev.outputs["stage_probs"].argmax(1), list(ev.bundle.stages)
+        )
+    if "next_action" in tasks:
+        scores = {"model": ev.outputs["next_action_probs"], **ev.baselines["next_action"]}
+        out["next_action_accuracy_at_k.png"] = plots.accuracy_at_k_curve(y["next_action"], scores)
+    if "value" in tasks:
+        out["value.png"] = plots.value_plots(y["value"], ev.outputs["expected_value"], ev.baselines["value"])
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "&ndash;" if math.isnan(v) else f"{v:.4f}"
+    return html.escape(str(v))
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def metric_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Rows task | metric | model | each baseline (blank where it does not apply)."""
+    names = [n for task in metrics["baselines"].values() for n in task]
+    rows = []
+    for task, values in metrics["model"].items():
+        for metric, value in values.items():
+            star = " *" if metrics["headline"].get(task) == metric else ""
+            base = [metrics["baselines"][task].get(n, {}).get(metric, "") for n in names]
+            rows.append([task, metric + star, value, *base])
+    return ["task", "metric", "model", *names], rows
+
+
+def render_html(ev: Evaluation, pngs: dict[str, bytes]) -> str:
+    m = ev.metrics
+    header, rows = metric_rows(m)
+    parts = [
+        f"<h1>journeyformer evaluation</h1><p>bundle <code>{html.escape(m['bundle'])}</code>, input "
+        f"<code>{html.escape(m['input'])}</code>, as_of {html.escape(m['as_of'])}, horizon "
+        f"{m['horizon_days']:g} days, {m['n']} customers. Baselines and the churn threshold are "
+        f"fitted on the same input one horizon earlier (cutoff {html.escape(m['validation_cutoff'])}).</p>",
+    ]
+    parts += [f"<p class='warn'>Warning: {html.escape(w)}</p>" for w in m.get("warnings", [])]
+    parts += ["<h2>Model and baselines</h2>", _table(header, rows), "<p>* headline metric of the task</p>"]
+    if "calibration" in m:
+        c = m["calibration"]
+        parts += [
+            "<h2>Churn calibration (temperature scaling fitted on validation data)</h2>",
+            _table(
+                ["", "ECE", "Brier"],
+                [["before", c["ece_before"], c["brier_before"]], [f"after (T = {c['temperature']:.3f})", c["ece_after"], c["brier_after"]]],
+            ),
+        ]  # fmt: skip
+    if "churn_thresholds" in m:
+        rows = [
+            [name, key, v["threshold"], v["precision"], v["recall"], v["f1"]]
+            for name, by in m["churn_thresholds"].items()
+            for key, v in by.items()
+        ]
+        parts += ["<h2>Churn decisions</h2>", _table(["model", "threshold rule", "threshold", "precision", "recall", "F1"], rows)]
+    if "stage_recall" in m:
+        names = list(next(iter(m["stage_recall"].values())))
+        rows = [[who, *[by[s] for s in names]] for who, by in m["stage_recall"].items()]
+        parts += ["<h2>Recall per true stage</h2>", _table(["", *names], rows)]
+    parts.append("<h2>Plots</h2>")
+    for name, png in pngs.items():
+        data = base64.b64encode(png).decode()
+        parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{name}'><figcaption>{html.escape(PLOTS[name])}</figcaption></figure>")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+        "th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}.warn{color:#a40}"
+        "img{max-width:100%}figure{margin:1.5em 0}"
+    )
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>journeyformer evaluation</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def write_report(ev: Evaluation, out_dir: str | Path) -> Path:
+    """Write metrics.json, report.html and the PNGs into ``out_dir``, all or nothing.
+
+    Built in a temporary directory beside ``out_dir`` and moved into place at the end; an
+    existing report there is replaced.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pngs = make_plots(ev)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        (tmp / "metrics.json").write_text(json.dumps(ev.metrics, indent=1, default=_json_default))
+        for name, png in pngs.items():
+            (tmp / name).write_bytes(png)
+        (tmp / "report.html").write_text(render_html(ev, pngs))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def evaluate_from_config(cfg: dict[str, Any]) -> tuple[Evaluation, Path]:
+    """``configs/evaluate.yaml`` as a plain dict -> the evaluation and its report directory."""
+    from journeyformer.evaluation.evaluate import evaluate_bundle
+
+    overrides = {k: v for k, v in (cfg.get("data") or {}).items() if v not in (None, {})}
+    ev = evaluate_bundle(
+        cfg["bundle"],
+        cfg["input"],
+        as_of=cfg.get("as_of"),
+        data_overrides=overrides,
+        device=str(cfg.get("device", "cpu")),
+        batch_size=int(cfg.get("batch_size", 256)),
+        progress=bool(cfg.get("progress", True)),
+    )
+    out = cfg.get("output") or str(Path(cfg["bundle"]) / "report")
+    return ev, write_report(ev, out)
+
+
+def headline_table(ev: Evaluation) -> str:
+    """Plain-text version of the report's main table, for the terminal."""
+    header, rows = metric_rows(ev.metrics)
+    widths = [max(len(str(h)), 9) for h in header]
+    cell = lambda v: "-" if v == "" or (isinstance(v, float) and math.isnan(v)) else (f"{v:.4f}" if isinstance(v, float) else str(v))  # noqa: E731
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(cell(v).ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
