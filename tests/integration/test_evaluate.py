@@ -1,0 +1,97 @@
+"""scripts/evaluate.py's job: metrics equal independent computations, report, no-future case."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from journeyformer.data.sequences import IGNORE_INDEX
+from journeyformer.evaluation.evaluate import EvaluationError, evaluate_bundle
+from journeyformer.evaluation.report import PLOTS, evaluate_from_config, write_report
+from journeyformer.export.bundle import build_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("eval") / "bundle"
+    build_bundle(tiny_run.best_checkpoint, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def evaluation(bundle, events_path):
+    return evaluate_bundle(bundle, events_path, progress=False)
+
+
+def test_metrics_equal_independent_computations(evaluation, tmp_path):
+    ev = evaluation
+    out = write_report(ev, tmp_path / "report")
+    saved = json.loads((out / "metrics.json").read_text())
+    y = ev.test.labels
+    o = ev.outputs
+    model = saved["model"]
+    # churn AUROC as the share of (positive, negative) pairs ranked right, ties half
+    p, c = o["churn_probability"], y["churn"].astype(bool)
+    diff = p[c][:, None] - p[~c][None, :]
+    assert model["churn"]["auroc"] == pytest.approx(((diff > 0) + 0.5 * (diff == 0)).mean(), abs=1e-9)
+    assert model["churn"]["brier"] == pytest.approx(np.mean((p - c) ** 2), rel=1e-6)
+    # next action accuracy@1 on customers with a next event
+    keep = y["next_action"] != IGNORE_INDEX
+    acc1 = np.mean(o["next_action_probs"][keep].argmax(1) == y["next_action"][keep])
+    assert model["next_action"]["acc@1"] == pytest.approx(acc1)
+    # stage accuracy and macro-F1 (classes in labels or predictions)
+    pred, true = o["stage_probs"].argmax(1), y["stage"]
+    f1 = [2 * np.sum((pred == k) & (true == k)) / (np.sum(pred == k) + np.sum(true == k)) for k in np.union1d(pred, true)]
+    assert model["stage"]["accuracy"] == pytest.approx(np.mean(pred == true))
+    assert model["stage"]["macro_f1"] == pytest.approx(np.mean(f1))
+    # value Spearman via pandas and MAE of total spend
+    rho = pd.Series(o["expected_value"]).rank().corr(pd.Series(y["value"]).rank())  # Spearman = Pearson of ranks
+    assert model["value"]["spearman"] == pytest.approx(rho, abs=1e-9)
+    assert model["value"]["mae"] == pytest.approx(np.mean(np.abs(o["expected_value"] - y["value"])), rel=1e-6)
+    # a baseline, computed from the summary: recency AUROC
+    r = ev.test.summary["recency_days"].to_numpy()
+    d = r[c][:, None] - r[~c][None, :]
+    assert saved["baselines"]["churn"]["days_since_last_activity"]["auroc"] == pytest.approx(((d > 0) + 0.5 * (d == 0)).mean())
+    # the threshold table at 0.5
+    at_half = saved["churn_thresholds"]["model"]["at_0.5"]
+    tp = np.sum((p >= 0.5) & c)
+    assert at_half["precision"] == pytest.approx(tp / max(np.sum(p >= 0.5), 1))
+    assert at_half["recall"] == pytest.approx(tp / c.sum())
+    assert set(saved["stage_recall"]["model"]) == set(ev.bundle.stages)
+
+
+def test_every_customer_active_before_as_of_is_scored(evaluation, events_path):
+    events = pl.read_parquet(events_path)
+    active = events.filter(pl.col("timestamp") <= evaluation.as_of)["customer_id"].n_unique()
+    assert evaluation.metrics["n"] == active == len(evaluation.test)
+
+
+def test_report_and_every_plot_are_written(bundle, events_path, tmp_path):
+    cfg = {"bundle": str(bundle), "input": str(events_path), "output": str(tmp_path / "rep"), "progress": False}
+    _, out = evaluate_from_config(cfg)
+    html = (out / "report.html").read_text()
+    for name in PLOTS:
+        png = (out / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert html.count("data:image/png;base64,") == len(PLOTS)
+    assert "ECE" in html and "days_since_last_activity" in html
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left
+
+
+def test_no_events_after_as_of_is_a_clear_error(bundle, events_path):
+    last = pl.read_parquet(events_path)["timestamp"].max()
+    with pytest.raises(EvaluationError, match="no events after as_of"):
+        evaluate_bundle(bundle, events_path, as_of=(last + timedelta(days=1)).isoformat(), progress=False)
+
+
+def test_missing_column_names_the_bundle_mapping(bundle, events_path, tmp_path):
+    broken = tmp_path / "no_device.parquet"
+    pl.read_parquet(events_path).drop("device").write_parquet(broken)
+    with pytest.raises(EvaluationError, match="device"):
+        evaluate_bundle(bundle, broken, progress=False)
