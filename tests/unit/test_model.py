@@ -118,3 +118,20 @@ def test_disabled_heads_are_not_built_and_outputs_keep_their_shape():
 def test_config_errors_are_clear(kw, message):
     with pytest.raises(ValueError, match=message):
         make_cfg(**kw)
+
+
+def test_length_bucket_sampler_groups_lengths_and_shards_ranks():
+    import numpy as np
+
+    from journeyformer.data.datamodule import LengthBucketSampler
+
+    lengths = np.random.default_rng(0).integers(1, 65, 1000)
+    sampler = LengthBucketSampler(lengths, 32, shuffle=True, seed=1, pool_batches=8)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches])
+    assert spread < 10  # a random batch of 32 would span ~60
+    assert list(sampler) != batches  # a new order every epoch
+    ranks = [list(LengthBucketSampler(lengths, 32, True, seed=1, rank=r, world_size=2)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == len(LengthBucketSampler(lengths, 32, True, world_size=2))
+    assert not set(map(tuple, ranks[0])) & set(map(tuple, ranks[1]))

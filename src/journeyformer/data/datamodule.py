@@ -121,6 +121,8 @@ class LengthBucketSampler(Sampler[list[int]]):
     Shuffled: a random permutation is cut into pools of ``pool_batches`` batches, each pool is
     sorted by length and cut into batches, and the batch order is shuffled. Not shuffled: all
     samples sorted by length (deterministic; predictions map back through ``batch.index``).
+    Under DDP each of ``world_size`` ranks takes every ``world_size``-th batch (the same number
+    on every rank, so no rank waits on a collective that never comes).
     """
 
     def __init__(
@@ -130,8 +132,11 @@ class LengthBucketSampler(Sampler[list[int]]):
         shuffle: bool,
         seed: int = 0,
         pool_batches: int = 50,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.lengths = np.asarray(lengths)
+        self.rank, self.world_size = rank, world_size
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -139,14 +144,19 @@ class LengthBucketSampler(Sampler[list[int]]):
         self.epoch = 0
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        return -(-len(self.lengths) // self.batch_size) // self.world_size
 
     def __iter__(self) -> Iterator[list[int]]:
+        batches = self._batches()
+        per_rank = len(batches) // self.world_size
+        for b in batches[self.rank :: self.world_size][:per_rank] if self.world_size > 1 else batches:
+            yield b.tolist()
+
+    def _batches(self) -> list[np.ndarray]:
         n = len(self.lengths)
         if not self.shuffle:
             order = np.argsort(self.lengths, kind="stable")
-            yield from (order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size))
-            return
+            return [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
         rng = np.random.default_rng((self.seed, self.epoch))
         self.epoch += 1
         perm = rng.permutation(n)
@@ -155,8 +165,7 @@ class LengthBucketSampler(Sampler[list[int]]):
             pool = perm[start : start + self.pool]
             pool = pool[np.argsort(self.lengths[pool], kind="stable")]
             batches += [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
-        for i in rng.permutation(len(batches)):
-            yield batches[i].tolist()
+        return [batches[i] for i in rng.permutation(len(batches))]
 
 
 class JourneyDataModule(L.LightningDataModule):
@@ -186,7 +195,9 @@ class JourneyDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         assert self.data is not None, "call setup() first"
         seqs = self.data.splits[split]
-        sampler = LengthBucketSampler(seqs.lengths, self.batch_size, shuffle, self.seed)
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = LengthBucketSampler(seqs.lengths, self.batch_size, shuffle, self.seed, rank=rank, world_size=world)
         return DataLoader(
             range(len(seqs)),
             batch_sampler=sampler,
