@@ -30,9 +30,12 @@ from journeyformer.model.predict import predict_sequences
 log = logging.getLogger(__name__)
 
 
-def data_spec(data: JourneyData) -> dict[str, Any]:
+def data_spec(data: JourneyData, data_cfg: dict[str, Any] | None = None, labels_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
     """The plain description of the training data that travels with the model."""
+    data_cfg, labels_cfg = data_cfg or {}, labels_cfg or {}
     return {
+        "split": dict(data_cfg.get("split") or {}),
+        "active_within_days": (labels_cfg.get("cutoffs") or {}).get("active_within_days"),
         "vocabs": data.vocabs.to_dict(),
         "features": data.features.to_dict(),
         "labels": data.labels.to_dict(),
@@ -81,7 +84,7 @@ def train(cfg: DictConfig) -> TrainResult:
     )
     dm.setup()
     assert dm.data is not None
-    spec = data_spec(dm.data)
+    spec = data_spec(dm.data, data_cfg, labels_cfg)
     model_cfg = ModelConfig.from_data(_plain(cfg.model), spec)
     module = JourneyModule(model_cfg.to_dict(), spec, _plain(cfg.model.get("optimizer")))
     run_dir = Path(str(cfg.run_dir))
@@ -175,16 +178,15 @@ def export(cfg: DictConfig) -> Any:
         c["checkpoint"],
         c.get("output"),
         quantize=bool(c.get("quantize", False)),
+        opset=int(c.get("opset", 20)),
+        last_position_only=bool(c.get("last_position_only", True)),
         batch_sizes=tuple(parity.get("batch_sizes", (1, 7, 64))),
         seq_lens=tuple(parity.get("seq_lens", (1, 5, None))),
         atol=float(parity.get("atol", 1e-4)),
         seed=int(parity.get("seed", 0)),
         validation=validation,
     )
-    print(result.parity.table())
-    if result.int8 is not None:
-        print(result.int8.table())
-    print(f"bundle: {result.path}")
+    print(f"bundle: {result.path}")  # the parity (and int8) tables are logged by build_bundle
     return result
 
 
@@ -196,6 +198,4 @@ def predict(cfg: DictConfig) -> Any:
     """
     from journeyformer.inference.job import predict_from_config
 
-    result = predict_from_config(_plain(cfg))
-    print(result.summary())
-    return result
+    return predict_from_config(_plain(cfg))  # logs its summary

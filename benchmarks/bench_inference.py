@@ -1,0 +1,399 @@
+"""Inference speed side by side: torch eager (padded, length-bucketed) vs onnxruntime.
+
+Not a test. One run, one model (``configs/model/small.yaml``; untrained unless --checkpoint),
+one synthetic data set, three ways from events to a predictions table:
+
+  (a) torch eager, every sequence padded to max_len, batches in input order
+  (b) torch eager, batches of similar length (each padded to its own longest sequence)
+  (c) the onnxruntime predictor (journeyformer.inference: chunks, overlap, Parquet out)
+
+Each is timed end to end (read events -> sequences -> model -> predictions frame/Parquet) and
+model-only (pre-padded batches), best of --repeats. Each runtime gets 1 thread or every core,
+whichever a short probe finds faster here (on shared machines busy-waiting thread pools can
+be many times slower with more threads). Achieved GFLOP/s counts the FLOPs each variant's
+graph executes on real events only (no padding, causal attention over real keys; the exported
+graph runs its last block at the last event only) against the fp32 matmul GFLOP/s measured
+here with the same thread count. Peak RSS of the predictor scoring ``--rss-events`` events is
+the VmHWM of a child process.
+
+    python benchmarks/bench_inference.py                  # 20k customers, 10M-event RSS run
+    python benchmarks/bench_inference.py --customers 5000 --rss-events 1e6   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from journeyformer.data.batch import collate
+from journeyformer.data.labels import STAGES, LabelConfig
+from journeyformer.data.schema import EventSchema, load_events
+from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
+from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
+from journeyformer.data.vocab import Vocabularies
+from journeyformer.export.bundle import build_bundle
+from journeyformer.inference.bundle import load_bundle
+from journeyformer.inference.job import predict_events
+from journeyformer.inference.predictor import Predictor, prediction_frame
+from journeyformer.inference.session import default_threads
+from journeyformer.model.config import ModelConfig
+from journeyformer.model.module import JourneyModule, load_module
+from journeyformer.model.network import OUTPUTS, JourneyTransformer
+
+ROOT = Path(__file__).resolve().parents[1]
+ROW_FIELDS = ("label", "batch", "threads", "graph", "e2e_s", "model_s")
+
+
+def make_events(path: Path, n_customers: int, seed: int, n_files: int = 1) -> int:
+    """Synthetic events (the package's generator) as one file or a directory of n_files."""
+    events = generate_journeys(SyntheticConfig(n_customers=n_customers, seed=seed)).events
+    if n_files == 1:
+        events.write_parquet(path)
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+        ids = events.get_column("customer_id")
+        for i in range(n_files):
+            events.filter(ids % n_files == i).write_parquet(path / f"part-{i:03d}.parquet")
+    return events.height
+
+
+def make_checkpoint(events_path: Path, out: Path) -> Path:
+    """An untrained `small` model whose vocabularies come from the benchmark events."""
+    data_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "configs/data/synthetic.yaml"))
+    sizes = OmegaConf.to_container(OmegaConf.load(ROOT / "configs/model/small.yaml"))
+    labels_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "configs/labels/default.yaml"))
+    schema, features = EventSchema.from_config(data_cfg), FeatureConfig.from_config(data_cfg)
+    labels = LabelConfig.from_config(labels_cfg)
+    vocabs = Vocabularies.build(load_events(events_path, schema), features.categorical)
+    spec = {
+        "vocabs": vocabs.to_dict(),
+        "features": features.to_dict(),
+        "labels": labels.to_dict(),
+        "schema": schema.to_dict(),
+        "stages": list(STAGES),
+        "cutoffs": {"train": [], "val": [], "test": []},
+        "version": "bench",
+    }
+    torch.manual_seed(0)
+    module = JourneyModule(ModelConfig.from_data(sizes, spec).to_dict(), spec)
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, out)
+    return out
+
+
+def real_event_flops(cfg: ModelConfig, lengths: np.ndarray, last_position_only: bool) -> float:
+    """FLOPs (2 x multiply-adds) the network executes on real events only (no padding).
+
+    Per event: numeric projection, per block qkv + output projection + MLP; per sequence of
+    length L and block: causal attention scores and weighted sum over L(L+1)/2 query-key
+    pairs; per customer: context projection and the task heads. Embedding lookups, norms and
+    softmax are not counted (memory-bound, few FLOPs). With ``last_position_only`` (the
+    exported graph) the last block projects keys and values for every event but runs its
+    query, attention, output projection and MLP for the last event only.
+    """
+    d, f, ff = cfg.d_model, cfg.n_numeric, cfg.d_ff
+    lengths = lengths.astype(np.float64)
+    tokens, customers = lengths.sum(), len(lengths)
+    pairs = (lengths * (lengths + 1) / 2).sum()
+    block_per_token = 2 * d * 3 * d + 2 * d * d + 2 * 2 * d * ff
+    full_blocks = cfg.n_layers - 1 if last_position_only else cfg.n_layers
+    flops = 2 * f * d * tokens + full_blocks * (block_per_token * tokens + 2 * 2 * d * pairs)
+    if last_position_only:
+        kv = 2 * d * 2 * d * tokens
+        one_query = (2 * d * d + 2 * d * d + 2 * 2 * d * ff) * customers + 2 * 2 * d * tokens
+        flops += kv + one_query
+    outs = {"next_action": cfg.n_actions, "churn": 1, "stage": cfg.n_stages, "value": 3}
+    per_customer = 2 * cfg.n_context * d + sum(2 * d * d + 2 * d * outs[t] for t in cfg.tasks)
+    return float(flops + per_customer * customers)
+
+
+def matmul_gflops(threads: int, n: int = 2048, repeats: int = 10) -> float:
+    """fp32 GEMM throughput of this machine with ``threads`` threads (torch.mm, MKL)."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        torch.mm(a, b)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
+
+
+def torch_batches(seqs: Sequences, batch_size: int, padded: bool, max_len: int) -> list[Any]:
+    if padded:  # input order, everything padded to max_len
+        order = np.arange(len(seqs))
+        return [
+            collate(seqs, order[i : i + batch_size], max_len=max_len)
+            for i in range(0, len(seqs), batch_size)
+        ]
+    order = np.argsort(seqs.lengths, kind="stable")
+    return [collate(seqs, order[i : i + batch_size]) for i in range(0, len(seqs), batch_size)]
+
+
+@torch.no_grad()
+def torch_run(net: JourneyTransformer, batches: list[Any], n: int) -> dict[str, np.ndarray]:
+    out = {name: None for name in OUTPUTS}
+    for batch in batches:
+        for name, value in zip(OUTPUTS, net.predict(*batch.inputs()), strict=True):
+            if out[name] is None:
+                out[name] = np.empty((n, *value.shape[1:]), dtype=np.float32)
+            out[name][batch.index.numpy()] = value.numpy()
+    return out
+
+
+def torch_end_to_end(
+    net, bundle, events_path: Path, batch_size: int, padded: bool, out: Path
+) -> float:
+    """Events file -> predictions Parquet with torch eager; returns seconds."""
+    t = time.perf_counter()
+    events = load_events(events_path, bundle.schema())
+    as_of = events.get_column("timestamp").max()
+    seqs = build_sequences(
+        events, as_of, bundle.vocabs, bundle.features, bundle.labels, with_labels=False
+    )
+    outputs = torch_run(
+        net, torch_batches(seqs, batch_size, padded, bundle.features.max_len), len(seqs)
+    )
+    prediction_frame(seqs, outputs, bundle, as_of).write_parquet(out)
+    return time.perf_counter() - t
+
+
+def best_of(fn, repeats: int) -> float:
+    return min(fn() for _ in range(repeats))
+
+
+def child_peak_rss(bundle: Path, events: Path, out: Path, chunk_customers: int) -> dict[str, Any]:
+    """Run the predictor in a child process; its peak RSS (GB), plus its summary.
+
+    The peak is the child's own VmHWM (high-water mark of its address space after exec).
+    ``getrusage``/``wait4``'s ru_maxrss is reported too but is not used: Linux carries the
+    forked pre-exec image's RSS into it, i.e. this (large) benchmark process's RSS.
+    """
+    code = (
+        "import json, sys\n"
+        "from journeyformer.inference.job import predict_events\n"
+        f"r = predict_events({str(bundle)!r}, {str(events)!r}, {str(out)!r}, "
+        f"chunk_customers={chunk_customers}, progress=False)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+        "print(json.dumps({'seconds': r.seconds, 'customers': r.n_customers, 'events': r.n_events, "
+        "'torch_imported': 'torch' in sys.modules, 'vmhwm_kib': int(hwm)}))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    stdout = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"predictor child failed with exit code {proc.returncode}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["peak_rss_gb"] = result.pop("vmhwm_kib") * 1024 / 1e9
+    result["ru_maxrss_gb"] = usage.ru_maxrss * 1024 / 1e9  # KiB on Linux; see the docstring
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--customers", type=int, default=20_000, help="customers in the timing data set"
+    )
+    parser.add_argument("--rss-events", type=float, default=10e6, help="events in the peak-RSS run")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="a trained checkpoint (default: untrained small)",
+    )
+    parser.add_argument("--torch-batch-size", type=int, default=256)
+    parser.add_argument("--ort-batch-size", type=int, default=64)
+    parser.add_argument("--chunk-customers", type=int, default=50_000)
+    parser.add_argument("--repeats", type=int, default=2, help="best of this many timed runs")
+    parser.add_argument(
+        "--work", type=Path, default=None, help="working directory (default: a temp dir)"
+    )
+    args = parser.parse_args()
+
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_inference_"))
+    work.mkdir(parents=True, exist_ok=True)
+    threads = default_threads()
+    torch.set_num_threads(threads)
+    print(
+        f"work dir {work}; {threads} cores; torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}"
+    )
+
+    events_path = work / "events.parquet"
+    n_events = make_events(events_path, args.customers, seed=0)
+    ckpt = args.checkpoint or make_checkpoint(events_path, work / "small.ckpt")
+    bundle_dir = build_bundle(ckpt, work / "bundle").path
+    bundle = load_bundle(bundle_dir)
+    net = load_module(ckpt).net.eval()
+    cfg = net.cfg
+    print(
+        f"model d_model={cfg.d_model} layers={cfg.n_layers} heads={cfg.n_heads} d_ff={cfg.d_ff} "
+        f"max_len={cfg.max_len}; {args.customers} customers, {n_events} events"
+    )
+
+    # Same sequences for the model-only timings and the FLOP count.
+    events = load_events(events_path, bundle.schema())
+    as_of = events.get_column("timestamp").max()
+    seqs = build_sequences(
+        events, as_of, bundle.vocabs, bundle.features, bundle.labels, with_labels=False
+    )
+    lengths = seqs.lengths
+    flops = {
+        "torch": real_event_flops(cfg, lengths, last_position_only=False),
+        "onnx": real_event_flops(cfg, lengths, bool(bundle.spec["onnx"]["last_position_only"])),
+    }
+    peak = {t: max(matmul_gflops(t) for _ in range(3)) for t in sorted({1, threads})}
+    torch.set_num_threads(threads)
+    print(
+        f"{len(seqs)} sequences, {int(lengths.sum())} real events kept (mean length "
+        f"{lengths.mean():.1f}, {lengths.sum() / (len(seqs) * cfg.max_len):.0%} of a "
+        f"max_len-padded batch is real); work on real events {flops['torch'] / 1e9:.1f} GFLOP "
+        f"(model as written), {flops['onnx'] / 1e9:.1f} GFLOP (exported graph)"
+    )
+
+    # torch's OpenMP threads busy-wait at every op; on a machine whose cores are shared they can
+    # be slower than one thread. Give torch whichever of 1 or all cores is faster here.
+    probe = torch_batches(seqs, args.torch_batch_size, False, cfg.max_len)[-4:]
+    probe_s = {}
+    for n_threads in sorted({1, threads}):
+        torch.set_num_threads(n_threads)
+        torch_run(net, probe[:1], len(seqs))
+        probe_s[n_threads] = min(_timed(lambda: torch_run(net, probe, len(seqs))) for _ in range(3))
+    torch_threads = min(probe_s, key=probe_s.get)
+    torch.set_num_threads(torch_threads)
+    print(
+        f"torch threads: {torch_threads} (probe seconds by threads: "
+        f"{ {k: round(v, 3) for k, v in probe_s.items()} })"
+    )
+
+    rows = {}
+    for key, label, padded in (
+        ("a", "torch eager, padded to max_len", True),
+        ("b", "torch eager, length-bucketed", False),
+    ):
+        batches = torch_batches(seqs, args.torch_batch_size, padded, cfg.max_len)
+        torch_run(net, batches[:2], len(seqs))  # warm-up
+        model_s = best_of(
+            lambda b=batches: _timed(lambda: torch_run(net, b, len(seqs))), args.repeats
+        )
+        e2e_s = best_of(
+            lambda p=padded: torch_end_to_end(
+                net, bundle, events_path, args.torch_batch_size, p, work / "torch.parquet"
+            ),
+            args.repeats,
+        )
+        rows[key] = (label, args.torch_batch_size, torch_threads, "torch", e2e_s, model_s)
+
+    # The same rule for onnxruntime: 1 thread or every core, whichever the probe finds faster.
+    ort_probe_s = {}
+    for n_threads in sorted({1, threads}):
+        candidate = Predictor(bundle, batch_size=args.ort_batch_size, threads=n_threads)
+        probe = candidate.batches(seqs.take(np.argsort(seqs.lengths)[-1024:]))
+        candidate.run_batches(1024, probe[:1])
+        ort_probe_s[n_threads] = min(
+            _timed(lambda c=candidate, p=probe: c.run_batches(1024, p)) for _ in range(3)
+        )
+    ort_threads = min(ort_probe_s, key=ort_probe_s.get)
+    print(
+        f"onnxruntime threads: {ort_threads} (probe seconds by threads: "
+        f"{ {k: round(v, 3) for k, v in ort_probe_s.items()} })"
+    )
+    predictor = Predictor(bundle, batch_size=args.ort_batch_size, threads=ort_threads)
+    ort_batches = predictor.batches(seqs)
+    predictor.run_batches(len(seqs), ort_batches[:2])
+    model_s = best_of(
+        lambda: _timed(lambda: predictor.run_batches(len(seqs), ort_batches)), args.repeats
+    )
+    e2e_s = best_of(
+        lambda: (
+            predict_events(
+                bundle,
+                events_path,
+                work / "ort.parquet",
+                batch_size=args.ort_batch_size,
+                chunk_customers=args.chunk_customers,
+                threads=ort_threads,
+                progress=False,
+            ).seconds
+        ),
+        args.repeats,
+    )
+    rows["c"] = ("onnxruntime predictor", args.ort_batch_size, ort_threads, "onnx", e2e_s, model_s)
+
+    n = len(seqs)
+    lines = [
+        "fp32 matmul (torch.mm 2048x2048): "
+        + ", ".join(f"{v:.1f} GFLOP/s on {t} thread(s)" for t, v in peak.items())
+        + f"; load average before the run {load_before}",
+        "",
+        "| variant | batch | threads | end-to-end s | customers/s | model-only s | GFLOP run "
+        "| GFLOP/s | % of matmul (same threads) | speed-up vs (a) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    base = rows["a"][4]
+    for key, (label, bs, n_threads, graph, e2e, model) in rows.items():
+        gf, share = flops[graph] / model / 1e9, flops[graph] / model / 1e9 / peak[n_threads]
+        lines.append(
+            f"| ({key}) {label} | {bs} | {n_threads} | {e2e:.2f} | {n / e2e:,.0f} | {model:.2f} | "
+            f"{flops[graph] / 1e9:.1f} | {gf:.1f} | {share:.0%} | {base / e2e:.2f}x |"
+        )
+    print("\n".join(lines))
+
+    # Peak RSS of the predictor on a large input, in a child process.
+    per_customer = n_events / args.customers
+    big_customers = math.ceil(args.rss_events / per_customer)
+    big = work / "big_events"
+    n_big = make_events(big, big_customers, seed=1, n_files=8)
+    rss = child_peak_rss(bundle_dir, big, work / "big.parquet", args.chunk_customers)
+    rss_line = (
+        f"predictor on {n_big:,} events / {rss['customers']:,} customers (8 Parquet files, "
+        f"chunk_customers={args.chunk_customers}): {rss['seconds']:.1f} s "
+        f"({rss['customers'] / rss['seconds']:,.0f} customers/s), "
+        f"peak RSS {rss['peak_rss_gb']:.2f} GB (child VmHWM; wait4 ru_maxrss "
+        f"{rss['ru_maxrss_gb']:.2f} GB includes the forked parent image), "
+        f"torch imported: {rss['torch_imported']}"
+    )
+    print(rss_line)
+    (work / "bench_inference.json").write_text(
+        json.dumps(
+            {
+                "threads": threads,
+                "torch_threads": torch_threads,
+                "ort_threads": ort_threads,
+                "load_before": load_before,
+                "matmul_gflops": peak,
+                "real_event_gflop": {k: v / 1e9 for k, v in flops.items()},
+                "customers": n,
+                "rows": {k: dict(zip(ROW_FIELDS, v, strict=True)) for k, v in rows.items()},
+                "rss": rss,
+                "self_peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
+            },
+            indent=1,
+        )
+    )
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+if __name__ == "__main__":
+    main()

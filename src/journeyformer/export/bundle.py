@@ -1,0 +1,267 @@
+"""Checkpoint -> bundle directory (model.onnx, preprocessing.json, metrics.json, ...).
+
+The bundle is built in a temporary directory beside its destination and renamed into place
+only after the ONNX graph passed ``onnx.checker`` and the parity check, so a reader sees either
+the previous bundle or the complete new one. See :mod:`journeyformer.inference.bundle` for the
+layout and the reader.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from journeyformer import __version__
+from journeyformer.data.samples import customers_by_split, parse_time
+from journeyformer.data.schema import load_events
+from journeyformer.data.sequences import Sequences, build_sequences
+from journeyformer.export.onnx import (
+    OPSET,
+    ExportParityError,
+    ParityReport,
+    check_parity,
+    export_onnx,
+    io_spec,
+    random_inputs,
+)
+from journeyformer.export.quantize import Int8Report, compare_int8, quantize_int8
+from journeyformer.inference.bundle import (
+    EXPORT_REPORT,
+    FORMAT_VERSION,
+    METRICS,
+    MODEL_FILES,
+    PREPROCESSING,
+    Bundle,
+)
+from journeyformer.inference.predictor import length_batches
+from journeyformer.io import atomic_write_text
+from journeyformer.model.config import ModelConfig
+from journeyformer.model.module import load_module
+
+log = logging.getLogger(__name__)
+
+PADDING_NOTE = (
+    "right padding: customer i's events sit at positions 0..lengths[i]-1 in time order, most "
+    "recent last; padded positions hold id 0 in categorical and 0.0 in numeric; T may be any "
+    "value >= max(lengths) (the model keeps at most max_len events, so T <= max_len suffices)"
+)
+
+
+@dataclass(frozen=True)
+class ValidationData:
+    """Labelled events for the int8 comparison (and extra parity batches on real sequences).
+
+    The customers of the validation split (same hash split as training: ``split``) at the
+    checkpoint's validation cutoff, at most ``max_customers`` of them.
+    """
+
+    path: str
+    schema_overrides: Mapping[str, Any] = field(default_factory=dict)
+    split: Mapping[str, Any] = field(default_factory=dict)
+    active_within_days: float | None = 180.0
+    max_customers: int = 5000
+
+
+@dataclass
+class BundleResult:
+    path: Path
+    parity: ParityReport
+    int8: Int8Report | None = None
+    metrics: dict[str, Any] | None = None
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temp directory beside ``path``; on success it replaces ``path``.
+
+    On failure the temp directory is removed and an existing ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a bundle is shared like any directory
+    try:
+        yield tmp
+        for f in tmp.iterdir():  # temp files are 0600; bundle files are read by other users/jobs
+            os.chmod(f, 0o666 & ~umask)
+        old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}") if path.exists() else None
+        if old is not None:
+            os.rename(path, old)
+        os.rename(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def preprocessing_spec(
+    hp: Mapping[str, Any], cfg: ModelConfig, opset: int, checkpoint: Path
+) -> dict[str, Any]:
+    """The content of preprocessing.json: everything a scorer needs besides the graph."""
+    ds = hp["data_spec"]
+    return {
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "trained_with_version": ds.get("version"),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "checkpoint": str(checkpoint),
+        "vocabs": ds["vocabs"],
+        "features": ds["features"],
+        "max_len": int(ds["features"]["max_len"]),
+        "labels": ds["labels"],
+        "horizon_days": ds["labels"]["horizon_days"],
+        "stages": list(ds["stages"]),
+        "actions": list(ds["vocabs"]["action"]),
+        "tasks": dict(cfg.tasks),
+        "schema": ds["schema"],
+        "cutoffs": ds["cutoffs"],
+        "model": cfg.to_dict(),
+        "onnx": {
+            "files": {k: v for k, v in MODEL_FILES.items() if k == "fp32"},
+            "opset": opset,
+            **io_spec(cfg),
+            "padding": PADDING_NOTE,
+        },
+    }
+
+
+def validation_sequences(bundle: Bundle, data: ValidationData) -> Sequences:
+    """Labelled validation-split sequences at the checkpoint's validation cutoff."""
+    schema = bundle.schema(data.schema_overrides)
+    events = load_events(data.path, schema)
+    cutoff = parse_time(bundle.spec["cutoffs"]["val"][0])
+    split = dict(data.split)
+    customers = customers_by_split(
+        events,
+        float(split.get("val_fraction", 0.15)),
+        float(split.get("test_fraction", 0.15)),
+        str(split.get("salt", "journeyformer")),
+    )["val"]
+    seqs = build_sequences(
+        events,
+        cutoff,
+        bundle.vocabs,
+        bundle.features,
+        bundle.labels,
+        customers=customers,
+        active_within_days=data.active_within_days,
+        source=f"{data.path} [validation @ {cutoff:%Y-%m-%d}]",
+    )
+    if len(seqs) == 0:
+        raise ValueError(
+            f"{data.path}: no validation customers with events before {cutoff:%Y-%m-%d}; is this "
+            "the data the checkpoint was trained on? (set data.path, data.split)"
+        )
+    if len(seqs) > data.max_customers:
+        keep = np.sort(
+            np.random.default_rng(0).choice(len(seqs), data.max_customers, replace=False)
+        )
+        seqs = seqs.take(keep)
+    return seqs
+
+
+def parity_batches(
+    cfg: ModelConfig, batch_sizes: Sequence[int], seq_lens: Sequence[int | None], seed: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Random batches for every (B, T); T None means the model's max_len."""
+    for k, (b, t) in enumerate(itertools.product(batch_sizes, seq_lens)):
+        yield random_inputs(cfg, int(b), int(t or cfg.max_len), seed=seed + k)
+
+
+def build_bundle(
+    checkpoint: str | Path,
+    output: str | Path | None = None,
+    *,
+    quantize: bool = False,
+    opset: int = OPSET,
+    last_position_only: bool = True,
+    batch_sizes: Sequence[int] = (1, 7, 64),
+    seq_lens: Sequence[int | None] = (1, 5, None),
+    atol: float = 1e-4,
+    seed: int = 0,
+    validation: ValidationData | None = None,
+) -> BundleResult:
+    """Export ``checkpoint`` to a bundle directory (default: ``<checkpoint dir>/bundle``).
+
+    Raises :class:`ExportParityError` (and writes nothing) when onnxruntime and torch disagree:
+    max |diff| > ``atol`` on any output (relative above 1 for expected_value) or a different
+    top-1 class, on random batches of every (B, T) in ``batch_sizes`` x ``seq_lens`` and on
+    real validation sequences when ``validation`` is given.
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.exists():
+        raise FileNotFoundError(
+            f"{checkpoint}: no such checkpoint (set checkpoint=<run_dir>/best.ckpt)"
+        )
+    if quantize and validation is None:
+        raise ValueError(
+            "quantize=true compares int8 with fp32 on validation data: set data.path to the "
+            "events the model was trained on"
+        )
+    output = Path(output) if output else checkpoint.parent / "bundle"
+    hp = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
+    net = load_module(checkpoint).net.eval()
+    with atomic_dir(output) as tmp:
+        fp32 = export_onnx(
+            net, tmp / MODEL_FILES["fp32"], opset=opset, last_position_only=last_position_only
+        )
+        spec = preprocessing_spec(hp, net.cfg, opset, checkpoint)
+        spec["onnx"]["last_position_only"] = last_position_only
+        bundle = Bundle(tmp, spec)
+        seqs = validation_sequences(bundle, validation) if validation is not None else None
+        batches = list(parity_batches(net.cfg, batch_sizes, seq_lens, seed))
+        if seqs is not None:
+            batches += [
+                b.inputs for b in length_batches(seqs.take(np.arange(min(len(seqs), 1024))), 256)
+            ]
+        parity = check_parity(net, fp32, batches, atol)
+        log.info("%s", parity.table())
+        if not parity.ok:
+            hint = (
+                " If the model code changed, try last_position_only=false (export/last_position.py"
+                " may need the same change)."
+                if last_position_only
+                else ""
+            )
+            raise ExportParityError(
+                f"{checkpoint}: the ONNX graph does not reproduce torch: "
+                f"{'; '.join(parity.failures())}\n"
+                f"{parity.table()}\nNothing was written to {output}.{hint}"
+            )
+        result = BundleResult(output, parity, spec=spec)
+        report: dict[str, Any] = {"parity": parity.to_dict()}
+        if quantize:
+            assert seqs is not None
+            int8 = quantize_int8(fp32, tmp / MODEL_FILES["int8"])
+            result.int8 = compare_int8(fp32, int8, seqs)
+            log.info("%s", result.int8.table())
+            spec["onnx"]["files"]["int8"] = MODEL_FILES["int8"]
+            report["int8"] = result.int8.to_dict()
+        metrics_path = checkpoint.parent / "test_metrics.json"
+        if metrics_path.exists():
+            result.metrics = json.loads(metrics_path.read_text())
+            atomic_write_text(tmp / METRICS, json.dumps(result.metrics, indent=1))
+        else:
+            log.warning("%s: not found; the bundle has no %s", metrics_path, METRICS)
+        spec["metrics"] = METRICS if result.metrics is not None else None
+        atomic_write_text(tmp / EXPORT_REPORT, json.dumps(report, indent=1))
+        atomic_write_text(tmp / PREPROCESSING, json.dumps(spec, indent=1))
+    return result

@@ -1,0 +1,328 @@
+"""JourneyTransformer -> ONNX with dynamic batch and sequence axes, and the parity check.
+
+The graph comes from ``torch.onnx.export(..., dynamo=True)`` (torch.export + onnxscript), with
+``dynamic_shapes`` marking axis 0 (``batch``) of every input and axis 1 (``seq_len``) of the
+per-event inputs. The example batch has B, T >= 2 so neither axis is specialised to a constant,
+and the attention mask, the recency positions and the gather of the last real event are traced
+as shape-generic ops (Range/Less/GatherElements), valid for any T.
+
+By default the traced network is :func:`~journeyformer.export.last_position.last_position_network`
+(the last block evaluated at the last event only: same outputs, fewer FLOPs).
+
+Two fixes are applied to the exported graph:
+
+* the dynamo exporter names graph values after the aten op that made them, so an internal
+  value may already be called ``embedding`` (the first ``nn.Embedding``); such values are
+  renamed before the outputs get their OUTPUTS names, or the model would not be in SSA form;
+* symbolic dimensions get stable names (``batch``, ``seq_len``) for other runtimes.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from journeyformer.data.batch import MODEL_INPUTS
+from journeyformer.export.last_position import last_position_network
+from journeyformer.inference.session import make_session
+from journeyformer.model.config import ModelConfig
+from journeyformer.model.network import OUTPUTS, InferenceWrapper, JourneyTransformer
+
+log = logging.getLogger(__name__)
+
+BATCH, SEQ = "batch", "seq_len"
+OPSET = 20
+# Class-probability outputs whose top-1 must agree exactly between torch and onnxruntime.
+CLASS_OUTPUTS = ("next_action_probs", "stage_probs")
+# Two classes closer than this are a tie: either may be top-1 in float32.
+TIE = 1e-6
+
+
+@contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's progress chatter (INFO per optimisation pass, warnings about
+    torchvision ops this model does not use); real errors still raise."""
+    names = ("torch.onnx", "onnxscript", "onnx_ir")
+    levels = {n: logging.getLogger(n).level for n in names}
+    try:
+        for n in names:
+            logging.getLogger(n).setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", module=r"torch\.onnx.*")
+            yield
+    finally:
+        for n, level in levels.items():
+            logging.getLogger(n).setLevel(level)
+
+
+class ExportParityError(RuntimeError):
+    """onnxruntime disagrees with torch beyond tolerance; the message holds the table."""
+
+
+def io_spec(cfg: ModelConfig) -> dict[str, list[dict[str, Any]]]:
+    """Names, dtypes and shapes of the graph's inputs and outputs (strings for dynamic axes)."""
+    c, f, s, a, d = (
+        len(cfg.categorical_sizes),
+        cfg.n_numeric,
+        cfg.n_context,
+        cfg.n_actions,
+        cfg.d_model,
+    )
+    inputs = [
+        ("categorical", "int64", [BATCH, SEQ, c]),
+        ("numeric", "float32", [BATCH, SEQ, f]),
+        ("lengths", "int64", [BATCH]),
+        ("stage_now", "int64", [BATCH]),
+        ("context", "float32", [BATCH, s]),
+    ]
+    outputs = [
+        ("next_action_probs", "float32", [BATCH, a]),
+        ("churn_probability", "float32", [BATCH]),
+        ("stage_probs", "float32", [BATCH, cfg.n_stages]),
+        ("spend_probability", "float32", [BATCH]),
+        ("expected_value", "float32", [BATCH]),
+        ("embedding", "float32", [BATCH, d]),
+    ]
+    assert (
+        tuple(n for n, _, _ in inputs) == MODEL_INPUTS
+        and tuple(n for n, _, _ in outputs) == OUTPUTS
+    )
+    as_dicts = lambda rows: [{"name": n, "dtype": t, "shape": sh} for n, t, sh in rows]  # noqa: E731
+    return {"inputs": as_dicts(inputs), "outputs": as_dicts(outputs)}
+
+
+def random_inputs(
+    cfg: ModelConfig, batch: int, seq_len: int, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """A valid right-padded batch of random events: ids in range (``<unk>`` included), every
+    length in 1..seq_len with the first row exactly ``seq_len`` long."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, seq_len + 1, size=batch)
+    lengths[0] = seq_len
+    real = np.arange(seq_len)[None, :] < lengths[:, None]  # (B, T)
+    categorical = (
+        np.stack(
+            [rng.integers(1, size, size=(batch, seq_len)) for size in cfg.categorical_sizes],
+            axis=-1,
+        )
+        * real[..., None]
+    )
+    numeric = rng.normal(size=(batch, seq_len, cfg.n_numeric)).astype(np.float32) * real[..., None]
+    return {
+        "categorical": categorical.astype(np.int64),
+        "numeric": numeric.astype(np.float32),
+        "lengths": lengths.astype(np.int64),
+        "stage_now": rng.integers(0, cfg.n_stages, size=batch).astype(np.int64),
+        "context": np.abs(rng.normal(size=(batch, cfg.n_context))).astype(np.float32),
+    }
+
+
+def export_onnx(
+    net: JourneyTransformer,
+    path: str | Path,
+    *,
+    opset: int = OPSET,
+    last_position_only: bool = True,
+    example: tuple[int, int] = (3, 11),
+) -> Path:
+    """Write ``net``'s inference outputs (eval mode) to ``path`` and run ``onnx.checker``.
+
+    Args:
+        opset: ONNX opset; 20 loads in onnxruntime >= 1.17 and most other runtimes.
+        last_position_only: export :func:`last_position_network` (same outputs, ~40% fewer
+            FLOPs for 2 blocks); False exports the network exactly as it is written.
+        example: (B, T) of the traced batch; both >= 2 so that they stay dynamic.
+    """
+    b, t = example
+    if b < 2 or t < 2:
+        raise ValueError(
+            f"the example batch must have B, T >= 2 to keep axes dynamic, got {example}"
+        )
+    traced = last_position_network(net) if last_position_only else net
+    wrapper = InferenceWrapper(traced).eval()
+    args = tuple(torch.from_numpy(v) for v in random_inputs(net.cfg, b, t).values())
+    batch, seq = torch.export.Dim(BATCH), torch.export.Dim(SEQ)
+    dynamic = {
+        "categorical": {0: batch, 1: seq},
+        "numeric": {0: batch, 1: seq},
+        "lengths": {0: batch},
+        "stage_now": {0: batch},
+        "context": {0: batch},
+    }
+    with torch.no_grad(), quiet_exporter():
+        program = torch.onnx.export(
+            wrapper,
+            args,
+            input_names=list(MODEL_INPUTS),
+            dynamic_shapes=dynamic,
+            dynamo=True,
+            optimize=True,
+            opset_version=opset,
+            verbose=False,
+        )
+    _name_outputs(program.model.graph, OUTPUTS)
+    path = Path(path)
+    program.save(str(path))
+    model = onnx.load(str(path))
+    _name_dims(model)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def _name_outputs(graph: Any, names: Sequence[str]) -> None:
+    """Give the graph outputs ``names``, first renaming internal values that hold those names."""
+    outputs = list(graph.outputs)
+    if len(outputs) != len(names):
+        raise RuntimeError(f"the exported graph has {len(outputs)} outputs, expected {len(names)}")
+    wanted = set(names)
+    for node in graph:
+        for value in node.outputs:
+            if value.name in wanted and value not in outputs:
+                value.name = f"_{value.name}"
+    for value, name in zip(outputs, names, strict=True):
+        value.name = name
+
+
+def _name_dims(model: onnx.ModelProto) -> None:
+    """Name the symbolic dims ``batch`` and ``seq_len`` (torch calls them s0, s1, ...)."""
+    first = {}
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        for axis, name in ((0, BATCH), (1, SEQ)):
+            if (
+                axis < len(dims)
+                and dims[axis].dim_param
+                and value.name in ("categorical", "numeric")
+            ):
+                first[dims[axis].dim_param] = name
+    for value in (*model.graph.input, *model.graph.output):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in first:
+                dim.dim_param = first[dim.dim_param]
+
+
+@dataclass
+class ParityReport:
+    """onnxruntime vs torch over several batches.
+
+    Attributes:
+        max_abs_diff: output -> largest |onnx - torch| over all batches.
+        max_rel_diff: output -> largest |onnx - torch| / max(1, |torch|) (for expected_value,
+            which is in currency units and may be large).
+        top1_mismatches: class output -> rows whose top-1 differs (ties excluded).
+        ties: class output -> rows whose two best classes were within TIE (not compared).
+        shapes: (B, T) of every batch compared.
+    """
+
+    atol: float
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+    max_rel_diff: dict[str, float] = field(default_factory=dict)
+    top1_mismatches: dict[str, int] = field(default_factory=dict)
+    ties: dict[str, int] = field(default_factory=dict)
+    shapes: list[tuple[int, int]] = field(default_factory=list)
+    rows: int = 0
+
+    def failures(self) -> list[str]:
+        bad = []
+        for name in OUTPUTS:
+            # Probabilities and embeddings: absolute. expected_value: relative above 1 unit.
+            diff = self.max_rel_diff[name] if name == "expected_value" else self.max_abs_diff[name]
+            if not diff <= self.atol:  # also catches NaN
+                bad.append(f"{name}: max diff {diff:.3g} > {self.atol:g}")
+        bad += [f"{n}: top-1 differs on {k} rows" for n, k in self.top1_mismatches.items() if k]
+        return bad
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures()
+
+    def table(self) -> str:
+        lines = [f"parity onnxruntime vs torch: {self.rows} rows in batches (B, T) {self.shapes}"]
+        for name in OUTPUTS:
+            extra = ""
+            if name in self.top1_mismatches:
+                extra = f"  top-1 mismatches {self.top1_mismatches[name]} (ties {self.ties[name]})"
+            lines.append(
+                f"  {name:<18} max abs diff {self.max_abs_diff[name]:.3e}  "
+                f"max rel diff {self.max_rel_diff[name]:.3e}{extra}"
+            )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "atol": self.atol,
+            "rows": self.rows,
+            "shapes": [list(s) for s in self.shapes],
+            "max_abs_diff": self.max_abs_diff,
+            "max_rel_diff": self.max_rel_diff,
+            "top1_mismatches": self.top1_mismatches,
+            "ties": self.ties,
+            "ok": self.ok,
+        }
+
+
+def torch_outputs(net: nn.Module, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    wrapper = InferenceWrapper(net).eval()
+    with torch.no_grad():
+        outs = wrapper(*(torch.from_numpy(inputs[n]) for n in MODEL_INPUTS))
+    return {n: o.numpy() for n, o in zip(OUTPUTS, outs, strict=True)}
+
+
+def _top1_mismatch(ref: np.ndarray, got: np.ndarray) -> tuple[int, int]:
+    """(mismatching rows, tied rows) of argmax over the last axis."""
+    top2 = np.sort(ref, axis=1)[:, -2:]
+    tie = (top2[:, 1] - top2[:, 0]) < TIE if ref.shape[1] > 1 else np.zeros(len(ref), bool)
+    differ = ref.argmax(1) != got.argmax(1)
+    return int((differ & ~tie).sum()), int(tie.sum())
+
+
+def check_parity(
+    net: JourneyTransformer,
+    model_path: str | Path,
+    batches: Iterable[dict[str, np.ndarray]],
+    atol: float = 1e-4,
+) -> ParityReport:
+    """Compare torch and onnxruntime (with the predictor's session settings) on ``batches``."""
+    session = make_session(model_path, "cpu")
+    report = ParityReport(atol=atol)
+    for name in OUTPUTS:
+        report.max_abs_diff[name] = report.max_rel_diff[name] = 0.0
+    for name in CLASS_OUTPUTS:
+        report.top1_mismatches[name] = report.ties[name] = 0
+    for inputs in batches:
+        ref = torch_outputs(net, inputs)
+        got = dict(zip(OUTPUTS, session.run(list(OUTPUTS), inputs), strict=True))
+        report.shapes.append(tuple(int(x) for x in inputs["categorical"].shape[:2]))
+        report.rows += len(inputs["lengths"])
+        for name in OUTPUTS:
+            if got[name].shape != ref[name].shape:
+                raise ExportParityError(
+                    f"{name}: onnxruntime shape {got[name].shape} != torch {ref[name].shape}"
+                )
+            diff = np.abs(got[name].astype(np.float64) - ref[name])
+            rel = diff / np.maximum(1.0, np.abs(ref[name]))
+            report.max_abs_diff[name] = max(
+                report.max_abs_diff[name], float(np.max(diff, initial=0.0))
+            )
+            report.max_rel_diff[name] = max(
+                report.max_rel_diff[name], float(np.max(rel, initial=0.0))
+            )
+            if np.isnan(diff).any():
+                report.max_abs_diff[name] = report.max_rel_diff[name] = float("nan")
+        for name in CLASS_OUTPUTS:
+            mismatch, ties = _top1_mismatch(ref[name], got[name])
+            report.top1_mismatches[name] += mismatch
+            report.ties[name] += ties
+    return report

@@ -1,0 +1,231 @@
+"""The batch scoring job: events (Parquet/CSV, a file, directory or glob) -> predictions.parquet.
+
+Flow, per customer chunk (:mod:`journeyformer.inference.chunks`)::
+
+    worker thread:  read chunk i+1 -> validate -> sequences -> length-sorted padded batches
+    main thread:    onnxruntime on chunk i's batches -> predictions frame -> Parquet row group
+
+Polars and onnxruntime both release the GIL, so preparing the next chunk overlaps with
+inference on the current one; at most two chunks are in memory. Predictions stream into a
+temporary Parquet file beside the output, renamed into place only when every chunk succeeded,
+so a failure leaves no partial output. Customers without a prediction go to the rejects file
+with a reason; together the two files hold every customer of the input exactly once.
+
+Needs no torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from journeyformer.data.samples import parse_time
+from journeyformer.inference.bundle import Bundle, load_bundle
+from journeyformer.inference.chunks import UTC_US, Chunk, EventChunks
+from journeyformer.inference.predictor import Batch, Predictor, prediction_schema
+from journeyformer.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PredictResult:
+    """What a scoring run did. Counts are customers unless named otherwise."""
+
+    output: Path
+    rejects: Path
+    as_of: datetime
+    n_customers: int
+    n_scored: int
+    n_rejected: int
+    n_events: int
+    n_chunks: int
+    seconds: float
+    unknown: dict[str, int] = field(default_factory=dict)
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        rate = self.n_customers / self.seconds if self.seconds else float("nan")
+        lines = [
+            f"as_of {self.as_of.isoformat()}: {self.n_customers} customers, {self.n_events} events "
+            f"in {self.n_chunks} chunk(s), {self.seconds:.1f} s ({rate:,.0f} customers/s)",
+            f"  scored   {self.n_scored:>9}  -> {self.output}",
+            f"  rejected {self.n_rejected:>9}  -> {self.rejects}",
+        ]
+        lines += [f"    {n:>9}  {reason}" for reason, n in self.reject_reasons.items()]
+        if self.unknown:
+            lines.append(f"  values unseen in training, mapped to <unk> (events): {self.unknown}")
+        return "\n".join(lines)
+
+
+def rejects_path(output: str | Path) -> Path:
+    """``out/predictions.parquet`` -> ``out/predictions.rejects.parquet``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.rejects{output.suffix or '.parquet'}")
+
+
+def predict_events(
+    bundle: Bundle | str | Path,
+    input: str | Path,
+    output: str | Path,
+    *,
+    as_of: datetime | str | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    batch_size: int = 64,
+    chunk_customers: int = 50_000,
+    top_k: int = 3,
+    with_embedding: bool = False,
+    threads: int | None = None,
+    optimization: str = "basic",
+    schema_overrides: Mapping[str, Any] | None = None,
+    rejects: str | Path | None = None,
+    progress: bool = True,
+) -> PredictResult:
+    """Score every customer of ``input`` at ``as_of`` and write ``output`` (Parquet).
+
+    Args:
+        bundle: a bundle directory (or a loaded :class:`Bundle`).
+        input: events: a file, a directory of Parquet files or a glob.
+        output: predictions Parquet file (see :func:`prediction_frame` for the columns).
+        as_of: score with events at or before this time (ISO-8601; naive means UTC).
+            Default: the latest timestamp in the input.
+        threads, optimization: onnxruntime settings (:mod:`journeyformer.inference.session`).
+        schema_overrides: ``data`` settings replacing the bundle's event schema (columns,
+            time_zone, timestamp_unit, null_keys, duplicates, format).
+        rejects: Parquet file of customers without a prediction (customer_id, as_of, reason,
+            first_event). Default: ``<output stem>.rejects.parquet``.
+    """
+    start = time.perf_counter()
+    try:
+        given_as_of = parse_time(as_of) if as_of is not None else None
+    except ValueError as err:
+        raise ValueError(f"as_of: {err}") from None
+    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    # The session first: a missing GPU runtime fails before any data is read.
+    predictor = Predictor(bundle, device, precision, threads, batch_size, optimization=optimization)
+    chunks = EventChunks(input, bundle.schema(schema_overrides), chunk_customers)
+    plan = chunks.plan
+    when = given_as_of if given_as_of is not None else plan.latest
+    vocabs, features, labels = bundle.vocabs, bundle.features, bundle.labels
+    output, rejects = Path(output), Path(rejects) if rejects else rejects_path(output)
+    log.info(
+        "%s: %d events, %d customers, %d chunk(s); as_of %s; onnxruntime on %s",
+        plan.name,
+        plan.n_rows,
+        plan.n_customers,
+        plan.n_chunks,
+        when.isoformat(),
+        predictor.session.get_providers()[0],
+    )
+
+    def prepare(i: int) -> tuple[Chunk, list[Batch]]:
+        chunk = chunks.read(i, when, vocabs, features, labels)
+        return chunk, predictor.batches(chunk.seqs) if chunk.seqs is not None else []
+
+    schema = prediction_schema(bundle, chunks.lf.collect_schema()["customer_id"], with_embedding)
+    result = PredictResult(output, rejects, when, 0, 0, 0, 0, plan.n_chunks, 0.0)
+    reject_parts: list[pl.DataFrame] = []
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
+    bar = tqdm(total=plan.n_customers, unit="customer", desc="scoring", disable=not progress)
+    try:
+        with atomic_path(output) as tmp_out, atomic_path(rejects) as tmp_rej:
+            writer = pq.ParquetWriter(tmp_out, pl.DataFrame(schema=schema).to_arrow().schema)
+            try:
+                pending: Future = pool.submit(prepare, 0)
+                for i in range(plan.n_chunks):
+                    chunk, batches = pending.result()
+                    if i + 1 < plan.n_chunks:
+                        pending = pool.submit(prepare, i + 1)  # overlaps with inference below
+                    _score_chunk(
+                        predictor, chunk, batches, when, top_k, with_embedding, writer, bar, result
+                    )
+                    reject_parts.append(chunk.rejects)
+                    bar.update(chunk.rejects.height)
+            finally:
+                writer.close()
+            rejected = pl.concat(reject_parts).select(
+                "customer_id", pl.lit(when, UTC_US).alias("as_of"), "reason", "first_event"
+            )
+            rejected.write_parquet(tmp_rej)
+            if result.n_scored + rejected.height != plan.n_customers:  # a bug, never bad data
+                raise RuntimeError(
+                    f"{plan.name}: {plan.n_customers} customers in the input but "
+                    f"{result.n_scored} scored + {rejected.height} rejected; nothing was written"
+                )
+            _readable(tmp_out, tmp_rej)
+    finally:
+        bar.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+    result.n_rejected = rejected.height
+    result.n_customers = result.n_scored + result.n_rejected
+    result.reject_reasons = dict(rejected.get_column("reason").value_counts(sort=True).iter_rows())
+    result.seconds = time.perf_counter() - start
+    if result.unknown:
+        log.info("values unseen in training mapped to <unk> (events): %s", result.unknown)
+    log.info("\n%s", result.summary())
+    return result
+
+
+def _readable(*paths: Path) -> None:
+    """Temp files are created 0600; give the outputs the usual permissions (umask applies)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in paths:
+        os.chmod(path, 0o666 & ~umask)
+
+
+def _score_chunk(
+    predictor: Predictor,
+    chunk: Chunk,
+    batches: list[Batch],
+    as_of: datetime,
+    top_k: int,
+    with_embedding: bool,
+    writer: pq.ParquetWriter,
+    bar: tqdm,
+    result: PredictResult,
+) -> None:
+    """Run one chunk's batches, append its predictions as a row group, update the counts."""
+    result.n_events += chunk.n_events
+    if chunk.seqs is None:
+        return
+    outputs = predictor.run_batches(len(chunk.seqs), batches, bar.update)
+    frame = predictor.to_frame(chunk.seqs, outputs, as_of, top_k, with_embedding)
+    writer.write_table(frame.to_arrow())
+    result.n_scored += frame.height
+    for name, n in chunk.seqs.unknown_counts.items():
+        result.unknown[name] = result.unknown.get(name, 0) + n
+
+
+def predict_from_config(cfg: Mapping[str, Any]) -> PredictResult:
+    """:func:`predict_events` with the settings of ``configs/predict.yaml`` (plain values)."""
+    data = {k: v for k, v in dict(cfg.get("data") or {}).items() if v is not None}
+    return predict_events(
+        cfg["bundle"],
+        cfg["input"],
+        cfg.get("output", "predictions.parquet"),
+        as_of=cfg.get("as_of"),
+        device=str(cfg.get("device", "cpu")),
+        precision=str(cfg.get("precision", "fp32")),
+        batch_size=int(cfg.get("batch_size", 64)),
+        chunk_customers=int(cfg.get("chunk_customers", 50_000)),
+        top_k=int(cfg.get("top_k", 3)),
+        with_embedding=bool(cfg.get("with_embedding", False)),
+        threads=cfg.get("threads"),
+        optimization=str(cfg.get("optimization", "basic")),
+        schema_overrides=data,
+        rejects=cfg.get("rejects"),
+        progress=bool(cfg.get("progress", True)),
+    )

@@ -1,0 +1,200 @@
+"""Export: checkpoint -> bundle, ONNX graph contract, parity with torch, int8, atomic writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from support import CONFIG_DIR
+
+from journeyformer.data.batch import MODEL_INPUTS
+from journeyformer.export import onnx as onnx_export
+from journeyformer.export.bundle import ValidationData, atomic_dir, build_bundle
+from journeyformer.export.last_position import last_position_network
+from journeyformer.export.onnx import ExportParityError, random_inputs, torch_outputs
+from journeyformer.inference.bundle import load_bundle
+from journeyformer.model.module import load_module
+from journeyformer.model.network import OUTPUTS
+from journeyformer.pipelines import export
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tiny_run, events_path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "bundle"
+    build_bundle(
+        tiny_run.best_checkpoint, out, quantize=True, validation=ValidationData(str(events_path))
+    )
+    return out
+
+
+def test_bundle_files_and_preprocessing(bundle_dir, tiny_run):
+    names = {p.name for p in bundle_dir.iterdir()}
+    assert {
+        "model.onnx",
+        "model.int8.onnx",
+        "preprocessing.json",
+        "metrics.json",
+        "export_report.json",
+    } <= names
+    assert not [
+        p for p in bundle_dir.parent.iterdir() if p.name.startswith(".")
+    ]  # no temp dirs left
+    spec = json.loads((bundle_dir / "preprocessing.json").read_text())
+    hp_spec = tiny_run.module.hparams["data_spec"]
+    assert spec["vocabs"] == hp_spec["vocabs"]
+    assert spec["features"] == hp_spec["features"]
+    assert spec["max_len"] == hp_spec["features"]["max_len"]
+    assert spec["actions"] == hp_spec["vocabs"]["action"]
+    assert spec["stages"] == list(hp_spec["stages"])
+    assert spec["horizon_days"] == hp_spec["labels"]["horizon_days"]
+    assert spec["schema"]["columns"]["customer_id"] == "customer_id"
+    assert spec["schema"]["time_zone"] == "UTC"
+    assert spec["package_version"]
+    assert [i["name"] for i in spec["onnx"]["inputs"]] == list(MODEL_INPUTS)
+    assert [o["name"] for o in spec["onnx"]["outputs"]] == list(OUTPUTS)
+    assert spec["onnx"]["inputs"][0] == {
+        "name": "categorical",
+        "dtype": "int64",
+        "shape": ["batch", "seq_len", len(hp_spec["features"]["categorical"])],
+    }
+    assert spec["onnx"]["files"] == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+    metrics = json.loads((bundle_dir / "metrics.json").read_text())
+    assert metrics == json.loads((tiny_run.run_dir / "test_metrics.json").read_text())
+    assert load_bundle(bundle_dir).output_names == OUTPUTS
+
+
+def test_onnx_graph_is_valid_with_named_dynamic_axes(bundle_dir):
+    model = onnx.load(str(bundle_dir / "model.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    dims = {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in (*model.graph.input, *model.graph.output)
+    }
+    assert [i.name for i in model.graph.input] == list(MODEL_INPUTS)
+    assert [o.name for o in model.graph.output] == list(OUTPUTS)
+    assert dims["categorical"][:2] == ["batch", "seq_len"]
+    assert dims["numeric"][:2] == ["batch", "seq_len"]
+    assert all(d[0] == "batch" for d in dims.values())
+
+
+@pytest.mark.parametrize(("batch", "seq_len"), [(1, 1), (2, 64), (9, 3), (33, 17)])
+def test_onnxruntime_matches_torch_on_new_shapes(bundle_dir, tiny_run, batch, seq_len):
+    """Shapes differ from the traced (3, 11) batch; lengths vary within each batch."""
+    net = load_module(tiny_run.best_checkpoint).net
+    inputs = random_inputs(net.cfg, batch, seq_len, seed=batch * 100 + seq_len)
+    session = ort.InferenceSession(
+        str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    got = dict(zip(OUTPUTS, session.run(None, inputs), strict=True))
+    ref = torch_outputs(net, inputs)
+    for name in OUTPUTS:
+        assert got[name].shape == ref[name].shape
+        np.testing.assert_allclose(got[name], ref[name], atol=1e-4, rtol=0, err_msg=name)
+    for name in ("next_action_probs", "stage_probs"):
+        np.testing.assert_array_equal(got[name].argmax(1), ref[name].argmax(1))
+
+
+def test_padding_does_not_change_predictions(bundle_dir, tiny_run):
+    """Right padding beyond the longest sequence (any T) leaves every output unchanged."""
+    net = load_module(tiny_run.best_checkpoint).net
+    inputs = random_inputs(net.cfg, 6, 10, seed=1)
+    longer = dict(inputs)
+    for name in ("categorical", "numeric"):
+        width = [(0, 0)] * inputs[name].ndim
+        width[1] = (0, 20)
+        longer[name] = np.pad(inputs[name], width)
+    session = ort.InferenceSession(
+        str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    for a, b in zip(session.run(None, inputs), session.run(None, longer), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_export_report_and_int8_agreement(bundle_dir):
+    report = json.loads((bundle_dir / "export_report.json").read_text())
+    assert report["parity"]["ok"]
+    assert max(report["parity"]["max_abs_diff"].values()) <= 1e-4
+    int8 = report["int8"]
+    assert int8["rows"] > 0
+    assert int8["next_action_top1_agreement"] >= 0.9
+    assert int8["stage_top1_agreement"] >= 0.9
+    assert abs(int8["churn_auroc_diff"]) < 0.05
+    assert int8["size_bytes"]["int8"] < int8["size_bytes"]["fp32"]
+
+
+def test_parity_failure_fails_loudly_and_writes_nothing(tiny_run, tmp_path, monkeypatch):
+    real = onnx_export.torch_outputs
+
+    def drifted(net, inputs):
+        out = real(net, inputs)
+        out["churn_probability"] = out["churn_probability"] + 1e-3
+        return out
+
+    monkeypatch.setattr(onnx_export, "torch_outputs", drifted)
+    out = tmp_path / "bundle"
+    with pytest.raises(ExportParityError, match="churn_probability"):
+        build_bundle(tiny_run.best_checkpoint, out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quantize_needs_validation_data(tiny_run, tmp_path):
+    with pytest.raises(ValueError, match="data.path"):
+        build_bundle(tiny_run.best_checkpoint, tmp_path / "b", quantize=True)
+
+
+def test_atomic_dir_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "bundle"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("one")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "a.txt").write_text("two")
+            raise RuntimeError("boom")
+    assert (target / "a.txt").read_text() == "one"
+    with atomic_dir(target) as tmp:
+        (tmp / "b.txt").write_text("three")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_export_pipeline_from_config(tiny_run, tmp_path):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            config_name="export",
+            overrides=[
+                f"checkpoint={tiny_run.best_checkpoint}",
+                f"output={tmp_path / 'bundle'}",
+                "parity.batch_sizes=[2,5]",
+                "parity.seq_lens=[4]",
+            ],
+        )
+    result = export(cfg)
+    assert result.parity.ok and result.parity.shapes == [(2, 4), (5, 4)]
+    assert (tmp_path / "bundle" / "model.onnx").exists()
+
+
+def test_last_position_network_matches_the_model(tiny_run):
+    """The export-only network skips positions no output reads; outputs are unchanged."""
+    net = load_module(tiny_run.best_checkpoint).net
+    fast = last_position_network(net)
+    for batch, seq_len in [(1, 1), (5, 9), (16, 64)]:
+        inputs = random_inputs(net.cfg, batch, seq_len, seed=seq_len)
+        a, b = torch_outputs(net, inputs), torch_outputs(fast, inputs)
+        for name in OUTPUTS:
+            np.testing.assert_allclose(b[name], a[name], atol=1e-5, err_msg=name)
+    assert "encode" not in vars(net)  # the caller's network is left as it was
+
+
+def test_full_graph_export_also_passes_parity(tiny_run, tmp_path):
+    result = build_bundle(
+        tiny_run.best_checkpoint, tmp_path / "full", last_position_only=False, batch_sizes=(4,)
+    )
+    assert result.parity.ok
+    assert result.spec["onnx"]["last_position_only"] is False
