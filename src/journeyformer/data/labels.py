@@ -3,17 +3,24 @@
 Everything here is a function of events and a time ``at``: the summary at a cutoff uses only
 events at or before it, and the labels use only events in ``(cutoff, cutoff + horizon]``
 (plus the history up to ``cutoff + horizon`` for the stage there).
+
+:func:`history_summary` and :func:`compute_labels` are the plain Polars definitions and accept
+events in any order. :func:`customer_table` computes the same columns in one pass over events
+sorted by (customer_id, timestamp, _row); :func:`~journeyformer.data.sequences.build_sequences`
+uses it, and the tests check that both give the same answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 import polars as pl
 
+from journeyformer.data.schema import ROW
 from journeyformer.data.vocab import Vocab
 
 STAGES = ("acquisition", "consideration", "first_purchase", "retention", "loyalty", "churned")
@@ -43,6 +50,8 @@ class LabelConfig:
     def __post_init__(self) -> None:
         for name in ("purchase_actions", "intent_actions", "value_actions", "activity_actions"):
             value = getattr(self, name)
+            if isinstance(value, str):  # a single name written without brackets
+                value = (value,)
             if value is not None:
                 object.__setattr__(self, name, tuple(str(v) for v in value))
         if self.horizon_days <= 0:
@@ -84,19 +93,39 @@ class LabelConfig:
         return out
 
 
+UTC_US = pl.Datetime("us", "UTC")
+SUMMARY_COLUMNS = (
+    "customer_id", "n_events", "spend", "n_purchases", "n_purchases_window", "has_intent",
+    "first_ts", "last_ts", "last_activity_ts", "tenure_days", "recency_days", "stage",
+)  # fmt: skip
+
+
+def as_utc(t: datetime) -> datetime:
+    """Aware UTC datetime; naive input is taken as UTC."""
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
 def _is_in(col: str, values: Sequence[str] | None) -> pl.Expr:
     if values is None:
-        return pl.lit(True)
+        return pl.col(col).is_not_null() | pl.col(col).is_null()  # every row, as a column
     return pl.col(col).is_in(pl.Series(values, dtype=pl.String).implode())
 
 
 def _days_before(at: datetime, col: str | pl.Expr) -> pl.Expr:
     expr = pl.col(col) if isinstance(col, str) else col
-    return (pl.lit(at, pl.Datetime("us", "UTC")) - expr).dt.total_microseconds() / 1e6 / _DAY_S
+    return (pl.lit(as_utc(at), UTC_US) - expr).dt.total_microseconds() / 1e6 / _DAY_S
+
+
+def _finish_summary(at: datetime, cfg: LabelConfig) -> list[pl.Expr]:
+    """tenure_days, recency_days from the aggregated timestamps (then :func:`stage_expr`)."""
+    return [
+        _days_before(at, "first_ts").alias("tenure_days"),
+        _days_before(at, pl.coalesce("last_activity_ts", "first_ts")).alias("recency_days"),
+    ]
 
 
 def history_summary(events: pl.LazyFrame, at: datetime, cfg: LabelConfig) -> pl.LazyFrame:
-    """One row per customer with an event at or before ``at``.
+    """One row per customer with an event at or before ``at`` (in no particular order).
 
     Columns: customer_id, n_events, spend (value-action amount), n_purchases,
     n_purchases_window (within ``loyalty_window_days`` before ``at``), has_intent,
@@ -104,8 +133,9 @@ def history_summary(events: pl.LazyFrame, at: datetime, cfg: LabelConfig) -> pl.
     (days since last activity, or since the first event if there was none), stage (Int64 index
     into STAGES).
     """
-    at_lit = pl.lit(at, pl.Datetime("us", "UTC"))
-    window_start = pl.lit(at - timedelta(days=cfg.loyalty_window_days), pl.Datetime("us", "UTC"))
+    at = as_utc(at)
+    at_lit = pl.lit(at, UTC_US)
+    window_start = pl.lit(at - timedelta(days=cfg.loyalty_window_days), UTC_US)
     purchase = _is_in("action", cfg.purchase_actions)
     activity = _is_in("action", cfg.activity_actions)
     summary = (
@@ -121,10 +151,7 @@ def history_summary(events: pl.LazyFrame, at: datetime, cfg: LabelConfig) -> pl.
             pl.col("timestamp").max().alias("last_ts"),
             pl.col("timestamp").filter(activity).max().alias("last_activity_ts"),
         )
-        .with_columns(
-            _days_before(at, "first_ts").alias("tenure_days"),
-            _days_before(at, pl.coalesce("last_activity_ts", "first_ts")).alias("recency_days"),
-        )
+        .with_columns(_finish_summary(at, cfg))
     )
     return summary.with_columns(stage_expr(cfg).alias("stage"))
 
@@ -153,15 +180,17 @@ def window_labels(
 ) -> pl.LazyFrame:
     """Labels from events in (cutoff, cutoff + horizon], for customers with such events.
 
-    Columns: customer_id, next_action (Int64 vocab id), value (Float64), active (Boolean).
-    Customers without events in the window are absent; :func:`compute_labels` fills them.
+    Columns: customer_id, next_action (Int64 vocab id of the first event, ties broken by input
+    order ``_row``), value (Float64), active (Boolean). Customers without events in the window
+    are absent; :func:`compute_labels` fills them.
     """
-    start = pl.lit(cutoff, pl.Datetime("us", "UTC"))
-    end = pl.lit(cutoff + cfg.horizon, pl.Datetime("us", "UTC"))
+    cutoff = as_utc(cutoff)
+    start = pl.lit(cutoff, UTC_US)
+    end = pl.lit(cutoff + cfg.horizon, UTC_US)
     window = events.filter((pl.col("timestamp") > start) & (pl.col("timestamp") <= end))
-    # arg_min takes the first of tied timestamps, i.e. input order (events are in _row order).
+    order = ["timestamp", ROW] if ROW in events.collect_schema() else ["timestamp"]
     return window.group_by("customer_id").agg(
-        action_vocab.encode(pl.col("action").get(pl.col("timestamp").arg_min())).alias(
+        action_vocab.encode(pl.col("action").sort_by(order, maintain_order=True).first()).alias(
             "next_action"
         ),
         pl.col("amount").filter(_is_in("action", cfg.value_actions)).sum().alias("value"),
@@ -182,6 +211,7 @@ def compute_labels(
     no activity in the horizon), stage (Int64 index into STAGES at cutoff + horizon), value
     (Float64: value-action amount in the horizon, currency units).
     """
+    cutoff = as_utc(cutoff)
     later = history_summary(events, cutoff + cfg.horizon, cfg).select(
         "customer_id", pl.col("stage").alias("stage_label")
     )
@@ -198,3 +228,197 @@ def compute_labels(
             pl.col("value").fill_null(0.0),
         )
     )
+
+
+# --- One pass over sorted events: the summary at the cutoff and the labels together. ---------
+
+_NO_TIME = np.iinfo(np.int64).min
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _micros(t: datetime) -> int:
+    return (as_utc(t) - _EPOCH) // timedelta(microseconds=1)
+
+
+class _Segments:
+    """Per-customer row ranges of a frame sorted by (customer_id, timestamp, _row).
+
+    Customer k owns rows ``start[k]:end[k]``; ``split[k]`` is its first row after the cutoff,
+    so its history is rows ``start:split`` and its label window rows ``split:end``.
+    """
+
+    def __init__(self, new: np.ndarray, ts: np.ndarray, cutoff_us: int) -> None:
+        self.n = len(ts)
+        self.start = np.flatnonzero(new)
+        self.end = np.append(self.start[1:], self.n).astype(np.int64)
+        n_history = (
+            np.add.reduceat(ts <= cutoff_us, self.start, dtype=np.int64)
+            if self.n
+            else np.zeros(0, dtype=np.int64)
+        )
+        self.split = self.start + n_history
+        self._bounds = np.empty(2 * len(self.start), dtype=np.int64)
+        self._bounds[0::2], self._bounds[1::2] = self.start, self.split
+
+    def reduce(
+        self, values: np.ndarray, ufunc: np.ufunc = np.add, empty: Any = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``ufunc`` over each customer's history rows and over its window rows, ``empty``
+        for a range without rows. Booleans are counted (as int64)."""
+        dtype = np.int64 if values.dtype == bool and ufunc is np.add else None
+        if self.n == 0:
+            nothing = np.zeros(0, dtype=dtype or values.dtype)
+            return nothing, nothing
+        # reduceat: ranges between consecutive bounds, the last one to the end; bounds < n.
+        out = ufunc.reduceat(values, np.minimum(self._bounds, self.n - 1), dtype=dtype)
+        history, window = out[0::2].copy(), out[1::2].copy()
+        if self.split[-1] == self.n:  # the last customer's history was cut short by the clip
+            history[-1] = ufunc.reduce(values[self.start[-1] :], dtype=dtype)
+        history[self.split == self.start] = empty
+        window[self.end == self.split] = empty
+        return history, window
+
+
+def _as_datetime(micros: np.ndarray, valid: np.ndarray) -> pl.Series:
+    frame = pl.DataFrame({"v": micros, "ok": valid})
+    return frame.select(pl.when("ok").then(pl.col("v").cast(UTC_US))).to_series()
+
+
+def _summary_frame(
+    customer_id: pl.Series, at: datetime, cfg: LabelConfig, parts: Mapping[str, np.ndarray]
+) -> pl.DataFrame:
+    """The :func:`history_summary` columns from per-customer reductions (int64 micros)."""
+    has = parts["n_events"] > 0
+    frame = pl.DataFrame(
+        {
+            "customer_id": customer_id,
+            "n_events": pl.Series(parts["n_events"], dtype=pl.UInt32),
+            "spend": pl.Series(parts["spend"], dtype=pl.Float64),
+            "n_purchases": pl.Series(parts["n_purchases"], dtype=pl.UInt32),
+            "n_purchases_window": pl.Series(parts["n_purchases_window"], dtype=pl.UInt32),
+            "has_intent": pl.Series(parts["n_intent"] > 0, dtype=pl.Boolean),
+            "first_ts": _as_datetime(parts["first_ts"], has),
+            "last_ts": _as_datetime(parts["last_ts"], has),
+            "last_activity_ts": _as_datetime(
+                parts["last_activity_ts"], parts["last_activity_ts"] != _NO_TIME
+            ),
+        }
+    )
+    return frame.with_columns(_finish_summary(at, cfg)).with_columns(stage_expr(cfg).alias("stage"))
+
+
+def customer_table(
+    events: pl.DataFrame,
+    cutoff: datetime,
+    cfg: LabelConfig,
+    next_action_ids: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame | None, np.ndarray]:
+    """Summary at ``cutoff`` and labels, in one pass over sorted events.
+
+    Args:
+        events: canonical events sorted by (customer_id, timestamp, _row), none after
+            cutoff + horizon (none after the cutoff is enough when no labels are wanted).
+        next_action_ids: row indices -> action vocabulary ids; labels are built when given.
+    Returns:
+        summary: one row per customer in ``events``, sorted, columns as :func:`history_summary`
+            (n_events 0 for a customer whose events all lie after the cutoff).
+        labels: the :func:`compute_labels` columns for the same rows, or None.
+        split: (N,) int64, each customer's first row after the cutoff; its history rows are
+            ``split - n_events : split``.
+    """
+    cutoff = as_utc(cutoff)
+    later_at = cutoff + cfg.horizon
+    ts = events.get_column("timestamp").to_physical().to_numpy()
+    cid = events.get_column("customer_id")
+    if cid.dtype.is_integer():
+        ids = cid.to_numpy()
+        new = np.empty(len(ids), dtype=bool)
+        new[:1] = True
+        np.not_equal(ids[1:], ids[:-1], out=new[1:])
+    else:
+        new = (cid != cid.shift(1)).fill_null(True).to_numpy()
+    seg = _Segments(new, ts, _micros(cutoff))
+    customer_id = cid.gather(seg.start)
+    flagged = events.select(
+        _is_in("action", cfg.purchase_actions).alias("purchase"),
+        _is_in("action", cfg.intent_actions).alias("intent"),
+        pl.when(_is_in("action", cfg.value_actions))
+        .then(pl.col("amount"))
+        .otherwise(0.0)
+        .alias("value"),
+        *(
+            []
+            if cfg.activity_actions is None
+            else [_is_in("action", cfg.activity_actions).alias("activity")]
+        ),
+    )
+    purchase = flagged.get_column("purchase").to_numpy()
+    n_history = seg.split - seg.start
+    spend, value = seg.reduce(flagged.get_column("value").to_numpy())
+    n_purchases, purchases_after = seg.reduce(purchase)
+    n_intent, intent_after = seg.reduce(flagged.get_column("intent").to_numpy())
+    last_history = np.where(
+        n_history > 0, ts[np.maximum(seg.split - 1, 0)] if len(ts) else 0, _NO_TIME
+    )
+    last_window = np.where(seg.end > seg.split, ts[seg.end - 1] if len(ts) else 0, _NO_TIME)
+    if cfg.activity_actions is None:
+        activity, activity_after = last_history, last_window
+    else:
+        active_ts = np.where(flagged.get_column("activity").to_numpy(), ts, _NO_TIME)
+        activity, activity_after = seg.reduce(active_ts, np.maximum, _NO_TIME)
+
+    def in_loyalty_window(at: datetime) -> np.ndarray:
+        start_us = _micros(at - timedelta(days=cfg.loyalty_window_days))
+        return purchase & (ts > start_us)
+
+    first_ts = ts[seg.start] if len(ts) else np.zeros(0, dtype=np.int64)
+    summary = _summary_frame(
+        customer_id,
+        cutoff,
+        cfg,
+        {
+            "n_events": n_history,
+            "spend": spend,
+            "n_purchases": n_purchases,
+            "n_purchases_window": seg.reduce(in_loyalty_window(cutoff))[0],
+            "n_intent": n_intent,
+            "first_ts": first_ts,
+            "last_ts": last_history,
+            "last_activity_ts": activity,
+        },
+    )
+    if next_action_ids is None:
+        return summary, None, seg.split
+    later = _summary_frame(
+        customer_id,
+        later_at,
+        cfg,
+        {
+            "n_events": seg.end - seg.start,
+            "spend": spend + value,
+            "n_purchases": n_purchases + purchases_after,
+            "n_purchases_window": sum(seg.reduce(in_loyalty_window(later_at))),
+            "n_intent": n_intent + intent_after,
+            "first_ts": first_ts,
+            "last_ts": np.maximum(last_history, last_window),
+            "last_activity_ts": np.maximum(activity, activity_after),
+        },
+    )
+    has_next = seg.end > seg.split
+    first_after = np.zeros(len(has_next), dtype=np.int64)
+    first_after[has_next] = next_action_ids(seg.split[has_next])
+    labels = pl.DataFrame(
+        {
+            "customer_id": customer_id,
+            "next_action": _masked_int(first_after, has_next),
+            "churn": pl.Series(activity_after == _NO_TIME, dtype=pl.Int8),
+            "stage": later.get_column("stage"),
+            "value": pl.Series(value, dtype=pl.Float64),
+        }
+    )
+    return summary, labels, seg.split
+
+
+def _masked_int(values: np.ndarray, valid: np.ndarray) -> pl.Series:
+    frame = pl.DataFrame({"v": values, "ok": valid})
+    return frame.select(pl.when("ok").then(pl.col("v").cast(pl.Int64))).to_series()

@@ -12,6 +12,7 @@ a stable hash (CRC32 of salt + id), so a customer is in one split only.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 
@@ -37,6 +40,10 @@ class CutoffSchedule:
     train_stride_days: float = 30.0
 
     def __post_init__(self) -> None:
+        if self.test is not None:
+            object.__setattr__(self, "test", parse_time(self.test))
+        if self.horizon_days <= 0:
+            raise ValueError(f"labels.horizon_days must be > 0, got {self.horizon_days}")
         if self.n_train < 1:
             raise ValueError(f"labels.cutoffs.n_train must be >= 1, got {self.n_train}")
         if self.train_stride_days <= 0:
@@ -54,8 +61,16 @@ class CutoffSchedule:
 
     def resolve(self, first_event: datetime, last_event: datetime) -> dict[str, list[datetime]]:
         """Cutoffs per split; raises when the data span is too short for the schedule."""
+        first_event, last_event = parse_time(first_event), parse_time(last_event)
         h = timedelta(days=self.horizon_days)
         test = self.test or (last_event - h)
+        if test + h > last_event:
+            log.warning(
+                "labels.cutoffs.test=%s: its label window ends after the last event (%s), so "
+                "test labels see less than a full horizon and churn looks higher",
+                test,
+                last_event,
+            )
         val = test - h
         train = [val - h - timedelta(days=self.train_stride_days * k) for k in range(self.n_train)]
         train = [t for t in train if t > first_event]
@@ -72,15 +87,24 @@ class CutoffSchedule:
 
 def parse_time(value: str | datetime) -> datetime:
     """ISO-8601 string or datetime -> aware UTC datetime (naive means UTC)."""
-    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    try:
+        t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an ISO-8601 time; write e.g. 2025-01-31 or 2025-01-31T12:00:00+01:00"
+        ) from None
     return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
 
 
-def split_of(customer_ids: pl.Series, val_fraction: float, test_fraction: float, salt: str) -> np.ndarray:
+def split_of(
+    customer_ids: pl.Series, val_fraction: float, test_fraction: float, salt: str
+) -> np.ndarray:
     """(N,) array of "train" / "val" / "test", stable across runs, machines and versions."""
-    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+    in_range = 0 <= val_fraction < 1 and 0 <= test_fraction < 1
+    if not in_range or val_fraction + test_fraction >= 1:
         raise ValueError(
-            f"split fractions val={val_fraction}, test={test_fraction} must be in [0, 1) and sum < 1"
+            f"data.split fractions val={val_fraction}, test={test_fraction} must be in [0, 1) "
+            "and sum to less than 1"
         )
     prefix = salt.encode()
     u = np.fromiter(

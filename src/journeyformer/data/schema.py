@@ -5,14 +5,28 @@ One row per event. After :func:`load_events` every frame has the canonical colum
 =============  ==============================  ==========================================
 column         dtype                           meaning
 =============  ==============================  ==========================================
+_row           UInt32/UInt64                   position in the input: breaks timestamp ties
 customer_id    Int64 or String (as given)      who
 timestamp      Datetime("us", "UTC")           when (naive input is read in ``time_zone``)
 channel        String                          web, app, email, store, ...
 action         String                          page_view, purchase, ...
-amount         Float64                         currency units; 0 when the column is absent
+amount         Float64                         currency units; 0 when absent, null or NaN
 <extras>       String / Float64                ``extra_categorical`` / ``extra_numeric``
-_row           UInt32/UInt64                   position in the input: breaks timestamp ties
 =============  ==============================  ==========================================
+
+and its rows sorted by (customer_id, timestamp, _row), the order every later step needs.
+
+Timestamps may be datetimes, dates, ISO-8601 strings (``2025-01-31``, ``2025-01-31 12:00``,
+``2025-01-31T12:00:00.5+02:00``, ``...Z``), or epoch seconds / milliseconds as numbers or digit
+strings (``timestamp_unit: auto`` takes magnitudes above 1e11 as milliseconds). Naive values
+are read in ``time_zone``; a wall time that a daylight-saving change repeats takes the earlier
+instant, one that it skips is an error.
+
+Policies: rows with a null customer_id or timestamp raise (``null_keys: error``) or are dropped
+with a logged count (``null_keys: drop``). Exact duplicates (every canonical column equal) are
+dropped keeping the first in input order (``duplicates: drop``, count logged) or kept
+(``duplicates: keep``). Null categorical values become the category ``"<null>"``; null and
+NaN numbers become 0; infinite numbers are an error.
 
 Errors are :class:`EventDataError` and name the file, the column, the problem, how many
 rows, a few example values and the setting to change.
@@ -33,13 +47,30 @@ log = logging.getLogger(__name__)
 
 REQUIRED = ("customer_id", "timestamp", "channel", "action")
 ROW = "_row"
+NULL_CATEGORY = "<null>"
 _EXAMPLES = 5
 # Epoch values above this are milliseconds (1e11 s is the year 5138).
 _EPOCH_MS_THRESHOLD = 1e11
+# Timestamps must fall before the year 10000 (microseconds since the epoch).
+_MAX_MICROS = 253_402_300_800 * 1_000_000
+_ISO_AWARE = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%#z")
+_ISO_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+_EPOCH_STRING = r"^[+-]?\d+(\.\d*)?$"
 
 
 class EventDataError(ValueError):
     """The input events break the event contract; the message says where and what to change."""
+
+
+def check_time_zone(value: str, setting: str) -> None:
+    """Raise ValueError naming ``setting`` unless ``value`` is a time zone Polars knows."""
+    try:
+        pl.Series([0], dtype=pl.Datetime("us", "UTC")).dt.convert_time_zone(value)
+    except (pl.exceptions.PolarsError, TypeError, ValueError):
+        raise ValueError(
+            f"{setting}={value!r} is not a known time zone; use an IANA name such as 'UTC' or "
+            "'Europe/Paris'"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -57,7 +88,7 @@ class EventSchema:
     columns: Mapping[str, str | None] = field(default_factory=dict)
     extra_categorical: tuple[str, ...] = ()
     extra_numeric: tuple[str, ...] = ()
-    timestamp_unit: str = "auto"  # auto | s | ms, for integer/float epoch timestamps
+    timestamp_unit: str = "auto"  # auto | s | ms, for numeric epoch timestamps
     time_zone: str = "UTC"  # zone of naive timestamps and of hour/day features
     null_keys: str = "error"  # error | drop: rows with a null customer_id or timestamp
     duplicates: str = "drop"  # drop | keep: exact duplicate events
@@ -71,12 +102,29 @@ class EventSchema:
                 f"{[*REQUIRED, 'amount']}. Extra columns go in data.extra_categorical / "
                 "data.extra_numeric."
             )
+        unmapped = [k for k in REQUIRED if k in self.columns and not self.columns[k]]
+        if unmapped:
+            raise ValueError(
+                f"data.columns.{unmapped[0]} is empty; {list(REQUIRED)} are required. Set it to "
+                "the name of your column."
+            )
         _check_choice("data.timestamp_unit", self.timestamp_unit, ("auto", "s", "ms"))
         _check_choice("data.null_keys", self.null_keys, ("error", "drop"))
         _check_choice("data.duplicates", self.duplicates, ("drop", "keep"))
         _check_choice("data.format", self.format, ("auto", "parquet", "csv"))
+        check_time_zone(self.time_zone, "data.time_zone")
         object.__setattr__(self, "extra_categorical", tuple(self.extra_categorical))
         object.__setattr__(self, "extra_numeric", tuple(self.extra_numeric))
+        extras = [*self.extra_categorical, *self.extra_numeric]
+        clash = sorted(
+            {e for e in extras if e in (*REQUIRED, "amount", ROW, "_ts_raw", "_amount_raw")}
+            | {e for e in extras if extras.count(e) > 1}
+        )
+        if clash:
+            raise ValueError(
+                f"data.extra_categorical / data.extra_numeric list {clash} twice or use a "
+                f"reserved name ({[*REQUIRED, 'amount', ROW]}); list each extra column once."
+            )
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> EventSchema:
@@ -122,12 +170,16 @@ def resolve_files(path: str | Path) -> list[Path]:
     if p.is_dir():
         files = sorted(p.glob("*.parquet"))
         if not files:
-            raise EventDataError(f"{p}: directory has no *.parquet files")
+            found = sorted(f.name for f in p.iterdir())[:_EXAMPLES]
+            raise EventDataError(
+                f"{p}: directory has no *.parquet files (found {found}); point data.path at a "
+                "file, or at a glob such as '<dir>/*.csv'"
+            )
         return files
     if any(ch in str(path) for ch in "*?["):
-        files = sorted(Path(f) for f in glob.glob(str(path)))
+        files = sorted(Path(f) for f in glob.glob(str(path)) if Path(f).is_file())
         if not files:
-            raise EventDataError(f"{path}: glob matches no files")
+            raise EventDataError(f"{path}: glob matches no files; fix data.path")
         return files
     if not p.exists():
         raise EventDataError(f"{p}: no such file (set data.path to your events file)")
@@ -157,42 +209,59 @@ def scan_raw(path: str | Path, schema: EventSchema) -> tuple[pl.LazyFrame, str]:
         lf = pl.scan_parquet(files)
     else:
         sep = "\t" if files[0].suffix.lower() == ".tsv" else ","
-        # Keys stay strings until we parse them ourselves, so errors can name bad values.
+        # Timestamps stay strings until we parse them ourselves, so errors can name bad values;
+        # types are inferred from the whole file, so a late odd value cannot break the read.
         overrides = {schema.source("timestamp"): pl.String}
-        lf = pl.scan_csv(files, separator=sep, schema_overrides=overrides, infer_schema_length=10_000)
+        lf = pl.scan_csv(files, separator=sep, schema_overrides=overrides, infer_schema_length=None)
     return lf, name
+
+
+def _epoch_expr(seconds_or_ms: pl.Expr, unit: str) -> pl.Expr:
+    """Numbers since 1970-01-01 UTC -> Datetime("us", "UTC"); out-of-range values -> null.
+
+    Float64 arithmetic is exact here: micros below 2**53 cover every time before 2255.
+    """
+    x = seconds_or_ms.cast(pl.Float64)
+    if unit == "auto":
+        scale = pl.when(x.abs() > _EPOCH_MS_THRESHOLD).then(1e3).otherwise(1e6)
+    else:
+        scale = pl.lit({"s": 1e6, "ms": 1e3}[unit])
+    micros = x * scale
+    ok = micros.is_finite() & (micros.abs() < _MAX_MICROS)
+    return pl.when(ok).then(micros.round(0)).cast(pl.Int64).cast(pl.Datetime("us", "UTC"))
+
+
+def _localize(naive: pl.Expr, tz: str) -> pl.Expr:
+    """Naive wall times in ``tz`` -> UTC; repeated times take the earlier, skipped ones null."""
+    return naive.dt.replace_time_zone(
+        tz, ambiguous="earliest", non_existent="null"
+    ).dt.convert_time_zone("UTC")
 
 
 def _timestamp_expr(raw: pl.DataType, col: str, schema: EventSchema, name: str) -> pl.Expr:
     """An expression turning the user's timestamp column into Datetime("us", "UTC")."""
     c = pl.col(col)
     tz = schema.time_zone
+    if raw == pl.Null:  # every value missing: the null-key policy decides
+        return c.cast(pl.Datetime("us", "UTC"))
     if isinstance(raw, pl.Datetime):
         c = c.dt.cast_time_unit("us")
-        c = c.dt.replace_time_zone(tz) if raw.time_zone is None else c
-        return c.dt.convert_time_zone("UTC")
+        return _localize(c, tz) if raw.time_zone is None else c.dt.convert_time_zone("UTC")
     if raw == pl.Date:
-        return c.cast(pl.Datetime("us")).dt.replace_time_zone(tz).dt.convert_time_zone("UTC")
+        return _localize(c.cast(pl.Datetime("us")), tz)
     if raw.is_numeric():
-        if schema.timestamp_unit == "auto":
-            # Decided per value: magnitudes above 1e11 are milliseconds.
-            micros = pl.when(c.abs() > _EPOCH_MS_THRESHOLD).then(c * 1_000).otherwise(c * 1_000_000)
-        else:
-            micros = c * {"s": 1_000_000, "ms": 1_000}[schema.timestamp_unit]
-        return micros.cast(pl.Int64).cast(pl.Datetime("us", "UTC"))
-    if raw == pl.String or raw == pl.Categorical:
-        s = c.cast(pl.String).str.strip_chars().str.replace(" ", "T", literal=True)
-        s = s.str.replace(r"Z$", "+00:00")
-        aware = s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us")
-        naive = pl.coalesce(
-            s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
-            s.str.to_datetime("%Y-%m-%dT%H:%M", strict=False, time_unit="us"),
-            s.str.to_datetime("%Y-%m-%d", strict=False, time_unit="us"),
+        return _epoch_expr(c, schema.timestamp_unit)
+    if raw in (pl.String, pl.Categorical) or isinstance(raw, pl.Enum):
+        s = _clean_timestamp_strings(c)
+        aware = [s.str.to_datetime(f, strict=False, time_unit="us") for f in _ISO_AWARE]
+        naive = [s.str.to_datetime(f, strict=False, time_unit="us") for f in _ISO_NAIVE]
+        epoch = pl.when(s.str.contains(_EPOCH_STRING)).then(
+            _epoch_expr(s.cast(pl.Float64, strict=False), schema.timestamp_unit)
         )
         return pl.coalesce(
-            aware.dt.convert_time_zone("UTC"),
-            naive.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
-            .dt.convert_time_zone("UTC"),
+            *[a.dt.convert_time_zone("UTC") for a in aware],
+            _localize(pl.coalesce(naive), tz),
+            epoch,
         )
     raise EventDataError(
         f"{name}: column '{col}' (timestamp) has type {raw}; expected a datetime, an ISO-8601 "
@@ -200,18 +269,46 @@ def _timestamp_expr(raw: pl.DataType, col: str, schema: EventSchema, name: str) 
     )
 
 
+def _clean_timestamp_strings(c: pl.Expr) -> pl.Expr:
+    """Trim, use 'T' between date and time, write 'Z' as +00:00, drop a space before an offset."""
+    s = c.cast(pl.String).str.strip_chars()
+    s = s.str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T")
+    s = s.str.replace(r"\s*[Zz]$", "+00:00")
+    return s.str.replace(r"\s+([+-]\d{2}(:?\d{2})?)$", "${1}")
+
+
+def _raw_timestamp(raw: pl.DataType, col: str) -> pl.Expr:
+    """The user's timestamp values with 'missing' (null, NaN, blank) as null, for error reports."""
+    c = pl.col(col)
+    if raw.is_float():
+        return c.fill_nan(None)
+    if raw in (pl.String, pl.Categorical) or isinstance(raw, pl.Enum):
+        s = c.cast(pl.String)
+        return pl.when(s.str.strip_chars() != "").then(s)
+    return c
+
+
+def _is_categorical_type(dtype: pl.DataType) -> bool:
+    return (
+        dtype in (pl.String, pl.Categorical, pl.Boolean, pl.Null)
+        or isinstance(dtype, pl.Enum)
+        or dtype.is_integer()
+    )
+
+
 def normalize(lf: pl.LazyFrame, schema: EventSchema, name: str) -> pl.LazyFrame:
     """Rename to canonical columns and cast types; checks what the schema alone can tell.
 
-    Value-level problems (unparseable timestamps, null keys) are left as nulls plus a ``_ts_raw``
-    column for :func:`validate` to count and report.
+    Value-level problems (unparseable timestamps, non-numeric amounts, null keys) are left as
+    nulls plus ``_ts_raw`` / ``_amount_raw`` columns for :func:`validate` to count and report.
     """
     have = lf.collect_schema()
     wanted = [*REQUIRED, *(["amount"] if schema.source("amount") else [])]
     missing = [
         (canon, schema.source(canon))
         for canon in wanted
-        if schema.source(canon) not in have and not (canon == "amount" and "amount" not in schema.columns)
+        if schema.source(canon) not in have
+        and not (canon == "amount" and "amount" not in schema.columns)
     ]
     extras = [*schema.extra_categorical, *schema.extra_numeric]
     missing += [(extra, extra) for extra in extras if extra not in have]
@@ -227,7 +324,7 @@ def normalize(lf: pl.LazyFrame, schema: EventSchema, name: str) -> pl.LazyFrame:
     cid_type = have[cid]
     if cid_type.is_integer():
         exprs.append(pl.col(cid).cast(pl.Int64).alias("customer_id"))
-    elif cid_type in (pl.String, pl.Categorical):
+    elif cid_type in (pl.String, pl.Categorical, pl.Null) or isinstance(cid_type, pl.Enum):
         exprs.append(pl.col(cid).cast(pl.String).alias("customer_id"))
     else:
         raise EventDataError(
@@ -236,68 +333,107 @@ def normalize(lf: pl.LazyFrame, schema: EventSchema, name: str) -> pl.LazyFrame:
         )
     ts = schema.source("timestamp")
     exprs.append(_timestamp_expr(have[ts], ts, schema, name).alias("timestamp"))
-    exprs.append(pl.col(ts).cast(pl.String).alias("_ts_raw"))
+    exprs.append(_raw_timestamp(have[ts], ts).alias("_ts_raw"))
     for canon in ("channel", "action"):
         src = schema.source(canon)
-        if have[src].is_float():
+        if not _is_categorical_type(have[src]):
             raise EventDataError(
-                f"{name}: column '{src}' ({canon}) has float type {have[src]}; expected strings "
+                f"{name}: column '{src}' ({canon}) has type {have[src]}; expected strings "
                 f"or integer codes. Map another column with data.columns.{canon}=..."
             )
-        exprs.append(pl.col(src).cast(pl.String).fill_null("<null>").alias(canon))
+        exprs.append(pl.col(src).cast(pl.String).fill_null(NULL_CATEGORY).alias(canon))
     amount_src = schema.source("amount")
     if amount_src and amount_src in have:
-        if not (have[amount_src].is_numeric() or have[amount_src] == pl.String):
+        amount_type = have[amount_src]
+        if amount_type == pl.String:
+            exprs.append(
+                pl.col(amount_src).str.strip_chars().cast(pl.Float64, strict=False).alias("amount")
+            )
+            exprs.append(pl.col(amount_src).alias("_amount_raw"))
+        elif amount_type.is_numeric() or amount_type == pl.Null:
+            exprs.append(pl.col(amount_src).cast(pl.Float64).alias("amount"))
+        else:
             raise EventDataError(
-                f"{name}: column '{amount_src}' (amount) has type {have[amount_src]}; expected "
+                f"{name}: column '{amount_src}' (amount) has type {amount_type}; expected "
                 "numbers. Map another column with data.columns.amount=... or set it to null."
             )
-        exprs.append(pl.col(amount_src).cast(pl.Float64, strict=False).alias("amount"))
-        exprs.append(pl.col(amount_src).cast(pl.String).alias("_amount_raw"))
     else:
         exprs.append(pl.lit(0.0, pl.Float64).alias("amount"))
     for extra in schema.extra_categorical:
-        exprs.append(pl.col(extra).cast(pl.String).fill_null("<null>"))
+        if not _is_categorical_type(have[extra]):
+            raise EventDataError(
+                f"{name}: column '{extra}' is listed in data.extra_categorical but has type "
+                f"{have[extra]}; expected strings or integer codes. Cast it or remove it there."
+            )
+        exprs.append(pl.col(extra).cast(pl.String).fill_null(NULL_CATEGORY))
     for extra in schema.extra_numeric:
-        if not (have[extra].is_numeric() or have[extra] == pl.Boolean):
+        if not (have[extra].is_numeric() or have[extra] in (pl.Boolean, pl.Null)):
             raise EventDataError(
                 f"{name}: column '{extra}' is listed in data.extra_numeric but has type "
                 f"{have[extra]}; move it to data.extra_categorical or cast it to numbers."
             )
-        exprs.append(pl.col(extra).cast(pl.Float64).fill_null(0.0))
-    return lf.with_row_index(ROW).select(pl.col(ROW), *exprs)
+        exprs.append(pl.col(extra).cast(pl.Float64))
+    return lf.select(*exprs).with_row_index(ROW)
 
 
 def _examples(df: pl.DataFrame, mask: pl.Expr, col: str) -> list[Any]:
-    return df.filter(mask).get_column(col).head(_EXAMPLES).to_list()
+    return [str(v) for v in df.filter(mask).get_column(col).head(_EXAMPLES).to_list()]
+
+
+def _check_numbers(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
+    """Amount and extra numeric columns: text that is not a number and infinities are errors;
+    null and NaN become 0."""
+    if "_amount_raw" in df.columns:
+        bad = pl.col("amount").is_null() & (pl.col("_amount_raw").str.strip_chars() != "")
+        n_bad = df.select(bad.sum()).item()
+        if n_bad:
+            raise EventDataError(
+                f"{name}: column '{schema.source('amount')}' (amount): {n_bad} of {df.height} "
+                f"values are not numbers, e.g. {_examples(df, bad, '_amount_raw')}. Clean them "
+                "or set data.columns.amount=null."
+            )
+        df = df.drop("_amount_raw")
+    numeric = ["amount", *schema.extra_numeric]
+    n_inf = df.select(pl.col(c).is_infinite().sum() for c in numeric).row(0)
+    for col, n in zip(numeric, n_inf, strict=True):
+        if n:
+            src = schema.source("amount") if col == "amount" else col
+            raise EventDataError(
+                f"{name}: column '{src}' ({col}): {n} of {df.height} values are infinite, e.g. "
+                f"{_examples(df, pl.col(col).is_infinite(), col)}. Replace them by finite numbers."
+            )
+    return df.with_columns(pl.col(c).fill_nan(0.0).fill_null(0.0) for c in numeric)
 
 
 def validate(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
     """Check values of a normalized frame; apply the null-key and duplicate policies.
 
-    Returns the clean frame without the helper columns. Raises :class:`EventDataError`.
+    Returns the clean frame without the helper columns, sorted by (customer_id, timestamp,
+    _row). Raises :class:`EventDataError`.
     """
     if df.height == 0:
-        raise EventDataError(f"{name}: no events (the input is empty); point data.path at your events")
-    ts_src = schema.source("timestamp")
-    bad_ts = pl.col("timestamp").is_null() & pl.col("_ts_raw").is_not_null()
-    n_bad = df.select(bad_ts.sum()).item()
-    if n_bad:
         raise EventDataError(
-            f"{name}: column '{ts_src}' (timestamp): {n_bad} of {df.height} values cannot be "
-            f"parsed, e.g. {_examples(df, bad_ts, '_ts_raw')}. Use ISO-8601 (2025-01-31T12:00:00, "
-            "optional +02:00), a datetime column, or epoch seconds/ms (data.timestamp_unit)."
+            f"{name}: no events (the input is empty); point data.path at your events"
         )
-    if "_amount_raw" in df.columns:
-        bad_amount = pl.col("amount").is_null() & pl.col("_amount_raw").is_not_null()
-        n_bad = df.select(bad_amount.sum()).item()
+    ts_src = schema.source("timestamp")
+    if "_ts_raw" in df.columns:
+        bad_ts = pl.col("timestamp").is_null() & pl.col("_ts_raw").is_not_null()
+        n_bad = df.select(bad_ts.sum()).item()
         if n_bad:
-            raise EventDataError(
-                f"{name}: column '{schema.source('amount')}' (amount): {n_bad} values are not "
-                f"numbers, e.g. {_examples(df, bad_amount, '_amount_raw')}. Clean them or set "
-                "data.columns.amount=null."
+            zone = (
+                f" Naive times are read in data.time_zone={schema.time_zone!r}, where wall times "
+                "skipped by a daylight-saving change do not exist."
+                if schema.time_zone != "UTC"
+                else ""
             )
-        df = df.with_columns(pl.col("amount").fill_null(0.0)).drop("_amount_raw")
+            raise EventDataError(
+                f"{name}: column '{ts_src}' (timestamp): {n_bad} of {df.height} values cannot be "
+                f"parsed, e.g. {_examples(df, bad_ts, '_ts_raw')}. Use ISO-8601 "
+                "(2025-01-31T12:00:00, optional +02:00), a datetime column, or epoch seconds/ms "
+                f"(data.timestamp_unit={schema.timestamp_unit!r}).{zone}"
+            )
+        df = df.drop("_ts_raw")
+    df = _check_numbers(df, schema, name)
     null_key = pl.col("customer_id").is_null() | pl.col("timestamp").is_null()
     n_null = df.select(null_key.sum()).item()
     if n_null:
@@ -308,30 +444,116 @@ def validate(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
         )
         if schema.null_keys == "error":
             raise EventDataError(
-                f"{name}: {n_null} rows have a null key ({detail}). Fix the data or set "
-                "data.null_keys=drop to drop them."
+                f"{name}: {n_null} of {df.height} rows have a null key ({detail}). Fix the data "
+                "or set data.null_keys=drop to drop them."
             )
-        log.warning("%s: dropped %d rows with a null key (%s)", name, n_null, detail)
+        log.warning(
+            "%s: dropped %d of %d rows with a null key (%s)", name, n_null, df.height, detail
+        )
         df = df.filter(~null_key)
         if df.height == 0:
             raise EventDataError(f"{name}: every row has a null customer_id or timestamp")
-    df = df.drop("_ts_raw")
+    df = sort_events(df)
     if schema.duplicates == "drop":
         before = df.height
-        keys = [c for c in df.columns if c != ROW]
-        df = df.unique(subset=keys, keep="first", maintain_order=True)
+        df = _drop_duplicates(df)
         if df.height < before:
-            log.info("%s: dropped %d exact duplicate events (data.duplicates=drop)", name, before - df.height)
+            log.info(
+                "%s: dropped %d exact duplicate events (data.duplicates=drop)",
+                name,
+                before - df.height,
+            )
     return df
+
+
+def is_sorted(frame: pl.DataFrame | pl.LazyFrame) -> bool:
+    """True when rows are in (customer_id, timestamp, _row) order (one cheap pass)."""
+    cid, ts, row = pl.col("customer_id"), pl.col("timestamp"), pl.col(ROW)
+    prev_c, prev_t = cid.shift(1), ts.shift(1)
+    ok = (cid > prev_c) | (
+        (cid == prev_c) & ((ts > prev_t) | ((ts == prev_t) & (row > row.shift(1))))
+    )
+    return bool(frame.lazy().select(ok.fill_null(True).all()).collect().item())
+
+
+def sort_events(df: pl.DataFrame) -> pl.DataFrame:
+    """Rows in (customer_id, timestamp, _row) order; a no-op pass when they already are."""
+    if df.height and not is_sorted(df):
+        key = _packed_key(df)
+        if key is None:
+            df = df.sort("customer_id", "timestamp", ROW)
+        else:
+            name = "_sort_key"
+            while name in df.columns:
+                name += "_"
+            # Input order breaks ties of the key: rows are usually still in _row order.
+            by = [name] if df.get_column(ROW).is_sorted() else [name, ROW]
+            df = df.with_columns(key.alias(name)).sort(by, maintain_order=True).drop(name)
+    return df.with_columns(pl.col("customer_id").set_sorted())
+
+
+def _packed_key(df: pl.DataFrame) -> pl.Expr | None:
+    """One UInt64 that orders rows like (customer_id, timestamp), when integer ids and the
+    time span fit in 64 bits together (a single-column sort is about twice as fast)."""
+    if not df.schema["customer_id"].is_integer():
+        return None
+    cid, ts = pl.col("customer_id"), pl.col("timestamp").dt.epoch("us")
+    bounds = [
+        cid.min().alias("c0"),
+        cid.max().alias("c1"),
+        ts.min().alias("t0"),
+        ts.max().alias("t1"),
+    ]
+    lo_c, hi_c, lo_t, hi_t = df.select(bounds).row(0)
+    c_bits, t_bits = (hi_c - lo_c).bit_length(), (hi_t - lo_t).bit_length()
+    if c_bits + t_bits > 64:
+        return None
+    offset_t = (ts - lo_t).cast(pl.UInt64)
+    if c_bits == 0:
+        return offset_t
+    return (cid - lo_c).cast(pl.UInt64) * pl.lit(1 << t_bits, pl.UInt64) + offset_t
+
+
+def _drop_duplicates(df: pl.DataFrame) -> pl.DataFrame:
+    """Drop exact duplicates of a sorted frame, keeping the first in input order.
+
+    Duplicates share (customer_id, timestamp), so in sorted order they sit in runs of equal
+    keys; only rows in such runs are compared on every column.
+    """
+    cid, ts = pl.col("customer_id"), pl.col("timestamp")
+    same_as_prev = ((cid == cid.shift(1)) & (ts == ts.shift(1))).fill_null(False)
+    in_run = same_as_prev | same_as_prev.shift(-1).fill_null(False)
+    runs = df.filter(in_run)
+    if runs.height == 0:
+        return df
+    keys = [c for c in df.columns if c != ROW]
+    repeats = runs.filter(~pl.struct(keys).is_first_distinct()).get_column(ROW)
+    return df.filter(~pl.col(ROW).is_in(repeats.implode()))
+
+
+def _read_error(name: str, err: Exception) -> EventDataError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return EventDataError(
+        f"{name}: cannot read the events: {first}. Check that the file is a valid Parquet/CSV "
+        "file (data.format), that all files of a directory/glob have the same columns and "
+        "types, and that each column holds one kind of value."
+    )
 
 
 def load_events(path: str | Path, schema: EventSchema) -> pl.DataFrame:
     """Read, normalize and validate events into memory (canonical columns, see module doc)."""
     lf, name = scan_raw(path, schema)
-    return validate(normalize(lf, schema, name).collect(), schema, name)
+    try:
+        df = normalize(lf, schema, name).collect()
+    except pl.exceptions.PolarsError as err:
+        raise _read_error(name, err) from None
+    return validate(df, schema, name)
 
 
 def scan_events(path: str | Path, schema: EventSchema) -> tuple[pl.LazyFrame, str]:
     """Lazy normalized events, for chunked readers that call :func:`validate` per chunk."""
     lf, name = scan_raw(path, schema)
-    return normalize(lf, schema, name), name
+    try:
+        return normalize(lf, schema, name), name
+    except pl.exceptions.PolarsError as err:
+        raise _read_error(name, err) from None

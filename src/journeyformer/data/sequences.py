@@ -5,6 +5,12 @@ events in time order (ties keep input order) and store them ragged: flat event a
 offsets, so memory is proportional to real events, not to ``customers x max_len``. Padding
 happens per batch (:func:`pad`), after length bucketing.
 
+How: the events up to cutoff + horizon are sorted once by (customer_id, timestamp, _row) (a
+cheap check when they already are, as ``load_events`` leaves them); Polars computes the
+per-event features in one select; each customer's rows are then a contiguous range, so the
+history summary and the labels are NumPy reductions over those ranges
+(:func:`journeyformer.data.labels.customer_table`), and truncation to ``max_len`` is a slice.
+
 This module needs only Polars and NumPy (the ONNX predictor uses it without torch).
 """
 
@@ -20,9 +26,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels import LabelConfig, compute_labels, history_summary
-from journeyformer.data.schema import ROW
-from journeyformer.data.vocab import Vocabularies
+from journeyformer.data.labels import LabelConfig, as_utc, customer_table
+from journeyformer.data.schema import ROW, check_time_zone, sort_events
+from journeyformer.data.vocab import UNK_ID, Vocabularies
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,9 @@ class FeatureConfig:
             raise ValueError(f"data.max_len must be >= 1, got {self.max_len}")
         if self.categorical[:1] != ("action",):
             raise ValueError(f"categorical features start with 'action', got {self.categorical}")
+        if len(set(self.categorical)) != len(self.categorical):
+            raise ValueError(f"categorical features must be distinct, got {self.categorical}")
+        check_time_zone(self.time_zone, "data.time_zone")
 
     @property
     def numeric_names(self) -> tuple[str, ...]:
@@ -191,39 +200,51 @@ def _signed_log1p(expr: pl.Expr) -> pl.Expr:
     return expr.sign() * expr.abs().log1p()
 
 
-def event_features(
-    history: pl.LazyFrame, cutoff: datetime, features: FeatureConfig, vocabs: Vocabularies
-) -> pl.LazyFrame:
-    """Sorted events (customer, time, input order) -> id and numeric feature columns.
+def _periodic(period: int) -> tuple[pl.Expr, pl.Expr]:
+    """Float32 lookup tables of sin and cos over ``period`` equal steps of a circle."""
+    angle = np.arange(period) * (2 * math.pi / period)
+    return (
+        pl.lit(pl.Series(np.sin(angle), dtype=pl.Float32)),
+        pl.lit(pl.Series(np.cos(angle), dtype=pl.Float32)),
+    )
 
-    Adds ``_new``: True on a customer's first event. Gaps use the previous event even when it
-    is later truncated away; the first event's gap is 0. ``log_gap`` and ``log_age`` are
-    log1p(seconds) / 10 (about 0..1.7), ``log_amount`` is signed log1p(amount).
+
+def event_features(
+    events: pl.DataFrame, cutoff: datetime, features: FeatureConfig, vocabs: Vocabularies
+) -> pl.DataFrame:
+    """Events sorted by (customer_id, timestamp, _row) -> one row of features per event.
+
+    Columns ``<name>__id`` (Int32 vocabulary ids) for ``features.categorical``, then
+    ``features.numeric_names`` (Float32). ``log_gap`` (seconds since the customer's previous
+    event, 0 for the first) and ``log_age`` (seconds before the cutoff) are log1p(s) / 10
+    (about 0..1.7); ``log_amount`` and the extra numeric columns are signed log1p; hour of day
+    (to the minute) and day of week are in ``features.time_zone``, as sin/cos on the circle.
     """
     ts = pl.col("timestamp")
-    new = pl.col("customer_id") != pl.col("customer_id").shift(1)
-    gap_s = ts.diff().dt.total_microseconds() / 1e6
-    age_s = (pl.lit(cutoff, pl.Datetime("us", "UTC")) - ts).dt.total_microseconds() / 1e6
-    local = ts.dt.convert_time_zone(features.time_zone)
-    hour = (local.dt.hour() + local.dt.minute() / 60.0) * (2 * math.pi / 24)
-    dow = (local.dt.weekday() - 1) * (2 * math.pi / 7)
+    cid = pl.col("customer_id")
+    first = (cid != cid.shift(1)).fill_null(True)
+    gap_s = ts.dt.epoch("us").diff().cast(pl.Float64) / 1e6
+    age_s = (pl.lit(as_utc(cutoff), pl.Datetime("us", "UTC")) - ts).dt.total_microseconds() / 1e6
+    local = ts
+    if features.time_zone != "UTC":
+        local = ts.dt.convert_time_zone(features.time_zone).dt.replace_time_zone(None)
+    local_us = local.dt.epoch("us")
+    minute_of_day = (local_us // 60_000_000) % 1440
+    weekday = (local_us // 86_400_000_000 + 3) % 7  # Monday = 0; 1970-01-01 was a Thursday
+    hour_sin, hour_cos = _periodic(1440)
+    dow_sin, dow_cos = _periodic(7)
     numeric = [
-        _signed_log1p(pl.col("amount")).alias("log_amount"),
-        pl.when(new.fill_null(True)).then(0.0).otherwise(gap_s.log1p() / 10).alias("log_gap"),
-        (age_s.log1p() / 10).alias("log_age"),
-        hour.sin().alias("hour_sin"),
-        hour.cos().alias("hour_cos"),
-        dow.sin().alias("dow_sin"),
-        dow.cos().alias("dow_cos"),
-        *[_signed_log1p(pl.col(c)).alias(c) for c in features.numeric],
+        _signed_log1p(pl.col("amount")).cast(pl.Float32).alias("log_amount"),
+        pl.when(first).then(0.0).otherwise(gap_s.log1p() / 10).cast(pl.Float32).alias("log_gap"),
+        (age_s.log1p() / 10).cast(pl.Float32).alias("log_age"),
+        hour_sin.gather(minute_of_day).alias("hour_sin"),
+        hour_cos.gather(minute_of_day).alias("hour_cos"),
+        dow_sin.gather(weekday).alias("dow_sin"),
+        dow_cos.gather(weekday).alias("dow_cos"),
+        *[_signed_log1p(pl.col(c)).cast(pl.Float32).alias(c) for c in features.numeric],
     ]
-    ids = [vocabs[c].encode(c).cast(pl.Int32).alias(f"{c}__id") for c in features.categorical]
-    return history.sort(["customer_id", "timestamp", ROW]).select(
-        "customer_id",
-        new.fill_null(True).alias("_new"),
-        *ids,
-        *[e.cast(pl.Float32) for e in numeric],
-    )
+    ids = [vocabs[c].encode(c, pl.Int32).alias(f"{c}__id") for c in features.categorical]
+    return events.select(*ids, *numeric)
 
 
 def context_features(summary: pl.DataFrame) -> np.ndarray:
@@ -233,7 +254,26 @@ def context_features(summary: pl.DataFrame) -> np.ndarray:
         summary.select([pl.col(c).cast(pl.Float64).clip(0).log1p().cast(pl.Float32) for c in cols])
         .to_numpy()
         .astype(np.float32, copy=False)
+        .reshape(summary.height, len(cols))
     )
+
+
+def _check_columns(
+    schema: pl.Schema,
+    needed: Sequence[str],
+    categorical: Sequence[str],
+    vocabs: Vocabularies,
+    source: str,
+) -> None:
+    missing = [c for c in needed if c not in schema]
+    if missing:
+        raise ValueError(
+            f"{source}: events lack column(s) {missing}; build_sequences takes the canonical frame "
+            "from load_events (check data.extra_categorical / data.extra_numeric)"
+        )
+    no_vocab = [c for c in categorical if c not in vocabs]
+    if no_vocab:
+        raise ValueError(f"{source}: no vocabulary for categorical column(s) {no_vocab}")
 
 
 def build_sequences(
@@ -251,64 +291,85 @@ def build_sequences(
     """Sequences (and labels) for every customer with an event at or before ``cutoff``.
 
     Args:
-        events: canonical events (see :mod:`journeyformer.data.schema`).
-        cutoff: timezone-aware datetime; features use events at or before it only.
+        events: canonical events (see :mod:`journeyformer.data.schema`); any row order, though
+            frames from ``load_events`` are already sorted and skip the sort. Without a ``_row``
+            column, the frame's row order breaks timestamp ties.
+        cutoff: datetime (naive means UTC); features use events at or before it only.
         customers: restrict to these customer ids (e.g. one split).
         active_within_days: keep only customers active within this many days before cutoff.
         with_labels: also build labels from events in (cutoff, cutoff + horizon].
-    Returns samples sorted by customer_id.
+    Returns samples sorted by customer_id. ``unknown_counts`` counts kept events whose value
+    was not in the vocabulary (mapped to id 1), per column.
     """
+    cutoff = as_utc(cutoff)
+    end = cutoff + labels.horizon if with_labels else cutoff
     lf = events.lazy()
+    if ROW not in lf.collect_schema():
+        lf = lf.with_row_index(ROW)
+    needed = ["customer_id", "timestamp", "action", "amount", ROW]
+    needed += [c for c in (*features.categorical, *features.numeric) if c not in needed]
+    _check_columns(lf.collect_schema(), needed, features.categorical, vocabs, source)
     if customers is not None:
         lf = lf.filter(pl.col("customer_id").is_in(customers.implode()))
-    summary_lf = history_summary(lf, cutoff, labels)
+    lf = lf.filter(pl.col("timestamp") <= pl.lit(end, pl.Datetime("us", "UTC")))
+    frame = sort_events(lf.select(needed).collect())
+
+    def next_action(rows: np.ndarray) -> np.ndarray:
+        actions = frame.select(pl.col("action").gather(rows))
+        return actions.select(vocabs["action"].encode("action")).to_series().to_numpy()
+
+    summary, label_frame, split = customer_table(
+        frame, cutoff, labels, next_action if with_labels else None
+    )
+    keep = summary.get_column("n_events").to_numpy() > 0
     if active_within_days is not None:
-        summary_lf = summary_lf.filter(pl.col("recency_days") <= active_within_days)
-    summary_lf = summary_lf.sort("customer_id")
-    history = lf.filter(pl.col("timestamp") <= pl.lit(cutoff, pl.Datetime("us", "UTC")))
-    if active_within_days is not None:
-        history = history.join(summary_lf.select("customer_id"), on="customer_id", how="semi")
-    queries = [event_features(history, cutoff, features, vocabs), summary_lf]
-    if with_labels:
-        queries.append(compute_labels(lf, cutoff, labels, vocabs["action"], summary_lf))
-    frames = pl.collect_all(queries)
-    flat, summary = frames[0], frames[1]
-    unknown = {
-        c: int(n)
-        for c in features.categorical
-        if (n := flat.select((pl.col(f"{c}__id") == 1).sum()).item())
-    }
+        keep &= summary.get_column("recency_days").to_numpy() <= active_within_days
+    summary = summary.filter(pl.Series(keep))
+    lengths = np.minimum(
+        summary.get_column("n_events").to_numpy().astype(np.int64), features.max_len
+    )
+    # Features for every row (gaps need the previous event even when it is dropped), then the
+    # last ``max_len`` history rows of each kept customer.
+    flat = event_features(frame, cutoff, features, vocabs)
+    rows = _ranges(split[keep] - lengths, lengths)
+    if len(rows) < flat.height:
+        chosen = np.zeros(flat.height, dtype=bool)
+        chosen[rows] = True
+        flat = flat.filter(pl.Series(chosen))
+    seq = _assemble(flat, summary, lengths, cutoff, features)
+    id_cols = [f"{c}__id" for c in features.categorical]
+    counts = flat.select((pl.col(c) == UNK_ID).sum() for c in id_cols).row(0)
+    unknown = {c: int(n) for c, n in zip(features.categorical, counts, strict=True) if n}
     if unknown:
-        log.info("%s: values unseen in training mapped to <unk> (events): %s", source, unknown)
-    seq = _assemble(flat, summary, cutoff, features)
+        log.info("%s: values unseen in training mapped to <unk> (kept events): %s", source, unknown)
     seq.unknown_counts = unknown
-    if with_labels:
-        seq.labels = _label_arrays(frames[2])
+    if label_frame is not None:
+        seq.labels = _label_arrays(label_frame.filter(pl.Series(keep)))
     return seq
 
 
+def _as_array(frame: pl.DataFrame, columns: Sequence[str], dtype: type) -> np.ndarray:
+    """(rows, len(columns)) C-ordered array."""
+    out = frame.select(columns).to_numpy(order="c")
+    return np.ascontiguousarray(out.astype(dtype, copy=False).reshape(frame.height, len(columns)))
+
+
 def _assemble(
-    flat: pl.DataFrame, summary: pl.DataFrame, cutoff: datetime, features: FeatureConfig
+    flat: pl.DataFrame,
+    summary: pl.DataFrame,
+    lengths: np.ndarray,
+    cutoff: datetime,
+    features: FeatureConfig,
 ) -> Sequences:
-    """Truncate each customer's sorted events to the last ``max_len`` and build offsets."""
-    new = flat.get_column("_new").to_numpy()
-    starts = np.flatnonzero(new)
-    ends = np.append(starts[1:], len(new))
-    lengths = np.minimum(ends - starts, features.max_len)
-    rows = _ranges(ends - lengths, lengths)
-    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
+    """Offsets from ``lengths`` and the kept events' features in ``flat``."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    if len(starts) != summary.height:
-        raise RuntimeError(f"{len(starts)} sequences but {summary.height} summaries")
-    cat_cols = [f"{c}__id" for c in features.categorical]
-    categorical = flat.select(cat_cols).to_numpy().astype(np.int32, copy=False)[rows]
-    numeric = flat.select(features.numeric_names).to_numpy().astype(np.float32, copy=False)[rows]
     return Sequences(
         customer_id=summary.get_column("customer_id"),
-        cutoff=np.full(len(starts), np.datetime64(cutoff.replace(tzinfo=None), "us")),
+        cutoff=np.full(len(lengths), np.datetime64(as_utc(cutoff).replace(tzinfo=None), "us")),
         offsets=offsets,
-        categorical=np.ascontiguousarray(categorical),
-        numeric=np.ascontiguousarray(numeric),
+        categorical=_as_array(flat, [f"{c}__id" for c in features.categorical], np.int32),
+        numeric=_as_array(flat, features.numeric_names, np.float32),
         stage_now=summary.get_column("stage").to_numpy().astype(np.int64),
         context=context_features(summary),
         summary=summary,
@@ -317,7 +378,10 @@ def _assemble(
 
 def _label_arrays(frame: pl.DataFrame) -> dict[str, np.ndarray]:
     return {
-        "next_action": frame.get_column("next_action").fill_null(IGNORE_INDEX).to_numpy().astype(np.int64),
+        "next_action": frame.get_column("next_action")
+        .fill_null(IGNORE_INDEX)
+        .to_numpy()
+        .astype(np.int64),
         "churn": frame.get_column("churn").to_numpy().astype(np.float32),
         "stage": frame.get_column("stage").to_numpy().astype(np.int64),
         "value": frame.get_column("value").to_numpy().astype(np.float32),
@@ -329,14 +393,19 @@ def pad(seqs: Sequences, index: np.ndarray, max_len: int | None = None) -> dict[
 
     Returns ``categorical`` (B, T, C) int64 with 0 as padding, ``numeric`` (B, T, F) float32,
     ``lengths`` (B,) int64, ``stage_now`` (B,) int64, ``context`` (B, S) float32, where T is
-    the longest sequence in the batch (or ``max_len``). Real events sit at positions
-    0..length-1, the most recent last.
+    the longest sequence in the batch, or ``max_len``. Real events sit at positions
+    0..length-1, the most recent last; with ``max_len`` shorter than a sequence, its most
+    recent ``max_len`` events are kept.
     """
     index = np.asarray(index, dtype=np.int64)
     lengths = seqs.lengths[index]
-    t = int(lengths.max()) if max_len is None else max_len
+    if max_len is not None:
+        if max_len < 1:
+            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        lengths = np.minimum(lengths, max_len)
+    t = int(lengths.max(initial=0)) if max_len is None else max_len
     b = len(index)
-    rows = _ranges(seqs.offsets[:-1][index], lengths)
+    rows = _ranges(seqs.offsets[1:][index] - lengths, lengths)
     batch_pos = np.repeat(np.arange(b), lengths)
     time_pos = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     categorical = np.zeros((b, t, seqs.categorical.shape[1]), dtype=np.int64)

@@ -29,6 +29,7 @@ class Vocab:
     tokens: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tokens", tuple(str(t) for t in self.tokens))
         if self.tokens[:2] != (PAD, UNK):
             raise ValueError(f"a vocabulary starts with {PAD!r}, {UNK!r}; got {self.tokens[:2]}")
         if len(set(self.tokens)) != len(self.tokens):
@@ -37,10 +38,11 @@ class Vocab:
     @classmethod
     def build(cls, values: pl.Series, min_count: int = 1) -> Vocab:
         """Most frequent first; values seen fewer than ``min_count`` times map to unknown."""
-        counts = values.drop_nulls().value_counts(name="n")
-        col = counts.columns[0]
-        counts = counts.filter(pl.col("n") >= min_count).sort(["n", col], descending=[True, False])
-        known = [str(v) for v in counts[col].to_list() if str(v) not in (PAD, UNK)]
+        counts = values.drop_nulls().cast(pl.String).rename("value").value_counts(name="n")
+        counts = counts.filter(pl.col("n") >= min_count).sort(
+            ["n", "value"], descending=[True, False]
+        )
+        known = [v for v in counts["value"].to_list() if v not in (PAD, UNK)]
         return cls((PAD, UNK, *known))
 
     def __len__(self) -> int:
@@ -50,11 +52,14 @@ class Vocab:
     def index(self) -> dict[str, int]:
         return {tok: i for i, tok in enumerate(self.tokens)}
 
-    def encode(self, column: str | pl.Expr) -> pl.Expr:
-        """A Polars expression mapping a String column to Int64 ids (unknown -> 1)."""
+    def encode(self, column: str | pl.Expr, dtype: pl.DataType = pl.Int64) -> pl.Expr:
+        """A Polars expression mapping a String column to ids of ``dtype`` (unknown, null -> 1)."""
         expr = pl.col(column) if isinstance(column, str) else column
-        mapping = {tok: i for i, tok in enumerate(self.tokens) if i >= 2}
-        return expr.replace_strict(mapping, default=UNK_ID, return_dtype=pl.Int64)
+        if len(self.tokens) == 2:  # nothing known: everything is unknown
+            return (expr.is_null() | expr.is_not_null()).cast(dtype) * UNK_ID
+        # An Enum of the known tokens numbers them 0, 1, ...; anything else casts to null.
+        codes = expr.cast(pl.String).cast(pl.Enum(self.tokens[2:]), strict=False).to_physical()
+        return (codes.cast(dtype) + 2).fill_null(UNK_ID)
 
     def ids(self, values: Iterable[str]) -> list[int]:
         index = self.index
@@ -85,13 +90,19 @@ class Vocabularies(dict[str, Vocab]):
 
     @classmethod
     def load(cls, path: str | Path) -> Vocabularies:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: cannot read vocabularies ({err}); re-run training") from None
+        return cls.from_dict(data)
 
     def sizes(self) -> dict[str, int]:
         return {name: len(v) for name, v in self.items()}
 
 
-def count_unknown(frame: pl.DataFrame, vocabs: Vocabularies, source: str = "input") -> dict[str, int]:
+def count_unknown(
+    frame: pl.DataFrame, vocabs: Vocabularies, source: str = "input"
+) -> dict[str, int]:
     """Count values that are not in the vocabularies and log one line if any; returns the counts."""
     counts = {}
     for name, vocab in vocabs.items():
