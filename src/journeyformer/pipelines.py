@@ -85,6 +85,8 @@ def train(cfg: DictConfig) -> TrainResult:
     dm.setup()
     assert dm.data is not None
     spec = data_spec(dm.data, data_cfg, labels_cfg)
+    if cfg.get("resume_from"):
+        _check_resumable(Path(str(cfg.resume_from)), spec)
     model_cfg = ModelConfig.from_data(_plain(cfg.model), spec)
     module = JourneyModule(model_cfg.to_dict(), spec, _plain(cfg.model.get("optimizer")))
     run_dir = Path(str(cfg.run_dir))
@@ -133,6 +135,21 @@ def calibrate_churn(module: JourneyModule, val: Sequences, checkpoint: Path) -> 
     }
     log.info("churn calibration on validation: %s", report)
     return report
+
+
+def _check_resumable(checkpoint: Path, spec: dict[str, Any]) -> None:
+    """Resuming is only sound on data that gives the same vocabularies and features."""
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"resume_from={checkpoint}: no such checkpoint")
+    old = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]["data_spec"]
+    for key in ("vocabs", "features"):
+        if old[key] != spec[key]:
+            changed = [k for k in set(old[key]) | set(spec[key]) if old[key].get(k) != spec[key].get(k)]
+            raise ValueError(
+                f"resume_from={checkpoint}: the data gives other {key} than the checkpoint was "
+                f"trained with (changed: {sorted(changed)}); embeddings would be misread. Resume "
+                "on the same data and settings, or start a new run."
+            )
 
 
 def _best_checkpoint(trainer: L.Trainer) -> Path | None:

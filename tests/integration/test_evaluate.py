@@ -95,3 +95,19 @@ def test_missing_column_names_the_bundle_mapping(bundle, events_path, tmp_path):
     pl.read_parquet(events_path).drop("device").write_parquet(broken)
     with pytest.raises(EvaluationError, match="device"):
         evaluate_bundle(bundle, broken, progress=False)
+
+
+def test_heads_switched_off_are_neither_scored_nor_published(events_path, tmp_path):
+    from journeyformer.inference.job import predict_from_config
+    from journeyformer.pipelines import train
+    from support import compose_train, tiny_overrides
+
+    run = train(compose_train([*tiny_overrides(events_path), "experiment=churn_only", "trainer.max_epochs=1"], tmp_path / "run"))
+    bundle = build_bundle(run.best_checkpoint, tmp_path / "bundle").path
+    ev = evaluate_bundle(bundle, events_path, progress=False)
+    assert set(ev.metrics["model"]) == {"churn"}
+    out = tmp_path / "pred.parquet"
+    predict_from_config({"bundle": str(bundle), "input": str(events_path), "output": str(out), "progress": False})
+    pred = pl.read_parquet(out)
+    assert pred["next_action"].null_count() == pred["stage"].null_count() == pred["expected_value"].null_count() == pred.height
+    assert pred["churn_probability"].null_count() == 0

@@ -136,3 +136,20 @@ def test_bring_your_own_data_one_channel_one_action(tmp_path):
     assert lengths.max() == result.data.features.max_len  # the 400-event journey, truncated
     assert lengths.min() == 1
     assert np.isfinite(result.metrics["test"]["model"]["churn"]["auroc"])
+
+
+def test_load_module_rejects_files_that_are_not_checkpoints(tmp_path):
+    bogus = tmp_path / "model.ckpt"
+    torch.save({"weights": torch.zeros(2)}, bogus)
+    with pytest.raises(ValueError, match="not a journeyformer checkpoint"):
+        load_module(bogus)
+
+
+def test_resume_refuses_data_with_other_vocabularies(tiny_run):
+    from journeyformer.pipelines import _check_resumable
+
+    spec = torch.load(tiny_run.best_checkpoint, weights_only=True)["hyper_parameters"]["data_spec"]
+    _check_resumable(tiny_run.best_checkpoint, spec)  # same data: fine
+    changed = {**spec, "vocabs": {**spec["vocabs"], "channel": [*spec["vocabs"]["channel"], "kiosk"]}}
+    with pytest.raises(ValueError, match=r"changed: \['channel'\]"):
+        _check_resumable(tiny_run.best_checkpoint, changed)

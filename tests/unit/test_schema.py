@@ -482,3 +482,14 @@ def test_numpy_ints_and_unsigned_ids(tmp_path: Path) -> None:
     ids = pl.Series(np.array([7, 7, 9], dtype=np.uint32))
     events = load(frame(customer_id=ids), tmp_path)
     assert events.schema["customer_id"] == pl.Int64 and events["customer_id"].to_list() == [7, 7, 9]
+
+
+def test_csv_keeps_ids_and_codes_as_text(tmp_path):
+    """"007" and "7" are two customers; channel code "01" is not "1"."""
+    path = tmp_path / "codes.csv"
+    pl.DataFrame(
+        {"cid": ["007", "7"], "timestamp": ["2025-01-01", "2025-01-02"], "channel": ["01", "1"], "action": ["a", "b"]}
+    ).write_csv(path)
+    events = load_events(path, EventSchema(columns={"customer_id": "cid"}))
+    assert events["customer_id"].to_list() == ["007", "7"]
+    assert events["channel"].to_list() == ["01", "1"]

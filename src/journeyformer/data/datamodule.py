@@ -198,6 +198,8 @@ class JourneyDataModule(L.LightningDataModule):
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         sampler = LengthBucketSampler(seqs.lengths, self.batch_size, shuffle, self.seed, rank=rank, world_size=world)
+        if trainer is not None:
+            sampler.epoch = trainer.current_epoch  # a resumed run shuffles as an uninterrupted one
         return DataLoader(
             range(len(seqs)),
             batch_sampler=sampler,
@@ -207,7 +209,9 @@ class JourneyDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        # debug=overfit repeats the same batches, which a shuffling sampler would change.
+        overfit = self.trainer is not None and bool(self.trainer.overfit_batches)
+        return self._loader("train", shuffle=not overfit)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

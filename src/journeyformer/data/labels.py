@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from journeyformer.data.schema import ROW
+from journeyformer.data.timestamps import UTC_US
 from journeyformer.data.vocab import Vocab
 
 STAGES = ("acquisition", "consideration", "first_purchase", "retention", "loyalty", "churned")
@@ -93,7 +94,6 @@ class LabelConfig:
         return out
 
 
-UTC_US = pl.Datetime("us", "UTC")
 SUMMARY_COLUMNS = (
     "customer_id", "n_events", "spend", "n_purchases", "n_purchases_window", "has_intent",
     "first_ts", "last_ts", "last_activity_ts", "tenure_days", "recency_days", "stage",

@@ -14,13 +14,14 @@ amount         Float64                         currency units; 0 when absent, nu
 <extras>       String / Float64                ``extra_categorical`` / ``extra_numeric``
 =============  ==============================  ==========================================
 
-and its rows sorted by (customer_id, timestamp, _row), the order every later step needs.
+and its rows sorted by (customer_id, timestamp, _row), the order every later step needs
+(:mod:`journeyformer.data.event_order`).
 
 Timestamps may be datetimes, dates, ISO-8601 strings (``2025-01-31``, ``2025-01-31 12:00``,
 ``2025-01-31T12:00:00.5+02:00``, ``...Z``), or epoch seconds / milliseconds as numbers or digit
 strings (``timestamp_unit: auto`` takes magnitudes above 1e11 as milliseconds). Naive values
 are read in ``time_zone``; a wall time that a daylight-saving change repeats takes the earlier
-instant, one that it skips is an error.
+instant, one that it skips is an error. Parsing lives in :mod:`journeyformer.data.timestamps`.
 
 Policies: rows with a null customer_id or timestamp raise (``null_keys: error``) or are dropped
 with a logged count (``null_keys: drop``). Exact duplicates (every canonical column equal) are
@@ -43,34 +44,19 @@ from typing import Any
 
 import polars as pl
 
+# ROW, check_time_zone and sort_events are also imported from here by other modules.
+from journeyformer.data.event_order import ROW, drop_duplicates, sort_events
+from journeyformer.data.timestamps import check_time_zone, raw_timestamp, timestamp_expr
+
 log = logging.getLogger(__name__)
 
 REQUIRED = ("customer_id", "timestamp", "channel", "action")
-ROW = "_row"
 NULL_CATEGORY = "<null>"
 _EXAMPLES = 5
-# Epoch values above this are milliseconds (1e11 s is the year 5138).
-_EPOCH_MS_THRESHOLD = 1e11
-# Timestamps must fall before the year 10000 (microseconds since the epoch).
-_MAX_MICROS = 253_402_300_800 * 1_000_000
-_ISO_AWARE = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%#z")
-_ISO_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
-_EPOCH_STRING = r"^[+-]?\d+(\.\d*)?$"
 
 
 class EventDataError(ValueError):
     """The input events break the event contract; the message says where and what to change."""
-
-
-def check_time_zone(value: str, setting: str) -> None:
-    """Raise ValueError naming ``setting`` unless ``value`` is a time zone Polars knows."""
-    try:
-        pl.Series([0], dtype=pl.Datetime("us", "UTC")).dt.convert_time_zone(value)
-    except (pl.exceptions.PolarsError, TypeError, ValueError):
-        raise ValueError(
-            f"{setting}={value!r} is not a known time zone; use an IANA name such as 'UTC' or "
-            "'Europe/Paris'"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -200,6 +186,16 @@ def _format_of(files: list[Path], fmt: str) -> str:
     )
 
 
+def _canonical_integers(files: list[Path], sep: str, column: str) -> bool:
+    """Whether a CSV column holds only integers written without leading zeros or signs."""
+    try:
+        values = pl.scan_csv(files, separator=sep, infer_schema=False).select(column).collect()
+    except Exception:  # missing column or unreadable file: the normal read reports it
+        return False
+    col = values.get_column(column).drop_nulls()
+    return col.len() > 0 and bool(col.str.contains(r"^(0|-?[1-9][0-9]{0,17})$").all())
+
+
 def scan_raw(path: str | Path, schema: EventSchema) -> tuple[pl.LazyFrame, str]:
     """Lazily scan the user's file(s) as they are; returns the frame and a display name."""
     files = resolve_files(path)
@@ -211,81 +207,17 @@ def scan_raw(path: str | Path, schema: EventSchema) -> tuple[pl.LazyFrame, str]:
         sep = "\t" if files[0].suffix.lower() == ".tsv" else ","
         # Timestamps stay strings until we parse them ourselves, so errors can name bad values;
         # types are inferred from the whole file, so a late odd value cannot break the read.
-        overrides = {schema.source("timestamp"): pl.String}
+        # Keys and categorical columns stay text: "007" and "7" are two customers, and code
+        # columns like "01" must match the vocabulary; timestamps are parsed by us, so errors
+        # can name bad values.
+        text = ["customer_id", "timestamp", "channel", "action"]
+        names = [schema.source(c) for c in text] + list(schema.extra_categorical)
+        overrides = {n: pl.String for n in names if n}
+        cid = schema.source("customer_id")
+        if cid and _canonical_integers(files, sep, cid):
+            overrides[cid] = pl.Int64  # plain integers read as in Parquet; "007" stays text
         lf = pl.scan_csv(files, separator=sep, schema_overrides=overrides, infer_schema_length=None)
     return lf, name
-
-
-def _epoch_expr(seconds_or_ms: pl.Expr, unit: str) -> pl.Expr:
-    """Numbers since 1970-01-01 UTC -> Datetime("us", "UTC"); out-of-range values -> null.
-
-    Float64 arithmetic is exact here: micros below 2**53 cover every time before 2255.
-    """
-    x = seconds_or_ms.cast(pl.Float64)
-    if unit == "auto":
-        scale = pl.when(x.abs() > _EPOCH_MS_THRESHOLD).then(1e3).otherwise(1e6)
-    else:
-        scale = pl.lit({"s": 1e6, "ms": 1e3}[unit])
-    micros = x * scale
-    ok = micros.is_finite() & (micros.abs() < _MAX_MICROS)
-    return pl.when(ok).then(micros.round(0)).cast(pl.Int64).cast(pl.Datetime("us", "UTC"))
-
-
-def _localize(naive: pl.Expr, tz: str) -> pl.Expr:
-    """Naive wall times in ``tz`` -> UTC; repeated times take the earlier, skipped ones null."""
-    return naive.dt.replace_time_zone(
-        tz, ambiguous="earliest", non_existent="null"
-    ).dt.convert_time_zone("UTC")
-
-
-def _timestamp_expr(raw: pl.DataType, col: str, schema: EventSchema, name: str) -> pl.Expr:
-    """An expression turning the user's timestamp column into Datetime("us", "UTC")."""
-    c = pl.col(col)
-    tz = schema.time_zone
-    if raw == pl.Null:  # every value missing: the null-key policy decides
-        return c.cast(pl.Datetime("us", "UTC"))
-    if isinstance(raw, pl.Datetime):
-        c = c.dt.cast_time_unit("us")
-        return _localize(c, tz) if raw.time_zone is None else c.dt.convert_time_zone("UTC")
-    if raw == pl.Date:
-        return _localize(c.cast(pl.Datetime("us")), tz)
-    if raw.is_numeric():
-        return _epoch_expr(c, schema.timestamp_unit)
-    if raw in (pl.String, pl.Categorical) or isinstance(raw, pl.Enum):
-        s = _clean_timestamp_strings(c)
-        aware = [s.str.to_datetime(f, strict=False, time_unit="us") for f in _ISO_AWARE]
-        naive = [s.str.to_datetime(f, strict=False, time_unit="us") for f in _ISO_NAIVE]
-        epoch = pl.when(s.str.contains(_EPOCH_STRING)).then(
-            _epoch_expr(s.cast(pl.Float64, strict=False), schema.timestamp_unit)
-        )
-        return pl.coalesce(
-            *[a.dt.convert_time_zone("UTC") for a in aware],
-            _localize(pl.coalesce(naive), tz),
-            epoch,
-        )
-    raise EventDataError(
-        f"{name}: column '{col}' (timestamp) has type {raw}; expected a datetime, an ISO-8601 "
-        "string, or epoch seconds/milliseconds. Map another column with data.columns.timestamp=..."
-    )
-
-
-def _clean_timestamp_strings(c: pl.Expr) -> pl.Expr:
-    """Trim, use 'T' between date and time, write 'Z' as +00:00, drop a space before an offset."""
-    s = c.cast(pl.String).str.strip_chars()
-    s = s.str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T")
-    s = s.str.replace(r"\s*[Zz]$", "+00:00")
-    return s.str.replace(r"\s+([+-]\d{2}(:?\d{2})?)$", "${1}")
-
-
-def _raw_timestamp(raw: pl.DataType, col: str) -> pl.Expr:
-    """The user's timestamp values with 'missing' (null, NaN, blank) as null, for error reports."""
-    c = pl.col(col)
-    if raw.is_float():
-        return c.fill_nan(None)
-    if raw in (pl.String, pl.Categorical) or isinstance(raw, pl.Enum):
-        s = c.cast(pl.String)
-        return pl.when(s.str.strip_chars() != "").then(s)
-    return c
 
 
 def _is_categorical_type(dtype: pl.DataType) -> bool:
@@ -316,8 +248,8 @@ def normalize(lf: pl.LazyFrame, schema: EventSchema, name: str) -> pl.LazyFrame:
         what = ", ".join(f"'{src}' (for {canon})" for canon, src in missing)
         raise EventDataError(
             f"{name}: missing column(s) {what}. Available columns: {list(have)}. "
-            "Map your names with data.columns.<name>=<your column> or fix "
-            "data.extra_categorical / data.extra_numeric."
+            "Map your names with data.columns.<name>=<your column> (no amounts? "
+            "data.columns.amount=null) or fix data.extra_categorical / data.extra_numeric."
         )
     exprs: list[pl.Expr] = []
     cid = schema.source("customer_id")
@@ -332,8 +264,15 @@ def normalize(lf: pl.LazyFrame, schema: EventSchema, name: str) -> pl.LazyFrame:
             "strings. Cast it, or map another column with data.columns.customer_id=..."
         )
     ts = schema.source("timestamp")
-    exprs.append(_timestamp_expr(have[ts], ts, schema, name).alias("timestamp"))
-    exprs.append(_raw_timestamp(have[ts], ts).alias("_ts_raw"))
+    ts_expr = timestamp_expr(have[ts], ts, schema.timestamp_unit, schema.time_zone)
+    if ts_expr is None:
+        raise EventDataError(
+            f"{name}: column '{ts}' (timestamp) has type {have[ts]}; expected a datetime, an "
+            "ISO-8601 string, or epoch seconds/milliseconds. Map another column with "
+            "data.columns.timestamp=..."
+        )
+    exprs.append(ts_expr.alias("timestamp"))
+    exprs.append(raw_timestamp(have[ts], ts).alias("_ts_raw"))
     for canon in ("channel", "action"):
         src = schema.source(canon)
         if not _is_categorical_type(have[src]):
@@ -456,7 +395,7 @@ def validate(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
     df = sort_events(df)
     if schema.duplicates == "drop":
         before = df.height
-        df = _drop_duplicates(df)
+        df = drop_duplicates(df)
         if df.height < before:
             log.info(
                 "%s: dropped %d exact duplicate events (data.duplicates=drop)",
@@ -466,72 +405,8 @@ def validate(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
     return df
 
 
-def is_sorted(frame: pl.DataFrame | pl.LazyFrame) -> bool:
-    """True when rows are in (customer_id, timestamp, _row) order (one cheap pass)."""
-    cid, ts, row = pl.col("customer_id"), pl.col("timestamp"), pl.col(ROW)
-    prev_c, prev_t = cid.shift(1), ts.shift(1)
-    ok = (cid > prev_c) | (
-        (cid == prev_c) & ((ts > prev_t) | ((ts == prev_t) & (row > row.shift(1))))
-    )
-    return bool(frame.lazy().select(ok.fill_null(True).all()).collect().item())
-
-
-def sort_events(df: pl.DataFrame) -> pl.DataFrame:
-    """Rows in (customer_id, timestamp, _row) order; a no-op pass when they already are."""
-    if df.height and not is_sorted(df):
-        key = _packed_key(df)
-        if key is None:
-            df = df.sort("customer_id", "timestamp", ROW)
-        else:
-            name = "_sort_key"
-            while name in df.columns:
-                name += "_"
-            # Input order breaks ties of the key: rows are usually still in _row order.
-            by = [name] if df.get_column(ROW).is_sorted() else [name, ROW]
-            df = df.with_columns(key.alias(name)).sort(by, maintain_order=True).drop(name)
-    return df.with_columns(pl.col("customer_id").set_sorted())
-
-
-def _packed_key(df: pl.DataFrame) -> pl.Expr | None:
-    """One UInt64 that orders rows like (customer_id, timestamp), when integer ids and the
-    time span fit in 64 bits together (a single-column sort is about twice as fast)."""
-    if not df.schema["customer_id"].is_integer():
-        return None
-    cid, ts = pl.col("customer_id"), pl.col("timestamp").dt.epoch("us")
-    bounds = [
-        cid.min().alias("c0"),
-        cid.max().alias("c1"),
-        ts.min().alias("t0"),
-        ts.max().alias("t1"),
-    ]
-    lo_c, hi_c, lo_t, hi_t = df.select(bounds).row(0)
-    c_bits, t_bits = (hi_c - lo_c).bit_length(), (hi_t - lo_t).bit_length()
-    if c_bits + t_bits > 64:
-        return None
-    offset_t = (ts - lo_t).cast(pl.UInt64)
-    if c_bits == 0:
-        return offset_t
-    return (cid - lo_c).cast(pl.UInt64) * pl.lit(1 << t_bits, pl.UInt64) + offset_t
-
-
-def _drop_duplicates(df: pl.DataFrame) -> pl.DataFrame:
-    """Drop exact duplicates of a sorted frame, keeping the first in input order.
-
-    Duplicates share (customer_id, timestamp), so in sorted order they sit in runs of equal
-    keys; only rows in such runs are compared on every column.
-    """
-    cid, ts = pl.col("customer_id"), pl.col("timestamp")
-    same_as_prev = ((cid == cid.shift(1)) & (ts == ts.shift(1))).fill_null(False)
-    in_run = same_as_prev | same_as_prev.shift(-1).fill_null(False)
-    runs = df.filter(in_run)
-    if runs.height == 0:
-        return df
-    keys = [c for c in df.columns if c != ROW]
-    repeats = runs.filter(~pl.struct(keys).is_first_distinct()).get_column(ROW)
-    return df.filter(~pl.col(ROW).is_in(repeats.implode()))
-
-
-def _read_error(name: str, err: Exception) -> EventDataError:
+def read_error(name: str, err: Exception) -> EventDataError:
+    """A Polars failure while reading ``name`` as an error that says what to check."""
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return EventDataError(
         f"{name}: cannot read the events: {first}. Check that the file is a valid Parquet/CSV "
@@ -546,7 +421,7 @@ def load_events(path: str | Path, schema: EventSchema) -> pl.DataFrame:
     try:
         df = normalize(lf, schema, name).collect()
     except pl.exceptions.PolarsError as err:
-        raise _read_error(name, err) from None
+        raise read_error(name, err) from None
     return validate(df, schema, name)
 
 
@@ -556,4 +431,4 @@ def scan_events(path: str | Path, schema: EventSchema) -> tuple[pl.LazyFrame, st
     try:
         return normalize(lf, schema, name), name
     except pl.exceptions.PolarsError as err:
-        raise _read_error(name, err) from None
+        raise read_error(name, err) from None

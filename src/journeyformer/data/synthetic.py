@@ -37,6 +37,7 @@ from journeyformer.data._synthetic_params import (
     SEGMENTS,
 )
 from journeyformer.data._synthetic_process import RawJourneys, simulate
+from journeyformer.data.timestamps import UTC_US
 from journeyformer.io import atomic_write_parquet, atomic_write_text
 
 # Bump when the simulation changes, so cached generated data is made anew.
@@ -50,7 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-UTC_US = pl.Datetime("us", "UTC")
 EVENT_SCHEMA = pl.Schema(
     {"customer_id": pl.Int64, "timestamp": UTC_US, "channel": pl.String, "action": pl.String,
      "amount": pl.Float64, "device": pl.String, "items": pl.Float64}

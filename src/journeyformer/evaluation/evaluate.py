@@ -8,7 +8,6 @@ lie before ``as_of``, so nothing from the evaluation window is used to fit anyth
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -119,7 +118,7 @@ def evaluate_bundle(
     with tqdm(total=len(test) + len(val), desc="scoring customers", unit="cust", disable=not progress) as bar:
         outputs = _score(predictor, test, bar)
         val_outputs = _score(predictor, val, bar)
-    tasks = [t for t in TASKS if bundle.spec.get("tasks", {}).get(t, 1.0)]
+    tasks = [t for t in TASKS if t in bundle.spec.get("tasks", TASKS)]
     n_actions = len(bundle.vocabs["action"])
     baselines = Baselines.fit(val, labels.horizon_days, n_actions)
     metrics = compare(outputs, test, baselines, tasks)
@@ -166,10 +165,7 @@ def _churn_thresholds(
 
 def _calibration(bundle: Bundle, p: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """ECE of the calibrated churn probability and of the same model before temperature scaling."""
-    t = 1.0
-    metrics_file = bundle.path / "metrics.json"
-    if metrics_file.exists():
-        t = float(json.loads(metrics_file.read_text()).get("calibration", {}).get("temperature", 1.0))
+    t = float(bundle.spec.get("churn_temperature", 1.0))
     before = apply_temperature(p, 1.0 / t)  # undo p = sigmoid(logit / T)
     return {
         "temperature": t,

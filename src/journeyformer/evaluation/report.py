@@ -6,8 +6,6 @@ import base64
 import html
 import json
 import math
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import numpy as np
 from journeyformer.evaluation import plots
 from journeyformer.evaluation.calibration import apply_temperature
 from journeyformer.evaluation.evaluate import Evaluation
+from journeyformer.io import atomic_dir
 
 PLOTS = {
     "churn_curves.png": "Churn: ROC and precision-recall, model and baselines",
@@ -138,19 +137,16 @@ def write_report(ev: Evaluation, out_dir: str | Path) -> Path:
     existing report there is replaced.
     """
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and any(out.iterdir()) and not (out / "report.html").exists():
+        raise FileExistsError(
+            f"{out}: exists and is not a journeyformer report; choose another output directory"
+        )
     pngs = make_plots(ev)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(ev.metrics, indent=1, default=_json_default))
         for name, png in pngs.items():
             (tmp / name).write_bytes(png)
         (tmp / "report.html").write_text(render_html(ev, pngs))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

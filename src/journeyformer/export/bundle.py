@@ -11,12 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +24,7 @@ from journeyformer import __version__
 from journeyformer.data.samples import customers_by_split, parse_time
 from journeyformer.data.schema import load_events
 from journeyformer.data.sequences import Sequences, build_sequences
+from journeyformer.io import atomic_dir
 from journeyformer.export.onnx import (
     OPSET,
     ExportParityError,
@@ -71,8 +67,8 @@ class ValidationData:
 
     path: str
     schema_overrides: Mapping[str, Any] = field(default_factory=dict)
-    split: Mapping[str, Any] = field(default_factory=dict)
-    active_within_days: float | None = 180.0
+    split: Mapping[str, Any] = field(default_factory=dict)  # overrides of the training split
+    active_within_days: float | None = None  # None: as in training
     max_customers: int = 5000
 
 
@@ -85,31 +81,11 @@ class BundleResult:
     spec: dict[str, Any] = field(default_factory=dict)
 
 
-@contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield an empty temp directory beside ``path``; on success it replaces ``path``.
-
-    On failure the temp directory is removed and an existing ``path`` is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a bundle is shared like any directory
-    try:
-        yield tmp
-        for f in tmp.iterdir():  # temp files are 0600; bundle files are read by other users/jobs
-            os.chmod(f, 0o666 & ~umask)
-        old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}") if path.exists() else None
-        if old is not None:
-            os.rename(path, old)
-        os.rename(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+def hp_state_temperature(checkpoint: Path) -> float:
+    """The churn temperature stored in the checkpoint's weights (1.0 when never calibrated)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    t = state.get("net.churn_temperature")
+    return 1.0 if t is None else float(t)
 
 
 def preprocessing_spec(
@@ -131,6 +107,10 @@ def preprocessing_spec(
         "stages": list(ds["stages"]),
         "actions": list(ds["vocabs"]["action"]),
         "tasks": dict(cfg.tasks),
+        "split": dict(ds.get("split") or {}),
+        "active_within_days": ds.get("active_within_days"),
+        # Temperature scaling of the churn logit, already applied inside the graph.
+        "churn_temperature": float(hp_state_temperature(checkpoint)),
         "schema": ds["schema"],
         "cutoffs": ds["cutoffs"],
         "model": cfg.to_dict(),
@@ -148,7 +128,10 @@ def validation_sequences(bundle: Bundle, data: ValidationData) -> Sequences:
     schema = bundle.schema(data.schema_overrides)
     events = load_events(data.path, schema)
     cutoff = parse_time(bundle.spec["cutoffs"]["val"][0])
-    split = dict(data.split)
+    split = {**(bundle.spec.get("split") or {}), **dict(data.split)}
+    active = data.active_within_days
+    if active is None:
+        active = bundle.spec.get("active_within_days")
     customers = customers_by_split(
         events,
         float(split.get("val_fraction", 0.15)),
@@ -162,7 +145,7 @@ def validation_sequences(bundle: Bundle, data: ValidationData) -> Sequences:
         bundle.features,
         bundle.labels,
         customers=customers,
-        active_within_days=data.active_within_days,
+        active_within_days=active,
         source=f"{data.path} [validation @ {cutoff:%Y-%m-%d}]",
     )
     if len(seqs) == 0:
@@ -256,8 +239,12 @@ def build_bundle(
             spec["onnx"]["files"]["int8"] = MODEL_FILES["int8"]
             report["int8"] = result.int8.to_dict()
         metrics_path = checkpoint.parent / "test_metrics.json"
-        if metrics_path.exists():
-            result.metrics = json.loads(metrics_path.read_text())
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+        if metrics is not None and Path(str(metrics.get("checkpoint"))).resolve() != checkpoint.resolve():
+            log.warning("%s: describes %s, not %s; the bundle gets no %s", metrics_path, metrics.get("checkpoint"), checkpoint, METRICS)
+            metrics = None
+        if metrics is not None:
+            result.metrics = metrics
             atomic_write_text(tmp / METRICS, json.dumps(result.metrics, indent=1))
         else:
             log.warning("%s: not found; the bundle has no %s", metrics_path, METRICS)

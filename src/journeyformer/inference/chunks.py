@@ -20,13 +20,19 @@ from pathlib import Path
 import polars as pl
 
 from journeyformer.data.labels import LabelConfig
-from journeyformer.data.schema import EventDataError, EventSchema, scan_events, validate
+from journeyformer.data.schema import (
+    EventDataError,
+    EventSchema,
+    read_error,
+    scan_events,
+    validate,
+)
 from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
+from journeyformer.data.timestamps import UTC_US  # also imported from here
 from journeyformer.data.vocab import Vocabularies
 
 log = logging.getLogger(__name__)
 
-UTC_US = pl.Datetime("us", "UTC")
 REASON_NO_HISTORY = "no events at or before as_of"
 REASON_NO_VALID = "no valid events (every row had a null timestamp; data.null_keys=drop)"
 _HASH_SEED = 20250101  # fixed, so a chunk holds the same customers on every run
@@ -117,12 +123,7 @@ class EventChunks:
         try:
             return lf.collect(engine="streaming")
         except pl.exceptions.PolarsError as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise EventDataError(
-                f"{self.name}: cannot read the events: {first}. Check that every file is valid "
-                "Parquet/CSV (data.format) and that all files of a directory or glob have the "
-                "same columns and types."
-            ) from None
+            raise read_error(self.name, err) from None
 
     def read(
         self,

@@ -17,7 +17,6 @@ Needs no torch.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -164,7 +163,6 @@ def predict_events(
                     f"{plan.name}: {plan.n_customers} customers in the input but "
                     f"{result.n_scored} scored + {rejected.height} rejected; nothing was written"
                 )
-            _readable(tmp_out, tmp_rej)
     finally:
         bar.close()
         pool.shutdown(wait=True, cancel_futures=True)
@@ -176,14 +174,6 @@ def predict_events(
         log.info("values unseen in training mapped to <unk> (events): %s", result.unknown)
     log.info("\n%s", result.summary())
     return result
-
-
-def _readable(*paths: Path) -> None:
-    """Temp files are created 0600; give the outputs the usual permissions (umask applies)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in paths:
-        os.chmod(path, 0o666 & ~umask)
 
 
 def _score_chunk(

@@ -178,6 +178,15 @@ def prediction_schema(
     )
 
 
+# Prediction columns per task (stage also owns every stage_probability_<stage>).
+TASK_COLUMNS = {
+    "next_action": ("next_action", "next_action_probability", "top_actions", "top_action_probabilities"),
+    "churn": ("churn_probability",),
+    "stage": ("stage",),
+    "value": ("spend_probability", "expected_value"),
+}
+
+
 def prediction_frame(
     seqs: Sequences,
     outputs: dict[str, np.ndarray],
@@ -216,6 +225,15 @@ def prediction_frame(
     if with_embedding:
         columns["embedding"] = _lists(outputs["embedding"], pl.Float32)
     schema = prediction_schema(bundle, seqs.customer_id.dtype, with_embedding)
+    # Heads switched off in training give zeros in the graph; publish nulls, not a fake answer.
+    enabled = set(bundle.spec.get("tasks", TASK_COLUMNS))
+    off = {c for task, cols in TASK_COLUMNS.items() if task not in enabled for c in cols}
+    off |= {c for c in columns if c.startswith("stage_probability_") and "stage" not in enabled}
     return pl.DataFrame(
-        [pl.Series(name, values).cast(schema[name]) for name, values in columns.items()]
+        [
+            pl.Series(name, [None] * len(seqs), dtype=schema[name])
+            if name in off
+            else pl.Series(name, values).cast(schema[name])
+            for name, values in columns.items()
+        ]
     )

@@ -150,8 +150,10 @@ class JourneyModule(L.LightningModule):
     # ---- optimisation -------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
         c = self.optim_cfg
-        decay = [p for n, p in self.net.named_parameters() if p.dim() >= 2 and "embed" not in n]
-        no_decay = [p for n, p in self.net.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
+        # Decay the weight matrices of Linear layers only: not embeddings, norms or biases.
+        linear = {id(m.weight) for m in self.net.modules() if isinstance(m, nn.Linear)}
+        decay = [p for p in self.net.parameters() if id(p) in linear]
+        no_decay = [p for p in self.net.parameters() if id(p) not in linear]
         opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": c["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
             lr=c["lr"],
@@ -173,8 +175,17 @@ class JourneyModule(L.LightningModule):
 
 def load_module(path: str | Path, map_location: str = "cpu") -> JourneyModule:
     """Rebuild a trained module from a checkpoint of plain values (``weights_only=True``)."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    hp = ckpt["hyper_parameters"]
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        hp = ckpt["hyper_parameters"]
+        hp["model"], hp["data_spec"]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such checkpoint (pass e.g. checkpoints/<run>/best.ckpt)") from None
+    except Exception as err:  # unpickling errors, foreign checkpoints, other files
+        raise ValueError(
+            f"{path}: not a journeyformer checkpoint ({type(err).__name__}: {err}); pass the "
+            "best.ckpt or last.ckpt that scripts/train.py wrote under checkpoints/<run>/"
+        ) from None
     module = JourneyModule(hp["model"], hp["data_spec"], hp.get("optimizer"))
     state = ckpt["state_dict"]
     state.setdefault("net.churn_temperature", torch.ones(()))  # checkpoints from before calibration
