@@ -75,11 +75,12 @@ def test_attention_is_causal():
 
 
 def test_attention_mask_rows_never_empty():
-    mask = attention_mask(torch.tensor([1, 3]), 4)
+    mask = attention_mask(torch.tensor([1, 3]), 4) == 0  # True = may attend
     assert mask.shape == (2, 1, 4, 4)
     assert mask.any(-1).all()
     assert not mask[0, 0, 3, 1]  # key beyond length 1 is hidden
     assert not mask[1, 0, 0, 1]  # future key is hidden
+    assert mask[1, 0, 2, :3].all()
 
 
 def test_ziln_expected_value_matches_formula():

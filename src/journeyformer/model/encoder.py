@@ -22,13 +22,13 @@ class SelfAttention(nn.Module):
         self.dropout = cfg.dropout
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """x (B, T, D), mask (B, 1, T, T) bool, True = may attend -> (B, T, D)."""
+        """x (B, T, D), mask (B, 1, T, T) additive (0 = may attend) -> (B, T, D)."""
         b, t, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=-1)
         # (B, T, D) -> (B, H, T, D/H)
         q, k, v = (z.reshape(b, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (q, k, v))
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+            q, k, v, attn_mask=mask.to(q.dtype), dropout_p=self.dropout if self.training else 0.0
         )
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 
@@ -54,13 +54,18 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-def attention_mask(lengths: Tensor, t: int) -> Tensor:
-    """(B, 1, T, T) bool: causal AND key is a real event. Row 0's key is always real, so no
-    row is fully masked (which would give NaN)."""
+def attention_mask(lengths: Tensor, t: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """(B, 1, T, T) additive mask: 0 where a query may attend (causal AND the key is a real
+    event), a large negative number elsewhere. Built once per forward and added inside
+    attention, which exports to one Add per layer instead of a boolean Where per layer. Key 0
+    is always real, so no row is fully masked."""
     pos = torch.arange(t, device=lengths.device)
     causal = pos[None, :] <= pos[:, None]  # (T, T): query i sees keys j <= i
     key_real = pos[None, :] < lengths[:, None]  # (B, T)
-    return (causal[None, :, :] & key_real[:, None, :])[:, None]
+    allowed = (causal[None, :, :] & key_real[:, None, :])[:, None]
+    return torch.zeros(allowed.shape, dtype=dtype, device=lengths.device).masked_fill(
+        ~allowed, torch.finfo(dtype).min
+    )
 
 
 class JourneyEncoder(nn.Module):
@@ -71,7 +76,7 @@ class JourneyEncoder(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x (B, T, D) embedded events, lengths (B,) -> hidden states (B, T, D)."""
-        mask = attention_mask(lengths, x.shape[1])
+        mask = attention_mask(lengths, x.shape[1], x.dtype)
         for block in self.blocks:
             x = block(x, mask)
         return self.ln_f(x)
