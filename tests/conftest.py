@@ -31,3 +31,13 @@ def tiny_run(events_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
     yield train(compose_train(tiny_overrides(events_path), run_dir))
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model exported once per session (fp32 bundle directory)."""
+    from journeyformer.export.bundle import build_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "bundle"
+    build_bundle(tiny_run.best_checkpoint, out)
+    return out

@@ -18,10 +18,8 @@ from journeyformer.export.bundle import build_bundle
 
 
 @pytest.fixture(scope="module")
-def bundle(tiny_run, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("eval") / "bundle"
-    build_bundle(tiny_run.best_checkpoint, out)
-    return out
+def bundle(tiny_bundle) -> Path:
+    return tiny_bundle
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from support import CONFIG_DIR
 
 from journeyformer.data.schema import EventDataError, load_events
 from journeyformer.data.sequences import build_sequences
-from journeyformer.export.bundle import build_bundle
 from journeyformer.inference import predictor as predictor_module
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.chunks import REASON_NO_HISTORY, REASON_NO_VALID
@@ -30,10 +29,8 @@ AS_OF = datetime(2025, 6, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(tiny_run, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("predict") / "bundle"
-    build_bundle(tiny_run.best_checkpoint, out)
-    return out
+def bundle_dir(tiny_bundle) -> Path:
+    return tiny_bundle
 
 
 @pytest.fixture(scope="module")
