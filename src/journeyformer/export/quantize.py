@@ -19,7 +19,7 @@ from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dyna
 
 from journeyformer.data.sequences import Sequences
 from journeyformer.evaluation.metrics import auroc
-from journeyformer.inference.predictor import length_batches
+from journeyformer.inference.predictor import length_batches, run_in_batches
 from journeyformer.inference.session import make_session
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,11 @@ class Int8Report:
 def _run(path: Path, seqs: Sequences, batch_size: int) -> dict[str, np.ndarray]:
     session = make_session(path, "cpu")
     names = [o.name for o in session.get_outputs()]
-    out: dict[str, np.ndarray] = {}
-    for batch in length_batches(seqs, batch_size):
-        for name, value in zip(names, session.run(names, batch.inputs), strict=True):
-            if name not in out:
-                out[name] = np.empty((len(seqs), *value.shape[1:]), dtype=value.dtype)
-            out[name][batch.index] = value
-    return out
+
+    def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(names, session.run(names, inputs), strict=True))
+
+    return run_in_batches(len(seqs), length_batches(seqs, batch_size), run)
 
 
 def compare_int8(

@@ -54,6 +54,25 @@ def length_batches(seqs: Sequences, batch_size: int) -> list[Batch]:
     ]
 
 
+def run_in_batches(
+    n: int,
+    batches: list[Batch],
+    run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Call ``run`` (inputs -> outputs by name) on each batch and put every output row back at
+    its position in the Sequences: name -> (n, ...) array. Used by onnxruntime and torch alike."""
+    out: dict[str, np.ndarray] = {}
+    for batch in batches:
+        for name, value in run(batch.inputs).items():
+            if name not in out:
+                out[name] = np.empty((n, *value.shape[1:]), dtype=value.dtype)
+            out[name][batch.index] = value
+        if on_batch is not None:
+            on_batch(len(batch.index))
+    return out
+
+
 class Predictor:
     """One onnxruntime session over a bundle's model.
 
@@ -102,16 +121,7 @@ class Predictor:
         self, n: int, batches: list[Batch], on_batch: Callable[[int], None] | None = None
     ) -> dict[str, np.ndarray]:
         """Output name -> (n, ...) array with rows back in Sequences order."""
-        out: dict[str, np.ndarray] = {}
-        for batch in batches:
-            result = self.run(batch.inputs)
-            for name, value in result.items():
-                if name not in out:
-                    out[name] = np.empty((n, *value.shape[1:]), dtype=value.dtype)
-                out[name][batch.index] = value
-            if on_batch is not None:
-                on_batch(len(batch.index))
-        return out
+        return run_in_batches(n, batches, self.run, on_batch)
 
     def predict(
         self, seqs: Sequences, on_batch: Callable[[int], None] | None = None

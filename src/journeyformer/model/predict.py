@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from journeyformer.data.batch import collate
+from journeyformer.data.batch import MODEL_INPUTS
 from journeyformer.data.sequences import Sequences
+from journeyformer.inference.predictor import length_batches, run_in_batches
 from journeyformer.model.network import OUTPUTS, JourneyTransformer
 
 
@@ -16,19 +17,13 @@ def predict_sequences(
 ) -> dict[str, np.ndarray]:
     """OUTPUTS name -> (N, ...) array in the order of ``seqs``.
 
-    Batches are cut from samples sorted by length, so little compute goes to padding.
+    Batches are cut from samples sorted by length (the same batching as the ONNX predictor),
+    so little compute goes to padding.
     """
     net = net.eval().to(device)
-    order = np.argsort(seqs.lengths, kind="stable")
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in OUTPUTS}
-    for start in range(0, len(order), batch_size):
-        batch = collate(seqs, order[start : start + batch_size]).to(device)
-        for name, value in zip(OUTPUTS, net.predict(*batch.inputs()), strict=True):
-            parts[name].append(value.float().cpu().numpy())
-    out = {}
-    for name, chunks in parts.items():
-        stacked = np.concatenate(chunks)
-        restored = np.empty_like(stacked)
-        restored[order] = stacked
-        out[name] = restored
-    return out
+
+    def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        tensors = (torch.from_numpy(inputs[name]).to(device) for name in MODEL_INPUTS)
+        return {n: v.float().cpu().numpy() for n, v in zip(OUTPUTS, net.predict(*tensors), strict=True)}
+
+    return run_in_batches(len(seqs), length_batches(seqs, batch_size), run)
