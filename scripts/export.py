@@ -2,18 +2,14 @@
 
     python scripts/export.py checkpoint=<run_dir>/best.ckpt [output=<dir>]
     python scripts/export.py checkpoint=<run_dir>/best.ckpt quantize=true data.path=<events>
+
+A thin wrapper over ``journeyformer export`` (journeyformer.cli), which works from any directory
+once the package is installed.
 """
 
-import hydra
-from omegaconf import DictConfig
+import sys
 
-from journeyformer.pipelines import export
-
-
-@hydra.main(version_base="1.3", config_path="../configs", config_name="export")
-def main(cfg: DictConfig) -> None:
-    export(cfg)
-
+from journeyformer.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(["export", *sys.argv[1:]])

@@ -3,20 +3,15 @@
     python scripts/predict.py bundle=<dir> input=<events> [output=predictions.parquet]
     python scripts/predict.py bundle=<dir> input=<events> as_of=2025-12-31T00:00:00 device=cuda
 
-Runs without PyTorch: it calls journeyformer.inference (pipelines.predict is the same function,
-but the pipelines module imports torch for training).
+Runs without PyTorch (the base install).
+
+A thin wrapper over ``journeyformer predict`` (journeyformer.cli), which works from any directory
+once the package is installed.
 """
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
+import sys
 
-from journeyformer.inference.job import predict_from_config
-
-
-@hydra.main(version_base="1.3", config_path="../configs", config_name="predict")
-def main(cfg: DictConfig) -> None:
-    predict_from_config(OmegaConf.to_container(cfg, resolve=True))  # logs its summary
-
+from journeyformer.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(["predict", *sys.argv[1:]])

@@ -1,18 +1,12 @@
-"""Train journeyformer: python scripts/train.py [hydra overrides], e.g. model=tiny trainer.max_epochs=1."""
+"""Train journeyformer: python scripts/train.py [hydra overrides], e.g. model=tiny trainer.max_epochs=1.
 
-import hydra
-from omegaconf import DictConfig
+A thin wrapper over ``journeyformer train`` (journeyformer.cli), which works from any directory
+once the package is installed.
+"""
 
-from journeyformer.pipelines import train
+import sys
 
-
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    result = train(cfg)
-    # The value a sweeper minimises/maximises: test churn AUROC when evaluated.
-    test = result.metrics.get("test", {}).get("model", {})
-    return test.get("churn", {}).get("auroc")
-
+from journeyformer.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(["train", *sys.argv[1:]])

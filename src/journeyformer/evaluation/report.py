@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from journeyformer.evaluation import plots
 from journeyformer.evaluation.calibration import apply_temperature
 from journeyformer.evaluation.evaluate import Evaluation
+from journeyformer.extras import require
 from journeyformer.io import atomic_dir
 
 PLOTS = {
@@ -26,7 +26,10 @@ PLOTS = {
 
 
 def make_plots(ev: Evaluation) -> dict[str, bytes]:
-    """File name -> PNG bytes for every task the bundle predicts."""
+    """File name -> PNG bytes for every task the bundle predicts (needs the ``[report]`` extra)."""
+    require("report", "the plots of the evaluation report")
+    from journeyformer.evaluation import plots  # matplotlib: imported only when drawing
+
     y = ev.test.labels
     assert y is not None
     tasks = ev.metrics["model"]
@@ -154,6 +157,7 @@ def evaluate_from_config(cfg: dict[str, Any]) -> tuple[Evaluation, Path]:
     """``configs/evaluate.yaml`` as a plain dict -> the evaluation and its report directory."""
     from journeyformer.evaluation.evaluate import evaluate_bundle
 
+    require("report", "journeyformer evaluate (the plots of report.html)")  # before scoring
     overrides = {k: v for k, v in (cfg.get("data") or {}).items() if v not in (None, {})}
     ev = evaluate_bundle(
         cfg["bundle"],

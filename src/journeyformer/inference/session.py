@@ -38,10 +38,24 @@ OPTIMIZATION = {
 }
 _CUDA = "CUDAExecutionProvider"
 _GPU_HINT = (
-    "install the GPU build of onnxruntime: `pip install 'journeyformer[gpu]'` "
-    "(onnxruntime-gpu; uninstall the CPU package `onnxruntime` first), with a CUDA and cuDNN "
-    "version that build supports"
+    "keep only the GPU build of onnxruntime: `pip install 'journeyformer[gpu]'`, then "
+    "`pip uninstall -y onnxruntime onnxruntime-gpu && pip install --no-deps "
+    "onnxruntime-gpu==<version>` (both packages install the same `onnxruntime` module; README "
+    "'Install'), with a CUDA and cuDNN version that build supports"
 )
+
+
+def installed_runtimes() -> list[str]:
+    """The onnxruntime distributions installed here (more than one shadow each other)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            pass
+    return found
 
 
 def default_threads() -> int:
@@ -76,9 +90,16 @@ def providers_for(device: str) -> list[str | tuple[str, dict]]:
         return ["CPUExecutionProvider"]
     available = ort.get_available_providers()
     if _CUDA not in available:
+        runtimes = installed_runtimes()
+        both = (
+            f" Installed together: {runtimes}; whichever was installed last provides the module."
+            if len(runtimes) > 1
+            else ""
+        )
         raise RuntimeError(
             f"device=cuda needs onnxruntime's {_CUDA}, but this onnxruntime "
-            f"({ort.__version__}) only has {available}. To fix: {_GPU_HINT}. Or use device=cpu."
+            f"({ort.__version__}) only has {available}.{both} To fix: {_GPU_HINT}. "
+            "Or use device=cpu."
         )
     return [(_CUDA, {"device_id": 0}), "CPUExecutionProvider"]
 

@@ -1,0 +1,168 @@
+"""The ``journeyformer`` command: one Hydra app per job, over the configs shipped in the package.
+
+    journeyformer generate-data data.synthetic.n_customers=1000
+    journeyformer train model=tiny trainer.max_epochs=1
+    journeyformer export checkpoint=checkpoints/<run>/best.ckpt
+    journeyformer predict bundle=<dir> input=<events> [output=predictions.parquet as_of=...]
+    journeyformer evaluate bundle=<dir> input=<events>
+    python -m journeyformer predict --help        # Hydra's help, groups and overrides
+
+Everything after the command is Hydra's (overrides, ``-m``, ``--cfg job``, ``--config-dir``).
+The configs are ``journeyformer/configs``: in a checkout a link to the repository's
+``configs/``, in a wheel a copy of it, so the command works in any directory. The
+``scripts/*.py`` are thin wrappers over :func:`main`.
+
+This module imports no heavy library: each job imports what it needs when it runs, after
+checking that the extra providing it is installed (:mod:`journeyformer.extras`), so
+``journeyformer predict`` runs on the base install (no torch, lightning or matplotlib).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from journeyformer import __version__
+from journeyformer.extras import MissingExtraError, require
+
+
+def config_dir() -> Path:
+    """The directory of the Hydra configs (``train.yaml``, ``predict.yaml``, ...)."""
+    path = Path(__file__).resolve().parent / "configs"
+    if not (path / "train.yaml").is_file():
+        raise FileNotFoundError(
+            f"{path}: the configs of journeyformer are missing (a broken install?); reinstall "
+            "the package, or pass your own with --config-dir <dir>"
+        )
+    return path
+
+
+def _plain(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def train_job(cfg: DictConfig) -> float | None:
+    """Train; returns the value a sweeper optimises (test churn AUROC when evaluated)."""
+    from journeyformer.pipelines import train
+
+    result = train(cfg)
+    test = result.metrics.get("test", {}).get("model", {})
+    return test.get("churn", {}).get("auroc")
+
+
+def export_job(cfg: DictConfig) -> None:
+    """Checkpoint -> bundle (``configs/export.yaml``)."""
+    from journeyformer.pipelines import export
+
+    export(cfg)
+
+
+def predict_job(cfg: DictConfig) -> None:
+    """Events -> predictions.parquet with onnxruntime (``configs/predict.yaml``); no torch."""
+    from journeyformer.inference.job import predict_from_config
+
+    predict_from_config(_plain(cfg))  # logs its summary
+
+
+def evaluate_job(cfg: DictConfig) -> None:
+    """Bundle + labelled events -> metrics.json and report.html (``configs/evaluate.yaml``)."""
+    from journeyformer.evaluation.report import evaluate_from_config, headline_table
+
+    ev, out = evaluate_from_config(_plain(cfg))
+    print(headline_table(ev))
+    if "calibration" in ev.metrics:
+        c = ev.metrics["calibration"]
+        print(
+            f"churn ECE before/after temperature scaling (T={c['temperature']:.3f}): "
+            f"{c['ece_before']:.4f} -> {c['ece_after']:.4f}"
+        )
+    print(f"report: {out / 'report.html'}")
+
+
+def generate_data_job(cfg: DictConfig) -> dict[str, Path]:
+    """Write the synthetic data set into the folder of ``data.path`` and print a summary.
+
+    A relative ``data.path`` resolves against the directory the command was started from.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd
+
+    from journeyformer.data.synthetic import SyntheticConfig, generate_dataset, summarize
+
+    settings = _plain(cfg.data.synthetic)
+    if not isinstance(settings, dict):
+        raise ValueError(f"data.synthetic must be a mapping of settings, got {settings!r}")
+    events_path = Path(str(cfg.data.path))
+    if not events_path.is_absolute():
+        base = get_original_cwd() if HydraConfig.initialized() else Path.cwd()
+        events_path = Path(base) / events_path
+    journeys, paths = generate_dataset(events_path.resolve(), SyntheticConfig.from_dict(settings))
+    print(summarize(journeys))
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return paths
+
+
+# command -> (config name, job, the extra it needs beyond the base install)
+COMMANDS: dict[str, tuple[str, Callable[[DictConfig], Any], str | None]] = {
+    "train": ("train", train_job, "train"),
+    "export": ("export", export_job, "train"),  # torch reads the checkpoint
+    "predict": ("predict", predict_job, None),
+    "evaluate": ("evaluate", evaluate_job, "report"),
+    "generate-data": ("generate_data", generate_data_job, None),
+}
+
+USAGE = f"""usage: journeyformer <command> [hydra overrides and flags]
+
+commands:
+  train          train a model (configs/train.yaml)          needs journeyformer[train]
+  export         checkpoint -> ONNX bundle (export.yaml)     needs journeyformer[train]
+  predict        score events with a bundle (predict.yaml)   base install
+  evaluate       metrics + report.html (evaluate.yaml)       needs journeyformer[report]
+  generate-data  write the synthetic data set (generate_data.yaml)
+
+`journeyformer <command> --help` lists the command's settings; configs: {{config_dir}}
+journeyformer {__version__}"""
+
+
+def run(command: str, args: Sequence[str]) -> Any:
+    """Run ``command`` as a Hydra app with command-line ``args``; returns the job's value."""
+    import hydra
+
+    config_name, job, extra = COMMANDS[command]
+    if extra is not None:
+        require(extra, f"journeyformer {command}")  # before Hydra makes its output folder
+    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(
+        job
+    )
+    # Hydra reads sys.argv; the job name (log file name) is the command's, not this module's.
+    named = any(a.startswith("hydra.job.name=") for a in args)
+    argv = sys.argv
+    sys.argv = [f"journeyformer {command}", *args, *([] if named else [f"hydra.job.name={config_name}"])]
+    try:
+        return app()
+    finally:
+        sys.argv = argv
+
+
+def main(argv: Sequence[str] | None = None) -> Any:
+    """Entry point of the ``journeyformer`` command (and of ``python -m journeyformer``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE.format(config_dir=config_dir()))
+        return None
+    if args[0] in ("-V", "--version"):
+        print(f"journeyformer {__version__}")
+        return None
+    command = args[0].replace("_", "-")
+    if command not in COMMANDS:
+        print(USAGE.format(config_dir=config_dir()), file=sys.stderr)
+        raise SystemExit(f"journeyformer: unknown command {args[0]!r}; one of {list(COMMANDS)}")
+    try:
+        return run(command, args[1:])
+    except MissingExtraError as err:
+        raise SystemExit(f"journeyformer: {err}") from None
