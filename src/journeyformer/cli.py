@@ -46,12 +46,14 @@ def _plain(cfg: DictConfig) -> dict[str, Any]:
 
 
 def train_job(cfg: DictConfig) -> float | None:
-    """Train; returns the value a sweeper optimises (test churn AUROC when evaluated)."""
-    from journeyformer.pipelines import train
+    """Train; returns ``optimized_metric`` (a validation metric) for a sweeper."""
+    from journeyformer.pipelines import optimized_value, train
 
     result = train(cfg)
-    test = result.metrics.get("test", {}).get("model", {})
-    return test.get("churn", {}).get("auroc")
+    name = cfg.get("optimized_metric")
+    if not name or "val" not in result.metrics:  # not evaluated (evaluate=false, rank > 0)
+        return None
+    return optimized_value(result.metrics, name)
 
 
 def export_job(cfg: DictConfig) -> None:
@@ -142,7 +144,8 @@ def run(command: str, args: Sequence[str]) -> Any:
     # Hydra reads sys.argv; the job name (log file name) is the command's, not this module's.
     named = any(a.startswith("hydra.job.name=") for a in args)
     argv = sys.argv
-    sys.argv = [f"journeyformer {command}", *args, *([] if named else [f"hydra.job.name={config_name}"])]
+    own = [] if named else [f"hydra.job.name={config_name}"]  # first: argparse splits at flags
+    sys.argv = [f"journeyformer {command}", *own, *args]
     try:
         return app()
     finally:

@@ -67,6 +67,29 @@ class TrainResult:
     data: JourneyData | None = None
 
 
+def optimized_value(metrics: dict[str, Any], name: str) -> float:
+    """The sweep objective ``name`` ("split/task/metric", e.g. ``val/churn/auroc``) read from
+    :func:`train`'s metrics (the best checkpoint scored on that split).
+
+    Only validation metrics may be optimised: choosing settings on test would leak it.
+    """
+    parts = str(name).split("/")
+    if len(parts) != 3 or parts[0] != "val":
+        raise ValueError(
+            f"optimized_metric={name!r}: expected a validation metric 'val/<task>/<metric>', "
+            "e.g. val/churn/auroc (a sweep never selects on test)"
+        )
+    split, task, metric = parts
+    model = metrics.get(split, {}).get("model", {})
+    if task not in model or metric not in model[task]:
+        known = [f"{split}/{t}/{m}" for t, ms in model.items() for m in ms]
+        raise ValueError(
+            f"optimized_metric={name!r} was not computed (evaluate=false or the task is off); "
+            f"available: {known}"
+        )
+    return float(model[task][metric])
+
+
 def train(cfg: DictConfig) -> TrainResult:
     """Train on ``cfg.data`` with ``cfg.labels``, keep the best checkpoint, evaluate on test.
 
