@@ -138,14 +138,17 @@ def run(command: str, args: Sequence[str]) -> Any:
     config_name, job, extra = COMMANDS[command]
     if extra is not None:
         require(extra, f"journeyformer {command}")  # before Hydra makes its output folder
+
+    def task(cfg: DictConfig) -> Any:
+        return job(cfg)
+
+    # Hydra names the job (its log file) after the task function's module: the command's name.
+    task.__module__ = f"journeyformer.{config_name}"
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(
-        job
+        task
     )
-    # Hydra reads sys.argv; the job name (log file name) is the command's, not this module's.
-    named = any(a.startswith("hydra.job.name=") for a in args)
     argv = sys.argv
-    own = [] if named else [f"hydra.job.name={config_name}"]  # first: argparse splits at flags
-    sys.argv = [f"journeyformer {command}", *own, *args]
+    sys.argv = [f"journeyformer {command}", *args]  # Hydra parses sys.argv
     try:
         return app()
     finally:
