@@ -51,7 +51,7 @@ from journeyformer.inference.predictor import Predictor, prediction_frame
 from journeyformer.inference.session import default_threads
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.module import JourneyModule, load_module
-from journeyformer.model.network import OUTPUTS, JourneyTransformer
+from journeyformer.model.network import JourneyTransformer
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW_FIELDS = ("label", "batch", "threads", "graph", "e2e_s", "model_s")
@@ -144,9 +144,9 @@ def torch_batches(seqs: Sequences, batch_size: int, padded: bool, max_len: int) 
 
 @torch.no_grad()
 def torch_run(net: JourneyTransformer, batches: list[Any], n: int) -> dict[str, np.ndarray]:
-    out = {name: None for name in OUTPUTS}
+    out = {name: None for name in net.output_names}
     for batch in batches:
-        for name, value in zip(OUTPUTS, net.predict(*batch.inputs()), strict=True):
+        for name, value in net.predict(*batch.inputs()).items():
             if out[name] is None:
                 out[name] = np.empty((n, *value.shape[1:]), dtype=np.float32)
             out[name][batch.index.numpy()] = value.numpy()
@@ -255,7 +255,7 @@ def main() -> None:
     )
     lengths = seqs.lengths
     flops = {
-        "torch": real_event_flops(cfg, lengths, last_position_only=False),
+        "torch": real_event_flops(cfg, lengths, last_position_only=True),
         "onnx": real_event_flops(cfg, lengths, bool(bundle.spec["onnx"]["last_position_only"])),
     }
     peak = {t: max(matmul_gflops(t) for _ in range(3)) for t in sorted({1, threads})}

@@ -36,7 +36,8 @@ import polars as pl
 
 from journeyformer.data.labels import STAGES, LabelConfig
 from journeyformer.data.schema import EventSchema, load_events
-from journeyformer.data.sequences import IGNORE_INDEX, FeatureConfig, Sequences, build_sequences
+from journeyformer.data.labels import IGNORE_INDEX
+from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
 from journeyformer.data.vocab import Vocabularies
 

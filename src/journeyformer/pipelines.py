@@ -18,14 +18,14 @@ from journeyformer import __version__
 from journeyformer.data.datamodule import JourneyData, JourneyDataModule
 from journeyformer.data.labels import STAGES
 from journeyformer.data.sequences import Sequences
-from journeyformer.evaluation.baselines import Baselines
-from journeyformer.evaluation.calibration import apply_temperature, fit_temperature, logit
+from journeyformer.metrics.calibration import apply_temperature, fit_temperature, logit
 from journeyformer.evaluation.compare import beats_baselines, compare, format_table
-from journeyformer.evaluation.metrics import expected_calibration_error
+from journeyformer.metrics.scores import expected_calibration_error
 from journeyformer.io import atomic_write, atomic_write_text
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.module import JourneyModule, load_module
 from journeyformer.model.predict import predict_sequences
+from journeyformer.tasks.registry import Baselines
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,8 @@ def train(cfg: DictConfig) -> TrainResult:
     result = TrainResult(run_dir=run_dir, best_checkpoint=best, data=dm.data, module=module)
     if best is not None:
         result.module = load_module(best)
-    if best is not None and "churn" in result.module.cfg.tasks and trainer.global_rank == 0:
-        result.metrics["calibration"] = calibrate_churn(result.module, dm.data.splits["val"], best)
+    if best is not None and trainer.global_rank == 0:
+        result.metrics["calibration"] = calibrate(result.module, dm.data.splits["val"], best)
     if cfg.get("evaluate", True) and trainer.global_rank == 0:
         result.metrics.update(evaluate_splits(result.module, dm.data, ("val", "test")))
         result.table = format_table(result.metrics["test"])
@@ -139,24 +139,29 @@ def train(cfg: DictConfig) -> TrainResult:
     return result
 
 
-def calibrate_churn(module: JourneyModule, val: Sequences, checkpoint: Path) -> dict[str, float]:
-    """Fit the churn temperature on validation samples, set it on ``module`` and store it in
-    ``checkpoint`` (rewritten atomically). Returns T and the validation ECE before and after."""
+def calibrate(module: JourneyModule, val: Sequences, checkpoint: Path) -> dict[str, dict[str, float]]:
+    """Fit each calibrated task's temperature on validation samples, set it on ``module`` and
+    store it in ``checkpoint`` (rewritten atomically). Returns task -> T and the validation
+    ECE before and after."""
     assert val.labels is not None
-    p = predict_sequences(module.net, val)["churn_probability"]
-    y = val.labels["churn"]
-    t = fit_temperature(logit(p), y)
-    module.net.churn_temperature.fill_(t)
+    calibrated = [t for t in module.net.tasks if t.calibrated]
+    if not calibrated:
+        return {}
+    outputs = predict_sequences(module.net, val)
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    ckpt["state_dict"]["net.churn_temperature"] = torch.tensor(t)
+    report = {}
+    for task in calibrated:
+        p, y = outputs[task.metric_output], val.labels[task.name]
+        t = fit_temperature(logit(p), y)
+        module.net.temperature(task.name).fill_(t)
+        ckpt["state_dict"][f"net.{task.name}_temperature"] = torch.tensor(t)
+        report[task.name] = {
+            "temperature": t,
+            "val_ece_before": expected_calibration_error(p, y),
+            "val_ece_after": expected_calibration_error(apply_temperature(p, t), y),
+        }
     atomic_write(checkpoint, lambda tmp: torch.save(ckpt, tmp))
-    after = apply_temperature(p, t)
-    report = {
-        "temperature": t,
-        "val_ece_before": expected_calibration_error(p, y),
-        "val_ece_after": expected_calibration_error(after, y),
-    }
-    log.info("churn calibration on validation: %s", report)
+    log.info("calibration on validation: %s", report)
     return report
 
 
@@ -186,7 +191,9 @@ def evaluate_splits(
 ) -> dict[str, Any]:
     """Model and baselines (fitted on train) on each split: split -> :func:`compare` result."""
     tasks = list(module.cfg.tasks)
-    baselines = Baselines.fit(data.splits["train"], data.labels.horizon_days, module.cfg.n_actions)
+    baselines = Baselines.fit(
+        data.splits["train"], data.labels.horizon_days, module.cfg.n_actions, tasks
+    )
     out: dict[str, Any] = {}
     with torch.inference_mode():
         for split in splits:

@@ -11,7 +11,7 @@ import pytest
 from journeyformer.data.labels import STAGES, LabelConfig
 from journeyformer.data.sequences import FeatureConfig, build_sequences
 from journeyformer.data.vocab import Vocabularies
-from journeyformer.evaluation.baselines import Baselines
+from journeyformer.tasks.registry import Baselines
 
 UTC = timezone.utc
 CUTOFF = datetime(2025, 3, 1, tzinfo=UTC)

@@ -15,7 +15,8 @@ import pytest
 
 from journeyformer.data.labels import STAGES, LabelConfig, compute_labels, history_summary
 from journeyformer.data.schema import ROW
-from journeyformer.data.sequences import IGNORE_INDEX, FeatureConfig, build_sequences
+from journeyformer.data.labels import IGNORE_INDEX
+from journeyformer.data.sequences import FeatureConfig, build_sequences
 from journeyformer.data.vocab import PAD, UNK, Vocabularies
 
 UTC = timezone.utc

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from journeyformer.evaluation import metrics as m
-from journeyformer.evaluation.calibration import apply_temperature, fit_temperature
+from journeyformer.metrics import scores as m
+from journeyformer.metrics.calibration import apply_temperature, fit_temperature
 
 rng = np.random.default_rng(0)
 

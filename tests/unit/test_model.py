@@ -9,8 +9,8 @@ import torch
 
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.encoder import attention_mask
-from journeyformer.model.heads import ziln_expected, ziln_loss
-from journeyformer.model.network import OUTPUTS, JourneyTransformer
+from journeyformer.model.network import JourneyTransformer
+from journeyformer.tasks.value import ziln_expected, ziln_loss
 
 
 def make_cfg(**kw) -> ModelConfig:
@@ -35,7 +35,8 @@ def random_inputs(cfg: ModelConfig, b: int = 4, t: int = 10, seed: int = 0):
 def test_output_shapes_and_probabilities():
     cfg = make_cfg()
     net = JourneyTransformer(cfg).eval()
-    outs = dict(zip(OUTPUTS, net.predict(*random_inputs(cfg)), strict=True))
+    outs = net.predict(*random_inputs(cfg))
+    assert tuple(outs) == net.output_names
     assert outs["next_action_probs"].shape == (4, 9)
     assert outs["stage_probs"].shape == (4, cfg.n_stages)
     assert outs["embedding"].shape == (4, 16)
@@ -56,8 +57,20 @@ def test_padding_does_not_change_predictions():
     i = int(torch.argmin(lengths))
     n = int(lengths[i])
     alone = net.predict(cat[i : i + 1, :n], num[i : i + 1, :n], lengths[i : i + 1], stage[i : i + 1], ctx[i : i + 1])
-    for a, b in zip(full, alone, strict=True):
-        torch.testing.assert_close(a[i : i + 1], b, atol=1e-5, rtol=1e-4)
+    assert full.keys() == alone.keys()
+    for name in full:
+        torch.testing.assert_close(full[name][i : i + 1], alone[name], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+def test_last_position_path_matches_every_position(n_layers):
+    """predict(last_only=True) computes the last block at one position: same outputs."""
+    cfg = make_cfg(n_layers=n_layers)
+    net = JourneyTransformer(cfg).eval()
+    inputs = random_inputs(cfg, b=6, t=12)
+    fast, full = net.predict(*inputs, last_only=True), net.predict(*inputs, last_only=False)
+    for name in full:
+        torch.testing.assert_close(fast[name], full[name], atol=1e-5, rtol=1e-4)
 
 
 def test_attention_is_causal():
@@ -66,10 +79,10 @@ def test_attention_is_causal():
     net = JourneyTransformer(cfg).eval()
     cat, num, lengths, stage, ctx = random_inputs(cfg, b=2, t=8)
     lengths[:] = 8
-    h1, _ = net.encode(cat, num, lengths, stage, ctx)
+    h1 = net(cat, num, lengths, stage, ctx).hidden
     cat2 = cat.clone()
     cat2[:, 5, 0] = (cat2[:, 5, 0] % 7) + 2 if cat2[0, 5, 0] != 2 else 3
-    h2, _ = net.encode(cat2, num, lengths, stage, ctx)
+    h2 = net(cat2, num, lengths, stage, ctx).hidden
     torch.testing.assert_close(h1[:, :5], h2[:, :5])
     assert not torch.allclose(h1[:, 5:], h2[:, 5:])
 
@@ -98,12 +111,12 @@ def test_ziln_loss_prefers_the_right_amount():
     assert ziln_loss(good, value) < ziln_loss(bad, value)
 
 
-def test_disabled_heads_are_not_built_and_outputs_keep_their_shape():
+def test_disabled_heads_have_no_head_and_no_output():
     cfg = make_cfg(tasks={"churn": 1.0, "next_action": 0, "stage": 0, "value": 0})
     net = JourneyTransformer(cfg).eval()
     assert set(net.heads) == {"churn"}
     outs = net.predict(*random_inputs(cfg))
-    assert outs[0].shape == (4, 9) and outs[2].shape == (4, cfg.n_stages)
+    assert list(outs) == ["churn_probability", "embedding"]
 
 
 @pytest.mark.parametrize(

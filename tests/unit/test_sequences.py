@@ -11,12 +11,17 @@ import numpy as np
 import polars as pl
 import pytest
 
-from journeyformer.data.labels import SUMMARY_COLUMNS, LabelConfig, compute_labels, history_summary
+from journeyformer.data.labels import (
+    IGNORE_INDEX,
+    SUMMARY_COLUMNS,
+    LabelConfig,
+    compute_labels,
+    history_summary,
+)
 from journeyformer.data.schema import ROW
 from journeyformer.data.sequences import (
     CONTEXT_NUMERIC,
     EVENT_NUMERIC,
-    IGNORE_INDEX,
     FeatureConfig,
     Sequences,
     build_sequences,

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from journeyformer.data.labels import STAGES, LabelConfig
 from journeyformer.data.schema import ROW
-from journeyformer.data.sequences import EVENT_NUMERIC, IGNORE_INDEX, FeatureConfig, build_sequences
+from journeyformer.data.labels import IGNORE_INDEX
+from journeyformer.data.sequences import EVENT_NUMERIC, FeatureConfig, build_sequences
 from journeyformer.data.vocab import PAD, UNK, Vocabularies
 
 UTC = timezone.utc

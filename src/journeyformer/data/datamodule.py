@@ -20,6 +20,7 @@ from journeyformer.data.samples import CutoffSchedule, customers_by_split
 from journeyformer.data.schema import EventDataError, EventSchema, load_events
 from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
 from journeyformer.data.vocab import Vocabularies
+from journeyformer.tasks import registry
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ def prepare_data(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> 
                 labels,
                 customers=customers[name],
                 active_within_days=None if active is None else float(active),
+                labelers=registry.labelers(),
                 source=f"{path} [{name} @ {cut:%Y-%m-%d}]",
             )
             for cut in cuts
@@ -216,5 +218,3 @@ class JourneyDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

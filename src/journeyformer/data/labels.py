@@ -25,7 +25,7 @@ from journeyformer.data.timestamps import UTC_US
 from journeyformer.data.vocab import Vocab
 
 STAGES = ("acquisition", "consideration", "first_purchase", "retention", "loyalty", "churned")
-TASKS = ("next_action", "churn", "stage", "value")
+IGNORE_INDEX = -100  # next_action label when there is no event in the horizon
 _DAY_S = 86_400.0
 
 
@@ -422,3 +422,51 @@ def customer_table(
 def _masked_int(values: np.ndarray, valid: np.ndarray) -> pl.Series:
     frame = pl.DataFrame({"v": values, "ok": valid})
     return frame.select(pl.when("ok").then(pl.col("v").cast(pl.Int64))).to_series()
+
+
+@dataclass(frozen=True)
+class LabelWindow:
+    """What a task's label function reads: every sample's events after its cutoff.
+
+    Attributes:
+        events: canonical events sorted by (customer_id, timestamp, _row), up to cutoff +
+            horizon (more customers than the samples).
+        start, end: (N,) int64 row range of each sample's window, (cutoff, cutoff + horizon].
+        facts: the label facts of :func:`compute_labels` for the N samples, as arrays:
+            next_action int64 (IGNORE_INDEX without an event in the horizon), churn float32
+            (1 = no activity in the horizon), stage int64 (index into STAGES at cutoff +
+            horizon), value float32 (value-action amount in the horizon, currency units).
+        cfg: the label settings.
+    """
+
+    events: pl.DataFrame
+    start: np.ndarray
+    end: np.ndarray
+    facts: Mapping[str, np.ndarray]
+    cfg: LabelConfig
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def window_sum(self, expr: pl.Expr) -> np.ndarray:
+        """(N,) sum of ``expr`` (numeric or boolean, one value per event) over each window.
+
+        Example: purchases in the horizon,
+        ``window.window_sum(pl.col("action").is_in(window.cfg.purchase_actions))``.
+        """
+        values = self.events.select(expr.cast(pl.Float64)).to_series().to_numpy()
+        cum = np.concatenate([[0.0], np.cumsum(values)])
+        return cum[self.end] - cum[self.start]
+
+
+def label_facts(frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The :func:`customer_table` label columns as the arrays of :class:`LabelWindow.facts`."""
+    return {
+        "next_action": frame.get_column("next_action")
+        .fill_null(IGNORE_INDEX)
+        .to_numpy()
+        .astype(np.int64),
+        "churn": frame.get_column("churn").to_numpy().astype(np.float32),
+        "stage": frame.get_column("stage").to_numpy().astype(np.int64),
+        "value": frame.get_column("value").to_numpy().astype(np.float32),
+    }

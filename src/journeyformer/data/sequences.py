@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels import LabelConfig, as_utc, customer_table
+from journeyformer.data.labels import (
+    LabelConfig,
+    LabelWindow,
+    as_utc,
+    customer_table,
+    label_facts,
+)
 from journeyformer.data.schema import ROW, check_time_zone, sort_events
 from journeyformer.data.vocab import UNK_ID, Vocabularies
 
@@ -43,7 +49,6 @@ CONTEXT_NUMERIC = (
     "log_tenure_days",
     "log_recency_days",
 )
-IGNORE_INDEX = -100  # next_action label when there is no event in the horizon
 
 
 @dataclass(frozen=True)
@@ -107,8 +112,7 @@ class Sequences:
         stage_now: (N,) int64 lifecycle stage at the cutoff (index into STAGES).
         context: (N, S) float32, columns as ``CONTEXT_NUMERIC``.
         summary: N-row Polars frame from :func:`history_summary` (recency_days, spend, ...).
-        labels: task -> (N,) array, or None: next_action int64 (IGNORE_INDEX when masked),
-            churn float32 (0/1), stage int64, value float32 (currency units).
+        labels: task -> (N,) label array, or None (see ``build_sequences(labelers=...)``).
     """
 
     customer_id: pl.Series
@@ -286,6 +290,7 @@ def build_sequences(
     customers: pl.Series | None = None,
     active_within_days: float | None = None,
     with_labels: bool = True,
+    labelers: Mapping[str, Callable[[LabelWindow], np.ndarray]] | None = None,
     source: str = "events",
 ) -> Sequences:
     """Sequences (and labels) for every customer with an event at or before ``cutoff``.
@@ -298,6 +303,8 @@ def build_sequences(
         customers: restrict to these customer ids (e.g. one split).
         active_within_days: keep only customers active within this many days before cutoff.
         with_labels: also build labels from events in (cutoff, cutoff + horizon].
+        labelers: label name -> function of the :class:`LabelWindow` (the tasks' ``label``
+            methods); None: the label facts (next_action, churn, stage, value) themselves.
     Returns samples sorted by customer_id. ``unknown_counts`` counts kept events whose value
     was not in the vocabulary (mapped to id 1), per column.
     """
@@ -321,7 +328,10 @@ def build_sequences(
     summary, label_frame, split = customer_table(
         frame, cutoff, labels, next_action if with_labels else None
     )
-    keep = summary.get_column("n_events").to_numpy() > 0
+    n_history = summary.get_column("n_events").to_numpy().astype(np.int64)
+    keep = n_history > 0
+    # Each customer's rows end where the next one's begin: its label window is split:end.
+    window_end = np.append((split - n_history)[1:], frame.height).astype(np.int64)
     if active_within_days is not None:
         keep &= summary.get_column("recency_days").to_numpy() <= active_within_days
     summary = summary.filter(pl.Series(keep))
@@ -344,7 +354,12 @@ def build_sequences(
         log.info("%s: values unseen in training mapped to <unk> (kept events): %s", source, unknown)
     seq.unknown_counts = unknown
     if label_frame is not None:
-        seq.labels = _label_arrays(label_frame.filter(pl.Series(keep)))
+        facts = label_facts(label_frame.filter(pl.Series(keep)))
+        if labelers is None:
+            seq.labels = facts
+        else:
+            window = LabelWindow(frame, split[keep], window_end[keep], facts, labels)
+            seq.labels = {name: np.asarray(fn(window)) for name, fn in labelers.items()}
     return seq
 
 
@@ -374,18 +389,6 @@ def _assemble(
         context=context_features(summary),
         summary=summary,
     )
-
-
-def _label_arrays(frame: pl.DataFrame) -> dict[str, np.ndarray]:
-    return {
-        "next_action": frame.get_column("next_action")
-        .fill_null(IGNORE_INDEX)
-        .to_numpy()
-        .astype(np.int64),
-        "churn": frame.get_column("churn").to_numpy().astype(np.float32),
-        "stage": frame.get_column("stage").to_numpy().astype(np.int64),
-        "value": frame.get_column("value").to_numpy().astype(np.float32),
-    }
 
 
 def pad(seqs: Sequences, index: np.ndarray, max_len: int | None = None) -> dict[str, np.ndarray]:
@@ -424,7 +427,6 @@ def pad(seqs: Sequences, index: np.ndarray, max_len: int | None = None) -> dict[
 __all__ = [
     "CONTEXT_NUMERIC",
     "EVENT_NUMERIC",
-    "IGNORE_INDEX",
     "FeatureConfig",
     "Sequences",
     "build_sequences",

@@ -3,35 +3,29 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from journeyformer.data.sequences import Sequences
-from journeyformer.evaluation.baselines import Baselines
-from journeyformer.evaluation.metrics import HEADLINE, score_task
-
-# Which model output feeds each task's metrics.
-MODEL_OUTPUT = {
-    "next_action": "next_action_probs",
-    "churn": "churn_probability",
-    "stage": "stage_probs",
-    "value": "expected_value",
-}
+from journeyformer.tasks import registry
+from journeyformer.tasks.registry import Baselines
 
 
 def compare(
-    outputs: Mapping[str, np.ndarray], seqs: Sequences, baselines: Baselines, tasks: list[str]
+    outputs: Mapping[str, np.ndarray], seqs: Sequences, baselines: Baselines, tasks: Iterable[str]
 ) -> dict[str, Any]:
     """``{"model": {task: {metric: v}}, "baselines": {task: {name: {metric: v}}}, "n": N}``."""
     assert seqs.labels is not None, "comparison needs labelled samples"
     base = baselines.predict(seqs)
     result: dict[str, Any] = {"model": {}, "baselines": {}, "n": len(seqs)}
-    for task in tasks:
-        y = seqs.labels[task]
-        result["model"][task] = score_task(task, outputs[MODEL_OUTPUT[task]], y)
-        result["baselines"][task] = {name: score_task(task, pred, y) for name, pred in base[task].items()}
+    for task in registry.enabled(tasks):
+        y = seqs.labels[task.name]
+        result["model"][task.name] = task.score(outputs[task.metric_output], y)
+        result["baselines"][task.name] = {
+            name: task.score(pred, y) for name, pred in base[task.name].items()
+        }
     return result
 
 
@@ -39,8 +33,8 @@ def beats_baselines(result: Mapping[str, Any]) -> dict[str, bool]:
     """task -> whether the model beats every baseline on the task's headline metric."""
     out = {}
     for task, metrics in result["model"].items():
-        key = HEADLINE[task]
-        best = max(b[key] for b in result["baselines"][task].values())
+        key = registry.get(task).headline
+        best = max((b[key] for b in result["baselines"][task].values()), default=float("-inf"))
         out[task] = bool(metrics[key] > best)
     return out
 
@@ -57,7 +51,7 @@ def format_table(result: Mapping[str, Any]) -> str:
     wins = beats_baselines(result)
     for task, metrics in result["model"].items():
         for metric, value in metrics.items():
-            headline = metric == HEADLINE[task]
+            headline = metric == registry.get(task).headline
             base = "  ".join(
                 f"{name}={fmt(b.get(metric)).strip()}" for name, b in result["baselines"][task].items()
             )

@@ -19,16 +19,16 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
-from journeyformer.data.labels import TASKS
 from journeyformer.data.samples import parse_time
 from journeyformer.data.schema import EventDataError, load_events
 from journeyformer.data.sequences import Sequences, build_sequences
-from journeyformer.evaluation.baselines import Baselines
-from journeyformer.evaluation.calibration import apply_temperature
-from journeyformer.evaluation.compare import MODEL_OUTPUT, compare
-from journeyformer.evaluation.metrics import HEADLINE, expected_calibration_error, per_class_recall
+from journeyformer.metrics.calibration import apply_temperature
+from journeyformer.evaluation.compare import compare
+from journeyformer.metrics.scores import expected_calibration_error, per_class_recall
 from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.predictor import Predictor
+from journeyformer.tasks import registry
+from journeyformer.tasks.registry import Baselines
 
 log = logging.getLogger(__name__)
 
@@ -111,16 +111,21 @@ def evaluate_bundle(
             f"{input_path}: as_of={as_of_t:%Y-%m-%d} leaves no history one horizon earlier "
             f"(events start {first:%Y-%m-%d}) to fit the baselines and the churn threshold on"
         )
-    build = dict(vocabs=bundle.vocabs, features=bundle.features, labels=labels)
+    tasks = [t.name for t in bundle.tasks]
+    build = dict(
+        vocabs=bundle.vocabs,
+        features=bundle.features,
+        labels=labels,
+        labelers=registry.labelers(tasks),
+    )
     test = build_sequences(events, as_of_t, **build, source=f"{input_path} @ as_of")
     val = build_sequences(events, val_cut, **build, source=f"{input_path} @ as_of - horizon")
     predictor = Predictor(bundle, device=device, batch_size=batch_size)
     with tqdm(total=len(test) + len(val), desc="scoring customers", unit="cust", disable=not progress) as bar:
         outputs = _score(predictor, test, bar)
         val_outputs = _score(predictor, val, bar)
-    tasks = [t for t in TASKS if t in bundle.spec.get("tasks", TASKS)]
     n_actions = len(bundle.vocabs["action"])
-    baselines = Baselines.fit(val, labels.horizon_days, n_actions)
+    baselines = Baselines.fit(val, labels.horizon_days, n_actions, tasks)
     metrics = compare(outputs, test, baselines, tasks)
     metrics.update(
         as_of=as_of_t.isoformat(),
@@ -129,7 +134,7 @@ def evaluate_bundle(
         horizon_days=labels.horizon_days,
         validation_cutoff=val_cut.isoformat(),
         warnings=warnings,
-        headline=HEADLINE,
+        headline={t.name: t.headline for t in bundle.tasks},
     )
     assert test.labels is not None and val.labels is not None
     if "churn" in tasks:
@@ -165,7 +170,7 @@ def _churn_thresholds(
 
 def _calibration(bundle: Bundle, p: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """ECE of the calibrated churn probability and of the same model before temperature scaling."""
-    t = float(bundle.spec.get("churn_temperature", 1.0))
+    t = float((bundle.spec.get("temperatures") or {}).get("churn", 1.0))
     before = apply_temperature(p, 1.0 / t)  # undo p = sigmoid(logit / T)
     return {
         "temperature": t,
@@ -174,6 +179,3 @@ def _calibration(bundle: Bundle, p: np.ndarray, y: np.ndarray) -> dict[str, floa
         "brier_before": float(np.mean((before - y) ** 2)),
         "brier_after": float(np.mean((p - y) ** 2)),
     }
-
-
-__all__ = ["MODEL_OUTPUT", "Evaluation", "EvaluationError", "evaluate_bundle"]

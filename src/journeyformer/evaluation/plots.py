@@ -15,8 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from journeyformer.data.sequences import IGNORE_INDEX  # noqa: E402
-from journeyformer.evaluation.metrics import accuracy_at_k  # noqa: E402
+from journeyformer.data.labels import IGNORE_INDEX  # noqa: E402
+from journeyformer.metrics.scores import accuracy_at_k  # noqa: E402
 
 
 def _png(fig: plt.Figure) -> bytes:
@@ -45,24 +45,28 @@ def pr_points(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return tp / max(yy.sum(), 1), tp / (last + 1)
 
 
-def churn_curves(y: np.ndarray, model: np.ndarray, baselines: Mapping[str, np.ndarray]) -> bytes:
-    """ROC and precision-recall curves, model and baselines on the same axes."""
+def binary_curves(
+    y: np.ndarray, model: np.ndarray, baselines: Mapping[str, np.ndarray], title: str = "Churn"
+) -> bytes:
+    """ROC and precision-recall curves of a binary task, model and baselines on the same axes."""
     fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4.2))
     for name, scores in {"model": model, **baselines}.items():
         style = {"lw": 2.2} if name == "model" else {"lw": 1.2, "ls": "--"}
         roc.plot(*roc_points(scores, y), label=name, **style)
         pr.plot(*pr_points(scores, y), label=name, **style)
     roc.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
-    roc.set(xlabel="false positive rate", ylabel="true positive rate", title="Churn ROC")
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{title} ROC")
     pr.axhline(y.mean(), color="grey", lw=0.8, ls=":", label=f"base rate {y.mean():.2f}")
-    pr.set(xlabel="recall", ylabel="precision", title="Churn precision-recall", ylim=(0, 1.02))
+    pr.set(xlabel="recall", ylabel="precision", title=f"{title} precision-recall", ylim=(0, 1.02))
     roc.legend(loc="lower right", fontsize=8)
     pr.legend(loc="lower left", fontsize=8)
     return _png(fig)
 
 
-def reliability_diagram(y: np.ndarray, probs: Mapping[str, np.ndarray], n_bins: int = 10) -> bytes:
-    """Observed churn rate against mean predicted probability per bin (calibrated/uncalibrated)."""
+def reliability_diagram(
+    y: np.ndarray, probs: Mapping[str, np.ndarray], n_bins: int = 10, title: str = "Churn"
+) -> bytes:
+    """Observed rate against mean predicted probability per bin (calibrated/uncalibrated)."""
     fig, ax = plt.subplots(figsize=(5, 4.6))
     edges = np.linspace(0, 1, n_bins + 1)
     for name, p in probs.items():
@@ -75,7 +79,8 @@ def reliability_diagram(y: np.ndarray, probs: Mapping[str, np.ndarray], n_bins: 
             label=name,
         )
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8, label="perfect calibration")
-    ax.set(xlabel="mean predicted churn probability", ylabel="observed churn rate", title="Reliability")
+    what = title.lower()
+    ax.set(xlabel=f"mean predicted {what} probability", ylabel=f"observed {what} rate", title="Reliability")
     ax.legend(fontsize=8)
     return _png(fig)
 

@@ -11,51 +11,25 @@ from typing import Any
 
 import numpy as np
 
-from journeyformer.evaluation.calibration import apply_temperature
 from journeyformer.evaluation.evaluate import Evaluation
 from journeyformer.extras import require
 from journeyformer.io import atomic_dir
 
-PLOTS = {
-    "churn_curves.png": "Churn: ROC and precision-recall, model and baselines",
-    "churn_reliability.png": "Churn: reliability diagram",
-    "stage_confusion.png": "Stage: confusion matrix, normalised by true stage",
-    "next_action_accuracy_at_k.png": "Next action: accuracy at k = 1..10",
-    "value.png": "Value: by decile of predicted value, and cumulative gain",
-}
 
-
-def make_plots(ev: Evaluation) -> dict[str, bytes]:
-    """File name -> PNG bytes for every task the bundle predicts (needs the ``[report]`` extra)."""
+def make_plots(ev: Evaluation) -> dict[str, tuple[str, bytes]]:
+    """File name -> (caption, PNG bytes): the plots every enabled task asks for (needs the
+    ``[report]`` extra)."""
     require("report", "the plots of the evaluation report")
     from journeyformer.evaluation import plots  # matplotlib: imported only when drawing
 
     y = ev.test.labels
     assert y is not None
-    tasks = ev.metrics["model"]
-    out: dict[str, bytes] = {}
-    if "churn" in tasks:
-        p = ev.outputs["churn_probability"]
-        churn_baselines = {
-            name: s / max(s.max(), 1e-12) if name == "days_since_last_activity" else s
-            for name, s in ev.baselines["churn"].items()
-        }
-        out["churn_curves.png"] = plots.churn_curves(y["churn"], p, churn_baselines)
-        t = ev.metrics.get("calibration", {}).get("temperature", 1.0)
-        curves = {"model (calibrated)": p}
-        if t != 1.0:
-            curves["model before temperature scaling"] = apply_temperature(p, 1.0 / t)
-        curves["rfm_logistic_regression"] = ev.baselines["churn"]["rfm_logistic_regression"]
-        out["churn_reliability.png"] = plots.reliability_diagram(y["churn"], curves)
-    if "stage" in tasks:
-        out["stage_confusion.png"] = plots.stage_confusion(
-            y["stage"], ev.outputs["stage_probs"].argmax(1), list(ev.bundle.stages)
-        )
-    if "next_action" in tasks:
-        scores = {"model": ev.outputs["next_action_probs"], **ev.baselines["next_action"]}
-        out["next_action_accuracy_at_k.png"] = plots.accuracy_at_k_curve(y["next_action"], scores)
-    if "value" in tasks:
-        out["value.png"] = plots.value_plots(y["value"], ev.outputs["expected_value"], ev.baselines["value"])
+    ctx = ev.bundle.context()
+    out: dict[str, tuple[str, bytes]] = {}
+    for task in ev.bundle.tasks:
+        for plot in task.plots(y[task.name], ev.outputs, ev.baselines.get(task.name, {}), ctx):
+            draw = getattr(plots, plot.kind)
+            out[plot.file] = (plot.caption, draw(**plot.args))
     return out
 
 
@@ -83,7 +57,7 @@ def metric_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     return ["task", "metric", "model", *names], rows
 
 
-def render_html(ev: Evaluation, pngs: dict[str, bytes]) -> str:
+def render_html(ev: Evaluation, pngs: dict[str, tuple[str, bytes]]) -> str:
     m = ev.metrics
     header, rows = metric_rows(m)
     parts = [
@@ -115,9 +89,9 @@ def render_html(ev: Evaluation, pngs: dict[str, bytes]) -> str:
         rows = [[who, *[by[s] for s in names]] for who, by in m["stage_recall"].items()]
         parts += ["<h2>Recall per true stage</h2>", _table(["", *names], rows)]
     parts.append("<h2>Plots</h2>")
-    for name, png in pngs.items():
+    for name, (caption, png) in pngs.items():
         data = base64.b64encode(png).decode()
-        parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{name}'><figcaption>{html.escape(PLOTS[name])}</figcaption></figure>")
+        parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{name}'><figcaption>{html.escape(caption)}</figcaption></figure>")
     style = (
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
@@ -147,7 +121,7 @@ def write_report(ev: Evaluation, out_dir: str | Path) -> Path:
     pngs = make_plots(ev)
     with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(ev.metrics, indent=1, default=_json_default))
-        for name, png in pngs.items():
+        for name, (_, png) in pngs.items():
             (tmp / name).write_bytes(png)
         (tmp / "report.html").write_text(render_html(ev, pngs))
     return out

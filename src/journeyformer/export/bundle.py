@@ -45,8 +45,9 @@ from journeyformer.inference.bundle import (
 )
 from journeyformer.inference.predictor import length_batches
 from journeyformer.io import atomic_write_text
-from journeyformer.model.config import ModelConfig
 from journeyformer.model.module import load_module
+from journeyformer.model.network import JourneyTransformer
+from journeyformer.tasks import registry
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +82,8 @@ class BundleResult:
     spec: dict[str, Any] = field(default_factory=dict)
 
 
-def hp_state_temperature(checkpoint: Path) -> float:
-    """The churn temperature stored in the checkpoint's weights (1.0 when never calibrated)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    t = state.get("net.churn_temperature")
-    return 1.0 if t is None else float(t)
-
-
 def preprocessing_spec(
-    hp: Mapping[str, Any], cfg: ModelConfig, opset: int, checkpoint: Path
+    hp: Mapping[str, Any], net: JourneyTransformer, opset: int, checkpoint: Path
 ) -> dict[str, Any]:
     """The content of preprocessing.json: everything a scorer needs besides the graph."""
     ds = hp["data_spec"]
@@ -106,18 +100,20 @@ def preprocessing_spec(
         "horizon_days": ds["labels"]["horizon_days"],
         "stages": list(ds["stages"]),
         "actions": list(ds["vocabs"]["action"]),
-        "tasks": dict(cfg.tasks),
+        "tasks": dict(net.cfg.tasks),
         "split": dict(ds.get("split") or {}),
         "active_within_days": ds.get("active_within_days"),
-        # Temperature scaling of the churn logit, already applied inside the graph.
-        "churn_temperature": float(hp_state_temperature(checkpoint)),
+        # Temperature scaling of each calibrated task's logit, already applied in the graph.
+        "temperatures": {
+            t.name: float(net.temperature(t.name)) for t in net.tasks if t.calibrated
+        },
         "schema": ds["schema"],
         "cutoffs": ds["cutoffs"],
-        "model": cfg.to_dict(),
+        "model": net.cfg.to_dict(),
         "onnx": {
             "files": {k: v for k, v in MODEL_FILES.items() if k == "fp32"},
             "opset": opset,
-            **io_spec(cfg),
+            **io_spec(net),
             "padding": PADDING_NOTE,
         },
     }
@@ -146,6 +142,7 @@ def validation_sequences(bundle: Bundle, data: ValidationData) -> Sequences:
         bundle.labels,
         customers=customers,
         active_within_days=active,
+        labelers=registry.labelers(bundle.spec["tasks"]),
         source=f"{data.path} [validation @ {cutoff:%Y-%m-%d}]",
     )
     if len(seqs) == 0:
@@ -162,7 +159,7 @@ def validation_sequences(bundle: Bundle, data: ValidationData) -> Sequences:
 
 
 def parity_batches(
-    cfg: ModelConfig, batch_sizes: Sequence[int], seq_lens: Sequence[int | None], seed: int
+    cfg: Any, batch_sizes: Sequence[int], seq_lens: Sequence[int | None], seed: int
 ) -> Iterator[dict[str, np.ndarray]]:
     """Random batches for every (B, T); T None means the model's max_len."""
     for k, (b, t) in enumerate(itertools.product(batch_sizes, seq_lens)):
@@ -206,7 +203,7 @@ def build_bundle(
         fp32 = export_onnx(
             net, tmp / MODEL_FILES["fp32"], opset=opset, last_position_only=last_position_only
         )
-        spec = preprocessing_spec(hp, net.cfg, opset, checkpoint)
+        spec = preprocessing_spec(hp, net, opset, checkpoint)
         spec["onnx"]["last_position_only"] = last_position_only
         bundle = Bundle(tmp, spec)
         seqs = validation_sequences(bundle, validation) if validation is not None else None
@@ -219,8 +216,8 @@ def build_bundle(
         log.info("%s", parity.table())
         if not parity.ok:
             hint = (
-                " If the model code changed, try last_position_only=false (export/last_position.py"
-                " may need the same change)."
+                " If the model code changed, try last_position_only=false to tell whether the"
+                " last-position path (JourneyEncoder.forward(last_only=True)) is the cause."
                 if last_position_only
                 else ""
             )
@@ -234,7 +231,7 @@ def build_bundle(
         if quantize:
             assert seqs is not None
             int8 = quantize_int8(fp32, tmp / MODEL_FILES["int8"])
-            result.int8 = compare_int8(fp32, int8, seqs)
+            result.int8 = compare_int8(fp32, int8, seqs, net.cfg.tasks)
             log.info("%s", result.int8.table())
             spec["onnx"]["files"]["int8"] = MODEL_FILES["int8"]
             report["int8"] = result.int8.to_dict()

@@ -6,14 +6,15 @@ per-event inputs. The example batch has B, T >= 2 so neither axis is specialised
 and the attention mask, the recency positions and the gather of the last real event are traced
 as shape-generic ops (Range/Less/GatherElements), valid for any T.
 
-By default the traced network is :func:`~journeyformer.export.last_position.last_position_network`
-(the last block evaluated at the last event only: same outputs, fewer FLOPs).
+By default the traced network computes its last block at the last event only
+(``JourneyTransformer.predict(last_only=True)``: same outputs, fewer FLOPs).
 
 Two fixes are applied to the exported graph:
 
 * the dynamo exporter names graph values after the aten op that made them, so an internal
   value may already be called ``embedding`` (the first ``nn.Embedding``); such values are
-  renamed before the outputs get their OUTPUTS names, or the model would not be in SSA form;
+  renamed before the outputs get their names (``net.output_names``), or the model would not
+  be in SSA form;
 * symbolic dimensions get stable names (``batch``, ``seq_len``) for other runtimes.
 """
 
@@ -30,20 +31,17 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
-from torch import nn
 
 from journeyformer.data.batch import MODEL_INPUTS
-from journeyformer.export.last_position import last_position_network
 from journeyformer.inference.session import make_session
 from journeyformer.model.config import ModelConfig
-from journeyformer.model.network import OUTPUTS, InferenceWrapper, JourneyTransformer
+from journeyformer.model.network import InferenceWrapper, JourneyTransformer
+from journeyformer.tasks.base import AMOUNT, DISTRIBUTION, Output
 
 log = logging.getLogger(__name__)
 
 BATCH, SEQ = "batch", "seq_len"
 OPSET = 20
-# Class-probability outputs whose top-1 must agree exactly between torch and onnxruntime.
-CLASS_OUTPUTS = ("next_action_probs", "stage_probs")
 # Two classes closer than this are a tie: either may be top-1 in float32.
 TIE = 1e-6
 
@@ -70,36 +68,27 @@ class ExportParityError(RuntimeError):
     """onnxruntime disagrees with torch beyond tolerance; the message holds the table."""
 
 
-def io_spec(cfg: ModelConfig) -> dict[str, list[dict[str, Any]]]:
-    """Names, dtypes and shapes of the graph's inputs and outputs (strings for dynamic axes)."""
-    c, f, s, a, d = (
-        len(cfg.categorical_sizes),
-        cfg.n_numeric,
-        cfg.n_context,
-        cfg.n_actions,
-        cfg.d_model,
-    )
+def io_spec(net: JourneyTransformer) -> dict[str, list[dict[str, Any]]]:
+    """Names, dtypes and shapes of the graph's inputs and outputs (strings for dynamic axes).
+
+    Outputs also carry their ``kind`` (distribution, probability, amount, embedding).
+    """
+    cfg = net.cfg
     inputs = [
-        ("categorical", "int64", [BATCH, SEQ, c]),
-        ("numeric", "float32", [BATCH, SEQ, f]),
+        ("categorical", "int64", [BATCH, SEQ, len(cfg.categorical_sizes)]),
+        ("numeric", "float32", [BATCH, SEQ, cfg.n_numeric]),
         ("lengths", "int64", [BATCH]),
         ("stage_now", "int64", [BATCH]),
-        ("context", "float32", [BATCH, s]),
+        ("context", "float32", [BATCH, cfg.n_context]),
     ]
-    outputs = [
-        ("next_action_probs", "float32", [BATCH, a]),
-        ("churn_probability", "float32", [BATCH]),
-        ("stage_probs", "float32", [BATCH, cfg.n_stages]),
-        ("spend_probability", "float32", [BATCH]),
-        ("expected_value", "float32", [BATCH]),
-        ("embedding", "float32", [BATCH, d]),
-    ]
-    assert (
-        tuple(n for n, _, _ in inputs) == MODEL_INPUTS
-        and tuple(n for n, _, _ in outputs) == OUTPUTS
-    )
-    as_dicts = lambda rows: [{"name": n, "dtype": t, "shape": sh} for n, t, sh in rows]  # noqa: E731
-    return {"inputs": as_dicts(inputs), "outputs": as_dicts(outputs)}
+    assert tuple(n for n, _, _ in inputs) == MODEL_INPUTS
+    return {
+        "inputs": [{"name": n, "dtype": t, "shape": sh} for n, t, sh in inputs],
+        "outputs": [
+            {"name": o.name, "dtype": "float32", "shape": [BATCH, *o.shape], "kind": o.kind}
+            for o in net.outputs
+        ],
+    }
 
 
 def random_inputs(
@@ -140,8 +129,8 @@ def export_onnx(
 
     Args:
         opset: ONNX opset; 20 loads in onnxruntime >= 1.17 and most other runtimes.
-        last_position_only: export :func:`last_position_network` (same outputs, ~40% fewer
-            FLOPs for 2 blocks); False exports the network exactly as it is written.
+        last_position_only: the last block at the last event only (same outputs, ~40% fewer
+            FLOPs for 2 blocks); False exports every position of every block.
         example: (B, T) of the traced batch; both >= 2 so that they stay dynamic.
     """
     b, t = example
@@ -149,8 +138,7 @@ def export_onnx(
         raise ValueError(
             f"the example batch must have B, T >= 2 to keep axes dynamic, got {example}"
         )
-    traced = last_position_network(net) if last_position_only else net
-    wrapper = InferenceWrapper(traced).eval()
+    wrapper = InferenceWrapper(net.eval(), last_only=last_position_only).eval()
     args = tuple(torch.from_numpy(v) for v in random_inputs(net.cfg, b, t).values())
     batch, seq = torch.export.Dim(BATCH), torch.export.Dim(SEQ)
     dynamic = {
@@ -171,7 +159,7 @@ def export_onnx(
             opset_version=opset,
             verbose=False,
         )
-    _name_outputs(program.model.graph, OUTPUTS)
+    _name_outputs(program.model.graph, net.output_names)
     path = Path(path)
     program.save(str(path))
     model = onnx.load(str(path))
@@ -218,15 +206,17 @@ class ParityReport:
     """onnxruntime vs torch over several batches.
 
     Attributes:
+        outputs: the compared outputs (name, shape, kind), in graph order.
         max_abs_diff: output -> largest |onnx - torch| over all batches.
-        max_rel_diff: output -> largest |onnx - torch| / max(1, |torch|) (for expected_value,
-            which is in currency units and may be large).
-        top1_mismatches: class output -> rows whose top-1 differs (ties excluded).
-        ties: class output -> rows whose two best classes were within TIE (not compared).
+        max_rel_diff: output -> largest |onnx - torch| / max(1, |torch|) (what counts for
+            ``amount`` outputs, in currency units and possibly large).
+        top1_mismatches: distribution output -> rows whose top-1 differs (ties excluded).
+        ties: distribution output -> rows whose two best classes were within TIE (not compared).
         shapes: (B, T) of every batch compared.
     """
 
     atol: float
+    outputs: tuple[Output, ...] = ()
     max_abs_diff: dict[str, float] = field(default_factory=dict)
     max_rel_diff: dict[str, float] = field(default_factory=dict)
     top1_mismatches: dict[str, int] = field(default_factory=dict)
@@ -236,11 +226,11 @@ class ParityReport:
 
     def failures(self) -> list[str]:
         bad = []
-        for name in OUTPUTS:
-            # Probabilities and embeddings: absolute. expected_value: relative above 1 unit.
-            diff = self.max_rel_diff[name] if name == "expected_value" else self.max_abs_diff[name]
+        for o in self.outputs:
+            # Probabilities and embeddings: absolute. Amounts: relative above 1 unit.
+            diff = self.max_rel_diff[o.name] if o.kind == AMOUNT else self.max_abs_diff[o.name]
             if not diff <= self.atol:  # also catches NaN
-                bad.append(f"{name}: max diff {diff:.3g} > {self.atol:g}")
+                bad.append(f"{o.name}: max diff {diff:.3g} > {self.atol:g}")
         bad += [f"{n}: top-1 differs on {k} rows" for n, k in self.top1_mismatches.items() if k]
         return bad
 
@@ -250,13 +240,13 @@ class ParityReport:
 
     def table(self) -> str:
         lines = [f"parity onnxruntime vs torch: {self.rows} rows in batches (B, T) {self.shapes}"]
-        for name in OUTPUTS:
+        for o in self.outputs:
             extra = ""
-            if name in self.top1_mismatches:
-                extra = f"  top-1 mismatches {self.top1_mismatches[name]} (ties {self.ties[name]})"
+            if o.name in self.top1_mismatches:
+                extra = f"  top-1 mismatches {self.top1_mismatches[o.name]} (ties {self.ties[o.name]})"
             lines.append(
-                f"  {name:<18} max abs diff {self.max_abs_diff[name]:.3e}  "
-                f"max rel diff {self.max_rel_diff[name]:.3e}{extra}"
+                f"  {o.name:<18} max abs diff {self.max_abs_diff[o.name]:.3e}  "
+                f"max rel diff {self.max_rel_diff[o.name]:.3e}{extra}"
             )
         return "\n".join(lines)
 
@@ -273,11 +263,14 @@ class ParityReport:
         }
 
 
-def torch_outputs(net: nn.Module, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    wrapper = InferenceWrapper(net).eval()
+def torch_outputs(
+    net: JourneyTransformer, inputs: dict[str, np.ndarray], last_only: bool = False
+) -> dict[str, np.ndarray]:
+    """Output name -> array of the eager network (every position of every block by default:
+    the reference the exported graph is held to)."""
     with torch.no_grad():
-        outs = wrapper(*(torch.from_numpy(inputs[n]) for n in MODEL_INPUTS))
-    return {n: o.numpy() for n, o in zip(OUTPUTS, outs, strict=True)}
+        outs = net.eval().predict(*(torch.from_numpy(inputs[n]) for n in MODEL_INPUTS), last_only=last_only)
+    return {n: o.numpy() for n, o in outs.items()}
 
 
 def _top1_mismatch(ref: np.ndarray, got: np.ndarray) -> tuple[int, int]:
@@ -296,17 +289,19 @@ def check_parity(
 ) -> ParityReport:
     """Compare torch and onnxruntime (with the predictor's session settings) on ``batches``."""
     session = make_session(model_path, "cpu")
-    report = ParityReport(atol=atol)
-    for name in OUTPUTS:
+    names = list(net.output_names)
+    report = ParityReport(atol=atol, outputs=net.outputs)
+    for name in names:
         report.max_abs_diff[name] = report.max_rel_diff[name] = 0.0
-    for name in CLASS_OUTPUTS:
+    classes = [o.name for o in net.outputs if o.kind == DISTRIBUTION]
+    for name in classes:
         report.top1_mismatches[name] = report.ties[name] = 0
     for inputs in batches:
         ref = torch_outputs(net, inputs)
-        got = dict(zip(OUTPUTS, session.run(list(OUTPUTS), inputs), strict=True))
+        got = dict(zip(names, session.run(names, inputs), strict=True))
         report.shapes.append(tuple(int(x) for x in inputs["categorical"].shape[:2]))
         report.rows += len(inputs["lengths"])
-        for name in OUTPUTS:
+        for name in names:
             if got[name].shape != ref[name].shape:
                 raise ExportParityError(
                     f"{name}: onnxruntime shape {got[name].shape} != torch {ref[name].shape}"
@@ -321,7 +316,7 @@ def check_parity(
             )
             if np.isnan(diff).any():
                 report.max_abs_diff[name] = report.max_rel_diff[name] = float("nan")
-        for name in CLASS_OUTPUTS:
+        for name in classes:
             mismatch, ties = _top1_mismatch(ref[name], got[name])
             report.top1_mismatches[name] += mismatch
             report.ties[name] += ties

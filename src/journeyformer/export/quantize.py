@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import numpy as np
 from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 
 from journeyformer.data.sequences import Sequences
-from journeyformer.evaluation.metrics import auroc
+from journeyformer.model.network import EMBEDDING_OUTPUT
+from journeyformer.tasks import registry
 from journeyformer.inference.predictor import length_batches, run_in_batches
 from journeyformer.inference.session import make_session
 
@@ -49,23 +51,20 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path) -> Path:
 
 @dataclass
 class Int8Report:
-    """int8 against fp32 on the same validation sequences.
+    """int8 against fp32 on the same validation sequences, for every enabled task.
 
     Attributes:
         rows: sequences compared.
-        next_action_top1_agreement / stage_top1_agreement: share of rows with the same top-1.
-        churn_auroc_fp32 / churn_auroc_int8: churn AUROC against the labels (NaN when one class).
-        churn_auroc_diff: int8 - fp32.
+        top1_agreement: class-distribution output -> share of rows with the same top-1.
+        headline: task -> {"metric", "fp32", "int8", "diff"} the task's headline metric
+            against the labels with each model (diff = int8 - fp32; NaN when undefined).
         max_abs_diff: output -> largest |int8 - fp32|.
         size_bytes: file size of each model.
     """
 
     rows: int
-    next_action_top1_agreement: float
-    stage_top1_agreement: float
-    churn_auroc_fp32: float
-    churn_auroc_int8: float
-    churn_auroc_diff: float
+    top1_agreement: dict[str, float]
+    headline: dict[str, dict[str, Any]]
     max_abs_diff: dict[str, float]
     size_bytes: dict[str, int]
 
@@ -73,11 +72,13 @@ class Int8Report:
         return dict(self.__dict__)
 
     def table(self) -> str:
+        agree = ", ".join(f"{n} top-1 agreement {v:.4f}" for n, v in self.top1_agreement.items())
+        heads = ", ".join(
+            f"{t} {h['metric']} {h['fp32']:.4f} -> {h['int8']:.4f} ({h['diff']:+.4f})"
+            for t, h in self.headline.items()
+        )
         return (
-            f"int8 vs fp32 on {self.rows} validation sequences: next-action top-1 agreement "
-            f"{self.next_action_top1_agreement:.4f}, stage top-1 agreement "
-            f"{self.stage_top1_agreement:.4f}, churn AUROC {self.churn_auroc_fp32:.4f} -> "
-            f"{self.churn_auroc_int8:.4f} (diff {self.churn_auroc_diff:+.4f}); size "
+            f"int8 vs fp32 on {self.rows} validation sequences: {agree}; {heads}; size "
             f"{self.size_bytes['fp32'] / 1e6:.2f} MB -> {self.size_bytes['int8'] / 1e6:.2f} MB"
         )
 
@@ -93,24 +94,29 @@ def _run(path: Path, seqs: Sequences, batch_size: int) -> dict[str, np.ndarray]:
 
 
 def compare_int8(
-    fp32_path: Path, int8_path: Path, seqs: Sequences, batch_size: int = 256
+    fp32_path: Path,
+    int8_path: Path,
+    seqs: Sequences,
+    tasks: Iterable[str],
+    batch_size: int = 256,
 ) -> Int8Report:
-    """Agreement of the int8 model with fp32 on labelled ``seqs`` (labels needed for AUROC)."""
+    """Agreement of the int8 model with fp32 on labelled ``seqs`` for the enabled ``tasks``."""
     if seqs.labels is None:
         raise ValueError(
             "compare_int8 needs labelled sequences (build_sequences(with_labels=True))"
         )
     fp32, int8 = _run(fp32_path, seqs, batch_size), _run(int8_path, seqs, batch_size)
-    churn = seqs.labels["churn"]
-    a32, a8 = auroc(fp32["churn_probability"], churn), auroc(int8["churn_probability"], churn)
-    agree = lambda name: float(np.mean(fp32[name].argmax(1) == int8[name].argmax(1)))  # noqa: E731
+    headline = {}
+    for task in registry.enabled(tasks):
+        y = seqs.labels[task.name]
+        a32 = task.score(fp32[task.metric_output], y)[task.headline]
+        a8 = task.score(int8[task.metric_output], y)[task.headline]
+        headline[task.name] = {"metric": task.headline, "fp32": a32, "int8": a8, "diff": a8 - a32}
+    distributions = [k for k, v in fp32.items() if v.ndim == 2 and k != EMBEDDING_OUTPUT]
     return Int8Report(
         rows=len(seqs),
-        next_action_top1_agreement=agree("next_action_probs"),
-        stage_top1_agreement=agree("stage_probs"),
-        churn_auroc_fp32=a32,
-        churn_auroc_int8=a8,
-        churn_auroc_diff=a8 - a32,
+        top1_agreement={k: float(np.mean(fp32[k].argmax(1) == int8[k].argmax(1))) for k in distributions},
+        headline=headline,
         max_abs_diff={k: float(np.abs(fp32[k] - int8[k]).max(initial=0.0)) for k in fp32},
         size_bytes={"fp32": fp32_path.stat().st_size, "int8": int8_path.stat().st_size},
     )

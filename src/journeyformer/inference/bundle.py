@@ -25,8 +25,10 @@ from journeyformer.data.labels import LabelConfig
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import FeatureConfig
 from journeyformer.data.vocab import Vocabularies
+from journeyformer.tasks import registry
+from journeyformer.tasks.base import Task, TaskContext
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: outputs of the enabled tasks only, named by the task registry
 MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 PREPROCESSING = "preprocessing.json"
 METRICS = "metrics.json"
@@ -78,6 +80,20 @@ class Bundle:
     @property
     def stages(self) -> tuple[str, ...]:
         return tuple(self.spec["stages"])
+
+    @property
+    def tasks(self) -> list[Task]:
+        """The enabled tasks of the model, in registry order."""
+        return registry.enabled(self.spec["tasks"])
+
+    def context(self, top_k: int = 3) -> TaskContext:
+        """What the tasks' prediction columns and plots need from the bundle."""
+        return TaskContext(
+            actions=self.actions,
+            stages=self.stages,
+            top_k=top_k,
+            temperatures=dict(self.spec.get("temperatures") or {}),
+        )
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -21,9 +21,9 @@ import numpy as np
 import polars as pl
 
 from journeyformer.data.sequences import Sequences, pad
-from journeyformer.data.vocab import PAD_ID, UNK_ID
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.session import make_session
+from journeyformer.tasks.base import lists
 
 
 @dataclass
@@ -126,7 +126,7 @@ class Predictor:
     def predict(
         self, seqs: Sequences, on_batch: Callable[[int], None] | None = None
     ) -> dict[str, np.ndarray]:
-        """Output name -> (N, ...) array in the order of ``seqs`` (see the OUTPUTS contract)."""
+        """Output name -> (N, ...) array in the order of ``seqs`` (``bundle.output_names``)."""
         return self.run_batches(len(seqs), self.batches(seqs), on_batch)
 
     def to_frame(
@@ -141,60 +141,20 @@ class Predictor:
         return prediction_frame(seqs, outputs, self.bundle, as_of, top_k, with_embedding)
 
 
-def top_actions(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(N, A) next-action probabilities -> ids (N, k) and probabilities (N, k), best first.
-
-    ``<pad>`` and ``<unk>`` are never proposed (their probability is left as it is, not spread
-    over the others, so the columns stay the model's own probabilities).
-    """
-    scores = probs.copy()
-    scores[:, [PAD_ID, UNK_ID]] = -1.0
-    k = max(1, min(k, scores.shape[1] - 2))
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    picked = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-picked, axis=1, kind="stable")
-    ids = np.take_along_axis(part, order, axis=1)
-    return ids, np.take_along_axis(probs, ids, axis=1)
-
-
-def _lists(values: np.ndarray, dtype: pl.DataType) -> pl.Series:
-    """(N, k) array -> a List column of length-k lists (plain lists read anywhere)."""
-    n, k = values.shape
-    flat = pl.Series(values.reshape(-1), dtype=dtype)
-    return flat.reshape((n, k)).cast(pl.List(dtype))
-
-
 def prediction_schema(
     bundle: Bundle, customer_id: pl.DataType, with_embedding: bool = False
 ) -> pl.Schema:
     """Column -> dtype of the predictions table (see :func:`prediction_frame`)."""
-    f32 = pl.Float32
+    ctx = bundle.context()
     return pl.Schema(
         {
             "customer_id": customer_id,
             "as_of": pl.Datetime("us", "UTC"),
             "n_events": pl.Int64,
-            "churn_probability": f32,
-            "next_action": pl.String,
-            "next_action_probability": f32,
-            "top_actions": pl.List(pl.String),
-            "top_action_probabilities": pl.List(f32),
-            "stage": pl.String,
-            **{f"stage_probability_{s}": f32 for s in bundle.stages},
-            "spend_probability": f32,
-            "expected_value": f32,
-            **({"embedding": pl.List(f32)} if with_embedding else {}),
+            **{c: t for task in bundle.tasks for c, t in task.columns(ctx).items()},
+            **({"embedding": pl.List(pl.Float32)} if with_embedding else {}),
         }
     )
-
-
-# Prediction columns per task (stage also owns every stage_probability_<stage>).
-TASK_COLUMNS = {
-    "next_action": ("next_action", "next_action_probability", "top_actions", "top_action_probabilities"),
-    "churn": ("churn_probability",),
-    "stage": ("stage",),
-    "value": ("spend_probability", "expected_value"),
-}
 
 
 def prediction_frame(
@@ -207,43 +167,23 @@ def prediction_frame(
 ) -> pl.DataFrame:
     """The predictions table, one row per customer of ``seqs``, in ``seqs`` order.
 
-    Columns: customer_id, as_of (UTC), n_events (events at or before as_of), churn_probability
-    (no activity within the horizon), next_action and next_action_probability, top_actions
-    (``top_k`` action names, best first) and top_action_probabilities, stage (most likely
-    lifecycle stage at as_of + horizon) and stage_probability_<stage> for every stage,
-    spend_probability (any spend within the horizon), expected_value (expected spend within the
-    horizon, currency units) and, with ``with_embedding``, embedding (D floats).
+    Columns: customer_id, as_of (UTC), n_events (events at or before as_of), then each enabled
+    task's columns (:meth:`journeyformer.tasks.base.Task.columns`), e.g. churn_probability (no
+    activity within the horizon), next_action, next_action_probability, top_actions (``top_k``
+    action names, best first), top_action_probabilities, stage (most likely lifecycle stage at
+    as_of + horizon) and stage_probability_<stage>, spend_probability (any spend within the
+    horizon), expected_value (expected spend within the horizon, currency units); and with
+    ``with_embedding``, embedding (D floats).
     """
-    actions = np.asarray(bundle.actions, dtype=object)
-    stages = np.asarray(bundle.stages, dtype=object)
-    ids, probs = top_actions(outputs["next_action_probs"], top_k)
-    stage_probs = outputs["stage_probs"]
+    ctx = bundle.context(top_k)
     columns = {
         "customer_id": seqs.customer_id,
         "as_of": pl.repeat(as_of, len(seqs), dtype=pl.Datetime("us", "UTC"), eager=True),
         "n_events": seqs.summary.get_column("n_events"),
-        "churn_probability": outputs["churn_probability"],
-        "next_action": actions[ids[:, 0]],
-        "next_action_probability": probs[:, 0],
-        "top_actions": _lists(actions[ids].astype(str), pl.String),
-        "top_action_probabilities": _lists(probs, pl.Float32),
-        "stage": stages[stage_probs.argmax(axis=1)],
-        **{f"stage_probability_{s}": stage_probs[:, i] for i, s in enumerate(stages)},
-        "spend_probability": outputs["spend_probability"],
-        "expected_value": outputs["expected_value"],
     }
+    for task in bundle.tasks:
+        columns |= task.column_values(outputs, ctx)
     if with_embedding:
-        columns["embedding"] = _lists(outputs["embedding"], pl.Float32)
+        columns["embedding"] = lists(outputs["embedding"], pl.Float32)
     schema = prediction_schema(bundle, seqs.customer_id.dtype, with_embedding)
-    # Heads switched off in training give zeros in the graph; publish nulls, not a fake answer.
-    enabled = set(bundle.spec.get("tasks", TASK_COLUMNS))
-    off = {c for task, cols in TASK_COLUMNS.items() if task not in enabled for c in cols}
-    off |= {c for c in columns if c.startswith("stage_probability_") and "stage" not in enabled}
-    return pl.DataFrame(
-        [
-            pl.Series(name, [None] * len(seqs), dtype=schema[name])
-            if name in off
-            else pl.Series(name, values).cast(schema[name])
-            for name, values in columns.items()
-        ]
-    )
+    return pl.DataFrame([pl.Series(name, values).cast(schema[name]) for name, values in columns.items()])

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from journeyformer.data.labels import STAGES, TASKS
+from journeyformer.data.labels import STAGES
+from journeyformer.tasks import registry
 
 
 @dataclass(frozen=True)
@@ -14,8 +15,8 @@ class ModelConfig:
     """Sizes and tasks of the journey Transformer.
 
     ``categorical_sizes`` (action first), ``n_numeric`` and ``n_context`` come from the data
-    (:meth:`from_data`); never type them into YAML. ``tasks`` maps task -> loss weight; a task
-    that is absent or weighted 0 has no head.
+    (:meth:`from_data`); never type them into YAML. ``tasks`` maps task -> loss weight (tasks of
+    :mod:`journeyformer.tasks.registry`); a task that is absent or weighted 0 has no head.
     """
 
     categorical_sizes: tuple[int, ...]
@@ -28,9 +29,7 @@ class ModelConfig:
     d_ff: int = 128
     dropout: float = 0.1
     n_stages: int = len(STAGES)
-    tasks: Mapping[str, float] = field(
-        default_factory=lambda: {"next_action": 1.0, "churn": 1.0, "stage": 1.0, "value": 0.5}
-    )
+    tasks: Mapping[str, float] = field(default_factory=registry.default_weights)
     next_event_weight: float = 0.5  # auxiliary causal next-event loss at every position
 
     def __post_init__(self) -> None:
@@ -38,9 +37,11 @@ class ModelConfig:
         object.__setattr__(self, "tasks", {k: float(v) for k, v in dict(self.tasks).items() if v})
         if self.d_model % self.n_heads:
             raise ValueError(f"model.d_model={self.d_model} must be divisible by model.n_heads={self.n_heads}")
-        unknown = set(self.tasks) - set(TASKS)
+        unknown = set(self.tasks) - set(registry.TASKS)
         if unknown:
-            raise ValueError(f"model.tasks has unknown tasks {sorted(unknown)}; known: {list(TASKS)}")
+            raise ValueError(
+                f"model.tasks has unknown tasks {sorted(unknown)}; known: {list(registry.TASKS)}"
+            )
         if not self.tasks:
             raise ValueError("model.tasks switches every head off; give at least one task a weight > 0")
         if any(w < 0 for w in self.tasks.values()):

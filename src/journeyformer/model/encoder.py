@@ -21,16 +21,27 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
         self.dropout = cfg.dropout
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """x (B, T, D), mask (B, 1, T, T) additive (0 = may attend) -> (B, T, D)."""
+    def forward(self, x: Tensor, mask: Tensor, query_at: Tensor | None = None) -> Tensor:
+        """x (B, T, D), mask (B, 1, Tq, T) additive (0 = may attend) -> (B, Tq, D).
+
+        ``query_at`` (B, 1, D) int64 gather index: only that one position queries (Tq = 1),
+        every position still gives keys and values; otherwise every position queries (Tq = T).
+        """
         b, t, d = x.shape
-        q, k, v = self.qkv(x).split(d, dim=-1)
+        if query_at is None:
+            q, k, v = self.qkv(x).split(d, dim=-1)
+        else:  # the query projection of one position, keys and values of all
+            w, bias = self.qkv.weight, self.qkv.bias  # rows: q, k, v
+            q = F.linear(x.gather(1, query_at), w[:d], bias[:d])  # (B, 1, D)
+            k, v = F.linear(x, w[d:], bias[d:]).split(d, dim=-1)  # (B, T, D) each
+        tq = q.shape[1]
         # (B, T, D) -> (B, H, T, D/H)
-        q, k, v = (z.reshape(b, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (q, k, v))
+        q = q.reshape(b, tq, self.n_heads, d // self.n_heads).transpose(1, 2)
+        k, v = (z.reshape(b, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (k, v))
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask.to(q.dtype), dropout_p=self.dropout if self.training else 0.0
         )
-        return self.out(y.transpose(1, 2).reshape(b, t, d))
+        return self.out(y.transpose(1, 2).reshape(b, tq, d))
 
 
 class Block(nn.Module):
@@ -49,8 +60,10 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), mask))
+    def forward(self, x: Tensor, mask: Tensor, query_at: Tensor | None = None) -> Tensor:
+        """(B, T, D) -> (B, T, D), or (B, 1, D) at ``query_at`` (see SelfAttention)."""
+        residual = x if query_at is None else x.gather(1, query_at)
+        x = residual + self.drop(self.attn(self.ln1(x), mask, query_at))
         return x + self.mlp(self.ln2(x))
 
 
@@ -68,15 +81,35 @@ def attention_mask(lengths: Tensor, t: int, dtype: torch.dtype = torch.float32) 
     )
 
 
+def key_mask(lengths: Tensor, t: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """(B, 1, 1, T) additive mask of one query at the last real event: it may attend to
+    every real event (row ``length - 1`` of :func:`attention_mask`)."""
+    real = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]  # (B, T)
+    return torch.zeros(real.shape, dtype=dtype, device=lengths.device).masked_fill(
+        ~real, torch.finfo(dtype).min
+    )[:, None, None, :]
+
+
 class JourneyEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
 
-    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """x (B, T, D) embedded events, lengths (B,) -> hidden states (B, T, D)."""
-        mask = attention_mask(lengths, x.shape[1], x.dtype)
-        for block in self.blocks:
+    def forward(self, x: Tensor, lengths: Tensor, last_only: bool = False) -> Tensor:
+        """x (B, T, D) embedded events, lengths (B,) -> hidden states (B, T, D).
+
+        ``last_only``: (B, 1, D), the state at each last real event only. Causal attention
+        means the earlier blocks still run at every position (later ones attend to them), but
+        the last block's query, attention output and MLP run at one position: for 2 blocks
+        about 40% fewer FLOPs, same numbers (nanoGPT's ``x[:, [-1], :]`` for right padding).
+        """
+        b, t, d = x.shape
+        mask = attention_mask(lengths, t, x.dtype)
+        blocks = list(self.blocks)
+        for block in blocks[:-1] if last_only else blocks:
             x = block(x, mask)
+        if last_only:
+            last = (lengths - 1).clamp(min=0)[:, None, None].expand(-1, 1, d)  # (B, 1, D)
+            x = blocks[-1](x, key_mask(lengths, t, x.dtype), query_at=last)
         return self.ln_f(x)

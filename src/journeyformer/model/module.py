@@ -13,11 +13,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from journeyformer.data.batch import JourneyBatch
-from journeyformer.data.sequences import IGNORE_INDEX
+from journeyformer.data.labels import IGNORE_INDEX
 from journeyformer.model.config import ModelConfig
-from journeyformer.model.heads import ziln_expected, ziln_loss
-from journeyformer.model.metrics import reciprocal_rank, task_metrics
-from journeyformer.model.network import OUTPUTS, JourneyTransformer
+from journeyformer.model.metrics import TaskScore
+from journeyformer.model.network import JourneyTransformer, NetworkOutput
 
 DEFAULT_OPTIMIZER = {"lr": 1e-3, "weight_decay": 0.01, "betas": (0.9, 0.98), "warmup_ratio": 0.05, "min_lr_ratio": 0.05}
 
@@ -45,36 +44,20 @@ class JourneyModule(L.LightningModule):
         self.cfg = ModelConfig(**model)
         self.net = JourneyTransformer(self.cfg)
         self.optim_cfg = {**DEFAULT_OPTIMIZER, **dict(optimizer or {})}
-        tasks = list(self.cfg.tasks)
-        self.metrics = nn.ModuleDict(
-            {stage: task_metrics(tasks, self.cfg.n_actions, self.cfg.n_stages) for stage in ("val", "test")}
-        )
+        # val/<task>/<metric>: each task's own score function (the reported metrics' too).
+        self.val_metrics = nn.ModuleDict({t.name: TaskScore(t) for t in self.net.tasks})
 
     # ---- losses -------------------------------------------------------------------------
-    def losses(self, batch: JourneyBatch, out: dict[str, Tensor]) -> dict[str, Tensor]:
+    def losses(self, batch: JourneyBatch, out: NetworkOutput) -> dict[str, Tensor]:
         """Per-task losses (unweighted) plus ``next_event`` (auxiliary, every position)."""
         assert batch.targets is not None
-        t = batch.targets
-        losses: dict[str, Tensor] = {}
-        if "next_action" in out:
-            labelled = t["next_action"] != IGNORE_INDEX
-            losses["next_action"] = (
-                F.cross_entropy(out["next_action"][labelled], t["next_action"][labelled])
-                if labelled.any()
-                else out["next_action"].sum() * 0.0
-            )
-            if self.cfg.next_event_weight > 0 and batch.categorical.shape[1] > 1:
-                # Position i predicts the action at i + 1; padding targets (id 0) are ignored.
-                logits = self.net.next_event_logits(out["hidden"][:, :-1])  # (B, T-1, A)
-                target = batch.categorical[:, 1:, 0]
-                if (target != 0).any():
-                    losses["next_event"] = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=0)
-        if "churn" in out:
-            losses["churn"] = F.binary_cross_entropy_with_logits(out["churn"], t["churn"].float())
-        if "stage" in out:
-            losses["stage"] = F.cross_entropy(out["stage"], t["stage"])
-        if "value" in out:
-            losses["value"] = ziln_loss(out["value"], t["value"].float())
+        losses = {t.name: t.loss(out.raw[t.name], batch.targets[t.name]) for t in self.net.tasks}
+        if "next_action" in out.raw and self.cfg.next_event_weight > 0 and batch.categorical.shape[1] > 1:
+            # Position i predicts the action at i + 1; padding targets (id 0) are ignored.
+            logits = self.net.next_event_logits(out.hidden[:, :-1])  # (B, T-1, A)
+            target = batch.categorical[:, 1:, 0]
+            if (target != 0).any():
+                losses["next_event"] = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=0)
         return losses
 
     def weighted(self, losses: dict[str, Tensor]) -> Tensor:
@@ -95,57 +78,25 @@ class JourneyModule(L.LightningModule):
             self.log(f"train/{k}/loss", v, batch_size=bs)
         return loss
 
-    def _eval_step(self, stage: str, batch: JourneyBatch) -> None:
+    def validation_step(self, batch: JourneyBatch, batch_idx: int) -> None:
         out = self.net(*batch.inputs())
         losses = self.losses(batch, out)
         bs = len(batch)
-        self.log(f"{stage}/loss", self.weighted(losses), prog_bar=stage == "val", batch_size=bs)
+        self.log("val/loss", self.weighted(losses), prog_bar=True, batch_size=bs)
         for k, v in losses.items():
-            self.log(f"{stage}/{k}/loss", v, batch_size=bs)
-        t, m = batch.targets, self.metrics[stage]
-        if "next_action" in out:
-            m["next_action"].update(out["next_action"], t["next_action"])
-            keep = t["next_action"] != IGNORE_INDEX
-            if keep.any():
-                m["next_action_mrr"].update(reciprocal_rank(out["next_action"][keep], t["next_action"][keep]))
-        if "churn" in out:
-            p = torch.sigmoid(out["churn"])
-            y = t["churn"].long()
-            m["churn"]["auroc"].update(p, y)
-            m["churn"]["auprc"].update(p, y)
-            m["churn"]["brier"].update(p, y.float())
-        if "stage" in out:
-            m["stage"].update(out["stage"], t["stage"])
-        if "value" in out:
-            m["value"].update(ziln_expected(out["value"])[1], t["value"].float())
-
-    def _log_metrics(self, stage: str) -> None:
-        for task, collection in self.metrics[stage].items():
-            if task == "next_action_mrr":
-                if collection.update_count:
-                    self.log(f"{stage}/next_action/mrr", collection.compute())
-                collection.reset()
-                continue
-            values = collection.compute()
-            for name, value in values.items():
-                self.log(f"{stage}/{task}/{name}", value, prog_bar=(stage == "val" and name == "auroc"))
-            collection.reset()
-
-    def validation_step(self, batch: JourneyBatch, batch_idx: int) -> None:
-        self._eval_step("val", batch)
+            self.log(f"val/{k}/loss", v, batch_size=bs)
+        assert batch.targets is not None
+        outputs = self.net.postprocess(out.raw)
+        for task in self.net.tasks:
+            self.val_metrics[task.name].update(outputs[task.metric_output], batch.targets[task.name])
 
     def on_validation_epoch_end(self) -> None:
-        self._log_metrics("val")
-
-    def test_step(self, batch: JourneyBatch, batch_idx: int) -> None:
-        self._eval_step("test", batch)
-
-    def on_test_epoch_end(self) -> None:
-        self._log_metrics("test")
-
-    def predict_step(self, batch: JourneyBatch, batch_idx: int) -> dict[str, Tensor]:
-        outs = self.net.predict(*batch.inputs())
-        return {"index": batch.index, **dict(zip(OUTPUTS, outs, strict=True))}
+        for task in self.net.tasks:
+            metric = self.val_metrics[task.name]
+            if metric.update_count:
+                for name, value in metric.compute().items():
+                    self.log(f"val/{task.name}/{name}", value, prog_bar=name == task.headline)
+            metric.reset()
 
     # ---- optimisation -------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
@@ -188,6 +139,8 @@ def load_module(path: str | Path, map_location: str = "cpu") -> JourneyModule:
         ) from None
     module = JourneyModule(hp["model"], hp["data_spec"], hp.get("optimizer"))
     state = ckpt["state_dict"]
-    state.setdefault("net.churn_temperature", torch.ones(()))  # checkpoints from before calibration
+    for task in module.net.tasks:  # checkpoints from before calibration
+        if task.calibrated:
+            state.setdefault(f"net.{task.name}_temperature", torch.ones(()))
     module.load_state_dict(state)
     return module.eval()

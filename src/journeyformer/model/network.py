@@ -1,6 +1,8 @@
-"""The whole network: embeddings -> encoder -> customer representation -> heads."""
+"""The whole network: embeddings -> encoder -> customer representation -> one head per task."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -8,23 +10,33 @@ from torch import Tensor, nn
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.embeddings import EventEmbedding
 from journeyformer.model.encoder import JourneyEncoder
-from journeyformer.model.heads import build_heads, ziln_expected
+from journeyformer.model.heads import build_heads
+from journeyformer.tasks import registry
+from journeyformer.tasks.base import EMBEDDING, Output
 
-# Names of the inference outputs, in order; the ONNX graph uses the same names.
-OUTPUTS = (
-    "next_action_probs",
-    "churn_probability",
-    "stage_probs",
-    "spend_probability",
-    "expected_value",
-    "embedding",
-)
+EMBEDDING_OUTPUT = "embedding"
+
+
+@dataclass
+class NetworkOutput:
+    """What :meth:`JourneyTransformer.forward` returns.
+
+    Attributes:
+        hidden: (B, T, D) hidden states, or (B, 1, D) at the last event with ``last_only``.
+        embedding: (B, D) customer representation.
+        raw: task -> (B, head_size) raw head output (logits or distribution parameters).
+    """
+
+    hidden: Tensor
+    embedding: Tensor
+    raw: dict[str, Tensor]
 
 
 class JourneyTransformer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.tasks = registry.enabled(cfg.tasks)
         self.embed = EventEmbedding(cfg)
         self.encoder = JourneyEncoder(cfg)
         # The customer summary (stage now + whole-history features) joins at the top, so the
@@ -33,10 +45,12 @@ class JourneyTransformer(nn.Module):
         self.context = nn.Linear(cfg.n_context, cfg.d_model)
         self.ln_rep = nn.LayerNorm(cfg.d_model)
         self.heads = build_heads(cfg)
-        # Temperature scaling of the churn probability, fitted on validation data after
-        # training (evaluation.calibration); 1.0 = uncalibrated. A buffer, so it travels in the
-        # checkpoint and into the ONNX graph.
-        self.register_buffer("churn_temperature", torch.ones(()))
+        # Temperature scaling of each calibrated task's probability (``<task>_temperature``),
+        # fitted on validation data after training; 1.0 = uncalibrated. Buffers, so they travel
+        # in the checkpoint and into the ONNX graph.
+        for task in self.tasks:
+            if task.calibrated:
+                self.register_buffer(f"{task.name}_temperature", torch.ones(()))
         self.apply(self._init)
 
     @staticmethod
@@ -47,62 +61,82 @@ class JourneyTransformer(nn.Module):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, std=0.02)
 
-    def encode(
-        self, categorical: Tensor, numeric: Tensor, lengths: Tensor, stage_now: Tensor, context: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """-> hidden states (B, T, D) and the customer representation (B, D)."""
-        hidden = self.encoder(self.embed(categorical, numeric, lengths), lengths)  # (B, T, D)
-        last = (lengths - 1).clamp(min=0)[:, None, None].expand(-1, 1, hidden.shape[-1])
-        at_last = hidden.gather(1, last).squeeze(1)  # (B, D): state after the most recent event
-        rep = self.ln_rep(at_last + self.stage_now(stage_now) + self.context(context))
-        return hidden, rep
+    def temperature(self, task: str) -> Tensor | None:
+        """The temperature buffer of a calibrated task, None for the others."""
+        return getattr(self, f"{task}_temperature", None)
 
     def forward(
-        self, categorical: Tensor, numeric: Tensor, lengths: Tensor, stage_now: Tensor, context: Tensor
-    ) -> dict[str, Tensor]:
-        """Raw outputs for training: per-task logits/parameters plus hidden states.
+        self,
+        categorical: Tensor,
+        numeric: Tensor,
+        lengths: Tensor,
+        stage_now: Tensor,
+        context: Tensor,
+        last_only: bool = False,
+    ) -> NetworkOutput:
+        """Raw outputs for training (see :class:`NetworkOutput`).
 
-        Returns ``hidden`` (B, T, D), ``embedding`` (B, D) and, for enabled tasks,
-        ``next_action`` (B, A) logits, ``churn`` (B,) logit, ``stage`` (B, S) logits,
-        ``value`` (B, 3) zero-inflated log-normal parameters.
+        Inputs: categorical (B, T, C) int64, numeric (B, T, F), lengths (B,) int64,
+        stage_now (B,) int64, context (B, S). ``last_only`` computes the last block at the
+        last real event only (every inference output reads only that position).
         """
-        hidden, rep = self.encode(categorical, numeric, lengths, stage_now, context)
-        out = {"hidden": hidden, "embedding": rep}
-        for task, head in self.heads.items():
-            y = head(rep)
-            out[task] = y.squeeze(-1) if task == "churn" else y
+        hidden = self.encoder(self.embed(categorical, numeric, lengths), lengths, last_only)
+        if last_only:
+            at_last = hidden[:, 0]  # (B, D)
+        else:
+            last = (lengths - 1).clamp(min=0)[:, None, None].expand(-1, 1, hidden.shape[-1])
+            at_last = hidden.gather(1, last).squeeze(1)  # (B, D): state after the last event
+        rep = self.ln_rep(at_last + self.stage_now(stage_now) + self.context(context))
+        return NetworkOutput(hidden, rep, {name: head(rep) for name, head in self.heads.items()})
+
+    def postprocess(self, raw: dict[str, Tensor]) -> dict[str, Tensor]:
+        """task -> raw head output to output name -> probabilities/amounts (see outputs)."""
+        out: dict[str, Tensor] = {}
+        for task in self.tasks:
+            out |= task.postprocess(raw[task.name], self.temperature(task.name))
         return out
 
     def next_event_logits(self, hidden: Tensor) -> Tensor:
         """(B, T, D) -> (B, T, A): every position predicts the action of the following event."""
         return self.heads["next_action"](hidden)
 
+    @property
+    def outputs(self) -> tuple[Output, ...]:
+        """The named inference outputs, the enabled tasks' in registry order then the embedding."""
+        per_task = tuple(o for t in self.tasks for o in t.outputs(self.cfg))
+        return (*per_task, Output(EMBEDDING_OUTPUT, (self.cfg.d_model,), EMBEDDING))
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs)
+
     @torch.no_grad()
     def predict(
-        self, categorical: Tensor, numeric: Tensor, lengths: Tensor, stage_now: Tensor, context: Tensor
-    ) -> tuple[Tensor, ...]:
-        """Inference outputs in OUTPUTS order (probabilities, expected spend, embedding).
-
-        Disabled tasks give NaN-free zeros of the right shape, so the output contract is fixed.
-        """
-        out = self.forward(categorical, numeric, lengths, stage_now, context)
-        b = lengths.shape[0]
-        zeros = lengths.new_zeros((b,), dtype=torch.float32)
-        actions = out["next_action"].softmax(-1) if "next_action" in out else zeros[:, None].expand(b, self.cfg.n_actions)
-        churn = torch.sigmoid(out["churn"] / self.churn_temperature) if "churn" in out else zeros
-        stage = out["stage"].softmax(-1) if "stage" in out else zeros[:, None].expand(b, self.cfg.n_stages)
-        spend_p, expected = ziln_expected(out["value"]) if "value" in out else (zeros, zeros)
-        return actions, churn, stage, spend_p, expected, out["embedding"]
+        self,
+        categorical: Tensor,
+        numeric: Tensor,
+        lengths: Tensor,
+        stage_now: Tensor,
+        context: Tensor,
+        last_only: bool = True,
+    ) -> dict[str, Tensor]:
+        """Output name -> inference output (probabilities, expected spend, embedding), in the
+        order of :attr:`outputs`."""
+        out = self.forward(categorical, numeric, lengths, stage_now, context, last_only)
+        return {**self.postprocess(out.raw), EMBEDDING_OUTPUT: out.embedding}
 
 
 class InferenceWrapper(nn.Module):
-    """forward() = JourneyTransformer.predict, for export and scoring."""
+    """forward() = :meth:`JourneyTransformer.predict` as a tuple in ``output_names`` order:
+    the one place outputs are positional, because a traced graph's outputs are."""
 
-    def __init__(self, net: JourneyTransformer) -> None:
+    def __init__(self, net: JourneyTransformer, last_only: bool = True) -> None:
         super().__init__()
         self.net = net
+        self.last_only = last_only
 
     def forward(
         self, categorical: Tensor, numeric: Tensor, lengths: Tensor, stage_now: Tensor, context: Tensor
     ) -> tuple[Tensor, ...]:
-        return self.net.predict(categorical, numeric, lengths, stage_now, context)
+        out = self.net.predict(categorical, numeric, lengths, stage_now, context, self.last_only)
+        return tuple(out[name] for name in self.net.output_names)

@@ -1,4 +1,6 @@
-"""Task metrics in NumPy, one definition used for the model and every baseline alike.
+"""Metrics in NumPy, one definition used for the model and every baseline alike.
+
+The tasks (:mod:`journeyformer.tasks`) say which of them score which task.
 
 Conventions: ``y`` are labels, ``p``/``scores`` predictions. next_action labels equal to
 IGNORE_INDEX (no event in the horizon) are left out of next-action metrics.
@@ -8,15 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from journeyformer.data.sequences import IGNORE_INDEX
-
-HEADLINE = {
-    "next_action": "acc@1",
-    "churn": "auroc",
-    "stage": "macro_f1",
-    "value": "spearman",
-}
-
+from journeyformer.data.labels import IGNORE_INDEX
 
 def rankdata(x: np.ndarray) -> np.ndarray:
     """Average ranks (1-based), ties share their mean rank (like scipy.stats.rankdata)."""
@@ -132,32 +126,3 @@ def normalized_gini(pred: np.ndarray, y: np.ndarray) -> float:
         return float(cum.sum() / n - (n + 1) / (2 * n))
 
     return gini(pred) / gini(y)
-
-
-def score_task(task: str, prediction: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """All metrics for one task. ``prediction``: next_action (N, A) scores; churn (N,) scores
-    (Brier/ECE only when they are probabilities in [0, 1]); stage (N, S) scores or (N,) classes;
-    value (N,) predicted spend."""
-    prediction = np.asarray(prediction)
-    if task == "next_action":
-        return {
-            "acc@1": accuracy_at_k(prediction, y, 1),
-            "acc@5": accuracy_at_k(prediction, y, 5),
-            "mrr": mean_reciprocal_rank(prediction, y),
-        }
-    if task == "churn":
-        out = {"auroc": auroc(prediction, y), "auprc": auprc(prediction, y)}
-        if prediction.min() >= 0 and prediction.max() <= 1:
-            out["brier"] = brier(prediction, y)
-            out["ece"] = expected_calibration_error(prediction, y)
-        return out
-    if task == "stage":
-        pred = prediction.argmax(axis=1) if prediction.ndim == 2 else prediction
-        return {"accuracy": float(np.mean(pred == y)), "macro_f1": macro_f1(pred, y)}
-    if task == "value":
-        return {
-            "spearman": spearman(prediction, y),
-            "gini": normalized_gini(prediction, y),
-            "mae": float(np.mean(np.abs(prediction - y))),
-        }
-    raise ValueError(f"unknown task {task!r}")

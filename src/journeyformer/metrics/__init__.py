@@ -1,0 +1,1 @@
+"""NumPy metric and calibration definitions (no torch): the one definition every layer uses."""

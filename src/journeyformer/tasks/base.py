@@ -1,0 +1,178 @@
+"""What a task is: one class declaring everything every layer needs to know about it.
+
+A task (next action, churn, stage, value, ...) declares its label, head size, loss,
+post-processing into named outputs, metrics, headline metric, baselines, prediction columns
+and report plots. The model, the training loop, the ONNX I/O spec, the predictions table, the
+evaluation and the report loop over the enabled tasks of :mod:`journeyformer.tasks.registry`;
+adding a task is one subclass registered there.
+
+No torch at import time: the loss and post-processing import it when called, so the predictor
+and the report, which never call them, run without torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import numpy as np
+import polars as pl
+
+if TYPE_CHECKING:  # types only: torch is imported where a loss or post-processing runs
+    from torch import Tensor
+
+    from journeyformer.data.labels import LabelWindow
+    from journeyformer.data.sequences import Sequences
+
+# Output kinds, which decide how export compares onnxruntime with torch:
+DISTRIBUTION = "distribution"  # (B, K) class probabilities: max abs diff and the same top-1
+PROBABILITY = "probability"  # (B,) a probability: max abs diff
+AMOUNT = "amount"  # (B,) currency units: relative diff above 1 unit
+EMBEDDING = "embedding"  # (B, D): max abs diff
+
+
+class Sizes(Protocol):
+    """What a task may read to size its head and outputs (a ModelConfig fits)."""
+
+    @property
+    def n_actions(self) -> int: ...
+
+    n_stages: int
+    d_model: int
+
+
+@dataclass(frozen=True)
+class Output:
+    """One named output of the inference graph: (B, *shape) float32 of ``kind``."""
+
+    name: str
+    shape: tuple[int, ...]
+    kind: str
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What prediction columns and plots may need besides the outputs.
+
+    Attributes:
+        actions: action name of each next-action class (index = vocabulary id).
+        stages: lifecycle stage names (index = stage id).
+        top_k: actions listed in ``top_actions``.
+        temperatures: task -> temperature already applied to its probability.
+    """
+
+    actions: tuple[str, ...]
+    stages: tuple[str, ...]
+    top_k: int = 3
+    temperatures: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BaselineContext:
+    """What a baseline may need besides the training samples."""
+
+    horizon_days: float
+    n_actions: int
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A report figure the task asks for: ``kind`` names a function of the report's plots
+    module, called with ``args``; the task holds data, never a plotting library."""
+
+    file: str
+    caption: str
+    kind: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Baseline:
+    """A simple reference model for one task, fitted on labelled samples only.
+
+    :meth:`predict` returns scores in the shape the task's :meth:`Task.score` takes.
+    """
+
+    name: ClassVar[str]
+
+    def fit(self, train: Sequences, ctx: BaselineContext) -> Baseline:
+        return self
+
+    def predict(self, seqs: Sequences) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Task:
+    """One prediction task. Subclasses set the class attributes and the methods below.
+
+    Attributes:
+        name: key of the head, the loss (``train/<name>/loss``), the label in
+            ``Sequences.labels`` and the metrics (``val/<name>/<metric>``).
+        default_weight: loss weight when the model config does not name the task.
+        headline: the metric that decides "beats the baselines".
+        metric_output: the named output :meth:`score` takes for the model.
+        calibrated: the model holds a temperature for this task (binary tasks), fitted on
+            validation data after training.
+    """
+
+    name: ClassVar[str]
+    default_weight: ClassVar[float] = 1.0
+    headline: ClassVar[str]
+    metric_output: ClassVar[str]
+    calibrated: ClassVar[bool] = False
+
+    # ---- data ---------------------------------------------------------------------------
+    def label(self, window: LabelWindow) -> np.ndarray:
+        """(N,) label of every customer of ``window`` (see :class:`LabelWindow`)."""
+        raise NotImplementedError
+
+    # ---- model --------------------------------------------------------------------------
+    def head_size(self, sizes: Sizes) -> int:
+        raise NotImplementedError
+
+    def loss(self, raw: Tensor, target: Tensor) -> Tensor:
+        """Mean loss over the batch: raw head output (B, head_size), label (B,)."""
+        raise NotImplementedError
+
+    def outputs(self, sizes: Sizes) -> tuple[Output, ...]:
+        raise NotImplementedError
+
+    def postprocess(self, raw: Tensor, temperature: Tensor | None) -> dict[str, Tensor]:
+        """Raw head output (B, head_size) -> the named outputs of :meth:`outputs`."""
+        raise NotImplementedError
+
+    # ---- evaluation ---------------------------------------------------------------------
+    def score(self, prediction: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Every metric of the task, for the model (``outputs[metric_output]``) and for the
+        baselines alike. Also the ``val/<task>/<metric>`` values logged in training."""
+        raise NotImplementedError
+
+    def baselines(self) -> tuple[Baseline, ...]:
+        return ()
+
+    def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
+        """Prediction-table column -> dtype."""
+        raise NotImplementedError
+
+    def column_values(self, outputs: Mapping[str, np.ndarray], ctx: TaskContext) -> dict[str, Any]:
+        """Prediction-table column -> (N,) values (cast to :meth:`columns` dtypes later)."""
+        raise NotImplementedError
+
+    def plots(
+        self,
+        y: np.ndarray,
+        outputs: Mapping[str, np.ndarray],
+        baselines: Mapping[str, np.ndarray],
+        ctx: TaskContext,
+    ) -> list[Plot]:
+        return []
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+
+def lists(values: np.ndarray, dtype: pl.DataType) -> pl.Series:
+    """(N, k) array -> a List column of length-k lists (plain lists read anywhere)."""
+    n, k = values.shape
+    flat = pl.Series(values.reshape(-1), dtype=dtype)
+    return flat.reshape((n, k)).cast(pl.List(dtype))

@@ -1,0 +1,108 @@
+"""Binary tasks (a probability of an event in the horizon), and churn, the first of them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from journeyformer.data.labels import LabelWindow
+from journeyformer.metrics.calibration import apply_temperature
+from journeyformer.metrics.scores import auprc, auroc, brier, expected_calibration_error
+from journeyformer.tasks.base import PROBABILITY, Baseline, Output, Plot, Sizes, Task, TaskContext
+from journeyformer.tasks.baselines import DaysSinceLastActivity, RfmLogisticRegression
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+
+class BinaryTask(Task):
+    """A yes/no label (float 0/1) -> ``<name>_probability``, temperature-calibrated on
+    validation data after training. A subclass sets ``name`` and :meth:`label`."""
+
+    headline = "auroc"
+    calibrated = True
+
+    @property
+    def output_name(self) -> str:
+        return f"{self.name}_probability"
+
+    @property
+    def metric_output(self) -> str:  # type: ignore[override]
+        return self.output_name
+
+    def head_size(self, sizes: Sizes) -> int:
+        return 1
+
+    def loss(self, raw: Tensor, target: Tensor) -> Tensor:
+        import torch.nn.functional as F
+
+        return F.binary_cross_entropy_with_logits(raw[:, 0], target.to(raw.dtype))
+
+    def outputs(self, sizes: Sizes) -> tuple[Output, ...]:
+        return (Output(self.output_name, (), PROBABILITY),)
+
+    def postprocess(self, raw: Tensor, temperature: Tensor | None) -> dict[str, Tensor]:
+        logit = raw[:, 0] if temperature is None else raw[:, 0] / temperature
+        return {self.output_name: logit.sigmoid()}
+
+    def score(self, prediction: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """AUROC and AUPRC for any score; Brier and ECE when the scores are probabilities."""
+        prediction = np.asarray(prediction)
+        out = {"auroc": auroc(prediction, y), "auprc": auprc(prediction, y)}
+        if len(prediction) and prediction.min() >= 0 and prediction.max() <= 1:
+            out["brier"] = brier(prediction, y)
+            out["ece"] = expected_calibration_error(prediction, y)
+        return out
+
+    def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
+        return {self.output_name: pl.Float32}
+
+    def column_values(self, outputs: Mapping[str, np.ndarray], ctx: TaskContext) -> dict[str, Any]:
+        return {self.output_name: outputs[self.output_name]}
+
+    def plots(
+        self,
+        y: np.ndarray,
+        outputs: Mapping[str, np.ndarray],
+        baselines: Mapping[str, np.ndarray],
+        ctx: TaskContext,
+    ) -> list[Plot]:
+        title = self.name.replace("_", " ").capitalize()
+        p = outputs[self.output_name]
+        # Scores that are not probabilities are scaled to [0, 1] for the curves (same ranking).
+        scaled = {n: s if s.min() >= 0 and s.max() <= 1 else s / max(s.max(), 1e-12) for n, s in baselines.items()}
+        t = float(ctx.temperatures.get(self.name, 1.0))
+        curves = {"model (calibrated)": p}
+        if t != 1.0:
+            curves["model before temperature scaling"] = apply_temperature(p, 1.0 / t)
+        curves |= {n: s for n, s in baselines.items() if s.min() >= 0 and s.max() <= 1}
+        return [
+            Plot(
+                f"{self.name}_curves.png",
+                f"{title}: ROC and precision-recall, model and baselines",
+                "binary_curves",
+                {"y": y, "model": p, "baselines": scaled, "title": title},
+            ),
+            Plot(
+                f"{self.name}_reliability.png",
+                f"{title}: reliability diagram",
+                "reliability_diagram",
+                {"y": y, "probs": curves, "title": title},
+            ),
+        ]
+
+
+class Churn(BinaryTask):
+    """Label: 1 when the customer has no activity within the horizon."""
+
+    name = "churn"
+    default_weight = 1.0
+
+    def label(self, window: LabelWindow) -> np.ndarray:
+        return window.facts["churn"]
+
+    def baselines(self) -> tuple[Baseline, ...]:
+        return (DaysSinceLastActivity(), RfmLogisticRegression("churn"))

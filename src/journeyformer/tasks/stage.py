@@ -1,0 +1,80 @@
+"""Lifecycle stage at the end of the horizon (the rules live in journeyformer.data.labels)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from journeyformer.data.labels import LabelWindow
+from journeyformer.metrics.scores import macro_f1
+from journeyformer.tasks.base import DISTRIBUTION, Baseline, Output, Plot, Sizes, Task, TaskContext
+from journeyformer.tasks.baselines import CurrentStage
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+
+class Stage(Task):
+    """Label: index into STAGES of the customer's stage at cutoff + horizon."""
+
+    name = "stage"
+    default_weight = 1.0
+    headline = "macro_f1"
+    metric_output = "stage_probs"
+
+    def label(self, window: LabelWindow) -> np.ndarray:
+        return window.facts["stage"]
+
+    def head_size(self, sizes: Sizes) -> int:
+        return sizes.n_stages
+
+    def loss(self, raw: Tensor, target: Tensor) -> Tensor:
+        import torch.nn.functional as F
+
+        return F.cross_entropy(raw, target)
+
+    def outputs(self, sizes: Sizes) -> tuple[Output, ...]:
+        return (Output("stage_probs", (sizes.n_stages,), DISTRIBUTION),)
+
+    def postprocess(self, raw: Tensor, temperature: Tensor | None) -> dict[str, Tensor]:
+        return {"stage_probs": raw.softmax(-1)}
+
+    def score(self, prediction: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """``prediction``: (N, S) scores or (N,) stage ids."""
+        prediction = np.asarray(prediction)
+        pred = prediction.argmax(axis=1) if prediction.ndim == 2 else prediction
+        return {"accuracy": float(np.mean(pred == y)), "macro_f1": macro_f1(pred, y)}
+
+    def baselines(self) -> tuple[Baseline, ...]:
+        return (CurrentStage(),)
+
+    def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
+        return {"stage": pl.String, **{f"stage_probability_{s}": pl.Float32 for s in ctx.stages}}
+
+    def column_values(self, outputs: Mapping[str, np.ndarray], ctx: TaskContext) -> dict[str, Any]:
+        probs = outputs["stage_probs"]
+        stages = np.asarray(ctx.stages, dtype=object)
+        return {
+            "stage": stages[probs.argmax(axis=1)],
+            **{f"stage_probability_{s}": probs[:, i] for i, s in enumerate(ctx.stages)},
+        }
+
+    def plots(
+        self,
+        y: np.ndarray,
+        outputs: Mapping[str, np.ndarray],
+        baselines: Mapping[str, np.ndarray],
+        ctx: TaskContext,
+    ) -> list[Plot]:
+        pred = outputs["stage_probs"].argmax(1)
+        return [
+            Plot(
+                "stage_confusion.png",
+                "Stage: confusion matrix, normalised by true stage",
+                "stage_confusion",
+                {"y": y, "pred": pred, "names": list(ctx.stages)},
+            )
+        ]

@@ -1,0 +1,115 @@
+"""Value: spend within the horizon, with a zero-inflated log-normal head (Wang et al., 2019)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from journeyformer.data.labels import LabelWindow
+from journeyformer.metrics.scores import normalized_gini, spearman
+from journeyformer.tasks.base import AMOUNT, PROBABILITY, Baseline, Output, Plot, Sizes, Task, TaskContext
+from journeyformer.tasks.baselines import SpendRate
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def ziln_parts(raw: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(B, 3) raw value-head output -> logit of any spend, mu and sigma of log(spend)."""
+    import torch.nn.functional as F
+
+    logit, mu, sigma_raw = raw.unbind(-1)
+    sigma = F.softplus(sigma_raw) + 1e-3
+    return logit, mu, sigma
+
+
+def ziln_expected(raw: Tensor) -> tuple[Tensor, Tensor]:
+    """Probability of any spend (B,) and expected spend (B,) in currency units.
+
+    E[spend] = p * exp(mu + sigma^2 / 2), the mean of the zero-inflated log-normal.
+    """
+    logit, mu, sigma = ziln_parts(raw)
+    p = logit.sigmoid()
+    # Clamp the exponent so an untrained head cannot overflow float32.
+    return p, p * (mu + 0.5 * sigma**2).clamp(max=30.0).exp()
+
+
+def ziln_loss(raw: Tensor, value: Tensor) -> Tensor:
+    """Negative log-likelihood of the zero-inflated log-normal, mean over B.
+
+    value (B,) >= 0 in currency units: BCE for "any spend" plus the log-normal NLL of the
+    amount where it is positive.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    logit, mu, sigma = ziln_parts(raw)
+    positive = (value > 0).to(raw.dtype)
+    bce = F.binary_cross_entropy_with_logits(logit, positive, reduction="none")
+    log_v = torch.log(value.clamp(min=1e-6))
+    nll = log_v + torch.log(sigma) + _LOG_SQRT_2PI + 0.5 * ((log_v - mu) / sigma) ** 2
+    return (bce + positive * nll).mean()
+
+
+class Value(Task):
+    """Label: value-action amount within the horizon (currency units, >= 0)."""
+
+    name = "value"
+    default_weight = 0.5
+    headline = "spearman"
+    metric_output = "expected_value"
+
+    def label(self, window: LabelWindow) -> np.ndarray:
+        return window.facts["value"]
+
+    def head_size(self, sizes: Sizes) -> int:
+        return 3
+
+    def loss(self, raw: Tensor, target: Tensor) -> Tensor:
+        return ziln_loss(raw, target.to(raw.dtype))
+
+    def outputs(self, sizes: Sizes) -> tuple[Output, ...]:
+        return (Output("spend_probability", (), PROBABILITY), Output("expected_value", (), AMOUNT))
+
+    def postprocess(self, raw: Tensor, temperature: Tensor | None) -> dict[str, Tensor]:
+        p, expected = ziln_expected(raw)
+        return {"spend_probability": p, "expected_value": expected}
+
+    def score(self, prediction: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        prediction = np.asarray(prediction)
+        return {
+            "spearman": spearman(prediction, y),
+            "gini": normalized_gini(prediction, y),
+            "mae": float(np.mean(np.abs(prediction - y))),
+        }
+
+    def baselines(self) -> tuple[Baseline, ...]:
+        return (SpendRate(),)
+
+    def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
+        return {"spend_probability": pl.Float32, "expected_value": pl.Float32}
+
+    def column_values(self, outputs: Mapping[str, np.ndarray], ctx: TaskContext) -> dict[str, Any]:
+        return {n: outputs[n] for n in ("spend_probability", "expected_value")}
+
+    def plots(
+        self,
+        y: np.ndarray,
+        outputs: Mapping[str, np.ndarray],
+        baselines: Mapping[str, np.ndarray],
+        ctx: TaskContext,
+    ) -> list[Plot]:
+        return [
+            Plot(
+                "value.png",
+                "Value: by decile of predicted value, and cumulative gain",
+                "value_plots",
+                {"y": y, "model": outputs["expected_value"], "baselines": dict(baselines)},
+            )
+        ]

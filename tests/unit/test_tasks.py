@@ -1,0 +1,115 @@
+"""The task registry's contract: every registered task is present in every layer."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from support_tasks import PurchaseInHorizon
+
+from journeyformer.data.labels import STAGES, LabelConfig
+from journeyformer.data.schema import EventSchema, load_events
+from journeyformer.data.sequences import FeatureConfig, build_sequences
+from journeyformer.data.vocab import Vocabularies
+from journeyformer.evaluation import plots
+from journeyformer.evaluation.compare import compare, format_table
+from journeyformer.export.onnx import io_spec
+from journeyformer.inference.bundle import Bundle
+from journeyformer.inference.predictor import prediction_frame, prediction_schema
+from journeyformer.model.config import ModelConfig
+from journeyformer.model.module import JourneyModule
+from journeyformer.model.network import JourneyTransformer
+from journeyformer.model.predict import predict_sequences
+from journeyformer.tasks import registry
+from journeyformer.tasks.base import Task
+from journeyformer.tasks.registry import Baselines
+
+CUTOFF = datetime(2025, 9, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def labelled(events_path: Path):
+    """Labelled sequences of the session's synthetic events, with the toy task registered."""
+    with registry.registered(PurchaseInHorizon()):
+        events = load_events(events_path, EventSchema.from_config({"extra_categorical": ["device"]}))
+        features = FeatureConfig(max_len=16, categorical=("action", "channel", "device"))
+        vocabs = Vocabularies.build(events, features.categorical)
+        seqs = build_sequences(
+            events, CUTOFF, vocabs, features, LabelConfig(), labelers=registry.labelers()
+        )
+    return seqs, vocabs, features
+
+
+def check_contract(task: Task, seqs, vocabs, features) -> None:
+    """Fails naming the layer where ``task`` is missing."""
+    assert task.name in registry.TASKS, "registry"
+    # data: a label for every sample
+    assert task.name in seqs.labels and len(seqs.labels[task.name]) == len(seqs), "label"
+    # model: a head of the declared size, named outputs, a finite loss
+    cfg = ModelConfig(
+        categorical_sizes=tuple(len(vocabs[c]) for c in features.categorical),
+        n_numeric=len(features.numeric_names),
+        n_context=6,
+        max_len=features.max_len,
+        d_model=16,
+        n_heads=2,
+        d_ff=16,
+        n_layers=1,
+        tasks={task.name: 1.0},
+    )
+    net = JourneyTransformer(cfg).eval()
+    assert net.heads[task.name][-1].out_features == task.head_size(cfg), "head"
+    outputs = predict_sequences(net, seqs.take(np.arange(64)))
+    declared = [o.name for o in task.outputs(cfg)]
+    assert list(outputs) == [*declared, "embedding"], "named outputs"
+    assert [o["name"] for o in io_spec(net)["outputs"]] == [*declared, "embedding"], "ONNX I/O spec"
+    raw = net(*[torch.zeros(2, 3, len(features.categorical), dtype=torch.long), torch.zeros(2, 3, cfg.n_numeric), torch.tensor([3, 1]), torch.zeros(2, dtype=torch.long), torch.zeros(2, 6)]).raw
+    loss = task.loss(raw[task.name], torch.from_numpy(seqs.labels[task.name][:2]))
+    assert loss.ndim == 0 and torch.isfinite(loss), "loss"
+    # training: logged validation metrics use the task's own score
+    module = JourneyModule(cfg.to_dict(), {})
+    assert set(module.val_metrics) == {task.name}, "logged metrics"
+    # evaluation: model and every baseline scored with the same metric names, headline included
+    sample = seqs.take(np.arange(64))
+    base = Baselines.fit(seqs, 30.0, len(vocabs["action"]), [task.name])
+    result = compare(outputs, sample, base, [task.name])
+    assert task.headline in result["model"][task.name], "headline metric"
+    for name, scores in result["baselines"][task.name].items():
+        assert set(scores) <= set(result["model"][task.name]), f"baseline {name}"
+    assert task.name in format_table(result), "printed table"
+    # predictions: declared columns, filled from the outputs
+    spec = {"tasks": {task.name: 1.0}, "actions": vocabs["action"].tokens, "stages": list(STAGES)}
+    bundle = Bundle(Path("."), spec)
+    frame = prediction_frame(sample, outputs, bundle, CUTOFF)
+    assert set(task.columns(bundle.context())) <= set(frame.columns), "prediction columns"
+    assert frame.schema == prediction_schema(bundle, sample.customer_id.dtype), "prediction schema"
+    # report: every plot it asks for exists and draws
+    for plot in task.plots(sample.labels[task.name], outputs, base.predict(sample)[task.name], bundle.context()):
+        png = getattr(plots, plot.kind)(**plot.args)
+        assert png[:4] == b"\x89PNG", f"plot {plot.file}"
+
+
+@pytest.mark.parametrize("name", ["next_action", "churn", "stage", "value"])
+def test_every_registered_task_is_in_every_layer(name, labelled):
+    check_contract(registry.get(name), *labelled)
+
+
+def test_a_toy_fifth_task_is_in_every_layer(labelled):
+    with registry.registered(PurchaseInHorizon()) as task:
+        check_contract(task, *labelled)
+        seqs = labelled[0]
+        y = seqs.labels["purchase"]
+        assert 0 < y.mean() < 1
+        # a purchase in the horizon means value > 0 when purchases carry an amount
+        assert (seqs.labels["value"][y == 0] == 0).all()
+
+
+def test_registry_order_and_clear_errors():
+    assert list(registry.TASKS) == ["next_action", "churn", "stage", "value"]
+    with pytest.raises(KeyError, match="registered tasks"):
+        registry.get("ltv")
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(registry.get("churn"))
