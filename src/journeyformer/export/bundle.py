@@ -26,12 +26,14 @@ from journeyformer.data.schema import load_events
 from journeyformer.data.sequences import Sequences, build_sequences
 from journeyformer.io import atomic_dir
 from journeyformer.export.onnx import (
+    OLDEST_ONNXRUNTIME_TESTED,
     OPSET,
     ExportParityError,
     ParityReport,
     check_parity,
     export_onnx,
     io_spec,
+    lowest_ir_version,
     random_inputs,
 )
 from journeyformer.export.quantize import Int8Report, compare_int8, quantize_int8
@@ -113,6 +115,8 @@ def preprocessing_spec(
         "onnx": {
             "files": {k: v for k, v in MODEL_FILES.items() if k == "fp32"},
             "opset": opset,
+            "ir_version": lowest_ir_version(opset),
+            "oldest_onnxruntime_tested": OLDEST_ONNXRUNTIME_TESTED,
             **io_spec(net),
             "padding": PADDING_NOTE,
         },

@@ -41,7 +41,11 @@ from journeyformer.tasks.base import AMOUNT, DISTRIBUTION, Output
 log = logging.getLogger(__name__)
 
 BATCH, SEQ = "batch", "seq_len"
-OPSET = 20
+# The lowest opset the exporter writes (it raises opsets below 18 to 18 or fails on them), saved
+# with the lowest IR version that carries it (8), so older runtimes load the model: onnxruntime
+# >= 1.15 is tested (tests/integration/test_oldest_runtime.py); IR 10 needed >= 1.18.
+OPSET = 18
+OLDEST_ONNXRUNTIME_TESTED = "1.15.0"  # the oldest with wheels for Python 3.11; Makefile installs it
 # Two classes closer than this are a tie: either may be top-1 in float32.
 TIE = 1e-6
 
@@ -128,7 +132,7 @@ def export_onnx(
     """Write ``net``'s inference outputs (eval mode) to ``path`` and run ``onnx.checker``.
 
     Args:
-        opset: ONNX opset; 20 loads in onnxruntime >= 1.17 and most other runtimes.
+        opset: ONNX opset (>= 18); the file gets the lowest IR version that carries it.
         last_position_only: the last block at the last event only (same outputs, ~40% fewer
             FLOPs for 2 blocks); False exports every position of every block.
         example: (B, T) of the traced batch; both >= 2 so that they stay dynamic.
@@ -164,9 +168,27 @@ def export_onnx(
     program.save(str(path))
     model = onnx.load(str(path))
     _name_dims(model)
+    written = {o.domain: o.version for o in model.opset_import}.get("", 0)
+    if written != opset:
+        raise ValueError(
+            f"opset={opset}: the exporter wrote opset {written}; use opset >= {OPSET}"
+        )
+    model.ir_version = lowest_ir_version(opset)
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
     return path
+
+
+def lowest_ir_version(opset: int) -> int:
+    """The IR version of the first ONNX release with ``opset`` (opset 18 -> IR 8).
+
+    Runtimes check the IR version before anything else; the exporter writes the newest (10,
+    which onnxruntime < 1.18 refuses) although the graph uses nothing newer than ``opset``.
+    """
+    versions = [ir for _, ir, ai_onnx, *_ in onnx.helper.VERSION_TABLE if ai_onnx >= opset]
+    if not versions:
+        raise ValueError(f"opset {opset} is newer than this onnx package knows")
+    return min(versions)
 
 
 def _name_outputs(graph: Any, names: Sequence[str]) -> None:
