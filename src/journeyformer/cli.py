@@ -102,7 +102,13 @@ def generate_data_job(cfg: DictConfig) -> dict[str, Path]:
     if not events_path.is_absolute():
         base = get_original_cwd() if HydraConfig.initialized() else Path.cwd()
         events_path = Path(base) / events_path
-    journeys, paths = generate_dataset(events_path.resolve(), SyntheticConfig.from_dict(settings))
+    generated_dir = cfg.data.get("generated_dir")
+    if generated_dir and not Path(str(generated_dir)).is_absolute():
+        base = get_original_cwd() if HydraConfig.initialized() else Path.cwd()
+        generated_dir = Path(base) / str(generated_dir)
+    journeys, paths = generate_dataset(
+        events_path.resolve(), SyntheticConfig.from_dict(settings), generated_dir
+    )
     print(summarize(journeys))
     for name, path in paths.items():
         print(f"{name}: {path}")

@@ -1,19 +1,32 @@
 """Atomic file output: write to a temp file beside the target, then rename.
 
 A reader never sees a partial file, and a failure mid-write leaves nothing behind.
+
+Temp names are ``.<target name>.<pid>-<random>.tmp`` in the target's directory: a later run of
+the same output recognises temps of killed runs by their dead pid and removes them
+(:func:`journeyformer.publish.clean_stale`). Temps of this process are registered in
+:data:`LIVE_TEMPS` while they exist, so a signal handler can remove them
+(:func:`journeyformer.publish.exit_cleanly_on_signals`).
+
+Policy (what may be overwritten, publishing several files as one unit) lives in
+:mod:`journeyformer.publish`; this module holds the mechanisms. Torch-free.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
+
+# Temp files and directories of this process that exist right now.
+LIVE_TEMPS: set[Path] = set()
 
 
 def _umask() -> int:
@@ -22,8 +35,37 @@ def _umask() -> int:
     return mask
 
 
-# mkstemp creates files readable by the owner only; finished files get the usual permissions.
+# Finished files and directories get the usual permissions.
 _FILE_MODE = 0o666 & ~_umask()
+_DIR_MODE = 0o777 & ~_umask()
+
+
+def temp_path(path: str | Path) -> Path:
+    """A fresh temp name beside ``path``: ``.<name>.<pid>-<random>.tmp``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file or directory tree if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def temp_file(path: str | Path) -> Iterator[Path]:
+    """A registered temp path beside ``path`` (not created); removed on exit if still there."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    LIVE_TEMPS.add(tmp)
+    try:
+        yield tmp
+    finally:
+        remove_path(tmp)
+        LIVE_TEMPS.discard(tmp)
 
 
 @contextmanager
@@ -36,15 +78,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             frame.write_parquet(tmp)
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
+    with temp_file(path) as tmp:
+        yield tmp
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -66,33 +103,62 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return Path(path)
 
 
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths (Linux renameat2 RENAME_EXCHANGE).
+
+    Returns False when the system or file system cannot (the caller falls back).
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0
+
+
+def replace_dir(tmp: Path, path: Path) -> None:
+    """Put directory ``tmp`` at ``path``; a reader sees the old or the new one, never neither.
+
+    With an existing ``path`` the two are swapped in one step and the old one (now at ``tmp``)
+    is removed. Where that is not supported, ``path`` is first renamed aside to
+    ``.<name>.old-<pid>-<random>`` (restored if the second rename fails, and by
+    :func:`journeyformer.publish.clean_stale` after a kill between the two).
+    """
+    if not path.exists():
+        os.rename(tmp, path)
+        return
+    if exchange(tmp, path):
+        remove_path(tmp)
+        return
+    old = path.with_name(f".{path.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    remove_path(old)
+
+
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield an empty temp directory beside ``path``; on success it replaces ``path``.
 
-    On failure the temp directory is removed and an existing ``path`` is left untouched; if
-    the final rename fails, the previous ``path`` is put back.
+    On failure the temp directory is removed and an existing ``path`` is left untouched
+    (:func:`replace_dir` for the swap).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs are shared like any directory
-    try:
+    with temp_file(path) as tmp:
+        tmp.mkdir(parents=True)
+        os.chmod(tmp, _DIR_MODE)
         yield tmp
         for f in tmp.rglob("*"):
             if f.is_file():
                 os.chmod(f, _FILE_MODE)
-        old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}") if path.exists() else None
-        if old is not None:
-            os.rename(path, old)
-        try:
-            os.rename(tmp, path)
-        except BaseException:
-            if old is not None:
-                os.rename(old, path)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        replace_dir(tmp, path)

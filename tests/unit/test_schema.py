@@ -138,7 +138,12 @@ def test_csv_parquet_directory_and_glob_read_the_same(tmp_path: Path) -> None:
 def test_csv_epoch_seconds_as_digits(tmp_path: Path) -> None:
     path = tmp_path / "e.csv"
     path.write_text(
-        "customer_id,timestamp,channel,action\n1,1735725600,web,a\n1,1735725600500,web,b\n"
+        "customer_id,timestamp,channel,action\n1,1735725600,web,a\n1,1735725601,web,b\n"
+    )
+    events = load_events(path, EventSchema())
+    assert events["timestamp"].to_list() == [utc(2025, 1, 1, 10), utc(2025, 1, 1, 10, 0, 1)]
+    path.write_text(
+        "customer_id,timestamp,channel,action\n1,1735725600000,web,a\n1,1735725600500,web,b\n"
     )
     events = load_events(path, EventSchema())
     assert events["timestamp"].to_list() == [
@@ -200,10 +205,12 @@ def test_iso_strings_with_and_without_offsets(tmp_path: Path) -> None:
     ("values", "unit", "expected"),
     [
         (
-            [1735725600, 1735725600123],
+            [1735725600000, 1735725600123],
             "auto",
             [utc(2025, 1, 1, 10), utc(2025, 1, 1, 10, 0, 0, 123_000)],
         ),
+        # Milliseconds before 1973-03-03 (below 1e11) are still milliseconds: the column decides.
+        ([1735725600000, 86_400_000_000], "auto", [utc(2025, 1, 1, 10), utc(1972, 9, 27)]),
         ([1735725600.25, 0.0], "auto", [utc(2025, 1, 1, 10, 0, 0, 250_000), utc(1970, 1, 1)]),
         ([1735725600, 1000], "s", [utc(2025, 1, 1, 10), utc(1970, 1, 1, 0, 16, 40)]),
         ([1735725600000, 1000], "ms", [utc(2025, 1, 1, 10), utc(1970, 1, 1, 0, 0, 1)]),
@@ -313,7 +320,7 @@ def test_unparseable_timestamps_give_count_and_examples(tmp_path: Path) -> None:
 
 
 def test_out_of_range_epoch_is_unparseable(tmp_path: Path) -> None:
-    message = error(frame(timestamp=[1735725600, 10**17, 10**18]), tmp_path)
+    message = error(frame(timestamp=[1735725600000, 10**17, 10**18]), tmp_path)
     assert "2 of 3 values cannot be parsed" in message and "100000000000000000" in message
 
 
@@ -357,7 +364,7 @@ def test_empty_inputs(tmp_path: Path) -> None:
         load_events(header_only, EventSchema())
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    with pytest.raises(EventDataError, match=r"empty\.csv: cannot read the events"):
+    with pytest.raises(EventDataError, match=r"empty\.csv: no events"):
         load_events(empty, EventSchema())
 
 
@@ -385,9 +392,12 @@ def test_directory_without_parquet_files(tmp_path: Path) -> None:
 def test_files_with_different_columns(tmp_path: Path) -> None:
     write(frame(), tmp_path / "a.parquet")
     write(frame(amount=["x", "y", "z"]), tmp_path / "b.parquet")
-    with pytest.raises(EventDataError, match="cannot read the events") as info:
+    with pytest.raises(EventDataError) as info:
         load_events(tmp_path, EventSchema())
     assert info.value.__cause__ is None
+    assert "column 'amount' has conflicting types (a.parquet: Float64, b.parquet: String)" in str(
+        info.value
+    )
 
 
 # --- null keys and duplicates ---------------------------------------------------------------
@@ -441,7 +451,9 @@ def test_exact_duplicates_dropped_keeping_the_first(
         events = load(df, tmp_path)
     # row 2 repeats row 0 exactly (A, B, A: not adjacent); row 3 differs in amount
     assert events[ROW].to_list() == [0, 1, 3, 4]
-    assert "dropped 1 exact duplicate events" in caplog.text
+    assert "dropped 1 of 5 events as exact duplicates" in caplog.text
+    assert "['1 @ 2025-01-01 10:00:00 a']" in caplog.text
+    assert all(r.levelname == "WARNING" for r in caplog.records if "duplicates" in r.message)
     kept = load(df, tmp_path, EventSchema(duplicates="keep"))
     assert kept.height == 5
 

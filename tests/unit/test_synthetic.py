@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from journeyformer.errors import OutputError
 from journeyformer.data.synthetic import (
     ACTIONS,
     CHANNELS,
@@ -212,7 +213,7 @@ def test_write_journeys_writes_three_files_and_no_temp_files(
 def test_ensure_synthetic_generates_once(tmp_path: Path) -> None:
     path = tmp_path / "gen" / "events.parquet"
     config = SyntheticConfig(n_customers=200, days=60, seed=1)
-    assert ensure_synthetic(path, config) == path
+    assert ensure_synthetic(path, config, generated_dir=tmp_path) == path
     assert sorted(p.name for p in path.parent.iterdir()) == [
         "events.config.json", "events.parquet", "truth_customers.parquet", "truth_stages.parquet"
     ]  # fmt: skip
@@ -225,7 +226,7 @@ def test_ensure_synthetic_generates_once(tmp_path: Path) -> None:
 
 def test_ensure_synthetic_regenerates_when_settings_change(tmp_path: Path) -> None:
     path = tmp_path / "gen" / "events.parquet"
-    ensure_synthetic(path, SyntheticConfig(n_customers=200, days=60, seed=1))
+    ensure_synthetic(path, SyntheticConfig(n_customers=200, days=60, seed=1), tmp_path)
     first = pl.read_parquet(path)
     ensure_synthetic(path, SyntheticConfig(n_customers=200, days=60, seed=2))
     assert not pl.read_parquet(path).equals(first)
@@ -263,3 +264,23 @@ def test_summarize_reports_the_essentials(journeys: SyntheticJourneys) -> None:
     for needle in (f"customers: {N:,}", "events per customer", "median", "p95", "purchase",
                    "support", "churned within the window", "deal_seekers", "loyalty"):  # fmt: skip
         assert needle in text, needle
+
+
+def test_generator_never_writes_over_data_it_did_not_make(tmp_path: Path) -> None:
+    """Issue 9: `data.path=<your file>` without `data=events` used to regenerate over it."""
+    mine = tmp_path / "mine" / "events.parquet"
+    mine.parent.mkdir()
+    mine.write_bytes(b"the user's events")
+    config = SyntheticConfig(n_customers=20, days=30, seed=1)
+    with pytest.raises(OutputError, match=r"use data=events data\.path="):
+        ensure_synthetic(mine, config, generated_dir=tmp_path / "generated")
+    with pytest.raises(OutputError, match="data=events"):
+        ensure_synthetic(tmp_path / "new" / "events.parquet", config, generated_dir=None)
+    assert mine.read_bytes() == b"the user's events"
+    assert sorted(p.name for p in mine.parent.iterdir()) == ["events.parquet"]
+    # Data it made before (its stamp is there) may be regenerated anywhere.
+    made = tmp_path / "generated" / "x" / "events.parquet"
+    ensure_synthetic(made, config, generated_dir=tmp_path / "generated")
+    moved = tmp_path / "elsewhere"
+    made.parent.rename(moved)
+    ensure_synthetic(moved / "events.parquet", SyntheticConfig(n_customers=20, days=30, seed=2))

@@ -15,8 +15,9 @@ import polars as pl
 from torch.utils.data import DataLoader, Sampler
 
 from journeyformer.data.batch import Collate
+from journeyformer.data.as_of import data_end
 from journeyformer.data.labels import LabelConfig
-from journeyformer.data.samples import CutoffSchedule, customers_by_split
+from journeyformer.data.samples import CutoffSchedule, SampleCount, customers_by_split
 from journeyformer.data.schema import EventDataError, EventSchema, load_events
 from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
 from journeyformer.data.vocab import Vocabularies
@@ -57,7 +58,9 @@ def resolve_events_path(data_cfg: Mapping[str, Any]) -> Path:
     if synthetic:
         from journeyformer.data.synthetic import SyntheticConfig, ensure_synthetic
 
-        ensure_synthetic(path, SyntheticConfig.from_dict(dict(synthetic)))
+        ensure_synthetic(
+            path, SyntheticConfig.from_dict(dict(synthetic)), data_cfg.get("generated_dir")
+        )
     return path
 
 
@@ -74,9 +77,10 @@ def prepare_data(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> 
     events = load_events(path, schema)
     for warning in labels.check_actions(events.get_column("action").unique().to_list(), str(path)):
         log.warning(warning)
-    bounds = events.select(pl.col("timestamp").min().alias("lo"), pl.col("timestamp").max().alias("hi"))
+    end = data_end(events)
+    log.info("%s", end.describe(str(path)))
     schedule = CutoffSchedule.from_config(labels_cfg.get("cutoffs") or {}, labels.horizon_days)
-    cutoffs = schedule.resolve(bounds["lo"].item(), bounds["hi"].item())
+    cutoffs = schedule.resolve(events.get_column("timestamp").min(), end.end)
     split_cfg = data_cfg.get("split") or {}
     customers = customers_by_split(
         events,
@@ -92,7 +96,7 @@ def prepare_data(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> 
         raise EventDataError(f"{path}: no training events before {max(cutoffs['train'])}")
     vocabs = Vocabularies.build(train_events, features.categorical)
     active = (labels_cfg.get("cutoffs") or {}).get("active_within_days")
-    splits = {}
+    splits, counts = {}, {}
     for name, cuts in cutoffs.items():
         parts = [
             build_sequences(
@@ -108,12 +112,22 @@ def prepare_data(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> 
             )
             for cut in cuts
         ]
+        counts[name] = [
+            SampleCount(
+                cut,
+                len(p),
+                p.customer_id.n_unique(),
+                int(p.labels["churn"].sum()) if p.labels is not None else 0,
+            )
+            for cut, p in zip(cuts, parts, strict=True)
+        ]
         splits[name] = Sequences.concat([p for p in parts if len(p)] or parts[:1])
         if len(splits[name]) == 0:
             raise EventDataError(
                 f"{path}: the {name} split has no samples (cutoffs {cuts}); use more customers, "
                 "lower data.split fractions, or labels.cutoffs.active_within_days=null"
             )
+    schedule.check_sample_counts(counts, str(path))
     return JourneyData(schema, features, labels, vocabs, cutoffs, splits, str(path))
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import polars as pl
 
 ROW = "_row"
+# Hash of every column of the input row (also those not read), so that exact duplicates are
+# judged on the whole row; dropped after the duplicate policy is applied.
+DUP_KEY = "_dup_key"
 
 
 def is_sorted(frame: pl.DataFrame | pl.LazyFrame) -> bool:

@@ -8,6 +8,13 @@ Timeline (H = horizon)::
 Every training label window ends at or before the validation cutoff, and the validation label
 window ends at or before the test cutoff, so evaluation is out of time. Customers are split by
 a stable hash (CRC32 of salt + id), so a customer is in one split only.
+
+A schedule can be formally valid and still useless: when some event types start long before
+the rest, early cutoffs precede almost all activity. :func:`check_sample_counts` refuses
+(``labels.cutoffs.sparse: error``, the default) or warns loudly (``warn``) when the training
+split has fewer than ``min_samples`` samples, or validation/test fewer than
+``min_eval_samples`` samples or fewer than 5 churners or 5 stayers, naming every cutoff with
+its counts; a training cutoff with under 10% of the samples of the busiest one is a WARNING.
 """
 
 from __future__ import annotations
@@ -22,10 +29,27 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from journeyformer.errors import EventDataError
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 
+
+_MIN_CLASS = 5
+
+
+@dataclass(frozen=True)
+class SampleCount:
+    """Samples built at one cutoff."""
+
+    cutoff: datetime
+    samples: int
+    customers: int
+    churners: int
+
+    def describe(self) -> str:
+        return f"{self.cutoff:%Y-%m-%d} {self.samples}/{self.customers}/{self.churners}"
 
 @dataclass(frozen=True)
 class CutoffSchedule:
@@ -38,6 +62,9 @@ class CutoffSchedule:
     test: datetime | None = None
     n_train: int = 4
     train_stride_days: float = 30.0
+    min_samples: int = 200  # training samples, all cutoffs together
+    min_eval_samples: int = 30  # validation / test samples each
+    sparse: str = "error"  # error | warn: what too few samples do
 
     def __post_init__(self) -> None:
         if self.test is not None:
@@ -48,6 +75,8 @@ class CutoffSchedule:
             raise ValueError(f"labels.cutoffs.n_train must be >= 1, got {self.n_train}")
         if self.train_stride_days <= 0:
             raise ValueError("labels.cutoffs.train_stride_days must be > 0")
+        if self.sparse not in ("error", "warn"):
+            raise ValueError(f"labels.cutoffs.sparse={self.sparse!r} is not one of ['error', 'warn']")
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], horizon_days: float) -> CutoffSchedule:
@@ -57,7 +86,51 @@ class CutoffSchedule:
             test=parse_time(test) if test else None,
             n_train=int(cfg.get("n_train", 4)),
             train_stride_days=float(cfg.get("train_stride_days", 30)),
+            min_samples=int(cfg.get("min_samples", 200)),
+            min_eval_samples=int(cfg.get("min_eval_samples", 30)),
+            sparse=str(cfg.get("sparse", "error")),
         )
+
+    def check_sample_counts(self, counts: Mapping[str, list[SampleCount]], source: str) -> None:
+        """Refuse (or warn, ``sparse: warn``) splits too small for their metrics to mean
+        anything; see the module docstring. ``counts``: split -> one entry per cutoff."""
+        problems = []
+        for split, per_cut in counts.items():
+            n = sum(c.samples for c in per_cut)
+            churn = sum(c.churners for c in per_cut)
+            need = self.min_samples if split == "train" else self.min_eval_samples
+            if n < need:
+                problems.append(f"{split} has {n} samples (< {need})")
+            elif split != "train" and min(churn, n - churn) < _MIN_CLASS:
+                problems.append(f"{split} has {churn} churners and {n - churn} stayers (< {_MIN_CLASS})")
+        train = counts.get("train", [])
+        busiest = max((c.samples for c in train), default=0)
+        early = [c for c in train if c.samples < 0.1 * busiest]
+        table = "; ".join(
+            f"{split} " + ", ".join(c.describe() for c in per_cut) for split, per_cut in counts.items()
+        )
+        if early:
+            log.warning(
+                "%s: training cutoff(s) %s precede almost all activity (%s samples vs %d at the "
+                "busiest); events of some types may start long before the rest. Set "
+                "labels.cutoffs.n_train or labels.cutoffs.train_stride_days to drop them.",
+                source, [f"{c.cutoff:%Y-%m-%d}" for c in early], [c.samples for c in early], busiest,
+            )  # fmt: skip
+        if not problems:
+            return
+        what = (
+            f"{source}: too few samples for the metrics to mean anything: {'; '.join(problems)}. "
+            f"Cutoffs (samples / customers / churners): {table}."
+        )
+        if self.sparse == "warn":
+            log.warning("%s Going on because labels.cutoffs.sparse=warn.", what)
+            return
+        raise EventDataError(
+            f"{what} Use more customers or a longer history, move the cutoffs "
+            "(labels.cutoffs.test, labels.horizon_days), lower labels.cutoffs.min_samples / "
+            "min_eval_samples, or set labels.cutoffs.sparse=warn to train anyway."
+        )
+
 
     def resolve(self, first_event: datetime, last_event: datetime) -> dict[str, list[datetime]]:
         """Cutoffs per split; raises when the data span is too short for the schedule."""

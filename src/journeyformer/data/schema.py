@@ -19,15 +19,20 @@ and its rows sorted by (customer_id, timestamp, _row), the order every later ste
 
 Timestamps may be datetimes, dates, ISO-8601 strings (``2025-01-31``, ``2025-01-31 12:00``,
 ``2025-01-31T12:00:00.5+02:00``, ``...Z``), or epoch seconds / milliseconds as numbers or digit
-strings (``timestamp_unit: auto`` takes magnitudes above 1e11 as milliseconds). Naive values
+strings (``timestamp_unit: auto`` decides the unit once per column: magnitudes below 1e10 are
+seconds, at or above are milliseconds; a column with both is an error). Naive values
 are read in ``time_zone``; a wall time that a daylight-saving change repeats takes the earlier
 instant, one that it skips is an error. Parsing lives in :mod:`journeyformer.data.timestamps`.
 
 Policies: rows with a null customer_id or timestamp raise (``null_keys: error``) or are dropped
-with a logged count (``null_keys: drop``). Exact duplicates (every canonical column equal) are
-dropped keeping the first in input order (``duplicates: drop``, count logged) or kept
-(``duplicates: keep``). Null categorical values become the category ``"<null>"``; null and
-NaN numbers become 0; infinite numbers are an error.
+with a logged count (``null_keys: drop``). Exact duplicates, rows equal in every column of the
+file (not only the columns the model reads), are dropped keeping the first in input order
+(``duplicates: drop``, a WARNING with the count and examples) or kept (``duplicates: keep``).
+Events after the wall clock raise (``future_events: error``, the default), are dropped
+(``drop``) or kept (``keep``), with a count and examples either way. Null categorical values
+become the category ``"<null>"``; null and NaN numbers become 0; infinite numbers are an error.
+Reading the file(s) (formats, CSV separators, Parquet directories) is
+:mod:`journeyformer.data.readers`.
 
 Errors are :class:`EventDataError` and name the file, the column, the problem, how many
 rows, a few example values and the setting to change.
@@ -35,28 +40,32 @@ rows, a few example values and the setting to change.
 
 from __future__ import annotations
 
-import glob
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-# ROW, check_time_zone and sort_events are also imported from here by other modules.
-from journeyformer.data.event_order import ROW, drop_duplicates, sort_events
-from journeyformer.data.timestamps import check_time_zone, raw_timestamp, timestamp_expr
+# ROW, check_time_zone, sort_events, resolve_files, scan_raw and EventDataError are also
+# imported from here by other modules.
+from journeyformer.data.event_order import DUP_KEY, ROW, drop_duplicates, sort_events
+from journeyformer.data.readers import resolve_files, scan_raw  # noqa: F401
+from journeyformer.data.timestamps import (
+    check_time_zone,
+    epoch_unit,
+    raw_timestamp,
+    timestamp_expr,
+)
+from journeyformer.errors import ConfigError, EventDataError
 
 log = logging.getLogger(__name__)
 
 REQUIRED = ("customer_id", "timestamp", "channel", "action")
 NULL_CATEGORY = "<null>"
 _EXAMPLES = 5
-
-
-class EventDataError(ValueError):
-    """The input events break the event contract; the message says where and what to change."""
 
 
 @dataclass(frozen=True)
@@ -79,18 +88,20 @@ class EventSchema:
     null_keys: str = "error"  # error | drop: rows with a null customer_id or timestamp
     duplicates: str = "drop"  # drop | keep: exact duplicate events
     format: str = "auto"  # auto | parquet | csv
+    separator: str = "auto"  # CSV separator; auto: sniffed from the header line
+    future_events: str = "error"  # error | drop | keep: events after the wall clock
 
     def __post_init__(self) -> None:
         unknown = set(self.columns) - {*REQUIRED, "amount"}
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"data.columns has unknown keys {sorted(unknown)}; allowed: "
                 f"{[*REQUIRED, 'amount']}. Extra columns go in data.extra_categorical / "
                 "data.extra_numeric."
             )
         unmapped = [k for k in REQUIRED if k in self.columns and not self.columns[k]]
         if unmapped:
-            raise ValueError(
+            raise ConfigError(
                 f"data.columns.{unmapped[0]} is empty; {list(REQUIRED)} are required. Set it to "
                 "the name of your column."
             )
@@ -98,6 +109,12 @@ class EventSchema:
         _check_choice("data.null_keys", self.null_keys, ("error", "drop"))
         _check_choice("data.duplicates", self.duplicates, ("drop", "keep"))
         _check_choice("data.format", self.format, ("auto", "parquet", "csv"))
+        _check_choice("data.future_events", self.future_events, ("error", "drop", "keep"))
+        if self.separator != "auto" and len(self.separator) != 1:
+            raise ConfigError(
+                f"data.separator={self.separator!r} must be one character (e.g. ';' or '\\t') "
+                "or auto"
+            )
         check_time_zone(self.time_zone, "data.time_zone")
         object.__setattr__(self, "extra_categorical", tuple(self.extra_categorical))
         object.__setattr__(self, "extra_numeric", tuple(self.extra_numeric))
@@ -107,7 +124,7 @@ class EventSchema:
             | {e for e in extras if extras.count(e) > 1}
         )
         if clash:
-            raise ValueError(
+            raise ConfigError(
                 f"data.extra_categorical / data.extra_numeric list {clash} twice or use a "
                 f"reserved name ({[*REQUIRED, 'amount', ROW]}); list each extra column once."
             )
@@ -124,6 +141,8 @@ class EventSchema:
             null_keys=str(cfg.get("null_keys", "error")),
             duplicates=str(cfg.get("duplicates", "drop")),
             format=str(cfg.get("format", "auto")),
+            separator=str(cfg.get("separator") or "auto"),
+            future_events=str(cfg.get("future_events") or "error"),
         )
 
     def source(self, name: str) -> str | None:
@@ -142,82 +161,14 @@ class EventSchema:
             "null_keys": self.null_keys,
             "duplicates": self.duplicates,
             "format": self.format,
+            "separator": self.separator,
+            "future_events": self.future_events,
         }
 
 
 def _check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
     if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {list(allowed)}")
-
-
-def resolve_files(path: str | Path) -> list[Path]:
-    """A file, a directory of Parquet files, or a glob -> the sorted list of files."""
-    p = Path(path)
-    if p.is_dir():
-        files = sorted(p.glob("*.parquet"))
-        if not files:
-            found = sorted(f.name for f in p.iterdir())[:_EXAMPLES]
-            raise EventDataError(
-                f"{p}: directory has no *.parquet files (found {found}); point data.path at a "
-                "file, or at a glob such as '<dir>/*.csv'"
-            )
-        return files
-    if any(ch in str(path) for ch in "*?["):
-        files = sorted(Path(f) for f in glob.glob(str(path)) if Path(f).is_file())
-        if not files:
-            raise EventDataError(f"{path}: glob matches no files; fix data.path")
-        return files
-    if not p.exists():
-        raise EventDataError(f"{p}: no such file (set data.path to your events file)")
-    return [p]
-
-
-def _format_of(files: list[Path], fmt: str) -> str:
-    if fmt != "auto":
-        return fmt
-    suffixes = {f.suffix.lower() for f in files}
-    if suffixes <= {".parquet", ".pq"}:
-        return "parquet"
-    if suffixes <= {".csv", ".tsv", ".txt"}:
-        return "csv"
-    raise EventDataError(
-        f"{files[0]}: cannot tell the format from suffixes {sorted(suffixes)}; "
-        "set data.format=parquet or data.format=csv"
-    )
-
-
-def _canonical_integers(files: list[Path], sep: str, column: str) -> bool:
-    """Whether a CSV column holds only integers written without leading zeros or signs."""
-    try:
-        values = pl.scan_csv(files, separator=sep, infer_schema=False).select(column).collect()
-    except Exception:  # missing column or unreadable file: the normal read reports it
-        return False
-    col = values.get_column(column).drop_nulls()
-    return col.len() > 0 and bool(col.str.contains(r"^(0|-?[1-9][0-9]{0,17})$").all())
-
-
-def scan_raw(path: str | Path, schema: EventSchema) -> tuple[pl.LazyFrame, str]:
-    """Lazily scan the user's file(s) as they are; returns the frame and a display name."""
-    files = resolve_files(path)
-    fmt = _format_of(files, schema.format)
-    name = str(path)
-    if fmt == "parquet":
-        lf = pl.scan_parquet(files)
-    else:
-        sep = "\t" if files[0].suffix.lower() == ".tsv" else ","
-        # Timestamps stay strings until we parse them ourselves, so errors can name bad values;
-        # types are inferred from the whole file, so a late odd value cannot break the read.
-        # Keys and categorical columns stay text: "007" and "7" are two customers, and code
-        # columns like "01" must match the vocabulary; timestamps are parsed by us, so errors
-        # can name bad values.
-        text = ["customer_id", "timestamp", "channel", "action"]
-        names = [schema.source(c) for c in text] + list(schema.extra_categorical)
-        overrides = {n: pl.String for n in names if n}
-        cid = schema.source("customer_id")
-        if cid and _canonical_integers(files, sep, cid):
-            overrides[cid] = pl.Int64  # plain integers read as in Parquet; "007" stays text
-        lf = pl.scan_csv(files, separator=sep, schema_overrides=overrides, infer_schema_length=None)
-    return lf, name
+        raise ConfigError(f"{name}={value!r} is not one of {list(allowed)}")
 
 
 def _is_categorical_type(dtype: pl.DataType) -> bool:
@@ -264,7 +215,15 @@ def normalize(lf: pl.LazyFrame, schema: EventSchema, name: str) -> pl.LazyFrame:
             "strings. Cast it, or map another column with data.columns.customer_id=..."
         )
     ts = schema.source("timestamp")
-    ts_expr = timestamp_expr(have[ts], ts, schema.timestamp_unit, schema.time_zone)
+    unit, mixed = epoch_unit(lf, have[ts], ts, schema.timestamp_unit)
+    if mixed:
+        raise EventDataError(
+            f"{name}: column '{ts}' (timestamp) mixes epoch units: {mixed['n_s']} values look "
+            f"like seconds (below 1e10, e.g. {mixed['s']}) and {mixed['n_ms']} like milliseconds "
+            f"(1e10 and above, e.g. {mixed['ms']}). The unit is decided per column: convert "
+            "the column to one unit, or set data.timestamp_unit=s or data.timestamp_unit=ms."
+        )
+    ts_expr = timestamp_expr(have[ts], ts, unit, schema.time_zone)
     if ts_expr is None:
         raise EventDataError(
             f"{name}: column '{ts}' (timestamp) has type {have[ts]}; expected a datetime, an "
@@ -312,6 +271,8 @@ def normalize(lf: pl.LazyFrame, schema: EventSchema, name: str) -> pl.LazyFrame:
                 f"{have[extra]}; move it to data.extra_categorical or cast it to numbers."
             )
         exprs.append(pl.col(extra).cast(pl.Float64))
+    # Exact duplicates are judged on every column of the file, not only on those read here.
+    exprs.append(pl.struct(pl.all()).hash(seed=7).alias(DUP_KEY))
     return lf.select(*exprs).with_row_index(ROW)
 
 
@@ -392,17 +353,56 @@ def validate(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
         df = df.filter(~null_key)
         if df.height == 0:
             raise EventDataError(f"{name}: every row has a null customer_id or timestamp")
+    df = apply_future_policy(df, schema, name)
     df = sort_events(df)
     if schema.duplicates == "drop":
-        before = df.height
+        before = df
         df = drop_duplicates(df)
-        if df.height < before:
-            log.info(
-                "%s: dropped %d exact duplicate events (data.duplicates=drop)",
+        if df.height < before.height:
+            dropped = before.join(df.select(ROW), on=ROW, how="anti")
+            log.warning(
+                "%s: dropped %d of %d events as exact duplicates (equal in every column of the "
+                "file), e.g. %s; set data.duplicates=keep to keep them",
                 name,
-                before - df.height,
+                dropped.height,
+                before.height,
+                event_examples(dropped),
             )
-    return df
+    return df.drop(DUP_KEY, strict=False)
+
+
+def event_examples(df: pl.DataFrame, n: int = _EXAMPLES) -> list[str]:
+    """A few events as ``customer_id @ timestamp action`` strings, for messages."""
+    rows = df.head(n).select("customer_id", "timestamp", "action").iter_rows()
+    return [f"{c} @ {t:%Y-%m-%d %H:%M:%S} {a}" for c, t, a in rows]
+
+
+def now_utc() -> datetime:
+    """The wall clock (a function, so tests can move it)."""
+    return datetime.now(timezone.utc)
+
+
+def apply_future_policy(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
+    """Events after the wall clock: an error, dropped or kept per ``data.future_events``; the
+    count and examples are reported in every case."""
+    now = now_utc()
+    future = pl.col("timestamp") > now
+    n = df.select(future.sum()).item()
+    if not n:
+        return df
+    examples = event_examples(df.filter(future).sort("timestamp", descending=True))
+    what = (
+        f"{name}: {n} of {df.height} events are dated after the wall clock "
+        f"({now:%Y-%m-%d %H:%M} UTC), e.g. {examples}"
+    )
+    if schema.future_events == "error":
+        raise EventDataError(
+            f"{what}. Fix their timestamps (data.time_zone / data.timestamp_unit?), or set "
+            "data.future_events=drop to drop them or data.future_events=keep to keep them."
+        )
+    log.warning("%s; data.future_events=%s: %s", what, schema.future_events,
+                "dropped" if schema.future_events == "drop" else "kept")  # fmt: skip
+    return df.filter(~future) if schema.future_events == "drop" else df
 
 
 def read_error(name: str, err: Exception) -> EventDataError:

@@ -38,6 +38,7 @@ from journeyformer.data._synthetic_params import (
 )
 from journeyformer.data._synthetic_process import RawJourneys, simulate
 from journeyformer.data.timestamps import UTC_US
+from journeyformer.errors import OutputError
 from journeyformer.io import atomic_write_parquet, atomic_write_text
 
 # Bump when the simulation changes, so cached generated data is made anew.
@@ -248,34 +249,66 @@ def write_journeys(
     return paths
 
 
+def stamp_path(events_path: str | Path) -> Path:
+    """The generator's stamp beside ``events_path``: the settings and the generator version."""
+    path = Path(events_path)
+    return path.with_name(path.stem + ".config.json")
+
+
+def check_owned(events_path: str | Path, generated_dir: str | Path | None) -> None:
+    """Raise unless the generator may write at ``events_path``: its stamp is there, or the
+    path lies under ``generated_dir`` (``data.generated_dir``). The generator never writes
+    over a file it did not make."""
+    path = Path(events_path)
+    if stamp_path(path).exists():
+        return
+    if generated_dir is not None:
+        root = Path(generated_dir).resolve()
+        if path.resolve().is_relative_to(root):
+            return
+    where = f"under {Path(generated_dir)} (data.generated_dir)" if generated_dir else "anywhere"
+    exists = "exists and was not made by the generator" if path.exists() else "is not a generated-data path"
+    raise OutputError(
+        f"data.path={path} {exists}: synthetic data is only written {where} or over data it "
+        "generated before (stamp file "
+        f"{stamp_path(path).name}). To train on your own events use data=events "
+        f"data.path={path}."
+    )
+
+
 def generate_dataset(
-    events_path: str | Path, config: SyntheticConfig
+    events_path: str | Path, config: SyntheticConfig, generated_dir: str | Path | None = None
 ) -> tuple[SyntheticJourneys, dict[str, Path]]:
-    """Generate journeys for ``config`` and write them next to ``events_path`` (overwriting)."""
+    """Generate journeys for ``config`` and write them next to ``events_path``, replacing data
+    the generator made before; refuses other paths (:func:`check_owned`)."""
     path = Path(events_path)
     if path.suffix != ".parquet":
-        raise ValueError(
+        raise OutputError(
             f"synthetic data is written as Parquet, but data.path is {str(path)!r}; "
             "use a path ending in .parquet"
         )
+    check_owned(path, generated_dir)
     journeys = generate_journeys(config)
     paths = write_journeys(journeys, path.parent, events_filename=path.name)
+    stamp = {"config": asdict(config), "generator": GENERATOR_VERSION}
+    atomic_write_text(stamp_path(path), json.dumps(stamp, sort_keys=True))
     log.info("wrote %d synthetic events to %s", journeys.events.height, path)
     return journeys, paths
 
 
-def ensure_synthetic(events_path: str | Path, config: SyntheticConfig) -> Path:
+def ensure_synthetic(
+    events_path: str | Path, config: SyntheticConfig, generated_dir: str | Path | None = None
+) -> Path:
     """Return ``events_path``, generating the synthetic data set there first if it is missing
     or was made with other settings or another generator version (a ``.config.json`` stamp
-    beside it records both)."""
+    beside it records both). Only writes where :func:`check_owned` allows."""
     path = Path(events_path)
-    stamp = path.with_name(path.stem + ".config.json")
+    stamp = stamp_path(path)
     wanted = json.dumps({"config": asdict(config), "generator": GENERATOR_VERSION}, sort_keys=True)
     if path.exists() and stamp.exists() and stamp.read_text() == wanted:
         return path
     log.info("generating synthetic data at %s with %s", path, config)
-    journeys, _ = generate_dataset(path, config)
-    atomic_write_text(stamp, wanted)
+    journeys, _ = generate_dataset(path, config, generated_dir)
     log.info("synthetic data summary:\n%s", summarize(journeys))
     return path
 

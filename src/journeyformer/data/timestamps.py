@@ -2,7 +2,9 @@
 
 Accepted: datetimes, dates, ISO-8601 strings (``2025-01-31``, ``2025-01-31 12:00``,
 ``2025-01-31T12:00:00.5+02:00``, ``...Z``), and epoch seconds / milliseconds as numbers or digit
-strings (unit ``auto`` takes magnitudes above 1e11 as milliseconds). Naive values are read in a
+strings. The epoch unit is decided once per column, never per value (:func:`epoch_unit`): with
+``auto``, a column whose magnitudes are all below 1e10 is seconds, all at or above 1e10 is
+milliseconds, and a column with both is an error naming examples of each. Naive values are read in a
 time zone; a wall time that a daylight-saving change repeats takes the earlier instant, one that
 it skips becomes null. Values that cannot be parsed become null too; :func:`raw_timestamp`
 keeps the originals so the caller can count and quote them.
@@ -13,8 +15,9 @@ from __future__ import annotations
 import polars as pl
 
 UTC_US = pl.Datetime("us", "UTC")
-# Epoch values above this are milliseconds (1e11 s is the year 5138).
-_EPOCH_MS_THRESHOLD = 1e11
+# Epoch magnitudes at or above this are milliseconds: as seconds they would fall after the year
+# 2286, as milliseconds they fall after 1970-04-26.
+EPOCH_MS_FROM = 1e10
 # Timestamps must fall before the year 10000 (microseconds since the epoch).
 _MAX_MICROS = 253_402_300_800 * 1_000_000
 _ISO_AWARE = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%#z")
@@ -36,8 +39,8 @@ def check_time_zone(value: str, setting: str) -> None:
 def timestamp_expr(raw: pl.DataType, col: str, unit: str, tz: str) -> pl.Expr | None:
     """An expression turning column ``col`` of type ``raw`` into Datetime("us", "UTC").
 
-    ``unit`` (auto | s | ms) reads epoch numbers, ``tz`` reads naive values. Returns None when
-    ``raw`` is no type a timestamp can come from.
+    ``unit`` (s | ms, decided for the column by :func:`epoch_unit`) reads epoch numbers, ``tz``
+    reads naive values. Returns None when ``raw`` is no type a timestamp can come from.
     """
     c = pl.col(col)
     if raw == pl.Null:  # every value missing: the null-key policy decides
@@ -75,17 +78,48 @@ def raw_timestamp(raw: pl.DataType, col: str) -> pl.Expr:
     return c
 
 
+def epoch_values(raw: pl.DataType, col: str) -> pl.Expr | None:
+    """The epoch numbers of column ``col`` (null where a value is not one), or None when the
+    column cannot hold any (datetimes, dates)."""
+    c = pl.col(col)
+    if raw.is_numeric():
+        return c.cast(pl.Float64)
+    if raw in (pl.String, pl.Categorical) or isinstance(raw, pl.Enum):
+        s = _clean_timestamp_strings(c)
+        return pl.when(s.str.contains(_EPOCH_STRING)).then(s.cast(pl.Float64, strict=False))
+    return None
+
+
+def epoch_unit(lf: pl.LazyFrame, raw: pl.DataType, col: str, unit: str) -> tuple[str, dict]:
+    """The epoch unit of column ``col`` as a whole: ``unit`` unless it is ``auto``.
+
+    Returns ``(unit, mixed)``: ``mixed`` is empty, or (when magnitudes below and at or above
+    :data:`EPOCH_MS_FROM` both occur) ``{"s": [examples], "ms": [examples]}`` for the caller's
+    error. One pass over the column.
+    """
+    x = epoch_values(raw, col)
+    if unit != "auto" or x is None:
+        return (unit if unit != "auto" else "s"), {}
+    big = x.abs() >= EPOCH_MS_FROM
+    stats = lf.select(
+        big.sum().alias("n_ms"),
+        (~big).sum().alias("n_s"),
+        pl.col(col).filter(~big).head(3).cast(pl.String).implode().alias("s"),
+        pl.col(col).filter(big).head(3).cast(pl.String).implode().alias("ms"),
+    ).collect(engine="streaming")
+    n_ms, n_s, ex_s, ex_ms = stats.row(0)
+    if n_ms and n_s:
+        return "s", {"s": list(ex_s), "ms": list(ex_ms), "n_s": n_s, "n_ms": n_ms}
+    return ("ms" if n_ms else "s"), {}
+
+
 def _epoch_expr(seconds_or_ms: pl.Expr, unit: str) -> pl.Expr:
     """Numbers since 1970-01-01 UTC -> Datetime("us", "UTC"); out-of-range values -> null.
 
     Float64 arithmetic is exact here: micros below 2**53 cover every time before 2255.
     """
     x = seconds_or_ms.cast(pl.Float64)
-    if unit == "auto":
-        scale = pl.when(x.abs() > _EPOCH_MS_THRESHOLD).then(1e3).otherwise(1e6)
-    else:
-        scale = pl.lit({"s": 1e6, "ms": 1e3}[unit])
-    micros = x * scale
+    micros = x * pl.lit({"s": 1e6, "ms": 1e3}[unit])
     ok = micros.is_finite() & (micros.abs() < _MAX_MICROS)
     return pl.when(ok).then(micros.round(0)).cast(pl.Int64).cast(UTC_US)
 

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
+from journeyformer.data.as_of import data_end
 from journeyformer.data.samples import parse_time
 from journeyformer.data.schema import EventDataError, load_events
 from journeyformer.data.sequences import Sequences, build_sequences
@@ -90,7 +91,10 @@ def evaluate_bundle(
             "map yours with data.columns.<name>=<your column>)"
         ) from None
     labels = bundle.labels
-    first, last = events["timestamp"].min(), events["timestamp"].max()
+    first, end = events["timestamp"].min(), data_end(events)
+    last = end.end
+    if as_of is None:
+        log.info("%s; as_of = that minus the horizon", end.describe(str(input_path)))
     as_of_t = parse_time(as_of) if as_of is not None else last - labels.horizon
     after = events.filter(pl.col("timestamp") > as_of_t).height
     if after == 0:

@@ -23,10 +23,13 @@ from journeyformer.data.labels import LabelConfig
 from journeyformer.data.schema import (
     EventDataError,
     EventSchema,
+    apply_future_policy,
+    now_utc,
     read_error,
     scan_events,
     validate,
 )
+from journeyformer.data.as_of import data_end
 from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
 from journeyformer.data.timestamps import UTC_US  # also imported from here
 from journeyformer.data.vocab import Vocabularies
@@ -46,7 +49,7 @@ class InputPlan:
         name: the input as the user gave it (for messages).
         n_rows: events in the input.
         n_customers: distinct non-null customer ids.
-        latest: latest event timestamp (UTC).
+        latest: the end of the data, the default as_of (UTC, :mod:`journeyformer.data.as_of`).
         n_chunks: customer chunks the input is read in.
     """
 
@@ -115,6 +118,22 @@ class EventChunks:
                 f"{self.name}: no row has a usable timestamp (column "
                 f"'{self.schema.source('timestamp')}'); map another with data.columns.timestamp=..."
             )
+        if self.schema.future_events != "keep":  # the policy applies before any work
+            future = self._collect(self.lf.filter(pl.col("timestamp") > now_utc()).head(1000))
+            if future.height and self.schema.future_events == "error":
+                apply_future_policy(future, self.schema, self.name)  # raises with examples
+        ts = self.lf.select("timestamp")
+        if self.schema.future_events == "drop":
+            ts = ts.filter(pl.col("timestamp") <= now_utc())
+        try:
+            end = data_end(ts)
+        except pl.exceptions.PolarsError as err:
+            raise read_error(self.name, err) from None
+        except ValueError:
+            end = None
+        if end is not None:
+            latest = end.end
+            log.info("%s", end.describe(self.name))
         n_chunks = max(1, math.ceil(customers / chunk_customers))
         return InputPlan(self.name, int(rows), int(customers), latest, n_chunks)
 

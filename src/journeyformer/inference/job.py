@@ -7,9 +7,12 @@ Flow, per customer chunk (:mod:`journeyformer.inference.chunks`)::
 
 Polars and onnxruntime both release the GIL, so preparing the next chunk overlaps with
 inference on the current one; at most two chunks are in memory. Predictions stream into a
-temporary Parquet file beside the output, renamed into place only when every chunk succeeded,
-so a failure leaves no partial output. Customers without a prediction go to the rejects file
-with a reason; together the two files hold every customer of the input exactly once.
+temporary Parquet file beside the output; predictions and rejects are published together only
+when every chunk succeeded, with ``<output stem>.manifest.json`` (row counts, checksums) written
+last (:func:`journeyformer.publish.publish_files`), so a failure or a kill leaves the previous
+result. Outputs that would overwrite the input or each other, or an existing directory, are
+refused before any work. Customers without a prediction go to the rejects file with a reason;
+together the two files hold every customer of the input exactly once.
 
 Needs no torch.
 """
@@ -33,7 +36,13 @@ from journeyformer.data.samples import parse_time
 from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.chunks import UTC_US, Chunk, EventChunks
 from journeyformer.inference.predictor import Batch, Predictor, prediction_schema
-from journeyformer.io import atomic_path
+from journeyformer.publish import (
+    check_distinct,
+    check_file_output,
+    clean_stale,
+    manifest_path,
+    publish_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +116,13 @@ def predict_events(
             first_event). Default: ``<output stem>.rejects.parquet``.
     """
     start = time.perf_counter()
+    output, rejects = Path(output), Path(rejects) if rejects else rejects_path(output)
+    manifest = manifest_path(output)
+    check_distinct({"output": output, "rejects": rejects, "input": input, "manifest": manifest})
+    check_file_output(output, "output", [input])
+    check_file_output(rejects, "rejects", [input])
+    check_file_output(manifest, "manifest", [input])
+    clean_stale([output, rejects, manifest])
     try:
         given_as_of = parse_time(as_of) if as_of is not None else None
     except ValueError as err:
@@ -118,7 +134,6 @@ def predict_events(
     plan = chunks.plan
     when = given_as_of if given_as_of is not None else plan.latest
     vocabs, features, labels = bundle.vocabs, bundle.features, bundle.labels
-    output, rejects = Path(output), Path(rejects) if rejects else rejects_path(output)
     log.info(
         "%s: %d events, %d customers, %d chunk(s); as_of %s; onnxruntime on %s",
         plan.name,
@@ -139,7 +154,8 @@ def predict_events(
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
     bar = tqdm(total=plan.n_customers, unit="customer", desc="scoring", disable=not progress)
     try:
-        with atomic_path(output) as tmp_out, atomic_path(rejects) as tmp_rej:
+        with publish_files({"predictions": output, "rejects": rejects}, manifest) as tmp:
+            tmp_out, tmp_rej = tmp["predictions"], tmp["rejects"]
             writer = pq.ParquetWriter(tmp_out, pl.DataFrame(schema=schema).to_arrow().schema)
             try:
                 pending: Future = pool.submit(prepare, 0)
