@@ -42,6 +42,10 @@ class OutputError(JourneyformerError):
     """An output path would overwrite or delete something the job did not create."""
 
 
+class RuntimeSetupError(JourneyformerError, RuntimeError):
+    """The machine lacks what a setting needs (e.g. device=cuda without onnxruntime-gpu)."""
+
+
 class CheckpointError(JourneyformerError):
     """A checkpoint file is missing, damaged, foreign or does not fit the run."""
 

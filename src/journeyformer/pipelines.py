@@ -20,10 +20,13 @@ from journeyformer.data.labels import STAGES
 from journeyformer.data.sequences import Sequences
 from journeyformer.metrics.calibration import apply_temperature, fit_temperature, logit
 from journeyformer.evaluation.compare import beats_baselines, compare, format_table
+from journeyformer.errors import CheckpointError
+from journeyformer.inference.bundle import SCHEMA_OVERRIDES
 from journeyformer.metrics.scores import expected_calibration_error
 from journeyformer.io import atomic_write, atomic_write_text
 from journeyformer.model.config import ModelConfig
-from journeyformer.model.module import JourneyModule, load_module
+from journeyformer.model.module import JourneyModule, load_module, read_checkpoint
+from journeyformer.publish import check_inside
 from journeyformer.model.predict import predict_sequences
 from journeyformer.tasks.registry import Baselines
 
@@ -96,6 +99,10 @@ def train(cfg: DictConfig) -> TrainResult:
     Writes under ``cfg.run_dir``: best.ckpt, last.ckpt, logs/, test_metrics.json.
     """
     start = time.perf_counter()
+    if cfg.get("run_name") is not None:  # run_name is a name under checkpoints/, never a path out
+        root = str(cfg.paths.checkpoint_dir)
+        check_inside(Path(root) / str(cfg.run_name), root, f"run_name={cfg.run_name}")
+    run_dir = Path(str(cfg.run_dir))
     L.seed_everything(int(cfg.seed), workers=True)
     data_cfg, labels_cfg = _plain(cfg.data), _plain(cfg.labels)
     dm = JourneyDataModule(
@@ -108,11 +115,10 @@ def train(cfg: DictConfig) -> TrainResult:
     dm.setup()
     assert dm.data is not None
     spec = data_spec(dm.data, data_cfg, labels_cfg)
-    if cfg.get("resume_from"):
-        _check_resumable(Path(str(cfg.resume_from)), spec)
     model_cfg = ModelConfig.from_data(_plain(cfg.model), spec)
+    if cfg.get("resume_from"):
+        _check_resumable(Path(str(cfg.resume_from)), spec, model_cfg.to_dict())
     module = JourneyModule(model_cfg.to_dict(), spec, _plain(cfg.model.get("optimizer")))
-    run_dir = Path(str(cfg.run_dir))
     run_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
@@ -148,7 +154,7 @@ def calibrate(module: JourneyModule, val: Sequences, checkpoint: Path) -> dict[s
     if not calibrated:
         return {}
     outputs = predict_sequences(module.net, val)
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(checkpoint)
     report = {}
     for task in calibrated:
         p, y = outputs[task.metric_output], val.labels[task.name]
@@ -165,15 +171,27 @@ def calibrate(module: JourneyModule, val: Sequences, checkpoint: Path) -> dict[s
     return report
 
 
-def _check_resumable(checkpoint: Path, spec: dict[str, Any]) -> None:
-    """Resuming is only sound on data that gives the same vocabularies and features."""
+def _check_resumable(
+    checkpoint: Path, spec: dict[str, Any], model: dict[str, Any] | None = None
+) -> None:
+    """Resuming is only sound with the same model settings, on data that gives the same
+    vocabularies and features."""
     if not checkpoint.exists():
-        raise FileNotFoundError(f"resume_from={checkpoint}: no such checkpoint")
-    old = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]["data_spec"]
+        raise CheckpointError(f"resume_from={checkpoint}: no such checkpoint")
+    hp = read_checkpoint(checkpoint)["hyper_parameters"]
+    if model is not None and hp["model"] != model:
+        changed = sorted(k for k in set(hp["model"]) | set(model) if hp["model"].get(k) != model.get(k))
+        diff = ", ".join(f"{k}={hp['model'].get(k)!r} there, {model.get(k)!r} now" for k in changed[:4])
+        raise CheckpointError(
+            f"resume_from={checkpoint}: the checkpoint was trained with other model settings "
+            f"(differ: {diff}). "
+            "Resume with the model settings of that run (e.g. the same model=...), or start a new run."
+        )
+    old = hp["data_spec"]
     for key in ("vocabs", "features"):
         if old[key] != spec[key]:
             changed = [k for k in set(old[key]) | set(spec[key]) if old[key].get(k) != spec[key].get(k)]
-            raise ValueError(
+            raise CheckpointError(
                 f"resume_from={checkpoint}: the data gives other {key} than the checkpoint was "
                 f"trained with (changed: {sorted(changed)}); embeddings would be misread. Resume "
                 "on the same data and settings, or start a new run."
@@ -216,7 +234,7 @@ def export(cfg: DictConfig) -> Any:
     if data.get("path"):
         validation = ValidationData(
             path=str(data["path"]),
-            schema_overrides={"columns": data.get("columns") or {}},
+            schema_overrides={k: data.get(k) for k in SCHEMA_OVERRIDES if data.get(k) is not None},
             split=data.get("split") or {},
             active_within_days=data.get("active_within_days"),
             max_customers=int(data.get("max_customers", 5000)),

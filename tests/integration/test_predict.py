@@ -196,8 +196,8 @@ def test_column_mapping_override_from_config(bundle_dir, events, tmp_path):
                 f"bundle={bundle_dir}",
                 f"input={path}",
                 f"output={tmp_path / 'p.parquet'}",
-                "+data.columns.customer_id=user_id",
-                "+data.columns.timestamp=ts",
+                "data.columns.customer_id=user_id",  # no "+": as in train (issue 9)
+                "data.columns.timestamp=ts",
                 "progress=false",
                 "top_k=2",
             ],

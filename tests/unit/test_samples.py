@@ -213,3 +213,49 @@ def test_training_label_windows_never_overlap_validation_or_test() -> None:
         b = build_sequences(tampered, train, vocabs, FEATURES, LABELS)
         for task in a.labels:
             np.testing.assert_array_equal(a.labels[task], b.labels[task], err_msg=f"{train} {task}")
+
+
+# --- issue 9: splits too small for their metrics are never silent ------------------------------
+
+
+def _counts(train: list[int], val: int, test: int, churners: int = 20):
+    from journeyformer.data.samples import SampleCount
+
+    cut = [datetime(2025, m, 1, tzinfo=UTC) for m in range(1, 7)]
+    return {
+        "train": [SampleCount(c, n, n, n // 3) for c, n in zip(cut, train)],
+        "val": [SampleCount(cut[4], val, val, min(churners, val))],
+        "test": [SampleCount(cut[5], test, test, min(churners, val))],
+    }
+
+
+def test_too_few_training_samples_is_refused_naming_cutoffs_and_counts(caplog) -> None:
+    from journeyformer.errors import EventDataError
+
+    schedule = CutoffSchedule()
+    schedule.check_sample_counts(_counts([400, 400, 400, 400], 100, 100), "e.parquet")  # fine
+    # Campaign events long before the rest: early cutoffs hold almost nothing.
+    sparse = _counts([3, 5, 15, 90], 100, 100)
+    with pytest.raises(EventDataError) as info:
+        schedule.check_sample_counts(sparse, "e.parquet")
+    message = str(info.value)
+    assert "train has 113 samples (< 200)" in message
+    assert "train 2025-01-01 3/3/1, 2025-02-01 5/5/1, 2025-03-01 15/15/5, 2025-04-01 90/90/30" in message
+    assert "labels.cutoffs.sparse=warn" in message
+    assert "precede almost all activity" in caplog.text  # the early cutoffs are named too
+    with pytest.raises(EventDataError, match=r"test has 3 churners and 97 stayers \(< 5\)"):
+        schedule.check_sample_counts(_counts([400] * 4, 100, 100, churners=3), "e.parquet")
+    CutoffSchedule(sparse="warn").check_sample_counts(sparse, "e.parquet")
+    assert "Going on because labels.cutoffs.sparse=warn" in caplog.text
+
+
+def test_prepare_data_applies_the_sample_check(events_path, caplog) -> None:
+    from journeyformer.data.datamodule import prepare_data
+    from journeyformer.errors import EventDataError
+
+    data_cfg = {"path": str(events_path), "extra_categorical": ["device"], "extra_numeric": ["items"]}
+    labels = {"horizon_days": 30, "cutoffs": {"min_samples": 10**6}}
+    with pytest.raises(EventDataError, match=r"too few samples .* train has \d+ samples"):
+        prepare_data(data_cfg, labels)
+    labels["cutoffs"]["sparse"] = "warn"
+    assert len(prepare_data(data_cfg, labels).splits["train"]) > 0

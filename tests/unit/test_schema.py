@@ -505,3 +505,55 @@ def test_csv_keeps_ids_and_codes_as_text(tmp_path):
     events = load_events(path, EventSchema(columns={"customer_id": "cid"}))
     assert events["customer_id"].to_list() == ["007", "7"]
     assert events["channel"].to_list() == ["01", "1"]
+
+
+# --- issue 9: units per column, duplicates on every column, events after the wall clock -------
+
+
+def test_epoch_unit_is_decided_per_column_and_mixing_is_an_error(tmp_path: Path) -> None:
+    # Milliseconds before 1973-03-03 are below 1e11: they used to be read as seconds (year 5006).
+    ms = [86_400_000_000, 1_735_725_600_000, 1_735_725_601_000]
+    events = load(frame(timestamp=ms), tmp_path)
+    assert events["timestamp"].max() == utc(2025, 1, 1, 10, 0, 1)
+    assert events["timestamp"].min() == utc(1972, 9, 27)
+    message = error(frame(timestamp=[1_735_725_600, 1_735_725_600_000, 1_735_725_601]), tmp_path)
+    assert "mixes epoch units: 2 values look like seconds" in message
+    assert "['1735725600', '1735725601']" in message and "['1735725600000']" in message
+    assert "data.timestamp_unit=s" in message
+
+
+def test_duplicates_are_judged_on_every_column_of_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows equal in the mapped columns but not in an unused one (a coupon id) are real events."""
+    df = frame(
+        customer_id=[1, 1, 1],
+        timestamp=["2025-01-01T10:00:00"] * 3,
+        channel=["store"] * 3,
+        action=["redeem"] * 3,
+        amount=[5.0] * 3,
+    ).with_columns(pl.Series("coupon", ["A", "B", "A"]))
+    with caplog.at_level(logging.WARNING, logger="journeyformer.data.schema"):
+        events = load(df, tmp_path)
+    assert events[ROW].to_list() == [0, 1]  # row 2 repeats row 0 in every column
+    assert "dropped 1 of 3 events as exact duplicates" in caplog.text
+    assert "1 @ 2025-01-01 10:00:00 redeem" in caplog.text
+
+
+@pytest.mark.parametrize("policy", ["error", "drop", "keep"])
+def test_events_after_the_wall_clock(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, policy: str
+) -> None:
+    df = frame(timestamp=["2025-01-01T10:00:00", "2200-01-01T00:00:00", "2025-01-03T12:00:00"])
+    schema = EventSchema(future_events=policy)
+    if policy == "error":
+        message = error(df, tmp_path, schema)
+        assert "1 of 3 events are dated after the wall clock" in message
+        assert "['1 @ 2200-01-01 00:00:00 purchase']" in message
+        assert "data.future_events=drop" in message
+        return
+    with caplog.at_level(logging.WARNING, logger="journeyformer.data.schema"):
+        events = load(df, tmp_path, schema)
+    assert events.height == (2 if policy == "drop" else 3)
+    assert "1 of 3 events are dated after the wall clock" in caplog.text
+    assert f"data.future_events={policy}" in caplog.text

@@ -23,6 +23,7 @@ import polars as pl
 from journeyformer.data.schema import ROW
 from journeyformer.data.timestamps import UTC_US
 from journeyformer.data.vocab import Vocab
+from journeyformer.errors import ConfigError
 
 STAGES = ("acquisition", "consideration", "first_purchase", "retention", "loyalty", "churned")
 IGNORE_INDEX = -100  # next_action label when there is no event in the horizon
@@ -56,11 +57,11 @@ class LabelConfig:
             if value is not None:
                 object.__setattr__(self, name, tuple(str(v) for v in value))
         if self.horizon_days <= 0:
-            raise ValueError(f"labels.horizon_days must be > 0, got {self.horizon_days}")
+            raise ConfigError(f"labels.horizon_days must be > 0, got {self.horizon_days}")
         if self.churned_after_days <= 0 or self.loyalty_window_days <= 0:
-            raise ValueError("labels.churned_after_days and labels.loyalty_window_days must be > 0")
+            raise ConfigError("labels.churned_after_days and labels.loyalty_window_days must be > 0")
         if self.loyalty_min_purchases < 2:
-            raise ValueError("labels.loyalty_min_purchases must be at least 2")
+            raise ConfigError("labels.loyalty_min_purchases must be at least 2")
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> LabelConfig:

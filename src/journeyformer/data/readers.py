@@ -111,12 +111,12 @@ def read_parquet(files: list[Path], schema: EventSchema, name: str) -> pl.LazyFr
     for col in columns:
         have = {f: s[col] for f, s in schemas.items() if col in s}
         lacking = [f.name for f in files if col not in schemas[f]]
-        if lacking:
-            if col in used:
-                problems.append(
-                    f"column '{col}' is missing in {len(lacking)} file(s), e.g. {lacking[:3]}"
-                )
+        if lacking and col not in used:
             continue  # an extra column some files have: not read
+        if lacking:
+            problems.append(
+                f"column '{col}' is missing in {len(lacking)} file(s), e.g. {lacking[:3]}"
+            )
         keep.append(col)
         target = _widen(set(have.values()))
         if target is None:

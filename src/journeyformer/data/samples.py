@@ -30,6 +30,7 @@ import numpy as np
 import polars as pl
 
 from journeyformer.errors import EventDataError
+from journeyformer.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +71,13 @@ class CutoffSchedule:
         if self.test is not None:
             object.__setattr__(self, "test", parse_time(self.test))
         if self.horizon_days <= 0:
-            raise ValueError(f"labels.horizon_days must be > 0, got {self.horizon_days}")
+            raise ConfigError(f"labels.horizon_days must be > 0, got {self.horizon_days}")
         if self.n_train < 1:
-            raise ValueError(f"labels.cutoffs.n_train must be >= 1, got {self.n_train}")
+            raise ConfigError(f"labels.cutoffs.n_train must be >= 1, got {self.n_train}")
         if self.train_stride_days <= 0:
-            raise ValueError("labels.cutoffs.train_stride_days must be > 0")
+            raise ConfigError("labels.cutoffs.train_stride_days must be > 0")
         if self.sparse not in ("error", "warn"):
-            raise ValueError(f"labels.cutoffs.sparse={self.sparse!r} is not one of ['error', 'warn']")
+            raise ConfigError(f"labels.cutoffs.sparse={self.sparse!r} is not one of ['error', 'warn']")
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], horizon_days: float) -> CutoffSchedule:
@@ -149,7 +150,7 @@ class CutoffSchedule:
         train = [t for t in train if t > first_event]
         if not train:
             span = (last_event - first_event).days
-            raise ValueError(
+            raise ConfigError(
                 f"the events span {span} days ({first_event:%Y-%m-%d} .. {last_event:%Y-%m-%d}), "
                 f"too short for horizon {self.horizon_days:g} days: the schedule needs at least "
                 f"3 horizons plus some history. Lower labels.horizon_days or set "
@@ -163,7 +164,7 @@ def parse_time(value: str | datetime) -> datetime:
     try:
         t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     except ValueError:
-        raise ValueError(
+        raise ConfigError(
             f"{value!r} is not an ISO-8601 time; write e.g. 2025-01-31 or 2025-01-31T12:00:00+01:00"
         ) from None
     return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
@@ -175,7 +176,7 @@ def split_of(
     """(N,) array of "train" / "val" / "test", stable across runs, machines and versions."""
     in_range = 0 <= val_fraction < 1 and 0 <= test_fraction < 1
     if not in_range or val_fraction + test_fraction >= 1:
-        raise ValueError(
+        raise ConfigError(
             f"data.split fractions val={val_fraction}, test={test_fraction} must be in [0, 1) "
             "and sum to less than 1"
         )

@@ -35,6 +35,7 @@ from journeyformer.data.labels import (
 )
 from journeyformer.data.schema import ROW, check_time_zone, sort_events
 from journeyformer.data.vocab import UNK_ID, Vocabularies
+from journeyformer.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,11 @@ class FeatureConfig:
         object.__setattr__(self, "categorical", tuple(self.categorical))
         object.__setattr__(self, "numeric", tuple(self.numeric))
         if self.max_len < 1:
-            raise ValueError(f"data.max_len must be >= 1, got {self.max_len}")
+            raise ConfigError(f"data.max_len must be >= 1, got {self.max_len}")
         if self.categorical[:1] != ("action",):
-            raise ValueError(f"categorical features start with 'action', got {self.categorical}")
+            raise ConfigError(f"categorical features start with 'action', got {self.categorical}")
         if len(set(self.categorical)) != len(self.categorical):
-            raise ValueError(f"categorical features must be distinct, got {self.categorical}")
+            raise ConfigError(f"categorical features must be distinct, got {self.categorical}")
         check_time_zone(self.time_zone, "data.time_zone")
 
     @property
@@ -271,13 +272,13 @@ def _check_columns(
 ) -> None:
     missing = [c for c in needed if c not in schema]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"{source}: events lack column(s) {missing}; build_sequences takes the canonical frame "
             "from load_events (check data.extra_categorical / data.extra_numeric)"
         )
     no_vocab = [c for c in categorical if c not in vocabs]
     if no_vocab:
-        raise ValueError(f"{source}: no vocabulary for categorical column(s) {no_vocab}")
+        raise ConfigError(f"{source}: no vocabulary for categorical column(s) {no_vocab}")
 
 
 def build_sequences(

@@ -40,6 +40,7 @@ from journeyformer.data._synthetic_process import RawJourneys, simulate
 from journeyformer.data.timestamps import UTC_US
 from journeyformer.errors import OutputError
 from journeyformer.io import atomic_write_parquet, atomic_write_text
+from journeyformer.errors import ConfigError
 
 # Bump when the simulation changes, so cached generated data is made anew.
 GENERATOR_VERSION = 1
@@ -100,7 +101,7 @@ class SyntheticConfig:
         try:
             date.fromisoformat(str(self.start))
         except ValueError:
-            raise ValueError(
+            raise ConfigError(
                 f"SyntheticConfig.start must be an ISO date such as '2025-01-01', "
                 f"got {self.start!r}"
             ) from None
@@ -119,7 +120,7 @@ class SyntheticConfig:
         for name, (holds, rule) in rules.items():
             if not holds:
                 value = getattr(self, name)
-                raise ValueError(f"SyntheticConfig.{name} must be {rule}, got {value!r}")
+                raise ConfigError(f"SyntheticConfig.{name} must be {rule}, got {value!r}")
 
     @property
     def start_datetime(self) -> datetime:
@@ -133,7 +134,7 @@ class SyntheticConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown synthetic data setting(s) {unknown}; valid settings: {sorted(known)}"
             )
         return cls(**dict(values))

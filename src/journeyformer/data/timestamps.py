@@ -13,6 +13,7 @@ keeps the originals so the caller can count and quote them.
 from __future__ import annotations
 
 import polars as pl
+from journeyformer.errors import ConfigError
 
 UTC_US = pl.Datetime("us", "UTC")
 # Epoch magnitudes at or above this are milliseconds: as seconds they would fall after the year
@@ -30,7 +31,7 @@ def check_time_zone(value: str, setting: str) -> None:
     try:
         pl.Series([0], dtype=UTC_US).dt.convert_time_zone(value)
     except (pl.exceptions.PolarsError, TypeError, ValueError):
-        raise ValueError(
+        raise ConfigError(
             f"{setting}={value!r} is not a known time zone; use an IANA name such as 'UTC' or "
             "'Europe/Paris'"
         ) from None

@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from journeyformer.io import atomic_write_text
+from journeyformer.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class Vocabularies(dict[str, Vocab]):
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: cannot read vocabularies ({err}); re-run training") from None
+            raise ConfigError(f"{path}: cannot read vocabularies ({err}); re-run training") from None
         return cls.from_dict(data)
 
     def sizes(self) -> dict[str, int]:

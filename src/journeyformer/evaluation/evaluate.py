@@ -23,6 +23,7 @@ from journeyformer.data.as_of import data_end
 from journeyformer.data.samples import parse_time
 from journeyformer.data.schema import EventDataError, load_events
 from journeyformer.data.sequences import Sequences, build_sequences
+from journeyformer.errors import JourneyformerError
 from journeyformer.metrics.calibration import apply_temperature
 from journeyformer.evaluation.compare import compare
 from journeyformer.metrics.scores import expected_calibration_error, per_class_recall
@@ -34,7 +35,7 @@ from journeyformer.tasks.registry import Baselines
 log = logging.getLogger(__name__)
 
 
-class EvaluationError(ValueError):
+class EvaluationError(JourneyformerError):
     """The input cannot give meaningful labels or does not fit the bundle."""
 
 

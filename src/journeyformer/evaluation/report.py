@@ -14,6 +14,7 @@ import numpy as np
 from journeyformer.evaluation.evaluate import Evaluation
 from journeyformer.extras import require
 from journeyformer.io import atomic_dir
+from journeyformer.publish import check_dir_output, clean_stale
 
 
 def make_plots(ev: Evaluation) -> dict[str, tuple[str, bytes]]:
@@ -113,11 +114,7 @@ def write_report(ev: Evaluation, out_dir: str | Path) -> Path:
     Built in a temporary directory beside ``out_dir`` and moved into place at the end; an
     existing report there is replaced.
     """
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not (out / "report.html").exists():
-        raise FileExistsError(
-            f"{out}: exists and is not a journeyformer report; choose another output directory"
-        )
+    out = check_dir_output(out_dir, "output", "report.html", "evaluation")
     pngs = make_plots(ev)
     with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(ev.metrics, indent=1, default=_json_default))
@@ -133,6 +130,10 @@ def evaluate_from_config(cfg: dict[str, Any]) -> tuple[Evaluation, Path]:
 
     require("report", "journeyformer evaluate (the plots of report.html)")  # before scoring
     overrides = {k: v for k, v in (cfg.get("data") or {}).items() if v not in (None, {})}
+    out = cfg.get("output") or str(Path(cfg["bundle"]) / "report")
+    # Refused before any work: a directory we did not make, or one holding the input.
+    check_dir_output(out, "output", "report.html", "evaluation", [cfg["input"], cfg["bundle"]])
+    clean_stale([out])
     ev = evaluate_bundle(
         cfg["bundle"],
         cfg["input"],
@@ -142,7 +143,6 @@ def evaluate_from_config(cfg: dict[str, Any]) -> tuple[Evaluation, Path]:
         batch_size=int(cfg.get("batch_size", 256)),
         progress=bool(cfg.get("progress", True)),
     )
-    out = cfg.get("output") or str(Path(cfg["bundle"]) / "report")
     return ev, write_report(ev, out)
 
 

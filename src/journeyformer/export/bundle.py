@@ -24,6 +24,7 @@ from journeyformer import __version__
 from journeyformer.data.samples import customers_by_split, parse_time
 from journeyformer.data.schema import load_events
 from journeyformer.data.sequences import Sequences, build_sequences
+from journeyformer.errors import ConfigError
 from journeyformer.io import atomic_dir
 from journeyformer.export.onnx import (
     OLDEST_ONNXRUNTIME_TESTED,
@@ -44,12 +45,15 @@ from journeyformer.inference.bundle import (
     MODEL_FILES,
     PREPROCESSING,
     Bundle,
+    file_record,
+    spec_checksum,
 )
 from journeyformer.inference.predictor import length_batches
 from journeyformer.io import atomic_write_text
-from journeyformer.model.module import load_module
+from journeyformer.model.module import load_module, read_checkpoint
 from journeyformer.model.network import JourneyTransformer
 from journeyformer.tasks import registry
+from journeyformer.publish import check_dir_output, clean_stale
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +154,7 @@ def validation_sequences(bundle: Bundle, data: ValidationData) -> Sequences:
         source=f"{data.path} [validation @ {cutoff:%Y-%m-%d}]",
     )
     if len(seqs) == 0:
-        raise ValueError(
+        raise ConfigError(
             f"{data.path}: no validation customers with events before {cutoff:%Y-%m-%d}; is this "
             "the data the checkpoint was trained on? (set data.path, data.split)"
         )
@@ -191,17 +195,16 @@ def build_bundle(
     real validation sequences when ``validation`` is given.
     """
     checkpoint = Path(checkpoint)
-    if not checkpoint.exists():
-        raise FileNotFoundError(
-            f"{checkpoint}: no such checkpoint (set checkpoint=<run_dir>/best.ckpt)"
-        )
     if quantize and validation is None:
-        raise ValueError(
+        raise ConfigError(
             "quantize=true compares int8 with fp32 on validation data: set data.path to the "
             "events the model was trained on"
         )
     output = Path(output) if output else checkpoint.parent / "bundle"
-    hp = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
+    inputs = [checkpoint, validation.path if validation is not None else None]
+    check_dir_output(output, "output", PREPROCESSING, "export", inputs)
+    clean_stale([output])
+    hp = read_checkpoint(checkpoint)["hyper_parameters"]
     net = load_module(checkpoint).net.eval()
     with atomic_dir(output) as tmp:
         fp32 = export_onnx(
@@ -251,5 +254,8 @@ def build_bundle(
             log.warning("%s: not found; the bundle has no %s", metrics_path, METRICS)
         spec["metrics"] = METRICS if result.metrics is not None else None
         atomic_write_text(tmp / EXPORT_REPORT, json.dumps(report, indent=1))
+        # Integrity, checked by load_bundle: every other file, then the spec itself.
+        spec["files"] = {f.name: file_record(f) for f in sorted(tmp.iterdir()) if f.is_file()}
+        spec["spec_sha256"] = spec_checksum(spec)
         atomic_write_text(tmp / PREPROCESSING, json.dumps(spec, indent=1))
     return result

@@ -32,6 +32,8 @@ import numpy as np
 import onnx
 import torch
 
+from journeyformer.errors import JourneyformerError
+
 from journeyformer.data.batch import MODEL_INPUTS
 from journeyformer.inference.session import make_session
 from journeyformer.model.config import ModelConfig
@@ -68,7 +70,7 @@ def quiet_exporter() -> Iterator[None]:
             logging.getLogger(n).setLevel(level)
 
 
-class ExportParityError(RuntimeError):
+class ExportParityError(JourneyformerError, RuntimeError):
     """onnxruntime disagrees with torch beyond tolerance; the message holds the table."""
 
 

@@ -10,11 +10,19 @@ metrics.json        validation/test metrics the checkpoint reached (when trainin
 export_report.json  parity of onnxruntime against torch, and of int8 against fp32
 ==================  ===========================================================================
 
+Integrity: ``preprocessing.json`` records the size and SHA-256 of every other file of the
+bundle (``files``) and a checksum of its own content (``spec_sha256``). :func:`load_bundle`
+checks, before anything is scored, that the JSON parses, has the keys and types of
+:data:`SPEC_SCHEMA`, is of this package's format, was not edited, and that every file is there
+with its size and checksum; any failure is one :class:`BundleError` naming the file and the
+check. A bundle of another format version says to re-export.
+
 This module needs only the standard library, Polars and NumPy (never torch).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,21 +33,78 @@ from journeyformer.data.labels import LabelConfig
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import FeatureConfig
 from journeyformer.data.vocab import Vocabularies
+from journeyformer.errors import ConfigError, JourneyformerError
+from journeyformer.publish import sha256
 from journeyformer.tasks import registry
 from journeyformer.tasks.base import Task, TaskContext
 
-FORMAT_VERSION = 2  # 2: outputs of the enabled tasks only, named by the task registry
+# 2: outputs of the enabled tasks only, named by the task registry.
+# 3: preprocessing.json records checksums of the bundle's files and of itself.
+FORMAT_VERSION = 3
 MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 PREPROCESSING = "preprocessing.json"
 METRICS = "metrics.json"
 EXPORT_REPORT = "export_report.json"
 
 # Schema settings a user may override at predict time; the features themselves may not change.
-SCHEMA_OVERRIDES = ("columns", "time_zone", "timestamp_unit", "null_keys", "duplicates", "format")
+SCHEMA_OVERRIDES = (
+    "columns", "time_zone", "timestamp_unit", "null_keys", "duplicates", "format", "separator",
+    "future_events",
+)  # fmt: skip
 
 
-class BundleError(ValueError):
-    """A bundle directory is missing, incomplete or from an incompatible exporter."""
+class BundleError(JourneyformerError):
+    """A bundle directory is missing, incomplete, damaged, edited or of another format."""
+
+
+# What preprocessing.json must hold: key -> JSON type (nested: key -> schema of that object).
+SPEC_SCHEMA: dict[str, Any] = {
+    "format_version": int,
+    "vocabs": dict,
+    "features": {"max_len": int, "categorical": list, "numeric": list, "time_zone": str},
+    "max_len": int,
+    "labels": dict,
+    "horizon_days": (int, float),
+    "stages": list,
+    "actions": list,
+    "tasks": dict,
+    "temperatures": dict,
+    "schema": {"columns": dict},
+    "cutoffs": dict,
+    "model": dict,
+    "onnx": {"files": dict, "inputs": list, "outputs": list},
+    "files": dict,
+    "spec_sha256": str,
+}
+_JSON_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer"}
+
+
+def spec_checksum(spec: Mapping[str, Any]) -> str:
+    """SHA-256 of the spec's canonical JSON, without its own ``spec_sha256``."""
+    body = {k: v for k, v in spec.items() if k != "spec_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def file_record(path: Path) -> dict[str, Any]:
+    """What preprocessing.json records about one bundle file."""
+    return {"bytes": path.stat().st_size, "sha256": sha256(path)}
+
+
+def _check_schema(spec: Any, schema: Mapping[str, Any], where: str, prefix: str = "") -> None:
+    if not isinstance(spec, dict):
+        raise BundleError(f"{where}: {prefix or 'the content'} is not a JSON object; re-export")
+    for key, want in schema.items():
+        name = f"{prefix}{key}"
+        if key not in spec:
+            raise BundleError(f"{where}: required key '{name}' is missing; the file is incomplete or damaged, re-export the bundle")
+        if isinstance(want, dict):
+            _check_schema(spec[key], want, where, f"{name}.")
+            continue
+        types = want if isinstance(want, tuple) else (want,)
+        value = spec[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            expected = " or ".join(_JSON_NAMES.get(t, "a number") for t in types)
+            raise BundleError(f"{where}: key '{name}' is {type(value).__name__}, expected {expected}; re-export the bundle")
 
 
 @dataclass(frozen=True)
@@ -113,19 +178,23 @@ class Bundle:
         base = dict(self.spec["schema"])
         for key, value in (overrides or {}).items():
             if key not in SCHEMA_OVERRIDES:
-                raise ValueError(
+                if value is None:
+                    continue
+                raise ConfigError(
                     f"data.{key} cannot be overridden at predict time; allowed: "
                     f"{list(SCHEMA_OVERRIDES)} "
                     "(the extra feature columns are fixed by the model)"
                 )
+            if key == "columns":  # a null entry keeps the training column
+                value = {k: v for k, v in dict(value).items() if v is not None}
             if value is None or (key == "columns" and not value):
                 continue
-            base[key] = {**base["columns"], **dict(value)} if key == "columns" else value
+            base[key] = {**base["columns"], **value} if key == "columns" else value
         return EventSchema.from_config(base)
 
     def model_path(self, precision: str = "fp32") -> Path:
         if precision not in MODEL_FILES:
-            raise ValueError(f"precision={precision!r} is not one of {list(MODEL_FILES)}")
+            raise ConfigError(f"precision={precision!r} is not one of {list(MODEL_FILES)}")
         path = self.path / MODEL_FILES[precision]
         if not path.exists():
             hint = " (export with quantize=true to write it)" if precision == "int8" else ""
@@ -134,19 +203,49 @@ class Bundle:
 
 
 def load_bundle(path: str | Path) -> Bundle:
-    """Read ``preprocessing.json`` of the bundle at ``path`` and check it can be used."""
+    """Read ``preprocessing.json`` of the bundle at ``path`` and check the bundle's integrity
+    (module docstring); raises :class:`BundleError` naming the file and the failed check."""
     path = Path(path)
     spec_path = path / PREPROCESSING
-    if not spec_path.exists():
+    if not spec_path.is_file():
         raise BundleError(
             f"{path}: not a model bundle (no {PREPROCESSING}); make one with "
             "`python scripts/export.py checkpoint=<run_dir>/best.ckpt`"
         )
-    spec = json.loads(spec_path.read_text())
-    version = spec.get("format_version")
+    try:
+        spec = json.loads(spec_path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BundleError(
+            f"{spec_path}: not valid JSON ({err}); the file is damaged, re-export the bundle"
+        ) from None
+    version = spec.get("format_version") if isinstance(spec, dict) else None
     if version != FORMAT_VERSION:
         raise BundleError(
             f"{spec_path}: bundle format {version}, this package reads format {FORMAT_VERSION}; "
             "re-export the checkpoint with this version of journeyformer"
         )
+    _check_schema(spec, SPEC_SCHEMA, str(spec_path))
+    if spec_checksum(spec) != spec["spec_sha256"]:
+        raise BundleError(
+            f"{spec_path}: checksum mismatch: the file was edited after export (vocabularies, "
+            "max_len, ... must stay as the model was trained); re-export the bundle"
+        )
+    missing = [f for f in spec["onnx"]["files"].values() if f not in spec["files"]]
+    if missing:
+        raise BundleError(f"{spec_path}: model file(s) {missing} have no recorded checksum; re-export the bundle")
+    for name, record in spec["files"].items():
+        f = path / name
+        if not f.is_file():
+            raise BundleError(f"{f}: missing from the bundle (it was exported with it); re-export the bundle")
+        size = f.stat().st_size
+        if size != record.get("bytes"):
+            raise BundleError(
+                f"{f}: size check failed ({size} bytes, the export wrote {record.get('bytes')}): "
+                "truncated or replaced; re-export the bundle"
+            )
+        if sha256(f) != record.get("sha256"):
+            raise BundleError(
+                f"{f}: checksum mismatch: the file changed after export (damaged or edited); "
+                "re-export the bundle"
+            )
     return Bundle(path, spec)

@@ -33,6 +33,7 @@ from journeyformer.data.as_of import data_end
 from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
 from journeyformer.data.timestamps import UTC_US  # also imported from here
 from journeyformer.data.vocab import Vocabularies
+from journeyformer.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class EventChunks:
         self, path: str | Path, schema: EventSchema, chunk_customers: int = 50_000
     ) -> None:
         if chunk_customers < 1:
-            raise ValueError(f"chunk_customers must be >= 1, got {chunk_customers}")
+            raise ConfigError(f"chunk_customers must be >= 1, got {chunk_customers}")
         self.schema = schema
         self.lf, self.name = scan_events(path, schema)
         self.plan = self._plan(chunk_customers)

@@ -36,6 +36,7 @@ from journeyformer.data.samples import parse_time
 from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.chunks import UTC_US, Chunk, EventChunks
 from journeyformer.inference.predictor import Batch, Predictor, prediction_schema
+from journeyformer.errors import ConfigError
 from journeyformer.publish import (
     check_distinct,
     check_file_output,
@@ -126,7 +127,7 @@ def predict_events(
     try:
         given_as_of = parse_time(as_of) if as_of is not None else None
     except ValueError as err:
-        raise ValueError(f"as_of: {err}") from None
+        raise ConfigError(f"as_of: {err}") from None
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     # The session first: a missing GPU runtime fails before any data is read.
     predictor = Predictor(bundle, device, precision, threads, batch_size, optimization=optimization)

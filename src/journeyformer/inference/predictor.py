@@ -23,6 +23,7 @@ import polars as pl
 from journeyformer.data.sequences import Sequences, pad
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.session import make_session
+from journeyformer.errors import ConfigError
 from journeyformer.tasks.base import lists
 
 
@@ -46,7 +47,7 @@ def length_batches(seqs: Sequences, batch_size: int) -> list[Batch]:
     compute goes to padding; the model is exact under any padding, so order does not matter.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     order = np.argsort(seqs.lengths, kind="stable")
     return [
         Batch(idx, pad(seqs, idx))
@@ -104,7 +105,7 @@ class Predictor:
         self.output_names = bundle.output_names
         got = tuple(i.name for i in self.session.get_inputs())
         if got != self.input_names:
-            raise ValueError(
+            raise ConfigError(
                 f"{bundle.path}: model inputs {got} differ from preprocessing.json "
                 f"{self.input_names}; re-export the bundle"
             )

@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 
 import onnxruntime as ort
+from journeyformer.errors import ConfigError, RuntimeSetupError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def session_options(
 ) -> ort.SessionOptions:
     """Session options as documented in the module docstring."""
     if optimization not in OPTIMIZATION:
-        raise ValueError(f"optimization={optimization!r} is not one of {list(OPTIMIZATION)}")
+        raise ConfigError(f"optimization={optimization!r} is not one of {list(OPTIMIZATION)}")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = OPTIMIZATION[optimization]
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -85,7 +86,7 @@ def session_options(
 def providers_for(device: str) -> list[str | tuple[str, dict]]:
     """Execution providers for ``device``; fails with what to install when CUDA is missing."""
     if device not in DEVICES:
-        raise ValueError(f"device={device!r} is not one of {list(DEVICES)}")
+        raise ConfigError(f"device={device!r} is not one of {list(DEVICES)}")
     if device == "cpu":
         return ["CPUExecutionProvider"]
     available = ort.get_available_providers()
@@ -96,7 +97,7 @@ def providers_for(device: str) -> list[str | tuple[str, dict]]:
             if len(runtimes) > 1
             else ""
         )
-        raise RuntimeError(
+        raise RuntimeSetupError(
             f"device=cuda needs onnxruntime's {_CUDA}, but this onnxruntime "
             f"({ort.__version__}) only has {available}.{both} To fix: {_GPU_HINT}. "
             "Or use device=cpu."
@@ -117,7 +118,7 @@ def make_session(
     session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
     if device == "cuda" and session.get_providers()[0] != _CUDA:
         # onnxruntime falls back to CPU silently when the CUDA libraries fail to load.
-        raise RuntimeError(
+        raise RuntimeSetupError(
             f"device=cuda: onnxruntime could not start {_CUDA} (CUDA/cuDNN libraries not found "
             f"or incompatible) and fell back to {session.get_providers()}. To fix: {_GPU_HINT}."
         )

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from journeyformer.data.labels import STAGES
+from journeyformer.errors import ConfigError
 from journeyformer.tasks import registry
 
 
@@ -36,23 +37,23 @@ class ModelConfig:
         object.__setattr__(self, "categorical_sizes", tuple(int(s) for s in self.categorical_sizes))
         object.__setattr__(self, "tasks", {k: float(v) for k, v in dict(self.tasks).items() if v})
         if self.d_model % self.n_heads:
-            raise ValueError(f"model.d_model={self.d_model} must be divisible by model.n_heads={self.n_heads}")
+            raise ConfigError(f"model.d_model={self.d_model} must be divisible by model.n_heads={self.n_heads}")
         unknown = set(self.tasks) - set(registry.TASKS)
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"model.tasks has unknown tasks {sorted(unknown)}; known: {list(registry.TASKS)}"
             )
         if not self.tasks:
-            raise ValueError("model.tasks switches every head off; give at least one task a weight > 0")
+            raise ConfigError("model.tasks switches every head off; give at least one task a weight > 0")
         if any(w < 0 for w in self.tasks.values()):
-            raise ValueError(f"model.tasks weights must be >= 0, got {dict(self.tasks)}")
+            raise ConfigError(f"model.tasks weights must be >= 0, got {dict(self.tasks)}")
         if not self.categorical_sizes or min(self.categorical_sizes) < 2:
-            raise ValueError(f"categorical sizes must include <pad> and <unk>: {self.categorical_sizes}")
+            raise ConfigError(f"categorical sizes must include <pad> and <unk>: {self.categorical_sizes}")
         for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_len"):
             if getattr(self, name) < 1:
-                raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def n_actions(self) -> int:

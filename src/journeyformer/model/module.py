@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from journeyformer.data.batch import JourneyBatch
 from journeyformer.data.labels import IGNORE_INDEX
+from journeyformer.errors import CheckpointError
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.metrics import TaskScore
 from journeyformer.model.network import JourneyTransformer, NetworkOutput
@@ -124,23 +125,39 @@ class JourneyModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def load_module(path: str | Path, map_location: str = "cpu") -> JourneyModule:
-    """Rebuild a trained module from a checkpoint of plain values (``weights_only=True``)."""
+def read_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
+    """The checkpoint's plain values (``weights_only=True``); a missing, truncated or foreign
+    file is a :class:`CheckpointError` naming it."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: no such checkpoint (pass e.g. checkpoints/<run>/best.ckpt)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
         hp = ckpt["hyper_parameters"]
-        hp["model"], hp["data_spec"]
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such checkpoint (pass e.g. checkpoints/<run>/best.ckpt)") from None
-    except Exception as err:  # unpickling errors, foreign checkpoints, other files
-        raise ValueError(
-            f"{path}: not a journeyformer checkpoint ({type(err).__name__}: {err}); pass the "
-            "best.ckpt or last.ckpt that scripts/train.py wrote under checkpoints/<run>/"
+        hp["model"], hp["data_spec"], ckpt["state_dict"]
+    except Exception as err:  # unpickling errors, truncated files, foreign checkpoints
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise CheckpointError(
+            f"{path}: not a journeyformer checkpoint, or damaged ({type(err).__name__}: "
+            f"{first}); pass the best.ckpt or last.ckpt that scripts/train.py wrote under "
+            "checkpoints/<run>/"
         ) from None
+    return ckpt
+
+
+def load_module(path: str | Path, map_location: str = "cpu") -> JourneyModule:
+    """Rebuild a trained module from a checkpoint of plain values (``weights_only=True``)."""
+    ckpt = read_checkpoint(path, map_location)
+    hp = ckpt["hyper_parameters"]
     module = JourneyModule(hp["model"], hp["data_spec"], hp.get("optimizer"))
     state = ckpt["state_dict"]
     for task in module.net.tasks:  # checkpoints from before calibration
         if task.calibrated:
             state.setdefault(f"net.{task.name}_temperature", torch.ones(()))
-    module.load_state_dict(state)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"{path}: its weights do not fit the model its settings describe "
+            f"({str(err).splitlines()[0]}); the file is damaged or was edited"
+        ) from None
     return module.eval()
