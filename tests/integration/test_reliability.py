@@ -178,7 +178,7 @@ def test_data_overrides_work_without_plus(config):
             overrides=[
                 "data.columns.customer_id=user_id",
                 "data.time_zone=Europe/Paris",
-                "data.separator=;",
+                "data.separator=';'",
                 "data.future_events=drop",
             ],
         )
@@ -214,8 +214,10 @@ import runpy, sys, time
 from pathlib import Path
 import journeyformer.inference.predictor as predictor
 
+flag = Path(sys.argv.pop())
+
 def stalled(self, *args, **kwargs):
-    Path(sys.argv.pop()).write_text("scoring")
+    flag.write_text("scoring")
     time.sleep(120)
 
 predictor.Predictor.run_batches = stalled

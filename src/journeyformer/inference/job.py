@@ -119,10 +119,10 @@ def predict_events(
     start = time.perf_counter()
     output, rejects = Path(output), Path(rejects) if rejects else rejects_path(output)
     manifest = manifest_path(output)
-    check_distinct({"output": output, "rejects": rejects, "input": input, "manifest": manifest})
     check_file_output(output, "output", [input])
     check_file_output(rejects, "rejects", [input])
     check_file_output(manifest, "manifest", [input])
+    check_distinct({"output": output, "rejects": rejects, "manifest": manifest})
     clean_stale([output, rejects, manifest])
     try:
         given_as_of = parse_time(as_of) if as_of is not None else None
