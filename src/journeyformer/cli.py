@@ -27,6 +27,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from journeyformer import __version__
+from journeyformer.errors import entry_point
 from journeyformer.extras import MissingExtraError, require
 
 
@@ -150,8 +151,9 @@ def run(command: str, args: Sequence[str]) -> Any:
 
     # Hydra names the job (its log file) after the task function's module: the command's name.
     task.__module__ = f"journeyformer.{config_name}"
+    # entry_point: one-line errors (JOURNEYFORMER_DEBUG=1 for the traceback), clean SIGTERM.
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(
-        task
+        entry_point(task)
     )
     argv = sys.argv
     sys.argv = [f"journeyformer {command}", *args]  # Hydra parses sys.argv
