@@ -382,6 +382,17 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def future_events_error(name: str, n: int, total: int, future: pl.DataFrame) -> EventDataError:
+    """The error for ``n`` of ``total`` events after the wall clock (``future``: some of them)."""
+    examples = event_examples(future.sort("timestamp", descending=True))
+    return EventDataError(
+        f"{name}: {n} of {total} events are dated after the wall clock "
+        f"({now_utc():%Y-%m-%d %H:%M} UTC), e.g. {examples}. Fix their timestamps "
+        "(data.time_zone / data.timestamp_unit?), or set data.future_events=drop to drop them "
+        "or data.future_events=keep to keep them."
+    )
+
+
 def apply_future_policy(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
     """Events after the wall clock: an error, dropped or kept per ``data.future_events``; the
     count and examples are reported in every case."""
@@ -390,16 +401,13 @@ def apply_future_policy(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.
     n = df.select(future.sum()).item()
     if not n:
         return df
+    if schema.future_events == "error":
+        raise future_events_error(name, n, df.height, df.filter(future))
     examples = event_examples(df.filter(future).sort("timestamp", descending=True))
     what = (
         f"{name}: {n} of {df.height} events are dated after the wall clock "
         f"({now:%Y-%m-%d %H:%M} UTC), e.g. {examples}"
     )
-    if schema.future_events == "error":
-        raise EventDataError(
-            f"{what}. Fix their timestamps (data.time_zone / data.timestamp_unit?), or set "
-            "data.future_events=drop to drop them or data.future_events=keep to keep them."
-        )
     log.warning("%s; data.future_events=%s: %s", what, schema.future_events,
                 "dropped" if schema.future_events == "drop" else "kept")  # fmt: skip
     return df.filter(~future) if schema.future_events == "drop" else df

@@ -308,6 +308,7 @@ def ensure_synthetic(
     wanted = json.dumps({"config": asdict(config), "generator": GENERATOR_VERSION}, sort_keys=True)
     if path.exists() and stamp.exists() and stamp.read_text() == wanted:
         return path
+    check_owned(path, generated_dir)
     log.info("generating synthetic data at %s with %s", path, config)
     journeys, _ = generate_dataset(path, config, generated_dir)
     log.info("synthetic data summary:\n%s", summarize(journeys))

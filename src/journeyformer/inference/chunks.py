@@ -23,7 +23,7 @@ from journeyformer.data.labels import LabelConfig
 from journeyformer.data.schema import (
     EventDataError,
     EventSchema,
-    apply_future_policy,
+    future_events_error,
     now_utc,
     read_error,
     scan_events,
@@ -119,10 +119,10 @@ class EventChunks:
                 f"{self.name}: no row has a usable timestamp (column "
                 f"'{self.schema.source('timestamp')}'); map another with data.columns.timestamp=..."
             )
-        if self.schema.future_events != "keep":  # the policy applies before any work
-            future = self._collect(self.lf.filter(pl.col("timestamp") > now_utc()).head(1000))
-            if future.height and self.schema.future_events == "error":
-                apply_future_policy(future, self.schema, self.name)  # raises with examples
+        if self.schema.future_events == "error":  # refused before any work
+            future = self._collect(self.lf.filter(pl.col("timestamp") > now_utc()))
+            if future.height:
+                raise future_events_error(self.name, future.height, int(rows), future)
         ts = self.lf.select("timestamp")
         if self.schema.future_events == "drop":
             ts = ts.filter(pl.col("timestamp") <= now_utc())
