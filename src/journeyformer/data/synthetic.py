@@ -267,14 +267,21 @@ def check_owned(events_path: str | Path, generated_dir: str | Path | None) -> No
         root = Path(generated_dir).resolve()
         if path.resolve().is_relative_to(root):
             return
-    where = f"under {Path(generated_dir)} (data.generated_dir)" if generated_dir else "anywhere"
+    where = f"under {Path(generated_dir)} (data.generated_dir) or " if generated_dir else ""
     exists = "exists and was not made by the generator" if path.exists() else "is not a generated-data path"
     raise OutputError(
-        f"data.path={path} {exists}: synthetic data is only written {where} or over data it "
-        "generated before (stamp file "
-        f"{stamp_path(path).name}). To train on your own events use data=events "
-        f"data.path={path}."
+        f"data.path={path} {exists}: synthetic data is only written {where}over data the "
+        f"generator made before (stamp file {stamp_path(path).name}). To train on your own "
+        f"events use data=events data.path={path}."
     )
+
+
+def _check_parquet(path: Path) -> None:
+    if path.suffix != ".parquet":
+        raise OutputError(
+            f"synthetic data is written as Parquet, but data.path is {str(path)!r}; "
+            "use a path ending in .parquet"
+        )
 
 
 def generate_dataset(
@@ -283,11 +290,7 @@ def generate_dataset(
     """Generate journeys for ``config`` and write them next to ``events_path``, replacing data
     the generator made before; refuses other paths (:func:`check_owned`)."""
     path = Path(events_path)
-    if path.suffix != ".parquet":
-        raise OutputError(
-            f"synthetic data is written as Parquet, but data.path is {str(path)!r}; "
-            "use a path ending in .parquet"
-        )
+    _check_parquet(path)
     check_owned(path, generated_dir)
     journeys = generate_journeys(config)
     paths = write_journeys(journeys, path.parent, events_filename=path.name)
@@ -308,6 +311,7 @@ def ensure_synthetic(
     wanted = json.dumps({"config": asdict(config), "generator": GENERATOR_VERSION}, sort_keys=True)
     if path.exists() and stamp.exists() and stamp.read_text() == wanted:
         return path
+    _check_parquet(path)
     check_owned(path, generated_dir)
     log.info("generating synthetic data at %s with %s", path, config)
     journeys, _ = generate_dataset(path, config, generated_dir)
