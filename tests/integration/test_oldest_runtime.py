@@ -75,3 +75,22 @@ def test_oldest_onnxruntime_reproduces_the_outputs(tiny_bundle, tmp_path):
         with np.load(tmp_path / "out.npz") as old:
             for name in names:
                 np.testing.assert_allclose(old[name], new[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+    # The golden examples, as another runtime checks them: inputs -> outputs within tolerance.
+    golden = json.loads((tiny_bundle / "golden.json").read_text())
+    dtypes = {i["name"]: i["dtype"] for i in bundle.spec["onnx"]["inputs"]}
+    feeds = {k: np.asarray(v, dtype=dtypes[k]) for k, v in golden["inputs"].items()}
+    np.savez(tmp_path / "in.npz", **feeds)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN, str(bundle.model_path()), str(tmp_path / "in.npz"),
+         str(tmp_path / "out.npz")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ORT_OLDEST)},
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tol = golden["tolerance"]["outputs"]
+    with np.load(tmp_path / "out.npz") as old:
+        for name, expected in golden["outputs"].items():
+            np.testing.assert_allclose(
+                old[name], expected, rtol=tol["rtol"], atol=tol["atol"], err_msg=name
+            )

@@ -37,6 +37,8 @@ from journeyformer.export.onnx import (
     lowest_ir_version,
     random_inputs,
 )
+from journeyformer.export.golden import GOLDEN, golden_examples
+from journeyformer.export.rules import preprocessing_rules
 from journeyformer.export.quantize import Int8Report, compare_int8, quantize_int8
 from journeyformer.inference.bundle import (
     EXPORT_REPORT,
@@ -254,6 +256,11 @@ def build_bundle(
             log.warning("%s: not found; the bundle has no %s", metrics_path, METRICS)
         spec["metrics"] = METRICS if result.metrics is not None else None
         atomic_write_text(tmp / EXPORT_REPORT, json.dumps(report, indent=1))
+        spec["preprocessing"] = preprocessing_rules(spec)
+        spec["golden"] = GOLDEN
+        # The golden examples run through the same code as `journeyformer predict`.
+        golden = golden_examples(Bundle(tmp, spec))
+        atomic_write_text(tmp / GOLDEN, json.dumps(golden, indent=1))
         # Integrity, checked by load_bundle: every other file, then the spec itself.
         spec["files"] = {f.name: file_record(f) for f in sorted(tmp.iterdir()) if f.is_file()}
         spec["spec_sha256"] = spec_checksum(spec)

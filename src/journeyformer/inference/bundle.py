@@ -8,6 +8,7 @@ model.int8.onnx     optional int8 dynamic quantization of the same graph (``quan
 preprocessing.json  vocabularies, feature settings, label names, horizon, event schema, I/O
 metrics.json        validation/test metrics the checkpoint reached (when training wrote them)
 export_report.json  parity of onnxruntime against torch, and of int8 against fp32
+golden.json         raw events of a few customers, their exact inputs and expected outputs
 ==================  ===========================================================================
 
 Integrity: ``preprocessing.json`` records the size and SHA-256 of every other file of the
