@@ -11,4 +11,12 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+__all__ = ["Predictor", "__version__"]
+
+
+def __getattr__(name: str):  # lazy: `import journeyformer` stays light (no polars/onnxruntime)
+    if name == "Predictor":
+        from journeyformer.api import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'journeyformer' has no attribute {name!r}")
