@@ -29,6 +29,7 @@ from typing import Any
 
 import polars as pl
 
+from journeyformer.data.as_of import data_end
 from journeyformer.data.samples import parse_time
 from journeyformer.data.schema import EventDataError, load_events, normalize, validate
 from journeyformer.data.sequences import build_sequences
@@ -104,10 +105,12 @@ class Predictor:
         Args:
             events: a Polars frame in the bundle's column names (or ``data`` overrides), or a
                 Parquet/CSV file, directory or glob.
-            as_of: ISO-8601 string or datetime (naive means UTC); default: the latest event.
+            as_of: ISO-8601 string or datetime (naive means UTC); default: the end of the data
+                as ``journeyformer predict`` finds it (:mod:`journeyformer.data.as_of`).
         """
         canonical = self.events(events)
-        when = parse_time(as_of) if as_of is not None else canonical["timestamp"].max()
+        # Default: the end of the data by the predict job's rule (stray late events ignored).
+        when = parse_time(as_of) if as_of is not None else data_end(canonical).end
         seqs = build_sequences(
             canonical,
             when,

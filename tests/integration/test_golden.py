@@ -99,7 +99,7 @@ def test_golden_inputs_follow_the_stated_rules(tiny_bundle, golden):
     assert cat[0, 1] == null_id
     assert cat[1, 0] == 1  # unseen action
     assert cat[2, 1] == 1 and cat[2, 2] == 1  # literal <pad>: unknown, not padding
-    assert inputs["lengths"][i] == 5  # 7 rows, 2 duplicates dropped
+    assert inputs["lengths"][i] == 6  # 7 rows, 1 exact copy dropped (null vs 0 is no copy)
 
     # Customer 4: the half-open loyalty window and as_of itself.
     i = index[910_000_004]

@@ -36,9 +36,9 @@ def preprocessing_rules(spec: Mapping[str, Any]) -> dict[str, Any]:
             "Parsed to an instant in whole microseconds (UTC internally). "
             "Accepted: datetimes, dates (midnight), ISO-8601 strings with or without a UTC "
             "offset or 'Z', and epoch numbers (timestamp_unit "
-            f"'{schema['timestamp_unit']}'; 'auto' reads |x| > 1e11 as milliseconds, else "
-            f"seconds). A value without an offset (naive) is a wall time in data.time_zone = "
-            f"'{tz}'."
+            f"'{schema['timestamp_unit']}'; 'auto' decides once per column: all magnitudes "
+            "below 1e10 are seconds, all at or above are milliseconds, both is an error). A "
+            f"value without an offset (naive) is a wall time in data.time_zone = '{tz}'."
         ),
         "daylight_saving": (
             f"Naive wall times in '{tz}': a time repeated by a daylight-saving change takes the "
@@ -48,7 +48,8 @@ def preprocessing_rules(spec: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "as_of": (
             "The scoring time. ISO-8601; a naive as_of is UTC (not data.time_zone). Default: the "
-            "latest event timestamp of the input. Only events with timestamp <= as_of are used "
+            "end of the data (the latest event, ignoring up to 0.1% stray events more than "
+            "max(7 days, 10% of the span) after the rest). Only events with timestamp <= as_of are used "
             "(an event exactly at as_of counts); customers with none get no prediction (a "
             "reject with a reason)."
         ),
@@ -63,10 +64,14 @@ def preprocessing_rules(spec: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "duplicates": (
             f"duplicates = '{schema['duplicates']}'. An exact duplicate is a row equal to an "
-            "earlier row (input order) in every mapped column AFTER the rules above: the same "
-            "customer_id, the same instant (so '12:00+02:00' equals '10:00Z'), channel, action "
-            "(nulls as the null token), amount (null as 0) and extra columns; unmapped columns "
-            "do not count. 'drop' keeps the first of each group."
+            "earlier row (input order) in EVERY column of the file as written, unmapped columns "
+            "included, before any conversion: a null amount and 0 differ, and so do "
+            "'12:00+02:00' and '10:00Z'. 'drop' keeps the first of each group."
+        ),
+        "future_events": (
+            f"Events after the wall clock at scoring time: future_events = "
+            f"'{schema.get('future_events', 'error')}' ('error' stops the job, 'drop' drops "
+            "them, 'keep' keeps them)."
         ),
         "order": (
             "Per customer, events by timestamp ascending; equal timestamps keep input order "
