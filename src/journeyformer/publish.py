@@ -22,6 +22,7 @@ Torch-free: standard library, Polars-free.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import json
@@ -53,6 +54,10 @@ def _resolved(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
 
 
+def _is_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
 def _input_files(inputs: Iterable[str | Path | None]) -> list[Path]:
     """Every input as resolved paths: a glob expanded, a directory kept as itself."""
     out: list[Path] = []
@@ -60,12 +65,24 @@ def _input_files(inputs: Iterable[str | Path | None]) -> list[Path]:
         if item is None:
             continue
         text = str(item)
-        if any(ch in text for ch in "*?["):
-            out += [_resolved(p) for p in glob.glob(text)]
-            out.append(_resolved(text).parent)  # a new file there would match the glob later
-        else:
-            out.append(_resolved(text))
+        out += [_resolved(p) for p in glob.glob(text)] if _is_glob(text) else [_resolved(text)]
     return out
+
+
+def _read_later(out: Path, inputs: Iterable[str | Path | None]) -> str | None:
+    """The input whose next read would take ``out`` for events (a directory's *.parquet, a
+    glob's matches), or None."""
+    for item in inputs:
+        if item is None:
+            continue
+        text = str(item)
+        if _is_glob(text):
+            pattern = str(_resolved(Path(text).parent) / Path(text).name)
+            if fnmatch.fnmatch(str(out), pattern):
+                return text
+        elif _resolved(text).is_dir() and out.parent == _resolved(text) and out.suffix == ".parquet":
+            return text
+    return None
 
 
 def check_file_output(
@@ -78,17 +95,19 @@ def check_file_output(
             f"{setting}={output} is an existing directory; give a file path such as "
             f"{Path(output) / 'predictions.parquet'}"
         )
+    inputs = list(inputs)
     for src in _input_files(inputs):
         if out == src:
             raise OutputError(
                 f"{setting}={output} is the input itself; writing there would replace your "
                 "events. Choose another path."
             )
-        if src.is_dir() and out.is_relative_to(src):
-            raise OutputError(
-                f"{setting}={output} lies inside the input directory {src}; the next read of "
-                "the input would take it for events. Choose a path outside it."
-            )
+    source = _read_later(out, inputs)
+    if source is not None:
+        raise OutputError(
+            f"{setting}={output} would be read as events by the next run on input={source}. "
+            "Choose a path outside the input directory (or not matching the glob)."
+        )
     return Path(output)
 
 

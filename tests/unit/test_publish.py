@@ -33,10 +33,12 @@ def test_file_output_guards(tmp_path: Path) -> None:
         check_file_output(tmp_path, "output", [events])
     d = tmp_path / "parts"
     d.mkdir()
-    with pytest.raises(OutputError, match="inside the input directory"):
+    with pytest.raises(OutputError, match="would be read as events by the next run"):
         check_file_output(d / "p.parquet", "output", [d])
-    with pytest.raises(OutputError, match="inside the input directory"):
+    with pytest.raises(OutputError, match="would be read as events by the next run"):
         check_file_output(d / "p.parquet", "output", [str(d / "*.parquet")])
+    check_file_output(d / "p.parquet", "output", [str(d / "*.csv")])  # not read: fine
+    check_file_output(d / "p.manifest.json", "manifest", [d])
     check_file_output(tmp_path / "p.parquet", "output", [events])  # fine
     with pytest.raises(OutputError, match=r"rejects=.* is the same file as output="):
         check_distinct({"output": tmp_path / "p.parquet", "rejects": tmp_path / "x/../p.parquet"})
