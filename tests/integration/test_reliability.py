@@ -253,3 +253,15 @@ def test_sigterm_during_predict_leaves_the_previous_output_and_no_temp(
     assert sorted(p.name for p in out_dir.iterdir()) == ["p.parquet", "p.rejects.parquet"]
     assert out.read_text() == "previous predictions"
     assert rejects.read_text() == "previous rejects"
+
+
+def test_evaluate_refuses_a_foreign_output_directory_before_work(tiny_bundle, events_path, tmp_path):
+    from journeyformer.evaluation.report import evaluate_from_config
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    cfg = {"bundle": str(tiny_bundle), "input": str(events_path), "output": str(mine), "progress": False}
+    with pytest.raises(OutputError, match=r"not made by the evaluation .*\['notes.txt'\]"):
+        evaluate_from_config(cfg)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
