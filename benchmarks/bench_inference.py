@@ -38,20 +38,21 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from journeyformer.data.batch import collate
-from journeyformer.data.labels import STAGES, LabelConfig
+from journeyformer.data.batch import MODEL_INPUTS, length_batches, make_batch, run_in_batches
+from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.schema import EventSchema, load_events
-from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
+from journeyformer.data.sequences import Sequences
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
-from journeyformer.data.vocab import Vocabularies
 from journeyformer.export.bundle import build_bundle
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.job import predict_events
-from journeyformer.inference.predictor import Predictor, prediction_frame
+from journeyformer.inference.partition import prediction_frame
+from journeyformer.inference.runner import OnnxRunner
 from journeyformer.inference.session import default_threads
+from journeyformer.model.checkpoint import load_network
 from journeyformer.model.config import ModelConfig
-from journeyformer.model.module import JourneyModule, load_module
 from journeyformer.model.network import JourneyTransformer
+from journeyformer.training.module import JourneyModule
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW_FIELDS = ("label", "batch", "threads", "graph", "e2e_s", "model_s")
@@ -75,20 +76,10 @@ def make_checkpoint(events_path: Path, out: Path) -> Path:
     data_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "configs/data/synthetic.yaml"))
     sizes = OmegaConf.to_container(OmegaConf.load(ROOT / "configs/model/small.yaml"))
     labels_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "configs/labels/default.yaml"))
-    schema, features = EventSchema.from_config(data_cfg), FeatureConfig.from_config(data_cfg)
-    labels = LabelConfig.from_config(labels_cfg)
-    vocabs = Vocabularies.build(load_events(events_path, schema), features.categorical)
-    spec = {
-        "vocabs": vocabs.to_dict(),
-        "features": features.to_dict(),
-        "labels": labels.to_dict(),
-        "schema": schema.to_dict(),
-        "stages": list(STAGES),
-        "cutoffs": {"train": [], "val": [], "test": []},
-        "version": "bench",
-    }
+    events = load_events(events_path, EventSchema.from_config(data_cfg))
+    pre = Preprocessing.fit(events, data_cfg, labels_cfg, source=str(events_path))
     torch.manual_seed(0)
-    module = JourneyModule(ModelConfig.from_data(sizes, spec).to_dict(), spec)
+    module = JourneyModule(ModelConfig.from_data(sizes, pre).to_dict(), pre.to_dict())
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, out)
     return out
 
@@ -135,21 +126,22 @@ def torch_batches(seqs: Sequences, batch_size: int, padded: bool, max_len: int) 
     if padded:  # input order, everything padded to max_len
         order = np.arange(len(seqs))
         return [
-            collate(seqs, order[i : i + batch_size], max_len=max_len)
+            make_batch(seqs, order[i : i + batch_size], max_len=max_len, with_targets=False)
             for i in range(0, len(seqs), batch_size)
         ]
     order = np.argsort(seqs.lengths, kind="stable")
-    return [collate(seqs, order[i : i + batch_size]) for i in range(0, len(seqs), batch_size)]
+    return length_batches(seqs, batch_size)
 
 
 @torch.no_grad()
 def torch_run(net: JourneyTransformer, batches: list[Any], n: int) -> dict[str, np.ndarray]:
     out = {name: None for name in net.output_names}
     for batch in batches:
-        for name, value in net.predict(*batch.inputs()).items():
+        inputs = (torch.from_numpy(batch.inputs[k]) for k in MODEL_INPUTS)
+        for name, value in net.predict(*inputs).items():
             if out[name] is None:
                 out[name] = np.empty((n, *value.shape[1:]), dtype=np.float32)
-            out[name][batch.index.numpy()] = value.numpy()
+            out[name][batch.index] = value.numpy()
     return out
 
 
@@ -160,12 +152,9 @@ def torch_end_to_end(
     t = time.perf_counter()
     events = load_events(events_path, bundle.schema())
     as_of = events.get_column("timestamp").max()
-    seqs = build_sequences(
-        events, as_of, bundle.vocabs, bundle.features, bundle.labels, with_labels=False
-    )
-    outputs = torch_run(
-        net, torch_batches(seqs, batch_size, padded, bundle.features.max_len), len(seqs)
-    )
+    pre = bundle.preprocessing
+    seqs = pre.sequences(events, as_of, with_labels=False, active_only=False)
+    outputs = torch_run(net, torch_batches(seqs, batch_size, padded, pre.max_len), len(seqs))
     prediction_frame(seqs, outputs, bundle, as_of).write_parquet(out)
     return time.perf_counter() - t
 
@@ -240,7 +229,7 @@ def main() -> None:
     ckpt = args.checkpoint or make_checkpoint(events_path, work / "small.ckpt")
     bundle_dir = build_bundle(ckpt, work / "bundle").path
     bundle = load_bundle(bundle_dir)
-    net = load_module(ckpt).net.eval()
+    net = load_network(ckpt)
     cfg = net.cfg
     print(
         f"model d_model={cfg.d_model} layers={cfg.n_layers} heads={cfg.n_heads} d_ff={cfg.d_ff} "
@@ -250,9 +239,7 @@ def main() -> None:
     # Same sequences for the model-only timings and the FLOP count.
     events = load_events(events_path, bundle.schema())
     as_of = events.get_column("timestamp").max()
-    seqs = build_sequences(
-        events, as_of, bundle.vocabs, bundle.features, bundle.labels, with_labels=False
-    )
+    seqs = bundle.preprocessing.sequences(events, as_of, with_labels=False, active_only=False)
     lengths = seqs.lengths
     flops = {
         "torch": real_event_flops(cfg, lengths, last_position_only=True),
@@ -303,22 +290,22 @@ def main() -> None:
     # The same rule for onnxruntime: 1 thread or every core, whichever the probe finds faster.
     ort_probe_s = {}
     for n_threads in sorted({1, threads}):
-        candidate = Predictor(bundle, batch_size=args.ort_batch_size, threads=n_threads)
-        probe = candidate.batches(seqs.take(np.argsort(seqs.lengths)[-1024:]))
-        candidate.run_batches(1024, probe[:1])
+        candidate = OnnxRunner(bundle, threads=n_threads)
+        probe = length_batches(seqs.take(np.argsort(seqs.lengths)[-1024:]), args.ort_batch_size)
+        run_in_batches(1024, probe[:1], candidate.run)
         ort_probe_s[n_threads] = min(
-            _timed(lambda c=candidate, p=probe: c.run_batches(1024, p)) for _ in range(3)
+            _timed(lambda c=candidate, p=probe: run_in_batches(1024, p, c.run)) for _ in range(3)
         )
     ort_threads = min(ort_probe_s, key=ort_probe_s.get)
     print(
         f"onnxruntime threads: {ort_threads} (probe seconds by threads: "
         f"{ {k: round(v, 3) for k, v in ort_probe_s.items()} })"
     )
-    predictor = Predictor(bundle, batch_size=args.ort_batch_size, threads=ort_threads)
-    ort_batches = predictor.batches(seqs)
-    predictor.run_batches(len(seqs), ort_batches[:2])
+    runner = OnnxRunner(bundle, threads=ort_threads)
+    ort_batches = length_batches(seqs, args.ort_batch_size)
+    run_in_batches(len(seqs), ort_batches[:2], runner.run)
     model_s = best_of(
-        lambda: _timed(lambda: predictor.run_batches(len(seqs), ort_batches)), args.repeats
+        lambda: _timed(lambda: run_in_batches(len(seqs), ort_batches, runner.run)), args.repeats
     )
     e2e_s = best_of(
         lambda: (

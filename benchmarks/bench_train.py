@@ -17,10 +17,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
-from journeyformer.data.datamodule import JourneyDataModule
+from journeyformer.data.batch import MODEL_INPUTS
+from journeyformer.training.datamodule import JourneyDataModule
 from journeyformer.model.config import ModelConfig
-from journeyformer.model.module import JourneyModule
-from journeyformer.pipelines import data_spec
+from journeyformer.training.module import JourneyModule
 from pathlib import Path
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
@@ -49,9 +49,9 @@ def main() -> None:
     labels = OmegaConf.to_container(cfg.labels, resolve=True)
     dm = JourneyDataModule(data, labels, batch_size=data["batch_size"], seed=0)
     dm.setup()
-    spec = data_spec(dm.data)
-    model_cfg = ModelConfig.from_data(OmegaConf.to_container(cfg.model), spec)
-    module = JourneyModule(model_cfg.to_dict(), spec, OmegaConf.to_container(cfg.model.optimizer))
+    pre = dm.data.preprocessing
+    model_cfg = ModelConfig.from_data(OmegaConf.to_container(cfg.model), pre)
+    module = JourneyModule(model_cfg.to_dict(), pre.to_dict(), OmegaConf.to_container(cfg.model.optimizer))
     opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
     batches = []
     for batch in dm.train_dataloader():
@@ -60,7 +60,7 @@ def main() -> None:
             break
 
     def step(batch) -> torch.Tensor:
-        out = module.net(*batch.inputs())
+        out = module.net(*(batch.inputs[k] for k in MODEL_INPUTS))
         loss = module.weighted(module.losses(batch, out))
         loss.backward()
         opt.step()
@@ -80,7 +80,7 @@ def main() -> None:
     flops = 0
     for batch in timed:
         with FlopCounterMode(display=False) as counter:
-            out = module.net(*batch.inputs())
+            out = module.net(*(batch.inputs[k] for k in MODEL_INPUTS))
             module.weighted(module.losses(batch, out)).backward()
         flops += counter.get_total_flops()
         opt.zero_grad(set_to_none=True)

@@ -8,7 +8,7 @@
 
 The numbers are those of ``journeyformer predict`` (the same validation, sequences, batching
 and onnxruntime settings); the table has the same columns (see
-:func:`journeyformer.inference.predictor.prediction_frame`). Customers without an event at or
+:func:`journeyformer.inference.partition.prediction_frame`). Customers without an event at or
 before ``as_of`` are left out; :attr:`Predictor.last_rejected` lists them.
 
 For near-real-time scoring (a few customers after each event) keep one Predictor and call
@@ -32,10 +32,10 @@ import polars as pl
 from journeyformer.data.as_of import data_end
 from journeyformer.data.samples import parse_time
 from journeyformer.data.schema import EventDataError, load_events, normalize, validate
-from journeyformer.data.sequences import build_sequences
+from journeyformer.data.batch import length_batches, run_in_batches
 from journeyformer.inference.bundle import Bundle, load_bundle
-from journeyformer.inference.predictor import Predictor as _Runner
-from journeyformer.inference.predictor import prediction_schema
+from journeyformer.inference.partition import prediction_frame, prediction_schema
+from journeyformer.inference.runner import OnnxRunner
 
 
 class Predictor:
@@ -43,16 +43,22 @@ class Predictor:
 
     Args:
         bundle: a loaded bundle.
-        runner: the session wrapper (:class:`journeyformer.inference.predictor.Predictor`).
+        runner: the onnxruntime session (:class:`journeyformer.inference.runner.OnnxRunner`).
+        batch_size: customers per onnxruntime call.
         schema_overrides: ``data`` settings replacing the bundle's event schema (columns,
             time_zone, ...), as ``predict`` accepts them.
     """
 
     def __init__(
-        self, bundle: Bundle, runner: _Runner, schema_overrides: Mapping[str, Any] | None = None
+        self,
+        bundle: Bundle,
+        runner: OnnxRunner,
+        schema_overrides: Mapping[str, Any] | None = None,
+        batch_size: int = 64,
     ) -> None:
         self.bundle = bundle
         self.runner = runner
+        self.batch_size = batch_size
         self.schema = bundle.schema(schema_overrides)
         self.last_rejected: list[Any] = []
 
@@ -73,10 +79,8 @@ class Predictor:
         For one customer at a time, ``threads=1`` is usually fastest (no thread hand-off).
         """
         loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-        runner = _Runner(
-            loaded, device, precision, threads, batch_size, optimization=optimization
-        )
-        return cls(loaded, runner, data)
+        runner = OnnxRunner(loaded, device, precision, threads, optimization=optimization)
+        return cls(loaded, runner, data, batch_size)
 
     def events(self, events: pl.DataFrame | pl.LazyFrame | str | Path) -> pl.DataFrame:
         """Events in the user's columns (frame or path) -> validated canonical events."""
@@ -111,22 +115,16 @@ class Predictor:
         canonical = self.events(events)
         # Default: the end of the data by the predict job's rule (stray late events ignored).
         when = parse_time(as_of) if as_of is not None else data_end(canonical).end
-        seqs = build_sequences(
-            canonical,
-            when,
-            self.bundle.vocabs,
-            self.bundle.features,
-            self.bundle.labels,
-            with_labels=False,
-            source="events",
+        seqs = self.bundle.preprocessing.sequences(
+            canonical, when, with_labels=False, active_only=False, source="events"
         )
         seen = canonical.get_column("customer_id").unique()
         if len(seqs) == 0:
             self.last_rejected = seen.sort().to_list()
             dtype = canonical.schema["customer_id"]
             return pl.DataFrame(schema=prediction_schema(self.bundle, dtype, with_embedding))
-        outputs = self.runner.predict(seqs)
-        frame = self.runner.to_frame(seqs, outputs, when, top_k, with_embedding)
+        outputs = run_in_batches(len(seqs), length_batches(seqs, self.batch_size), self.runner.run)
+        frame = prediction_frame(seqs, outputs, self.bundle, when, top_k, with_embedding)
         self.last_rejected = (
             seen.filter(~seen.is_in(seqs.customer_id.implode())).sort().to_list()
             if len(seqs) < len(seen)

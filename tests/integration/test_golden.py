@@ -25,7 +25,7 @@ def _rows(golden: dict, cid: int) -> list[dict]:
 
 def test_bundle_states_every_rule(tiny_bundle):
     spec = load_bundle(tiny_bundle).spec
-    rules = spec["preprocessing"]
+    rules = spec["preprocessing_rules"]
     for key in ("timestamps", "daylight_saving", "as_of", "nulls", "duplicates", "order",
                 "truncation", "vocabulary_ids", "numeric", "context", "stage_now", "padding"):  # fmt: skip
         assert key in rules and rules[key], key
@@ -54,11 +54,11 @@ def test_golden_outputs_are_what_the_predict_job_writes(tiny_bundle, golden, tmp
 
 def test_golden_inputs_follow_the_stated_rules(tiny_bundle, golden):
     """Recompute inputs from the raw events with plain Python, as preprocessing.json states."""
-    spec = load_bundle(tiny_bundle).spec
+    spec = load_bundle(tiny_bundle).spec["preprocessing"]
     as_of = datetime.fromisoformat(golden["as_of"])
     index = {c: i for i, c in enumerate(golden["customer_id"])}
     inputs = {k: np.asarray(v) for k, v in golden["inputs"].items()}
-    names = spec["features"]["numeric_names"]
+    names = spec["feature_names"]["numeric"]
 
     def at(s: str) -> datetime:  # naive strings are UTC in this bundle (data.time_zone)
         t = datetime.fromisoformat(s)
@@ -83,7 +83,7 @@ def test_golden_inputs_follow_the_stated_rules(tiny_bundle, golden):
         math.cos(2 * math.pi * ts[2].weekday() / 7), abs=1e-7
     )
     tenure = (as_of - ts[0]).total_seconds() / 86400
-    context = spec["features"]["context_names"]
+    context = spec["feature_names"]["context"]
     assert inputs["context"][i, context.index("log_tenure_days")] == pytest.approx(
         math.log1p(tenure), rel=1e-6
     )
@@ -111,4 +111,4 @@ def test_golden_inputs_follow_the_stated_rules(tiny_bundle, golden):
         math.log1p(in_window), rel=1e-6
     )
     assert inputs["context"][i, context.index("log_n_events")] == pytest.approx(math.log(6))
-    assert inputs["stage_now"][i] == spec["stages"].index("retention")
+    assert inputs["stage_now"][i] == spec["feature_names"]["stages"].index("retention")

@@ -17,13 +17,12 @@ from hydra.core.global_hydra import GlobalHydra
 from support import CONFIG_DIR
 
 from journeyformer.data.schema import EventDataError, load_events
-from journeyformer.data.sequences import build_sequences
-from journeyformer.inference import predictor as predictor_module
+from journeyformer.inference import job as job_module
 from journeyformer.inference.bundle import load_bundle
-from journeyformer.inference.chunks import REASON_NO_HISTORY, REASON_NO_VALID
+from journeyformer.inference.partition import REASON_NO_HISTORY, REASON_NO_VALID
 from journeyformer.inference.job import predict_events, predict_from_config
-from journeyformer.model.module import load_module
-from journeyformer.model.predict import predict_sequences
+from journeyformer.model.checkpoint import load_network
+from journeyformer.model.runner import predict_sequences
 
 AS_OF = datetime(2025, 6, 1, tzinfo=timezone.utc)
 
@@ -108,15 +107,10 @@ def test_predictions_match_torch_and_do_not_depend_on_chunking(
         np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), atol=1e-5)
     # Same numbers as the torch model on the same sequences.
     bundle = load_bundle(bundle_dir)
-    seqs = build_sequences(
-        load_events(events_path, bundle.schema()),
-        AS_OF,
-        bundle.vocabs,
-        bundle.features,
-        bundle.labels,
-        with_labels=False,
+    seqs = bundle.preprocessing.sequences(
+        load_events(events_path, bundle.schema()), AS_OF, with_labels=False, active_only=False
     )
-    ref = predict_sequences(load_module(tiny_run.best_checkpoint).net, seqs)
+    ref = predict_sequences(load_network(tiny_run.best_checkpoint), seqs)
     assert seqs.customer_id.to_list() == a["customer_id"].to_list()
     np.testing.assert_allclose(
         a["churn_probability"].to_numpy(), ref["churn_probability"], atol=1e-4
@@ -219,16 +213,16 @@ def test_empty_input_is_a_clear_error(bundle_dir, events, tmp_path):
 def test_failure_mid_run_leaves_no_output(bundle_dir, events_path, tmp_path, monkeypatch):
     out = tmp_path / "predictions.parquet"
     out.write_text("yesterday's predictions")  # an older complete file stays as it was
-    real = predictor_module.Predictor.run_batches
+    real = job_module.score_prepared
     calls = {"n": 0}
 
-    def fail_after_first_chunk(self, *args, **kwargs):
+    def fail_after_first_chunk(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] > 1:
             raise RuntimeError("onnxruntime died")
-        return real(self, *args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(predictor_module.Predictor, "run_batches", fail_after_first_chunk)
+    monkeypatch.setattr(job_module, "score_prepared", fail_after_first_chunk)
     with pytest.raises(RuntimeError, match="onnxruntime died"):
         predict_events(bundle_dir, events_path, out, chunk_customers=300, progress=False)
     assert calls["n"] == 2

@@ -53,21 +53,21 @@ TAMPERING = {
     ),
     "missing model": (lambda b: (b / "model.onnx").unlink(), "model.onnx: missing from the bundle"),
     "swapped vocabulary entries": (
-        lambda b: _edit_spec(b, lambda s: s["vocabs"]["action"].insert(2, s["vocabs"]["action"].pop(3))),
+        lambda b: _edit_spec(b, lambda s: s["preprocessing"]["vocabs"]["action"].insert(2, s["preprocessing"]["vocabs"]["action"].pop(3))),
         "preprocessing.json: checksum mismatch: the file was edited",
     ),
     "edited max_len": (
-        lambda b: _edit_spec(b, lambda s: s["features"].update(max_len=8)),
+        lambda b: _edit_spec(b, lambda s: s["preprocessing"]["features"].update(max_len=8)),
         "preprocessing.json: checksum mismatch",
     ),
-    "missing key": (lambda b: _edit_spec(b, lambda s: s.pop("vocabs")), "required key 'vocabs' is missing"),
+    "missing key": (lambda b: _edit_spec(b, lambda s: s["preprocessing"].pop("vocabs")), "required key 'preprocessing.vocabs' is missing"),
     "damaged JSON": (
         lambda b: (b / PREPROCESSING).write_text((b / PREPROCESSING).read_text()[:200]),
         "preprocessing.json: not valid JSON",
     ),
     "older format": (
         lambda b: _edit_spec(b, lambda s: s.update(format_version=1)),
-        "bundle format 1, this package reads format 3; re-export",
+        "bundle format 1, this package reads format 4; re-export",
     ),
 }
 
@@ -127,7 +127,7 @@ def test_a_stray_future_event_neither_moves_as_of_nor_passes_silently(
     from journeyformer.evaluation.evaluate import evaluate_bundle
 
     ev = evaluate_bundle(tiny_bundle, path, data_overrides={"future_events": "keep"}, progress=False)
-    assert ev.as_of == events["timestamp"].max() - ev.bundle.labels.horizon
+    assert ev.as_of == events["timestamp"].max() - ev.bundle.preprocessing.labels.horizon
 
 
 def test_export_refuses_the_run_directory_and_damaged_checkpoints(tiny_run, tmp_path):
@@ -151,13 +151,14 @@ def test_export_refuses_the_run_directory_and_damaged_checkpoints(tiny_run, tmp_
 
 
 def test_resume_with_another_model_size_is_a_clear_error(tiny_run):
-    from journeyformer.pipelines import _check_resumable
+    from journeyformer.training.job import _check_resumable
 
     hp = torch.load(tiny_run.best_checkpoint, weights_only=True)["hyper_parameters"]
-    _check_resumable(tiny_run.best_checkpoint, hp["data_spec"], hp["model"])
+    pre = tiny_run.data.preprocessing
+    _check_resumable(tiny_run.best_checkpoint, pre, hp["model"])
     bigger = {**hp["model"], "d_model": hp["model"]["d_model"] * 2}
     with pytest.raises(CheckpointError, match=r"other model settings \(differ: d_model="):
-        _check_resumable(tiny_run.best_checkpoint, hp["data_spec"], bigger)
+        _check_resumable(tiny_run.best_checkpoint, pre, bigger)
 
 
 def test_run_name_cannot_escape_checkpoints(events_path, tmp_path):
@@ -212,15 +213,15 @@ def test_script_errors_are_one_line_unless_debug(bundle, events_path, tmp_path):
 DRIVER = """
 import runpy, sys, time
 from pathlib import Path
-import journeyformer.inference.predictor as predictor
+import journeyformer.inference.job as job
 
 flag = Path(sys.argv.pop())
 
-def stalled(self, *args, **kwargs):
+def stalled(*args, **kwargs):
     flag.write_text("scoring")
     time.sleep(120)
 
-predictor.Predictor.run_batches = stalled
+job.score_prepared = stalled
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """

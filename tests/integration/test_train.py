@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
-from journeyformer.model.module import load_module
-from journeyformer.model.predict import predict_sequences
+from journeyformer.training.module import load_module
+from journeyformer.model.runner import predict_sequences
 from journeyformer.pipelines import train
 from support import compose_train, tiny_overrides
 
@@ -23,7 +23,8 @@ def test_round_trip_train_checkpoint_reload_predict(tiny_run):
     ckpt = tiny_run.best_checkpoint
     assert ckpt is not None and ckpt.exists()
     raw = torch.load(ckpt, weights_only=True)  # plain values only
-    spec = raw["hyper_parameters"]["data_spec"]
+    spec = raw["hyper_parameters"]["preprocessing"]
+    assert spec == tiny_run.data.preprocessing.to_dict()  # the one preprocessing dict
     assert spec["vocabs"]["action"][:2] == ["<pad>", "<unk>"]
     assert raw["hyper_parameters"]["model"]["categorical_sizes"][0] == len(spec["vocabs"]["action"])
     reloaded = load_module(ckpt)
@@ -131,9 +132,9 @@ def test_bring_your_own_data_one_channel_one_action(tmp_path):
     ]
     result = train(compose_train(overrides, tmp_path / "run"))
     assert result.data is not None
-    assert result.data.vocabs["action"].tokens == ("<pad>", "<unk>", "purchase")
+    assert result.data.preprocessing.vocabs["action"].tokens == ("<pad>", "<unk>", "purchase")
     lengths = np.concatenate([s.lengths for s in result.data.splits.values()])
-    assert lengths.max() == result.data.features.max_len  # the 400-event journey, truncated
+    assert lengths.max() == result.data.preprocessing.max_len  # the 400-event journey, truncated
     assert lengths.min() == 1
     assert np.isfinite(result.metrics["test"]["model"]["churn"]["auroc"])
 
@@ -146,10 +147,14 @@ def test_load_module_rejects_files_that_are_not_checkpoints(tmp_path):
 
 
 def test_resume_refuses_data_with_other_vocabularies(tiny_run):
-    from journeyformer.pipelines import _check_resumable
+    from dataclasses import replace
 
-    spec = torch.load(tiny_run.best_checkpoint, weights_only=True)["hyper_parameters"]["data_spec"]
-    _check_resumable(tiny_run.best_checkpoint, spec)  # same data: fine
-    changed = {**spec, "vocabs": {**spec["vocabs"], "channel": [*spec["vocabs"]["channel"], "kiosk"]}}
+    from journeyformer.data.vocab import Vocab
+    from journeyformer.training.job import _check_resumable
+
+    pre = tiny_run.data.preprocessing
+    _check_resumable(tiny_run.best_checkpoint, pre)  # same data: fine
+    vocabs = type(pre.vocabs)(pre.vocabs)
+    vocabs["channel"] = Vocab((*pre.vocabs["channel"].tokens, "kiosk"))
     with pytest.raises(ValueError, match=r"changed: \['channel'\]"):
-        _check_resumable(tiny_run.best_checkpoint, changed)
+        _check_resumable(tiny_run.best_checkpoint, replace(pre, vocabs=vocabs))

@@ -18,7 +18,7 @@ from journeyformer.export import onnx as onnx_export
 from journeyformer.export.bundle import ValidationData, atomic_dir, build_bundle
 from journeyformer.export.onnx import ExportParityError, random_inputs, torch_outputs
 from journeyformer.inference.bundle import load_bundle
-from journeyformer.model.module import load_module
+from journeyformer.model.checkpoint import load_network
 from journeyformer.pipelines import export
 
 
@@ -45,15 +45,12 @@ def test_bundle_files_and_preprocessing(bundle_dir, tiny_run):
         p for p in bundle_dir.parent.iterdir() if p.name.startswith(".")
     ]  # no temp dirs left
     spec = json.loads((bundle_dir / "preprocessing.json").read_text())
-    hp_spec = tiny_run.module.hparams["data_spec"]
-    assert spec["vocabs"] == hp_spec["vocabs"]
-    assert spec["features"] == hp_spec["features"]
-    assert spec["max_len"] == hp_spec["features"]["max_len"]
-    assert spec["actions"] == hp_spec["vocabs"]["action"]
-    assert spec["stages"] == list(hp_spec["stages"])
-    assert spec["horizon_days"] == hp_spec["labels"]["horizon_days"]
-    assert spec["schema"]["columns"]["customer_id"] == "customer_id"
-    assert spec["schema"]["time_zone"] == "UTC"
+    hp_spec = tiny_run.module.hparams["preprocessing"]
+    # The checkpoint, preprocessing.json and the loaded bundle hold exactly one dict.
+    assert spec["preprocessing"] == hp_spec
+    assert load_bundle(bundle_dir).preprocessing.to_dict() == hp_spec
+    assert spec["preprocessing"]["schema"]["columns"]["customer_id"] == "customer_id"
+    assert spec["preprocessing"]["schema"]["time_zone"] == "UTC"
     assert spec["package_version"]
     assert [i["name"] for i in spec["onnx"]["inputs"]] == list(MODEL_INPUTS)
     assert [o["name"] for o in spec["onnx"]["outputs"]] == list(OUTPUTS)
@@ -94,7 +91,7 @@ def test_onnx_graph_is_valid_with_named_dynamic_axes(bundle_dir):
 @pytest.mark.parametrize(("batch", "seq_len"), [(1, 1), (2, 64), (9, 3), (33, 17)])
 def test_onnxruntime_matches_torch_on_new_shapes(bundle_dir, tiny_run, batch, seq_len):
     """Shapes differ from the traced (3, 11) batch; lengths vary within each batch."""
-    net = load_module(tiny_run.best_checkpoint).net
+    net = load_network(tiny_run.best_checkpoint)
     inputs = random_inputs(net.cfg, batch, seq_len, seed=batch * 100 + seq_len)
     session = ort.InferenceSession(
         str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"]
@@ -111,7 +108,7 @@ def test_onnxruntime_matches_torch_on_new_shapes(bundle_dir, tiny_run, batch, se
 
 def test_padding_does_not_change_predictions(bundle_dir, tiny_run):
     """Right padding beyond the longest sequence (any T) leaves every output unchanged."""
-    net = load_module(tiny_run.best_checkpoint).net
+    net = load_network(tiny_run.best_checkpoint)
     inputs = random_inputs(net.cfg, 6, 10, seed=1)
     longer = dict(inputs)
     for name in ("categorical", "numeric"):
@@ -192,7 +189,7 @@ def test_export_pipeline_from_config(tiny_run, tmp_path):
 
 def test_last_position_path_matches_the_model(tiny_run):
     """The model's last-position path skips positions no output reads; outputs are unchanged."""
-    net = load_module(tiny_run.best_checkpoint).net
+    net = load_network(tiny_run.best_checkpoint)
     for batch, seq_len in [(1, 1), (5, 9), (16, 64)]:
         inputs = random_inputs(net.cfg, batch, seq_len, seed=seq_len)
         a, b = torch_outputs(net, inputs), torch_outputs(net, inputs, last_only=True)

@@ -137,7 +137,7 @@ def test_config_errors_are_clear(kw, message):
 def test_length_bucket_sampler_groups_lengths_and_shards_ranks():
     import numpy as np
 
-    from journeyformer.data.datamodule import LengthBucketSampler
+    from journeyformer.training.datamodule import LengthBucketSampler
 
     lengths = np.random.default_rng(0).integers(1, 65, 1000)
     sampler = LengthBucketSampler(lengths, 32, shuffle=True, seed=1, pool_batches=8)

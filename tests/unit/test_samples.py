@@ -250,7 +250,7 @@ def test_too_few_training_samples_is_refused_naming_cutoffs_and_counts(caplog) -
 
 
 def test_prepare_data_applies_the_sample_check(events_path, caplog) -> None:
-    from journeyformer.data.datamodule import prepare_data
+    from journeyformer.training.datamodule import prepare_data
     from journeyformer.errors import EventDataError
 
     data_cfg = {"path": str(events_path), "extra_categorical": ["device"], "extra_numeric": ["items"]}

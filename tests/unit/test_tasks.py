@@ -11,6 +11,7 @@ import torch
 from support_tasks import PurchaseInHorizon
 
 from journeyformer.data.labels import STAGES, LabelConfig
+from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.schema import EventSchema, load_events
 from journeyformer.data.sequences import FeatureConfig, build_sequences
 from journeyformer.data.vocab import Vocabularies
@@ -18,11 +19,11 @@ from journeyformer.evaluation import plots
 from journeyformer.evaluation.compare import compare, format_table
 from journeyformer.export.onnx import io_spec
 from journeyformer.inference.bundle import Bundle
-from journeyformer.inference.predictor import prediction_frame, prediction_schema
+from journeyformer.inference.partition import prediction_frame, prediction_schema
 from journeyformer.model.config import ModelConfig
-from journeyformer.model.module import JourneyModule
+from journeyformer.training.module import JourneyModule
 from journeyformer.model.network import JourneyTransformer
-from journeyformer.model.predict import predict_sequences
+from journeyformer.model.runner import predict_sequences
 from journeyformer.tasks import registry
 from journeyformer.tasks.base import Task
 from journeyformer.tasks.registry import Baselines
@@ -81,8 +82,9 @@ def check_contract(task: Task, seqs, vocabs, features) -> None:
         assert set(scores) <= set(result["model"][task.name]), f"baseline {name}"
     assert task.name in format_table(result), "printed table"
     # predictions: declared columns, filled from the outputs
-    spec = {"tasks": {task.name: 1.0}, "actions": vocabs["action"].tokens, "stages": list(STAGES)}
-    bundle = Bundle(Path("."), spec)
+    pre = Preprocessing(EventSchema.from_config({"extra_categorical": ["device"]}), features, LabelConfig(), vocabs)
+    bundle = Bundle(Path("."), {"tasks": {task.name: 1.0}, "preprocessing": pre.to_dict()})
+    assert bundle.stages == STAGES
     frame = prediction_frame(sample, outputs, bundle, CUTOFF)
     assert set(task.columns(bundle.context())) <= set(frame.columns), "prediction columns"
     assert frame.schema == prediction_schema(bundle, sample.customer_id.dtype), "prediction schema"

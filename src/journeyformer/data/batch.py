@@ -1,80 +1,88 @@
-"""The one batch contract: padded (B, T) tensors plus lengths, targets under one field.
+"""The one batch type: padded model inputs for some samples of a Sequences, NumPy first.
 
-It flows from the datamodule through the model, the exporter and the evaluation code. The
-ONNX predictor uses the same arrays in NumPy form (:func:`journeyformer.data.sequences.pad`).
+The onnxruntime predictor feeds ``Batch.inputs`` as they are; training converts the same
+object to torch tensors (:func:`journeyformer.training.batch.to_torch`). Right padding: sample
+i's events sit at positions 0..lengths[i]-1, most recent last.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from journeyformer.data.sequences import Sequences, pad
+from journeyformer.errors import ConfigError
 
+# The model's inputs, in the order of its forward() and of the ONNX graph.
 MODEL_INPUTS = ("categorical", "numeric", "lengths", "stage_now", "context")
 
 
 @dataclass
-class JourneyBatch:
-    """A batch of B customers, T = longest sequence in the batch.
+class Batch:
+    """B samples of one Sequences, T = longest sequence in the batch (or ``max_len``).
 
     Attributes:
-        categorical: (B, T, C) int64 vocabulary ids, 0 = padding; column 0 is the action.
-        numeric: (B, T, F) float32 per-event features, 0 at padding.
-        lengths: (B,) int64 real events per customer (>= 1); events sit at 0..length-1.
-        stage_now: (B,) int64 lifecycle stage at the cutoff.
-        context: (B, S) float32 whole-history summary features.
-        targets: task -> (B,) tensor, or None at predict time.
         index: (B,) int64 position of each row in the source Sequences.
+        inputs: MODEL_INPUTS name -> array: categorical (B, T, C) int64 vocabulary ids (0 =
+            padding, column 0 the action), numeric (B, T, F) float32 (0 at padding), lengths
+            (B,) int64 (>= 1), stage_now (B,) int64, context (B, S) float32.
+        targets: task -> (B,) label array, or None at predict time.
+
+    Arrays are NumPy; :func:`journeyformer.training.batch.to_torch` gives the same Batch with
+    torch tensors.
     """
 
-    categorical: Tensor
-    numeric: Tensor
-    lengths: Tensor
-    stage_now: Tensor
-    context: Tensor
-    targets: dict[str, Tensor] | None
-    index: Tensor
+    index: Any
+    inputs: Mapping[str, Any]
+    targets: Mapping[str, Any] | None = None
 
     def __len__(self) -> int:
-        return int(self.lengths.shape[0])
-
-    def inputs(self) -> tuple[Tensor, ...]:
-        """Model inputs in MODEL_INPUTS order (the ONNX graph takes the same)."""
-        return tuple(getattr(self, name) for name in MODEL_INPUTS)
-
-    def to(self, device: torch.device | str) -> JourneyBatch:
-        move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
-        return JourneyBatch(
-            *(move(t) for t in self.inputs()),
-            targets=None if self.targets is None else {k: move(v) for k, v in self.targets.items()},
-            index=self.index,
-        )
+        return int(self.inputs["lengths"].shape[0])
 
 
-def collate(seqs: Sequences, index: np.ndarray, max_len: int | None = None) -> JourneyBatch:
-    """Pad the samples at ``index`` into a JourneyBatch (targets included when labelled)."""
+def make_batch(
+    seqs: Sequences, index: np.ndarray, max_len: int | None = None, with_targets: bool = True
+) -> Batch:
+    """Pad the samples at ``index`` (targets included when ``seqs`` is labelled)."""
     index = np.asarray(index, dtype=np.int64)
-    arrays = pad(seqs, index, max_len)
     targets = None
-    if seqs.labels is not None:
-        targets = {k: torch.from_numpy(np.ascontiguousarray(v[index])) for k, v in seqs.labels.items()}
-    return JourneyBatch(
-        *(torch.from_numpy(arrays[name]) for name in MODEL_INPUTS),
-        targets=targets,
-        index=torch.from_numpy(index),
-    )
+    if with_targets and seqs.labels is not None:
+        targets = {k: np.ascontiguousarray(v[index]) for k, v in seqs.labels.items()}
+    return Batch(index, pad(seqs, index, max_len), targets)
 
 
-class Collate:
-    """Picklable collate_fn for DataLoader workers: list of sample indices -> JourneyBatch."""
+def length_batches(seqs: Sequences, batch_size: int, with_targets: bool = False) -> list[Batch]:
+    """Samples sorted by length and cut into batches, each padded to its own longest sequence.
 
-    def __init__(self, seqs: Sequences, max_len: int | None = None) -> None:
-        self.seqs = seqs
-        self.max_len = max_len
+    Sorting first means a batch holds sequences of (nearly) the same length, so almost no
+    compute goes to padding; the model is exact under any padding, so order does not matter.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    order = np.argsort(seqs.lengths, kind="stable")
+    return [
+        make_batch(seqs, order[i : i + batch_size], with_targets=with_targets)
+        for i in range(0, len(order), batch_size)
+    ]
 
-    def __call__(self, index: list[int]) -> JourneyBatch:
-        return collate(self.seqs, np.asarray(index), self.max_len)
+
+def run_in_batches(
+    n: int,
+    batches: list[Batch],
+    run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Call ``run`` (inputs -> outputs by name) on each batch and put every output row back at
+    its position in the Sequences: name -> (n, ...) array. Used by every runner alike."""
+    out: dict[str, np.ndarray] = {}
+    for batch in batches:
+        for name, value in run(dict(batch.inputs)).items():
+            if name not in out:
+                out[name] = np.empty((n, *value.shape[1:]), dtype=value.dtype)
+            out[name][batch.index] = value
+        if on_batch is not None:
+            on_batch(len(batch.index))
+    return out

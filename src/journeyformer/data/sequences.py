@@ -89,16 +89,6 @@ class FeatureConfig:
             time_zone=str(data_cfg.get("time_zone", "UTC")),
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "max_len": self.max_len,
-            "categorical": list(self.categorical),
-            "numeric": list(self.numeric),
-            "numeric_names": list(self.numeric_names),
-            "context_names": list(CONTEXT_NUMERIC),
-            "time_zone": self.time_zone,
-        }
-
 
 @dataclass
 class Sequences:

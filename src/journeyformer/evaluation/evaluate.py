@@ -22,13 +22,14 @@ from tqdm.auto import tqdm
 from journeyformer.data.as_of import data_end
 from journeyformer.data.samples import parse_time
 from journeyformer.data.schema import EventDataError, load_events
-from journeyformer.data.sequences import Sequences, build_sequences
+from journeyformer.data.batch import length_batches, run_in_batches
+from journeyformer.data.sequences import Sequences
 from journeyformer.errors import JourneyformerError
 from journeyformer.metrics.calibration import apply_temperature
 from journeyformer.evaluation.compare import compare
 from journeyformer.metrics.scores import expected_calibration_error, per_class_recall
 from journeyformer.inference.bundle import Bundle, load_bundle
-from journeyformer.inference.predictor import Predictor
+from journeyformer.inference.runner import OnnxRunner
 from journeyformer.tasks import registry
 from journeyformer.tasks.registry import Baselines
 
@@ -67,8 +68,8 @@ def best_f1_threshold(p: np.ndarray, y: np.ndarray) -> float:
     return float(max(candidates, key=lambda t: threshold_metrics(p, y, t)["f1"]))
 
 
-def _score(predictor: Predictor, seqs: Sequences, bar: tqdm) -> dict[str, np.ndarray]:
-    return predictor.predict(seqs, on_batch=bar.update)
+def _score(runner: OnnxRunner, seqs: Sequences, batch_size: int, bar: tqdm) -> dict[str, np.ndarray]:
+    return run_in_batches(len(seqs), length_batches(seqs, batch_size), runner.run, bar.update)
 
 
 def evaluate_bundle(
@@ -91,7 +92,7 @@ def evaluate_bundle(
             f"and extras {list(schema.extra_categorical) + list(schema.extra_numeric)}; "
             "map yours with data.columns.<name>=<your column>)"
         ) from None
-    labels = bundle.labels
+    labels = bundle.preprocessing.labels
     first, end = events["timestamp"].min(), data_end(events)
     last = end.end
     if as_of is None:
@@ -117,19 +118,15 @@ def evaluate_bundle(
             f"(events start {first:%Y-%m-%d}) to fit the baselines and the churn threshold on"
         )
     tasks = [t.name for t in bundle.tasks]
-    build = dict(
-        vocabs=bundle.vocabs,
-        features=bundle.features,
-        labels=labels,
-        labelers=registry.labelers(tasks),
-    )
-    test = build_sequences(events, as_of_t, **build, source=f"{input_path} @ as_of")
-    val = build_sequences(events, val_cut, **build, source=f"{input_path} @ as_of - horizon")
-    predictor = Predictor(bundle, device=device, batch_size=batch_size)
+    pre = bundle.preprocessing
+    build = dict(active_only=False, labelers=registry.labelers(tasks))
+    test = pre.sequences(events, as_of_t, **build, source=f"{input_path} @ as_of")
+    val = pre.sequences(events, val_cut, **build, source=f"{input_path} @ as_of - horizon")
+    runner = OnnxRunner(bundle, device=device)
     with tqdm(total=len(test) + len(val), desc="scoring customers", unit="cust", disable=not progress) as bar:
-        outputs = _score(predictor, test, bar)
-        val_outputs = _score(predictor, val, bar)
-    n_actions = len(bundle.vocabs["action"])
+        outputs = _score(runner, test, batch_size, bar)
+        val_outputs = _score(runner, val, batch_size, bar)
+    n_actions = len(pre.actions)
     baselines = Baselines.fit(val, labels.horizon_days, n_actions, tasks)
     metrics = compare(outputs, test, baselines, tasks)
     metrics.update(

@@ -12,18 +12,17 @@ import itertools
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from journeyformer import __version__
-from journeyformer.data.samples import customers_by_split, parse_time
+from journeyformer.data.preprocessing import Preprocessing, SplitConfig
 from journeyformer.data.schema import load_events
-from journeyformer.data.sequences import Sequences, build_sequences
+from journeyformer.data.sequences import Sequences
 from journeyformer.errors import ConfigError
 from journeyformer.io import atomic_dir
 from journeyformer.export.onnx import (
@@ -50,9 +49,9 @@ from journeyformer.inference.bundle import (
     file_record,
     spec_checksum,
 )
-from journeyformer.inference.predictor import length_batches
+from journeyformer.data.batch import length_batches
 from journeyformer.io import atomic_write_text
-from journeyformer.model.module import load_module, read_checkpoint
+from journeyformer.model.checkpoint import load_network, read_checkpoint
 from journeyformer.model.network import JourneyTransformer
 from journeyformer.tasks import registry
 from journeyformer.publish import check_dir_output, clean_stale
@@ -91,32 +90,21 @@ class BundleResult:
 
 
 def preprocessing_spec(
-    hp: Mapping[str, Any], net: JourneyTransformer, opset: int, checkpoint: Path
+    pre: Preprocessing, net: JourneyTransformer, opset: int, checkpoint: Path
 ) -> dict[str, Any]:
-    """The content of preprocessing.json: everything a scorer needs besides the graph."""
-    ds = hp["data_spec"]
+    """The content of preprocessing.json: the checkpoint's preprocessing dict unchanged, the
+    tasks and temperatures, the model settings and the graph's I/O."""
     return {
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
-        "trained_with_version": ds.get("version"),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "checkpoint": str(checkpoint),
-        "vocabs": ds["vocabs"],
-        "features": ds["features"],
-        "max_len": int(ds["features"]["max_len"]),
-        "labels": ds["labels"],
-        "horizon_days": ds["labels"]["horizon_days"],
-        "stages": list(ds["stages"]),
-        "actions": list(ds["vocabs"]["action"]),
+        "preprocessing": pre.to_dict(),
         "tasks": dict(net.cfg.tasks),
-        "split": dict(ds.get("split") or {}),
-        "active_within_days": ds.get("active_within_days"),
         # Temperature scaling of each calibrated task's logit, already applied in the graph.
         "temperatures": {
             t.name: float(net.temperature(t.name)) for t in net.tasks if t.calibrated
         },
-        "schema": ds["schema"],
-        "cutoffs": ds["cutoffs"],
         "model": net.cfg.to_dict(),
         "onnx": {
             "files": {k: v for k, v in MODEL_FILES.items() if k == "fp32"},
@@ -131,27 +119,16 @@ def preprocessing_spec(
 
 def validation_sequences(bundle: Bundle, data: ValidationData) -> Sequences:
     """Labelled validation-split sequences at the checkpoint's validation cutoff."""
-    schema = bundle.schema(data.schema_overrides)
-    events = load_events(data.path, schema)
-    cutoff = parse_time(bundle.spec["cutoffs"]["val"][0])
-    split = {**(bundle.spec.get("split") or {}), **dict(data.split)}
-    active = data.active_within_days
-    if active is None:
-        active = bundle.spec.get("active_within_days")
-    customers = customers_by_split(
-        events,
-        float(split.get("val_fraction", 0.15)),
-        float(split.get("test_fraction", 0.15)),
-        str(split.get("salt", "journeyformer")),
-    )["val"]
-    seqs = build_sequences(
+    pre = bundle.preprocessing
+    split = SplitConfig.from_config({**pre.split.to_dict(), **dict(data.split)})
+    active = pre.active_within_days if data.active_within_days is None else data.active_within_days
+    pre = replace(pre, schema=bundle.schema(data.schema_overrides), split=split, active_within_days=active)
+    events = load_events(data.path, pre.schema)
+    cutoff = pre.cutoffs["val"][0]
+    seqs = pre.sequences(
         events,
         cutoff,
-        bundle.vocabs,
-        bundle.features,
-        bundle.labels,
-        customers=customers,
-        active_within_days=active,
+        customers=pre.split.customers(events)["val"],
         labelers=registry.labelers(bundle.spec["tasks"]),
         source=f"{data.path} [validation @ {cutoff:%Y-%m-%d}]",
     )
@@ -206,20 +183,21 @@ def build_bundle(
     inputs = [checkpoint, validation.path if validation is not None else None]
     check_dir_output(output, "output", PREPROCESSING, "export", inputs)
     clean_stale([output])
-    hp = read_checkpoint(checkpoint)["hyper_parameters"]
-    net = load_module(checkpoint).net.eval()
+    ckpt = read_checkpoint(checkpoint)
+    pre = Preprocessing.from_dict(ckpt["hyper_parameters"]["preprocessing"], str(checkpoint))
+    net = load_network(checkpoint)
     with atomic_dir(output) as tmp:
         fp32 = export_onnx(
             net, tmp / MODEL_FILES["fp32"], opset=opset, last_position_only=last_position_only
         )
-        spec = preprocessing_spec(hp, net, opset, checkpoint)
+        spec = preprocessing_spec(pre, net, opset, checkpoint)
         spec["onnx"]["last_position_only"] = last_position_only
         bundle = Bundle(tmp, spec)
         seqs = validation_sequences(bundle, validation) if validation is not None else None
         batches = list(parity_batches(net.cfg, batch_sizes, seq_lens, seed))
         if seqs is not None:
             batches += [
-                b.inputs for b in length_batches(seqs.take(np.arange(min(len(seqs), 1024))), 256)
+                dict(b.inputs) for b in length_batches(seqs.take(np.arange(min(len(seqs), 1024))), 256)
             ]
         parity = check_parity(net, fp32, batches, atol)
         log.info("%s", parity.table())
@@ -256,7 +234,7 @@ def build_bundle(
             log.warning("%s: not found; the bundle has no %s", metrics_path, METRICS)
         spec["metrics"] = METRICS if result.metrics is not None else None
         atomic_write_text(tmp / EXPORT_REPORT, json.dumps(report, indent=1))
-        spec["preprocessing"] = preprocessing_rules(spec)
+        spec["preprocessing_rules"] = preprocessing_rules(spec["preprocessing"])
         spec["golden"] = GOLDEN
         # The golden examples run through the same code as `journeyformer predict`.
         golden = golden_examples(Bundle(tmp, spec))

@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from journeyformer.data.schema import normalize, validate
-from journeyformer.data.sequences import build_sequences, pad
+from journeyformer.data.sequences import pad
 from journeyformer.data.vocab import PAD, UNK
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.session import make_session
@@ -41,7 +41,7 @@ TOLERANCE = {
 
 
 def _tokens(bundle: Bundle, column: str) -> list[str]:
-    known = [t for t in bundle.spec["vocabs"][column][2:]]
+    known = list(bundle.preprocessing.vocabs[column].tokens[2:])
     return known or ["x"]  # an empty vocabulary: any value is <unk>
 
 
@@ -61,9 +61,10 @@ def _iso(t: datetime, naive: bool = False, offset_hours: int = 0) -> str:
 
 def golden_events(bundle: Bundle, as_of: datetime) -> tuple[list[dict[str, Any]], list[dict]]:
     """Raw event rows in the user's column names, and what each customer exercises."""
-    schema = bundle.spec["schema"]
+    pre = bundle.preprocessing.to_dict()
+    schema = pre["schema"]
     col = dict(schema["columns"])
-    labels = bundle.spec["labels"]
+    labels = pre["labels"]
     actions, channels = _tokens(bundle, "action"), _tokens(bundle, "channel")
     purchase = _pick(actions, labels.get("purchase_actions"))
     intent = _pick(actions, labels.get("intent_actions"), 1)
@@ -114,7 +115,7 @@ def golden_events(bundle: Bundle, as_of: datetime) -> tuple[list[dict[str, Any]]
     # 2: more events than max_len: the oldest are dropped but still count in the context, and
     # the first kept event's gap is to the dropped one before it.
     c = 910_000_002
-    n = int(bundle.spec["max_len"]) + 6
+    n = bundle.preprocessing.max_len + 6
     for i in range(n):
         t = as_of - (n - i) * timedelta(hours=13, minutes=17, seconds=11)
         event(c, t, actions[i % len(actions)], 5.0 * (i % 3), channel=channels[i % len(channels)],
@@ -137,7 +138,7 @@ def golden_events(bundle: Bundle, as_of: datetime) -> tuple[list[dict[str, Any]]
     cases.append({"customer_id": c, "case": "<null>, <unk>, literal <pad>, null amount, duplicates"})
     # 4: the loyalty window (as_of - window, as_of] and events after as_of.
     c = 910_000_004
-    window = timedelta(days=float(bundle.spec["labels"]["loyalty_window_days"]))
+    window = timedelta(days=float(bundle.preprocessing.labels.loyalty_window_days))
     for k, (t, note) in enumerate([
         (as_of - window - 30 * day, "outside the window"),
         (as_of - window, "exactly as_of - window: outside (the window is half-open)"),
@@ -165,8 +166,8 @@ def _plain(a: np.ndarray) -> list:
 def golden_examples(bundle: Bundle, as_of: datetime | None = None) -> dict[str, Any]:
     """The content of golden.json for ``bundle`` (see the module docstring)."""
     if as_of is None:
-        cutoffs = [c for v in bundle.spec.get("cutoffs", {}).values() for c in v]
-        as_of = max(datetime.fromisoformat(c) for c in cutoffs) if cutoffs else None
+        cutoffs = [c for v in bundle.preprocessing.cutoffs.values() for c in v]
+        as_of = max(cutoffs) if cutoffs else None
         as_of = as_of or datetime(2025, 12, 1, tzinfo=timezone.utc)
     # Customer 5's events lie after as_of and must not be after the wall clock (future_events).
     as_of = min(as_of.astimezone(timezone.utc), datetime.now(timezone.utc) - timedelta(days=7))
@@ -175,9 +176,7 @@ def golden_examples(bundle: Bundle, as_of: datetime | None = None) -> dict[str, 
     ts_col = schema.source("timestamp")
     raw = pl.DataFrame(rows, schema_overrides={ts_col: pl.String}, infer_schema_length=None)
     events = validate(normalize(raw.lazy(), schema, GOLDEN).collect(), schema, GOLDEN)
-    seqs = build_sequences(
-        events, as_of, bundle.vocabs, bundle.features, bundle.labels, with_labels=False
-    )
+    seqs = bundle.preprocessing.sequences(events, as_of, with_labels=False, active_only=False)
     inputs = pad(seqs, np.arange(len(seqs)))
     session = make_session(bundle.model_path(), "cpu")
     names = list(bundle.output_names)

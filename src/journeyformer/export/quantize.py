@@ -21,7 +21,7 @@ from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dyna
 from journeyformer.data.sequences import Sequences
 from journeyformer.model.network import EMBEDDING_OUTPUT
 from journeyformer.tasks import registry
-from journeyformer.inference.predictor import length_batches, run_in_batches
+from journeyformer.data.batch import length_batches, run_in_batches
 from journeyformer.inference.session import make_session
 
 log = logging.getLogger(__name__)

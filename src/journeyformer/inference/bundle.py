@@ -5,7 +5,7 @@ A bundle directory holds everything needed to score raw events without PyTorch:
 ==================  ===========================================================================
 model.onnx          the network, inputs/outputs as in ``preprocessing.json["onnx"]``
 model.int8.onnx     optional int8 dynamic quantization of the same graph (``quantize=true``)
-preprocessing.json  vocabularies, feature settings, label names, horizon, event schema, I/O
+preprocessing.json  the fitted preprocessing (as in the checkpoint), tasks, temperatures, I/O
 metrics.json        validation/test metrics the checkpoint reached (when training wrote them)
 export_report.json  parity of onnxruntime against torch, and of int8 against fp32
 golden.json         raw events of a few customers, their exact inputs and expected outputs
@@ -27,13 +27,12 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from journeyformer.data.labels import LabelConfig
+from journeyformer.data.preprocessing import Preprocessing, PreprocessingMismatch
 from journeyformer.data.schema import EventSchema
-from journeyformer.data.sequences import FeatureConfig
-from journeyformer.data.vocab import Vocabularies
 from journeyformer.errors import ConfigError, JourneyformerError
 from journeyformer.publish import sha256
 from journeyformer.tasks import registry
@@ -41,7 +40,8 @@ from journeyformer.tasks.base import Task, TaskContext
 
 # 2: outputs of the enabled tasks only, named by the task registry.
 # 3: preprocessing.json records checksums of the bundle's files and of itself.
-FORMAT_VERSION = 3
+# 4: the fitted preprocessing's dict under "preprocessing", as in the checkpoint.
+FORMAT_VERSION = 4
 MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 PREPROCESSING = "preprocessing.json"
 METRICS = "metrics.json"
@@ -61,17 +61,17 @@ class BundleError(JourneyformerError):
 # What preprocessing.json must hold: key -> JSON type (nested: key -> schema of that object).
 SPEC_SCHEMA: dict[str, Any] = {
     "format_version": int,
-    "vocabs": dict,
-    "features": {"max_len": int, "categorical": list, "numeric": list, "time_zone": str},
-    "max_len": int,
-    "labels": dict,
-    "horizon_days": (int, float),
-    "stages": list,
-    "actions": list,
+    "preprocessing": {
+        "feature_version": int,
+        "vocabs": dict,
+        "features": {"max_len": int, "categorical": list, "numeric": list, "time_zone": str},
+        "feature_names": {"numeric": list, "context": list, "stages": list},
+        "labels": dict,
+        "schema": {"columns": dict},
+        "cutoffs": dict,
+    },
     "tasks": dict,
     "temperatures": dict,
-    "schema": {"columns": dict},
-    "cutoffs": dict,
     "model": dict,
     "onnx": {"files": dict, "inputs": list, "outputs": list},
     "files": dict,
@@ -108,7 +108,7 @@ def _check_schema(spec: Any, schema: Mapping[str, Any], where: str, prefix: str 
             raise BundleError(f"{where}: key '{name}' is {type(value).__name__}, expected {expected}; re-export the bundle")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Bundle:
     """A loaded bundle: its directory and the preprocessing it was trained with.
 
@@ -120,32 +120,26 @@ class Bundle:
     path: Path
     spec: Mapping[str, Any]
 
-    @property
-    def vocabs(self) -> Vocabularies:
-        return Vocabularies.from_dict(self.spec["vocabs"])
+    @cached_property
+    def preprocessing(self) -> Preprocessing:
+        """The fitted preprocessing the model was trained with (the checkpoint's, unchanged).
 
-    @property
-    def features(self) -> FeatureConfig:
-        f = self.spec["features"]
-        return FeatureConfig(
-            max_len=int(f["max_len"]),
-            categorical=tuple(f["categorical"]),
-            numeric=tuple(f["numeric"]),
-            time_zone=str(f["time_zone"]),
-        )
-
-    @property
-    def labels(self) -> LabelConfig:
-        return LabelConfig.from_config(self.spec["labels"])
+        Raises :class:`BundleError` saying to re-export when this package computes other
+        features than the bundle's model was trained on.
+        """
+        try:
+            return Preprocessing.from_dict(self.spec["preprocessing"], f"{self.path / PREPROCESSING}")
+        except PreprocessingMismatch as err:
+            raise BundleError(str(err)) from None
 
     @property
     def actions(self) -> tuple[str, ...]:
         """Action name of each next-action class (index = vocabulary id)."""
-        return tuple(self.spec["actions"])
+        return self.preprocessing.actions
 
     @property
     def stages(self) -> tuple[str, ...]:
-        return tuple(self.spec["stages"])
+        return self.preprocessing.stages
 
     @property
     def tasks(self) -> list[Task]:
@@ -176,7 +170,7 @@ class Bundle:
 
             bundle.schema({"columns": {"customer_id": "user_id"}, "time_zone": "Europe/Paris"})
         """
-        base = dict(self.spec["schema"])
+        base = self.preprocessing.schema.to_dict()
         for key, value in (overrides or {}).items():
             if key not in SCHEMA_OVERRIDES:
                 if value is None:
@@ -249,4 +243,6 @@ def load_bundle(path: str | Path) -> Bundle:
                 f"{f}: checksum mismatch: the file changed after export (damaged or edited); "
                 "re-export the bundle"
             )
-    return Bundle(path, spec)
+    bundle = Bundle(path, spec)
+    bundle.preprocessing  # noqa: B018 - fails now, saying to re-export, if the features changed
+    return bundle

@@ -4,9 +4,7 @@ Customers are assigned to ``n`` chunks by a hash of ``customer_id``; each chunk 
 filter over :func:`journeyformer.data.schema.scan_events`, collected by Polars' streaming
 engine, so only one chunk's events (plus the next one, being prepared) are ever in memory.
 Every customer lands in exactly one chunk, and a chunk holds all of its customers' events, so
-sequences built per chunk equal sequences built from the whole input.
-
-Every customer seen in a chunk is accounted for: it gets a sequence, or a reject reason.
+a chunk is a partition for :func:`journeyformer.inference.partition.score_partition`.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from journeyformer.data.labels import LabelConfig
+from journeyformer.data.as_of import data_end
 from journeyformer.data.schema import (
     EventDataError,
     EventSchema,
@@ -27,18 +25,11 @@ from journeyformer.data.schema import (
     now_utc,
     read_error,
     scan_events,
-    validate,
 )
-from journeyformer.data.as_of import data_end
-from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
-from journeyformer.data.timestamps import UTC_US  # also imported from here
-from journeyformer.data.vocab import Vocabularies
 from journeyformer.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-REASON_NO_HISTORY = "no events at or before as_of"
-REASON_NO_VALID = "no valid events (every row had a null timestamp; data.null_keys=drop)"
 _HASH_SEED = 20250101  # fixed, so a chunk holds the same customers on every run
 
 
@@ -59,23 +50,6 @@ class InputPlan:
     n_customers: int
     latest: datetime
     n_chunks: int
-
-
-@dataclass
-class Chunk:
-    """One chunk, ready to score.
-
-    Attributes:
-        index: chunk number, 0..n_chunks-1.
-        seqs: sequences at as_of of the chunk's customers with history (sorted by customer_id).
-        rejects: customer_id, reason, first_event (UTC, null when no valid event).
-        n_events: events read for the chunk.
-    """
-
-    index: int
-    seqs: Sequences | None
-    rejects: pl.DataFrame
-    n_events: int
 
 
 def chunk_filter(index: int, n_chunks: int) -> pl.Expr:
@@ -145,69 +119,10 @@ class EventChunks:
         except pl.exceptions.PolarsError as err:
             raise read_error(self.name, err) from None
 
-    def read(
-        self,
-        index: int,
-        as_of: datetime,
-        vocabs: Vocabularies,
-        features: FeatureConfig,
-        labels: LabelConfig,
-    ) -> Chunk:
-        """Events of chunk ``index`` -> sequences at ``as_of`` plus rejected customers."""
-        n = self.plan.n_chunks
-        raw = self._collect(self.lf.filter(chunk_filter(index, n)))
-        source = f"{self.name} [chunk {index + 1}/{n}]"
-        seen = raw.select(pl.col("customer_id").drop_nulls().unique())
-        if raw.height == 0:
-            return Chunk(index, None, _rejects(seen, None, None), 0)
-        keyed = pl.col("customer_id").is_not_null() & pl.col("timestamp").is_not_null()
-        if self.schema.null_keys == "drop" and not raw.select(keyed.any()).item():
-            # validate() calls a chunk of only null keys an error; it is not one while the rest
-            # of the input has events. Unparseable timestamps stay an error.
-            unparseable = raw.filter(
-                pl.col("timestamp").is_null() & pl.col("_ts_raw").is_not_null()
-            )
-            if unparseable.height:
-                validate(unparseable, self.schema, source)  # raises, quoting the bad values
-            log.warning(
-                "%s: dropped %d rows with a null key (data.null_keys=drop)", source, raw.height
-            )
-            return Chunk(index, None, _rejects(seen, raw.head(0), None), raw.height)
-        events = validate(raw, self.schema, source)
-        del raw
-        seqs = build_sequences(
-            events, as_of, vocabs, features, labels, with_labels=False, source=source
-        )
-        return Chunk(
-            index, seqs if len(seqs) else None, _rejects(seen, events, seqs), events.height
-        )
+    def read(self, index: int) -> pl.DataFrame:
+        """The events of chunk ``index``, read with the schema but not yet validated (see
+        :func:`journeyformer.inference.partition.prepare_partition`)."""
+        return self._collect(self.lf.filter(chunk_filter(index, self.plan.n_chunks)))
 
-
-def _rejects(
-    seen: pl.DataFrame, events: pl.DataFrame | None, seqs: Sequences | None
-) -> pl.DataFrame:
-    """Customers in ``seen`` without a sequence, with why."""
-    empty = pl.DataFrame(
-        {"customer_id": seen.get_column("customer_id").clear(), "reason": [], "first_event": []},
-        schema_overrides={"reason": pl.String, "first_event": UTC_US},
-    )
-    if seen.height == 0:
-        return empty
-    scored = seqs.customer_id.to_frame("customer_id") if seqs is not None else seen.clear()
-    missing = seen.join(scored, on="customer_id", how="anti")
-    if missing.height == 0:
-        return empty
-    assert events is not None
-    first = events.group_by("customer_id").agg(pl.col("timestamp").min().alias("first_event"))
-    return (
-        missing.join(first, on="customer_id", how="left")
-        .select(
-            "customer_id",
-            pl.when(pl.col("first_event").is_null())
-            .then(pl.lit(REASON_NO_VALID))
-            .otherwise(pl.lit(REASON_NO_HISTORY))
-            .alias("reason"),
-            pl.col("first_event").cast(UTC_US),
-        )
-        .sort("customer_id")
-    )
+    def source(self, index: int) -> str:
+        return f"{self.name} [chunk {index + 1}/{self.plan.n_chunks}]"

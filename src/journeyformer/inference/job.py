@@ -1,9 +1,10 @@
 """The batch scoring job: events (Parquet/CSV, a file, directory or glob) -> predictions.parquet.
 
-Flow, per customer chunk (:mod:`journeyformer.inference.chunks`)::
+A local driver around :func:`journeyformer.inference.partition.score_partition`: each customer
+chunk (:mod:`journeyformer.inference.chunks`) is one partition. Flow::
 
-    worker thread:  read chunk i+1 -> validate -> sequences -> length-sorted padded batches
-    main thread:    onnxruntime on chunk i's batches -> predictions frame -> Parquet row group
+    worker thread:  read chunk i+1 -> prepare_partition (validate, sequences, padded batches)
+    main thread:    score_prepared on chunk i (onnxruntime) -> predictions -> Parquet row group
 
 Polars and onnxruntime both release the GIL, so preparing the next chunk overlaps with
 inference on the current one; at most two chunks are in memory. Predictions stream into a
@@ -34,8 +35,15 @@ from tqdm.auto import tqdm
 
 from journeyformer.data.samples import parse_time
 from journeyformer.inference.bundle import Bundle, load_bundle
-from journeyformer.inference.chunks import UTC_US, Chunk, EventChunks
-from journeyformer.inference.predictor import Batch, Predictor, prediction_schema
+from journeyformer.inference.chunks import EventChunks
+from journeyformer.inference.partition import (
+    PartitionResult,
+    Prepared,
+    prediction_schema,
+    prepare_partition,
+    score_prepared,
+)
+from journeyformer.inference.runner import OnnxRunner
 from journeyformer.errors import ConfigError
 from journeyformer.publish import (
     check_distinct,
@@ -130,26 +138,21 @@ def predict_events(
         raise ConfigError(f"as_of: {err}") from None
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     # The session first: a missing GPU runtime fails before any data is read.
-    predictor = Predictor(bundle, device, precision, threads, batch_size, optimization=optimization)
-    chunks = EventChunks(input, bundle.schema(schema_overrides), chunk_customers)
+    runner = OnnxRunner(bundle, device, precision, threads, optimization=optimization)
+    schema = bundle.schema(schema_overrides)
+    chunks = EventChunks(input, schema, chunk_customers)
     plan = chunks.plan
     when = given_as_of if given_as_of is not None else plan.latest
-    vocabs, features, labels = bundle.vocabs, bundle.features, bundle.labels
     log.info(
         "%s: %d events, %d customers, %d chunk(s); as_of %s; onnxruntime on %s",
-        plan.name,
-        plan.n_rows,
-        plan.n_customers,
-        plan.n_chunks,
-        when.isoformat(),
-        predictor.session.get_providers()[0],
-    )
+        plan.name, plan.n_rows, plan.n_customers, plan.n_chunks, when.isoformat(), runner.provider,
+    )  # fmt: skip
 
-    def prepare(i: int) -> tuple[Chunk, list[Batch]]:
-        chunk = chunks.read(i, when, vocabs, features, labels)
-        return chunk, predictor.batches(chunk.seqs) if chunk.seqs is not None else []
+    def prepare(i: int) -> Prepared:
+        return prepare_partition(chunks.read(i), bundle, schema, when, batch_size, chunks.source(i))
 
-    schema = prediction_schema(bundle, chunks.lf.collect_schema()["customer_id"], with_embedding)
+    customer_id = chunks.lf.collect_schema()["customer_id"]
+    out_schema = prediction_schema(bundle, customer_id, with_embedding)
     result = PredictResult(output, rejects, when, 0, 0, 0, 0, plan.n_chunks, 0.0)
     reject_parts: list[pl.DataFrame] = []
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
@@ -157,23 +160,22 @@ def predict_events(
     try:
         with publish_files({"predictions": output, "rejects": rejects}, manifest) as tmp:
             tmp_out, tmp_rej = tmp["predictions"], tmp["rejects"]
-            writer = pq.ParquetWriter(tmp_out, pl.DataFrame(schema=schema).to_arrow().schema)
+            writer = pq.ParquetWriter(tmp_out, pl.DataFrame(schema=out_schema).to_arrow().schema)
             try:
                 pending: Future = pool.submit(prepare, 0)
                 for i in range(plan.n_chunks):
-                    chunk, batches = pending.result()
+                    prepared = pending.result()
                     if i + 1 < plan.n_chunks:
                         pending = pool.submit(prepare, i + 1)  # overlaps with inference below
-                    _score_chunk(
-                        predictor, chunk, batches, when, top_k, with_embedding, writer, bar, result
+                    part = score_prepared(
+                        prepared, bundle, when, runner, top_k, with_embedding, customer_id, bar.update
                     )
-                    reject_parts.append(chunk.rejects)
-                    bar.update(chunk.rejects.height)
+                    _add(result, part, writer)
+                    reject_parts.append(part.rejects)
+                    bar.update(part.n_rejected)
             finally:
                 writer.close()
-            rejected = pl.concat(reject_parts).select(
-                "customer_id", pl.lit(when, UTC_US).alias("as_of"), "reason", "first_event"
-            )
+            rejected = pl.concat(reject_parts)
             rejected.write_parquet(tmp_rej)
             if result.n_scored + rejected.height != plan.n_customers:  # a bug, never bad data
                 raise RuntimeError(
@@ -193,26 +195,13 @@ def predict_events(
     return result
 
 
-def _score_chunk(
-    predictor: Predictor,
-    chunk: Chunk,
-    batches: list[Batch],
-    as_of: datetime,
-    top_k: int,
-    with_embedding: bool,
-    writer: pq.ParquetWriter,
-    bar: tqdm,
-    result: PredictResult,
-) -> None:
-    """Run one chunk's batches, append its predictions as a row group, update the counts."""
-    result.n_events += chunk.n_events
-    if chunk.seqs is None:
-        return
-    outputs = predictor.run_batches(len(chunk.seqs), batches, bar.update)
-    frame = predictor.to_frame(chunk.seqs, outputs, as_of, top_k, with_embedding)
-    writer.write_table(frame.to_arrow())
-    result.n_scored += frame.height
-    for name, n in chunk.seqs.unknown_counts.items():
+def _add(result: PredictResult, part: PartitionResult, writer: pq.ParquetWriter) -> None:
+    """Append one partition's predictions as a row group and add up its counts."""
+    result.n_events += part.n_events
+    if part.n_scored:
+        writer.write_table(part.predictions.to_arrow())
+    result.n_scored += part.n_scored
+    for name, n in part.unknown.items():
         result.unknown[name] = result.unknown.get(name, 0) + n
 
 

@@ -2,15 +2,16 @@
 
 The tasks (:mod:`journeyformer.tasks`) say which of them score which task.
 
-Conventions: ``y`` are labels, ``p``/``scores`` predictions. next_action labels equal to
-IGNORE_INDEX (no event in the horizon) are left out of next-action metrics.
+Conventions: ``y`` are labels, ``p``/``scores`` predictions. Class labels below 0 (the data's
+IGNORE_INDEX: no event in the horizon) are left out of the class-ranking metrics.
+
+NumPy only: this module imports nothing from the package.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from journeyformer.data.labels import IGNORE_INDEX
 
 def rankdata(x: np.ndarray) -> np.ndarray:
     """Average ranks (1-based), ties share their mean rank (like scipy.stats.rankdata)."""
@@ -74,14 +75,14 @@ def _rank_of_true(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def accuracy_at_k(scores: np.ndarray, y: np.ndarray, k: int) -> float:
-    keep = y != IGNORE_INDEX
+    keep = y >= 0
     if not keep.any():
         return float("nan")
     return float(np.mean(_rank_of_true(scores[keep], y[keep]) <= k))
 
 
 def mean_reciprocal_rank(scores: np.ndarray, y: np.ndarray) -> float:
-    keep = y != IGNORE_INDEX
+    keep = y >= 0
     if not keep.any():
         return float("nan")
     return float(np.mean(1.0 / _rank_of_true(scores[keep], y[keep])))

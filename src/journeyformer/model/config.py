@@ -7,8 +7,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from journeyformer.data.labels import STAGES
+from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.errors import ConfigError
 from journeyformer.tasks import registry
+
+
+# Keys of configs/model/*.yaml that are not network settings: the config's name (in run names)
+# and the optimizer settings (read by the training module).
+YAML_ONLY = ("name", "optimizer")
 
 
 @dataclass(frozen=True)
@@ -60,16 +66,24 @@ class ModelConfig:
         return self.categorical_sizes[0]
 
     @classmethod
-    def from_data(cls, sizes: Mapping[str, Any], data_spec: Mapping[str, Any]) -> ModelConfig:
-        """``sizes``: the model YAML (d_model, ...); ``data_spec``: see JourneyModule."""
-        features = data_spec["features"]
-        vocabs = data_spec["vocabs"]
+    def from_data(cls, sizes: Mapping[str, Any], pre: Preprocessing) -> ModelConfig:
+        """``sizes``: the model YAML (d_model, ...); vocabulary sizes and feature counts come
+        from the fitted preprocessing. A key that is not a setting is an error (a typo such as
+        ``model.n_layer=4`` would otherwise train the default silently)."""
+        data_derived = {"categorical_sizes", "n_numeric", "n_context", "max_len", "n_stages"}
+        known = [k for k in cls.__dataclass_fields__ if k not in data_derived]
+        unknown = sorted(set(sizes) - set(known) - set(YAML_ONLY))
+        if unknown:
+            raise ConfigError(
+                f"model config has unknown key(s) {unknown}; known: {sorted([*known, *YAML_ONLY])}"
+            )
         return cls(
-            categorical_sizes=tuple(len(vocabs[c]) for c in features["categorical"]),
-            n_numeric=len(features["numeric_names"]),
-            n_context=len(features["context_names"]),
-            max_len=int(features["max_len"]),
-            **{k: v for k, v in dict(sizes).items() if k in cls.__dataclass_fields__},
+            categorical_sizes=pre.categorical_sizes,
+            n_numeric=len(pre.numeric_names),
+            n_context=len(pre.context_names),
+            max_len=pre.max_len,
+            n_stages=len(pre.stages),
+            **{k: v for k, v in dict(sizes).items() if k in known},
         )
 
     def to_dict(self) -> dict[str, Any]:

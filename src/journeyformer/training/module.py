@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from journeyformer.data.batch import JourneyBatch
-from journeyformer.data.labels import IGNORE_INDEX
-from journeyformer.errors import CheckpointError
+from journeyformer.data.batch import MODEL_INPUTS, Batch
+from journeyformer.model.checkpoint import load_weights, read_checkpoint
 from journeyformer.model.config import ModelConfig
-from journeyformer.model.metrics import TaskScore
 from journeyformer.model.network import JourneyTransformer, NetworkOutput
+from journeyformer.training.batch import to_device
+from journeyformer.training.metrics import TaskScore
 
 DEFAULT_OPTIMIZER = {"lr": 1e-3, "weight_decay": 0.01, "betas": (0.9, 0.98), "warmup_ratio": 0.05, "min_lr_ratio": 0.05}
 
@@ -27,9 +27,9 @@ class JourneyModule(L.LightningModule):
 
     Args:
         model: :class:`ModelConfig` fields as plain values (sizes from the data included).
-        data_spec: plain description of the data the model was trained on: ``vocabs``
-            (name -> tokens), ``features``, ``labels``, ``schema``, ``stages``. It travels in
-            the checkpoint so a checkpoint alone can score new events.
+        preprocessing: :meth:`journeyformer.data.preprocessing.Preprocessing.to_dict` of the
+            data the model was trained on. It travels in the checkpoint so a checkpoint alone
+            can score new events.
         optimizer: AdamW settings plus ``warmup_ratio`` and ``min_lr_ratio`` of the schedule.
             Plain values rather than a ``_partial_`` so checkpoints stay plain.
     """
@@ -37,7 +37,7 @@ class JourneyModule(L.LightningModule):
     def __init__(
         self,
         model: Mapping[str, Any],
-        data_spec: Mapping[str, Any],
+        preprocessing: Mapping[str, Any],
         optimizer: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -49,14 +49,14 @@ class JourneyModule(L.LightningModule):
         self.val_metrics = nn.ModuleDict({t.name: TaskScore(t) for t in self.net.tasks})
 
     # ---- losses -------------------------------------------------------------------------
-    def losses(self, batch: JourneyBatch, out: NetworkOutput) -> dict[str, Tensor]:
+    def losses(self, batch: Batch, out: NetworkOutput) -> dict[str, Tensor]:
         """Per-task losses (unweighted) plus ``next_event`` (auxiliary, every position)."""
         assert batch.targets is not None
         losses = {t.name: t.loss(out.raw[t.name], batch.targets[t.name]) for t in self.net.tasks}
-        if "next_action" in out.raw and self.cfg.next_event_weight > 0 and batch.categorical.shape[1] > 1:
+        if "next_action" in out.raw and self.cfg.next_event_weight > 0 and batch.inputs["categorical"].shape[1] > 1:
             # Position i predicts the action at i + 1; padding targets (id 0) are ignored.
             logits = self.net.next_event_logits(out.hidden[:, :-1])  # (B, T-1, A)
-            target = batch.categorical[:, 1:, 0]
+            target = batch.inputs["categorical"][:, 1:, 0]
             if (target != 0).any():
                 losses["next_event"] = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=0)
         return losses
@@ -66,11 +66,11 @@ class JourneyModule(L.LightningModule):
         return sum(weights[k] * v for k, v in losses.items())
 
     # ---- steps --------------------------------------------------------------------------
-    def transfer_batch_to_device(self, batch: JourneyBatch, device: torch.device, dataloader_idx: int) -> JourneyBatch:
-        return batch.to(device)
+    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
+        return to_device(batch, device)
 
-    def training_step(self, batch: JourneyBatch, batch_idx: int) -> Tensor:
-        out = self.net(*batch.inputs())
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        out = self.net(*(batch.inputs[n] for n in MODEL_INPUTS))
         losses = self.losses(batch, out)
         loss = self.weighted(losses)
         bs = len(batch)
@@ -79,8 +79,8 @@ class JourneyModule(L.LightningModule):
             self.log(f"train/{k}/loss", v, batch_size=bs)
         return loss
 
-    def validation_step(self, batch: JourneyBatch, batch_idx: int) -> None:
-        out = self.net(*batch.inputs())
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        out = self.net(*(batch.inputs[n] for n in MODEL_INPUTS))
         losses = self.losses(batch, out)
         bs = len(batch)
         self.log("val/loss", self.weighted(losses), prog_bar=True, batch_size=bs)
@@ -125,39 +125,10 @@ class JourneyModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def read_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
-    """The checkpoint's plain values (``weights_only=True``); a missing, truncated or foreign
-    file is a :class:`CheckpointError` naming it."""
-    if not Path(path).is_file():
-        raise CheckpointError(f"{path}: no such checkpoint (pass e.g. checkpoints/<run>/best.ckpt)")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-        hp = ckpt["hyper_parameters"]
-        hp["model"], hp["data_spec"], ckpt["state_dict"]
-    except Exception as err:  # unpickling errors, truncated files, foreign checkpoints
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-        raise CheckpointError(
-            f"{path}: not a journeyformer checkpoint, or damaged ({type(err).__name__}: "
-            f"{first}); pass the best.ckpt or last.ckpt that scripts/train.py wrote under "
-            "checkpoints/<run>/"
-        ) from None
-    return ckpt
-
-
-def load_module(path: str | Path, map_location: str = "cpu") -> JourneyModule:
+def load_module(path: str | Path) -> JourneyModule:
     """Rebuild a trained module from a checkpoint of plain values (``weights_only=True``)."""
-    ckpt = read_checkpoint(path, map_location)
+    ckpt = read_checkpoint(path)
     hp = ckpt["hyper_parameters"]
-    module = JourneyModule(hp["model"], hp["data_spec"], hp.get("optimizer"))
-    state = ckpt["state_dict"]
-    for task in module.net.tasks:  # checkpoints from before calibration
-        if task.calibrated:
-            state.setdefault(f"net.{task.name}_temperature", torch.ones(()))
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"{path}: its weights do not fit the model its settings describe "
-            f"({str(err).splitlines()[0]}); the file is damaged or was edited"
-        ) from None
+    module = JourneyModule(hp["model"], hp["preprocessing"], hp.get("optimizer"))
+    load_weights(module.net, ckpt["state_dict"], path)
     return module.eval()

@@ -5,49 +5,41 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
-import polars as pl
 from torch.utils.data import DataLoader, Sampler
 
-from journeyformer.data.batch import Collate
-from journeyformer.data.as_of import data_end
-from journeyformer.data.labels import LabelConfig
-from journeyformer.data.samples import CutoffSchedule, SampleCount, customers_by_split
-from journeyformer.data.schema import EventDataError, EventSchema, load_events
-from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
-from journeyformer.data.vocab import Vocabularies
+from journeyformer.data.preprocessing import Preprocessing
+from journeyformer.data.samples import CutoffSchedule
+from journeyformer.data.schema import EventSchema, load_events
+from journeyformer.data.sequences import Sequences
 from journeyformer.tasks import registry
+from journeyformer.training.batch import Collate
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class JourneyData:
-    """Everything the model and the baselines need, as plain objects."""
+    """The fitted preprocessing and the labelled samples of each split."""
 
-    schema: EventSchema
-    features: FeatureConfig
-    labels: LabelConfig
-    vocabs: Vocabularies
-    cutoffs: dict[str, list[datetime]]
+    preprocessing: Preprocessing
     splits: dict[str, Sequences]
     source: str
 
     def describe(self) -> str:
         lines = [f"events: {self.source}"]
         for name, seqs in self.splits.items():
-            cut = ", ".join(f"{c:%Y-%m-%d}" for c in self.cutoffs[name])
-            churn = float(seqs.labels["churn"].mean()) if seqs.labels is not None else float("nan")
+            cut = ", ".join(f"{c:%Y-%m-%d}" for c in self.preprocessing.cutoffs[name])
+            churn = float(seqs.labels["churn"].mean()) if seqs.labels and "churn" in seqs.labels else float("nan")
             lines.append(
                 f"  {name:<5} {len(seqs):>7} samples {seqs.n_events:>9} events  "
                 f"churn rate {churn:.3f}  cutoffs {cut}"
             )
-        lines.append(f"  vocab sizes: {self.vocabs.sizes()}")
+        lines.append(f"  vocab sizes: {self.preprocessing.vocabs.sizes()}")
         return "\n".join(lines)
 
 
@@ -58,77 +50,24 @@ def resolve_events_path(data_cfg: Mapping[str, Any]) -> Path:
     if synthetic:
         from journeyformer.data.synthetic import SyntheticConfig, ensure_synthetic
 
-        ensure_synthetic(
-            path, SyntheticConfig.from_dict(dict(synthetic)), data_cfg.get("generated_dir")
-        )
+        ensure_synthetic(path, SyntheticConfig.from_dict(dict(synthetic)))
     return path
 
 
 def prepare_data(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> JourneyData:
-    """Read events, fix the cutoff schedule and splits, build vocabularies and samples.
-
-    Vocabularies come from training customers' events at or before the last training cutoff
-    only. Validation and test samples use their own split's customers at later cutoffs.
-    """
-    schema = EventSchema.from_config(data_cfg)
-    features = FeatureConfig.from_config(data_cfg)
-    labels = LabelConfig.from_config(labels_cfg)
+    """Read events, fit the preprocessing (cutoffs, split, vocabularies from training
+    customers' events before the last training cutoff) and build every split's samples with
+    the labels of every registered task. Validation and test samples use their own split's
+    customers at later cutoffs."""
     path = resolve_events_path(data_cfg)
-    events = load_events(path, schema)
-    for warning in labels.check_actions(events.get_column("action").unique().to_list(), str(path)):
+    events = load_events(path, EventSchema.from_config(data_cfg))
+    pre = Preprocessing.fit(events, data_cfg, labels_cfg, source=str(path))
+    for warning in pre.labels.check_actions(events.get_column("action").unique().to_list(), str(path)):
         log.warning(warning)
-    end = data_end(events)
-    log.info("%s", end.describe(str(path)))
-    schedule = CutoffSchedule.from_config(labels_cfg.get("cutoffs") or {}, labels.horizon_days)
-    cutoffs = schedule.resolve(events.get_column("timestamp").min(), end.end)
-    split_cfg = data_cfg.get("split") or {}
-    customers = customers_by_split(
-        events,
-        float(split_cfg.get("val_fraction", 0.15)),
-        float(split_cfg.get("test_fraction", 0.15)),
-        str(split_cfg.get("salt", "journeyformer")),
-    )
-    train_events = events.filter(
-        pl.col("customer_id").is_in(customers["train"].implode())
-        & (pl.col("timestamp") <= max(cutoffs["train"]))
-    )
-    if train_events.height == 0:
-        raise EventDataError(f"{path}: no training events before {max(cutoffs['train'])}")
-    vocabs = Vocabularies.build(train_events, features.categorical)
-    active = (labels_cfg.get("cutoffs") or {}).get("active_within_days")
-    splits, counts = {}, {}
-    for name, cuts in cutoffs.items():
-        parts = [
-            build_sequences(
-                events,
-                cut,
-                vocabs,
-                features,
-                labels,
-                customers=customers[name],
-                active_within_days=None if active is None else float(active),
-                labelers=registry.labelers(),
-                source=f"{path} [{name} @ {cut:%Y-%m-%d}]",
-            )
-            for cut in cuts
-        ]
-        counts[name] = [
-            SampleCount(
-                cut,
-                len(p),
-                p.customer_id.n_unique(),
-                int(p.labels["churn"].sum()) if p.labels is not None else 0,
-            )
-            for cut, p in zip(cuts, parts, strict=True)
-        ]
-        splits[name] = Sequences.concat([p for p in parts if len(p)] or parts[:1])
-        if len(splits[name]) == 0:
-            raise EventDataError(
-                f"{path}: the {name} split has no samples (cutoffs {cuts}); use more customers, "
-                "lower data.split fractions, or labels.cutoffs.active_within_days=null"
-            )
+    splits, counts = pre.split_sequences(events, labelers=registry.labelers(), source=str(path))
+    schedule = CutoffSchedule.from_config(labels_cfg.get("cutoffs") or {}, pre.horizon_days)
     schedule.check_sample_counts(counts, str(path))
-    return JourneyData(schema, features, labels, vocabs, cutoffs, splits, str(path))
+    return JourneyData(pre, splits, str(path))
 
 
 class LengthBucketSampler(Sampler[list[int]]):

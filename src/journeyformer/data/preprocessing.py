@@ -1,0 +1,302 @@
+"""The one fitted preprocessing object: schema, features, labels, vocabularies, split, samples.
+
+It is fitted once on the training data (:meth:`Preprocessing.fit`), sizes the model, travels in
+the checkpoint and in the bundle's ``preprocessing.json`` as the same dict
+(:meth:`Preprocessing.to_dict`), and re-applies itself to new events
+(:meth:`Preprocessing.sequences`), like pytorch-forecasting's ``TimeSeriesDataSet.from_dataset``.
+
+Derived values (feature names, stage names, action names, the horizon) are properties. The dict
+records ``feature_version`` and the feature names it was fitted with only to check them:
+:meth:`from_dict` fails, saying to re-export (or retrain), when this package computes other
+features than the ones the model was trained on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from journeyformer.data.labels import STAGES, LabelConfig, LabelWindow
+from journeyformer.data.as_of import data_end
+from journeyformer.data.samples import (
+    SPLITS,
+    CutoffSchedule,
+    SampleCount,
+    customers_by_split,
+    parse_time,
+)
+from journeyformer.data.schema import EventDataError, EventSchema
+from journeyformer.data.sequences import CONTEXT_NUMERIC, FeatureConfig, Sequences, build_sequences
+from journeyformer.data.vocab import Vocabularies
+
+log = logging.getLogger(__name__)
+
+# Bump when a feature changes meaning (not only its name): a model trained on version N
+# cannot read features computed by version N + 1.
+FEATURE_VERSION = 1
+
+
+class PreprocessingMismatch(ValueError):
+    """A stored preprocessing dict does not match the features this package computes."""
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Stable customer hash split (see :func:`journeyformer.data.samples.split_of`)."""
+
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    salt: str = "journeyformer"
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | None) -> SplitConfig:
+        cfg = dict(cfg or {})
+        return cls(
+            float(cfg.get("val_fraction", cls.val_fraction)),
+            float(cfg.get("test_fraction", cls.test_fraction)),
+            str(cfg.get("salt", cls.salt)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"val_fraction": self.val_fraction, "test_fraction": self.test_fraction, "salt": self.salt}
+
+    def customers(self, events: pl.DataFrame) -> dict[str, pl.Series]:
+        """split name -> sorted customer ids of ``events`` in it."""
+        return customers_by_split(events, self.val_fraction, self.test_fraction, self.salt)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Everything between raw events and model inputs, fitted on the training data.
+
+    Attributes:
+        schema: how to read the user's events.
+        features: which columns become features, ``max_len``.
+        labels: what the labels mean (horizon, action names, stage rules' settings).
+        vocabs: column -> vocabulary, from training customers' events before the last
+            training cutoff.
+        split: the customer hash split.
+        cutoffs: split -> the cutoffs its samples were built at (UTC).
+        active_within_days: samples are customers active within this many days before a
+            cutoff (None: all customers with history).
+        feature_version: FEATURE_VERSION of the package that fitted it.
+    """
+
+    schema: EventSchema
+    features: FeatureConfig
+    labels: LabelConfig
+    vocabs: Vocabularies
+    split: SplitConfig = field(default_factory=SplitConfig)
+    cutoffs: Mapping[str, tuple[datetime, ...]] = field(default_factory=dict)
+    active_within_days: float | None = None
+    feature_version: int = FEATURE_VERSION
+
+    # ---- derived values ------------------------------------------------------------------
+    @property
+    def numeric_names(self) -> tuple[str, ...]:
+        return self.features.numeric_names
+
+    @property
+    def context_names(self) -> tuple[str, ...]:
+        return CONTEXT_NUMERIC
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return STAGES
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """Action name of each next-action class (index = vocabulary id)."""
+        return self.vocabs["action"].tokens
+
+    @property
+    def max_len(self) -> int:
+        return self.features.max_len
+
+    @property
+    def horizon_days(self) -> float:
+        return self.labels.horizon_days
+
+    @property
+    def categorical_sizes(self) -> tuple[int, ...]:
+        """Vocabulary size of each categorical feature, action first (sizes the embeddings)."""
+        return tuple(len(self.vocabs[c]) for c in self.features.categorical)
+
+    # ---- fitting and applying ------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        events: pl.DataFrame,
+        data_cfg: Mapping[str, Any],
+        labels_cfg: Mapping[str, Any],
+        source: str = "events",
+    ) -> Preprocessing:
+        """Fix the cutoff schedule and the split, and build vocabularies from the training
+        customers' events at or before the last training cutoff (nothing later is seen).
+
+        ``events``: canonical events read with ``EventSchema.from_config(data_cfg)``.
+        """
+        schema = EventSchema.from_config(data_cfg)
+        features = FeatureConfig.from_config(data_cfg)
+        labels = LabelConfig.from_config(labels_cfg)
+        cutoffs_cfg = dict(labels_cfg.get("cutoffs") or {})
+        end = data_end(events)
+        log.info("%s", end.describe(source))
+        schedule = CutoffSchedule.from_config(cutoffs_cfg, labels.horizon_days)
+        cutoffs = schedule.resolve(events.get_column("timestamp").min(), end.end)
+        split = SplitConfig.from_config(data_cfg.get("split"))
+        train_ids = split.customers(events)["train"]
+        train_events = events.filter(
+            pl.col("customer_id").is_in(train_ids.implode())
+            & (pl.col("timestamp") <= max(cutoffs["train"]))
+        )
+        if train_events.height == 0:
+            raise EventDataError(f"{source}: no training events before {max(cutoffs['train'])}")
+        active = cutoffs_cfg.get("active_within_days")
+        return cls(
+            schema=schema,
+            features=features,
+            labels=labels,
+            vocabs=Vocabularies.build(train_events, features.categorical),
+            split=split,
+            cutoffs={k: tuple(v) for k, v in cutoffs.items()},
+            active_within_days=None if active is None else float(active),
+        )
+
+    def sequences(
+        self,
+        events: pl.DataFrame | pl.LazyFrame,
+        cutoff: datetime,
+        *,
+        customers: pl.Series | None = None,
+        with_labels: bool = True,
+        labelers: Mapping[str, Callable[[LabelWindow], np.ndarray]] | None = None,
+        active_only: bool = True,
+        source: str = "events",
+    ) -> Sequences:
+        """Sequences (and labels) of ``events`` at ``cutoff`` with these vocabularies and
+        features; see :func:`journeyformer.data.sequences.build_sequences`.
+
+        ``active_only``: keep only customers active within ``active_within_days`` (as the
+        training samples were); False scores everyone with history (predict).
+        """
+        return build_sequences(
+            events,
+            cutoff,
+            self.vocabs,
+            self.features,
+            self.labels,
+            customers=customers,
+            active_within_days=self.active_within_days if active_only else None,
+            with_labels=with_labels,
+            labelers=labelers,
+            source=source,
+        )
+
+    def split_sequences(
+        self,
+        events: pl.DataFrame,
+        labelers: Mapping[str, Callable[[LabelWindow], np.ndarray]] | None = None,
+        source: str = "events",
+    ) -> tuple[dict[str, Sequences], dict[str, list[SampleCount]]]:
+        """split -> labelled samples of its customers at each of its cutoffs, and split -> the
+        samples counted per cutoff (for ``CutoffSchedule.check_sample_counts``)."""
+        customers = self.split.customers(events)
+        out, counts = {}, {}
+        for name in SPLITS:
+            parts = [
+                self.sequences(
+                    events,
+                    cut,
+                    customers=customers[name],
+                    labelers=labelers,
+                    source=f"{source} [{name} @ {cut:%Y-%m-%d}]",
+                )
+                for cut in self.cutoffs[name]
+            ]
+            counts[name] = [
+                SampleCount(
+                    cut,
+                    len(p),
+                    p.customer_id.n_unique(),
+                    int(p.labels["churn"].sum()) if p.labels and "churn" in p.labels else 0,
+                )
+                for cut, p in zip(self.cutoffs[name], parts, strict=True)
+            ]
+            out[name] = Sequences.concat([p for p in parts if len(p)] or parts[:1])
+            if len(out[name]) == 0:
+                raise EventDataError(
+                    f"{source}: the {name} split has no samples (cutoffs "
+                    f"{[f'{c:%Y-%m-%d}' for c in self.cutoffs[name]]}); use more customers, lower "
+                    "data.split fractions, or labels.cutoffs.active_within_days=null"
+                )
+        return out, counts
+
+    # ---- the dict that travels -----------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only (JSON and ``torch.load(weights_only=True)`` safe)."""
+        return {
+            "feature_version": self.feature_version,
+            "schema": self.schema.to_dict(),
+            "features": {
+                "max_len": self.features.max_len,
+                "categorical": list(self.features.categorical),
+                "numeric": list(self.features.numeric),
+                "time_zone": self.features.time_zone,
+            },
+            # Recorded to check them on load (from_dict), never read as values.
+            "feature_names": {
+                "numeric": list(self.numeric_names),
+                "context": list(self.context_names),
+                "stages": list(self.stages),
+            },
+            "labels": self.labels.to_dict(),
+            "vocabs": self.vocabs.to_dict(),
+            "split": self.split.to_dict(),
+            "cutoffs": {k: [c.isoformat() for c in v] for k, v in self.cutoffs.items()},
+            "active_within_days": self.active_within_days,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "preprocessing") -> Preprocessing:
+        """Rebuild from :meth:`to_dict`; raises :class:`PreprocessingMismatch` when the features
+        this package computes differ from the recorded ones."""
+        version = d.get("feature_version")
+        if version != FEATURE_VERSION:
+            raise PreprocessingMismatch(
+                f"{source}: features of version {version}, this package computes version "
+                f"{FEATURE_VERSION}; re-export the bundle from a checkpoint trained with this "
+                "version of journeyformer (or retrain)"
+            )
+        f = d["features"]
+        pre = cls(
+            schema=EventSchema.from_config(d["schema"]),
+            features=FeatureConfig(
+                max_len=int(f["max_len"]),
+                categorical=tuple(f["categorical"]),
+                numeric=tuple(f["numeric"]),
+                time_zone=str(f["time_zone"]),
+            ),
+            labels=LabelConfig.from_config(d["labels"]),
+            vocabs=Vocabularies.from_dict(d["vocabs"]),
+            split=SplitConfig.from_config(d.get("split")),
+            cutoffs={k: tuple(parse_time(c) for c in v) for k, v in (d.get("cutoffs") or {}).items()},
+            active_within_days=d.get("active_within_days"),
+            feature_version=int(version),
+        )
+        recorded = d.get("feature_names") or {}
+        now = {"numeric": list(pre.numeric_names), "context": list(pre.context_names), "stages": list(pre.stages)}
+        changed = {k: (recorded.get(k), v) for k, v in now.items() if recorded.get(k) != v}
+        if changed:
+            detail = "; ".join(f"{k}: trained {old}, now {new}" for k, (old, new) in changed.items())
+            raise PreprocessingMismatch(
+                f"{source}: this package computes other features than the model was trained on "
+                f"({detail}); re-export the bundle with this version of journeyformer (or retrain)"
+            )
+        return pre

@@ -1,0 +1,174 @@
+"""The training job: fit, keep the best checkpoint, calibrate, score it and the baselines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from journeyformer.config import plain as _plain
+from journeyformer.data.preprocessing import Preprocessing
+from journeyformer.data.sequences import Sequences
+from journeyformer.evaluation.compare import beats_baselines, compare, format_table
+from journeyformer.errors import CheckpointError
+from journeyformer.io import atomic_write, atomic_write_text
+from journeyformer.metrics.calibration import apply_temperature, fit_temperature, logit
+from journeyformer.metrics.scores import expected_calibration_error
+from journeyformer.model.checkpoint import read_checkpoint
+from journeyformer.model.config import ModelConfig
+from journeyformer.model.runner import predict_sequences
+from journeyformer.publish import check_inside
+from journeyformer.tasks.registry import Baselines
+from journeyformer.training.datamodule import JourneyData, JourneyDataModule
+from journeyformer.training.module import JourneyModule, load_module
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: paths, metrics and the objects, for callers and tests."""
+
+    run_dir: Path
+    best_checkpoint: Path | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    table: str = ""
+    seconds: float = 0.0
+    module: JourneyModule | None = None
+    data: JourneyData | None = None
+
+
+def train(cfg: DictConfig) -> TrainResult:
+    """Train on ``cfg.data`` with ``cfg.labels``, keep the best checkpoint, evaluate on test.
+
+    Writes under ``cfg.run_dir``: best.ckpt, last.ckpt, logs/, test_metrics.json.
+    """
+    start = time.perf_counter()
+    if cfg.get("run_name") is not None:  # run_name is a name under checkpoints/, never a path out
+        root = str(cfg.paths.checkpoint_dir)
+        check_inside(Path(root) / str(cfg.run_name), root, f"run_name={cfg.run_name}")
+    run_dir = Path(str(cfg.run_dir))
+    L.seed_everything(int(cfg.seed), workers=True)
+    data_cfg, labels_cfg = _plain(cfg.data), _plain(cfg.labels)
+    dm = JourneyDataModule(
+        data_cfg,
+        labels_cfg,
+        batch_size=int(data_cfg.get("batch_size", 256)),
+        num_workers=int(data_cfg.get("num_workers", 0)),
+        seed=int(cfg.seed),
+    )
+    dm.setup()
+    assert dm.data is not None
+    pre = dm.data.preprocessing
+    model_cfg = ModelConfig.from_data(_plain(cfg.model), pre)
+    if cfg.get("resume_from"):
+        _check_resumable(Path(str(cfg.resume_from)), pre, model_cfg.to_dict())
+    module = JourneyModule(model_cfg.to_dict(), pre.to_dict(), _plain(cfg.model.get("optimizer")))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer.fit(module, datamodule=dm, ckpt_path=cfg.get("resume_from"))
+    best = _best_checkpoint(trainer)
+    result = TrainResult(run_dir=run_dir, best_checkpoint=best, data=dm.data, module=module)
+    if best is not None:
+        result.module = load_module(best)
+    if best is not None and trainer.global_rank == 0:
+        result.metrics["calibration"] = calibrate(result.module, dm.data.splits["val"], best)
+    if cfg.get("evaluate", True) and trainer.global_rank == 0:
+        result.metrics.update(evaluate_splits(result.module, dm.data, ("val", "test")))
+        result.table = format_table(result.metrics["test"])
+        result.metrics["beats_baselines"] = beats_baselines(result.metrics["test"])
+        result.metrics["checkpoint"] = str(best) if best else None
+        result.seconds = time.perf_counter() - start
+        result.metrics["train_seconds"] = result.seconds
+        atomic_write_text(run_dir / "test_metrics.json", json.dumps(result.metrics, indent=1))
+        print(result.table)
+        print(f"metrics: {run_dir / 'test_metrics.json'}  checkpoint: {best}")
+    result.seconds = time.perf_counter() - start
+    print(f"wall time: {result.seconds:.1f} s")
+    return result
+
+
+def calibrate(module: JourneyModule, val: Sequences, checkpoint: Path) -> dict[str, dict[str, float]]:
+    """Fit each calibrated task's temperature on validation samples, set it on ``module`` and
+    store it in ``checkpoint`` (rewritten atomically). Returns task -> T and the validation
+    ECE before and after."""
+    assert val.labels is not None
+    calibrated = [t for t in module.net.tasks if t.calibrated]
+    if not calibrated:
+        return {}
+    outputs = predict_sequences(module.net, val)
+    ckpt = read_checkpoint(checkpoint)
+    report = {}
+    for task in calibrated:
+        p, y = outputs[task.metric_output], val.labels[task.name]
+        t = fit_temperature(logit(p), y)
+        module.net.temperature(task.name).fill_(t)
+        ckpt["state_dict"][f"net.{task.name}_temperature"] = torch.tensor(t)
+        report[task.name] = {
+            "temperature": t,
+            "val_ece_before": expected_calibration_error(p, y),
+            "val_ece_after": expected_calibration_error(apply_temperature(p, t), y),
+        }
+    atomic_write(checkpoint, lambda tmp: torch.save(ckpt, tmp))
+    log.info("calibration on validation: %s", report)
+    return report
+
+
+def _check_resumable(
+    checkpoint: Path, pre: Preprocessing, model: dict[str, Any] | None = None
+) -> None:
+    """Resuming is only sound with the same model settings, on data that gives the same
+    vocabularies and features."""
+    if not checkpoint.exists():
+        raise CheckpointError(f"resume_from={checkpoint}: no such checkpoint")
+    hp = read_checkpoint(checkpoint)["hyper_parameters"]
+    if model is not None and hp["model"] != model:
+        changed = sorted(k for k in set(hp["model"]) | set(model) if hp["model"].get(k) != model.get(k))
+        diff = ", ".join(f"{k}={hp['model'].get(k)!r} there, {model.get(k)!r} now" for k in changed[:4])
+        raise CheckpointError(
+            f"resume_from={checkpoint}: the checkpoint was trained with other model settings "
+            f"(differ: {diff}). "
+            "Resume with the model settings of that run (e.g. the same model=...), or start a new run."
+        )
+    old, spec = hp["preprocessing"], pre.to_dict()
+    for key in ("vocabs", "features"):
+        if old[key] != spec[key]:
+            changed = [k for k in set(old[key]) | set(spec[key]) if old[key].get(k) != spec[key].get(k)]
+            raise CheckpointError(
+                f"resume_from={checkpoint}: the data gives other {key} than the checkpoint was "
+                f"trained with (changed: {sorted(changed)}); embeddings would be misread. Resume "
+                "on the same data and settings, or start a new run."
+            )
+
+
+def _best_checkpoint(trainer: L.Trainer) -> Path | None:
+    cb = trainer.checkpoint_callback
+    path = getattr(cb, "best_model_path", "") if cb is not None else ""
+    return Path(path) if path else None
+
+
+def evaluate_splits(
+    module: JourneyModule, data: JourneyData, splits: tuple[str, ...] = ("test",)
+) -> dict[str, Any]:
+    """Model and baselines (fitted on train) on each split: split -> :func:`compare` result."""
+    tasks = list(module.cfg.tasks)
+    baselines = Baselines.fit(
+        data.splits["train"], data.preprocessing.horizon_days, module.cfg.n_actions, tasks
+    )
+    out: dict[str, Any] = {}
+    with torch.inference_mode():
+        for split in splits:
+            seqs = data.splits[split]
+            outputs = predict_sequences(module.net, seqs)
+            out[split] = compare(outputs, seqs, baselines, tasks)
+    return out

@@ -1,0 +1,140 @@
+"""Layers point down: a static check of every import (parsed with ast, nothing is run).
+
+prep (data), metrics, tasks, serving (inference) and the report job (evaluation) import no
+torch or lightning; the model imports neither serving nor report code; tasks import torch only
+inside functions (losses, post-processing), never at import time; no package imports one above
+it (see /ARCHITECTURE.md's table).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "journeyformer"
+HEAVY = ("torch", "lightning", "torchmetrics", "onnxscript")
+
+# package -> journeyformer packages it must never import (anywhere in its files)
+NEVER = {
+    "data": ("training", "model", "export", "inference", "evaluation", "pipelines", "tasks"),
+    "metrics": ("data", "training", "model", "export", "inference", "evaluation", "pipelines", "tasks"),
+    "tasks": ("training", "model", "export", "inference", "evaluation", "pipelines"),
+    "inference": ("training", "model", "export", "evaluation", "pipelines"),
+    "model": ("training", "export", "inference", "evaluation", "pipelines"),
+    "evaluation": ("training", "model", "export", "pipelines"),
+    "training": ("export", "inference", "pipelines"),
+    "export": ("training", "evaluation", "pipelines"),
+}
+# packages that never import a heavy library, and whether function-level imports count
+TORCH_FREE = {"data": True, "metrics": True, "inference": True, "evaluation": True, "tasks": False}
+
+
+def imports(path: Path, top_level_only: bool = False) -> list[tuple[str, int]]:
+    """(imported module, line) of every import in ``path``; ``top_level_only`` skips imports
+    inside functions and ``if TYPE_CHECKING:`` blocks."""
+    tree = ast.parse(path.read_text(), str(path))
+    nodes = []
+    if top_level_only:
+        for node in tree.body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            nodes += list(ast.walk(node)) if not isinstance(node, (ast.FunctionDef, ast.ClassDef)) else []
+            if isinstance(node, ast.ClassDef):  # class bodies run at import, methods do not
+                nodes += [n for n in node.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    else:
+        nodes = [
+            n
+            for n in ast.walk(tree)
+            if not (isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))
+        ]
+        skip = {
+            id(m)
+            for n in ast.walk(tree)
+            if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test)
+            for m in ast.walk(n)
+        }
+        nodes = [n for n in nodes if id(n) not in skip]
+    out = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.module, node.lineno))
+    return out
+
+
+def files(package: str) -> list[Path]:
+    return sorted((SRC / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", sorted(NEVER))
+def test_layers_point_down(package):
+    bad = [
+        f"{f.relative_to(SRC)}:{line} imports {mod}"
+        for f in files(package)
+        for mod, line in imports(f)
+        for above in NEVER[package]
+        if mod == f"journeyformer.{above}" or mod.startswith(f"journeyformer.{above}.")
+    ]
+    assert not bad, "imports pointing up:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("package", sorted(TORCH_FREE))
+def test_torch_free_packages(package):
+    everywhere = TORCH_FREE[package]
+    bad = [
+        f"{f.relative_to(SRC)}:{line} imports {mod}"
+        for f in files(package)
+        for mod, line in imports(f, top_level_only=not everywhere)
+        if mod.split(".")[0] in HEAVY
+    ]
+    assert not bad, f"{package} must not import {HEAVY}" + (
+        "" if everywhere else " at import time"
+    ) + ":\n" + "\n".join(bad)
+
+
+def test_pipelines_import_heavy_libraries_lazily():
+    bad = [m for m, _ in imports(SRC / "pipelines.py", top_level_only=True) if m.split(".")[0] in HEAVY]
+    bad += [
+        m
+        for m, _ in imports(SRC / "pipelines.py", top_level_only=True)
+        if m.startswith("journeyformer.") and m.split(".")[1] in ("training", "model", "export")
+    ]
+    assert not bad
+
+
+def test_no_import_cycles_between_modules():
+    """No module imports (at import time) a module that imports it back, directly or not."""
+    graph: dict[str, set[str]] = {}
+    for f in SRC.rglob("*.py"):
+        name = ".".join(("journeyformer", *f.relative_to(SRC).with_suffix("").parts))
+        name = name.removesuffix(".__init__")
+        graph[name] = {m for m, _ in imports(f, top_level_only=True) if m.startswith("journeyformer.")}
+    seen: dict[str, int] = {}  # 1 visiting, 2 done
+    cycles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        seen[node] = 1
+        for dep in graph.get(node, ()):
+            if dep not in graph:
+                continue
+            if seen.get(dep) == 1:
+                cycles.append(" -> ".join([*path[path.index(dep):], dep]))
+            elif dep not in seen:
+                visit(dep, [*path, dep])
+        seen[node] = 2
+
+    for node in graph:
+        if node not in seen:
+            visit(node, [node])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_checker_sees_a_forbidden_import(tmp_path):
+    """The checks above could pass by parsing nothing: make sure they find a planted import."""
+    planted = tmp_path / "bad.py"
+    planted.write_text("import numpy\n\ndef f():\n    import torch\n")
+    assert ("torch", 4) in imports(planted)
+    assert ("torch", 4) not in imports(planted, top_level_only=True)
