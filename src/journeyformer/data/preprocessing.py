@@ -34,6 +34,7 @@ from journeyformer.data.samples import (
 from journeyformer.data.schema import EventDataError, EventSchema
 from journeyformer.data.sequences import CONTEXT_NUMERIC, FeatureConfig, Sequences, build_sequences
 from journeyformer.data.vocab import Vocabularies
+from journeyformer.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,39 @@ log = logging.getLogger(__name__)
 FEATURE_VERSION = 1
 
 
-class PreprocessingMismatch(ValueError):
+class PreprocessingMismatch(ConfigError):
     """A stored preprocessing dict does not match the features this package computes."""
+
+
+# Keys of configs/data/*.yaml: the event schema's, the features', the split's and the loader's.
+DATA_KEYS = (
+    *EventSchema.__dataclass_fields__,
+    "path", "synthetic", "generated_dir", "max_len", "batch_size", "num_workers", "split",
+)  # fmt: skip
+SPLIT_KEYS = ("val_fraction", "test_fraction", "salt")
+LABEL_KEYS = (*LabelConfig.__dataclass_fields__, "cutoffs")
+CUTOFF_KEYS = (
+    *(k for k in CutoffSchedule.__dataclass_fields__ if k != "horizon_days"),
+    "active_within_days",
+)
+
+
+def check_keys(cfg: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
+    """A key that is no setting is an error naming it and the known ones (a typo would
+    otherwise be ignored and the default used without a word)."""
+    unknown = sorted(set(cfg) - set(known))
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s) {unknown}; known: {sorted(known)}")
+
+
+def check_data_keys(data_cfg: Mapping[str, Any]) -> None:
+    check_keys(data_cfg, DATA_KEYS, "data config")
+    check_keys(data_cfg.get("split") or {}, SPLIT_KEYS, "data.split")
+
+
+def check_label_keys(labels_cfg: Mapping[str, Any]) -> None:
+    check_keys(labels_cfg, LABEL_KEYS, "labels config")
+    check_keys(labels_cfg.get("cutoffs") or {}, CUTOFF_KEYS, "labels.cutoffs")
 
 
 @dataclass(frozen=True)
@@ -142,6 +174,8 @@ class Preprocessing:
 
         ``events``: canonical events read with ``EventSchema.from_config(data_cfg)``.
         """
+        check_data_keys(data_cfg)
+        check_label_keys(labels_cfg)
         schema = EventSchema.from_config(data_cfg)
         features = FeatureConfig.from_config(data_cfg)
         labels = LabelConfig.from_config(labels_cfg)

@@ -15,6 +15,8 @@ from journeyformer.tasks import registry
 # Keys of configs/model/*.yaml that are not network settings: the config's name (in run names)
 # and the optimizer settings (read by the training module).
 YAML_ONLY = ("name", "optimizer")
+# Settings that come from the data (the fitted preprocessing), never from YAML.
+DATA_DERIVED = ("categorical_sizes", "n_numeric", "n_context", "max_len", "n_stages")
 
 
 @dataclass(frozen=True)
@@ -66,24 +68,28 @@ class ModelConfig:
         return self.categorical_sizes[0]
 
     @classmethod
-    def from_data(cls, sizes: Mapping[str, Any], pre: Preprocessing) -> ModelConfig:
-        """``sizes``: the model YAML (d_model, ...); vocabulary sizes and feature counts come
-        from the fitted preprocessing. A key that is not a setting is an error (a typo such as
-        ``model.n_layer=4`` would otherwise train the default silently)."""
-        data_derived = {"categorical_sizes", "n_numeric", "n_context", "max_len", "n_stages"}
-        known = [k for k in cls.__dataclass_fields__ if k not in data_derived]
+    def check_keys(cls, sizes: Mapping[str, Any]) -> None:
+        """A model config key that is not a setting is an error naming the known ones (a typo
+        such as ``model.n_layer=4`` would otherwise train the default silently)."""
+        known = [k for k in cls.__dataclass_fields__ if k not in DATA_DERIVED]
         unknown = sorted(set(sizes) - set(known) - set(YAML_ONLY))
         if unknown:
             raise ConfigError(
                 f"model config has unknown key(s) {unknown}; known: {sorted([*known, *YAML_ONLY])}"
             )
+
+    @classmethod
+    def from_data(cls, sizes: Mapping[str, Any], pre: Preprocessing) -> ModelConfig:
+        """``sizes``: the model YAML (d_model, ...); vocabulary sizes and feature counts come
+        from the fitted preprocessing (never from YAML)."""
+        cls.check_keys(sizes)
         return cls(
             categorical_sizes=pre.categorical_sizes,
             n_numeric=len(pre.numeric_names),
             n_context=len(pre.context_names),
             max_len=pre.max_len,
             n_stages=len(pre.stages),
-            **{k: v for k, v in dict(sizes).items() if k in known},
+            **{k: v for k, v in dict(sizes).items() if k not in YAML_ONLY},
         )
 
     def to_dict(self) -> dict[str, Any]:

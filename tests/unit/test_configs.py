@@ -1,0 +1,96 @@
+"""Every config composes: every top-level config and every option of every group; unknown keys
+in the model, data and labels configs are errors naming the key and the known ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+from support import CONFIG_DIR
+
+from journeyformer.data.preprocessing import check_data_keys, check_label_keys
+from journeyformer.errors import ConfigError
+from journeyformer.model.config import ModelConfig
+
+TOP = {
+    "train": [],
+    "export": ["checkpoint=x.ckpt"],
+    "predict": ["bundle=b", "input=e.parquet"],
+    "evaluate": ["bundle=b", "input=e.parquet"],
+    "generate_data": [],
+}
+TRAIN_GROUPS = ("data", "labels", "model", "trainer", "callbacks", "logger", "experiment", "debug", "hparams_search", "paths")
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def composed(name: str, overrides: list[str]):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name=name, overrides=overrides, return_hydra_config=True)
+
+
+def resolved(cfg) -> dict:
+    """The job's part of the config with every interpolation resolved (hydra's own left out)."""
+    job = {k: v for k, v in cfg.items() if k != "hydra"}
+    return OmegaConf.to_container(OmegaConf.create(job), resolve=True)
+
+
+def check_train(cfg) -> None:
+    plain = resolved(cfg)
+    ModelConfig.check_keys(plain["model"])
+    check_data_keys(plain["data"])
+    check_label_keys(plain["labels"])
+
+
+@pytest.mark.parametrize("name", sorted(TOP))
+def test_every_top_level_config_composes(name):
+    extra = ["paths.output_dir=/tmp/x"] if name in ("train", "generate_data") else []
+    cfg = composed(name, [*TOP[name], *extra])
+    resolved(cfg)
+    # Hydra's run settings come from configs/hydra/default.yaml, and only train has a run folder.
+    assert cfg.hydra.job.chdir is False
+    if name == "train":
+        assert OmegaConf.select(cfg, "hydra.run.dir") == cfg.run_dir
+        check_train(cfg)
+    else:
+        assert cfg.hydra.run.dir == "." and cfg.hydra.output_subdir is None
+    assert cfg.hydra.job_logging.root.handlers == ["console"]  # no <job>.log file
+
+
+@pytest.mark.parametrize(
+    "override", [f"{g}={o}" for g in TRAIN_GROUPS for o in options(g)], ids=str
+)
+def test_every_option_of_every_group_composes(override):
+    # What a user must add to these options: their events; a sweep's per-trial folder.
+    needs = {"data=events": ["data.path=/x/events.parquet"], "hparams_search=optuna": ["run_dir=/tmp/x"]}
+    cfg = composed("train", [override, "paths.output_dir=/tmp/x", *needs.get(override, [])])
+    check_train(cfg)
+
+
+def test_model_sizes_share_one_base():
+    sizes = {o: resolved(composed("train", [f"model={o}", "paths.output_dir=/tmp/x"]))["model"] for o in options("model")}
+    assert {s["name"] for s in sizes.values()} == set(options("model"))
+    assert len({str(s["tasks"]) for s in sizes.values()}) == 1  # from model/_common.yaml
+    assert sizes["base"]["optimizer"]["lr"] != sizes["small"]["optimizer"]["lr"]
+
+
+@pytest.mark.parametrize(
+    ("override", "check", "message"),
+    [
+        ("+model.n_layer=4", "model", r"unknown key\(s\) \['n_layer'\]; known: .*'n_layers'"),
+        ("+data.max_lenn=3", "data", r"unknown key\(s\) \['max_lenn'\]; known: .*'max_len'"),
+        ("+labels.horizn_days=3", "labels", r"unknown key\(s\) \['horizn_days'\]; known: .*'horizon_days'"),
+        ("+labels.cutoffs.n_trian=3", "labels", r"labels.cutoffs has unknown key\(s\) \['n_trian'\]"),
+    ],
+)
+def test_unknown_keys_are_errors_naming_the_key_and_the_known_ones(override, check, message):
+    plain = resolved(composed("train", [override, "paths.output_dir=/tmp/x"]))
+    checker = {"model": ModelConfig.check_keys, "data": check_data_keys, "labels": check_label_keys}
+    with pytest.raises(ConfigError, match=message):
+        checker[check](plain[check])
