@@ -27,6 +27,7 @@ train: venv
 	$(PY) scripts/train.py $(ARGS)
 
 test: venv
+	$(PY) -m ruff check src tests benchmarks scripts
 	$(PY) -m pytest -q $(ARGS)
 
 data: venv
