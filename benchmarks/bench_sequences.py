@@ -34,9 +34,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from journeyformer.data.labels import STAGES, LabelConfig
+from journeyformer.data.labels import IGNORE_INDEX, STAGES, LabelConfig
 from journeyformer.data.schema import EventSchema, load_events
-from journeyformer.data.labels import IGNORE_INDEX
 from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
 from journeyformer.data.vocab import Vocabularies

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -18,10 +19,9 @@ from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from journeyformer.data.batch import MODEL_INPUTS
-from journeyformer.training.datamodule import JourneyDataModule
 from journeyformer.model.config import ModelConfig
+from journeyformer.training.datamodule import JourneyDataModule
 from journeyformer.training.module import JourneyModule
-from pathlib import Path
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
 

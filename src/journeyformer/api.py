@@ -30,9 +30,9 @@ from typing import Any
 import polars as pl
 
 from journeyformer.data.as_of import data_end
+from journeyformer.data.batch import length_batches, run_in_batches
 from journeyformer.data.samples import parse_time
 from journeyformer.data.schema import EventDataError, load_events, normalize, validate
-from journeyformer.data.batch import length_batches, run_in_batches
 from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.partition import prediction_frame, prediction_schema
 from journeyformer.inference.runner import OnnxRunner

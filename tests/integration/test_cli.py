@@ -140,7 +140,7 @@ def test_wheel_predicts_in_a_fresh_torch_free_venv(tiny_bundle, events_path, tmp
     (site / "base_deps.pth").write_text(f"{deps}\n")
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    probe = "import importlib.util as u; print([m for m in {!r} if u.find_spec(m)])".format(HEAVY)
+    probe = f"import importlib.util as u; print([m for m in {HEAVY!r} if u.find_spec(m)])"
     assert _run([str(py), "-c", probe], tmp_path, env).strip() == "[]"
 
     work = tmp_path / "elsewhere"

@@ -103,9 +103,10 @@ def test_missing_column_names_the_bundle_mapping(bundle, events_path, tmp_path):
 
 
 def test_heads_switched_off_are_neither_scored_nor_published(events_path, tmp_path):
+    from support import compose_train, tiny_overrides
+
     from journeyformer.inference.job import predict_from_config
     from journeyformer.pipelines import train
-    from support import compose_train, tiny_overrides
 
     run = train(compose_train([*tiny_overrides(events_path), "experiment=churn_only", "trainer.max_epochs=1"], tmp_path / "run"))
     bundle = build_bundle(run.best_checkpoint, tmp_path / "bundle").path

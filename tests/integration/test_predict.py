@@ -19,8 +19,8 @@ from support import CONFIG_DIR
 from journeyformer.data.schema import EventDataError, load_events
 from journeyformer.inference import job as job_module
 from journeyformer.inference.bundle import load_bundle
-from journeyformer.inference.partition import REASON_NO_HISTORY, REASON_NO_VALID
 from journeyformer.inference.job import predict_events, predict_from_config
+from journeyformer.inference.partition import REASON_NO_HISTORY, REASON_NO_VALID
 from journeyformer.model.checkpoint import load_network
 from journeyformer.model.runner import predict_sequences
 

@@ -9,12 +9,12 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from support import compose_train, tiny_overrides
 
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
-from journeyformer.training.module import load_module
 from journeyformer.model.runner import predict_sequences
 from journeyformer.pipelines import train
-from support import compose_train, tiny_overrides
+from journeyformer.training.module import load_module
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 

@@ -131,7 +131,7 @@ def test_directory_swap_without_exchange_recovers_after_a_kill(tmp_path: Path, m
     monkeypatch.setattr(os, "rename", real_rename)
     # The rollback in replace_dir put it back; simulate a hard kill by moving it aside again.
     assert (bundle / "model.onnx").read_text() == "old"
-    aside = tmp_path / f".bundle.old-99999999-0123abcd"
+    aside = tmp_path / ".bundle.old-99999999-0123abcd"
     real_rename(bundle, aside)
     clean_stale([bundle])
     assert (bundle / "model.onnx").read_text() == "old" and not aside.exists()

@@ -223,7 +223,7 @@ def _counts(train: list[int], val: int, test: int, churners: int = 20):
 
     cut = [datetime(2025, m, 1, tzinfo=UTC) for m in range(1, 7)]
     return {
-        "train": [SampleCount(c, n, n, n // 3) for c, n in zip(cut, train)],
+        "train": [SampleCount(c, n, n, n // 3) for c, n in zip(cut, train, strict=False)],
         "val": [SampleCount(cut[4], val, val, min(churners, val))],
         "test": [SampleCount(cut[5], test, test, min(churners, val))],
     }
@@ -250,8 +250,8 @@ def test_too_few_training_samples_is_refused_naming_cutoffs_and_counts(caplog) -
 
 
 def test_prepare_data_applies_the_sample_check(events_path, caplog) -> None:
-    from journeyformer.training.datamodule import prepare_data
     from journeyformer.errors import EventDataError
+    from journeyformer.training.datamodule import prepare_data
 
     data_cfg = {"path": str(events_path), "extra_categorical": ["device"], "extra_numeric": ["items"]}
     labels = {"horizon_days": 30, "cutoffs": {"min_samples": 10**6}}

@@ -10,9 +10,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from journeyformer.data.labels import STAGES, LabelConfig
+from journeyformer.data.labels import IGNORE_INDEX, STAGES, LabelConfig
 from journeyformer.data.schema import ROW
-from journeyformer.data.labels import IGNORE_INDEX
 from journeyformer.data.sequences import EVENT_NUMERIC, FeatureConfig, build_sequences
 from journeyformer.data.vocab import PAD, UNK, Vocabularies
 

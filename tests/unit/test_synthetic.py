@@ -8,7 +8,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from journeyformer.errors import OutputError
 from journeyformer.data.synthetic import (
     ACTIONS,
     CHANNELS,
@@ -20,6 +19,7 @@ from journeyformer.data.synthetic import (
     summarize,
     write_journeys,
 )
+from journeyformer.errors import OutputError
 
 N = 2000
 UTC_US = pl.Datetime("us", "UTC")

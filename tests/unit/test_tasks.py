@@ -21,12 +21,12 @@ from journeyformer.export.onnx import io_spec
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.partition import prediction_frame, prediction_schema
 from journeyformer.model.config import ModelConfig
-from journeyformer.training.module import JourneyModule
 from journeyformer.model.network import JourneyTransformer
 from journeyformer.model.runner import predict_sequences
 from journeyformer.tasks import registry
 from journeyformer.tasks.base import Task
 from journeyformer.tasks.registry import Baselines
+from journeyformer.training.module import JourneyModule
 
 CUTOFF = datetime(2025, 9, 1, tzinfo=timezone.utc)
 

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels import STAGES, LabelConfig, LabelWindow
 from journeyformer.data.as_of import data_end
+from journeyformer.data.labels import STAGES, LabelConfig, LabelWindow
 from journeyformer.data.samples import (
     SPLITS,
     CutoffSchedule,

@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from journeyformer.errors import EventDataError
-from journeyformer.errors import ConfigError
+from journeyformer.errors import ConfigError, EventDataError
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, timezone
@@ -38,9 +38,8 @@ from journeyformer.data._synthetic_params import (
 )
 from journeyformer.data._synthetic_process import RawJourneys, simulate
 from journeyformer.data.timestamps import UTC_US
-from journeyformer.errors import OutputError
+from journeyformer.errors import ConfigError, OutputError
 from journeyformer.io import atomic_write_parquet, atomic_write_text
-from journeyformer.errors import ConfigError
 
 # Bump when the simulation changes, so cached generated data is made anew.
 GENERATOR_VERSION = 1

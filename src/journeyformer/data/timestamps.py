@@ -13,6 +13,7 @@ keeps the originals so the caller can count and quote them.
 from __future__ import annotations
 
 import polars as pl
+
 from journeyformer.errors import ConfigError
 
 UTC_US = pl.Datetime("us", "UTC")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
-from journeyformer.io import atomic_write_text
 from journeyformer.errors import ConfigError
+from journeyformer.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 

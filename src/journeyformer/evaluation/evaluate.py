@@ -20,16 +20,16 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from journeyformer.data.as_of import data_end
+from journeyformer.data.batch import length_batches, run_in_batches
 from journeyformer.data.samples import parse_time
 from journeyformer.data.schema import EventDataError, load_events
-from journeyformer.data.batch import length_batches, run_in_batches
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import JourneyformerError
-from journeyformer.metrics.calibration import apply_temperature
 from journeyformer.evaluation.compare import compare
-from journeyformer.metrics.scores import expected_calibration_error, per_class_recall
 from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.runner import OnnxRunner
+from journeyformer.metrics.calibration import apply_temperature
+from journeyformer.metrics.scores import expected_calibration_error, per_class_recall
 from journeyformer.tasks import registry
 from journeyformer.tasks.registry import Baselines
 

@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from journeyformer import __version__
+from journeyformer.data.batch import length_batches
 from journeyformer.data.preprocessing import Preprocessing, SplitConfig
 from journeyformer.data.schema import load_events
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import ConfigError
-from journeyformer.io import atomic_dir
+from journeyformer.export.golden import GOLDEN, golden_examples
 from journeyformer.export.onnx import (
     OLDEST_ONNXRUNTIME_TESTED,
     OPSET,
@@ -36,9 +37,8 @@ from journeyformer.export.onnx import (
     lowest_ir_version,
     random_inputs,
 )
-from journeyformer.export.golden import GOLDEN, golden_examples
-from journeyformer.export.rules import preprocessing_rules
 from journeyformer.export.quantize import Int8Report, compare_int8, quantize_int8
+from journeyformer.export.rules import preprocessing_rules
 from journeyformer.inference.bundle import (
     EXPORT_REPORT,
     FORMAT_VERSION,
@@ -49,12 +49,11 @@ from journeyformer.inference.bundle import (
     file_record,
     spec_checksum,
 )
-from journeyformer.data.batch import length_batches
-from journeyformer.io import atomic_write_text
+from journeyformer.io import atomic_dir, atomic_write_text
 from journeyformer.model.checkpoint import load_network, read_checkpoint
 from journeyformer.model.network import JourneyTransformer
-from journeyformer.tasks import registry
 from journeyformer.publish import check_dir_output, clean_stale
+from journeyformer.tasks import registry
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,8 @@ import numpy as np
 import onnx
 import torch
 
-from journeyformer.errors import JourneyformerError
-
 from journeyformer.data.batch import MODEL_INPUTS
+from journeyformer.errors import JourneyformerError
 from journeyformer.inference.session import make_session
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.network import InferenceWrapper, JourneyTransformer

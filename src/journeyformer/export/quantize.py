@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 
+from journeyformer.data.batch import length_batches, run_in_batches
 from journeyformer.data.sequences import Sequences
+from journeyformer.inference.session import make_session
 from journeyformer.model.network import EMBEDDING_OUTPUT
 from journeyformer.tasks import registry
-from journeyformer.data.batch import length_batches, run_in_batches
-from journeyformer.inference.session import make_session
 
 log = logging.getLogger(__name__)
 

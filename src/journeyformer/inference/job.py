@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from journeyformer.data.samples import parse_time
+from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.chunks import EventChunks
 from journeyformer.inference.partition import (
@@ -44,7 +45,6 @@ from journeyformer.inference.partition import (
     score_prepared,
 )
 from journeyformer.inference.runner import OnnxRunner
-from journeyformer.errors import ConfigError
 from journeyformer.publish import (
     check_distinct,
     check_file_output,

@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 
 import onnxruntime as ort
+
 from journeyformer.errors import ConfigError, RuntimeSetupError
 
 log = logging.getLogger(__name__)

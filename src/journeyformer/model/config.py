@@ -11,7 +11,6 @@ from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.errors import ConfigError
 from journeyformer.tasks import registry
 
-
 # Keys of configs/model/*.yaml that are not network settings: the config's name (in run names)
 # and the optimizer settings (read by the training module).
 YAML_ONLY = ("name", "optimizer")

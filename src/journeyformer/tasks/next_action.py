@@ -11,7 +11,16 @@ import polars as pl
 from journeyformer.data.labels import IGNORE_INDEX, LabelWindow
 from journeyformer.data.vocab import PAD_ID, UNK_ID
 from journeyformer.metrics.scores import accuracy_at_k, mean_reciprocal_rank
-from journeyformer.tasks.base import DISTRIBUTION, Baseline, Output, Plot, Sizes, Task, TaskContext, lists
+from journeyformer.tasks.base import (
+    DISTRIBUTION,
+    Baseline,
+    Output,
+    Plot,
+    Sizes,
+    Task,
+    TaskContext,
+    lists,
+)
 from journeyformer.tasks.baselines import MarkovChain, MostFrequentAction
 
 if TYPE_CHECKING:

@@ -11,7 +11,16 @@ import polars as pl
 
 from journeyformer.data.labels import LabelWindow
 from journeyformer.metrics.scores import normalized_gini, spearman
-from journeyformer.tasks.base import AMOUNT, PROBABILITY, Baseline, Output, Plot, Sizes, Task, TaskContext
+from journeyformer.tasks.base import (
+    AMOUNT,
+    PROBABILITY,
+    Baseline,
+    Output,
+    Plot,
+    Sizes,
+    Task,
+    TaskContext,
+)
 from journeyformer.tasks.baselines import SpendRate
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from omegaconf import DictConfig
 from journeyformer.config import plain as _plain
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.sequences import Sequences
-from journeyformer.evaluation.compare import beats_baselines, compare, format_table
 from journeyformer.errors import CheckpointError
+from journeyformer.evaluation.compare import beats_baselines, compare, format_table
 from journeyformer.io import atomic_write, atomic_write_text
 from journeyformer.metrics.calibration import apply_temperature, fit_temperature, logit
 from journeyformer.metrics.scores import expected_calibration_error
