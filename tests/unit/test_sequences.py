@@ -11,13 +11,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from journeyformer.data.labels import (
-    IGNORE_INDEX,
-    SUMMARY_COLUMNS,
-    LabelConfig,
-    compute_labels,
-    history_summary,
-)
+from journeyformer.data.labels import IGNORE_INDEX, SUMMARY_COLUMNS, LabelConfig
+from journeyformer.data.labels_reference import compute_labels, history_summary
 from journeyformer.data.schema import ROW
 from journeyformer.data.sequences import (
     CONTEXT_NUMERIC,
