@@ -117,3 +117,14 @@ def test_heads_switched_off_are_neither_scored_nor_published(events_path, tmp_pa
     pred = pl.read_parquet(out)
     assert pred.columns == ["customer_id", "as_of", "n_events", "churn_probability"]
     assert pred["churn_probability"].null_count() == 0
+
+
+def test_boosting_is_a_baseline_with_verdicts_and_curves(evaluation):
+    """LightGBM (fitted one horizon before as_of) is in every task's table, the intervals and
+    the baselines the report draws; a complete label window gives real verdicts."""
+    pytest.importorskip("lightgbm")
+    m = evaluation.metrics
+    assert m["label_window"]["status"] == "complete"
+    for task in m["model"]:
+        assert "lightgbm" in m["baselines"][task] and "lightgbm" in evaluation.baselines[task]
+        assert m["intervals"][task]["verdict"] in ("beats", "ties", "loses")

@@ -136,7 +136,12 @@ class Preprocessing:
 
     @property
     def context_names(self) -> tuple[str, ...]:
-        return CONTEXT_NUMERIC
+        return self.features.context_names(self.vocabs)
+
+    @property
+    def aggregate_names(self) -> tuple[str, ...]:
+        """Columns of ``Sequences.aggregates`` (the boosting baseline's features)."""
+        return self.features.aggregate_names(self.vocabs)
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -283,6 +288,7 @@ class Preprocessing:
                 "categorical": list(self.features.categorical),
                 "numeric": list(self.features.numeric),
                 "time_zone": self.features.time_zone,
+                "context": self.features.context,
             },
             # Recorded to check them on load (from_dict), never read as values.
             "feature_names": {
@@ -316,6 +322,7 @@ class Preprocessing:
                 categorical=tuple(f["categorical"]),
                 numeric=tuple(f["numeric"]),
                 time_zone=str(f["time_zone"]),
+                context=str(f.get("context", "summary")),  # older dicts: the summary context
             ),
             labels=LabelConfig.from_config(d["labels"]),
             vocabs=Vocabularies.from_dict(d["vocabs"]),

@@ -148,11 +148,24 @@ class CutoffSchedule:
         train = [val - h - timedelta(days=self.train_stride_days * k) for k in range(self.n_train)]
         train = [t for t in train if t > first_event]
         if not train:
+            # No room for an out-of-time validation window (e.g. nine months of events with a
+            # 91-day horizon): train at the validation cutoff and before it; validation is then
+            # the customers the split holds out, at the last training cutoff.
+            train = [val - timedelta(days=self.train_stride_days * k) for k in range(self.n_train)]
+            train = [t for t in train if t > first_event]
+            if train:
+                log.warning(
+                    "the events span %d days, too short for an out-of-time validation window "
+                    "with horizon %g days: validation uses the held-out customers at the last "
+                    "training cutoff %s (same time, other customers); test stays out of time",
+                    (last_event - first_event).days, self.horizon_days, f"{val:%Y-%m-%d}",
+                )  # fmt: skip
+        if not train:
             span = (last_event - first_event).days
             raise ConfigError(
                 f"the events span {span} days ({first_event:%Y-%m-%d} .. {last_event:%Y-%m-%d}), "
                 f"too short for horizon {self.horizon_days:g} days: the schedule needs at least "
-                f"3 horizons plus some history. Lower labels.horizon_days or set "
+                f"2 horizons plus some history. Lower labels.horizon_days or set "
                 "labels.cutoffs.test."
             )
         return {"train": sorted(train), "val": [val], "test": [test]}

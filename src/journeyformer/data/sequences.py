@@ -26,6 +26,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from journeyformer.data.aggregates import (
+    aggregate_features,
+    aggregate_names,
+    context_names,
+    context_transform,
+)
 from journeyformer.data.labels import (
     LabelConfig,
     LabelWindow,
@@ -50,6 +56,7 @@ CONTEXT_NUMERIC = (
     "log_tenure_days",
     "log_recency_days",
 )
+CONTEXTS = ("summary", "aggregates")  # what the model's per-customer context input holds
 
 
 @dataclass(frozen=True)
@@ -57,13 +64,17 @@ class FeatureConfig:
     """Which columns become features and how long sequences are.
 
     ``categorical`` lists the embedded columns, ``action`` first (it is also the next-action
-    target), then ``channel`` and any extras.
+    target), then ``channel`` and any extras. ``context`` is what the model sees of the whole
+    history besides its last ``max_len`` events: ``summary`` (the six CONTEXT_NUMERIC columns)
+    or ``aggregates`` (the numeric columns of :mod:`journeyformer.data.aggregates`, the same
+    table the gradient-boosting baseline is fitted on).
     """
 
     max_len: int = 64
     categorical: tuple[str, ...] = ("action", "channel")
     numeric: tuple[str, ...] = ()  # extra numeric columns
     time_zone: str = "UTC"
+    context: str = "summary"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "categorical", tuple(self.categorical))
@@ -75,10 +86,22 @@ class FeatureConfig:
         if len(set(self.categorical)) != len(self.categorical):
             raise ConfigError(f"categorical features must be distinct, got {self.categorical}")
         check_time_zone(self.time_zone, "data.time_zone")
+        if self.context not in CONTEXTS:
+            raise ValueError(f"data.context must be one of {CONTEXTS}, got {self.context!r}")
 
     @property
     def numeric_names(self) -> tuple[str, ...]:
         return (*EVENT_NUMERIC, *self.numeric)
+
+    def aggregate_names(self, vocabs: Vocabularies) -> tuple[str, ...]:
+        """Columns of ``Sequences.aggregates`` (they depend on the vocabularies)."""
+        return aggregate_names(vocabs, self.categorical, self.numeric)
+
+    def context_names(self, vocabs: Vocabularies) -> tuple[str, ...]:
+        """Columns of ``Sequences.context``, the model's per-customer input."""
+        if self.context == "summary":
+            return CONTEXT_NUMERIC
+        return context_names(self.aggregate_names(vocabs))
 
     @classmethod
     def from_config(cls, data_cfg: Mapping[str, Any]) -> FeatureConfig:
@@ -87,6 +110,7 @@ class FeatureConfig:
             categorical=("action", "channel", *(data_cfg.get("extra_categorical") or ())),
             numeric=tuple(data_cfg.get("extra_numeric") or ()),
             time_zone=str(data_cfg.get("time_zone", "UTC")),
+            context=str(data_cfg.get("context", "summary")),
         )
 
 
@@ -101,8 +125,10 @@ class Sequences:
         categorical: (E, C) int32 vocabulary ids, columns as ``FeatureConfig.categorical``.
         numeric: (E, F) float32, columns as ``FeatureConfig.numeric_names``.
         stage_now: (N,) int64 lifecycle stage at the cutoff (index into STAGES).
-        context: (N, S) float32, columns as ``CONTEXT_NUMERIC``.
+        context: (N, S) float32, columns as ``FeatureConfig.context_names``.
         summary: N-row Polars frame from :func:`history_summary` (recency_days, spend, ...).
+        aggregates: (N, K) float32, columns as ``FeatureConfig.aggregate_names`` (the
+            gradient-boosting baseline's features; see :mod:`journeyformer.data.aggregates`).
         labels: task -> (N,) label array, or None (see ``build_sequences(labelers=...)``).
     """
 
@@ -114,6 +140,7 @@ class Sequences:
     stage_now: np.ndarray
     context: np.ndarray
     summary: pl.DataFrame
+    aggregates: np.ndarray
     labels: dict[str, np.ndarray] | None = None
     unknown_counts: dict[str, int] = field(default_factory=dict)
 
@@ -145,6 +172,7 @@ class Sequences:
             stage_now=self.stage_now[index],
             context=self.context[index],
             summary=self.summary[index],
+            aggregates=self.aggregates[index],
             labels=None if self.labels is None else {k: v[index] for k, v in self.labels.items()},
             unknown_counts=dict(self.unknown_counts),
         )
@@ -172,6 +200,7 @@ class Sequences:
             stage_now=np.concatenate([p.stage_now for p in parts]),
             context=np.concatenate([p.context for p in parts]),
             summary=pl.concat([p.summary for p in parts]),
+            aggregates=np.concatenate([p.aggregates for p in parts]),
             labels=(
                 {k: np.concatenate([p.labels[k] for p in parts]) for k in parts[0].labels}
                 if has_labels
@@ -337,7 +366,10 @@ def build_sequences(
         chosen = np.zeros(flat.height, dtype=bool)
         chosen[rows] = True
         flat = flat.filter(pl.Series(chosen))
-    seq = _assemble(flat, summary, lengths, cutoff, features)
+    aggregates = aggregate_features(
+        frame, cutoff, vocabs, features.categorical, features.numeric, labels, summary
+    )
+    seq = _assemble(flat, summary, aggregates, lengths, cutoff, features, vocabs)
     id_cols = [f"{c}__id" for c in features.categorical]
     counts = flat.select((pl.col(c) == UNK_ID).sum() for c in id_cols).row(0)
     unknown = {c: int(n) for c, n in zip(features.categorical, counts, strict=True) if n}
@@ -363,11 +395,17 @@ def _as_array(frame: pl.DataFrame, columns: Sequence[str], dtype: type) -> np.nd
 def _assemble(
     flat: pl.DataFrame,
     summary: pl.DataFrame,
+    aggregates: np.ndarray,
     lengths: np.ndarray,
     cutoff: datetime,
     features: FeatureConfig,
+    vocabs: Vocabularies,
 ) -> Sequences:
     """Offsets from ``lengths`` and the kept events' features in ``flat``."""
+    if features.context == "summary":
+        context = context_features(summary)
+    else:
+        context = context_transform(aggregates, features.aggregate_names(vocabs))
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return Sequences(
@@ -377,8 +415,9 @@ def _assemble(
         categorical=_as_array(flat, [f"{c}__id" for c in features.categorical], np.int32),
         numeric=_as_array(flat, features.numeric_names, np.float32),
         stage_now=summary.get_column("stage").to_numpy().astype(np.int64),
-        context=context_features(summary),
+        context=context,
         summary=summary,
+        aggregates=aggregates,
     )
 
 

@@ -37,10 +37,12 @@ from journeyformer.data._synthetic_params import (
     SEGMENTS,
 )
 from journeyformer.data._synthetic_process import RawJourneys, simulate
+from journeyformer.data._synthetic_purchases import simulate_purchases
 from journeyformer.data.timestamps import UTC_US
 from journeyformer.errors import ConfigError, OutputError
 from journeyformer.io import atomic_write_parquet, atomic_write_text
 
+WORLDS = ("journeys", "purchases")
 # Bump when the simulation changes, so cached generated data is made anew.
 GENERATOR_VERSION = 1
 
@@ -91,8 +93,11 @@ class SyntheticConfig:
     churn_scale: float = 1.0
     ticket_hazard: float = 0.03  # churns per day
     acquisition_span: float = 0.9
+    world: str = "journeys"  # journeys (cross-channel) | purchases (a BTYD purchase log)
 
     def __post_init__(self) -> None:
+        if self.world not in WORLDS:
+            raise ValueError(f"SyntheticConfig.world must be one of {WORLDS}, got {self.world!r}")
         for name in ("n_customers", "days", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -159,12 +164,43 @@ class SyntheticJourneys:
 def generate_journeys(config: SyntheticConfig) -> SyntheticJourneys:
     """Simulate ``config.n_customers`` journeys over ``config.days`` days (same seed, same data)."""
     start = config.start_datetime
+    if config.world == "purchases":
+        return _purchase_log(config)
     raw = simulate(config)
     start_us = int(start.timestamp()) * 1_000_000
     return SyntheticJourneys(
         events=_events_frame(raw, config.days, start_us),
         customers=_customers_frame(raw, start_us),
         stages=_stages_frame(raw, start_us),
+    )
+
+
+def _purchase_log(config: SyntheticConfig) -> SyntheticJourneys:
+    """The purchase-log world (:mod:`journeyformer.data._synthetic_purchases`) as frames of the
+    same schemas (no device or items columns: a purchase log has none)."""
+    events, customers, stages = simulate_purchases(config)
+    start_us = int(config.start_datetime.timestamp()) * 1_000_000
+    ms = (pl.col("day") * _MS_PER_DAY).floor().cast(pl.Int64)
+    churned = pl.col("churned_day").fill_nan(None)
+    return SyntheticJourneys(
+        events=events.select(
+            pl.col("customer_id").cast(pl.Int64),
+            _timestamps(ms, start_us).alias("timestamp"),
+            "channel",
+            "action",
+            pl.col("amount").cast(pl.Float64),
+        ),
+        customers=customers.select(
+            pl.col("customer_id").cast(pl.Int64),
+            "segment",
+            _timestamps((pl.col("acquired_day") * _MS_PER_DAY).floor().cast(pl.Int64), start_us).alias("acquired_at"),
+            _timestamps((churned * _MS_PER_DAY).floor().cast(pl.Int64), start_us).alias("churned_at"),
+        ),
+        stages=stages.select(
+            pl.col("customer_id").cast(pl.Int64),
+            "stage",
+            _timestamps((pl.col("day") * _MS_PER_DAY).floor().cast(pl.Int64), start_us).alias("start"),
+        ),
     )
 
 
@@ -343,7 +379,7 @@ def summarize(journeys: SyntheticJourneys) -> str:
         f"p95 {counts.quantile(0.95, 'nearest'):.0f}",
         f"actions: {mix('action')}",
         f"channels: {mix('channel')}",
-        f"devices: {mix('device')}",
+        f"devices: {mix('device')}" if "device" in ev.columns else "devices: none",
         f"purchases: {purchases.len():,}, mean amount {purchases.mean() or 0.0:.2f}",
         f"churned within the window: {cu['churned_at'].is_not_null().mean():.1%} of customers",
         "segments: " + ", ".join(f"{k} {v:,}" for k, v in segments.iter_rows()),

@@ -9,34 +9,58 @@ from typing import Any
 import numpy as np
 
 from journeyformer.data.sequences import Sequences
+from journeyformer.metrics.bootstrap import NO_VERDICT, paired_bootstrap
 from journeyformer.tasks import registry
 from journeyformer.tasks.registry import Baselines
 
 
 def compare(
-    outputs: Mapping[str, np.ndarray], seqs: Sequences, baselines: Baselines, tasks: Iterable[str]
+    outputs: Mapping[str, np.ndarray],
+    seqs: Sequences,
+    baselines: Baselines,
+    tasks: Iterable[str],
+    n_boot: int = 1000,
+    label_window: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``{"model": {task: {metric: v}}, "baselines": {task: {name: {metric: v}}}, "n": N}``."""
+    """Metrics of the model and every baseline on ``seqs``, and a paired bootstrap over
+    customers of the model minus the best baseline (by the headline point estimate) per task.
+
+    Returns ``{"model": {task: {metric: v}}, "baselines": {task: {name: {metric: v}}},
+    "intervals": {task: {baseline, metric, delta, low, high, n_boot, verdict}}, "n": N,
+    "label_window": {...}}``. ``label_window`` (see ``JourneyData.label_window``): unless its
+    status is "complete" the labels are not the truth (customers look inactive after the last
+    event), so every verdict is "no verdict" and the table says why.
+    """
     assert seqs.labels is not None, "comparison needs labelled samples"
     base = baselines.predict(seqs)
-    result: dict[str, Any] = {"model": {}, "baselines": {}, "n": len(seqs)}
+    window = dict(label_window or {"status": "complete"})
+    result: dict[str, Any] = {"model": {}, "baselines": {}, "intervals": {}, "n": len(seqs), "label_window": window}
+    groups = seqs.customer_id.to_numpy()
     for task in registry.enabled(tasks):
         y = seqs.labels[task.name]
-        result["model"][task.name] = task.score(outputs[task.metric_output], y)
-        result["baselines"][task.name] = {
-            name: task.score(pred, y) for name, pred in base[task.name].items()
-        }
+        pred = outputs[task.metric_output]
+        result["model"][task.name] = task.score(pred, y)
+        scores = {name: task.score(p, y) for name, p in base.get(task.name, {}).items()}
+        result["baselines"][task.name] = scores
+        finite = {n: m[task.headline] for n, m in scores.items() if not math.isnan(m[task.headline])}
+        if not finite:
+            continue
+        best = max(finite, key=finite.__getitem__)
+
+        def headline(p: np.ndarray, yy: np.ndarray, task: Any = task) -> float:
+            return task.score(p, yy)[task.headline]
+
+        interval = paired_bootstrap(headline, pred, base[task.name][best], y, groups, n_boot=n_boot)
+        if window["status"] != "complete":
+            interval["verdict"] = NO_VERDICT
+        result["intervals"][task.name] = {"baseline": best, "metric": task.headline, **interval}
     return result
 
 
-def beats_baselines(result: Mapping[str, Any]) -> dict[str, bool]:
-    """task -> whether the model beats every baseline on the task's headline metric."""
-    out = {}
-    for task, metrics in result["model"].items():
-        key = registry.get(task).headline
-        best = max((b[key] for b in result["baselines"][task].values()), default=float("-inf"))
-        out[task] = bool(metrics[key] > best)
-    return out
+def beats_baselines(result: Mapping[str, Any]) -> dict[str, str]:
+    """task -> verdict of the model against the best baseline on the task's headline metric:
+    "beats" only when the 95% bootstrap interval of the difference is above zero."""
+    return {task: iv["verdict"] for task, iv in result.get("intervals", {}).items()}
 
 
 def format_table(result: Mapping[str, Any]) -> str:
@@ -46,17 +70,29 @@ def format_table(result: Mapping[str, Any]) -> str:
         return "    -" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:8.4f}"
 
     lines = [f"out-of-time test set: {result['n']} customers", ""]
+    window = result.get("label_window") or {"status": "complete"}
+    if window["status"] != "complete":
+        lines.insert(0, (
+            f"LABEL WINDOW {window['status'].upper()}: the test labels need events up to "
+            f"{window['ends'][:10]} but the data ends {window['last_event'][:10]}; customers "
+            "look inactive there, so the metrics below are not the truth and get no verdict"
+        ))  # fmt: skip
+    lines.append("columns: model, then each baseline; lightgbm = gradient boosting on aggregates")
     lines.append(f"{'task':<12} {'metric':<9} {'model':>8}   baselines")
     lines.append("-" * 78)
-    wins = beats_baselines(result)
     for task, metrics in result["model"].items():
         for metric, value in metrics.items():
             headline = metric == registry.get(task).headline
             base = "  ".join(
                 f"{name}={fmt(b.get(metric)).strip()}" for name, b in result["baselines"][task].items()
             )
-            mark = (" <- beats all" if wins[task] else " <- does NOT beat all") if headline else ""
-            lines.append(f"{task:<12} {metric + ('*' if headline else ''):<9} {fmt(value)}   {base}{mark}")
+            lines.append(f"{task:<12} {metric + ('*' if headline else ''):<9} {fmt(value)}   {base}")
     lines.append("-" * 78)
-    lines.append("* headline metric per task")
+    lines.append("* headline metric per task. Model minus the best baseline, 95% paired bootstrap")
+    lines.append("  interval over customers: beats = interval above 0, ties = contains 0, loses = below")
+    for task, iv in result.get("intervals", {}).items():
+        lines.append(
+            f"  {task:<12} {iv['metric']:<9} vs {iv['baseline']:<26} {iv['delta']:+.4f} "
+            f"[{iv['low']:+.4f}, {iv['high']:+.4f}]  {iv['verdict'].upper()}"
+        )
     return "\n".join(lines)

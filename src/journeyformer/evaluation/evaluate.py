@@ -1,8 +1,8 @@
 """Evaluate a bundle on events: score everyone active at or before ``as_of`` with onnxruntime,
 build the true labels from the events after it, and compare with the baselines.
 
-Validation data for the baselines and the churn threshold comes from the same input, one
-horizon earlier: cutoff ``as_of - horizon`` with labels from (as_of - horizon, as_of]. Both
+Validation data for the baselines (LightGBM among them, early-stopped on a fifth of those
+customers) and the churn threshold comes from the same input, one horizon earlier: cutoff ``as_of - horizon`` with labels from (as_of - horizon, as_of]. Both
 lie before ``as_of``, so nothing from the evaluation window is used to fit anything.
 """
 
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from journeyformer.data.as_of import data_end
 from journeyformer.data.batch import length_batches, run_in_batches
-from journeyformer.data.samples import parse_time
+from journeyformer.data.samples import parse_time, split_of
 from journeyformer.data.schema import EventDataError, load_events
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import JourneyformerError
@@ -127,8 +127,15 @@ def evaluate_bundle(
         outputs = _score(runner, test, batch_size, bar)
         val_outputs = _score(runner, val, batch_size, bar)
     n_actions = len(pre.actions)
-    baselines = Baselines.fit(val, labels.horizon_days, n_actions, tasks)
-    metrics = compare(outputs, test, baselines, tasks)
+    fit, stop = _boosting_split(val)
+    baselines = Baselines.fit(fit, labels.horizon_days, n_actions, tasks, val=stop)
+    window = {
+        "status": "truncated" if as_of_t + labels.horizon > last else "complete",
+        "cutoff": as_of_t.isoformat(),
+        "ends": (as_of_t + labels.horizon).isoformat(),
+        "last_event": last.isoformat(),
+    }
+    metrics = compare(outputs, test, baselines, tasks, label_window=window)
     metrics.update(
         as_of=as_of_t.isoformat(),
         input=str(input_path),
@@ -157,6 +164,16 @@ def evaluate_bundle(
     for w in warnings:
         log.warning("%s", w)
     return Evaluation(bundle, as_of_t, test, outputs, base, metrics, warnings)
+
+
+def _boosting_split(val: Sequences) -> tuple[Sequences, Sequences | None]:
+    """The validation samples (cutoff as_of - horizon) the baselines are fitted on, and a fifth
+    of those customers held out for the boosting baseline's early stopping (None when too few
+    samples: the boosting baseline is then left out)."""
+    held_out = split_of(val.customer_id, 0.2, 0.0, "journeyformer-boosting") == "val"
+    if held_out.sum() < 10 or (~held_out).sum() < 10:
+        return val, None
+    return val.take(np.flatnonzero(~held_out)), val.take(np.flatnonzero(held_out))
 
 
 def _churn_thresholds(

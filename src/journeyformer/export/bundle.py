@@ -104,6 +104,8 @@ def preprocessing_spec(
         "temperatures": {
             t.name: float(net.temperature(t.name)) for t in net.tasks if t.calibrated
         },
+        # Scale of each scaled output (expected value) fitted on validation data, in the graph.
+        "scales": {t.name: float(getattr(net, f"{t.name}_scale")) for t in net.tasks if t.scaled_output},
         "model": net.cfg.to_dict(),
         "onnx": {
             "files": {k: v for k, v in MODEL_FILES.items() if k == "fp32"},

@@ -42,6 +42,10 @@ def network_state(net: JourneyTransformer, state: dict[str, Any], prefix: str = 
     for task in net.tasks:
         if task.calibrated:
             out.setdefault(f"{task.name}_temperature", torch.ones(()))
+        if task.scaled_output:  # ... and before value scaling
+            out.setdefault(f"{task.name}_scale", torch.ones(()))
+    out.setdefault("context_mean", torch.zeros(net.cfg.n_context))  # ... and before standardising
+    out.setdefault("context_scale", torch.ones(net.cfg.n_context))
     return out
 
 

@@ -39,6 +39,10 @@ class ModelConfig:
     n_stages: int = len(STAGES)
     tasks: Mapping[str, float] = field(default_factory=registry.default_weights)
     next_event_weight: float = 0.5  # auxiliary causal next-event loss at every position
+    # The per-customer context joins the representation through a Linear (1) or a two-layer
+    # MLP (2): the aggregate context has interactions a single Linear cannot express.
+    context_layers: int = 1
+    standardize_context: bool = False  # context minus training mean over training std
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "categorical_sizes", tuple(int(s) for s in self.categorical_sizes))
@@ -59,6 +63,8 @@ class ModelConfig:
         for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.context_layers not in (1, 2):
+            raise ConfigError(f"model.context_layers must be 1 or 2, got {self.context_layers}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
 

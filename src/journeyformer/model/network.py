@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -42,7 +43,17 @@ class JourneyTransformer(nn.Module):
         # The customer summary (stage now + whole-history features) joins at the top, so the
         # representation knows what was truncated away by max_len.
         self.stage_now = nn.Embedding(cfg.n_stages, cfg.d_model)
-        self.context = nn.Linear(cfg.n_context, cfg.d_model)
+        # Standardisation of the context input with training-set mean and scale (set by
+        # set_context_stats before training; zeros/ones leave it unchanged). Buffers, so they
+        # travel in the checkpoint and into the ONNX graph.
+        self.register_buffer("context_mean", torch.zeros(cfg.n_context))
+        self.register_buffer("context_scale", torch.ones(cfg.n_context))
+        if cfg.context_layers == 1:
+            self.context: nn.Module = nn.Linear(cfg.n_context, cfg.d_model)
+        else:  # the aggregate context has interactions a single Linear cannot express
+            self.context = nn.Sequential(
+                nn.Linear(cfg.n_context, 2 * cfg.d_model), nn.GELU(), nn.Linear(2 * cfg.d_model, cfg.d_model)
+            )
         self.ln_rep = nn.LayerNorm(cfg.d_model)
         self.heads = build_heads(cfg)
         # Temperature scaling of each calibrated task's probability (``<task>_temperature``),
@@ -51,7 +62,19 @@ class JourneyTransformer(nn.Module):
         for task in self.tasks:
             if task.calibrated:
                 self.register_buffer(f"{task.name}_temperature", torch.ones(()))
+            # A scaled output (the expected value) is multiplied by ``<task>_scale``, fitted on
+            # validation data so that its sum matches the actual sum there; 1.0 = unscaled.
+            if task.scaled_output:
+                self.register_buffer(f"{task.name}_scale", torch.ones(()))
         self.apply(self._init)
+
+    @torch.no_grad()
+    def set_context_stats(self, context: np.ndarray) -> None:
+        """Standardise the context input with the mean and scale of ``context`` (N, S), the
+        training samples' context (constant columns keep scale 1)."""
+        mean, std = context.mean(0), context.std(0)
+        self.context_mean.copy_(torch.from_numpy(mean.astype(np.float32)))
+        self.context_scale.copy_(torch.from_numpy(np.where(std > 1e-6, std, 1.0).astype(np.float32)))
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -86,6 +109,7 @@ class JourneyTransformer(nn.Module):
         else:
             last = (lengths - 1).clamp(min=0)[:, None, None].expand(-1, 1, hidden.shape[-1])
             at_last = hidden.gather(1, last).squeeze(1)  # (B, D): state after the last event
+        context = (context - self.context_mean) / self.context_scale  # (B, S)
         rep = self.ln_rep(at_last + self.stage_now(stage_now) + self.context(context))
         return NetworkOutput(hidden, rep, {name: head(rep) for name, head in self.heads.items()})
 
@@ -94,6 +118,8 @@ class JourneyTransformer(nn.Module):
         out: dict[str, Tensor] = {}
         for task in self.tasks:
             out |= task.postprocess(raw[task.name], self.temperature(task.name))
+            if task.scaled_output:
+                out[task.scaled_output] = out[task.scaled_output] * getattr(self, f"{task.name}_scale")
         return out
 
     def next_event_logits(self, hidden: Tensor) -> Tensor:

@@ -70,10 +70,13 @@ class TaskContext:
 
 @dataclass(frozen=True)
 class BaselineContext:
-    """What a baseline may need besides the training samples."""
+    """What a baseline may need besides the training samples: ``val`` are validation samples
+    for early stopping (the boosting baseline), ``seed`` its randomness."""
 
     horizon_days: float
     n_actions: int
+    val: Sequences | None = None
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ class Baseline:
 
     name: ClassVar[str]
 
-    def fit(self, train: Sequences, ctx: BaselineContext) -> Baseline:
+    def fit(self, train: Sequences, ctx: BaselineContext) -> Baseline | None:
+        """Fit on ``train``; None when this baseline cannot be fitted here (left out)."""
         return self
 
     def predict(self, seqs: Sequences) -> np.ndarray:
@@ -113,6 +117,8 @@ class Task:
         metric_output: the named output :meth:`score` takes for the model.
         calibrated: the model holds a temperature for this task (binary tasks), fitted on
             validation data after training.
+        scaled_output: an amount output the model multiplies by ``<name>_scale``, fitted on
+            validation data so that its sum equals the actual sum there (value).
     """
 
     name: ClassVar[str]
@@ -120,6 +126,7 @@ class Task:
     headline: ClassVar[str]
     metric_output: ClassVar[str]
     calibrated: ClassVar[bool] = False
+    scaled_output: ClassVar[str | None] = None
 
     # ---- data ---------------------------------------------------------------------------
     def label(self, window: LabelWindow) -> np.ndarray:

@@ -13,6 +13,7 @@ from journeyformer.metrics.calibration import apply_temperature
 from journeyformer.metrics.scores import auprc, auroc, brier, expected_calibration_error
 from journeyformer.tasks.base import PROBABILITY, Baseline, Output, Plot, Sizes, Task, TaskContext
 from journeyformer.tasks.baselines import DaysSinceLastActivity, RfmLogisticRegression
+from journeyformer.tasks.boosting import Boosted
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -105,4 +106,4 @@ class Churn(BinaryTask):
         return window.facts["churn"]
 
     def baselines(self) -> tuple[Baseline, ...]:
-        return (DaysSinceLastActivity(), RfmLogisticRegression("churn"))
+        return (DaysSinceLastActivity(), RfmLogisticRegression("churn"), Boosted(self.name))

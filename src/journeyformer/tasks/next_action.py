@@ -22,6 +22,7 @@ from journeyformer.tasks.base import (
     lists,
 )
 from journeyformer.tasks.baselines import MarkovChain, MostFrequentAction
+from journeyformer.tasks.boosting import Boosted
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -80,7 +81,7 @@ class NextAction(Task):
         }
 
     def baselines(self) -> tuple[Baseline, ...]:
-        return (MostFrequentAction(), MarkovChain())
+        return (MostFrequentAction(), MarkovChain(), Boosted(self.name))
 
     def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
         return {

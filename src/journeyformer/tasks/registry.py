@@ -85,11 +85,16 @@ class Baselines:
         horizon_days: float,
         n_actions: int,
         tasks: Iterable[str] | None = None,
+        val: Sequences | None = None,
+        seed: int = 0,
     ) -> Baselines:
+        """``val``: validation samples the boosting baseline stops early on (without them, or
+        without lightgbm, it is left out)."""
         assert train.labels is not None, "baselines are fitted on labelled training samples"
-        ctx = BaselineContext(horizon_days=horizon_days, n_actions=n_actions)
+        ctx = BaselineContext(horizon_days=horizon_days, n_actions=n_actions, val=val, seed=seed)
         chosen = TASKS.values() if tasks is None else enabled(tasks)
-        return cls({t.name: tuple(b.fit(train, ctx) for b in t.baselines()) for t in chosen})
+        fitted = {t.name: tuple(b.fit(train, ctx) for b in t.baselines()) for t in chosen}
+        return cls({name: tuple(b for b in bs if b is not None) for name, bs in fitted.items()})
 
     def predict(self, seqs: Sequences) -> dict[str, dict[str, np.ndarray]]:
         """task -> baseline name -> scores in the shape the task's ``score`` takes."""

@@ -12,6 +12,7 @@ from journeyformer.data.labels import LabelWindow
 from journeyformer.metrics.scores import macro_f1
 from journeyformer.tasks.base import DISTRIBUTION, Baseline, Output, Plot, Sizes, Task, TaskContext
 from journeyformer.tasks.baselines import CurrentStage
+from journeyformer.tasks.boosting import Boosted
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -49,7 +50,7 @@ class Stage(Task):
         return {"accuracy": float(np.mean(pred == y)), "macro_f1": macro_f1(pred, y)}
 
     def baselines(self) -> tuple[Baseline, ...]:
-        return (CurrentStage(),)
+        return (CurrentStage(), Boosted(self.name))
 
     def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
         return {"stage": pl.String, **{f"stage_probability_{s}": pl.Float32 for s in ctx.stages}}

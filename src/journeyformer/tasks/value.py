@@ -22,6 +22,7 @@ from journeyformer.tasks.base import (
     TaskContext,
 )
 from journeyformer.tasks.baselines import SpendRate
+from journeyformer.tasks.boosting import Boosted
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -73,6 +74,7 @@ class Value(Task):
     default_weight = 0.5
     headline = "spearman"
     metric_output = "expected_value"
+    scaled_output = "expected_value"
 
     def label(self, window: LabelWindow) -> np.ndarray:
         return window.facts["value"]
@@ -99,7 +101,7 @@ class Value(Task):
         }
 
     def baselines(self) -> tuple[Baseline, ...]:
-        return (SpendRate(),)
+        return (SpendRate(), Boosted(self.name))
 
     def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
         return {"spend_probability": pl.Float32, "expected_value": pl.Float32}

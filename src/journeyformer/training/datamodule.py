@@ -29,6 +29,19 @@ class JourneyData:
     preprocessing: Preprocessing
     splits: dict[str, Sequences]
     source: str
+    last_event: datetime | None = None  # the latest event in the data (UTC)
+
+    def label_window(self, split: str) -> dict[str, Any]:
+        """Whether ``split``'s label windows (cutoff, cutoff + horizon] lie inside the data:
+        ``status`` is "complete", "truncated" (the window runs past the last event, so
+        customers look inactive there) or "empty" (no event after the cutoff at all)."""
+        cut = max(self.preprocessing.cutoffs[split])
+        end = cut + self.preprocessing.labels.horizon
+        status = "complete"
+        if self.last_event is not None and end > self.last_event:
+            status = "empty" if cut >= self.last_event else "truncated"
+        last = None if self.last_event is None else self.last_event.isoformat()
+        return {"status": status, "cutoff": cut.isoformat(), "ends": end.isoformat(), "last_event": last}
 
     def describe(self) -> str:
         lines = [f"events: {self.source}"]
@@ -67,7 +80,7 @@ def prepare_data(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> 
     splits, counts = pre.split_sequences(events, labelers=registry.labelers(), source=str(path))
     schedule = CutoffSchedule.from_config(labels_cfg.get("cutoffs") or {}, pre.horizon_days)
     schedule.check_sample_counts(counts, str(path))
-    return JourneyData(pre, splits, str(path))
+    return JourneyData(pre, splits, str(path), events.get_column("timestamp").max())
 
 
 class LengthBucketSampler(Sampler[list[int]]):

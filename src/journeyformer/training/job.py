@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from journeyformer.config import plain as _plain
+from journeyformer.data.labels import IGNORE_INDEX
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import CheckpointError
@@ -68,10 +70,14 @@ def train(cfg: DictConfig) -> TrainResult:
     dm.setup()
     assert dm.data is not None
     pre = dm.data.preprocessing
-    model_cfg = ModelConfig.from_data(_plain(cfg.model), pre)
+    model_sizes = _plain(cfg.model)
+    model_sizes["tasks"] = learnable_tasks(model_sizes.get("tasks") or {}, dm.data.splits["train"])
+    model_cfg = ModelConfig.from_data(model_sizes, pre)
     if cfg.get("resume_from"):
         _check_resumable(Path(str(cfg.resume_from)), pre, model_cfg.to_dict())
     module = JourneyModule(model_cfg.to_dict(), pre.to_dict(), _plain(cfg.model.get("optimizer")))
+    if model_cfg.standardize_context:
+        module.net.set_context_stats(dm.data.splits["train"].context)
     run_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
@@ -84,9 +90,9 @@ def train(cfg: DictConfig) -> TrainResult:
     if best is not None and trainer.global_rank == 0:
         result.metrics["calibration"] = calibrate(result.module, dm.data.splits["val"], best)
     if cfg.get("evaluate", True) and trainer.global_rank == 0:
-        result.metrics.update(evaluate_splits(result.module, dm.data, ("val", "test")))
+        result.metrics.update(evaluate_splits(result.module, dm.data, ("val", "test"), seed=int(cfg.seed)))
         result.table = format_table(result.metrics["test"])
-        result.metrics["beats_baselines"] = beats_baselines(result.metrics["test"])
+        result.metrics["verdicts"] = beats_baselines(result.metrics["test"])
         result.metrics["checkpoint"] = str(best) if best else None
         result.seconds = time.perf_counter() - start
         result.metrics["train_seconds"] = result.seconds
@@ -98,17 +104,44 @@ def train(cfg: DictConfig) -> TrainResult:
     return result
 
 
+def learnable_tasks(tasks: dict[str, float], train: Sequences) -> dict[str, float]:
+    """``tasks`` (name -> loss weight) without the heads the training labels cannot teach: a
+    classification whose labels hold a single class (e.g. next_action when the data has one
+    action), or a value target that is always zero. Each switch-off is logged."""
+    assert train.labels is not None
+    out = dict(tasks)
+    for task, weight in tasks.items():
+        if not weight or task not in train.labels:
+            continue
+        y = train.labels[task]
+        y = y[y != IGNORE_INDEX] if task == "next_action" else y
+        why = None
+        if task == "value" and not (y > 0).any():
+            why = "the value target is zero for every training sample"
+        elif task != "value" and len(np.unique(y)) < 2:
+            why = f"every labelled training sample has the same class {np.unique(y).tolist()}"
+        if why:
+            log.warning("model.tasks.%s switched off: %s; nothing for the head to learn", task, why)
+            out[task] = 0.0
+    return out
+
+
 def calibrate(module: JourneyModule, val: Sequences, checkpoint: Path) -> dict[str, dict[str, float]]:
-    """Fit each calibrated task's temperature on validation samples, set it on ``module`` and
-    store it in ``checkpoint`` (rewritten atomically). Returns task -> T and the validation
-    ECE before and after."""
+    """Fit the post-hoc calibrations on validation samples, set them on ``module`` and store
+    them in ``checkpoint`` (rewritten atomically). Returns task -> what was fitted:
+
+    calibrated tasks (churn): temperature T of the logit, validation ECE before and after;
+    scaled outputs (value): one scale so that the sum of expected value over validation equals
+    the actual sum (the zero-inflated log-normal mean over-shoots when sigma is large).
+    """
     assert val.labels is not None
     calibrated = [t for t in module.net.tasks if t.calibrated]
-    if not calibrated:
+    scaled = [t for t in module.net.tasks if t.scaled_output]
+    if not calibrated and not scaled:
         return {}
     outputs = predict_sequences(module.net, val)
     ckpt = read_checkpoint(checkpoint)
-    report = {}
+    report: dict[str, dict[str, float]] = {}
     for task in calibrated:
         p, y = outputs[task.metric_output], val.labels[task.name]
         t = fit_temperature(logit(p), y)
@@ -119,6 +152,15 @@ def calibrate(module: JourneyModule, val: Sequences, checkpoint: Path) -> dict[s
             "val_ece_before": expected_calibration_error(p, y),
             "val_ece_after": expected_calibration_error(apply_temperature(p, t), y),
         }
+    for task in scaled:
+        predicted = float(outputs[task.scaled_output].sum())
+        actual = float(val.labels[task.name].sum())
+        scale = actual / predicted if predicted > 0 and actual > 0 else 1.0
+        getattr(module.net, f"{task.name}_scale").fill_(scale)
+        ckpt["state_dict"][f"net.{task.name}_scale"] = torch.tensor(scale)
+        report.setdefault(task.name, {}).update(
+            scale=scale, val_sum_predicted=predicted, val_sum_actual=actual
+        )
     atomic_write(checkpoint, lambda tmp: torch.save(ckpt, tmp))
     log.info("calibration on validation: %s", report)
     return report
@@ -158,17 +200,19 @@ def _best_checkpoint(trainer: L.Trainer) -> Path | None:
 
 
 def evaluate_splits(
-    module: JourneyModule, data: JourneyData, splits: tuple[str, ...] = ("test",)
+    module: JourneyModule, data: JourneyData, splits: tuple[str, ...] = ("test",), seed: int = 0
 ) -> dict[str, Any]:
-    """Model and baselines (fitted on train) on each split: split -> :func:`compare` result."""
+    """Model and baselines (fitted on train; LightGBM early-stopped on val) on each split:
+    split -> :func:`compare` result, with bootstrap intervals and the label-window status."""
     tasks = list(module.cfg.tasks)
     baselines = Baselines.fit(
-        data.splits["train"], data.preprocessing.horizon_days, module.cfg.n_actions, tasks
+        data.splits["train"], data.preprocessing.horizon_days, module.cfg.n_actions, tasks,
+        val=data.splits["val"], seed=seed,
     )
     out: dict[str, Any] = {}
     with torch.inference_mode():
         for split in splits:
             seqs = data.splits[split]
             outputs = predict_sequences(module.net, seqs)
-            out[split] = compare(outputs, seqs, baselines, tasks)
+            out[split] = compare(outputs, seqs, baselines, tasks, label_window=data.label_window(split))
     return out

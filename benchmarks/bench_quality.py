@@ -1,0 +1,112 @@
+"""The model against gradient boosting and the simple baselines, on both synthetic worlds and
+several seeds: means, seed spread and paired bootstrap intervals of each headline metric.
+
+    .venv/bin/python benchmarks/bench_quality.py [--worlds synthetic synthetic_purchases]
+        [--seeds 42 43 44] [--out outputs/bench_quality.json] [override ...]
+
+Each (world, seed) is one default ``make train`` run (``data=<world> seed=<seed>``, any extra
+Hydra overrides appended) on that world's default data; the seed changes the model's
+initialisation and batch order and the boosting baseline's bagging. Per world and task it
+prints the model's headline metric, LightGBM's and the best other baseline's (mean and
+standard deviation over seeds), the mean of model minus the best baseline, each seed's 95%
+interval and verdict, and the training time. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from journeyformer.tasks import registry
+from journeyformer.tasks.boosting import NAME as BOOSTING
+from journeyformer.pipelines import train
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+TASKS = ("churn", "next_action", "stage", "value")
+
+
+def run(world: str, seed: int, overrides: list[str], root: Path) -> dict:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[f"data={world}", f"seed={seed}", "trainer.enable_progress_bar=false",
+                       "trainer.enable_model_summary=false", *overrides],
+        )  # fmt: skip
+    with open_dict(cfg):
+        cfg.run_dir = str(root / f"{world}_s{seed}")
+        cfg.paths.output_dir = cfg.run_dir
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = train(cfg)
+    metrics = result.metrics
+    metrics["cpu_seconds"] = time.process_time() - cpu
+    metrics["wall_seconds"] = time.perf_counter() - wall
+    return metrics
+
+
+def summarize(world: str, runs: dict[int, dict]) -> list[str]:
+    def ms(values: list[float]) -> str:
+        if len(values) < 2:
+            return f"{values[0]:.4f}" if values else "-"
+        return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+    seeds = sorted(runs)
+    lines = [f"world {world}: seeds {seeds}", ""]
+    lines.append(f"{'task':<12} {'metric':<9} {'model':>17} {'lightgbm':>17} {'best other':>17}"
+                 f"  {'model - best':>12}  per-seed 95% interval and verdict")  # fmt: skip
+    for task in TASKS:
+        tests = [runs[s]["test"] for s in seeds if task in runs[s]["test"]["model"]]
+        if not tests:
+            lines.append(f"{task:<12} (head switched off: nothing to learn)")
+            continue
+        key = registry.get(task).headline
+        model = [t["model"][task][key] for t in tests]
+        boost = [t["baselines"][task][BOOSTING][key] for t in tests if BOOSTING in t["baselines"][task]]
+        other = [max(v[key] for n, v in t["baselines"][task].items() if n != BOOSTING) for t in tests]
+        delta = [t["intervals"][task]["delta"] for t in tests]
+        ivs = "  ".join(
+            f"[{t['intervals'][task]['low']:+.4f}, {t['intervals'][task]['high']:+.4f}] "
+            f"{t['intervals'][task]['verdict']} vs {t['intervals'][task]['baseline']}"
+            for t in tests
+        )
+        lines.append(f"{task:<12} {key:<9} {ms(model):>17} {ms(boost):>17} {ms(other):>17}"
+                     f"  {statistics.mean(delta):+12.4f}  {ivs}")  # fmt: skip
+    times = [runs[s]["train_seconds"] for s in seeds]
+    cpu = [runs[s]["cpu_seconds"] for s in seeds]
+    lines.append(f"make train wall time {ms(times)} s, CPU time of the process {ms(cpu)} s")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--worlds", nargs="+", default=["synthetic", "synthetic_purchases"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
+    parser.add_argument("--out", default="outputs/bench_quality.json")
+    parser.add_argument("--root", default="outputs/bench_quality_runs")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    root = Path(args.root)
+    results: dict[str, dict[int, dict]] = {}
+    for world in args.worlds:
+        for seed in args.seeds:
+            results.setdefault(world, {})[seed] = run(world, seed, args.overrides, root)
+    report = []
+    for world, runs in results.items():
+        report += summarize(world, runs) + [""]
+    print("\n".join(report))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"argv": sys.argv[1:], "results": results}, indent=1, default=str))
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()
