@@ -78,6 +78,12 @@ def summarize(world: str, runs: dict[int, dict]) -> list[str]:
         )
         lines.append(f"{task:<12} {key:<9} {ms(model):>17} {ms(boost):>17} {ms(other):>17}"
                      f"  {statistics.mean(delta):+12.4f}  {ivs}")  # fmt: skip
+        simple = [t["intervals_without_boosting"][task] for t in tests if task in t.get("intervals_without_boosting", {})]
+        if simple:
+            lines.append(" " * 22 + "against the best simple baseline: " + "  ".join(
+                f"{iv['delta']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}] {iv['verdict']} vs {iv['baseline']}"
+                for iv in simple
+            ))  # fmt: skip
     times = [runs[s]["train_seconds"] for s in seeds]
     cpu = [runs[s]["cpu_seconds"] for s in seeds]
     lines.append(f"make train wall time {ms(times)} s, CPU time of the process {ms(cpu)} s")

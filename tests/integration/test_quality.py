@@ -26,6 +26,8 @@ def test_table_has_boosting_and_a_verdict_per_headline(tiny_run):
         assert iv["verdict"] in VERDICTS and iv["low"] <= iv["delta"] <= iv["high"]
         assert iv["baseline"] in test["baselines"][task]
     assert metrics["verdicts"] == {t: iv["verdict"] for t, iv in test["intervals"].items()}
+    for task, iv in test["intervals_without_boosting"].items():  # when lightgbm was the best
+        assert test["intervals"][task]["baseline"] == "lightgbm" and iv["baseline"] != "lightgbm"
     assert "95% paired bootstrap" in tiny_run.table
 
 
