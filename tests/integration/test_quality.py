@@ -51,6 +51,7 @@ def test_purchase_world_switches_the_next_action_head_off(tmp_path, caplog):
         *tiny_overrides(tmp_path / "events.parquet"),
         "data=synthetic_purchases",
         f"data.path={tmp_path / 'events.parquet'}",
+        f"data.generated_dir={tmp_path}",
         "data.synthetic.n_customers=1500",
         "trainer.max_epochs=1",
     ]

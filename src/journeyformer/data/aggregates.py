@@ -2,7 +2,8 @@
 hand to gradient boosting, computed by Polars in the same pass that builds the customer table.
 
 Every feature uses only events at or before the cutoff (a leakage test checks it). Windows are
-counted back from the cutoff in calendar days. Columns, in :func:`aggregate_names` order:
+half-open, (cutoff - w days, cutoff], like the loyalty window of the lifecycle rules.
+Columns, in :func:`aggregate_names` order:
 
 ================================  =============================================================
 ``n_events_{7,30,90}d``           events in the last 7 / 30 / 90 days
@@ -98,8 +99,8 @@ def aggregate_features(
     age, purchase = pl.col("_age"), pl.col("_purchase")
     aggs: list[pl.Expr] = []
     for key, expr in (("n_events", pl.lit(1)), ("n_purchases", purchase.cast(pl.Int64))):
-        aggs += [expr.filter(age <= w).sum().alias(f"{key}_{w}d") for w in WINDOWS_DAYS]
-    aggs += [pl.col("_value").filter(age <= w).sum().alias(f"spend_{w}d") for w in WINDOWS_DAYS]
+        aggs += [expr.filter(age < w).sum().alias(f"{key}_{w}d") for w in WINDOWS_DAYS]
+    aggs += [pl.col("_value").filter(age < w).sum().alias(f"spend_{w}d") for w in WINDOWS_DAYS]
     aggs += [
         pl.col("_day").n_unique().alias("n_active_days"),
         pl.col("_gap").mean().alias("gap_mean_days"),
@@ -116,7 +117,7 @@ def aggregate_features(
             if t == PAD:
                 continue
             aggs.append((ids == i).sum().alias(f"n_{col}={t}"))
-            aggs.append(((ids == i) & (age <= 30)).sum().alias(f"n30_{col}={t}"))
+            aggs.append(((ids == i) & (age < 30)).sum().alias(f"n30_{col}={t}"))
     action = pl.col("_action")
     for i, t in enumerate(vocabs["action"].tokens):
         if t != PAD:

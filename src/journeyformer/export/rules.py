@@ -19,6 +19,28 @@ from journeyformer.data.schema import NULL_CATEGORY
 from journeyformer.data.vocab import PAD, PAD_ID, UNK, UNK_ID
 
 
+def _aggregate_context_rule(labels: Mapping[str, Any]) -> str:
+    """The ``context`` rule when the context holds the aggregates (data/aggregates.py)."""
+    return (
+        "context[:, k] = sign(v) * ln(1 + |v|) (float32), -1 where v does not exist (NaN), for v "
+        "in the order of features.context_names, over ALL the customer's events at or before "
+        "as_of (not only the kept ones); the graph standardises them with the training mean and "
+        "std it holds. n_<x>_<w>d / spend_<w>d count events, purchases (labels.purchase_actions "
+        f"{labels['purchase_actions']}) or sum amount over labels.value_actions "
+        f"{labels['value_actions']} in the half-open windows (as_of - 7 days, as_of], (as_of - 30 "
+        "days, as_of] and (as_of - 90 days, as_of]; n_events, "
+        "n_purchases, spend over the whole history; tenure_days = (as_of - first event) and "
+        "recency_days = (as_of - last activity event) in fractional days (seconds / 86400); "
+        "n_active_days = distinct UTC calendar days with an event; gap_mean/std/max/last_days = "
+        "statistics of the gaps between consecutive events in fractional days (NaN with one "
+        "event; std with ddof 1); purchase_amount_mean/max over value-action events; mean_<x> = "
+        "mean of each extra numeric column; n_<col>=<value> and n30_<col>=<value> = events with "
+        "that vocabulary value (<unk> for values not in the vocabulary) of each categorical "
+        "column, overall and within (as_of - 30 days, as_of]; days_since_action=<a> = fractional "
+        "days since the last event with action a (NaN: never)."
+    )
+
+
 def preprocessing_rules(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Rule name -> statement (strings), in the order an implementation applies them."""
     schema, labels, features = spec["schema"], spec["labels"], spec["features"]
@@ -105,7 +127,7 @@ def preprocessing_rules(spec: Mapping[str, Any]) -> dict[str, Any]:
             "Monday = 0 ... Sunday = 6; "
             f"each extra numeric column {extras_num} x -> sign(x) * ln(1 + |x|)."
         ),
-        "context": (
+        "context": _aggregate_context_rule(labels) if features.get("context") == "aggregates" else (
             "context[:, k] = ln(1 + max(0, v)) (float32) for v in the order of "
             "features.context_names, over ALL the customer's events at or before as_of (not only "
             "the kept ones): n_events (after duplicates are dropped); spend = sum of amount over "
