@@ -63,7 +63,9 @@ def resolve_events_path(data_cfg: Mapping[str, Any]) -> Path:
     if synthetic:
         from journeyformer.data.synthetic import SyntheticConfig, ensure_synthetic
 
-        ensure_synthetic(path, SyntheticConfig.from_dict(dict(synthetic)))
+        ensure_synthetic(
+            path, SyntheticConfig.from_dict(dict(synthetic)), data_cfg.get("generated_dir")
+        )
     return path
 
 
