@@ -25,9 +25,9 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
+from journeyformer.pipelines import train
 from journeyformer.tasks import registry
 from journeyformer.tasks.boosting import NAME as BOOSTING
-from journeyformer.pipelines import train
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
 TASKS = ("churn", "next_action", "stage", "value")

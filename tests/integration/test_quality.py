@@ -8,12 +8,12 @@ import logging
 
 import numpy as np
 import pytest
+from support import compose_train, tiny_overrides
 
 from journeyformer.metrics.bootstrap import VERDICTS
-from journeyformer.training.module import load_module
 from journeyformer.model.runner import predict_sequences
 from journeyformer.pipelines import train
-from support import compose_train, tiny_overrides
+from journeyformer.training.module import load_module
 
 
 def test_table_has_boosting_and_a_verdict_per_headline(tiny_run):
@@ -65,8 +65,8 @@ def test_purchase_world_switches_the_next_action_head_off(tmp_path, caplog):
 
 
 def test_truncated_test_window_gets_no_verdict(tiny_run):
-    from journeyformer.tasks.registry import Baselines
     from journeyformer.evaluation.compare import compare, format_table
+    from journeyformer.tasks.registry import Baselines
 
     data = tiny_run.data
     test = data.splits["test"]

@@ -7,10 +7,10 @@ import pytest
 
 pytest.importorskip("lightgbm", reason="the boosting baseline needs the [baseline] extra")
 
-from journeyformer.training.datamodule import prepare_data  # noqa: E402
 from journeyformer.data.labels import STAGES  # noqa: E402
 from journeyformer.metrics.scores import accuracy_at_k, auroc, spearman  # noqa: E402
 from journeyformer.tasks.boosting import BoostingBaseline  # noqa: E402
+from journeyformer.training.datamodule import prepare_data  # noqa: E402
 
 
 @pytest.fixture(scope="module")

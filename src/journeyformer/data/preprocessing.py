@@ -32,7 +32,7 @@ from journeyformer.data.samples import (
     parse_time,
 )
 from journeyformer.data.schema import EventDataError, EventSchema
-from journeyformer.data.sequences import CONTEXT_NUMERIC, FeatureConfig, Sequences, build_sequences
+from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
 from journeyformer.data.vocab import Vocabularies
 from journeyformer.errors import ConfigError
 

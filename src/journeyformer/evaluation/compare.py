@@ -10,8 +10,8 @@ import numpy as np
 
 from journeyformer.data.sequences import Sequences
 from journeyformer.metrics.bootstrap import NO_VERDICT, paired_bootstrap
-from journeyformer.tasks.boosting import NAME as BOOSTING
 from journeyformer.tasks import registry
+from journeyformer.tasks.boosting import NAME as BOOSTING
 from journeyformer.tasks.registry import Baselines
 
 

@@ -27,8 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from journeyformer.data.aggregates import CATEGORICAL_AGGREGATES
-from journeyformer.data.labels import STAGES
-from journeyformer.data.labels import IGNORE_INDEX
+from journeyformer.data.labels import IGNORE_INDEX, STAGES
 from journeyformer.data.sequences import Sequences
 from journeyformer.tasks.base import Baseline, BaselineContext
 
