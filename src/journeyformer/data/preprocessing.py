@@ -50,7 +50,7 @@ class PreprocessingMismatch(ConfigError):
 # Keys of configs/data/*.yaml: the event schema's, the features', the split's and the loader's.
 DATA_KEYS = (
     *EventSchema.__dataclass_fields__,
-    "path", "synthetic", "generated_dir", "max_len", "batch_size", "num_workers", "split",
+    "path", "synthetic", "generated_dir", "max_len", "context", "batch_size", "num_workers", "split",
 )  # fmt: skip
 SPLIT_KEYS = ("val_fraction", "test_fraction", "salt")
 LABEL_KEYS = (*LabelConfig.__dataclass_fields__, "cutoffs")
