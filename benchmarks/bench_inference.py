@@ -39,8 +39,9 @@ import torch
 from omegaconf import OmegaConf
 
 from journeyformer.data.batch import MODEL_INPUTS, length_batches, make_batch, run_in_batches
+from journeyformer.data.events import load_events
 from journeyformer.data.preprocessing import Preprocessing
-from journeyformer.data.schema import EventSchema, load_events
+from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
 from journeyformer.export.bundle import build_bundle

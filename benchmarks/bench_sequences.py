@@ -34,9 +34,11 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from journeyformer.data.events import load_events
+from journeyformer.data.features import FeatureConfig
 from journeyformer.data.labels import IGNORE_INDEX, STAGES, LabelConfig
-from journeyformer.data.schema import EventSchema, load_events
-from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
+from journeyformer.data.schema import EventSchema
+from journeyformer.data.sequences import Sequences, build_sequences
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
 from journeyformer.data.vocab import Vocabularies
 

@@ -31,8 +31,11 @@ import polars as pl
 
 from journeyformer.data.as_of import data_end
 from journeyformer.data.batch import length_batches, run_in_batches
+from journeyformer.data.events import load_events
+from journeyformer.data.normalize import normalize
 from journeyformer.data.samples import parse_time
-from journeyformer.data.schema import EventDataError, load_events, normalize, validate
+from journeyformer.data.validate import validate
+from journeyformer.errors import EventDataError
 from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.partition import prediction_frame, prediction_schema
 from journeyformer.inference.runner import OnnxRunner

@@ -9,7 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from journeyformer import Predictor
-from journeyformer.data.schema import EventDataError
+from journeyformer.errors import EventDataError
 from journeyformer.inference.job import predict_events
 
 AS_OF = datetime(2025, 6, 1, tzinfo=timezone.utc)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from journeyformer.data.schema import scan_events
+from journeyformer.data.events import scan_events
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.job import predict_events
 from journeyformer.inference.partition import score_partition

@@ -16,7 +16,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from support import CONFIG_DIR
 
-from journeyformer.data.schema import EventDataError, load_events
+from journeyformer.data.events import load_events
+from journeyformer.errors import EventDataError
 from journeyformer.inference import job as job_module
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.job import predict_events, predict_from_config

@@ -8,8 +8,9 @@ import numpy as np
 import polars as pl
 
 from journeyformer.data.aggregates import CATEGORICAL_AGGREGATES, context_transform
+from journeyformer.data.features import FeatureConfig
 from journeyformer.data.labels import LabelConfig
-from journeyformer.data.sequences import FeatureConfig, build_sequences
+from journeyformer.data.sequences import build_sequences
 from journeyformer.data.vocab import Vocabularies
 
 UTC = timezone.utc

@@ -8,8 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from journeyformer.data.features import FeatureConfig
 from journeyformer.data.labels import STAGES, LabelConfig
-from journeyformer.data.sequences import FeatureConfig, build_sequences
+from journeyformer.data.sequences import build_sequences
 from journeyformer.data.vocab import Vocabularies
 from journeyformer.tasks.registry import Baselines
 

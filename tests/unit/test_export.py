@@ -15,9 +15,10 @@ from support import CONFIG_DIR
 
 from journeyformer.data.batch import MODEL_INPUTS
 from journeyformer.export import onnx as onnx_export
-from journeyformer.export.bundle import ValidationData, atomic_dir, build_bundle
+from journeyformer.export.bundle import ValidationData, build_bundle
 from journeyformer.export.onnx import ExportParityError, random_inputs, torch_outputs
 from journeyformer.inference.bundle import load_bundle
+from journeyformer.io import atomic_dir
 from journeyformer.model.checkpoint import load_network
 from journeyformer.pipelines import export
 

@@ -13,10 +13,11 @@ from datetime import datetime, timezone
 import polars as pl
 import pytest
 
+from journeyformer.data.event_order import ROW
+from journeyformer.data.features import FeatureConfig
 from journeyformer.data.labels import IGNORE_INDEX, STAGES, LabelConfig
 from journeyformer.data.labels_reference import compute_labels, history_summary
-from journeyformer.data.schema import ROW
-from journeyformer.data.sequences import FeatureConfig, build_sequences
+from journeyformer.data.sequences import build_sequences
 from journeyformer.data.vocab import PAD, UNK, Vocabularies
 
 UTC = timezone.utc

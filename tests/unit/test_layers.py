@@ -138,3 +138,44 @@ def test_the_checker_sees_a_forbidden_import(tmp_path):
     planted.write_text("import numpy\n\ndef f():\n    import torch\n")
     assert ("torch", 4) in imports(planted)
     assert ("torch", 4) not in imports(planted, top_level_only=True)
+
+
+def _defined_names(path: Path) -> set[str]:
+    """Names a module defines itself at top level (functions, classes, assignments)."""
+    tree = ast.parse(path.read_text(), str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+def test_names_are_imported_from_the_module_that_defines_them():
+    """``from journeyformer.x import name`` names the module where ``name`` is defined, not one
+    that imports it from elsewhere (no re-export shims; the package root's public API aside)."""
+    root = SRC.parent
+    repo = root.parent
+    sources = [*SRC.rglob("*.py")]
+    sources += [p for d in ("tests", "benchmarks", "scripts") for p in (repo / d).rglob("*.py")]
+    bad = []
+    for f in sources:
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module):
+                continue
+            if not node.module.startswith("journeyformer.") or node.module == "journeyformer":
+                continue
+            target = root / Path(*node.module.split("."))
+            module_file = target.with_suffix(".py") if target.with_suffix(".py").exists() else None
+            if module_file is None:
+                module_file = target / "__init__.py"
+            defined = _defined_names(module_file)
+            for alias in node.names:
+                if alias.name in defined or (target / f"{alias.name}.py").exists():
+                    continue
+                if (target / alias.name / "__init__.py").exists():
+                    continue
+                bad.append(f"{f.relative_to(repo)}:{node.lineno} {node.module}.{alias.name}")
+    assert not bad, "names imported from a module that does not define them:\n" + "\n".join(bad)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from journeyformer.data.events import load_events
 from journeyformer.data.preprocessing import FEATURE_VERSION, Preprocessing, PreprocessingMismatch
-from journeyformer.data.schema import EventSchema, load_events
+from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import build_sequences
 from journeyformer.inference.bundle import PREPROCESSING, BundleError, load_bundle
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from journeyformer.data.events import load_events
 from journeyformer.data.readers import READERS, SUFFIXES
-from journeyformer.data.schema import EventDataError, EventSchema, load_events
+from journeyformer.data.schema import EventSchema
+from journeyformer.errors import EventDataError
 
 ROWS = [
     ("1", "2025-01-01T10:00:00", "web", "view", "1.5"),

@@ -9,10 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from journeyformer.data.event_order import ROW
+from journeyformer.data.features import FeatureConfig
 from journeyformer.data.labels import LabelConfig
 from journeyformer.data.samples import CutoffSchedule, customers_by_split, parse_time, split_of
-from journeyformer.data.schema import ROW
-from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
+from journeyformer.data.sequences import Sequences, build_sequences
 from journeyformer.data.vocab import Vocabularies
 
 UTC = timezone.utc

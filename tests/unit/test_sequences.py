@@ -11,17 +11,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from journeyformer.data.batch import pad
+from journeyformer.data.event_order import ROW
+from journeyformer.data.features import CONTEXT_NUMERIC, EVENT_NUMERIC, FeatureConfig
 from journeyformer.data.labels import IGNORE_INDEX, SUMMARY_COLUMNS, LabelConfig
 from journeyformer.data.labels_reference import compute_labels, history_summary
-from journeyformer.data.schema import ROW
-from journeyformer.data.sequences import (
-    CONTEXT_NUMERIC,
-    EVENT_NUMERIC,
-    FeatureConfig,
-    Sequences,
-    build_sequences,
-    pad,
-)
+from journeyformer.data.sequences import Sequences, build_sequences
 from journeyformer.data.vocab import PAD, UNK, Vocab, Vocabularies
 
 UTC = timezone.utc

@@ -10,9 +10,10 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from journeyformer.data.event_order import ROW
+from journeyformer.data.features import EVENT_NUMERIC, FeatureConfig
 from journeyformer.data.labels import IGNORE_INDEX, STAGES, LabelConfig
-from journeyformer.data.schema import ROW
-from journeyformer.data.sequences import EVENT_NUMERIC, FeatureConfig, build_sequences
+from journeyformer.data.sequences import build_sequences
 from journeyformer.data.vocab import PAD, UNK, Vocabularies
 
 UTC = timezone.utc

@@ -8,10 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from journeyformer.data._synthetic_params import ACTIONS, CHANNELS, LATENT_STAGES
 from journeyformer.data.synthetic import (
-    ACTIONS,
-    CHANNELS,
-    LATENT_STAGES,
     SyntheticConfig,
     SyntheticJourneys,
     ensure_synthetic,

@@ -10,10 +10,12 @@ import pytest
 import torch
 from support_tasks import PurchaseInHorizon
 
+from journeyformer.data.events import load_events
+from journeyformer.data.features import FeatureConfig
 from journeyformer.data.labels import STAGES, LabelConfig
 from journeyformer.data.preprocessing import Preprocessing
-from journeyformer.data.schema import EventSchema, load_events
-from journeyformer.data.sequences import FeatureConfig, build_sequences
+from journeyformer.data.schema import EventSchema
+from journeyformer.data.sequences import build_sequences
 from journeyformer.data.vocab import Vocabularies
 from journeyformer.evaluation import plots
 from journeyformer.evaluation.compare import compare, format_table

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from journeyformer.data.sequences import Sequences, pad
+from journeyformer.data.sequences import Sequences, ragged_rows
 from journeyformer.errors import ConfigError
 
 # The model's inputs, in the order of its forward() and of the ONNX graph.
@@ -41,6 +41,39 @@ class Batch:
 
     def __len__(self) -> int:
         return int(self.inputs["lengths"].shape[0])
+
+
+def pad(seqs: Sequences, index: np.ndarray, max_len: int | None = None) -> dict[str, np.ndarray]:
+    """Right-padded arrays for the samples at ``index`` (the one batch contract, in NumPy).
+
+    Returns ``categorical`` (B, T, C) int64 with 0 as padding, ``numeric`` (B, T, F) float32,
+    ``lengths`` (B,) int64, ``stage_now`` (B,) int64, ``context`` (B, S) float32, where T is
+    the longest sequence in the batch, or ``max_len``. Real events sit at positions
+    0..length-1, the most recent last; with ``max_len`` shorter than a sequence, its most
+    recent ``max_len`` events are kept.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    lengths = seqs.lengths[index]
+    if max_len is not None:
+        if max_len < 1:
+            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        lengths = np.minimum(lengths, max_len)
+    t = int(lengths.max(initial=0)) if max_len is None else max_len
+    b = len(index)
+    rows = ragged_rows(seqs.offsets[1:][index] - lengths, lengths)
+    batch_pos = np.repeat(np.arange(b), lengths)
+    time_pos = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    categorical = np.zeros((b, t, seqs.categorical.shape[1]), dtype=np.int64)
+    numeric = np.zeros((b, t, seqs.numeric.shape[1]), dtype=np.float32)
+    categorical[batch_pos, time_pos] = seqs.categorical[rows]
+    numeric[batch_pos, time_pos] = seqs.numeric[rows]
+    return {
+        "categorical": categorical,
+        "numeric": numeric,
+        "lengths": lengths.astype(np.int64),
+        "stage_now": seqs.stage_now[index],
+        "context": seqs.context[index],
+    }
 
 
 def make_batch(

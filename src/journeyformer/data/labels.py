@@ -243,28 +243,9 @@ def customer_table(
     later_at = cutoff + cfg.horizon
     ts = events.get_column("timestamp").to_physical().to_numpy()
     cid = events.get_column("customer_id")
-    if cid.dtype.is_integer():
-        ids = cid.to_numpy()
-        new = np.empty(len(ids), dtype=bool)
-        new[:1] = True
-        np.not_equal(ids[1:], ids[:-1], out=new[1:])
-    else:
-        new = (cid != cid.shift(1)).fill_null(True).to_numpy()
-    seg = _Segments(new, ts, _micros(cutoff))
+    seg = _Segments(_first_rows(cid), ts, _micros(cutoff))
     customer_id = cid.gather(seg.start)
-    flagged = events.select(
-        _is_in("action", cfg.purchase_actions).alias("purchase"),
-        _is_in("action", cfg.intent_actions).alias("intent"),
-        pl.when(_is_in("action", cfg.value_actions))
-        .then(pl.col("amount"))
-        .otherwise(0.0)
-        .alias("value"),
-        *(
-            []
-            if cfg.activity_actions is None
-            else [_is_in("action", cfg.activity_actions).alias("activity")]
-        ),
-    )
+    flagged = _action_flags(events, cfg)
     purchase = flagged.get_column("purchase").to_numpy()
     n_history = seg.split - seg.start
     spend, value = seg.reduce(flagged.get_column("value").to_numpy())
@@ -330,6 +311,34 @@ def customer_table(
         }
     )
     return summary, labels, seg.split
+
+
+def _first_rows(cid: pl.Series) -> np.ndarray:
+    """(E,) bool, True at each customer's first row of sorted events."""
+    if cid.dtype.is_integer():
+        ids = cid.to_numpy()
+        new = np.empty(len(ids), dtype=bool)
+        new[:1] = True
+        np.not_equal(ids[1:], ids[:-1], out=new[1:])
+        return new
+    return (cid != cid.shift(1)).fill_null(True).to_numpy()
+
+
+def _action_flags(events: pl.DataFrame, cfg: LabelConfig) -> pl.DataFrame:
+    """Per event: purchase, intent (bool), value (amount of a value action, else 0) and, when
+    ``activity_actions`` are set, activity (bool)."""
+    activity = [] if cfg.activity_actions is None else [
+        _is_in("action", cfg.activity_actions).alias("activity")
+    ]
+    return events.select(
+        _is_in("action", cfg.purchase_actions).alias("purchase"),
+        _is_in("action", cfg.intent_actions).alias("intent"),
+        pl.when(_is_in("action", cfg.value_actions))
+        .then(pl.col("amount"))
+        .otherwise(0.0)
+        .alias("value"),
+        *activity,
+    )
 
 
 def _masked_int(values: np.ndarray, valid: np.ndarray) -> pl.Series:

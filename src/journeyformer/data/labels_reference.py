@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from journeyformer.data.event_order import ROW
 from journeyformer.data.labels import (
     LabelConfig,
     _finish_summary,
@@ -15,7 +16,6 @@ from journeyformer.data.labels import (
     as_utc,
     stage_expr,
 )
-from journeyformer.data.schema import ROW
 from journeyformer.data.timestamps import UTC_US
 from journeyformer.data.vocab import Vocab
 

@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from journeyformer.data.as_of import data_end
+from journeyformer.data.features import FeatureConfig
 from journeyformer.data.labels import STAGES, LabelConfig, LabelWindow
 from journeyformer.data.samples import (
     SPLITS,
@@ -31,10 +32,10 @@ from journeyformer.data.samples import (
     customers_by_split,
     parse_time,
 )
-from journeyformer.data.schema import EventDataError, EventSchema
-from journeyformer.data.sequences import FeatureConfig, Sequences, build_sequences
+from journeyformer.data.schema import EventSchema
+from journeyformer.data.sequences import Sequences, build_sequences
 from journeyformer.data.vocab import Vocabularies
-from journeyformer.errors import ConfigError
+from journeyformer.errors import ConfigError, EventDataError
 
 log = logging.getLogger(__name__)
 

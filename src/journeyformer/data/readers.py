@@ -3,7 +3,7 @@
 This module is the one place to add a data source: write a function
 ``(files, schema, name) -> pl.LazyFrame`` and register it in :data:`READERS` under a format
 name (and its file suffixes in :data:`SUFFIXES`). Everything after reading (renaming, types,
-validation) is the same for every source (:mod:`journeyformer.data.schema`).
+validation) is the same for every source (:mod:`journeyformer.data.events`).
 
 * **Parquet**: one file, a directory of ``*.parquet`` files or a glob. Files of one input may
   differ in harmless ways, which are reconciled: columns that only some files have and that the
@@ -21,14 +21,11 @@ from __future__ import annotations
 import glob
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import polars as pl
 
+from journeyformer.data.schema import REQUIRED, EventSchema
 from journeyformer.errors import EventDataError
-
-if TYPE_CHECKING:  # schema imports this module
-    from journeyformer.data.schema import EventSchema
 
 _EXAMPLES = 5
 SEPARATORS = (",", ";", "\t", "|")
@@ -72,8 +69,6 @@ def format_of(files: list[Path], fmt: str) -> str:
 
 def used_columns(schema: EventSchema) -> list[str]:
     """The user's column names the schema reads."""
-    from journeyformer.data.schema import REQUIRED
-
     names = [schema.source(c) for c in (*REQUIRED, "amount")]
     return [n for n in names if n] + [*schema.extra_categorical, *schema.extra_numeric]
 

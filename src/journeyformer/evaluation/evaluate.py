@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 
 from journeyformer.data.as_of import data_end
 from journeyformer.data.batch import length_batches, run_in_batches
+from journeyformer.data.events import load_events
 from journeyformer.data.samples import parse_time, split_of
-from journeyformer.data.schema import EventDataError, load_events
 from journeyformer.data.sequences import Sequences
-from journeyformer.errors import JourneyformerError
+from journeyformer.errors import EventDataError, JourneyformerError
 from journeyformer.evaluation.compare import compare
 from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.runner import OnnxRunner

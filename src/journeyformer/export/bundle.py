@@ -21,8 +21,8 @@ import numpy as np
 
 from journeyformer import __version__
 from journeyformer.data.batch import length_batches
+from journeyformer.data.events import load_events
 from journeyformer.data.preprocessing import Preprocessing, SplitConfig
-from journeyformer.data.schema import load_events
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import ConfigError
 from journeyformer.export.golden import GOLDEN, golden_examples
@@ -200,20 +200,7 @@ def build_bundle(
             batches += [
                 dict(b.inputs) for b in length_batches(seqs.take(np.arange(min(len(seqs), 1024))), 256)
             ]
-        parity = check_parity(net, fp32, batches, atol)
-        log.info("%s", parity.table())
-        if not parity.ok:
-            hint = (
-                " If the model code changed, try last_position_only=false to tell whether the"
-                " last-position path (JourneyEncoder.forward(last_only=True)) is the cause."
-                if last_position_only
-                else ""
-            )
-            raise ExportParityError(
-                f"{checkpoint}: the ONNX graph does not reproduce torch: "
-                f"{'; '.join(parity.failures())}\n"
-                f"{parity.table()}\nNothing was written to {output}.{hint}"
-            )
+        parity = _checked_parity(net, fp32, batches, atol, checkpoint, output, last_position_only)
         result = BundleResult(output, parity, spec=spec)
         report: dict[str, Any] = {"parity": parity.to_dict()}
         if quantize:
@@ -223,25 +210,65 @@ def build_bundle(
             log.info("%s", result.int8.table())
             spec["onnx"]["files"]["int8"] = MODEL_FILES["int8"]
             report["int8"] = result.int8.to_dict()
-        metrics_path = checkpoint.parent / "test_metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
-        if metrics is not None and Path(str(metrics.get("checkpoint"))).resolve() != checkpoint.resolve():
-            log.warning("%s: describes %s, not %s; the bundle gets no %s", metrics_path, metrics.get("checkpoint"), checkpoint, METRICS)
-            metrics = None
-        if metrics is not None:
-            result.metrics = metrics
-            atomic_write_text(tmp / METRICS, json.dumps(result.metrics, indent=1))
-        else:
-            log.warning("%s: not found; the bundle has no %s", metrics_path, METRICS)
-        spec["metrics"] = METRICS if result.metrics is not None else None
-        atomic_write_text(tmp / EXPORT_REPORT, json.dumps(report, indent=1))
-        spec["preprocessing_rules"] = preprocessing_rules(spec["preprocessing"])
-        spec["golden"] = GOLDEN
-        # The golden examples run through the same code as `journeyformer predict`.
-        golden = golden_examples(Bundle(tmp, spec))
-        atomic_write_text(tmp / GOLDEN, json.dumps(golden, indent=1))
-        # Integrity, checked by load_bundle: every other file, then the spec itself.
-        spec["files"] = {f.name: file_record(f) for f in sorted(tmp.iterdir()) if f.is_file()}
-        spec["spec_sha256"] = spec_checksum(spec)
-        atomic_write_text(tmp / PREPROCESSING, json.dumps(spec, indent=1))
+        result.metrics = _test_metrics(checkpoint)
+        _write_bundle_files(tmp, spec, result.metrics, report)
     return result
+
+
+def _checked_parity(
+    net: JourneyTransformer,
+    fp32: Path,
+    batches: list[dict[str, np.ndarray]],
+    atol: float,
+    checkpoint: Path,
+    output: Path,
+    last_position_only: bool,
+) -> ParityReport:
+    """The parity of ``fp32`` with ``net`` on ``batches``; raises ExportParityError if it fails."""
+    parity = check_parity(net, fp32, batches, atol)
+    log.info("%s", parity.table())
+    if not parity.ok:
+        hint = (
+            " If the model code changed, try last_position_only=false to tell whether the"
+            " last-position path (JourneyEncoder.forward(last_only=True)) is the cause."
+            if last_position_only
+            else ""
+        )
+        raise ExportParityError(
+            f"{checkpoint}: the ONNX graph does not reproduce torch: "
+            f"{'; '.join(parity.failures())}\n"
+            f"{parity.table()}\nNothing was written to {output}.{hint}"
+        )
+    return parity
+
+
+def _test_metrics(checkpoint: Path) -> dict[str, Any] | None:
+    """The training run's test metrics for ``checkpoint`` (``test_metrics.json`` beside it)."""
+    metrics_path = checkpoint.parent / "test_metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    if metrics is not None and Path(str(metrics.get("checkpoint"))).resolve() != checkpoint.resolve():
+        log.warning("%s: describes %s, not %s; the bundle gets no %s", metrics_path, metrics.get("checkpoint"), checkpoint, METRICS)
+        return None
+    if metrics is None:
+        log.warning("%s: not found; the bundle has no %s", metrics_path, METRICS)
+    return metrics
+
+
+def _write_bundle_files(
+    tmp: Path, spec: dict[str, Any], metrics: dict[str, Any] | None, report: dict[str, Any]
+) -> None:
+    """Metrics, export report, rules, golden examples and last the spec with every file's
+    checksum, into the bundle's temporary directory ``tmp``."""
+    if metrics is not None:
+        atomic_write_text(tmp / METRICS, json.dumps(metrics, indent=1))
+    spec["metrics"] = METRICS if metrics is not None else None
+    atomic_write_text(tmp / EXPORT_REPORT, json.dumps(report, indent=1))
+    spec["preprocessing_rules"] = preprocessing_rules(spec["preprocessing"])
+    spec["golden"] = GOLDEN
+    # The golden examples run through the same code as `journeyformer predict`.
+    golden = golden_examples(Bundle(tmp, spec))
+    atomic_write_text(tmp / GOLDEN, json.dumps(golden, indent=1))
+    # Integrity, checked by load_bundle: every other file, then the spec itself.
+    spec["files"] = {f.name: file_record(f) for f in sorted(tmp.iterdir()) if f.is_file()}
+    spec["spec_sha256"] = spec_checksum(spec)
+    atomic_write_text(tmp / PREPROCESSING, json.dumps(spec, indent=1))

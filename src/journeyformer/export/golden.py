@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.schema import normalize, validate
-from journeyformer.data.sequences import pad
+from journeyformer.data.batch import pad
+from journeyformer.data.normalize import normalize
+from journeyformer.data.validate import validate
 from journeyformer.data.vocab import PAD, UNK
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.session import make_session

@@ -1,7 +1,7 @@
 """Read events in customer chunks, so scoring memory does not grow with the input.
 
 Customers are assigned to ``n`` chunks by a hash of ``customer_id``; each chunk is a lazy
-filter over :func:`journeyformer.data.schema.scan_events`, collected by Polars' streaming
+filter over :func:`journeyformer.data.events.scan_events`, collected by Polars' streaming
 engine, so only one chunk's events (plus the next one, being prepared) are ever in memory.
 Every customer lands in exactly one chunk, and a chunk holds all of its customers' events, so
 a chunk is a partition for :func:`journeyformer.inference.partition.score_partition`.
@@ -18,15 +18,10 @@ from pathlib import Path
 import polars as pl
 
 from journeyformer.data.as_of import data_end
-from journeyformer.data.schema import (
-    EventDataError,
-    EventSchema,
-    future_events_error,
-    now_utc,
-    read_error,
-    scan_events,
-)
-from journeyformer.errors import ConfigError
+from journeyformer.data.events import read_error, scan_events
+from journeyformer.data.schema import EventSchema
+from journeyformer.data.validate import future_events_error, now_utc
+from journeyformer.errors import ConfigError, EventDataError
 
 log = logging.getLogger(__name__)
 

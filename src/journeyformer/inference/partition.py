@@ -27,9 +27,10 @@ import polars as pl
 
 from journeyformer.data.batch import Batch, length_batches, run_in_batches
 from journeyformer.data.preprocessing import Preprocessing
-from journeyformer.data.schema import EventSchema, validate
+from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences
 from journeyformer.data.timestamps import UTC_US
+from journeyformer.data.validate import validate
 from journeyformer.tasks.base import Task, TaskContext, lists
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def prepare_partition(
     source: str = "partition",
 ) -> Prepared:
     """Validate the partition's events (read with ``schema`` by
-    :func:`journeyformer.data.schema.scan_events`), build sequences at ``as_of`` and cut them
+    :func:`journeyformer.data.events.scan_events`), build sequences at ``as_of`` and cut them
     into length-sorted batches; customers without a sequence become rejects."""
     seen = events.select(pl.col("customer_id").drop_nulls().unique())
     if events.height == 0:

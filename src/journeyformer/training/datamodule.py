@@ -13,9 +13,10 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Sampler
 
+from journeyformer.data.events import load_events
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.samples import CutoffSchedule
-from journeyformer.data.schema import EventSchema, load_events
+from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences
 from journeyformer.tasks import registry
 from journeyformer.training.batch import Collate

@@ -1,0 +1,160 @@
+"""Features: the one place to add one. Which columns are inputs, and how events become numbers.
+
+Per event (:func:`event_features`): the categorical columns as vocabulary ids and the numeric
+features ``EVENT_NUMERIC`` plus the extra numeric columns. Per customer (the model's context
+input): the history summary (``CONTEXT_NUMERIC``, :func:`context_features`) or the aggregate
+table (:mod:`journeyformer.data.aggregates`). :class:`FeatureConfig` says which, and how many
+events a sequence keeps. Adding a per-event feature is one expression in :func:`event_features`
+and its name in ``EVENT_NUMERIC`` (then bump the feature version in
+:mod:`journeyformer.data.preprocessing`).
+
+This module needs only Polars and NumPy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from journeyformer.data.aggregates import aggregate_names, context_names
+from journeyformer.data.labels import as_utc
+from journeyformer.data.timestamps import check_time_zone
+from journeyformer.data.vocab import Vocabularies
+from journeyformer.errors import ConfigError
+
+# Per-event numeric features, in this order, then the extra numeric columns (signed log1p).
+EVENT_NUMERIC = ("log_amount", "log_gap", "log_age", "hour_sin", "hour_cos", "dow_sin", "dow_cos")
+# Per-customer numeric features from the whole history (not only the kept events).
+CONTEXT_NUMERIC = (
+    "log_n_events",
+    "log_spend",
+    "log_n_purchases",
+    "log_n_purchases_window",
+    "log_tenure_days",
+    "log_recency_days",
+)
+CONTEXTS = ("summary", "aggregates")  # what the model's per-customer context input holds
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Which columns become features and how long sequences are.
+
+    ``categorical`` lists the embedded columns, ``action`` first (it is also the next-action
+    target), then ``channel`` and any extras. ``context`` is what the model sees of the whole
+    history besides its last ``max_len`` events: ``summary`` (the six CONTEXT_NUMERIC columns)
+    or ``aggregates`` (the numeric columns of :mod:`journeyformer.data.aggregates`, the same
+    table the gradient-boosting baseline is fitted on).
+    """
+
+    max_len: int = 64
+    categorical: tuple[str, ...] = ("action", "channel")
+    numeric: tuple[str, ...] = ()  # extra numeric columns
+    time_zone: str = "UTC"
+    context: str = "summary"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "categorical", tuple(self.categorical))
+        object.__setattr__(self, "numeric", tuple(self.numeric))
+        if self.max_len < 1:
+            raise ConfigError(f"data.max_len must be >= 1, got {self.max_len}")
+        if self.categorical[:1] != ("action",):
+            raise ConfigError(f"categorical features start with 'action', got {self.categorical}")
+        if len(set(self.categorical)) != len(self.categorical):
+            raise ConfigError(f"categorical features must be distinct, got {self.categorical}")
+        check_time_zone(self.time_zone, "data.time_zone")
+        if self.context not in CONTEXTS:
+            raise ValueError(f"data.context must be one of {CONTEXTS}, got {self.context!r}")
+
+    @property
+    def numeric_names(self) -> tuple[str, ...]:
+        return (*EVENT_NUMERIC, *self.numeric)
+
+    def aggregate_names(self, vocabs: Vocabularies) -> tuple[str, ...]:
+        """Columns of ``Sequences.aggregates`` (they depend on the vocabularies)."""
+        return aggregate_names(vocabs, self.categorical, self.numeric)
+
+    def context_names(self, vocabs: Vocabularies) -> tuple[str, ...]:
+        """Columns of ``Sequences.context``, the model's per-customer input."""
+        if self.context == "summary":
+            return CONTEXT_NUMERIC
+        return context_names(self.aggregate_names(vocabs))
+
+    @classmethod
+    def from_config(cls, data_cfg: Mapping[str, Any]) -> FeatureConfig:
+        return cls(
+            max_len=int(data_cfg.get("max_len", 64)),
+            categorical=("action", "channel", *(data_cfg.get("extra_categorical") or ())),
+            numeric=tuple(data_cfg.get("extra_numeric") or ()),
+            time_zone=str(data_cfg.get("time_zone", "UTC")),
+            context=str(data_cfg.get("context", "summary")),
+        )
+
+
+
+def _signed_log1p(expr: pl.Expr) -> pl.Expr:
+    return expr.sign() * expr.abs().log1p()
+
+
+def _periodic(period: int) -> tuple[pl.Expr, pl.Expr]:
+    """Float32 lookup tables of sin and cos over ``period`` equal steps of a circle."""
+    angle = np.arange(period) * (2 * math.pi / period)
+    return (
+        pl.lit(pl.Series(np.sin(angle), dtype=pl.Float32)),
+        pl.lit(pl.Series(np.cos(angle), dtype=pl.Float32)),
+    )
+
+
+def event_features(
+    events: pl.DataFrame, cutoff: datetime, features: FeatureConfig, vocabs: Vocabularies
+) -> pl.DataFrame:
+    """Events sorted by (customer_id, timestamp, _row) -> one row of features per event.
+
+    Columns ``<name>__id`` (Int32 vocabulary ids) for ``features.categorical``, then
+    ``features.numeric_names`` (Float32). ``log_gap`` (seconds since the customer's previous
+    event, 0 for the first) and ``log_age`` (seconds before the cutoff) are log1p(s) / 10
+    (about 0..1.7); ``log_amount`` and the extra numeric columns are signed log1p; hour of day
+    (to the minute) and day of week are in ``features.time_zone``, as sin/cos on the circle.
+    """
+    ts = pl.col("timestamp")
+    cid = pl.col("customer_id")
+    first = (cid != cid.shift(1)).fill_null(True)
+    gap_s = ts.dt.epoch("us").diff().cast(pl.Float64) / 1e6
+    age_s = (pl.lit(as_utc(cutoff), pl.Datetime("us", "UTC")) - ts).dt.total_microseconds() / 1e6
+    local = ts
+    if features.time_zone != "UTC":
+        local = ts.dt.convert_time_zone(features.time_zone).dt.replace_time_zone(None)
+    local_us = local.dt.epoch("us")
+    minute_of_day = (local_us // 60_000_000) % 1440
+    weekday = (local_us // 86_400_000_000 + 3) % 7  # Monday = 0; 1970-01-01 was a Thursday
+    hour_sin, hour_cos = _periodic(1440)
+    dow_sin, dow_cos = _periodic(7)
+    numeric = [
+        _signed_log1p(pl.col("amount")).cast(pl.Float32).alias("log_amount"),
+        pl.when(first).then(0.0).otherwise(gap_s.log1p() / 10).cast(pl.Float32).alias("log_gap"),
+        (age_s.log1p() / 10).cast(pl.Float32).alias("log_age"),
+        hour_sin.gather(minute_of_day).alias("hour_sin"),
+        hour_cos.gather(minute_of_day).alias("hour_cos"),
+        dow_sin.gather(weekday).alias("dow_sin"),
+        dow_cos.gather(weekday).alias("dow_cos"),
+        *[_signed_log1p(pl.col(c)).cast(pl.Float32).alias(c) for c in features.numeric],
+    ]
+    ids = [vocabs[c].encode(c, pl.Int32).alias(f"{c}__id") for c in features.categorical]
+    return events.select(*ids, *numeric)
+
+
+def context_features(summary: pl.DataFrame) -> np.ndarray:
+    """(N, S) float32 log1p of the history summary, columns as CONTEXT_NUMERIC."""
+    cols = ["n_events", "spend", "n_purchases", "n_purchases_window", "tenure_days", "recency_days"]
+    return (
+        summary.select([pl.col(c).cast(pl.Float64).clip(0).log1p().cast(pl.Float32) for c in cols])
+        .to_numpy()
+        .astype(np.float32, copy=False)
+        .reshape(summary.height, len(cols))
+    )

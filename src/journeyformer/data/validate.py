@@ -1,0 +1,177 @@
+"""Check the values of normalized events and apply the policies of the schema.
+
+:func:`validate` takes a frame from :func:`journeyformer.data.normalize.normalize` (collected)
+and returns the clean canonical events sorted by (customer_id, timestamp, _row): timestamps
+that could not be parsed, amounts that are not numbers and infinite numbers are errors; null
+keys, events after the wall clock and exact duplicates follow ``data.null_keys``,
+``data.future_events`` and ``data.duplicates`` (see :mod:`journeyformer.data.schema`), with a
+count and examples in every message.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+import polars as pl
+
+from journeyformer.data.event_order import DUP_KEY, ROW, drop_duplicates, sort_events
+from journeyformer.data.schema import EventSchema
+from journeyformer.errors import EventDataError
+
+log = logging.getLogger(__name__)
+
+_EXAMPLES = 5
+
+
+def validate(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
+    """Check values of a normalized frame; apply the null-key and duplicate policies.
+
+    Returns the clean frame without the helper columns, sorted by (customer_id, timestamp,
+    _row). Raises :class:`EventDataError`.
+    """
+    if df.height == 0:
+        raise EventDataError(
+            f"{name}: no events (the input is empty); point data.path at your events"
+        )
+    df = _check_timestamps(df, schema, name)
+    df = _check_numbers(df, schema, name)
+    df = _apply_null_keys(df, schema, name)
+    df = apply_future_policy(df, schema, name)
+    df = sort_events(df)
+    if schema.duplicates == "drop":
+        df = _drop_duplicates(df, name)
+    return df.drop(DUP_KEY, strict=False)
+
+
+def _examples(df: pl.DataFrame, mask: pl.Expr, col: str) -> list[Any]:
+    return [str(v) for v in df.filter(mask).get_column(col).head(_EXAMPLES).to_list()]
+
+
+def _check_timestamps(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
+    """Values that could not be parsed as timestamps are an error; drops ``_ts_raw``."""
+    if "_ts_raw" not in df.columns:
+        return df
+    bad_ts = pl.col("timestamp").is_null() & pl.col("_ts_raw").is_not_null()
+    n_bad = df.select(bad_ts.sum()).item()
+    if n_bad:
+        zone = (
+            f" Naive times are read in data.time_zone={schema.time_zone!r}, where wall times "
+            "skipped by a daylight-saving change do not exist."
+            if schema.time_zone != "UTC"
+            else ""
+        )
+        raise EventDataError(
+            f"{name}: column '{schema.source('timestamp')}' (timestamp): {n_bad} of {df.height} "
+            f"values cannot be parsed, e.g. {_examples(df, bad_ts, '_ts_raw')}. Use ISO-8601 "
+            "(2025-01-31T12:00:00, optional +02:00), a datetime column, or epoch seconds/ms "
+            f"(data.timestamp_unit={schema.timestamp_unit!r}).{zone}"
+        )
+    return df.drop("_ts_raw")
+
+
+def _check_numbers(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
+    """Amount and extra numeric columns: text that is not a number and infinities are errors;
+    null and NaN become 0."""
+    if "_amount_raw" in df.columns:
+        bad = pl.col("amount").is_null() & (pl.col("_amount_raw").str.strip_chars() != "")
+        n_bad = df.select(bad.sum()).item()
+        if n_bad:
+            raise EventDataError(
+                f"{name}: column '{schema.source('amount')}' (amount): {n_bad} of {df.height} "
+                f"values are not numbers, e.g. {_examples(df, bad, '_amount_raw')}. Clean them "
+                "or set data.columns.amount=null."
+            )
+        df = df.drop("_amount_raw")
+    numeric = ["amount", *schema.extra_numeric]
+    n_inf = df.select(pl.col(c).is_infinite().sum() for c in numeric).row(0)
+    for col, n in zip(numeric, n_inf, strict=True):
+        if n:
+            src = schema.source("amount") if col == "amount" else col
+            raise EventDataError(
+                f"{name}: column '{src}' ({col}): {n} of {df.height} values are infinite, e.g. "
+                f"{_examples(df, pl.col(col).is_infinite(), col)}. Replace them by finite numbers."
+            )
+    return df.with_columns(pl.col(c).fill_nan(0.0).fill_null(0.0) for c in numeric)
+
+def _apply_null_keys(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
+    """Rows with a null customer_id or timestamp: an error or dropped (``data.null_keys``)."""
+    null_key = pl.col("customer_id").is_null() | pl.col("timestamp").is_null()
+    n_null = df.select(null_key.sum()).item()
+    if not n_null:
+        return df
+    detail = (
+        f"{df['customer_id'].null_count()} null customer_id "
+        f"('{schema.source('customer_id')}'), {df['timestamp'].null_count()} null timestamp "
+        f"('{schema.source('timestamp')}')"
+    )
+    if schema.null_keys == "error":
+        raise EventDataError(
+            f"{name}: {n_null} of {df.height} rows have a null key ({detail}). Fix the data "
+            "or set data.null_keys=drop to drop them."
+        )
+    log.warning("%s: dropped %d of %d rows with a null key (%s)", name, n_null, df.height, detail)
+    df = df.filter(~null_key)
+    if df.height == 0:
+        raise EventDataError(f"{name}: every row has a null customer_id or timestamp")
+    return df
+
+
+def _drop_duplicates(df: pl.DataFrame, name: str) -> pl.DataFrame:
+    """Sorted events without exact duplicates (the first in input order stays), logged."""
+    before = df
+    df = drop_duplicates(df)
+    if df.height < before.height:
+        dropped = before.join(df.select(ROW), on=ROW, how="anti")
+        log.warning(
+            "%s: dropped %d of %d events as exact duplicates (equal in every column of the "
+            "file), e.g. %s; set data.duplicates=keep to keep them",
+            name,
+            dropped.height,
+            before.height,
+            event_examples(dropped),
+        )
+    return df
+
+
+def event_examples(df: pl.DataFrame, n: int = _EXAMPLES) -> list[str]:
+    """A few events as ``customer_id @ timestamp action`` strings, for messages."""
+    rows = df.head(n).select("customer_id", "timestamp", "action").iter_rows()
+    return [f"{c} @ {t:%Y-%m-%d %H:%M:%S} {a}" for c, t, a in rows]
+
+
+def now_utc() -> datetime:
+    """The wall clock (a function, so tests can move it)."""
+    return datetime.now(timezone.utc)
+
+
+def future_events_error(name: str, n: int, total: int, future: pl.DataFrame) -> EventDataError:
+    """The error for ``n`` of ``total`` events after the wall clock (``future``: some of them)."""
+    examples = event_examples(future.sort("timestamp", descending=True))
+    return EventDataError(
+        f"{name}: {n} of {total} events are dated after the wall clock "
+        f"({now_utc():%Y-%m-%d %H:%M} UTC), e.g. {examples}. Fix their timestamps "
+        "(data.time_zone / data.timestamp_unit?), or set data.future_events=drop to drop them "
+        "or data.future_events=keep to keep them."
+    )
+
+
+def apply_future_policy(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
+    """Events after the wall clock: an error, dropped or kept per ``data.future_events``; the
+    count and examples are reported in every case."""
+    now = now_utc()
+    future = pl.col("timestamp") > now
+    n = df.select(future.sum()).item()
+    if not n:
+        return df
+    if schema.future_events == "error":
+        raise future_events_error(name, n, df.height, df.filter(future))
+    examples = event_examples(df.filter(future).sort("timestamp", descending=True))
+    what = (
+        f"{name}: {n} of {df.height} events are dated after the wall clock "
+        f"({now:%Y-%m-%d %H:%M} UTC), e.g. {examples}"
+    )
+    log.warning("%s; data.future_events=%s: %s", what, schema.future_events,
+                "dropped" if schema.future_events == "drop" else "kept")  # fmt: skip
+    return df.filter(~future) if schema.future_events == "drop" else df
