@@ -75,3 +75,33 @@ def test_a_bundle_with_other_features_does_not_load(tiny_bundle, tmp_path):
     (copy / PREPROCESSING).write_text(json.dumps(spec))
     with pytest.raises(BundleError, match="re-export"):
         load_bundle(copy)
+
+
+def test_training_on_all_customers_stays_out_of_time(fitted):
+    """data.split.train_customers=all adds the validation and test customers at training
+    cutoffs, only where their training label window ends before their own evaluation cutoff;
+    with a schedule that validates at the last training cutoff they stay out of training there."""
+    from dataclasses import replace
+
+    from journeyformer.data.preprocessing import SplitConfig
+
+    events, pre = fitted
+    ids = pre.split.customers(events)
+    every = replace(pre, split=SplitConfig(train_customers="all"))
+    h = pre.labels.horizon
+    for cut in pre.cutoffs["train"]:
+        chosen = set(every._customers_at(ids, "train", cut).to_list())
+        assert chosen == set().union(*(set(ids[s].to_list()) for s in ("train", "val", "test")))
+        assert cut + h <= pre.cutoffs["val"][0]
+    assert every._customers_at(ids, "val", pre.cutoffs["val"][0]).to_list() == ids["val"].to_list()
+    # short history: the last training cutoff is the validation cutoff
+    val = pre.cutoffs["val"][0]
+    short = replace(every, cutoffs={**pre.cutoffs, "train": (val - h, val)})
+    assert set(short._customers_at(ids, "train", val).to_list()) == set(ids["train"].to_list()) | set(
+        ids["test"].to_list()
+    )
+    assert not set(short._customers_at(ids, "train", val).to_list()) & set(ids["val"].to_list())
+    train, _ = every.split_sequences(events)
+    assert len(train["train"]) > len(pre.split_sequences(events)[0]["train"])
+    with pytest.raises(Exception, match="train_customers"):
+        SplitConfig(train_customers="everyone")

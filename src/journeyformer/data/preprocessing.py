@@ -53,7 +53,7 @@ DATA_KEYS = (
     *EventSchema.__dataclass_fields__,
     "path", "synthetic", "generated_dir", "max_len", "context", "batch_size", "num_workers", "split",
 )  # fmt: skip
-SPLIT_KEYS = ("val_fraction", "test_fraction", "salt")
+SPLIT_KEYS = ("val_fraction", "test_fraction", "salt", "train_customers")
 LABEL_KEYS = (*LabelConfig.__dataclass_fields__, "cutoffs")
 CUTOFF_KEYS = (
     *(k for k in CutoffSchedule.__dataclass_fields__ if k != "horizon_days"),
@@ -86,6 +86,16 @@ class SplitConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     salt: str = "journeyformer"
+    # "split": training samples are the training customers only; "all": every customer at
+    # each training cutoff whose label window ends before that customer's own evaluation
+    # cutoff (so validation and test stay out of time; see ``Preprocessing.split_sequences``).
+    train_customers: str = "split"
+
+    def __post_init__(self) -> None:
+        if self.train_customers not in ("split", "all"):
+            raise ConfigError(
+                f"data.split.train_customers={self.train_customers!r} is not one of ['split', 'all']"
+            )
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> SplitConfig:
@@ -94,10 +104,14 @@ class SplitConfig:
             float(cfg.get("val_fraction", cls.val_fraction)),
             float(cfg.get("test_fraction", cls.test_fraction)),
             str(cfg.get("salt", cls.salt)),
+            str(cfg.get("train_customers", cls.train_customers)),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"val_fraction": self.val_fraction, "test_fraction": self.test_fraction, "salt": self.salt}
+        return {
+            "val_fraction": self.val_fraction, "test_fraction": self.test_fraction, "salt": self.salt,
+            "train_customers": self.train_customers,
+        }  # fmt: skip
 
     def customers(self, events: pl.DataFrame) -> dict[str, pl.Series]:
         """split name -> sorted customer ids of ``events`` in it."""
@@ -254,7 +268,7 @@ class Preprocessing:
                 self.sequences(
                     events,
                     cut,
-                    customers=customers[name],
+                    customers=self._customers_at(customers, name, cut),
                     labelers=labelers,
                     source=f"{source} [{name} @ {cut:%Y-%m-%d}]",
                 )
@@ -277,6 +291,21 @@ class Preprocessing:
                     "data.split fractions, or labels.cutoffs.active_within_days=null"
                 )
         return out, counts
+
+    def _customers_at(self, customers: Mapping[str, pl.Series], split: str, cut: datetime) -> pl.Series:
+        """The customers of ``split``'s samples at ``cut``. With ``train_customers: all`` a
+        training cutoff also takes the validation and test customers whose own evaluation
+        cutoff is at least one horizon later: their training labels end before their
+        evaluation starts (out of time), and a schedule that validates at the last training
+        cutoff (short histories) keeps its validation customers out of training there."""
+        if split != "train" or self.split.train_customers == "split":
+            return customers[split]
+        later = [
+            customers[other]
+            for other in ("val", "test")
+            if self.cutoffs.get(other) and cut + self.labels.horizon <= min(self.cutoffs[other])
+        ]
+        return pl.concat([customers["train"], *later]).sort()
 
     # ---- the dict that travels -----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

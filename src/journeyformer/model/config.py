@@ -43,6 +43,8 @@ class ModelConfig:
     # MLP (2): the aggregate context has interactions a single Linear cannot express.
     context_layers: int = 1
     standardize_context: bool = False  # context minus training mean over training std
+    time_bins: bool = False  # embeddings of the log-binned age and gap of each event
+    context_bins: int = 0  # > 0: piecewise-linear encoding of each context column, quantile bins
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "categorical_sizes", tuple(int(s) for s in self.categorical_sizes))
@@ -65,6 +67,11 @@ class ModelConfig:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         if self.context_layers not in (1, 2):
             raise ConfigError(f"model.context_layers must be 1 or 2, got {self.context_layers}")
+        if self.context_bins < 0 or (self.context_bins and not self.standardize_context):
+            raise ConfigError(
+                f"model.context_bins={self.context_bins} needs model.standardize_context=true "
+                "(the bins are quantiles of the standardised training context) and must be >= 0"
+            )
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from journeyformer.data.sequences import EVENT_NUMERIC
 from journeyformer.model.config import ModelConfig
+
+# Bins of log_age and log_gap (log1p(seconds) / 10, see data.sequences.event_features): width
+# 0.2 in log1p(seconds) (about 22% per bin), from 1 minute up; 48 bins reach about 1.7 years.
+_TIME_BINS = 48
+_TIME_BIN_FROM = 0.4  # log1p(60 s) / 10 ~ 0.41
+_TIME_BIN_WIDTH = 0.02
 
 
 class EventEmbedding(nn.Module):
@@ -23,6 +30,13 @@ class EventEmbedding(nn.Module):
         )
         self.numeric = nn.Linear(cfg.n_numeric, cfg.d_model)
         self.recency_position = nn.Embedding(cfg.max_len, cfg.d_model)
+        # Time-aware input: a learned vector per log-binned age (time before the cutoff) and
+        # gap (time since the previous event), so attention can tell "last week" from "last
+        # quarter" without reading it off one linear feature.
+        self.time_bins = cfg.time_bins
+        if cfg.time_bins:
+            self.age_bin = nn.Embedding(_TIME_BINS, cfg.d_model)
+            self.gap_bin = nn.Embedding(_TIME_BINS, cfg.d_model)
         self.norm = nn.LayerNorm(cfg.d_model)
         self.dropout = nn.Dropout(cfg.dropout)
         self.max_len = cfg.max_len
@@ -36,4 +50,15 @@ class EventEmbedding(nn.Module):
         steps = torch.arange(t, device=lengths.device)
         back = (lengths[:, None] - 1 - steps[None, :]).clamp(0, self.max_len - 1)  # (B, T)
         x = x + self.recency_position(back)
+        if self.time_bins:
+            x = x + self.age_bin(_bin(numeric[..., _AGE])) + self.gap_bin(_bin(numeric[..., _GAP]))
         return self.dropout(self.norm(x))
+
+
+_AGE, _GAP = EVENT_NUMERIC.index("log_age"), EVENT_NUMERIC.index("log_gap")
+
+
+def _bin(log_seconds: Tensor) -> Tensor:
+    """(B, T) log1p(seconds) / 10 -> (B, T) int64 bin in [0, _TIME_BINS)."""
+    b = torch.floor((log_seconds - _TIME_BIN_FROM) / _TIME_BIN_WIDTH)
+    return b.clamp(0, _TIME_BINS - 1).to(torch.int64)

@@ -48,11 +48,20 @@ class JourneyTransformer(nn.Module):
         # travel in the checkpoint and into the ONNX graph.
         self.register_buffer("context_mean", torch.zeros(cfg.n_context))
         self.register_buffer("context_scale", torch.ones(cfg.n_context))
+        # Piecewise-linear encoding of each context column (``context_bins`` > 0; Gorishniy et
+        # al. 2022, "On Embeddings for Numerical Features in Tabular Deep Learning"): one input
+        # per training-quantile bin, 0 below it, 1 above it, linear inside, so the MLP gets
+        # the thresholds a tree would split on. Edges are buffers set by set_context_stats.
+        self.context_bins = cfg.context_bins
+        n_in = cfg.n_context * (cfg.context_bins + 1 if cfg.context_bins else 1)
+        if cfg.context_bins:
+            edges = torch.linspace(0, 1, cfg.context_bins + 1).repeat(cfg.n_context, 1)
+            self.register_buffer("context_edges", edges)  # (S, bins + 1)
         if cfg.context_layers == 1:
-            self.context: nn.Module = nn.Linear(cfg.n_context, cfg.d_model)
+            self.context: nn.Module = nn.Linear(n_in, cfg.d_model)
         else:  # the aggregate context has interactions a single Linear cannot express
             self.context = nn.Sequential(
-                nn.Linear(cfg.n_context, 2 * cfg.d_model), nn.GELU(), nn.Linear(2 * cfg.d_model, cfg.d_model)
+                nn.Linear(n_in, 2 * cfg.d_model), nn.GELU(), nn.Linear(2 * cfg.d_model, cfg.d_model)
             )
         self.ln_rep = nn.LayerNorm(cfg.d_model)
         self.heads = build_heads(cfg)
@@ -75,6 +84,23 @@ class JourneyTransformer(nn.Module):
         mean, std = context.mean(0), context.std(0)
         self.context_mean.copy_(torch.from_numpy(mean.astype(np.float32)))
         self.context_scale.copy_(torch.from_numpy(np.where(std > 1e-6, std, 1.0).astype(np.float32)))
+        if self.context_bins:
+            z = (context - mean) / np.where(std > 1e-6, std, 1.0)
+            q = np.quantile(z, np.linspace(0, 1, self.context_bins + 1), axis=0).T  # (S, bins + 1)
+            # Repeated quantiles (counts that are mostly 0) leave empty bins: nudge the edges
+            # apart so every bin has a positive width.
+            q = np.maximum.accumulate(q + 1e-4 * np.arange(q.shape[1]), axis=1)
+            self.context_edges.copy_(torch.from_numpy(q.astype(np.float32)))
+
+    def encode_context(self, context: Tensor) -> Tensor:
+        """(B, S) raw context -> (B, S) standardised, or (B, S * (bins + 1)) with the
+        standardised value followed by its piecewise-linear encoding (``context_bins``)."""
+        z = (context - self.context_mean) / self.context_scale  # (B, S)
+        if not self.context_bins:
+            return z
+        lo, hi = self.context_edges[:, :-1], self.context_edges[:, 1:]  # (S, bins)
+        ple = ((z[..., None] - lo) / (hi - lo)).clamp(0.0, 1.0)  # (B, S, bins)
+        return torch.cat([z[..., None], ple], dim=-1).flatten(1)
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -109,8 +135,7 @@ class JourneyTransformer(nn.Module):
         else:
             last = (lengths - 1).clamp(min=0)[:, None, None].expand(-1, 1, hidden.shape[-1])
             at_last = hidden.gather(1, last).squeeze(1)  # (B, D): state after the last event
-        context = (context - self.context_mean) / self.context_scale  # (B, S)
-        rep = self.ln_rep(at_last + self.stage_now(stage_now) + self.context(context))
+        rep = self.ln_rep(at_last + self.stage_now(stage_now) + self.context(self.encode_context(context)))
         return NetworkOutput(hidden, rep, {name: head(rep) for name, head in self.heads.items()})
 
     def postprocess(self, raw: dict[str, Tensor]) -> dict[str, Tensor]:
