@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from journeyformer.data.sequences import EVENT_NUMERIC
+from journeyformer.data.features import EVENT_NUMERIC
 from journeyformer.model.config import ModelConfig
 
 # Bins of log_age and log_gap (log1p(seconds) / 10, see data.sequences.event_features): width

@@ -29,8 +29,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from journeyformer.config import plain as _plain
+from journeyformer.data.events import load_events
 from journeyformer.data.preprocessing import Preprocessing
-from journeyformer.data.schema import EventSchema, load_events
+from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences
 from journeyformer.data.vocab import Vocabularies
 from journeyformer.errors import ConfigError
