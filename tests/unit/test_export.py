@@ -204,3 +204,27 @@ def test_full_graph_export_also_passes_parity(tiny_run, tmp_path):
     )
     assert result.parity.ok
     assert result.spec["onnx"]["last_position_only"] is False
+
+
+def test_time_bins_and_binned_context_export_with_parity(tmp_path):
+    """The options the default recipe may switch on (log-binned event times, piecewise-linear
+    context) are plain Floor/Clamp/Gather/Div in the graph: onnxruntime matches torch."""
+    import torch
+
+    from journeyformer.export.onnx import check_parity, export_onnx
+    from journeyformer.model.config import ModelConfig
+    from journeyformer.model.network import JourneyTransformer
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        categorical_sizes=(9, 5), n_numeric=8, n_context=6, max_len=12, d_model=16, n_layers=1,
+        n_heads=2, d_ff=32, time_bins=True, context_bins=4, standardize_context=True, context_layers=2,
+    )  # fmt: skip
+    net = JourneyTransformer(cfg)
+    net.set_context_stats(np.abs(np.random.default_rng(0).normal(size=(500, 6))).astype(np.float32))
+    path = export_onnx(net, tmp_path / "model.onnx")
+    batches = [random_inputs(cfg, b, t, seed=b + t) for b, t in [(1, 1), (7, 5), (16, 12)]]
+    for x in batches:  # event ages and gaps over the binned range (log1p(seconds) / 10)
+        x["numeric"] = np.abs(x["numeric"]).astype(np.float32)
+    report = check_parity(net, path, batches)
+    assert report.ok, report
