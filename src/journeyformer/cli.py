@@ -73,10 +73,11 @@ def predict_job(cfg: DictConfig) -> None:
 
 def evaluate_job(cfg: DictConfig) -> None:
     """Bundle + labelled events -> metrics.json and report.html (``configs/evaluate.yaml``)."""
-    from journeyformer.evaluation.report import evaluate_from_config, headline_table
+    from journeyformer.evaluation.render import render_text
+    from journeyformer.evaluation.report import evaluate_from_config
 
     ev, out = evaluate_from_config(_plain(cfg))
-    print(headline_table(ev))
+    print(render_text(ev.metrics))
     if "calibration" in ev.metrics:
         c = ev.metrics["calibration"]
         print(

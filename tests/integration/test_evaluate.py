@@ -12,7 +12,8 @@ import polars as pl
 import pytest
 
 from journeyformer.data.labels import IGNORE_INDEX
-from journeyformer.evaluation.evaluate import EvaluationError, evaluate_bundle
+from journeyformer.evaluation.evaluate import evaluate_bundle
+from journeyformer.evaluation.protocol import EvaluationError
 from journeyformer.evaluation.report import evaluate_from_config, write_report
 from journeyformer.export.bundle import build_bundle
 
@@ -64,10 +65,41 @@ def test_metrics_equal_independent_computations(evaluation, tmp_path):
     assert set(saved["stage_recall"]["model"]) == set(ev.bundle.stages)
 
 
-def test_every_customer_active_before_as_of_is_scored(evaluation, events_path):
+def test_the_population_is_the_training_sample_rule_at_as_of(evaluation, events_path):
+    """Every customer active within ``active_within_days`` before as_of is scored, as the
+    training and the train job's test samples are chosen; the table names that population."""
     events = pl.read_parquet(events_path)
-    active = events.filter(pl.col("timestamp") <= evaluation.as_of)["customer_id"].n_unique()
-    assert evaluation.metrics["n"] == active == len(evaluation.test)
+    days = evaluation.bundle.preprocessing.active_within_days
+    history = events.filter(pl.col("timestamp") <= evaluation.as_of)
+    last = history.group_by("customer_id").agg(pl.col("timestamp").max())
+    if days is not None:
+        last = last.filter(pl.col("timestamp") >= evaluation.as_of - timedelta(days=days))
+    assert evaluation.metrics["n"] == last.height == len(evaluation.test)
+    assert evaluation.metrics["population"].startswith(
+        f"evaluation input {events_path}: {last.height} customers with cutoff {evaluation.as_of:%Y-%m-%d}"
+    )
+    assert "one horizon earlier" in evaluation.metrics["baselines_fitted_on"]
+
+
+def test_train_and_evaluate_jobs_share_the_population_rule(tiny_run, events_path):
+    """At the test cutoff on the training events, the evaluate job's population, restricted to
+    the test split's customers, is exactly the train job's test population (ids and labels)."""
+    from journeyformer.data.events import load_events
+    from journeyformer.evaluation.protocol import input_protocol, split_protocol
+
+    data = tiny_run.data
+    pre = data.preprocessing
+    events = load_events(events_path, pre.schema)
+    trained = split_protocol(pre, data.splits, data.last_event).test
+    (cut,) = pre.cutoffs["test"]
+    tasks = list(tiny_run.module.cfg.tasks)
+    protocol, _ = input_protocol(pre, events, cut, data.last_event, tasks, str(events_path))
+    mine = protocol.test.seqs
+    keep = np.flatnonzero(mine.customer_id.is_in(trained.seqs.customer_id.implode()).to_numpy())
+    assert mine.take(keep).customer_id.to_list() == trained.seqs.customer_id.to_list()
+    for task in tasks:
+        np.testing.assert_array_equal(mine.labels[task][keep], trained.seqs.labels[task])
+    assert protocol.test.label_window == trained.label_window
 
 
 def test_report_and_every_plot_are_written(bundle, events_path, tmp_path):

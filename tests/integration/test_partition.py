@@ -11,7 +11,7 @@ from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.job import predict_events
 from journeyformer.inference.partition import score_partition
 from journeyformer.inference.runner import OnnxRunner
-from journeyformer.model.checkpoint import load_network
+from journeyformer.model.run import load_run_network
 from journeyformer.model.runner import TorchRunner
 
 
@@ -42,7 +42,7 @@ def test_partitions_by_customer_reproduce_the_job(tiny_bundle, tiny_run, events_
         bundle,
         schema,
         job.as_of,
-        TorchRunner(load_network(tiny_run.best_checkpoint)),
+        TorchRunner(load_run_network(tiny_run.run_dir)[0]),
     )
     onnx_part = parts[0]
     assert torch_part.predictions["customer_id"].to_list() == onnx_part.predictions["customer_id"].to_list()

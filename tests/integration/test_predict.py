@@ -22,7 +22,7 @@ from journeyformer.inference import job as job_module
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.job import predict_events, predict_from_config
 from journeyformer.inference.partition import REASON_NO_HISTORY, REASON_NO_VALID
-from journeyformer.model.checkpoint import load_network
+from journeyformer.model.run import load_run_network
 from journeyformer.model.runner import predict_sequences
 
 AS_OF = datetime(2025, 6, 1, tzinfo=timezone.utc)
@@ -111,7 +111,7 @@ def test_predictions_match_torch_and_do_not_depend_on_chunking(
     seqs = bundle.preprocessing.sequences(
         load_events(events_path, bundle.schema()), AS_OF, with_labels=False, active_only=False
     )
-    ref = predict_sequences(load_network(tiny_run.best_checkpoint), seqs)
+    ref = predict_sequences(load_run_network(tiny_run.run_dir)[0], seqs)
     assert seqs.customer_id.to_list() == a["customer_id"].to_list()
     np.testing.assert_allclose(
         a["churn_probability"].to_numpy(), ref["churn_probability"], atol=1e-4

@@ -11,6 +11,7 @@ import pytest
 from support import compose_train, tiny_overrides
 
 from journeyformer.metrics.bootstrap import VERDICTS
+from journeyformer.model.run import load_run_network
 from journeyformer.model.runner import predict_sequences
 from journeyformer.pipelines import train
 from journeyformer.training.module import load_module
@@ -33,15 +34,17 @@ def test_table_has_boosting_and_a_verdict_per_headline(tiny_run):
 
 def test_value_is_calibrated_on_validation(tiny_run):
     """The sum of expected value over the validation samples equals the actual sum (the scale
-    is fitted there), and the scale travels in the checkpoint."""
+    is fitted there), and the scale travels in the run manifest (not in the checkpoint, which
+    stays as Lightning wrote it)."""
     scale = tiny_run.metrics["calibration"]["value"]["scale"]
     assert scale > 0 and scale != 1.0
     val = tiny_run.data.splits["val"]
-    reloaded = load_module(tiny_run.best_checkpoint)
-    expected = predict_sequences(reloaded.net, val)["expected_value"]
+    net = load_run_network(tiny_run.run_dir)[0]
+    expected = predict_sequences(net, val)["expected_value"]
     actual = float(val.labels["value"].sum())
     assert abs(expected.sum() - actual) <= 0.01 * actual
-    assert float(reloaded.net.value_scale) == pytest.approx(scale)
+    assert float(net.value_scale) == pytest.approx(scale)
+    assert float(load_module(tiny_run.best_checkpoint).net.value_scale) == 1.0
 
 
 def test_purchase_world_switches_the_next_action_head_off(tmp_path, caplog):
@@ -65,15 +68,21 @@ def test_purchase_world_switches_the_next_action_head_off(tmp_path, caplog):
 
 
 def test_truncated_test_window_gets_no_verdict(tiny_run):
-    from journeyformer.evaluation.compare import compare, format_table
+    from journeyformer.evaluation.protocol import BaselineData, Population, score, split_protocol
+    from journeyformer.evaluation.render import render_text
     from journeyformer.tasks.registry import Baselines
 
     data = tiny_run.data
     test = data.splits["test"]
-    assert data.label_window("test")["status"] == "complete"
+    assert split_protocol(data.preprocessing, data.splits, data.last_event).test.label_window["status"] == "complete"
     outputs = predict_sequences(tiny_run.module.net, test)
     base = Baselines.fit(data.splits["train"], data.preprocessing.horizon_days, tiny_run.module.cfg.n_actions, ["churn", "value"])
     window = {"status": "truncated", "cutoff": "2025-12-01", "ends": "2025-12-31", "last_event": "2025-12-10"}
-    result = compare(outputs, test, base, ["churn", "value"], label_window=window, n_boot=50)
+    population = Population(test, "out-of-time test set", "test split", window)
+    fitted_on = BaselineData(data.splits["train"], None, "baselines fitted on the train split")
+    result = score(population, outputs, base, fitted_on, ["churn", "value"], n_boot=50)
     assert {iv["verdict"] for iv in result["intervals"].values()} == {"no verdict"}
-    assert "LABEL WINDOW TRUNCATED" in format_table(result)
+    table = render_text(result)
+    assert "LABEL WINDOW TRUNCATED" in table
+    assert table.splitlines()[1].startswith(f"out-of-time test set: {len(test)} customers with cutoff 2025-12-01")
+    assert "baselines fitted on the train split" in table

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,8 @@ import torch
 from support import compose_train, tiny_overrides
 
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
+from journeyformer.errors import CheckpointError
+from journeyformer.model.run import RunManifest, load_run_network, spec_hash
 from journeyformer.model.runner import predict_sequences
 from journeyformer.pipelines import train
 from journeyformer.training.module import load_module
@@ -27,17 +31,49 @@ def test_round_trip_train_checkpoint_reload_predict(tiny_run):
     assert spec == tiny_run.data.preprocessing.to_dict()  # the one preprocessing dict
     assert spec["vocabs"]["action"][:2] == ["<pad>", "<unk>"]
     assert raw["hyper_parameters"]["model"]["categorical_sizes"][0] == len(spec["vocabs"]["action"])
-    reloaded = load_module(ckpt)
+    reloaded, manifest, read = load_run_network(tiny_run.run_dir)  # calibrated as trained
+    assert read == ckpt and manifest is not None
     test = tiny_run.data.splits["test"]
     a = predict_sequences(tiny_run.module.net, test)
-    b = predict_sequences(reloaded.net, test)
+    b = predict_sequences(reloaded, test)
     for name in a:
         np.testing.assert_allclose(a[name], b[name], atol=1e-6)
     assert a["churn_probability"].shape == (len(test),)
     np.testing.assert_allclose(a["next_action_probs"].sum(1), 1.0, atol=1e-5)
     metrics = json.loads((tiny_run.run_dir / "test_metrics.json").read_text())
     assert set(metrics["test"]["model"]) == {"next_action", "churn", "stage", "value"}
+    # The printed table names its population and the window the baselines were fitted on.
+    lines = tiny_run.table.splitlines()
+    assert lines[0].startswith(f"out-of-time test set: {len(test)} customers with cutoff ")
+    assert "label window (" in lines[0]
+    assert lines[1].startswith("baselines fitted on the train split: ")
     assert metrics["test"]["baselines"]["churn"]["days_since_last_activity"]["auroc"] > 0.5
+
+
+def test_run_manifest_names_the_run_artifacts(tiny_run, tmp_path):
+    """run.json names the best checkpoint, its spec hash, the validation metrics and the
+    calibration; the best checkpoint is left as Lightning wrote it (uncalibrated buffers) and
+    loads with weights_only=True."""
+    manifest = RunManifest.read(tiny_run.run_dir)
+    run = tiny_run.run_dir
+    assert run / manifest.best_checkpoint == tiny_run.best_checkpoint
+    assert manifest.last_checkpoint is not None and (run / manifest.last_checkpoint).exists()
+    raw = torch.load(tiny_run.best_checkpoint, weights_only=True)
+    assert manifest.spec_sha256 == spec_hash(raw["hyper_parameters"]["preprocessing"])
+    assert float(raw["state_dict"]["net.churn_temperature"]) == 1.0  # not rewritten post hoc
+    assert manifest.buffers["churn_temperature"] == tiny_run.metrics["calibration"]["churn"]["temperature"]
+    assert manifest.buffers["churn_temperature"] != 1.0
+    assert manifest.calibration == tiny_run.metrics["calibration"]
+    assert manifest.validation == tiny_run.metrics["val"]["model"]
+    assert json.loads((run / manifest.metrics).read_text())["verdicts"] == tiny_run.metrics["verdicts"]
+    assert manifest.model == raw["hyper_parameters"]["model"]
+    assert manifest.config["model"]["d_model"] == manifest.model["d_model"]
+    # A manifest that belongs to another preprocessing is refused, naming both files.
+    other = tmp_path
+    shutil.copy(tiny_run.best_checkpoint, other / manifest.best_checkpoint)
+    replace(manifest, spec_sha256="0" * 64).write(other)
+    with pytest.raises(CheckpointError, match="spec hash differs"):
+        load_run_network(other)
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from journeyformer.export.onnx import ExportParityError, random_inputs, torch_ou
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.io import atomic_dir
 from journeyformer.model.checkpoint import load_network
+from journeyformer.model.run import load_run_network
 from journeyformer.pipelines import export
 
 
@@ -92,7 +93,7 @@ def test_onnx_graph_is_valid_with_named_dynamic_axes(bundle_dir):
 @pytest.mark.parametrize(("batch", "seq_len"), [(1, 1), (2, 64), (9, 3), (33, 17)])
 def test_onnxruntime_matches_torch_on_new_shapes(bundle_dir, tiny_run, batch, seq_len):
     """Shapes differ from the traced (3, 11) batch; lengths vary within each batch."""
-    net = load_network(tiny_run.best_checkpoint)
+    net = load_run_network(tiny_run.run_dir)[0]
     inputs = random_inputs(net.cfg, batch, seq_len, seed=batch * 100 + seq_len)
     session = ort.InferenceSession(
         str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"]
@@ -109,7 +110,7 @@ def test_onnxruntime_matches_torch_on_new_shapes(bundle_dir, tiny_run, batch, se
 
 def test_padding_does_not_change_predictions(bundle_dir, tiny_run):
     """Right padding beyond the longest sequence (any T) leaves every output unchanged."""
-    net = load_network(tiny_run.best_checkpoint)
+    net = load_run_network(tiny_run.run_dir)[0]
     inputs = random_inputs(net.cfg, 6, 10, seed=1)
     longer = dict(inputs)
     for name in ("categorical", "numeric"):

@@ -179,3 +179,21 @@ def test_names_are_imported_from_the_module_that_defines_them():
                     continue
                 bad.append(f"{f.relative_to(repo)}:{node.lineno} {node.module}.{alias.name}")
     assert not bad, "names imported from a module that does not define them:\n" + "\n".join(bad)
+
+
+def test_only_the_train_job_imports_the_report_layer():
+    """The train job (training/job.py, a job like pipelines) prints the same evaluation as the
+    evaluate job, so it imports the torch-free protocol and renderer; the rest of training
+    (datamodule, module, batch, logged metrics) and the model never import evaluation, and
+    evaluation never imports training or torch (tests above), so the direction is one way."""
+    users = {
+        f.relative_to(SRC).as_posix()
+        for pkg in ("training", "model")
+        for f in files(pkg)
+        for mod, _ in imports(f)
+        if mod.startswith("journeyformer.evaluation")
+    }
+    assert users == {"training/job.py"}
+    allowed = {"journeyformer.evaluation.compare", "journeyformer.evaluation.protocol", "journeyformer.evaluation.render"}
+    used = {m for m, _ in imports(SRC / "training" / "job.py") if m.startswith("journeyformer.evaluation")}
+    assert used <= allowed, f"the train job imports {sorted(used - allowed)} from evaluation"

@@ -18,7 +18,8 @@ from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import build_sequences
 from journeyformer.data.vocab import Vocabularies
 from journeyformer.evaluation import plots
-from journeyformer.evaluation.compare import compare, format_table
+from journeyformer.evaluation.protocol import BaselineData, Population, score
+from journeyformer.evaluation.render import render_text
 from journeyformer.export.onnx import io_spec
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.partition import prediction_frame, prediction_schema
@@ -78,11 +79,12 @@ def check_contract(task: Task, seqs, vocabs, features) -> None:
     # evaluation: model and every baseline scored with the same metric names, headline included
     sample = seqs.take(np.arange(64))
     base = Baselines.fit(seqs, 30.0, len(vocabs["action"]), [task.name])
-    result = compare(outputs, sample, base, [task.name])
+    population = Population(sample, "sample", "the first 64", {"status": "complete", "cutoff": "2025-01-01", "ends": "2025-01-31"})
+    result = score(population, outputs, base, BaselineData(seqs, None, "all samples"), [task.name])
     assert task.headline in result["model"][task.name], "headline metric"
     for name, scores in result["baselines"][task.name].items():
         assert set(scores) <= set(result["model"][task.name]), f"baseline {name}"
-    assert task.name in format_table(result), "printed table"
+    assert task.name in render_text(result), "printed table"
     # predictions: declared columns, filled from the outputs
     pre = Preprocessing(EventSchema.from_config({"extra_categorical": ["device"]}), features, LabelConfig(), vocabs)
     bundle = Bundle(Path("."), {"tasks": {task.name: 1.0}, "preprocessing": pre.to_dict()})

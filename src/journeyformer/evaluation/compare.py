@@ -1,4 +1,5 @@
-"""The model against its baselines on the same samples: metrics and the printed table."""
+"""The model against its baselines on the same samples: metrics and bootstrap verdicts
+(rendered by :mod:`journeyformer.evaluation.render`)."""
 
 from __future__ import annotations
 
@@ -85,41 +86,3 @@ def beats_baselines(result: Mapping[str, Any]) -> dict[str, str]:
     """task -> verdict of the model against the best baseline on the task's headline metric:
     "beats" only when the 95% bootstrap interval of the difference is above zero."""
     return {task: iv["verdict"] for task, iv in result.get("intervals", {}).items()}
-
-
-def format_table(result: Mapping[str, Any]) -> str:
-    """A plain-text table: one row per task metric, the model then each baseline."""
-
-    def fmt(v: float | None) -> str:
-        return "    -" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:8.4f}"
-
-    lines = [f"out-of-time test set: {result['n']} customers", ""]
-    window = result.get("label_window") or {"status": "complete"}
-    if window["status"] != "complete":
-        lines.insert(0, (
-            f"LABEL WINDOW {window['status'].upper()}: the test labels need events up to "
-            f"{window['ends'][:10]} but the data ends {window['last_event'][:10]}; customers "
-            "look inactive there, so the metrics below are not the truth and get no verdict"
-        ))  # fmt: skip
-    lines.append("columns: model, then each baseline; lightgbm = gradient boosting on aggregates")
-    lines.append(f"{'task':<12} {'metric':<9} {'model':>8}   baselines")
-    lines.append("-" * 78)
-    for task, metrics in result["model"].items():
-        for metric, value in metrics.items():
-            headline = metric == registry.get(task).headline
-            base = "  ".join(
-                f"{name}={fmt(b.get(metric)).strip()}" for name, b in result["baselines"][task].items()
-            )
-            lines.append(f"{task:<12} {metric + ('*' if headline else ''):<9} {fmt(value)}   {base}")
-    lines.append("-" * 78)
-    lines.append("* headline metric per task. Model minus the best baseline, 95% paired bootstrap")
-    lines.append("  interval over customers: beats = interval above 0, ties = contains 0, loses = below")
-    for key in ("intervals", "intervals_without_boosting"):
-        if key == "intervals_without_boosting" and result.get(key):
-            lines.append("  and against the best simple baseline (without lightgbm):")
-        for task, iv in result.get(key, {}).items():
-            lines.append(
-                f"  {task:<12} {iv['metric']:<9} vs {iv['baseline']:<26} {iv['delta']:+.4f} "
-                f"[{iv['low']:+.4f}, {iv['high']:+.4f}]  {iv['verdict'].upper()}"
-            )
-    return "\n".join(lines)

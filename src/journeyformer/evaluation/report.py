@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from journeyformer.evaluation.evaluate import Evaluation
+from journeyformer.evaluation.render import header_lines, interval_lines, metric_rows
 from journeyformer.extras import require
 from journeyformer.io import atomic_dir
 from journeyformer.publish import check_dir_output, clean_stale
@@ -46,29 +47,19 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def metric_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """Rows task | metric | model | each baseline (blank where it does not apply)."""
-    names = [n for task in metrics["baselines"].values() for n in task]
-    rows = []
-    for task, values in metrics["model"].items():
-        for metric, value in values.items():
-            star = " *" if metrics["headline"].get(task) == metric else ""
-            base = [metrics["baselines"][task].get(n, {}).get(metric, "") for n in names]
-            rows.append([task, metric + star, value, *base])
-    return ["task", "metric", "model", *names], rows
-
-
 def render_html(ev: Evaluation, pngs: dict[str, tuple[str, bytes]]) -> str:
     m = ev.metrics
     header, rows = metric_rows(m)
     parts = [
         f"<h1>journeyformer evaluation</h1><p>bundle <code>{html.escape(m['bundle'])}</code>, input "
         f"<code>{html.escape(m['input'])}</code>, as_of {html.escape(m['as_of'])}, horizon "
-        f"{m['horizon_days']:g} days, {m['n']} customers. Baselines and the churn threshold are "
-        f"fitted on the same input one horizon earlier (cutoff {html.escape(m['validation_cutoff'])}).</p>",
+        f"{m['horizon_days']:g} days.</p>",
+        *(f"<p>{html.escape(line)}</p>" for line in header_lines(m)),
+        f"<p>decisions (the churn threshold) tuned on the {html.escape(m['decisions_tuned_on'])}</p>",
     ]
     parts += [f"<p class='warn'>Warning: {html.escape(w)}</p>" for w in m.get("warnings", [])]
     parts += ["<h2>Model and baselines</h2>", _table(header, rows), "<p>* headline metric of the task</p>"]
+    parts += ["<pre>" + html.escape("\n".join(interval_lines(m))) + "</pre>"]
     if "calibration" in m:
         c = m["calibration"]
         parts += [
@@ -144,13 +135,3 @@ def evaluate_from_config(cfg: dict[str, Any]) -> tuple[Evaluation, Path]:
         progress=bool(cfg.get("progress", True)),
     )
     return ev, write_report(ev, out)
-
-
-def headline_table(ev: Evaluation) -> str:
-    """Plain-text version of the report's main table, for the terminal."""
-    header, rows = metric_rows(ev.metrics)
-    widths = [max(len(str(h)), 9) for h in header]
-    cell = lambda v: "-" if v == "" or (isinstance(v, float) and math.isnan(v)) else (f"{v:.4f}" if isinstance(v, float) else str(v))  # noqa: E731
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines += ["  ".join(cell(v).ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join(lines)

@@ -50,8 +50,9 @@ from journeyformer.inference.bundle import (
     spec_checksum,
 )
 from journeyformer.io import atomic_dir, atomic_write_text
-from journeyformer.model.checkpoint import load_network, read_checkpoint
+from journeyformer.model.checkpoint import read_checkpoint
 from journeyformer.model.network import JourneyTransformer
+from journeyformer.model.run import RunManifest, find_run, load_run_network
 from journeyformer.publish import check_dir_output, clean_stale
 from journeyformer.tasks import registry
 
@@ -167,26 +168,30 @@ def build_bundle(
     seed: int = 0,
     validation: ValidationData | None = None,
 ) -> BundleResult:
-    """Export ``checkpoint`` to a bundle directory (default: ``<checkpoint dir>/bundle``).
+    """Export a training run to a bundle directory (default: ``<run dir>/bundle``).
+
+    ``checkpoint``: the run directory, its ``run.json`` or a checkpoint; the run manifest
+    (:mod:`journeyformer.model.run`) names the best checkpoint, its calibration and metrics. A
+    checkpoint that no manifest names is exported as it is, without calibration or metrics.
 
     Raises :class:`ExportParityError` (and writes nothing) when onnxruntime and torch disagree:
     max |diff| > ``atol`` on any output (relative above 1 for expected_value) or a different
     top-1 class, on random batches of every (B, T) in ``batch_sizes`` x ``seq_lens`` and on
     real validation sequences when ``validation`` is given.
     """
-    checkpoint = Path(checkpoint)
     if quantize and validation is None:
         raise ConfigError(
             "quantize=true compares int8 with fp32 on validation data: set data.path to the "
             "events the model was trained on"
         )
-    output = Path(output) if output else checkpoint.parent / "bundle"
+    run_dir, _, checkpoint = find_run(checkpoint)
+    output = Path(output) if output else run_dir / "bundle"
     inputs = [checkpoint, validation.path if validation is not None else None]
     check_dir_output(output, "output", PREPROCESSING, "export", inputs)
     clean_stale([output])
     ckpt = read_checkpoint(checkpoint)
     pre = Preprocessing.from_dict(ckpt["hyper_parameters"]["preprocessing"], str(checkpoint))
-    net = load_network(checkpoint)
+    net, manifest, _ = load_run_network(checkpoint)
     with atomic_dir(output) as tmp:
         fp32 = export_onnx(
             net, tmp / MODEL_FILES["fp32"], opset=opset, last_position_only=last_position_only
@@ -210,7 +215,7 @@ def build_bundle(
             log.info("%s", result.int8.table())
             spec["onnx"]["files"]["int8"] = MODEL_FILES["int8"]
             report["int8"] = result.int8.to_dict()
-        result.metrics = _test_metrics(checkpoint)
+        result.metrics = _run_metrics(run_dir, manifest)
         _write_bundle_files(tmp, spec, result.metrics, report)
     return result
 
@@ -242,16 +247,13 @@ def _checked_parity(
     return parity
 
 
-def _test_metrics(checkpoint: Path) -> dict[str, Any] | None:
-    """The training run's test metrics for ``checkpoint`` (``test_metrics.json`` beside it)."""
-    metrics_path = checkpoint.parent / "test_metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
-    if metrics is not None and Path(str(metrics.get("checkpoint"))).resolve() != checkpoint.resolve():
-        log.warning("%s: describes %s, not %s; the bundle gets no %s", metrics_path, metrics.get("checkpoint"), checkpoint, METRICS)
+def _run_metrics(run_dir: Path, manifest: RunManifest | None) -> dict[str, Any] | None:
+    """The training run's metrics, from the file its manifest names (None without one)."""
+    path = manifest.path(run_dir, "metrics") if manifest is not None else None
+    if path is None:
+        log.warning("%s: no run manifest or no metrics in it; the bundle has no %s", run_dir, METRICS)
         return None
-    if metrics is None:
-        log.warning("%s: not found; the bundle has no %s", metrics_path, METRICS)
-    return metrics
+    return json.loads(path.read_text())
 
 
 def _write_bundle_files(

@@ -33,18 +33,6 @@ class JourneyData:
     source: str
     last_event: datetime | None = None  # the latest event in the data (UTC)
 
-    def label_window(self, split: str) -> dict[str, Any]:
-        """Whether ``split``'s label windows (cutoff, cutoff + horizon] lie inside the data:
-        ``status`` is "complete", "truncated" (the window runs past the last event, so
-        customers look inactive there) or "empty" (no event after the cutoff at all)."""
-        cut = max(self.preprocessing.cutoffs[split])
-        end = cut + self.preprocessing.labels.horizon
-        status = "complete"
-        if self.last_event is not None and end > self.last_event:
-            status = "empty" if cut >= self.last_event else "truncated"
-        last = None if self.last_event is None else self.last_event.isoformat()
-        return {"status": status, "cutoff": cut.isoformat(), "ends": end.isoformat(), "last_event": last}
-
     def describe(self) -> str:
         lines = [f"events: {self.source}"]
         for name, seqs in self.splits.items():

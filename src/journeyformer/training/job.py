@@ -13,26 +13,30 @@ import lightning as L
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from journeyformer.config import plain as _plain
 from journeyformer.data.labels import IGNORE_INDEX
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import CheckpointError
-from journeyformer.evaluation.compare import beats_baselines, compare, format_table
-from journeyformer.io import atomic_write, atomic_write_text
+from journeyformer.evaluation.compare import beats_baselines
+from journeyformer.evaluation.protocol import evaluate, score, split_protocol
+from journeyformer.evaluation.render import render_text
+from journeyformer.io import atomic_write_text
 from journeyformer.metrics.calibration import apply_temperature, fit_temperature, logit
 from journeyformer.metrics.scores import expected_calibration_error
 from journeyformer.model.checkpoint import read_checkpoint
 from journeyformer.model.config import ModelConfig
+from journeyformer.model.run import RunManifest, apply_buffers, spec_hash
 from journeyformer.model.runner import predict_sequences
 from journeyformer.publish import check_inside
-from journeyformer.tasks.registry import Baselines
 from journeyformer.training.datamodule import JourneyData, JourneyDataModule
 from journeyformer.training.module import JourneyModule, load_module
 
 log = logging.getLogger(__name__)
+
+METRICS_FILE = "test_metrics.json"
 
 
 @dataclass
@@ -46,12 +50,15 @@ class TrainResult:
     seconds: float = 0.0
     module: JourneyModule | None = None
     data: JourneyData | None = None
+    manifest: Path | None = None  # run.json
 
 
 def train(cfg: DictConfig) -> TrainResult:
     """Train on ``cfg.data`` with ``cfg.labels``, keep the best checkpoint, evaluate on test.
 
-    Writes under ``cfg.run_dir``: best.ckpt, last.ckpt, logs/, test_metrics.json.
+    Writes under ``cfg.run_dir``: best.ckpt and last.ckpt (as Lightning writes them), logs/,
+    test_metrics.json and, last, the run manifest run.json (:mod:`journeyformer.model.run`)
+    that names them and holds the calibration.
     """
     start = time.perf_counter()
     if cfg.get("run_name") is not None:  # run_name is a name under checkpoints/, never a path out
@@ -87,18 +94,23 @@ def train(cfg: DictConfig) -> TrainResult:
     result = TrainResult(run_dir=run_dir, best_checkpoint=best, data=dm.data, module=module)
     if best is not None:
         result.module = load_module(best)
+    buffers: dict[str, float] = {}
     if best is not None and trainer.global_rank == 0:
-        result.metrics["calibration"] = calibrate(result.module, dm.data.splits["val"], best)
+        result.metrics["calibration"], buffers = calibrate(result.module, dm.data.splits["val"])
+    metrics_file = None
     if cfg.get("evaluate", True) and trainer.global_rank == 0:
-        result.metrics.update(evaluate_splits(result.module, dm.data, ("val", "test"), seed=int(cfg.seed)))
-        result.table = format_table(result.metrics["test"])
+        result.metrics.update(evaluate_splits(result.module, dm.data, seed=int(cfg.seed)))
+        result.table = render_text(result.metrics["test"])
         result.metrics["verdicts"] = beats_baselines(result.metrics["test"])
         result.metrics["checkpoint"] = str(best) if best else None
         result.seconds = time.perf_counter() - start
         result.metrics["train_seconds"] = result.seconds
-        atomic_write_text(run_dir / "test_metrics.json", json.dumps(result.metrics, indent=1))
+        metrics_file = run_dir / METRICS_FILE
+        atomic_write_text(metrics_file, json.dumps(result.metrics, indent=1))
         print(result.table)
-        print(f"metrics: {run_dir / 'test_metrics.json'}  checkpoint: {best}")
+        print(f"metrics: {metrics_file}  checkpoint: {best}")
+    if best is not None and trainer.global_rank == 0:
+        result.manifest = _manifest(cfg, trainer, best, result, buffers, metrics_file).write(run_dir)
     result.seconds = time.perf_counter() - start
     print(f"wall time: {result.seconds:.1f} s")
     return result
@@ -126,27 +138,27 @@ def learnable_tasks(tasks: dict[str, float], train: Sequences) -> dict[str, floa
     return out
 
 
-def calibrate(module: JourneyModule, val: Sequences, checkpoint: Path) -> dict[str, dict[str, float]]:
-    """Fit the post-hoc calibrations on validation samples, set them on ``module`` and store
-    them in ``checkpoint`` (rewritten atomically). Returns task -> what was fitted:
+def calibrate(module: JourneyModule, val: Sequences) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Fit the post-hoc calibrations on validation samples and set them on ``module`` (the
+    checkpoint file is left as Lightning wrote it; the run manifest carries them).
 
-    calibrated tasks (churn): temperature T of the logit, validation ECE before and after;
-    scaled outputs (value): one scale so that the sum of expected value over validation equals
-    the actual sum (the zero-inflated log-normal mean over-shoots when sigma is large).
+    Returns (task -> what was fitted, network buffer -> value). Calibrated tasks (churn):
+    temperature T of the logit, validation ECE before and after; scaled outputs (value): one
+    scale so that the sum of expected value over validation equals the actual sum (the
+    zero-inflated log-normal mean over-shoots when sigma is large).
     """
     assert val.labels is not None
     calibrated = [t for t in module.net.tasks if t.calibrated]
     scaled = [t for t in module.net.tasks if t.scaled_output]
     if not calibrated and not scaled:
-        return {}
+        return {}, {}
     outputs = predict_sequences(module.net, val)
-    ckpt = read_checkpoint(checkpoint)
     report: dict[str, dict[str, float]] = {}
+    buffers: dict[str, float] = {}
     for task in calibrated:
         p, y = outputs[task.metric_output], val.labels[task.name]
         t = fit_temperature(logit(p), y)
-        module.net.temperature(task.name).fill_(t)
-        ckpt["state_dict"][f"net.{task.name}_temperature"] = torch.tensor(t)
+        buffers[f"{task.name}_temperature"] = t
         report[task.name] = {
             "temperature": t,
             "val_ece_before": expected_calibration_error(p, y),
@@ -156,14 +168,13 @@ def calibrate(module: JourneyModule, val: Sequences, checkpoint: Path) -> dict[s
         predicted = float(outputs[task.scaled_output].sum())
         actual = float(val.labels[task.name].sum())
         scale = actual / predicted if predicted > 0 and actual > 0 else 1.0
-        getattr(module.net, f"{task.name}_scale").fill_(scale)
-        ckpt["state_dict"][f"net.{task.name}_scale"] = torch.tensor(scale)
+        buffers[f"{task.name}_scale"] = scale
         report.setdefault(task.name, {}).update(
             scale=scale, val_sum_predicted=predicted, val_sum_actual=actual
         )
-    atomic_write(checkpoint, lambda tmp: torch.save(ckpt, tmp))
+    apply_buffers(module.net, buffers, "calibration")
     log.info("calibration on validation: %s", report)
-    return report
+    return report, buffers
 
 
 def _check_resumable(
@@ -193,26 +204,55 @@ def _check_resumable(
             )
 
 
+def _manifest(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    best: Path,
+    result: TrainResult,
+    buffers: dict[str, float],
+    metrics_file: Path | None,
+) -> RunManifest:
+    """The run manifest: the files by name (relative to the run directory), the calibration."""
+    run_dir = result.run_dir.resolve()
+
+    def relative(path: Path | None) -> str | None:
+        if path is None or not path.exists():
+            return None
+        path = path.resolve()
+        return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
+
+    assert result.module is not None
+    last = getattr(trainer.checkpoint_callback, "last_model_path", "") or None
+    validation = (result.metrics.get("val") or {}).get("model") or {}
+    return RunManifest(
+        best_checkpoint=str(relative(best)),
+        last_checkpoint=relative(Path(last)) if last else None,
+        spec_sha256=spec_hash(result.module.hparams["preprocessing"]),
+        model=result.module.cfg.to_dict(),
+        calibration=result.metrics.get("calibration") or {},
+        buffers=buffers,
+        validation=validation,
+        metrics=relative(metrics_file),
+        config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+    )
+
+
 def _best_checkpoint(trainer: L.Trainer) -> Path | None:
     cb = trainer.checkpoint_callback
     path = getattr(cb, "best_model_path", "") if cb is not None else ""
     return Path(path) if path else None
 
 
-def evaluate_splits(
-    module: JourneyModule, data: JourneyData, splits: tuple[str, ...] = ("test",), seed: int = 0
-) -> dict[str, Any]:
-    """Model and baselines (fitted on train; LightGBM early-stopped on val) on each split:
-    split -> :func:`compare` result, with bootstrap intervals and the label-window status."""
+def evaluate_splits(module: JourneyModule, data: JourneyData, seed: int = 0) -> dict[str, Any]:
+    """The evaluation protocol over the splits (:func:`journeyformer.evaluation.protocol.split_protocol`):
+    ``test``, the out-of-time test table with the decisions tuned on validation; ``val``, the
+    same comparison on the validation split (what sweeps select on)."""
     tasks = list(module.cfg.tasks)
-    baselines = Baselines.fit(
-        data.splits["train"], data.preprocessing.horizon_days, module.cfg.n_actions, tasks,
-        val=data.splits["val"], seed=seed,
-    )
-    out: dict[str, Any] = {}
+    protocol = split_protocol(data.preprocessing, data.splits, data.last_event)
     with torch.inference_mode():
-        for split in splits:
-            seqs = data.splits[split]
-            outputs = predict_sequences(module.net, seqs)
-            out[split] = compare(outputs, seqs, baselines, tasks, label_window=data.label_window(split))
-    return out
+        outputs = predict_sequences(module.net, protocol.test.seqs)
+        val_outputs = predict_sequences(module.net, protocol.val.seqs)
+    temperatures = {t.name: float(module.net.temperature(t.name)) for t in module.net.tasks if t.calibrated}
+    test, baselines = evaluate(protocol, outputs, val_outputs, tasks, temperatures, seed=seed)
+    val = score(protocol.val, val_outputs, baselines, protocol.baselines, tasks)
+    return {"val": val, "test": test}

@@ -1,0 +1,338 @@
+"""One evaluation protocol, for the train job's table and the evaluate job's report.
+
+Every evaluation compares the model with its baselines on a :class:`Population`: labelled
+samples at one cutoff, chosen by the preprocessing's sample rule (customers with history at the
+cutoff and, when ``active_within_days`` is set, active within that many days of it, as the
+training samples were). The baselines are fitted (:func:`fit_baselines`) on labelled samples
+whose label windows end at or before the population's cutoff, LightGBM early-stopped on
+held-out customers of the same period (:class:`BaselineData`). The comparison is
+:func:`journeyformer.evaluation.compare.compare` (paired bootstrap over customers against the
+best baseline; no verdict when the label window runs past the data); the decisions
+(:func:`decisions`) pick thresholds on a validation population, never on the one scored. Only
+where the samples come from, and which runtime scores them, differ:
+
+* :func:`split_protocol` (the train job): the out-of-time test split (customers by hash) at the
+  test cutoff; baselines fitted on the train split's samples, LightGBM stopped on the
+  validation split; decisions tuned on the validation split.
+* :func:`input_protocol` (the evaluate job, any events): the input's customers at ``as_of``;
+  baselines fitted on the same input one horizon earlier (cutoff ``as_of - horizon``, labels
+  from (as_of - horizon, as_of]), LightGBM stopped on a fifth of those customers; decisions
+  tuned on those samples.
+
+Each population and baseline set carries a one-line description that every rendered table
+prints (:mod:`journeyformer.evaluation.render`). Torch-free: the model's outputs come in as
+arrays (torch at train time, onnxruntime for a bundle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from journeyformer.data.labels import as_utc
+from journeyformer.data.preprocessing import Preprocessing
+from journeyformer.data.samples import split_of
+from journeyformer.data.sequences import Sequences
+from journeyformer.errors import JourneyformerError
+from journeyformer.evaluation.compare import compare
+from journeyformer.metrics.calibration import apply_temperature
+from journeyformer.metrics.scores import expected_calibration_error, per_class_recall
+from journeyformer.tasks import registry
+from journeyformer.tasks.registry import Baselines
+
+
+class EvaluationError(JourneyformerError):
+    """The input cannot give meaningful labels or does not fit the bundle."""
+
+
+@dataclass(frozen=True)
+class Population:
+    """Labelled samples a table is about, and how they were chosen.
+
+    Attributes:
+        seqs: the samples, with the labels of every registered task.
+        name: what the population is, e.g. "out-of-time test set".
+        rule: who is in it, e.g. "test split (15% of customers by hash), active within 180 days".
+        label_window: status ("complete", "truncated" or "empty"), cutoff, ends, last_event (ISO
+            strings): the labels are the truth only when the window lies inside the data.
+    """
+
+    seqs: Sequences
+    name: str
+    rule: str
+    label_window: Mapping[str, Any]
+
+    def describe(self) -> str:
+        w = self.label_window
+        return (
+            f"{self.name}: {len(self.seqs)} customers with cutoff {w['cutoff'][:10]} ({self.rule}), "
+            f"label window ({w['cutoff'][:10]}, {w['ends'][:10]}]"
+        )
+
+
+@dataclass(frozen=True)
+class BaselineData:
+    """Labelled samples the baselines are fitted on, and those LightGBM stops early on."""
+
+    fit: Sequences
+    stop: Sequences | None
+    description: str
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A population to score, one to tune decisions on, and the baselines' data."""
+
+    test: Population
+    val: Population
+    baselines: BaselineData
+    horizon_days: float
+    n_actions: int
+    stages: tuple[str, ...]
+
+
+def _rule(pre: Preprocessing, who: str) -> str:
+    days = pre.active_within_days
+    return who + (f", active within {days:g} days" if days is not None else ", with history")
+
+
+def _window(cutoff: datetime, horizon: timedelta, last_event: datetime | None) -> dict[str, Any]:
+    """The label window (cutoff, cutoff + horizon] against the data's last event."""
+    cutoff = as_utc(cutoff)
+    end = cutoff + horizon
+    status = "complete"
+    if last_event is not None and end > last_event:
+        status = "empty" if cutoff >= last_event else "truncated"
+    last = None if last_event is None else last_event.isoformat()
+    return {"status": status, "cutoff": cutoff.isoformat(), "ends": end.isoformat(), "last_event": last}
+
+
+def _dates(cutoffs: Iterable[datetime]) -> str:
+    return ", ".join(f"{c:%Y-%m-%d}" for c in cutoffs)
+
+
+def split_protocol(
+    pre: Preprocessing, splits: Mapping[str, Sequences], last_event: datetime | None
+) -> Protocol:
+    """The train job's protocol over its train / val / test splits (see the module doc)."""
+    frac = {"val": pre.split.val_fraction, "test": pre.split.test_fraction}
+
+    def population(split: str, name: str) -> Population:
+        who = f"{split} split ({frac[split]:.0%} of customers by hash)"
+        window = _window(max(pre.cutoffs[split]), pre.labels.horizon, last_event)
+        return Population(splits[split], name, _rule(pre, who), window)
+
+    train_end = max(pre.cutoffs["train"]) + pre.labels.horizon
+    description = (
+        f"baselines fitted on the train split: {len(splits['train'])} samples at cutoffs "
+        f"{_dates(pre.cutoffs['train'])}, labels up to {train_end:%Y-%m-%d}; LightGBM "
+        f"early-stopped on the validation split ({len(splits['val'])} samples at "
+        f"{_dates(pre.cutoffs['val'])})"
+    )
+    return Protocol(
+        test=population("test", "out-of-time test set"),
+        val=population("val", "validation set"),
+        baselines=BaselineData(splits["train"], splits["val"], description),
+        horizon_days=pre.horizon_days,
+        n_actions=len(pre.actions),
+        stages=tuple(pre.stages),
+    )
+
+
+def input_protocol(
+    pre: Preprocessing,
+    events: pl.DataFrame,
+    as_of: datetime,
+    last_event: datetime,
+    tasks: Iterable[str],
+    source: str,
+) -> tuple[Protocol, list[str]]:
+    """The evaluate job's protocol on ``events`` at ``as_of`` (see the module doc), and the
+    warnings to show. Raises :class:`EvaluationError` when ``as_of`` leaves no labels after it or
+    no history one horizon before it."""
+    labels = pre.labels
+    if events.filter(pl.col("timestamp") > as_of).height == 0:
+        raise EvaluationError(
+            f"{source}: no events after as_of={as_of:%Y-%m-%d %H:%M} (the input ends at "
+            f"{last_event:%Y-%m-%d %H:%M}), so there are no true labels to evaluate against. "
+            f"Pass an earlier as_of, at most {labels.horizon_days:g} days (the horizon) before "
+            "the end."
+        )
+    warnings = []
+    if as_of + labels.horizon > last_event:
+        warnings.append(
+            f"the horizon ({labels.horizon_days:g} days) after as_of runs past the last event "
+            f"({last_event:%Y-%m-%d}): customers look inactive there, so churn is over-stated"
+        )
+    val_cut = as_of - labels.horizon
+    first = events.get_column("timestamp").min()
+    if val_cut <= first:
+        raise EvaluationError(
+            f"{source}: as_of={as_of:%Y-%m-%d} leaves no history one horizon earlier "
+            f"(events start {first:%Y-%m-%d}) to fit the baselines and the churn threshold on"
+        )
+    build = dict(labelers=registry.labelers(list(tasks)), active_only=True)
+    test = pre.sequences(events, as_of, **build, source=f"{source} @ as_of")
+    val = pre.sequences(events, val_cut, **build, source=f"{source} @ as_of - horizon")
+    fit, stop = _boosting_split(val)
+    stop_note = (
+        f"LightGBM early-stopped on a fifth of those customers ({len(stop)} samples)"
+        if stop is not None
+        else "too few samples to hold some out: no LightGBM baseline"
+    )
+    description = (
+        f"baselines fitted on the same input one horizon earlier: {len(fit)} samples at cutoff "
+        f"{val_cut:%Y-%m-%d}, labels up to {as_of:%Y-%m-%d}; {stop_note}"
+    )
+    who = _rule(pre, "every customer of the input")
+    protocol = Protocol(
+        test=Population(test, f"evaluation input {source}", who, _window(as_of, labels.horizon, last_event)),
+        val=Population(val, "one horizon earlier", who, _window(val_cut, labels.horizon, last_event)),
+        baselines=BaselineData(fit, stop, description),
+        horizon_days=labels.horizon_days,
+        n_actions=len(pre.actions),
+        stages=tuple(pre.stages),
+    )
+    return protocol, warnings
+
+
+def _boosting_split(val: Sequences) -> tuple[Sequences, Sequences | None]:
+    """The samples the baselines are fitted on, and a fifth of those customers held out for
+    the boosting baseline's early stopping (None when too few samples: the boosting baseline
+    is then left out)."""
+    held_out = split_of(val.customer_id, 0.2, 0.0, "journeyformer-boosting") == "val"
+    if held_out.sum() < 10 or (~held_out).sum() < 10:
+        return val, None
+    return val.take(np.flatnonzero(~held_out)), val.take(np.flatnonzero(held_out))
+
+
+def fit_baselines(protocol: Protocol, tasks: Iterable[str], seed: int = 0) -> Baselines:
+    """Every enabled task's baselines, fitted on ``protocol.baselines``."""
+    data = protocol.baselines
+    return Baselines.fit(
+        data.fit, protocol.horizon_days, protocol.n_actions, list(tasks), val=data.stop, seed=seed
+    )
+
+
+def score(
+    population: Population,
+    outputs: Mapping[str, np.ndarray],
+    baselines: Baselines,
+    baseline_data: BaselineData,
+    tasks: Iterable[str],
+    n_boot: int = 1000,
+) -> dict[str, Any]:
+    """:func:`compare` on ``population``, with the descriptions a rendered table prints."""
+    tasks = list(tasks)
+    result = compare(
+        outputs, population.seqs, baselines, tasks, n_boot, label_window=population.label_window
+    )
+    result["population"] = population.describe()
+    result["baselines_fitted_on"] = baseline_data.description
+    result["headline"] = {t.name: t.headline for t in registry.enabled(tasks)}
+    return result
+
+
+def evaluate(
+    protocol: Protocol,
+    outputs: Mapping[str, np.ndarray],
+    val_outputs: Mapping[str, np.ndarray],
+    tasks: Iterable[str],
+    temperatures: Mapping[str, float] | None = None,
+    seed: int = 0,
+) -> tuple[dict[str, Any], Baselines]:
+    """The test population's table and the decisions tuned on the validation population.
+
+    ``outputs`` / ``val_outputs``: the model's named outputs on ``protocol.test.seqs`` /
+    ``protocol.val.seqs``; ``temperatures``: task -> the temperature the model's calibrated
+    probabilities were divided by (for the before/after calibration figures).
+    Returns the metrics dict (see :func:`compare`, plus population, baselines_fitted_on,
+    headline, horizon_days and the decisions) and the fitted baselines.
+    """
+    tasks = list(tasks)
+    baselines = fit_baselines(protocol, tasks, seed)
+    metrics = score(protocol.test, outputs, baselines, protocol.baselines, tasks)
+    metrics["horizon_days"] = protocol.horizon_days
+    metrics["decisions_tuned_on"] = protocol.val.describe()
+    metrics.update(decisions(protocol, outputs, val_outputs, baselines, tasks, temperatures or {}))
+    return metrics, baselines
+
+
+def decisions(
+    protocol: Protocol,
+    outputs: Mapping[str, np.ndarray],
+    val_outputs: Mapping[str, np.ndarray],
+    baselines: Baselines,
+    tasks: Iterable[str],
+    temperatures: Mapping[str, float],
+) -> dict[str, Any]:
+    """Churn thresholds (tuned on the validation population), churn calibration and recall per
+    true stage on the test population, for the tasks that are enabled."""
+    test, val = protocol.test.seqs, protocol.val.seqs
+    assert test.labels is not None and val.labels is not None
+    tasks = list(tasks)
+    out: dict[str, Any] = {}
+    if "churn" in tasks:
+        lr = "rfm_logistic_regression"
+        out["churn_thresholds"] = churn_thresholds(
+            outputs["churn_probability"], test.labels["churn"],
+            val_outputs["churn_probability"], val.labels["churn"],
+            baselines.predict(test)["churn"][lr], baselines.predict(val)["churn"][lr],
+        )  # fmt: skip
+        out["calibration"] = calibration(
+            float(temperatures.get("churn", 1.0)), outputs["churn_probability"], test.labels["churn"]
+        )
+    if "stage" in tasks:
+        stages, y = list(protocol.stages), test.labels["stage"]
+        model = per_class_recall(outputs["stage_probs"].argmax(1), y, len(stages))
+        current = per_class_recall(test.stage_now, y, len(stages))
+        out["stage_recall"] = {
+            "model": dict(zip(stages, model, strict=True)),
+            "current_stage": dict(zip(stages, current, strict=True)),
+        }
+    return out
+
+
+def threshold_metrics(p: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
+    """Precision, recall and F1 of ``p >= threshold`` against binary ``y``."""
+    pred = p >= threshold
+    tp = float(np.sum(pred & (y == 1)))
+    precision = tp / max(pred.sum(), 1)
+    recall = tp / max((y == 1).sum(), 1)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1}
+
+
+def best_f1_threshold(p: np.ndarray, y: np.ndarray) -> float:
+    """The probability threshold with the highest F1 (searched over the observed values)."""
+    candidates = np.unique(np.quantile(p, np.linspace(0, 1, 201)))
+    return float(max(candidates, key=lambda t: threshold_metrics(p, y, t)["f1"]))
+
+
+def churn_thresholds(
+    p: np.ndarray, y: np.ndarray, p_val: np.ndarray, y_val: np.ndarray, lr: np.ndarray, lr_val: np.ndarray
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Precision/recall/F1 at 0.5 and at the F1-best threshold chosen on validation data."""
+    out = {}
+    for name, (test_p, val_p) in {"model": (p, p_val), "rfm_logistic_regression": (lr, lr_val)}.items():
+        t = best_f1_threshold(val_p, y_val)
+        out[name] = {"at_0.5": threshold_metrics(test_p, y, 0.5), "at_val_best_f1": threshold_metrics(test_p, y, t)}
+    return out
+
+
+def calibration(temperature: float, p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """ECE and Brier score of the calibrated churn probability ``p`` and of the same model
+    before temperature scaling (``p = sigmoid(logit / T)`` undone)."""
+    before = apply_temperature(p, 1.0 / temperature)
+    return {
+        "temperature": temperature,
+        "ece_before": expected_calibration_error(before, y),
+        "ece_after": expected_calibration_error(p, y),
+        "brier_before": float(np.mean((before - y) ** 2)),
+        "brier_after": float(np.mean((p - y) ** 2)),
+    }

@@ -1,0 +1,83 @@
+"""The one renderer of an evaluation: the same rows and the same header for every table.
+
+:func:`metric_rows` gives task | metric | model | each baseline; :func:`header_lines` names the
+population, the window the baselines were fitted on and a label-window warning; the terminal
+table (:func:`render_text`, printed by the train and the evaluate jobs) and the HTML report
+(:mod:`journeyformer.evaluation.report`) are both built from them. The input is the dict of
+:func:`journeyformer.evaluation.protocol.score` / ``evaluate``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+BOOSTING_NOTE = "lightgbm = gradient boosting on aggregates"
+
+
+def header_lines(result: Mapping[str, Any]) -> list[str]:
+    """The population, the baselines' data and, when the labels are not the truth, why."""
+    lines = [str(result["population"]), str(result["baselines_fitted_on"])]
+    window = result.get("label_window") or {"status": "complete"}
+    if window["status"] != "complete":
+        lines.insert(0, (
+            f"LABEL WINDOW {window['status'].upper()}: the labels need events up to "
+            f"{window['ends'][:10]} but the data ends {str(window['last_event'])[:10]}; customers "
+            "look inactive there, so the metrics below are not the truth and get no verdict"
+        ))  # fmt: skip
+    return lines
+
+
+def metric_rows(result: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows task | metric (``*`` on the headline) | model | each baseline ("" where
+    a baseline does not apply to the task)."""
+    names = list(dict.fromkeys(n for task in result["baselines"].values() for n in task))
+    rows = []
+    for task, values in result["model"].items():
+        for metric, value in values.items():
+            star = "*" if result["headline"].get(task) == metric else ""
+            scores = result["baselines"][task]
+            base = [scores[n].get(metric, math.nan) if n in scores else "" for n in names]
+            rows.append([task, metric + star, value, *base])
+    return ["task", "metric", "model", *names], rows
+
+
+def interval_lines(result: Mapping[str, Any]) -> list[str]:
+    """Model minus the best baseline per task, with the bootstrap interval and the verdict."""
+    lines = [
+        "* headline metric per task. Model minus the best baseline, 95% paired bootstrap",
+        "  interval over customers: beats = interval above 0, ties = contains 0, loses = below",
+    ]
+    for key in ("intervals", "intervals_without_boosting"):
+        if key == "intervals_without_boosting" and result.get(key):
+            lines.append("  and against the best simple baseline (without lightgbm):")
+        for task, iv in result.get(key, {}).items():
+            lines.append(
+                f"  {task:<12} {iv['metric']:<9} vs {iv['baseline']:<26} {iv['delta']:+.4f} "
+                f"[{iv['low']:+.4f}, {iv['high']:+.4f}]  {iv['verdict'].upper()}"
+            )
+    return lines
+
+
+def _cell(v: Any) -> str:
+    if v == "" or v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def render_text(result: Mapping[str, Any]) -> str:
+    """The plain-text table: header lines, one row per task metric (model, then each
+    baseline that applies, as name=value), then the bootstrap verdicts."""
+    header, rows = metric_rows(result)
+    names = header[3:]
+    lines = [*header_lines(result), ""]
+    lines.append(f"columns: model, then each baseline; {BOOSTING_NOTE}")
+    lines.append(f"{'task':<12} {'metric':<9} {'model':>8}   baselines")
+    lines.append("-" * 78)
+    for task, metric, value, *base in rows:
+        shown = "  ".join(f"{n}={_cell(b)}" for n, b in zip(names, base, strict=True) if b != "")
+        lines.append(f"{task:<12} {metric:<9} {_cell(value):>8}   {shown}")
+    lines.append("-" * 78)
+    lines += interval_lines(result)
+    return "\n".join(lines)
