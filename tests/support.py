@@ -1,12 +1,19 @@
-"""Test helpers: tiny Hydra configs composed outside a Hydra run."""
+"""Test builders shared by the tests: Hydra configs composed outside a Hydra run, canonical
+event frames from short tuples, random model input batches."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
+
+from journeyformer.data.event_order import ROW
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
 SMALL_CUSTOMERS = 1500
@@ -37,3 +44,53 @@ def tiny_overrides(events: Path) -> list[str]:
     ]
 
 
+
+
+# ---- builders: event frames and model inputs --------------------------------------------
+EVENT_FIELDS = ("customer_id", "timestamp", "action", "channel", "amount")
+EVENT_DEFAULTS = {"channel": "web", "amount": 0.0}
+
+
+def event_frame(
+    rows: Sequence[Sequence[Any]],
+    fields: Sequence[str] = EVENT_FIELDS,
+    with_row: bool = True,
+) -> pl.DataFrame:
+    """Canonical events (as ``load_events`` returns them) from short tuples.
+
+    Each row holds the values of ``fields`` in order; trailing ones may be left out (channel
+    "web", amount 0). Timestamps are datetimes or ISO strings ("2025-01-31", "2025-01-31
+    12:00", ...), read as UTC. ``with_row`` adds ``_row``, the input position. Example::
+
+        event_frame([(1, "2025-01-01", "view"), (1, "2025-01-02 10:00", "purchase", "app", 40.0)])
+    """
+    missing = [f for f in EVENT_FIELDS if f not in fields and f not in EVENT_DEFAULTS]
+    assert not missing, f"rows need {missing}"
+    columns: dict[str, list[Any]] = {f: [] for f in (*fields, *(f for f in EVENT_DEFAULTS if f not in fields))}
+    for row in rows:
+        values = dict(zip(fields, row, strict=False))
+        for name in columns:
+            value = values.get(name, EVENT_DEFAULTS.get(name))
+            if name == "timestamp" and isinstance(value, str):
+                value = datetime.fromisoformat(value)
+            if name == "timestamp" and value.tzinfo is None:
+                value = value.replace(tzinfo=timezone.utc)
+            columns[name].append(float(value) if name == "amount" else value)
+    frame = pl.DataFrame(
+        {name: columns[name] for name in (*EVENT_FIELDS, *(c for c in columns if c not in EVENT_FIELDS))},
+        schema_overrides={"timestamp": pl.Datetime("us", "UTC"), "amount": pl.Float64},
+    )
+    return frame.with_row_index(ROW) if with_row else frame
+
+
+def model_inputs(cfg: Any, b: int = 4, t: int = 10, seed: int = 0) -> tuple[Any, ...]:
+    """A valid right-padded random batch as torch tensors, in the model's input order
+    (categorical (B, T, C), numeric (B, T, F), lengths (B,), stage_now (B,), context (B, S));
+    the first sample is exactly ``t`` long. The same batches as the export's parity check."""
+    import torch
+
+    from journeyformer.data.batch import MODEL_INPUTS
+    from journeyformer.export.onnx import random_inputs
+
+    inputs = random_inputs(cfg, b, t, seed=seed)
+    return tuple(torch.from_numpy(inputs[name]) for name in MODEL_INPUTS)

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 import polars as pl
+from support import event_frame
 
 from journeyformer.data.aggregates import CATEGORICAL_AGGREGATES, context_transform
 from journeyformer.data.features import FeatureConfig
@@ -19,10 +20,7 @@ LABELS = LabelConfig(purchase_actions=("buy",), intent_actions=("cart",), value_
 
 
 def frame(rows: list[tuple]) -> pl.DataFrame:
-    df = pl.DataFrame(rows, schema=["customer_id", "ts", "action", "amount", "channel"], orient="row")
-    return df.with_columns(
-        pl.col("ts").str.to_datetime("%Y-%m-%d %H:%M", time_unit="us").dt.replace_time_zone("UTC").alias("timestamp"),
-    ).drop("ts").with_row_index("_row")
+    return event_frame(rows, ("customer_id", "timestamp", "action", "amount", "channel"))
 
 
 HISTORY = [

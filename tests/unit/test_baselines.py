@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import numpy as np
 import polars as pl
 import pytest
+from support import event_frame
 
 from journeyformer.data.features import FeatureConfig
 from journeyformer.data.labels import STAGES, LabelConfig
@@ -27,11 +28,7 @@ def journeys() -> pl.DataFrame:
         (2, "2025-01-10", "view", 0.0), (2, "2025-01-11", "view", 0.0),
         (2, "2025-01-12", "view", 0.0), (2, "2025-02-28", "buy", 59.0),
     ]  # fmt: skip
-    df = pl.DataFrame(rows, schema=["customer_id", "ts", "action", "amount"], orient="row")
-    return df.with_columns(
-        pl.col("ts").str.to_datetime("%Y-%m-%d", time_unit="us").dt.replace_time_zone("UTC").alias("timestamp"),
-        pl.lit("web").alias("channel"),
-    ).with_row_index("_row")
+    return event_frame(rows, ("customer_id", "timestamp", "action", "amount"))
 
 
 def test_baselines_by_hand():

@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 
 import polars as pl
 import pytest
+from support import event_frame
 
-from journeyformer.data.event_order import ROW
 from journeyformer.data.features import FeatureConfig
 from journeyformer.data.labels import IGNORE_INDEX, STAGES, LabelConfig
 from journeyformer.data.labels_reference import compute_labels, history_summary
@@ -95,16 +95,8 @@ EXPECTED = {
 
 
 def events(rows: list[tuple] = JOURNEYS) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "customer_id": [r[0] for r in rows],
-            "timestamp": [datetime.fromisoformat(r[1]).replace(tzinfo=UTC) for r in rows],
-            "channel": ["web"] * len(rows),
-            "action": [r[2] for r in rows],
-            "amount": [float(r[3]) for r in rows],
-        },
-        schema_overrides={"timestamp": pl.Datetime("us", "UTC")},
-    ).with_row_index(ROW)
+    """Canonical events from (customer_id, ISO time, action, amount), channel web."""
+    return event_frame(rows, ("customer_id", "timestamp", "action", "amount"))
 
 
 def reference_labels(cfg: LabelConfig = CFG) -> pl.DataFrame:

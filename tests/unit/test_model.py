@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from support import model_inputs
 
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.encoder import attention_mask
@@ -20,16 +21,7 @@ def make_cfg(**kw) -> ModelConfig:
 
 
 def random_inputs(cfg: ModelConfig, b: int = 4, t: int = 10, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(1, t + 1, (b,), generator=g)
-    lengths[0] = t
-    cat = torch.stack([torch.randint(2, s, (b, t), generator=g) for s in cfg.categorical_sizes], -1)
-    pos = torch.arange(t)[None, :]
-    cat = cat * (pos < lengths[:, None])[..., None]
-    num = torch.randn(b, t, cfg.n_numeric, generator=g) * (pos < lengths[:, None])[..., None]
-    stage = torch.randint(0, cfg.n_stages, (b,), generator=g)
-    ctx = torch.randn(b, cfg.n_context, generator=g)
-    return cat, num, lengths, stage, ctx
+    return model_inputs(cfg, b, t, seed)
 
 
 def test_output_shapes_and_probabilities():

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 import pytest
+from support import event_frame
 
 from journeyformer.data.batch import pad
 from journeyformer.data.event_order import ROW
@@ -29,18 +30,7 @@ ACTION = {tok: i for i, tok in enumerate(VOCABS["action"].tokens)}
 
 def events(rows: list[tuple], with_row: bool = True) -> pl.DataFrame:
     """Canonical events from (customer_id, ISO time in UTC, action[, channel[, amount]])."""
-    full = [tuple(r) + ("web", 0.0)[len(r) - 3 :] for r in rows]
-    frame = pl.DataFrame(
-        {
-            "customer_id": [r[0] for r in full],
-            "timestamp": [datetime.fromisoformat(r[1]).replace(tzinfo=UTC) for r in full],
-            "channel": [r[3] for r in full],
-            "action": [r[2] for r in full],
-            "amount": [float(r[4]) for r in full],
-        },
-        schema_overrides={"timestamp": pl.Datetime("us", "UTC")},
-    )
-    return frame.with_row_index(ROW) if with_row else frame
+    return event_frame(rows, with_row=with_row)
 
 
 def build(frame: pl.DataFrame, max_len: int = 64, cutoff: datetime = CUTOFF, **kwargs) -> Sequences:

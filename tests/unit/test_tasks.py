@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support import model_inputs
 from support_tasks import PurchaseInHorizon
 
 from journeyformer.data.events import load_events
@@ -70,7 +71,7 @@ def check_contract(task: Task, seqs, vocabs, features) -> None:
     declared = [o.name for o in task.outputs(cfg)]
     assert list(outputs) == [*declared, "embedding"], "named outputs"
     assert [o["name"] for o in io_spec(net)["outputs"]] == [*declared, "embedding"], "ONNX I/O spec"
-    raw = net(*[torch.zeros(2, 3, len(features.categorical), dtype=torch.long), torch.zeros(2, 3, cfg.n_numeric), torch.tensor([3, 1]), torch.zeros(2, dtype=torch.long), torch.zeros(2, 6)]).raw
+    raw = net(*model_inputs(cfg, b=2, t=3)).raw
     loss = task.loss(raw[task.name], torch.from_numpy(seqs.labels[task.name][:2]))
     assert loss.ndim == 0 and torch.isfinite(loss), "loss"
     # training: logged validation metrics use the task's own score
