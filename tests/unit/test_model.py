@@ -141,3 +141,28 @@ def test_length_bucket_sampler_groups_lengths_and_shards_ranks():
     ranks = [list(LengthBucketSampler(lengths, 32, True, seed=1, rank=r, world_size=2)) for r in (0, 1)]
     assert len(ranks[0]) == len(ranks[1]) == len(LengthBucketSampler(lengths, 32, True, world_size=2))
     assert not set(map(tuple, ranks[0])) & set(map(tuple, ranks[1]))
+
+
+def test_next_event_loss_is_tied_to_the_next_action_head(caplog):
+    """The auxiliary next-event loss trains through the next_action head; a model without that
+    head says once that the loss is off (not silently), and trains without it."""
+    import logging
+
+    from journeyformer.data.batch import MODEL_INPUTS, Batch
+    from journeyformer.training.module import JourneyModule
+
+    def losses(tasks):
+        cfg = make_cfg(tasks=tasks, next_event_weight=0.5)
+        with caplog.at_level(logging.INFO, logger="journeyformer.training.module"):
+            module = JourneyModule(cfg.to_dict(), {})
+        inputs = dict(zip(MODEL_INPUTS, model_inputs(cfg, b=3, t=6, seed=1), strict=True))
+        targets = {"churn": torch.tensor([0.0, 1.0, 0.0]), "next_action": torch.tensor([2, 3, 4])}
+        batch = Batch(torch.arange(3), inputs, {k: v for k, v in targets.items() if k in tasks})
+        return module, module.losses(batch, module.net(*inputs.values()))
+
+    module, got = losses({"churn": 1.0, "next_action": 1.0})
+    assert module.next_event_on and set(got) == {"churn", "next_action", "next_event"}
+    assert not any("next-event loss is off" in r.message for r in caplog.records)
+    module, got = losses({"churn": 1.0})
+    assert not module.next_event_on and set(got) == {"churn"}
+    assert any("next-event loss is off" in r.message for r in caplog.records)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,8 @@ from journeyformer.model.config import ModelConfig
 from journeyformer.model.network import JourneyTransformer, NetworkOutput
 from journeyformer.training.batch import to_device
 from journeyformer.training.metrics import TaskScore
+
+log = logging.getLogger(__name__)
 
 DEFAULT_OPTIMIZER = {"lr": 1e-3, "weight_decay": 0.01, "betas": (0.9, 0.98), "warmup_ratio": 0.05, "min_lr_ratio": 0.05}
 
@@ -47,13 +50,32 @@ class JourneyModule(L.LightningModule):
         self.optim_cfg = {**DEFAULT_OPTIMIZER, **dict(optimizer or {})}
         # val/<task>/<metric>: each task's own score function (the reported metrics' too).
         self.val_metrics = nn.ModuleDict({t.name: TaskScore(t) for t in self.net.tasks})
+        if self.cfg.next_event_weight > 0 and not self.next_event_on:
+            log.info(
+                "model.next_event_weight=%g: the auxiliary next-event loss is off, since it "
+                "trains through the next_action head, which this model does not have",
+                self.cfg.next_event_weight,
+            )
 
     # ---- losses -------------------------------------------------------------------------
+    @property
+    def next_event_on(self) -> bool:
+        """Whether the auxiliary next-event loss is trained (see :meth:`losses`)."""
+        return self.cfg.next_event_weight > 0 and "next_action" in self.net.heads
+
     def losses(self, batch: Batch, out: NetworkOutput) -> dict[str, Tensor]:
-        """Per-task losses (unweighted) plus ``next_event`` (auxiliary, every position)."""
+        """Per-task losses (unweighted) plus ``next_event`` (auxiliary, every position).
+
+        The auxiliary loss is deliberately tied to the next_action head: position i predicts
+        the action of event i + 1 through the same head that predicts the first action after
+        the cutoff from the last position, so that head learns its mapping from every prefix of
+        every sequence (T - 1 more targets per sample), and the encoder gets a dense causal
+        signal. Without a next_action head there is nothing to tie it to, so it is off; the
+        module says so once when it is built (:attr:`next_event_on`), never silently.
+        """
         assert batch.targets is not None
         losses = {t.name: t.loss(out.raw[t.name], batch.targets[t.name]) for t in self.net.tasks}
-        if "next_action" in out.raw and self.cfg.next_event_weight > 0 and batch.inputs["categorical"].shape[1] > 1:
+        if self.next_event_on and batch.inputs["categorical"].shape[1] > 1:
             # Position i predicts the action at i + 1; padding targets (id 0) are ignored.
             logits = self.net.next_event_logits(out.hidden[:, :-1])  # (B, T-1, A)
             target = batch.inputs["categorical"][:, 1:, 0]
