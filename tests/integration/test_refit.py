@@ -10,6 +10,7 @@ import torch
 from support import compose_train, tiny_overrides
 
 from journeyformer.errors import ConfigError
+from journeyformer.model.run import RunManifest, spec_hash
 from journeyformer.model.runner import predict_sequences
 from journeyformer.pipelines import train
 from journeyformer.training.module import load_module
@@ -42,10 +43,15 @@ def test_refit_sees_every_labelled_cutoff_and_customer_for_the_selected_epochs(t
     assert report["samples"] > sum(len(splits[s]) for s in ("train", "val", "test"))
     every = set().union(*(set(splits[s].customer_id.to_list()) for s in ("train", "val", "test")))
     assert set(result.data.splits["train"].customer_id.to_list()) >= every
-    # Calibration is the selected run's (nothing is held out to fit it on).
-    for name in ("net.churn_temperature", "net.value_scale"):
-        assert float(refit_ckpt["state_dict"][name]) == pytest.approx(float(selected["state_dict"][name]))
-    assert float(selected["state_dict"]["net.churn_temperature"]) != 1.0
+    # Calibration is the selected run's, from its manifest (nothing is held out to fit it on);
+    # the refit's own manifest names its checkpoint and carries the same calibration.
+    manifest, refit_manifest = RunManifest.read(run_dir), RunManifest.read(result.run_dir)
+    for name in ("churn_temperature", "value_scale"):
+        assert float(refit_ckpt["state_dict"][f"net.{name}"]) == pytest.approx(manifest.buffers[name])
+    assert manifest.buffers["churn_temperature"] != 1.0
+    assert refit_manifest.best_checkpoint == "last.ckpt"
+    assert refit_manifest.buffers == manifest.buffers
+    assert refit_manifest.spec_sha256 == spec_hash(refit_ckpt["hyper_parameters"]["preprocessing"])
     # The selected run's files are only read; the refit checkpoint scores new samples.
     assert _digests(run_dir) == before
     out = predict_sequences(load_module(result.run_dir / "last.ckpt").net, splits["test"])

@@ -7,10 +7,12 @@ cutoff of the schedule (training, validation and test cutoffs: every cutoff whos
 window ends at or before the last event) and on every customer, for exactly the number of
 epochs the normal run selected (the epoch of its ``best.ckpt``). Nothing is held out, so
 nothing is early-stopped or scored; the calibration (churn temperature, value scale) is the
-one the selected run fitted on its validation samples, copied into the refit checkpoint.
+one the selected run fitted on its validation samples (its run manifest, ``run.json``), copied
+into the refit checkpoint and the refit's own manifest.
 
-Writes ``<run_dir>_refit/`` (``last.ckpt``, ``refit.json``, ``logs/``); the selected run's
-directory is only read.
+Writes ``<run_dir>_refit/`` (``last.ckpt``, ``refit.json``, ``logs/`` and, last, ``run.json``
+naming ``last.ckpt``, so ``journeyformer export checkpoint=<run_dir>_refit`` exports it); the
+selected run's directory is only read.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 import lightning as L
 import polars as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from journeyformer.config import plain as _plain
 from journeyformer.data.events import load_events
@@ -38,6 +40,7 @@ from journeyformer.errors import ConfigError
 from journeyformer.io import atomic_write, atomic_write_text
 from journeyformer.model.checkpoint import read_checkpoint
 from journeyformer.model.config import DATA_DERIVED, ModelConfig
+from journeyformer.model.run import MANIFEST, RunManifest, apply_buffers, spec_hash
 from journeyformer.tasks import registry
 from journeyformer.training.datamodule import JourneyData, JourneyDataModule, resolve_events_path
 from journeyformer.training.job import TrainResult
@@ -54,20 +57,21 @@ def refit_dir(run_dir: str | Path) -> Path:
     return run_dir.with_name(run_dir.name + REFIT_SUFFIX)
 
 
-def selected_run(run_dir: Path) -> tuple[Path, dict[str, Any], int]:
-    """The selected run's best checkpoint, its plain values, and the number of epochs it
-    trained before the best one was saved (Lightning's 0-based ``epoch`` + 1)."""
-    best = run_dir / "best.ckpt"
-    if not best.is_file():
+def selected_run(run_dir: Path) -> tuple[Path, dict[str, Any], int, RunManifest]:
+    """The selected run's best checkpoint, its plain values, the number of epochs it trained
+    before the best one was saved (Lightning's 0-based ``epoch`` + 1) and its run manifest."""
+    manifest = RunManifest.read(run_dir) if (run_dir / MANIFEST).is_file() else None
+    best = run_dir / (manifest.best_checkpoint if manifest is not None else "best.ckpt")
+    if manifest is None or not best.is_file():
         raise ConfigError(
-            f"refit=true reads the selected run in {run_dir}, but it has no best.ckpt; run the "
-            "normal training first with the same settings (e.g. `make train`, then "
-            "`make train ARGS=refit=true`)"
+            f"refit=true reads the selected run in {run_dir}, but it has no best.ckpt named by a "
+            f"{MANIFEST}; run the normal training first with the same settings (e.g. `make "
+            "train`, then `make train ARGS=refit=true`)"
         )
     ckpt = read_checkpoint(best)
     if "epoch" not in ckpt:
         raise ConfigError(f"{best}: the checkpoint does not record its epoch; retrain the selected run")
-    return best, ckpt, int(ckpt["epoch"]) + 1
+    return best, ckpt, int(ckpt["epoch"]) + 1, manifest
 
 
 def refit_data(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> JourneyData:
@@ -120,7 +124,7 @@ def refit(cfg: DictConfig) -> TrainResult:
     """
     start = time.perf_counter()
     selected_dir = Path(str(cfg.run_dir))
-    best, selected, epochs = selected_run(selected_dir)
+    best, selected, epochs, manifest = selected_run(selected_dir)
     out_dir = refit_dir(selected_dir)
     L.seed_everything(int(cfg.seed), workers=True)
     data_cfg, labels_cfg = _plain(cfg.data), _plain(cfg.labels)
@@ -157,11 +161,8 @@ def refit(cfg: DictConfig) -> TrainResult:
     trainer.fit(module, datamodule=dm)
     trained = int(trainer.current_epoch)  # epochs completed
     # No held-out data is left to calibrate on: the selected run's calibration travels along.
-    calibration = {}
-    for name, value in selected["state_dict"].items():
-        if name.endswith(("_temperature", "_scale")) and name.startswith("net.") and "context" not in name:
-            getattr(module.net, name[len("net.") :]).copy_(value)
-            calibration[name[len("net.") :]] = float(value)
+    calibration = dict(manifest.buffers)
+    apply_buffers(module.net, calibration, str(selected_dir / MANIFEST))
     log.info("refit: calibration copied from the selected run %s: %s", best, calibration)
     checkpoint = out_dir / "last.ckpt"
     atomic_write(checkpoint, lambda tmp: trainer.save_checkpoint(tmp))
@@ -178,6 +179,15 @@ def refit(cfg: DictConfig) -> TrainResult:
         "seconds": time.perf_counter() - start,
     }
     atomic_write_text(out_dir / "refit.json", json.dumps(report, indent=1))
+    RunManifest(
+        best_checkpoint=checkpoint.name,
+        last_checkpoint=checkpoint.name,
+        spec_sha256=spec_hash(module.hparams["preprocessing"]),
+        model=module.cfg.to_dict(),
+        calibration=manifest.calibration,
+        buffers=calibration,
+        config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+    ).write(out_dir)
     print(
         f"refit: {len(train)} samples of {report['customers']} customers at "
         f"{len(pre.cutoffs['train'])} cutoffs (latest {max(pre.cutoffs['train']):%Y-%m-%d}), "
