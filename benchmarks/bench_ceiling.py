@@ -174,7 +174,61 @@ def purchases_futures(config: SyntheticConfig, events: pl.DataFrame, ids: np.nda
             "action": np.full(len(row), "purchase"), "amount": amount, "gone": death[ids - 1] <= day}  # fmt: skip
 
 
+def purchases_history_futures(config: SyntheticConfig, events: pl.DataFrame, ids: np.ndarray, day: int,
+                              k: int, seed: int, m: int = 16_384) -> Future:  # fmt: skip
+    """As :func:`purchases_futures`, but from the posterior given the observable history only:
+    the Bayes predictor of any model of the events. The history's evidence on (rate, dropout)
+    is the Pareto/NBD likelihood of (x repeat purchases, last at t_x, observed for T days since
+    the first), on the mean order value the gamma likelihood of the order amounts; both are
+    weighed over ``m`` draws from the generator's priors (importance sampling)."""
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(pp.RATE_SHAPE, pp.RATE_MEAN * config.intensity / pp.RATE_SHAPE, m)
+    mu = rng.gamma(pp.DROPOUT_SHAPE, pp.DROPOUT_MEAN * config.churn_scale / pp.DROPOUT_SHAPE, m)
+    nu = rng.gamma(pp.SPEND_SHAPE, pp.SPEND_MEAN / pp.SPEND_SHAPE, m)
+    days = (pl.col("timestamp") - config.start_datetime).dt.total_microseconds() / _US_PER_DAY
+    hist = (
+        events.filter(pl.col("customer_id").is_in(pl.Series(ids).implode()) & (pl.col("timestamp") < _stamp(config, day)))
+        .group_by("customer_id").agg(first=days.min(), last=days.max(), n=pl.len(),
+                                     total=(pl.col("amount") - 0.01).sum())
+        .sort("customer_id")
+    )  # fmt: skip
+    assert np.array_equal(hist["customer_id"].to_numpy(), ids)
+    x, t_x = hist["n"].to_numpy()[:, None] - 1, (hist["last"] - hist["first"]).to_numpy()[:, None]
+    big_t = day - hist["first"].to_numpy()[:, None]
+    rate = lam + mu
+    log_alive = x * np.log(lam) - rate * big_t  # P(history, alive at T | lam, mu)
+    log_dead = x * np.log(lam) + np.log(mu / rate) + np.log(-np.expm1(-rate * (big_t - t_x))) - rate * t_x
+    log_w = np.logaddexp(log_alive, log_dead)
+    p_alive = np.exp(log_alive - log_w)
+    n, total = hist["n"].to_numpy()[:, None], hist["total"].to_numpy()[:, None]
+    log_v = -pp.ORDER_SHAPE * n * np.log(nu) - pp.ORDER_SHAPE * total / nu  # gamma orders, mean nu
+    pick, pick_nu = _resample(log_w, k, rng), _resample(log_v, k, rng)  # (n, k) particle indices
+    n_ids = len(ids)
+    rows = np.arange(n_ids)[:, None]
+    alive = rng.random((n_ids, k)) < p_alive[rows, pick]
+    life = rng.exponential(1.0 / mu[pick])
+    end = np.where(alive, np.minimum(day + life, config.days), day).T.ravel()  # replicate-major
+    n_new = rng.poisson(lam[pick].T.ravel() * (end - day))
+    row = np.repeat(np.arange(n_ids * k), n_new)
+    amount = np.round(rng.gamma(pp.ORDER_SHAPE, nu[pick_nu].T.ravel()[row] / pp.ORDER_SHAPE), 2) + 0.01
+    ess = 1.0 / (np.exp(2 * (log_w - log_w.max(1, keepdims=True))).sum(1)
+                 / np.exp(log_w - log_w.max(1, keepdims=True)).sum(1) ** 2)  # fmt: skip
+    print(f"history posterior: {m} prior draws, effective sample size of (rate, dropout) per customer: "
+          f"min {ess.min():.0f}, median {np.median(ess):.0f}")  # fmt: skip
+    return {"pos": row % n_ids, "k": row // n_ids, "time": day + rng.uniform(0, 1, len(row)) * (end - day)[row],
+            "action": np.full(len(row), "purchase"), "amount": amount, "gone": np.zeros(n_ids, bool)}  # fmt: skip
+
+
+def _resample(log_w: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """(N, M) log weights -> (N, k) indices drawn in proportion to the weights of each row."""
+    cum = np.cumsum(np.exp(log_w - log_w.max(axis=1, keepdims=True)), axis=1)
+    u = rng.random((len(log_w), k)) * cum[:, -1:]
+    return np.stack([np.searchsorted(c, uu) for c, uu in zip(cum, u, strict=True)])
+
+
 WORLDS: dict[str, Callable[..., Future]] = {"journeys": journeys_futures, "purchases": purchases_futures}
+# the Bayes predictor given the observable history, where the posterior is computable
+HISTORY: dict[str, Callable[..., Future]] = {"purchases": purchases_history_futures}
 
 
 # --- labels with the package's own code ---------------------------------------------------------
@@ -196,7 +250,7 @@ def facts_of(frame: pl.DataFrame, cutoff: datetime, cfg: LabelConfig, data: Jour
 
 
 def oracle(data: JourneyData, config: SyntheticConfig, events: pl.DataFrame, k: int, seed: int,
-           chunk: int = 16) -> tuple[dict[str, np.ndarray], np.ndarray]:  # fmt: skip
+           world: Callable[..., Future], chunk: int = 16) -> tuple[dict[str, np.ndarray], np.ndarray]:  # fmt: skip
     """Per test customer: label facts of ``k`` simulated futures, as (N, k) arrays, and
     (N,) whether the customer had already churned (latent) at the fork."""
     test = data.splits["test"]
@@ -216,7 +270,6 @@ def oracle(data: JourneyData, config: SyntheticConfig, events: pl.DataFrame, k: 
     late = known.filter(pl.col("timestamp") > cutoff).height
     print(f"test cutoff {cutoff:%Y-%m-%d %H:%M:%S}, fork at day {day}: {late} real events of test customers "
           f"between cutoff and fork are taken as known (the oracle's view is that much later)")  # fmt: skip
-    world = WORLDS[config.world]
     fut = world(config, events, ids, day, k, seed)
     ts = (np.floor(fut["time"] * 86_400_000).astype(np.int64) * 1000
           + int(config.start_datetime.timestamp()) * 1_000_000)  # fmt: skip
@@ -285,11 +338,31 @@ def main() -> None:
     tasks = [t for t in TASKS if t in lgbm]  # a task with one class in training has no booster
     print(f"LightGBM fitted in {time.perf_counter() - started:.0f} s")
     model = _model_outputs(args.checkpoint, data) if args.checkpoint else None
-    started = time.perf_counter()
-    facts, gone = oracle(data, config, events, args.k, args.seed)
-    print(f"oracle: {args.k} futures per customer in {time.perf_counter() - started:.0f} s")
-    full, half = predictions(facts, n_actions), predictions({n: f[:, : args.k // 2] for n, f in facts.items()}, n_actions)
+    views = {"latent state": WORLDS[config.world], **({"history": HISTORY[config.world]} if config.world in HISTORY else {})}
+    rows: list[tuple[Any, ...]] = []
+    for view, world in views.items():
+        started = time.perf_counter()
+        facts, gone = oracle(data, config, events, args.k, args.seed, world)
+        print(f"oracle given the {view}: {args.k} futures per customer in {time.perf_counter() - started:.0f} s"
+              + (f"; {int(gone.sum())} of {len(test)} test customers had already churned, unseen, at the cutoff" if gone.any() else ""))  # fmt: skip
+        rows += _rows(view, facts, gone, test, lgbm, model, tasks, n_actions, args)
+    print(f"\nout-of-time test set, {len(test)} customers; oracle = Bayes predictor given the latent state "
+          f"or [given the history] ({args.k} futures per customer; K/2: the first half of them)")  # fmt: skip
+    print(f"{'task':<32} {'metric':<9} {'oracle':>7} {'K/2':>7} {'lgbm':>7} {'model':>7}  {'oracle - lgbm [95% CI]':>28}  required of model - lgbm")
+    for name, metric, o, oh, lg, m, iv, req in rows:
+        ci = f"{iv['delta']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}]"
+        ms = "      -" if math.isnan(m) else f"{m:7.4f}"
+        print(f"{name:<32} {metric:<9} {o:7.4f} {oh:7.4f} {lg:7.4f} {ms}  {ci:>28}  {req}")
+
+
+def _rows(view: str, facts: dict[str, np.ndarray], gone: np.ndarray, test: Any, lgbm: dict[str, np.ndarray],
+          model: dict[str, np.ndarray] | None, tasks: list[str], n_actions: int, args: argparse.Namespace) -> list[tuple[Any, ...]]:  # fmt: skip
+    """Table rows of one oracle: per task its headline metric, LightGBM's, the model's and the
+    paired bootstrap of oracle - LightGBM."""
+    k = args.k
+    full, half = predictions(facts, n_actions), predictions({n: f[:, : k // 2] for n, f in facts.items()}, n_actions)
     groups = test.customer_id.to_numpy()
+    tag = "" if view == "latent state" else f" [{view}]"
     rows: list[tuple[Any, ...]] = []
     for name in tasks:
         task = registry.get(name)
@@ -298,24 +371,16 @@ def main() -> None:
         def headline(p: np.ndarray, yy: np.ndarray, task: Any = task) -> float:
             return task.score(p, yy)[task.headline]
 
-        variants = [("", full[name], half[name])] + ([(" (by E[rank])", full["value_rank"], half["value_rank"])] if name == "value" else [])
-        for label, o_full, o_half in variants:
-            iv = paired_bootstrap(headline, o_full, lgbm[name], y, groups, n_boot=args.n_boot, seed=args.seed)
-            m = headline(model[task.metric_output], y) if model else float("nan")
-            rows.append((name + label, task.headline, headline(o_full, y), headline(o_half, y), headline(lgbm[name], y), m, iv, REQUIRED[name]))
-        if name == "churn":  # without the customers whose churn already happened unseen
-            a = ~gone
-            iv = paired_bootstrap(headline, full[name][a], lgbm[name][a], y[a], groups[a], n_boot=args.n_boot, seed=args.seed)
+        every = np.ones(len(y), bool)
+        variants = [(name, "", every), *([(name, " (by E[rank])", every)] if name == "value" else []),
+                    *([(name, " (alive at cutoff)", ~gone)] if name == "churn" and gone.any() else [])]  # fmt: skip
+        for key, label, a in variants:
+            o_full, o_half = (full["value_rank"], half["value_rank"]) if "rank" in label else (full[key], half[key])
+            iv = paired_bootstrap(headline, o_full[a], lgbm[key][a], y[a], groups[a], n_boot=args.n_boot, seed=args.seed)
             m = headline(model[task.metric_output][a], y[a]) if model else float("nan")
-            rows.append(("churn (alive at cutoff)", task.headline, headline(full[name][a], y[a]), headline(half[name][a], y[a]),
-                         headline(lgbm[name][a], y[a]), m, iv, ""))  # fmt: skip
-    print(f"\nout-of-time test set, {len(test)} customers ({int(gone.sum())} already churned, unseen, at the cutoff); "
-          f"oracle = Bayes predictor given the latent state ({args.k} futures)")  # fmt: skip
-    print(f"{'task':<22} {'metric':<9} {'oracle':>7} {'K/2':>7} {'lgbm':>7} {'model':>7}  {'oracle - lgbm [95% CI]':>28}  required of model - lgbm")
-    for name, metric, o, oh, lg, m, iv, req in rows:
-        ci = f"{iv['delta']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}]"
-        ms = "      -" if math.isnan(m) else f"{m:7.4f}"
-        print(f"{name:<22} {metric:<9} {o:7.4f} {oh:7.4f} {lg:7.4f} {ms}  {ci:>28}  {req}")
+            rows.append((name + label + tag, task.headline, headline(o_full[a], y[a]), headline(o_half[a], y[a]),
+                         headline(lgbm[key][a], y[a]), m, iv, REQUIRED[name] if a.all() else ""))  # fmt: skip
+    return rows
 
 
 def _cpu_name() -> str:
