@@ -7,14 +7,17 @@ The synthetic data is a simulation, so the best possible prediction given the cu
 latent state at the test cutoff is computable by Monte Carlo. The script re-runs the
 package's own simulation with the same seed up to the test cutoff (and asserts that it
 reproduces the generated events exactly), copies the latent state of every test customer
-``--k`` times, redraws what no observer can know (the remaining Exp(1) hazard budget, memoryless
-given survival; in the purchase world the remaining lifetime) and all future randomness,
-simulates the horizon, and labels each replicate with the package's own label code
+``--k`` times, redraws what the state does not yet fix (the rest of the Exp(1) hazard budget,
+memoryless given survival, and other latent times still in the future; in the purchase world
+the remaining lifetime) and all future randomness, simulates the horizon, and labels each replicate with the package's own label code
 (``customer_table``; checked to reproduce the real test labels from the real events). Per
 test customer the oracle predicts P(churn) and E[value] (means over replicates) and the
 argmax of P(next action) and P(stage); the same task metrics score it on the same customers
 and real labels as the default run. The oracle sees the latent state, so no model of the
-observable history beats it in expectation: ``oracle - lightgbm`` is the room there is.
+observable history beats it in expectation: ``oracle - lightgbm`` bounds the room there is.
+In the purchase world the Bayes predictor given the observable history itself is computable
+(rows marked ``[history]``): the posterior of the Pareto/NBD and gamma-gamma parameters given
+each customer's purchases, by importance sampling over the generator's priors.
 
 Prints the CPU, then per task: the oracle (all K replicates, and the first K/2 to show the
 Monte Carlo error), LightGBM on aggregates (the default run's baseline, fitted as there), the
