@@ -5,6 +5,7 @@
     journeyformer export checkpoint=checkpoints/<run>/best.ckpt
     journeyformer predict bundle=<dir> input=<events> [output=predictions.parquet as_of=...]
     journeyformer evaluate bundle=<dir> input=<events>
+    journeyformer monitor bundle=<dir> input=<events> [as_of=... fail_on_drift=true]
     python -m journeyformer predict --help        # Hydra's help, groups and overrides
 
 Everything after the command is Hydra's (overrides, ``-m``, ``--cfg job``, ``--config-dir``).
@@ -87,6 +88,16 @@ def evaluate_job(cfg: DictConfig) -> None:
     print(f"report: {out / 'report.html'}")
 
 
+def monitor_job(cfg: DictConfig) -> None:
+    """Bundle + new events -> monitor.json and monitor.html (``configs/monitor.yaml``);
+    exits with 3 on drift when ``fail_on_drift``."""
+    from journeyformer.monitoring.job import monitor_from_config
+
+    result = monitor_from_config(_plain(cfg))
+    print(result.report.summary())
+    print(f"monitor: {result.output / 'monitor.html'}")
+
+
 def generate_data_job(cfg: DictConfig) -> dict[str, Path]:
     """Write the synthetic data set into the folder of ``data.path`` and print a summary.
 
@@ -123,6 +134,7 @@ COMMANDS: dict[str, tuple[str, Callable[[DictConfig], Any], str | None]] = {
     "export": ("export", export_job, "train"),  # torch reads the checkpoint
     "predict": ("predict", predict_job, None),
     "evaluate": ("evaluate", evaluate_job, "report"),
+    "monitor": ("monitor", monitor_job, None),  # plots only with [report]
     "generate-data": ("generate_data", generate_data_job, None),
 }
 
@@ -133,6 +145,7 @@ commands:
   export         checkpoint -> ONNX bundle (export.yaml)     needs journeyformer[train]
   predict        score events with a bundle (predict.yaml)   base install
   evaluate       metrics + report.html (evaluate.yaml)       needs journeyformer[report]
+  monitor        drift vs the bundle's reference (monitor.yaml)  base install (plots: [report])
   generate-data  write the synthetic data set (generate_data.yaml)
 
 `journeyformer <command> --help` lists the command's settings; configs: {{config_dir}}

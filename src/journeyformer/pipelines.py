@@ -58,6 +58,7 @@ def export(cfg: DictConfig) -> Any:
     Fails, writing nothing, when onnxruntime does not reproduce torch within ``parity.atol``.
     """
     from journeyformer.export.bundle import ValidationData, build_bundle
+    from journeyformer.export.decisions import ClusterSettings
     from journeyformer.inference.bundle import SCHEMA_OVERRIDES
 
     c = _plain(cfg)
@@ -82,6 +83,7 @@ def export(cfg: DictConfig) -> Any:
         atol=float(parity.get("atol", 1e-4)),
         seed=int(parity.get("seed", 0)),
         validation=validation,
+        clusters=ClusterSettings(**(c.get("clusters") or {})),
     )
     print(f"bundle: {result.path}")  # the parity (and int8) tables are logged by build_bundle
     return result

@@ -21,14 +21,18 @@ NEVER = {
     "data": ("training", "model", "export", "inference", "evaluation", "pipelines", "tasks"),
     "metrics": ("data", "training", "model", "export", "inference", "evaluation", "pipelines", "tasks"),
     "tasks": ("training", "model", "export", "inference", "evaluation", "pipelines"),
-    "inference": ("training", "model", "export", "evaluation", "pipelines"),
+    "inference": ("training", "model", "export", "evaluation", "monitoring", "pipelines"),
     "model": ("training", "export", "inference", "evaluation", "pipelines"),
-    "evaluation": ("training", "model", "export", "pipelines"),
+    "evaluation": ("training", "model", "export", "monitoring", "pipelines"),
     "training": ("export", "inference", "pipelines"),
-    "export": ("training", "evaluation", "pipelines"),
+    "export": ("training", "evaluation", "monitoring", "pipelines"),
+    "monitoring": ("training", "model", "export", "evaluation", "pipelines"),
 }
 # packages that never import a heavy library, and whether function-level imports count
-TORCH_FREE = {"data": True, "metrics": True, "inference": True, "evaluation": True, "tasks": False}
+TORCH_FREE = {
+    "data": True, "metrics": True, "inference": True, "evaluation": True, "monitoring": True,
+    "tasks": False,
+}  # fmt: skip
 
 
 def imports(path: Path, top_level_only: bool = False) -> list[tuple[str, int]]:

@@ -25,6 +25,7 @@ from journeyformer.data.events import load_events
 from journeyformer.data.preprocessing import Preprocessing, SplitConfig
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import ConfigError
+from journeyformer.export.decisions import ClusterSettings, training_sequences, write_decision_files
 from journeyformer.export.golden import GOLDEN, golden_examples
 from journeyformer.export.onnx import (
     OLDEST_ONNXRUNTIME_TESTED,
@@ -167,6 +168,7 @@ def build_bundle(
     atol: float = 1e-4,
     seed: int = 0,
     validation: ValidationData | None = None,
+    clusters: ClusterSettings | None = None,
 ) -> BundleResult:
     """Export a training run to a bundle directory (default: ``<run dir>/bundle``).
 
@@ -178,6 +180,10 @@ def build_bundle(
     max |diff| > ``atol`` on any output (relative above 1 for expected_value) or a different
     top-1 class, on random batches of every (B, T) in ``batch_sizes`` x ``seq_lens`` and on
     real validation sequences when ``validation`` is given.
+
+    With ``validation``, the bundle also gets ``clusters.json`` (k-means of training customers'
+    embeddings, ``clusters``) and ``reference.json`` (profiles of the validation customers'
+    inputs and scores): :mod:`journeyformer.export.decisions`.
     """
     if quantize and validation is None:
         raise ConfigError(
@@ -208,6 +214,21 @@ def build_bundle(
         parity = _checked_parity(net, fp32, batches, atol, checkpoint, output, last_position_only)
         result = BundleResult(output, parity, spec=spec)
         report: dict[str, Any] = {"parity": parity.to_dict()}
+        spec["clusters"] = spec["reference"] = None
+        if seqs is not None:
+            assert validation is not None
+            settings = clusters or ClusterSettings()
+            train = training_sequences(
+                bundle, validation.path, validation.schema_overrides, settings.max_customers, settings.seed
+            )
+            cutoff = bundle.preprocessing.cutoffs["val"][0]
+            population = f"{len(seqs)} validation customers @ {cutoff:%Y-%m-%d} ({validation.path})"
+            report["decisions"] = write_decision_files(tmp, spec, seqs, train, settings, cutoff, population)
+        else:
+            log.warning(
+                "no data.path: the bundle has no reference.json and no clusters.json (no drift "
+                "monitoring, no explanations, no cluster column, no quantile segment rules)"
+            )
         if quantize:
             assert seqs is not None
             int8 = quantize_int8(fp32, tmp / MODEL_FILES["int8"])

@@ -9,6 +9,9 @@ preprocessing.json  the fitted preprocessing (as in the checkpoint), tasks, temp
 metrics.json        validation/test metrics the checkpoint reached (when training wrote them)
 export_report.json  parity of onnxruntime against torch, and of int8 against fp32
 golden.json         raw events of a few customers, their exact inputs and expected outputs
+reference.json      profiles of the validation customers' inputs and scores (export with data:
+                    drift monitoring, quantile segment rules, explanations)
+clusters.json       k-means centroids of training customers' embeddings (export with data)
 ==================  ===========================================================================
 
 Integrity: ``preprocessing.json`` records the size and SHA-256 of every other file of the
@@ -225,9 +228,10 @@ def load_bundle(path: str | Path) -> Bundle:
             f"{spec_path}: checksum mismatch: the file was edited after export (vocabularies, "
             "max_len, ... must stay as the model was trained); re-export the bundle"
         )
-    missing = [f for f in spec["onnx"]["files"].values() if f not in spec["files"]]
+    named = [*spec["onnx"]["files"].values(), *(spec.get(k) for k in ("reference", "clusters"))]
+    missing = [f for f in named if f is not None and f not in spec["files"]]
     if missing:
-        raise BundleError(f"{spec_path}: model file(s) {missing} have no recorded checksum; re-export the bundle")
+        raise BundleError(f"{spec_path}: file(s) {missing} have no recorded checksum; re-export the bundle")
     for name, record in spec["files"].items():
         f = path / name
         if not f.is_file():

@@ -37,6 +37,7 @@ from journeyformer.data.samples import parse_time
 from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.chunks import EventChunks
+from journeyformer.inference.decisions import Decisions
 from journeyformer.inference.partition import (
     PartitionResult,
     Prepared,
@@ -109,6 +110,7 @@ def predict_events(
     schema_overrides: Mapping[str, Any] | None = None,
     rejects: str | Path | None = None,
     progress: bool = True,
+    decide: Mapping[str, Any] | None = None,
 ) -> PredictResult:
     """Score every customer of ``input`` at ``as_of`` and write ``output`` (Parquet).
 
@@ -123,6 +125,9 @@ def predict_events(
             time_zone, timestamp_unit, null_keys, duplicates, format).
         rejects: Parquet file of customers without a prediction (customer_id, as_of, reason,
             first_event). Default: ``<output stem>.rejects.parquet``.
+        decide: segment rules and explanation settings (``segments``, ``explain``,
+            ``explain_events``, ``explain_top``; :meth:`Decisions.from_config`); None: the
+            default segments, no explanations.
     """
     start = time.perf_counter()
     output, rejects = Path(output), Path(rejects) if rejects else rejects_path(output)
@@ -139,6 +144,7 @@ def predict_events(
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     # The session first: a missing GPU runtime fails before any data is read.
     runner = OnnxRunner(bundle, device, precision, threads, optimization=optimization)
+    decisions = Decisions.from_config(bundle, decide or {})
     schema = bundle.schema(schema_overrides)
     chunks = EventChunks(input, schema, chunk_customers)
     plan = chunks.plan
@@ -152,7 +158,7 @@ def predict_events(
         return prepare_partition(chunks.read(i), bundle, schema, when, batch_size, chunks.source(i))
 
     customer_id = chunks.lf.collect_schema()["customer_id"]
-    out_schema = prediction_schema(bundle, customer_id, with_embedding)
+    out_schema = prediction_schema(bundle, customer_id, with_embedding, decisions)
     result = PredictResult(output, rejects, when, 0, 0, 0, 0, plan.n_chunks, 0.0)
     reject_parts: list[pl.DataFrame] = []
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
@@ -168,7 +174,8 @@ def predict_events(
                     if i + 1 < plan.n_chunks:
                         pending = pool.submit(prepare, i + 1)  # overlaps with inference below
                     part = score_prepared(
-                        prepared, bundle, when, runner, top_k, with_embedding, customer_id, bar.update
+                        prepared, bundle, when, runner, top_k, with_embedding, customer_id, bar.update,
+                        decisions=decisions,
                     )
                     _add(result, part, writer)
                     reject_parts.append(part.rejects)
@@ -224,4 +231,5 @@ def predict_from_config(cfg: Mapping[str, Any]) -> PredictResult:
         schema_overrides=data,
         rejects=cfg.get("rejects"),
         progress=bool(cfg.get("progress", True)),
+        decide={k: cfg[k] for k in ("segments", "explain", "explain_events", "explain_top") if k in cfg},
     )

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import polars as pl
@@ -32,6 +32,9 @@ from journeyformer.data.sequences import Sequences
 from journeyformer.data.timestamps import UTC_US
 from journeyformer.data.validate import validate
 from journeyformer.tasks.base import Task, TaskContext, lists
+
+if TYPE_CHECKING:
+    from journeyformer.inference.decisions import Decisions
 
 log = logging.getLogger(__name__)
 
@@ -140,18 +143,22 @@ def score_prepared(
     with_embedding: bool = False,
     customer_id: pl.DataType = pl.Int64,
     on_batch: Callable[[int], None] | None = None,
+    decisions: Decisions | None = None,
 ) -> PartitionResult:
     """Run the batches and format predictions and rejects (``customer_id``: the dtype of the
-    input's customer ids, for an empty partition)."""
+    input's customer ids, for an empty partition); ``decisions`` adds segment, cluster and
+    explanation columns (:class:`journeyformer.inference.decisions.Decisions`)."""
     rejects = prepared.rejects.select(
         "customer_id", pl.lit(as_of, UTC_US).alias("as_of"), "reason", "first_event"
     )
     seqs = prepared.seqs
     if seqs is None:
-        empty = pl.DataFrame(schema=prediction_schema(spec, customer_id, with_embedding))
+        empty = pl.DataFrame(schema=prediction_schema(spec, customer_id, with_embedding, decisions))
         return PartitionResult(empty, rejects, prepared.n_events)
     outputs = run_in_batches(len(seqs), prepared.batches, runner.run, on_batch)
     frame = prediction_frame(seqs, outputs, spec, as_of, top_k, with_embedding)
+    if decisions is not None:
+        frame = decisions.annotate(frame, seqs, outputs, prepared.batches, runner.run)
     return PartitionResult(frame, rejects, prepared.n_events, dict(seqs.unknown_counts))
 
 
@@ -166,6 +173,7 @@ def score_partition(
     top_k: int = 3,
     with_embedding: bool = False,
     source: str = "partition",
+    decisions: Decisions | None = None,
 ) -> PartitionResult:
     """Score every customer of one partition at ``as_of``: :func:`prepare_partition` then
     :func:`score_prepared`. Reads and writes nothing.
@@ -179,11 +187,19 @@ def score_partition(
     """
     prepared = prepare_partition(events, spec, schema, as_of, batch_size, source)
     dtype = events.schema.get("customer_id", pl.Int64)
-    return score_prepared(prepared, spec, as_of, runner, top_k, with_embedding, dtype)
+    return score_prepared(
+        prepared, spec, as_of, runner, top_k, with_embedding, dtype, decisions=decisions
+    )
 
 
-def prediction_schema(spec: ScoringSpec, customer_id: pl.DataType, with_embedding: bool = False) -> pl.Schema:
-    """Column -> dtype of the predictions table (see :func:`prediction_frame`)."""
+def prediction_schema(
+    spec: ScoringSpec,
+    customer_id: pl.DataType,
+    with_embedding: bool = False,
+    decisions: Decisions | None = None,
+) -> pl.Schema:
+    """Column -> dtype of the predictions table (see :func:`prediction_frame`), then the
+    columns ``decisions`` adds (segment, cluster, drivers)."""
     ctx = spec.context()
     return pl.Schema(
         {
@@ -192,6 +208,7 @@ def prediction_schema(spec: ScoringSpec, customer_id: pl.DataType, with_embeddin
             "n_events": pl.Int64,
             **{c: t for task in spec.tasks for c, t in task.columns(ctx).items()},
             **({"embedding": pl.List(pl.Float32)} if with_embedding else {}),
+            **(decisions.schema() if decisions is not None else {}),
         }
     )
 

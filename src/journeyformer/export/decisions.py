@@ -1,0 +1,99 @@
+"""What the bundle needs besides the model to turn scores into decisions, fitted at export.
+
+* ``clusters.json``: k-means centroids of training customers' embeddings
+  (:mod:`journeyformer.inference.clusters`);
+* ``reference.json``: profiles of every input and score on the validation customers
+  (:mod:`journeyformer.inference.reference`), read by drift monitoring, segment rules and
+  explanations.
+
+Both are computed through the exported ONNX graph (the numbers predict will see), only when
+export is given the training events (``data.path``); both are recorded with their checksums in
+``preprocessing.json`` like every bundle file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from journeyformer.data.batch import length_batches, run_in_batches
+from journeyformer.data.schema import load_events
+from journeyformer.data.sequences import Sequences
+from journeyformer.inference.bundle import Bundle
+from journeyformer.inference.clusters import CLUSTERS, Clusters
+from journeyformer.inference.decisions import Decisions
+from journeyformer.inference.partition import prediction_frame
+from journeyformer.inference.reference import REFERENCE, build_reference
+from journeyformer.inference.runner import OnnxRunner
+from journeyformer.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """k: clusters; max_customers: training customers embedded; seed: k-means randomness."""
+
+    k: int = 8
+    max_customers: int = 5000
+    seed: int = 0
+
+
+def training_sequences(bundle: Bundle, path: str, schema_overrides: Any, max_customers: int, seed: int) -> Sequences:
+    """Training-split customers at the last training cutoff (at most ``max_customers``)."""
+    pre = replace(bundle.preprocessing, schema=bundle.schema(schema_overrides))
+    events = load_events(path, pre.schema)
+    cutoff = max(pre.cutoffs["train"])
+    seqs = pre.sequences(
+        events,
+        cutoff,
+        customers=pre.split.customers(events)["train"],
+        with_labels=False,
+        source=f"{path} [train @ {cutoff:%Y-%m-%d}]",
+    )
+    if len(seqs) > max_customers:
+        keep = np.sort(np.random.default_rng(seed).choice(len(seqs), max_customers, replace=False))
+        seqs = seqs.take(keep)
+    return seqs
+
+
+def write_decision_files(
+    tmp: Path,
+    spec: dict[str, Any],
+    validation: Sequences,
+    train: Sequences,
+    settings: ClusterSettings,
+    as_of: datetime,
+    population: str,
+) -> dict[str, Any]:
+    """Fit the clusters and profile the validation customers through ``tmp``'s model; write
+    ``clusters.json`` and ``reference.json`` into ``tmp`` and name them in ``spec``. Returns a
+    summary for the export report."""
+    bundle = Bundle(tmp, spec)
+    runner = OnnxRunner(bundle)
+    train_out = run_in_batches(len(train), length_batches(train, 256), runner.run)
+    clusters = Clusters.fit(
+        train_out["embedding"], settings.k, f"{len(train)} training customers", settings.seed
+    )
+    atomic_write_text(tmp / CLUSTERS, json.dumps(clusters.to_dict()))
+    spec["clusters"] = CLUSTERS
+    batches = length_batches(validation, 256)
+    outputs = run_in_batches(len(validation), batches, runner.run)
+    pre = bundle.preprocessing
+    frame = prediction_frame(validation, outputs, bundle, as_of)
+    # The reference profiles the cluster shares, not the segments: those depend on predict's rules.
+    frame = Decisions(clusters=clusters).annotate(frame, validation, outputs, batches, runner.run)
+    reference = build_reference(validation, frame, pre, population)
+    atomic_write_text(tmp / REFERENCE, json.dumps(reference))
+    spec["reference"] = REFERENCE
+    log.info(
+        "clusters: k=%d on %d training customers, sizes %s; reference: %d columns on %s",
+        len(clusters.centroids), len(train), list(clusters.sizes), len(reference["columns"]), population,
+    )  # fmt: skip
+    return {"clusters": {"k": len(clusters.centroids), "sizes": list(clusters.sizes)}, "reference": {"population": population, "columns": len(reference["columns"])}}
