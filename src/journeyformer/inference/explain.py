@@ -53,7 +53,7 @@ _GROUP_RULES: tuple[tuple[str, str], ...] = (
     (r"^recency_days$|^gap_last_days$|^log_recency_days$", "recency"),
     (r"^gap_(mean|std|max)_days$", "visit gaps"),
     (r"^mean_(.+)$", r"mean \1"),
-    (r"^n30?_(.+=.+)$", r"\1"),
+    (r"^n(?:30)?_(.+=.+)$", r"\1"),
     (r"^days_since_action=(.+)$", r"action=\1"),
 )
 
