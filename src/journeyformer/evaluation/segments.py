@@ -1,0 +1,72 @@
+"""Segments in the evaluation report: who is in each, what the model said and what happened.
+
+* :func:`segment_table`: per segment, its size and share, the mean predicted churn
+  probability and the actual churn rate, the mean predicted and the mean actual value (spend
+  within the horizon) -- a segment whose predicted and actual columns disagree is mis-targeted;
+* :func:`transition_matrix`: customers scored at two as_of dates, by segment at the first
+  (rows) and at the second (columns), as shares of each row -- who moved where.
+
+Needs only Polars and NumPy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+
+def segment_table(
+    segment: pl.Series | Sequence[str],
+    order: Sequence[str],
+    churn: tuple[np.ndarray, np.ndarray] | None = None,
+    value: tuple[np.ndarray, np.ndarray] | None = None,
+) -> pl.DataFrame:
+    """One row per segment of ``order`` (empty ones included, size 0).
+
+    ``churn``, ``value``: (predicted, actual) arrays in the row order of ``segment``.
+    Columns: segment, customers, share, then predicted_churn, actual_churn,
+    predicted_value, actual_value (means over the segment's customers) for what is given.
+    """
+    frame = pl.DataFrame({"segment": pl.Series(list(segment), dtype=pl.String)})
+    aggs: list[pl.Expr] = [pl.len().alias("customers")]
+    for name, pair in (("churn", churn), ("value", value)):
+        if pair is None:
+            continue
+        predicted, actual = pair
+        frame = frame.with_columns(
+            pl.Series(f"predicted_{name}", np.asarray(predicted, np.float64)),
+            pl.Series(f"actual_{name}", np.asarray(actual, np.float64)),
+        )
+        aggs += [pl.col(f"predicted_{name}").mean(), pl.col(f"actual_{name}").mean()]
+    n = max(frame.height, 1)
+    table = frame.group_by("segment").agg(aggs)
+    names = list(dict.fromkeys([*order, *table["segment"].to_list()]))
+    return (
+        pl.DataFrame({"segment": names})
+        .join(table, on="segment", how="left")
+        .with_columns(pl.col("customers").fill_null(0), (pl.col("customers").fill_null(0) / n).alias("share"))
+        .select("segment", "customers", "share", *[c for c in table.columns if c not in ("segment", "customers")])
+    )
+
+
+def transition_matrix(
+    before: pl.DataFrame, after: pl.DataFrame, order: Sequence[str]
+) -> tuple[pl.DataFrame, int]:
+    """Row-normalised segment transitions of the customers in both frames (customer_id,
+    segment); returns (matrix with a ``from`` column then one column per segment of ``order``
+    plus ``customers`` per row, number of customers in both)."""
+    both = before.select("customer_id", pl.col("segment").alias("from")).join(
+        after.select("customer_id", pl.col("segment").alias("to")), on="customer_id", how="inner"
+    )
+    names = list(dict.fromkeys([*order, *both["from"].to_list(), *both["to"].to_list()]))
+    counts = both.group_by("from", "to").len()
+    rows: list[dict[str, Any]] = []
+    for a in names:
+        sub = counts.filter(pl.col("from") == a)
+        total = int(sub["len"].sum()) if sub.height else 0
+        got = dict(zip(sub["to"].to_list(), sub["len"].to_list(), strict=True))
+        rows.append({"from": a, **{b: (got.get(b, 0) / total if total else float("nan")) for b in names}, "customers": total})
+    return pl.DataFrame(rows), both.height
