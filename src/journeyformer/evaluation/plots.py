@@ -155,3 +155,38 @@ def value_plots(y: np.ndarray, model: np.ndarray, baselines: Mapping[str, np.nda
     gain.set(xlabel="share of customers targeted", ylabel="share of spend captured", title="Cumulative gain")
     gain.legend(fontsize=8)
     return _png(fig)
+
+
+def backtest_plot(series: Mapping) -> bytes:
+    """Each task's headline metric over the backtest's as_of dates, model and baselines
+    (``series``: :func:`journeyformer.evaluation.backtest.backtest_series`)."""
+    from datetime import datetime
+
+    dates = [datetime.fromisoformat(d) for d in series["as_of"]]
+    tasks = series["tasks"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+    for ax, (task, entry) in zip(axes[0], tasks.items(), strict=True):
+        for name, values in entry["values"].items():
+            y = [np.nan if v is None else v for v in values]
+            style = {"lw": 2.2, "marker": "o"} if name == "model" else {"lw": 1.1, "ls": "--", "marker": "."}
+            ax.plot(dates, y, label=name, **style)
+        ax.set_title(f"{task}: {entry['metric']}")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    return _png(fig)
+
+
+def transition_plot(names: Sequence[str], shares: np.ndarray, counts: Sequence[int], title: str) -> bytes:
+    """Heat map of a row-normalised segment transition matrix (rows: before, columns: after)."""
+    fig, ax = plt.subplots(figsize=(1.0 * len(names) + 2.5, 0.7 * len(names) + 1.8))
+    ax.imshow(np.nan_to_num(shares), cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if not np.isnan(shares[i, j]) and shares[i, j] >= 0.005:
+                ax.text(j, i, f"{shares[i, j]:.0%}", ha="center", va="center", fontsize=7,
+                        color="white" if shares[i, j] > 0.6 else "black")  # fmt: skip
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), [f"{n} ({c})" for n, c in zip(names, counts, strict=True)], fontsize=7)
+    ax.set(xlabel="segment after", ylabel="segment before (customers)", title=title)
+    return _png(fig)
