@@ -231,5 +231,6 @@ def predict_from_config(cfg: Mapping[str, Any]) -> PredictResult:
         schema_overrides=data,
         rejects=cfg.get("rejects"),
         progress=bool(cfg.get("progress", True)),
-        decide={k: cfg[k] for k in ("segments", "explain", "explain_events", "explain_top") if k in cfg},
+        # No `segments` key (`~segments` on the command line): no segment column.
+        decide={"segments": cfg.get("segments"), **{k: cfg[k] for k in ("explain", "explain_events", "explain_top") if k in cfg}},
     )
