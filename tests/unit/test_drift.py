@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from journeyformer.metrics.drift import CATEGORICAL, CONTINUOUS, OTHER, Counts, Profile, compare, profile, psi
+from journeyformer.metrics.drift import (
+    CATEGORICAL,
+    CONTINUOUS,
+    OTHER,
+    Counts,
+    Profile,
+    compare,
+    profile,
+    psi,
+)
 from journeyformer.monitoring.drift import Thresholds, drift_report
 
 
