@@ -38,7 +38,7 @@ def test_configs_ship_inside_the_package():
 def test_every_command_composes_from_another_directory(tmp_path):
     """`--cfg job` composes each command's config (with its required keys) anywhere."""
     required = {"export": ["checkpoint=x.ckpt"], "predict": ["bundle=b", "input=e"],
-                "evaluate": ["bundle=b", "input=e"]}  # fmt: skip
+                "evaluate": ["bundle=b", "input=e"], "monitor": ["bundle=b", "input=e"]}  # fmt: skip
     for command in COMMANDS:
         out = _run(
             [str(BIN / "journeyformer"), command, "--cfg", "job", *required.get(command, [])],

@@ -60,9 +60,12 @@ _GROUP_RULES: tuple[tuple[str, str], ...] = (
 
 def feature_groups(names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
     """(group name, context column indices) for the context columns ``names``, in first-seen
-    order; a column no rule names is its own group."""
+    order; a column no rule names is its own group. Columns of ``<unk>`` (values unseen in
+    training, 0 for nearly everyone) are not tried."""
     groups: dict[str, list[int]] = {}
     for i, name in enumerate(names):
+        if name.endswith("=<unk>"):
+            continue
         group = name
         for pattern, repl in _GROUP_RULES:
             if re.match(pattern, name):
