@@ -25,7 +25,7 @@ from journeyformer.data.events import load_events
 from journeyformer.data.preprocessing import Preprocessing, SplitConfig
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import ConfigError
-from journeyformer.export.decisions import ClusterSettings, training_sequences, write_decision_files
+from journeyformer.export.decisions import ClusterSettings, add_decision_files
 from journeyformer.export.golden import GOLDEN, golden_examples
 from journeyformer.export.onnx import (
     OLDEST_ONNXRUNTIME_TESTED,
@@ -214,21 +214,8 @@ def build_bundle(
         parity = _checked_parity(net, fp32, batches, atol, checkpoint, output, last_position_only)
         result = BundleResult(output, parity, spec=spec)
         report: dict[str, Any] = {"parity": parity.to_dict()}
-        spec["clusters"] = spec["reference"] = None
-        if seqs is not None:
-            assert validation is not None
-            settings = clusters or ClusterSettings()
-            train = training_sequences(
-                bundle, validation.path, validation.schema_overrides, settings.max_customers, settings.seed
-            )
-            cutoff = bundle.preprocessing.cutoffs["val"][0]
-            population = f"{len(seqs)} validation customers @ {cutoff:%Y-%m-%d} ({validation.path})"
-            report["decisions"] = write_decision_files(tmp, spec, seqs, train, settings, cutoff, population)
-        else:
-            log.warning(
-                "no data.path: the bundle has no reference.json and no clusters.json (no drift "
-                "monitoring, no explanations, no cluster column, no quantile segment rules)"
-            )
+        settings = clusters or ClusterSettings()
+        report["decisions"] = add_decision_files(tmp, spec, seqs, validation, settings)
         if quantize:
             assert seqs is not None
             int8 = quantize_int8(fp32, tmp / MODEL_FILES["int8"])

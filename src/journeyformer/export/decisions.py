@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from journeyformer.data.batch import length_batches, run_in_batches
-from journeyformer.data.schema import load_events
+from journeyformer.data.events import load_events
 from journeyformer.data.sequences import Sequences
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.clusters import CLUSTERS, Clusters
@@ -97,3 +97,22 @@ def write_decision_files(
         len(clusters.centroids), len(train), list(clusters.sizes), len(reference["columns"]), population,
     )  # fmt: skip
     return {"clusters": {"k": len(clusters.centroids), "sizes": list(clusters.sizes)}, "reference": {"population": population, "columns": len(reference["columns"])}}
+
+
+def add_decision_files(
+    tmp: Path, spec: dict[str, Any], validation: Sequences | None, data: Any, settings: ClusterSettings
+) -> dict[str, Any] | None:
+    """clusters.json and reference.json into the bundle directory ``tmp`` when export has the
+    validation customers (``data``: its ValidationData); names them (or None) in ``spec``."""
+    spec["clusters"] = spec["reference"] = None
+    if validation is None:
+        log.warning(
+            "no data.path: the bundle has no reference.json and no clusters.json (no drift "
+            "monitoring, no explanations, no cluster column, no quantile segment rules)"
+        )
+        return None
+    bundle = Bundle(tmp, spec)
+    train = training_sequences(bundle, data.path, data.schema_overrides, settings.max_customers, settings.seed)
+    cutoff = bundle.preprocessing.cutoffs["val"][0]
+    population = f"{len(validation)} validation customers @ {cutoff:%Y-%m-%d} ({data.path})"
+    return write_decision_files(tmp, spec, validation, train, settings, cutoff, population)

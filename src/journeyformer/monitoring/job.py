@@ -27,7 +27,7 @@ from typing import Any
 
 from journeyformer.data.batch import length_batches, run_in_batches
 from journeyformer.data.samples import parse_time
-from journeyformer.data.schema import validate
+from journeyformer.data.validate import validate
 from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle, BundleError, load_bundle
 from journeyformer.inference.chunks import EventChunks
