@@ -93,11 +93,13 @@ def main() -> None:
                 for caption, png in drift_plots(r.report).items():
                     file = "drift_psi.png" if caption.startswith("Population") else "drift_bins.png"
                     (out / file).write_bytes(base64.b64decode(png))
+        if arg("evaluate", "true") == "false":
+            return
         # 4. backtest + segment report
         from journeyformer.evaluation.report import evaluate_from_config
 
         cfg = {"bundle": str(bundle), "input": str(events), "output": str(work / "report"), "progress": False,
-               "backtest": {"every_days": 30, "start": "2025-08-02"}}  # fmt: skip
+               "backtest": {"every_days": 30, "start": "2025-08-02"}, "segments": "default"}  # fmt: skip
         ev, report = timed("evaluate backtest", evaluate_from_config, cfg)
         metrics = json.loads((report / "metrics.json").read_text())
         print(json.dumps(metrics.get("backtest"), indent=1))

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from journeyformer.evaluation.decisions import decision_html, decision_plots, run_evaluations
 from journeyformer.evaluation.evaluate import Evaluation
 from journeyformer.evaluation.render import header_lines, interval_lines, metric_rows
 from journeyformer.extras import require
@@ -32,7 +33,7 @@ def make_plots(ev: Evaluation) -> dict[str, tuple[str, bytes]]:
         for plot in task.plots(y[task.name], ev.outputs, ev.baselines.get(task.name, {}), ctx):
             draw = getattr(plots, plot.kind)
             out[plot.file] = (plot.caption, draw(**plot.args))
-    return out
+    return {**out, **decision_plots(ev.metrics)}
 
 
 def _fmt(v: Any) -> str:
@@ -80,6 +81,7 @@ def render_html(ev: Evaluation, pngs: dict[str, tuple[str, bytes]]) -> str:
         names = list(next(iter(m["stage_recall"].values())))
         rows = [[who, *[by[s] for s in names]] for who, by in m["stage_recall"].items()]
         parts += ["<h2>Recall per true stage</h2>", _table(["", *names], rows)]
+    parts.append(decision_html(m))
     parts.append("<h2>Plots</h2>")
     for name, (caption, png) in pngs.items():
         data = base64.b64encode(png).decode()
@@ -125,13 +127,18 @@ def evaluate_from_config(cfg: dict[str, Any]) -> tuple[Evaluation, Path]:
     # Refused before any work: a directory we did not make, or one holding the input.
     check_dir_output(out, "output", "report.html", "evaluation", [cfg["input"], cfg["bundle"]])
     clean_stale([out])
-    ev = evaluate_bundle(
-        cfg["bundle"],
-        cfg["input"],
-        as_of=cfg.get("as_of"),
-        data_overrides=overrides,
-        device=str(cfg.get("device", "cpu")),
-        batch_size=int(cfg.get("batch_size", 256)),
-        progress=bool(cfg.get("progress", True)),
-    )
+
+    def evaluate_one(as_of: Any) -> Evaluation:
+        return evaluate_bundle(
+            cfg["bundle"],
+            cfg["input"],
+            as_of=as_of,
+            data_overrides=overrides,
+            device=str(cfg.get("device", "cpu")),
+            batch_size=int(cfg.get("batch_size", 256)),
+            progress=bool(cfg.get("progress", True)),
+        )
+
+    # One as_of, or a backtest; plus the segment table and transitions (evaluation/decisions.py).
+    ev = run_evaluations(cfg, evaluate_one, overrides)
     return ev, write_report(ev, out)

@@ -70,3 +70,40 @@ def transition_matrix(
         got = dict(zip(sub["to"].to_list(), sub["len"].to_list(), strict=True))
         rows.append({"from": a, **{b: (got.get(b, 0) / total if total else float("nan")) for b in names}, "customers": total})
     return pl.DataFrame(rows), both.height
+
+
+def predicted_segments(
+    bundle: Any, seqs: Any, outputs: dict[str, np.ndarray], as_of: Any, decisions: Any
+) -> pl.DataFrame:
+    """customer_id and segment (and cluster) of the customers of ``seqs`` scored ``outputs``,
+    by ``decisions`` (:class:`journeyformer.inference.decisions.Decisions`)."""
+    from journeyformer.inference.partition import prediction_frame
+
+    frame = prediction_frame(seqs, outputs, bundle, as_of)
+    frame = decisions.annotate(frame, seqs, outputs, [], lambda inputs: {})
+    return frame.select("customer_id", *[c for c in ("segment", "cluster") if c in frame.columns])
+
+
+def segment_report(
+    bundle: Any,
+    test: Any,
+    outputs: dict[str, np.ndarray],
+    as_of: Any,
+    before: pl.DataFrame | None,
+    decisions: Any,
+) -> dict[str, Any]:
+    """metrics.json's ``segments`` (the table at as_of, with the rules as resolved) and
+    ``segment_transitions`` (from ``before``: customer_id, segment at an earlier date)."""
+    rules = decisions.segments
+    seg = predicted_segments(bundle, test, outputs, as_of, decisions)
+    labels = test.labels or {}
+    churn = (outputs["churn_probability"], labels["churn"]) if "churn" in labels and "churn_probability" in outputs else None
+    value = (outputs["expected_value"], labels["value"]) if "value" in labels and "expected_value" in outputs else None
+    table = segment_table(seg["segment"], rules.names, churn, value)
+    out: dict[str, Any] = {
+        "segments": {"as_of": as_of.isoformat(), "rules": rules.describe(), "table": table.to_dicts()},
+    }
+    if before is not None:
+        matrix, n = transition_matrix(before, seg, rules.names)
+        out["segment_transitions"] = {"customers": n, "matrix": matrix.to_dicts()}
+    return out
