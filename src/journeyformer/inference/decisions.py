@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from omegaconf import OmegaConf
 
 from journeyformer.data.batch import Batch
 from journeyformer.data.sequences import Sequences
@@ -68,6 +69,8 @@ class Decisions:
         rules = None
         if segments is not None:
             cfg = default_segments() if isinstance(segments, str) and segments == "default" else segments
+            if OmegaConf.is_config(cfg):  # a Hydra config node (ListConfig rules): plain values
+                cfg = OmegaConf.to_container(cfg, resolve=True)
             if not isinstance(cfg, Mapping):
                 raise ConfigError(f"segments must be a mapping of rules (or null), got {cfg!r}")
             try:
