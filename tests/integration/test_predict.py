@@ -18,7 +18,7 @@ from support import CONFIG_DIR
 
 from journeyformer.data.events import load_events
 from journeyformer.errors import EventDataError
-from journeyformer.inference import job as job_module
+from journeyformer.inference import local as job_module
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.job import predict_events, predict_from_config
 from journeyformer.inference.partition import REASON_NO_HISTORY, REASON_NO_VALID

@@ -213,7 +213,7 @@ def test_script_errors_are_one_line_unless_debug(bundle, events_path, tmp_path):
 DRIVER = """
 import runpy, sys, time
 from pathlib import Path
-import journeyformer.inference.job as job
+import journeyformer.inference.local as job
 
 flag = Path(sys.argv.pop())
 

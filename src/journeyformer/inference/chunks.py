@@ -1,10 +1,16 @@
-"""Read events in customer chunks, so scoring memory does not grow with the input.
+"""Read events in customer chunks, so scoring memory does not grow with the input and the
+input is read a fixed number of times, however many chunks there are.
 
-Customers are assigned to ``n`` chunks by a hash of ``customer_id``; each chunk is a lazy
-filter over :func:`journeyformer.data.events.scan_events`, collected by Polars' streaming
-engine, so only one chunk's events (plus the next one, being prepared) are ever in memory.
-Every customer lands in exactly one chunk, and a chunk holds all of its customers' events, so
-a chunk is a partition for :func:`journeyformer.inference.partition.score_partition`.
+Customers are assigned to ``n`` chunks by a hash of ``customer_id`` (:func:`chunk_key`). The
+input is read in three cheap streaming passes over two columns (size, customers, the end of
+the data: :class:`InputPlan`) and ONE streaming pass over every column, which writes each
+chunk's events to its own temporary Parquet partition (:meth:`EventChunks.spill`); scoring
+then reads one partition at a time. Only one chunk's events (plus the next one, being
+prepared) are ever in memory. Every customer lands in exactly one chunk, and a chunk holds all
+of its customers' events, so a chunk is a partition for
+:func:`journeyformer.inference.partition.score_partition`. The distributed driver
+(:mod:`journeyformer.inference.ray_driver`) uses the same key, so both engines cut the input
+into the same partitions.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from journeyformer.errors import ConfigError, EventDataError
 log = logging.getLogger(__name__)
 
 _HASH_SEED = 20250101  # fixed, so a chunk holds the same customers on every run
+_KEY = "chunk"  # the spill's partition directories: chunk=0/, chunk=1/, ...
 
 
 @dataclass(frozen=True)
@@ -47,9 +54,15 @@ class InputPlan:
     n_chunks: int
 
 
+def chunk_key(n_chunks: int) -> pl.Expr:
+    """The chunk (0 .. n_chunks - 1) of each row's customer: a seeded hash of customer_id,
+    the same on every run, machine and engine."""
+    return (pl.col("customer_id").hash(_HASH_SEED) % n_chunks).cast(pl.Int64)
+
+
 def chunk_filter(index: int, n_chunks: int) -> pl.Expr:
     """True for rows whose customer belongs to chunk ``index`` of ``n_chunks``."""
-    return pl.col("customer_id").hash(_HASH_SEED) % n_chunks == index
+    return chunk_key(n_chunks) == index
 
 
 class EventChunks:
@@ -69,6 +82,7 @@ class EventChunks:
         self.schema = schema
         self.lf, self.name = scan_events(path, schema)
         self.plan = self._plan(chunk_customers)
+        self._spilled: Path | None = None
 
     def _plan(self, chunk_customers: int) -> InputPlan:
         stats = self._collect(
@@ -114,10 +128,40 @@ class EventChunks:
         except pl.exceptions.PolarsError as err:
             raise read_error(self.name, err) from None
 
+    def spill(self, directory: str | Path) -> None:
+        """One streaming pass over the input: write chunk ``i``'s events (read with the schema,
+        not yet validated) under ``directory/chunk=i/``. Memory stays bounded by Polars'
+        streaming batches, not by the input; the disk needs about the input's size.
+
+        With a single chunk nothing is written: :meth:`read` reads the input itself, once.
+        """
+        if self.plan.n_chunks == 1:
+            return
+        directory = Path(directory)
+        target = pl.PartitionBy(
+            directory,
+            key={_KEY: chunk_key(self.plan.n_chunks)},
+            include_key=False,
+            approximate_bytes_per_file=None,  # one file per chunk, whatever its size
+        )
+        try:
+            self.lf.sink_parquet(target, engine="streaming", mkdir=True)
+        except pl.exceptions.PolarsError as err:
+            raise read_error(self.name, err) from None
+        self._spilled = directory
+
     def read(self, index: int) -> pl.DataFrame:
         """The events of chunk ``index``, read with the schema but not yet validated (see
-        :func:`journeyformer.inference.partition.prepare_partition`)."""
-        return self._collect(self.lf.filter(chunk_filter(index, self.plan.n_chunks)))
+        :func:`journeyformer.inference.partition.prepare_partition`); call :meth:`spill`
+        first when there is more than one chunk."""
+        if self.plan.n_chunks == 1:
+            return self._collect(self.lf)
+        if self._spilled is None:
+            raise RuntimeError("EventChunks.read before spill(): the input would be re-read per chunk")
+        part = self._spilled / f"{_KEY}={index}"
+        if not part.is_dir():  # no customer hashed to this chunk
+            return self.lf.clear().collect()
+        return pl.read_parquet(part / "*.parquet", schema=self.lf.collect_schema())
 
     def source(self, index: int) -> str:
         return f"{self.name} [chunk {index + 1}/{self.plan.n_chunks}]"

@@ -1,0 +1,186 @@
+"""The local scoring driver: events (Parquet/CSV, a file, directory or glob) -> one
+predictions Parquet file, on one machine.
+
+Flow (the input is read a fixed number of times, whatever its size; :mod:`.chunks`)::
+
+    plan:           3 streaming passes over customer_id and timestamp (size, customers, as_of)
+    spill:          1 streaming pass over every column -> temporary Parquet partition per chunk
+    worker thread:  read partition i+1 -> prepare_partition (validate, sequences, batches)
+    main thread:    score_prepared on partition i (onnxruntime) -> predictions -> row group
+
+Each partition goes through :func:`journeyformer.inference.partition.score_partition`'s two
+halves. Polars and onnxruntime both release the GIL, so preparing the next chunk overlaps with
+inference on the current one; at most two chunks are in memory. The partitions live in a temp
+directory beside the output (``scratch=`` to put it elsewhere), removed when the job ends,
+fails or is killed (and by the next run after a hard kill). Predictions stream into a
+temporary Parquet file beside the output; predictions and rejects are published together only
+when every chunk succeeded, with ``<output stem>.manifest.json`` (row counts, checksums) written
+last (:func:`journeyformer.publish.publish_files`), so a failure or a kill leaves the previous
+result. Outputs that would overwrite the input or each other, or an existing directory, are
+refused before any work. Customers without a prediction go to the rejects file with a reason;
+together the two files hold every customer of the input exactly once.
+
+Needs no torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from journeyformer.data.samples import parse_time
+from journeyformer.errors import ConfigError
+from journeyformer.inference.bundle import Bundle, load_bundle
+from journeyformer.inference.chunks import EventChunks
+from journeyformer.inference.decisions import Decisions
+from journeyformer.inference.partition import (
+    Prepared,
+    prediction_schema,
+    prepare_partition,
+    score_prepared,
+)
+from journeyformer.inference.result import PredictResult, check_accounted, rejects_path
+from journeyformer.inference.runner import OnnxRunner
+from journeyformer.io import temp_file
+from journeyformer.publish import (
+    check_distinct,
+    check_file_output,
+    clean_stale,
+    manifest_path,
+    publish_files,
+)
+
+log = logging.getLogger(__name__)
+
+
+def scratch_path(output: Path, scratch: str | Path | None) -> Path:
+    """The name the temporary partitions are kept under (a temp directory beside it)."""
+    base = Path(scratch) if scratch else output.parent
+    return base / f"{output.name}.partitions"
+
+
+def resolve_as_of(as_of: datetime | str | None) -> datetime | None:
+    """``as_of=`` as given (ISO-8601, naive means UTC) -> a UTC datetime, or None."""
+    try:
+        return parse_time(as_of) if as_of is not None else None
+    except ValueError as err:
+        raise ConfigError(f"as_of: {err}") from None
+
+
+def predict_events(
+    bundle: Bundle | str | Path,
+    input: str | Path,
+    output: str | Path,
+    *,
+    as_of: datetime | str | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    batch_size: int = 64,
+    chunk_customers: int = 50_000,
+    top_k: int = 3,
+    with_embedding: bool = False,
+    threads: int | None = None,
+    optimization: str = "basic",
+    schema_overrides: Mapping[str, Any] | None = None,
+    rejects: str | Path | None = None,
+    progress: bool = True,
+    scratch: str | Path | None = None,
+    decide: Mapping[str, Any] | None = None,
+) -> PredictResult:
+    """Score every customer of ``input`` at ``as_of`` and write ``output`` (Parquet).
+
+    Args:
+        bundle: a bundle directory (or a loaded :class:`Bundle`).
+        input: events: a file, a directory of Parquet files or a glob.
+        output: predictions Parquet file (see
+            :func:`journeyformer.inference.partition.prediction_frame` for the columns).
+        as_of: score with events at or before this time (ISO-8601; naive means UTC).
+            Default: the end of the data (:mod:`journeyformer.data.as_of`).
+        chunk_customers: about this many customers are in memory at a time (two chunks).
+        threads, optimization: onnxruntime settings (:mod:`journeyformer.inference.session`).
+        schema_overrides: ``data`` settings replacing the bundle's event schema (columns,
+            time_zone, timestamp_unit, null_keys, duplicates, format).
+        rejects: Parquet file of customers without a prediction (customer_id, as_of, reason,
+            first_event). Default: ``<output stem>.rejects.parquet``.
+        scratch: directory for the temporary partitions (about the input's size on disk);
+            default: the output's directory.
+        decide: segment rules and explanation settings (``segments``, ``explain``,
+            ``explain_events``, ``explain_top``; :meth:`Decisions.from_config`); None: the
+            default segments, no explanations.
+    """
+    start = time.perf_counter()
+    output, rejects = Path(output), Path(rejects) if rejects else rejects_path(output)
+    manifest = manifest_path(output)
+    parts_name = scratch_path(output, scratch)
+    check_file_output(output, "output", [input])
+    check_file_output(rejects, "rejects", [input])
+    check_file_output(manifest, "manifest", [input])
+    check_distinct({"output": output, "rejects": rejects, "manifest": manifest})
+    clean_stale([output, rejects, manifest, parts_name])
+    given_as_of = resolve_as_of(as_of)
+    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    # The session first: a missing GPU runtime fails before any data is read.
+    runner = OnnxRunner(bundle, device, precision, threads, optimization=optimization)
+    decisions = Decisions.from_config(bundle, decide or {})
+    schema = bundle.schema(schema_overrides)
+    chunks = EventChunks(input, schema, chunk_customers)
+    plan = chunks.plan
+    when = given_as_of if given_as_of is not None else plan.latest
+    log.info(
+        "%s: %d events, %d customers, %d chunk(s); as_of %s; onnxruntime on %s",
+        plan.name, plan.n_rows, plan.n_customers, plan.n_chunks, when.isoformat(), runner.provider,
+    )  # fmt: skip
+
+    def prepare(i: int) -> Prepared:
+        return prepare_partition(chunks.read(i), bundle, schema, when, batch_size, chunks.source(i))
+
+    customer_id = chunks.lf.collect_schema()["customer_id"]
+    out_schema = prediction_schema(bundle, customer_id, with_embedding, decisions)
+    result = PredictResult(output, rejects, when, 0, 0, 0, 0, plan.n_chunks, 0.0)
+    reject_parts: list[pl.DataFrame] = []
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
+    bar = tqdm(total=plan.n_customers, unit="customer", desc="scoring", disable=not progress)
+    try:
+        with (
+            temp_file(parts_name) as parts_dir,
+            publish_files({"predictions": output, "rejects": rejects}, manifest) as tmp,
+        ):
+            chunks.spill(parts_dir)
+            writer = pq.ParquetWriter(tmp["predictions"], pl.DataFrame(schema=out_schema).to_arrow().schema)
+            try:
+                pending: Future = pool.submit(prepare, 0)
+                for i in range(plan.n_chunks):
+                    prepared = pending.result()
+                    if i + 1 < plan.n_chunks:
+                        pending = pool.submit(prepare, i + 1)  # overlaps with inference below
+                    part = score_prepared(
+                        prepared, bundle, when, runner, top_k, with_embedding, customer_id, bar.update,
+                        decisions=decisions,
+                    )
+                    if part.n_scored:
+                        writer.write_table(part.predictions.to_arrow())
+                    result.add(part)
+                    reject_parts.append(part.rejects)
+                    bar.update(part.n_rejected)
+            finally:
+                writer.close()
+            rejected = pl.concat(reject_parts)
+            rejected.write_parquet(tmp["rejects"])
+            check_accounted(plan.name, plan.n_customers, result.n_scored, rejected.height)
+    finally:
+        bar.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+    result.finish(rejected, time.perf_counter() - start)
+    if result.unknown:
+        log.info("values unseen in training mapped to <unk> (events): %s", result.unknown)
+    log.info("\n%s", result.summary())
+    return result
