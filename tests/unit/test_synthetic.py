@@ -282,3 +282,24 @@ def test_generator_never_writes_over_data_it_did_not_make(tmp_path: Path) -> Non
     moved = tmp_path / "elsewhere"
     made.parent.rename(moved)
     ensure_synthetic(moved / "events.parquet", SyntheticConfig(n_customers=20, days=30, seed=2))
+
+
+def test_pieces_cover_every_customer_once_with_the_process_of_one_piece(tmp_path):
+    from journeyformer.data.synthetic_pieces import write_in_pieces
+
+    config = SyntheticConfig(n_customers=250, seed=4, days=90)
+    dirs = write_in_pieces(config, tmp_path / "big", piece_customers=100, generated_dir=tmp_path)
+    parts = sorted(p.name for p in dirs["events"].iterdir())
+    assert parts == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    customers = pl.read_parquet(dirs["truth_customers"])
+    assert customers["customer_id"].sort().to_list() == list(range(1, 251))
+    events = pl.read_parquet(dirs["events"])
+    assert events["customer_id"].is_between(1, 250).all()
+    first = events.filter(pl.col("customer_id") <= 100)
+    assert first.equals(pl.read_parquet(dirs["events"] / "part-00000.parquet"))
+    # independent draws per piece, not one piece repeated
+    second = events.filter(pl.col("customer_id").is_between(101, 200))
+    assert first.height != second.height or not first["action"].equals(second["action"])
+    assert (tmp_path / "big" / "events.config.json").exists()
+    with pytest.raises(OutputError):  # never over a directory it did not make
+        write_in_pieces(config, tmp_path / "elsewhere" / "x", generated_dir=tmp_path / "gen")
