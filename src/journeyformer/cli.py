@@ -128,6 +128,20 @@ def generate_data_job(cfg: DictConfig) -> dict[str, Path]:
     return paths
 
 
+def build_store_job(cfg: DictConfig) -> Path:
+    """Write the sample store of ``data.path`` at ``data.store`` (configs/build_store.yaml)."""
+    from journeyformer.data.store_build import build_sample_store
+    from journeyformer.training.datamodule import resolve_events_path
+
+    data, labels = _plain(cfg.data), _plain(cfg.labels)
+    if not data.get("store"):
+        raise ValueError("data.store is not set: give the directory to write, e.g. data.store=data/store")
+    store = build_sample_store(resolve_events_path(data), data, labels, data["store"], int(cfg.shard_customers))
+    print(f"sample store: {store.path} ({sum(store.samples('train')):,} training samples in "
+          f"{store.n_shards('train')} shards)")  # fmt: skip
+    return store.path
+
+
 # command -> (config name, job, the extra it needs beyond the base install)
 COMMANDS: dict[str, tuple[str, Callable[[DictConfig], Any], str | None]] = {
     "train": ("train", train_job, "train"),
@@ -136,6 +150,7 @@ COMMANDS: dict[str, tuple[str, Callable[[DictConfig], Any], str | None]] = {
     "evaluate": ("evaluate", evaluate_job, "report"),
     "monitor": ("monitor", monitor_job, None),  # plots only with [report]
     "generate-data": ("generate_data", generate_data_job, None),
+    "build-store": ("build_store", build_store_job, "train"),  # resolve_events_path lives in training
 }
 
 USAGE = f"""usage: journeyformer <command> [hydra overrides and flags]
@@ -147,6 +162,7 @@ commands:
   evaluate       metrics + report.html (evaluate.yaml)       needs journeyformer[report]
   monitor        drift vs the bundle's reference (monitor.yaml)  base install (plots: [report])
   generate-data  write the synthetic data set (generate_data.yaml)
+  build-store    training samples as Parquet shards (build_store.yaml)  needs journeyformer[train]
 
 `journeyformer <command> --help` lists the command's settings; configs: {{config_dir}}
 journeyformer {__version__}"""
@@ -170,7 +186,10 @@ def run(command: str, args: Sequence[str]) -> Any:
         entry_point(task)
     )
     argv = sys.argv
-    sys.argv = [f"journeyformer {command}", *args]  # Hydra parses sys.argv
+    # Hydra parses sys.argv. A script (scripts/train.py) stays argv[0]: Lightning's DDP launcher
+    # starts the other ranks as `python <argv[0]> <args>` (trainer=ddp).
+    program = argv[0] if argv and argv[0].endswith(".py") else f"journeyformer {command}"
+    sys.argv = [program, *args]
     try:
         return app()
     finally:

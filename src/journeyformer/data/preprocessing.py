@@ -52,6 +52,7 @@ class PreprocessingMismatch(ConfigError):
 DATA_KEYS = (
     *EventSchema.__dataclass_fields__,
     "path", "synthetic", "generated_dir", "max_len", "context", "batch_size", "num_workers", "split",
+    "store", "store_stats_samples",  # training from a sample store (training/stream.py)
 )  # fmt: skip
 SPLIT_KEYS = ("val_fraction", "test_fraction", "salt", "train_customers")
 LABEL_KEYS = (*LabelConfig.__dataclass_fields__, "cutoffs")

@@ -39,7 +39,12 @@ class Vocab:
     @classmethod
     def build(cls, values: pl.Series, min_count: int = 1) -> Vocab:
         """Most frequent first; values seen fewer than ``min_count`` times map to unknown."""
-        counts = values.drop_nulls().cast(pl.String).rename("value").value_counts(name="n")
+        return cls.from_counts(values.drop_nulls().cast(pl.String).rename("value").value_counts(name="n"), min_count)
+
+    @classmethod
+    def from_counts(cls, counts: pl.DataFrame, min_count: int = 1) -> Vocab:
+        """:meth:`build` from value counts (columns ``value``: String, ``n``), e.g. counted by a
+        streaming pass over data larger than memory."""
         counts = counts.filter(pl.col("n") >= min_count).sort(
             ["n", "value"], descending=[True, False]
         )

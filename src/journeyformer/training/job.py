@@ -31,8 +31,9 @@ from journeyformer.model.config import ModelConfig
 from journeyformer.model.run import RunManifest, apply_buffers, spec_hash
 from journeyformer.model.runner import predict_sequences
 from journeyformer.publish import check_inside
-from journeyformer.training.datamodule import JourneyData, JourneyDataModule
+from journeyformer.training.datamodule import JourneyData
 from journeyformer.training.module import JourneyModule, load_module
+from journeyformer.training.stream import make_datamodule
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def train(cfg: DictConfig) -> TrainResult:
     run_dir = Path(str(cfg.run_dir))
     L.seed_everything(int(cfg.seed), workers=True)
     data_cfg, labels_cfg = _plain(cfg.data), _plain(cfg.labels)
-    dm = JourneyDataModule(
+    dm = make_datamodule(  # data.store set: training batches stream from the sample store
         data_cfg,
         labels_cfg,
         batch_size=int(data_cfg.get("batch_size", 256)),

@@ -1,0 +1,189 @@
+"""Build the sample store (:mod:`journeyformer.data.sample_store`) from events larger than
+memory, shard by shard.
+
+Passes over the input (Polars' streaming engine; memory bounded by one shard)::
+
+    1. plan + spill: customers hashed into shards of ``shard_customers`` (the predict job's
+       partitioning, :class:`journeyformer.inference.chunks.EventChunks`), one temp file each
+    2. per shard: validate (null keys, duplicates: per customer, so per shard is exact) and
+       keep the clean events in a second temp file
+    3. fit (:func:`fit_streaming`): data end, cutoffs, split, vocabularies by streaming counts
+       over the clean shards -- the same :class:`Preprocessing` ``Preprocessing.fit`` gives
+    4. per shard and split: the samples at every cutoff of the split -> ``<split>/shard-i.parquet``
+
+The spec (``spec.json``, written last) holds the preprocessing, each shard's counts and the
+sample counts per cutoff, checked as the in-memory path checks them. Temps live in a directory
+beside the store, removed at the end or on failure; the store itself is built in a temp
+directory and swapped into place (:func:`journeyformer.io.atomic_dir`). Torch-free.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from journeyformer.data.as_of import data_end
+from journeyformer.data.labels import LabelConfig
+from journeyformer.data.preprocessing import (
+    Preprocessing,
+    SplitConfig,
+    check_data_keys,
+    check_label_keys,
+)
+from journeyformer.data.sample_store import (
+    SPEC,
+    STORE_KIND,
+    STORE_VERSION,
+    SampleStore,
+    sequences_to_table,
+    widths_of,
+)
+from journeyformer.data.samples import SPLITS, CutoffSchedule, SampleCount
+from journeyformer.data.schema import EventDataError, EventSchema, validate
+from journeyformer.data.sequences import FeatureConfig, Sequences
+from journeyformer.data.vocab import Vocab, Vocabularies
+from journeyformer.io import atomic_dir, temp_file
+from journeyformer.publish import check_dir_output
+
+log = logging.getLogger(__name__)
+
+
+def fit_streaming(events: pl.LazyFrame, data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any],
+                  source: str = "events") -> Preprocessing:  # fmt: skip
+    """``Preprocessing.fit`` over clean (validated) events that need not fit in memory: the
+    same cutoffs, split and vocabularies, from streaming aggregates."""
+    check_data_keys(data_cfg)
+    check_label_keys(labels_cfg)
+    features = FeatureConfig.from_config(data_cfg)
+    labels = LabelConfig.from_config(labels_cfg)
+    cutoffs_cfg = dict(labels_cfg.get("cutoffs") or {})
+    end = data_end(events)
+    log.info("%s", end.describe(source))
+    first = events.select(pl.col("timestamp").min()).collect(engine="streaming").item()
+    cutoffs = CutoffSchedule.from_config(cutoffs_cfg, labels.horizon_days).resolve(first, end.end)
+    split = SplitConfig.from_config(data_cfg.get("split"))
+    ids = events.select(pl.col("customer_id").unique()).collect(engine="streaming")
+    train_ids = split.customers(ids)["train"]
+    train = events.filter(
+        pl.col("customer_id").is_in(train_ids.implode()) & (pl.col("timestamp") <= max(cutoffs["train"]))
+    )
+    vocabs = {}
+    for col in features.categorical:
+        counts = (
+            train.select(pl.col(col).drop_nulls().cast(pl.String).alias("value"))
+            .group_by("value").agg(pl.len().cast(pl.UInt32).alias("n"))
+            .collect(engine="streaming")
+        )  # fmt: skip
+        vocabs[col] = Vocab.from_counts(counts)
+    if train.select(pl.len()).collect(engine="streaming").item() == 0:
+        raise EventDataError(f"{source}: no training events before {max(cutoffs['train'])}")
+    active = cutoffs_cfg.get("active_within_days")
+    return Preprocessing(
+        schema=EventSchema.from_config(data_cfg),
+        features=features,
+        labels=labels,
+        vocabs=Vocabularies(vocabs),
+        split=split,
+        cutoffs={k: tuple(v) for k, v in cutoffs.items()},
+        active_within_days=None if active is None else float(active),
+    )
+
+
+_NOT_FIT = ("path", "store", "store_stats_samples", "batch_size", "num_workers", "generated_dir", "synthetic")
+
+
+def fit_settings(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The data and labels settings the samples depend on (a store is built for these)."""
+    data = {f"data.{k}": v for k, v in sorted(data_cfg.items()) if k not in _NOT_FIT}
+    return json.loads(json.dumps({**data, **{f"labels.{k}": v for k, v in sorted(labels_cfg.items())}}, default=str))
+
+
+def build_sample_store(
+    events_path: str | Path,
+    data_cfg: Mapping[str, Any],
+    labels_cfg: Mapping[str, Any],
+    out: str | Path,
+    shard_customers: int = 50_000,
+) -> SampleStore:
+    """Build the store of ``events_path`` at ``out`` (a new directory, or one this function
+    made before); see the module docstring. Returns it opened."""
+    from journeyformer.inference.chunks import EventChunks
+    from journeyformer.tasks import registry
+
+    out = Path(out)
+    check_dir_output(out, "data.store", SPEC, "sample store build", [events_path])
+    schema = EventSchema.from_config(data_cfg)
+    source = str(events_path)
+    with temp_file(out.with_name(out.name + ".spill")) as tmp, atomic_dir(out) as work:
+        chunks = EventChunks(events_path, schema, shard_customers)
+        n = chunks.plan.n_chunks
+        chunks.spill(tmp / "raw")
+        (tmp / "clean").mkdir(parents=True)
+        for i in range(n):  # pass 2: validated events per shard
+            raw = chunks.read(i)
+            if raw.height:
+                validate(raw, schema, chunks.source(i)).write_parquet(tmp / "clean" / f"{i:05d}.parquet")
+        clean = pl.scan_parquet(tmp / "clean" / "*.parquet")
+        pre = fit_streaming(clean, data_cfg, labels_cfg, source)
+        for warning in pre.labels.check_actions(
+            clean.select(pl.col("action").unique()).collect().get_column("action").to_list(), source
+        ):
+            log.warning(warning)
+        labelers = registry.labelers()
+        shards: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+        counts: dict[str, dict[str, list[int]]] = {s: {} for s in SPLITS}
+        widths: dict[str, Any] | None = None
+        for i in range(n):  # pass 3: samples per shard and split
+            path = tmp / "clean" / f"{i:05d}.parquet"
+            events = pl.read_parquet(path) if path.exists() else None
+            for split in SPLITS:
+                seqs = _shard_samples(pre, events, split, labelers, f"{source} [shard {i + 1}/{n}]", counts[split])
+                file = f"{split}/shard-{i:05d}.parquet"
+                (work / split).mkdir(exist_ok=True)
+                if seqs is not None and len(seqs):
+                    widths = widths or widths_of(seqs)
+                    pq.write_table(sequences_to_table(seqs), work / file)
+                    shards[split].append({"file": file, "samples": len(seqs), "events": seqs.n_events,
+                                          "unknown": seqs.unknown_counts})  # fmt: skip
+            log.info("sample store: shard %d/%d done", i + 1, n)
+        per_cut = {
+            split: [SampleCount(cut, *counts[split].get(cut.isoformat(), [0, 0, 0])) for cut in pre.cutoffs[split]]
+            for split in SPLITS
+        }  # fmt: skip
+        schedule = CutoffSchedule.from_config(labels_cfg.get("cutoffs") or {}, pre.horizon_days)
+        schedule.check_sample_counts(per_cut, source)
+        for split in SPLITS:
+            if not shards[split]:
+                raise EventDataError(f"{source}: the {split} split has no samples; use more customers")
+        last = clean.select(pl.col("timestamp").max()).collect(engine="streaming").item()
+        spec = {"kind": STORE_KIND, "version": STORE_VERSION, "source": source,
+                "preprocessing": pre.to_dict(), "widths": widths, "shards": shards,
+                "last_event": last.isoformat(), "shard_customers": shard_customers,
+                "counts": {s: {c: v for c, v in counts[s].items()} for s in SPLITS},
+                "settings": fit_settings(data_cfg, labels_cfg)}  # fmt: skip
+        (work / SPEC).write_text(json.dumps(spec, indent=1))
+    return SampleStore.open(out)
+
+
+def _shard_samples(pre: Preprocessing, events: pl.DataFrame | None, split: str, labelers: Mapping,
+                   source: str, counts: dict[str, list[int]]) -> Sequences | None:  # fmt: skip
+    """The samples of ``split``'s customers in one shard at each of its cutoffs; adds
+    [samples, customers, churners] per cutoff to ``counts``."""
+    if events is None or events.height == 0:
+        return None
+    customers = pre.split.customers(events)[split]
+    parts = []
+    for cut in pre.cutoffs[split]:
+        p = pre.sequences(events, cut, customers=customers, labelers=labelers, source=f"{source} [{split} @ {cut:%Y-%m-%d}]")
+        churn = int(p.labels["churn"].sum()) if p.labels and "churn" in p.labels else 0
+        c = counts.setdefault(cut.isoformat(), [0, 0, 0])
+        c[0], c[1], c[2] = c[0] + len(p), c[1] + p.customer_id.n_unique(), c[2] + churn
+        if len(p):
+            parts.append(p)
+    return Sequences.concat(parts) if parts else None
