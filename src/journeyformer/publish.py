@@ -314,6 +314,22 @@ def publish_files(outputs: Mapping[str, str | Path], manifest: str | Path) -> It
             atomic_write_text(manifest, json.dumps(record, indent=1))
 
 
+def write_dir_manifest(
+    directory: Path, files: Mapping[str, Path], name: str, extra: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``directory/name``: each file's path (relative), rows, bytes and SHA-256, plus
+    ``extra`` (e.g. counts). For a directory output published as one unit by
+    :func:`journeyformer.io.atomic_dir`; write it last, :func:`verify_manifest` reads it."""
+    manifest = directory / name
+    record = {
+        "kind": MANIFEST_KIND,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "files": {k: _entry(f, f, manifest) for k, f in files.items()},
+        **dict(extra or {}),
+    }
+    return atomic_write_text(manifest, json.dumps(record, indent=1))
+
+
 @contextmanager
 def _temps(paths: list[Path]) -> Iterator[list[Path]]:
     if not paths:

@@ -1,0 +1,243 @@
+"""The distributed scoring driver: Ray Data across the machines of a Ray cluster.
+
+``python scripts/predict.py engine=ray bundle=<dir> input=<events> output=<dir>`` (needs
+``pip install 'journeyformer[ray]'``). The same partitions and the same per-partition function
+as the local driver (:mod:`journeyformer.inference.local`), so both give the same customers
+and the same numbers::
+
+    driver:   plan (customers, as_of, partitions; Polars, two columns) -> read units
+    read:     one Ray task per Parquet row group (CSV: per file): read, normalize with the
+              bundle's schema, global row order (ties keep file order), chunk key
+    shuffle:  groupby(chunk) -> every event of a customer in one group
+    score:    map_groups on an actor pool; each actor holds one onnxruntime session and calls
+              score_partition, writes part-<chunk>.parquet and rejects-<chunk>.parquet
+              atomically and returns one row of counts
+    driver:   every chunk exactly once, every customer scored or rejected; rejects joined into
+              rejects.parquet; manifest.json (files, rows, bytes, SHA-256, counts) written last;
+              the directory swapped into place at ``output``
+
+A partition's files are named by its chunk, so an actor that dies mid-partition and is
+retried (``engine.max_restarts``) writes the same files again: nothing lost, nothing doubled.
+``output`` must be a directory every worker can write (a shared file system on a cluster);
+it is refused when it exists and was not made by this job. Torch-free.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from journeyformer.data.readers import format_of, resolve_files
+from journeyformer.data.schema import ROW, EventSchema, normalize
+from journeyformer.errors import ConfigError
+from journeyformer.inference.bundle import Bundle, load_bundle
+from journeyformer.inference.chunks import EventChunks, chunk_key
+from journeyformer.inference.local import resolve_as_of
+from journeyformer.inference.result import PredictResult, check_accounted
+from journeyformer.io import atomic_dir, atomic_write_parquet
+from journeyformer.publish import check_dir_output, clean_stale, write_dir_manifest
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+REJECTS = "rejects.parquet"
+_KEY = "_chunk"
+_COUNTS = {"chunk": pl.Int64, "n_scored": pl.Int64, "n_rejected": pl.Int64, "n_events": pl.Int64,
+           "unknown": pl.String}  # fmt: skip
+DEFAULTS: dict[str, Any] = {
+    "address": None,  # None: a local Ray on this machine; "auto": the running cluster
+    "num_workers": 2,  # scoring actors, each with one onnxruntime session
+    "num_cpus": 1,  # per actor
+    "num_gpus": 0,  # per actor (device=cuda with onnxruntime-gpu on the workers)
+    "max_restarts": 3,  # an actor that dies is restarted and its partition retried
+}
+
+
+def read_units(files: list[Path], fmt: str) -> list[dict[str, Any]]:
+    """The input cut into read tasks: a Parquet row group or a CSV file each, with the global
+    row number of its first row (the local reader's ``_row`` order)."""
+    units, offset = [], 0
+    for f in files:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(f).metadata
+            for g in range(meta.num_row_groups):
+                n = meta.row_group(g).num_rows
+                units.append({"file": str(f), "group": g, "offset": offset, "rows": n})
+                offset += n
+        else:
+            n = pl.scan_csv(f).select(pl.len()).collect().item()
+            units.append({"file": str(f), "group": -1, "offset": offset, "rows": n})
+            offset += n
+    return units
+
+
+def read_unit(batch: dict[str, Any], schema: EventSchema, fmt: str, name: str, n_chunks: int) -> Any:
+    """One read task (a batch of one unit): the unit's events, normalized as the local reader
+    does, with global row numbers and the chunk key. Returns a pyarrow Table."""
+    from journeyformer.data.readers import READERS
+
+    file, group, offset = str(batch["file"][0]), int(batch["group"][0]), int(batch["offset"][0])
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        lf = pl.from_arrow(pq.ParquetFile(file).read_row_group(group)).lazy()
+    else:
+        lf = READERS[fmt]([Path(file)], schema, name)
+    df = normalize(lf, schema, name).collect()
+    row_type = df.schema[ROW]
+    df = df.with_columns((pl.col(ROW).cast(pl.Int64) + offset).cast(row_type), chunk_key(n_chunks).alias(_KEY))
+    return df.to_arrow()
+
+
+class PartitionScorer:
+    """A Ray actor's scoring state: one onnxruntime session, reused for every partition."""
+
+    def __init__(self, bundle: str, schema: EventSchema, as_of: datetime, workdir: str,
+                 settings: Mapping[str, Any]) -> None:  # fmt: skip
+        from journeyformer.inference.runner import OnnxRunner
+
+        self.bundle = load_bundle(bundle)
+        self.schema, self.as_of, self.workdir, self.settings = schema, as_of, Path(workdir), dict(settings)
+        self.runner = OnnxRunner(
+            self.bundle,
+            self.settings["device"],
+            self.settings["precision"],
+            self.settings["threads"],
+            optimization=self.settings["optimization"],
+        )
+
+    def __call__(self, table: Any) -> Any:
+        from journeyformer.inference.partition import score_partition
+
+        events = pl.from_arrow(table)
+        chunk = int(events.get_column(_KEY)[0])
+        events = events.drop(_KEY)
+        part = score_partition(
+            events, self.bundle, self.schema, self.as_of, self.runner,
+            batch_size=self.settings["batch_size"], top_k=self.settings["top_k"],
+            with_embedding=self.settings["with_embedding"], source=f"chunk {chunk}",
+        )  # fmt: skip
+        self.on_partition(chunk)
+        atomic_write_parquet(self.workdir / f"part-{chunk:05d}.parquet", part.predictions)
+        atomic_write_parquet(self.workdir / f"rejects-{chunk:05d}.parquet", part.rejects)
+        return pl.DataFrame(
+            {"chunk": [chunk], "n_scored": [part.n_scored], "n_rejected": [part.n_rejected],
+             "n_events": [part.n_events], "unknown": [json.dumps(part.unknown)]}
+        ).to_arrow()  # fmt: skip
+
+    def on_partition(self, chunk: int) -> None:
+        """Called after a partition is scored, before its files are written (a test hook)."""
+
+
+def predict_events_ray(
+    bundle: Bundle | str | Path,
+    input: str | Path,
+    output: str | Path,
+    *,
+    engine: Mapping[str, Any] | None = None,
+    as_of: datetime | str | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    batch_size: int = 64,
+    chunk_customers: int = 50_000,
+    top_k: int = 3,
+    with_embedding: bool = False,
+    threads: int | None = None,
+    optimization: str = "basic",
+    schema_overrides: Mapping[str, Any] | None = None,
+    scorer: type[PartitionScorer] = PartitionScorer,
+) -> PredictResult:
+    """Score every customer of ``input`` on Ray and write the directory ``output``:
+    ``part-<chunk>.parquet`` (predictions), ``rejects.parquet``, ``manifest.json``.
+
+    Args are those of :func:`journeyformer.inference.local.predict_events`; ``engine``: the
+    ``configs/engine/ray.yaml`` settings (address, num_workers, num_cpus, num_gpus,
+    max_restarts). Starts a local Ray unless one is running or ``engine.address`` is given.
+    """
+    import ray
+
+    start = time.perf_counter()
+    opts = {**DEFAULTS, **{k: v for k, v in dict(engine or {}).items() if k != "name"}}
+    unknown = sorted(set(opts) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(f"engine={unknown} are not ray engine settings; known: {sorted(DEFAULTS)}")
+    output = Path(output)
+    check_dir_output(output, "output", MANIFEST, "ray predict job", [input])
+    clean_stale([output])
+    given_as_of = resolve_as_of(as_of)
+    bundle_dir = bundle.path if isinstance(bundle, Bundle) else Path(bundle)
+    loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle_dir)
+    schema = loaded.schema(schema_overrides)
+    plan = EventChunks(input, schema, chunk_customers).plan
+    when = given_as_of if given_as_of is not None else plan.latest
+    files = resolve_files(input)
+    fmt = format_of(files, schema.format)
+    units = read_units(files, fmt)
+    if not ray.is_initialized():
+        ray.init(address=opts["address"], log_to_driver=False)
+    settings = {"device": device, "precision": precision, "threads": threads or max(1, int(opts["num_cpus"])),
+                "optimization": optimization, "batch_size": batch_size, "top_k": top_k,
+                "with_embedding": with_embedding}  # fmt: skip
+    log.info("%s: %d events, %d customers, %d partition(s) on Ray (%d actors); as_of %s",
+             plan.name, plan.n_rows, plan.n_customers, plan.n_chunks, opts["num_workers"], when.isoformat())  # fmt: skip
+    result = PredictResult(output, output / REJECTS, when, 0, 0, 0, 0, plan.n_chunks, 0.0, engine="ray")
+    with atomic_dir(output) as work:
+        ds = ray.data.from_items(units, override_num_blocks=len(units)).map_batches(
+            read_unit, batch_size=1, fn_kwargs={"schema": schema, "fmt": fmt, "name": plan.name,
+                                               "n_chunks": plan.n_chunks},
+        )  # fmt: skip
+        counts = ds.groupby(_KEY, num_partitions=plan.n_chunks).map_groups(
+            scorer,
+            batch_format="pyarrow",
+            fn_constructor_kwargs={"bundle": str(bundle_dir), "schema": schema, "as_of": when,
+                                   "workdir": str(work), "settings": settings},
+            concurrency=int(opts["num_workers"]),
+            num_cpus=float(opts["num_cpus"]),
+            num_gpus=float(opts["num_gpus"]),
+            max_restarts=int(opts["max_restarts"]),
+            max_task_retries=int(opts["max_restarts"]),
+        )  # fmt: skip
+        table = pl.DataFrame(counts.take_all(), schema=_COUNTS)
+        _check_chunks(table, work, plan.name)
+        for row in table.iter_rows(named=True):
+            result.n_events += row["n_events"]
+            result.n_scored += row["n_scored"]
+            for col, n in json.loads(row["unknown"]).items():
+                result.unknown[col] = result.unknown.get(col, 0) + n
+        reject_files = sorted(work.glob("rejects-*.parquet"))
+        rejected = pl.concat([pl.read_parquet(f) for f in reject_files]).sort("customer_id")
+        atomic_write_parquet(work / REJECTS, rejected)
+        for f in reject_files:
+            f.unlink()
+        check_accounted(plan.name, plan.n_customers, result.n_scored, rejected.height)
+        result.finish(rejected, time.perf_counter() - start)
+        counts_record = {"customers": result.n_customers, "scored": result.n_scored,
+                         "rejected": result.n_rejected, "events": result.n_events,
+                         "partitions": plan.n_chunks, "as_of": when.isoformat(),
+                         "reject_reasons": result.reject_reasons}  # fmt: skip
+        parts = {f.stem: f for f in sorted(work.glob("part-*.parquet"))}
+        write_dir_manifest(work, {**parts, "rejects": work / REJECTS}, MANIFEST, {"counts": counts_record})
+    result.seconds = time.perf_counter() - start
+    log.info("\n%s", result.summary())
+    return result
+
+
+def _check_chunks(table: pl.DataFrame, work: Path, name: str) -> None:
+    """Each partition reported once, and its two files are there (a bug otherwise)."""
+    chunks = table.get_column("chunk")
+    if not chunks.is_unique().all():
+        twice = chunks.filter(chunks.is_duplicated()).unique().to_list()[:5]
+        raise RuntimeError(f"{name}: partitions {twice} were reported twice; nothing was written")
+    for c in chunks.to_list():
+        for kind in ("part", "rejects"):
+            if not (work / f"{kind}-{c:05d}.parquet").exists():
+                raise RuntimeError(f"{name}: partition {c} has no {kind} file; nothing was written")
