@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from journeyformer.data.events import scan_events
 from journeyformer.inference.bundle import load_bundle
@@ -49,3 +50,33 @@ def test_partitions_by_customer_reproduce_the_job(tiny_bundle, tiny_run, events_
     for col in ("churn_probability", "spend_probability", "stage_probability_churned"):
         np.testing.assert_allclose(torch_part.predictions[col], onnx_part.predictions[col], atol=1e-4)
     assert (torch_part.predictions["next_action"] == onnx_part.predictions["next_action"]).mean() > 0.99
+
+
+def test_spark_scorer_on_arrow_partitions_matches_the_job(tiny_bundle, events_path, tmp_path):
+    """The function a Spark job maps over its partitions (mapInArrow), fed the same Arrow
+    batches Spark would pass: every customer once, the job's numbers (Spark itself is not run
+    here; README "Spark")."""
+    from journeyformer.inference.spark import (
+        REJECT_REASON,
+        arrow_scorer,
+        output_schema,
+        spark_schema,
+    )
+
+    job = predict_events(tiny_bundle, events_path, tmp_path / "p.parquet", progress=False)
+    scorer = arrow_scorer(str(tiny_bundle), job.as_of)
+    raw = pl.read_parquet(events_path)
+    out = pl.concat(
+        [pl.from_arrow(pa.Table.from_batches(list(scorer(iter(raw.filter(pl.col("customer_id") % 3 == k)
+                                                              .to_arrow().to_batches(max_chunksize=500))))))
+         for k in range(3)]
+    )  # fmt: skip
+    assert out.schema == output_schema(str(tiny_bundle))
+    assert out["customer_id"].is_unique().all() and out.height == job.n_customers
+    scored = out.filter(pl.col(REJECT_REASON).is_null()).drop(REJECT_REASON).sort("customer_id")
+    want = pl.read_parquet(job.output).sort("customer_id")
+    assert scored["customer_id"].equals(want["customer_id"])
+    np.testing.assert_allclose(scored["churn_probability"], want["churn_probability"], atol=1e-6)
+    assert scored["next_action"].equals(want["next_action"])
+    assert out[REJECT_REASON].drop_nulls().len() == job.n_rejected
+    assert "`customer_id` bigint" in spark_schema(str(tiny_bundle)) and "array<string>" in spark_schema(str(tiny_bundle))

@@ -3,6 +3,7 @@ mid-run is retried with nothing lost or doubled. One local Ray (2 CPUs) for the 
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -27,7 +28,12 @@ def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})  # fmt: skip
     yield
+    gc.collect()  # datasets and object refs released while Ray is still up
     ray.shutdown()
+    # A late call into Ray (a finaliser at exit) must not start a second local Ray.
+    from ray._private import auto_init_hook
+
+    auto_init_hook.enable_auto_connect = False
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +91,7 @@ class DiesOnce(PartitionScorer):
 def test_a_worker_killed_mid_run_is_retried_and_nothing_is_lost_or_doubled(
     local_ray, local_result, tiny_bundle, events_path, tmp_path
 ):
-    import cloudpickle
+    from ray import cloudpickle  # Ray's own copy pickles the actor class
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
     DiesOnce.marker = str(tmp_path / "died")
