@@ -131,12 +131,15 @@ def generate_data_job(cfg: DictConfig) -> dict[str, Path]:
 def build_store_job(cfg: DictConfig) -> Path:
     """Write the sample store of ``data.path`` at ``data.store`` (configs/build_store.yaml)."""
     from journeyformer.data.store_build import build_sample_store
+    from journeyformer.tasks import registry
     from journeyformer.training.datamodule import resolve_events_path
 
     data, labels = _plain(cfg.data), _plain(cfg.labels)
     if not data.get("store"):
         raise ValueError("data.store is not set: give the directory to write, e.g. data.store=data/store")
-    store = build_sample_store(resolve_events_path(data), data, labels, data["store"], int(cfg.shard_customers))
+    store = build_sample_store(
+        resolve_events_path(data), data, labels, data["store"], int(cfg.shard_customers), registry.labelers()
+    )
     print(f"sample store: {store.path} ({sum(store.samples('train')):,} training samples in "
           f"{store.n_shards('train')} shards)")  # fmt: skip
     return store.path

@@ -10,6 +10,7 @@ import pytest
 from journeyformer.data.sequences import Sequences
 from journeyformer.data.store_build import build_sample_store
 from journeyformer.errors import ConfigError
+from journeyformer.tasks import registry
 from journeyformer.training.datamodule import prepare_data
 
 
@@ -27,7 +28,8 @@ def built(events_path, tmp_path_factory):
     cfg = compose_train(tiny_overrides(events_path), tmp_path_factory.mktemp("cfg"))
     data_cfg, labels_cfg = plain(cfg.data), plain(cfg.labels)
     out = tmp_path_factory.mktemp("store") / "store"
-    store = build_sample_store(events_path, data_cfg, labels_cfg, out, shard_customers=400)
+    store = build_sample_store(events_path, data_cfg, labels_cfg, out, shard_customers=400,
+                               labelers=registry.labelers())  # fmt: skip
     return store, prepare_data(data_cfg, labels_cfg)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from journeyformer.data.partitions import EventChunks
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
-from journeyformer.inference.chunks import EventChunks
 
 
 def test_one_spill_pass_gives_every_chunk_without_the_input(tmp_path):

@@ -4,7 +4,7 @@ memory, shard by shard.
 Passes over the input (Polars' streaming engine; memory bounded by one shard)::
 
     1. plan + spill: customers hashed into shards of ``shard_customers`` (the predict job's
-       partitioning, :class:`journeyformer.inference.chunks.EventChunks`), one temp file each
+       partitioning, :class:`journeyformer.data.partitions.EventChunks`), one temp file each
     2. per shard: validate (null keys, duplicates: per customer, so per shard is exact) and
        keep the clean events in a second temp file
     3. fit (:func:`fit_streaming`): data end, cutoffs, split, vocabularies by streaming counts
@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
 from journeyformer.data.as_of import data_end
-from journeyformer.data.labels import LabelConfig
+from journeyformer.data.labels import LabelConfig, LabelWindow
 from journeyformer.data.preprocessing import (
     Preprocessing,
     SplitConfig,
@@ -110,11 +111,15 @@ def build_sample_store(
     labels_cfg: Mapping[str, Any],
     out: str | Path,
     shard_customers: int = 50_000,
+    labelers: Mapping[str, Callable[[LabelWindow], np.ndarray]] | None = None,
 ) -> SampleStore:
     """Build the store of ``events_path`` at ``out`` (a new directory, or one this function
-    made before); see the module docstring. Returns it opened."""
-    from journeyformer.inference.chunks import EventChunks
-    from journeyformer.tasks import registry
+    made before); see the module docstring. Returns it opened.
+
+    ``labelers``: label name -> function, as for ``Preprocessing.split_sequences`` (the
+    training job passes every registered task's, ``tasks.registry.labelers()``).
+    """
+    from journeyformer.data.partitions import EventChunks
 
     out = Path(out)
     check_dir_output(out, "data.store", SPEC, "sample store build", [events_path])
@@ -135,7 +140,6 @@ def build_sample_store(
             clean.select(pl.col("action").unique()).collect().get_column("action").to_list(), source
         ):
             log.warning(warning)
-        labelers = registry.labelers()
         shards: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
         counts: dict[str, dict[str, list[int]]] = {s: {} for s in SPLITS}
         widths: dict[str, Any] | None = None

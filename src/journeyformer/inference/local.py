@@ -1,7 +1,7 @@
 """The local scoring driver: events (Parquet/CSV, a file, directory or glob) -> one
 predictions Parquet file, on one machine.
 
-Flow (the input is read a fixed number of times, whatever its size; :mod:`.chunks`)::
+Flow (the input is read a fixed number of times, whatever its size; :mod:`journeyformer.data.partitions`)::
 
     plan:           3 streaming passes over customer_id and timestamp (size, customers, as_of)
     spill:          1 streaming pass over every column -> temporary Parquet partition per chunk
@@ -37,10 +37,10 @@ import polars as pl
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from journeyformer.data.partitions import EventChunks
 from journeyformer.data.samples import parse_time
 from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle, load_bundle
-from journeyformer.inference.chunks import EventChunks
 from journeyformer.inference.decisions import Decisions
 from journeyformer.inference.partition import (
     Prepared,

@@ -34,11 +34,11 @@ from typing import Any
 
 import polars as pl
 
+from journeyformer.data.partitions import EventChunks, chunk_key
 from journeyformer.data.readers import format_of, resolve_files
 from journeyformer.data.schema import ROW, EventSchema, normalize
 from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle, load_bundle
-from journeyformer.inference.chunks import EventChunks, chunk_key
 from journeyformer.inference.local import resolve_as_of
 from journeyformer.inference.result import PredictResult, check_accounted
 from journeyformer.io import atomic_dir, atomic_write_parquet

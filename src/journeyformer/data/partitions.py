@@ -1,5 +1,6 @@
-"""Read events in customer chunks, so scoring memory does not grow with the input and the
-input is read a fixed number of times, however many chunks there are.
+"""Events in customer chunks, so memory does not grow with the input and the input is read a
+fixed number of times, however many chunks there are (prep layer: scoring and the sample
+store both partition this way).
 
 Customers are assigned to ``n`` chunks by a hash of ``customer_id`` (:func:`chunk_key`). The
 input is read in three cheap streaming passes over two columns (size, customers, the end of
