@@ -72,6 +72,8 @@ def test_spark_scorer_on_arrow_partitions_matches_the_job(tiny_bundle, events_pa
          for k in range(3)]
     )  # fmt: skip
     assert out.schema == output_schema(str(tiny_bundle))
+    batch = next(scorer(iter(raw.head(50).to_arrow().to_batches())))
+    assert not any(pa.types.is_large_list(t) or pa.types.is_large_string(t) for t in batch.schema.types)  # Spark reads neither
     assert out["customer_id"].is_unique().all() and out.height == job.n_customers
     scored = out.filter(pl.col(REJECT_REASON).is_null()).drop(REJECT_REASON).sort("customer_id")
     want = pl.read_parquet(job.output).sort("customer_id")

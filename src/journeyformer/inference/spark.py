@@ -67,6 +67,19 @@ def spark_schema(bundle: str, customer_id: pl.DataType = pl.Int64, with_embeddin
     return ", ".join(f"`{k}` {_ddl(v)}" for k, v in output_schema(bundle, customer_id, with_embedding).items())
 
 
+def _spark_type(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_list(t) or pa.types.is_list(t):
+        return pa.list_(_spark_type(t.value_type))
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    return t
+
+
+def spark_arrow(table: pa.Table) -> pa.Table:
+    """Polars' Arrow (large lists, large or view strings) -> the types Spark reads."""
+    return table.cast(pa.schema([pa.field(f.name, _spark_type(f.type)) for f in table.schema]))
+
+
 def arrow_scorer(
     bundle: str,
     as_of: datetime | str,
@@ -105,6 +118,6 @@ def arrow_scorer(
             [part.predictions.with_columns(pl.lit(None, pl.String).alias(REJECT_REASON)), rejects],
             how="diagonal_relaxed",
         ).select([pl.col(k).cast(v) for k, v in columns.items()])
-        yield from out.to_arrow().to_batches()
+        yield from spark_arrow(out.to_arrow()).to_batches()
 
     return score
