@@ -46,7 +46,7 @@ from journeyformer.data.sequences import Sequences
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
 from journeyformer.export.bundle import build_bundle
 from journeyformer.inference.bundle import load_bundle
-from journeyformer.inference.job import predict_events
+from journeyformer.inference.local import predict_events
 from journeyformer.inference.partition import prediction_frame
 from journeyformer.inference.runner import OnnxRunner
 from journeyformer.inference.session import default_threads

@@ -10,7 +10,7 @@ from polars.testing import assert_frame_equal
 
 from journeyformer import Predictor
 from journeyformer.errors import EventDataError
-from journeyformer.inference.job import predict_events
+from journeyformer.inference.local import predict_events
 
 AS_OF = datetime(2025, 6, 1, tzinfo=timezone.utc)
 

@@ -15,7 +15,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from journeyformer.cli import COMMANDS, config_dir
-from journeyformer.inference.job import predict_events
+from journeyformer.inference.local import predict_events
 
 AS_OF = datetime(2025, 6, 1, tzinfo=timezone.utc)
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from journeyformer.inference.bundle import load_bundle
-from journeyformer.inference.job import predict_events
+from journeyformer.inference.local import predict_events
 
 
 @pytest.fixture(scope="module")

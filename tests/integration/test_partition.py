@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from journeyformer.data.events import scan_events
 from journeyformer.inference.bundle import load_bundle
-from journeyformer.inference.job import predict_events
+from journeyformer.inference.local import predict_events
 from journeyformer.inference.partition import score_partition
 from journeyformer.inference.runner import OnnxRunner
 from journeyformer.model.run import load_run_network

@@ -20,7 +20,8 @@ from journeyformer.data.events import load_events
 from journeyformer.errors import EventDataError
 from journeyformer.inference import local as job_module
 from journeyformer.inference.bundle import load_bundle
-from journeyformer.inference.job import predict_events, predict_from_config
+from journeyformer.inference.job import predict_from_config
+from journeyformer.inference.local import predict_events
 from journeyformer.inference.partition import REASON_NO_HISTORY, REASON_NO_VALID
 from journeyformer.model.run import load_run_network
 from journeyformer.model.runner import predict_sequences
@@ -255,7 +256,7 @@ def test_scoring_runs_without_torch(bundle_dir, events_path, tmp_path):
                 if name == "torch" or name.startswith("torch.") or name.startswith("lightning"):
                     raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)")
         sys.meta_path.insert(0, NoTorch())
-        from journeyformer.inference.job import predict_events
+        from journeyformer.inference.local import predict_events
         r = predict_events({str(bundle_dir)!r}, {str(events_path)!r}, {str(out)!r}, progress=False)
         assert "torch" not in sys.modules
         print(r.n_scored)

@@ -20,7 +20,7 @@ from support import CONFIG_DIR, compose_train, tiny_overrides
 
 from journeyformer.errors import CheckpointError, EventDataError, OutputError
 from journeyformer.inference.bundle import PREPROCESSING, BundleError
-from journeyformer.inference.job import predict_events
+from journeyformer.inference.local import predict_events
 from journeyformer.publish import manifest_path, verify_manifest
 
 ROOT = Path(__file__).resolve().parents[2]

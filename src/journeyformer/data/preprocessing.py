@@ -269,7 +269,7 @@ class Preprocessing:
                 self.sequences(
                     events,
                     cut,
-                    customers=self._customers_at(customers, name, cut),
+                    customers=self.customers_at(customers, name, cut),
                     labelers=labelers,
                     source=f"{source} [{name} @ {cut:%Y-%m-%d}]",
                 )
@@ -293,7 +293,7 @@ class Preprocessing:
                 )
         return out, counts
 
-    def _customers_at(self, customers: Mapping[str, pl.Series], split: str, cut: datetime) -> pl.Series:
+    def customers_at(self, customers: Mapping[str, pl.Series], split: str, cut: datetime) -> pl.Series:
         """The customers of ``split``'s samples at ``cut``. With ``train_customers: all`` a
         training cutoff also takes the validation and test customers whose own evaluation
         cutoff is at least one horizon later: their training labels end before their

@@ -30,6 +30,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from journeyformer.data.as_of import data_end
+from journeyformer.data.features import FeatureConfig
 from journeyformer.data.labels import LabelConfig, LabelWindow
 from journeyformer.data.preprocessing import (
     Preprocessing,
@@ -46,9 +47,11 @@ from journeyformer.data.sample_store import (
     widths_of,
 )
 from journeyformer.data.samples import SPLITS, CutoffSchedule, SampleCount
-from journeyformer.data.schema import EventDataError, EventSchema, validate
-from journeyformer.data.sequences import FeatureConfig, Sequences
+from journeyformer.data.schema import EventSchema
+from journeyformer.data.sequences import Sequences
+from journeyformer.data.validate import validate
 from journeyformer.data.vocab import Vocab, Vocabularies
+from journeyformer.errors import EventDataError
 from journeyformer.io import atomic_dir, temp_file
 from journeyformer.publish import check_dir_output
 
@@ -181,10 +184,10 @@ def _shard_samples(pre: Preprocessing, events: pl.DataFrame | None, split: str, 
     [samples, customers, churners] per cutoff to ``counts``."""
     if events is None or events.height == 0:
         return None
-    customers = pre.split.customers(events)[split]
+    customers = pre.split.customers(events)
     parts = []
-    for cut in pre.cutoffs[split]:
-        p = pre.sequences(events, cut, customers=customers, labelers=labelers, source=f"{source} [{split} @ {cut:%Y-%m-%d}]")
+    for cut in pre.cutoffs[split]:  # the customers of each cutoff as Preprocessing.split_sequences takes them
+        p = pre.sequences(events, cut, customers=pre.customers_at(customers, split, cut), labelers=labelers, source=f"{source} [{split} @ {cut:%Y-%m-%d}]")
         churn = int(p.labels["churn"].sum()) if p.labels and "churn" in p.labels else 0
         c = counts.setdefault(cut.isoformat(), [0, 0, 0])
         c[0], c[1], c[2] = c[0] + len(p), c[1] + p.customer_id.n_unique(), c[2] + churn

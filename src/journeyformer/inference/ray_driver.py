@@ -34,9 +34,11 @@ from typing import Any
 
 import polars as pl
 
+from journeyformer.data.event_order import ROW
+from journeyformer.data.normalize import normalize
 from journeyformer.data.partitions import EventChunks, chunk_key
 from journeyformer.data.readers import format_of, resolve_files
-from journeyformer.data.schema import ROW, EventSchema, normalize
+from journeyformer.data.schema import EventSchema
 from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.local import resolve_as_of

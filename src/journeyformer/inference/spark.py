@@ -101,7 +101,7 @@ def arrow_scorer(
     bundle = str(bundle)
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from journeyformer.data.schema import normalize
+        from journeyformer.data.normalize import normalize
         from journeyformer.inference.partition import score_partition
 
         loaded, runner = _session(bundle, threads)
