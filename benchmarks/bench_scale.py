@@ -141,6 +141,7 @@ def main() -> None:
     p = sub.add_parser("train", parents=[common])
     p.add_argument("--max-steps", type=int, default=200)
     p.add_argument("--in-memory", type=float, default=1e7, help="also the in-memory path up to this size")
+    p.add_argument("--override", nargs="*", default=[], help="data/labels overrides for build and train")
     args = parser.parse_args()
     args.root.mkdir(parents=True, exist_ok=True)
     {"data": cmd_data, "predict": cmd_predict, "ray": cmd_ray, "train": cmd_train}[args.cmd](args)
@@ -155,15 +156,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     for n in args.events:
         events = str(data_dir(args.root, n) / "events")
         store = str(args.root / f"store_{n:.0e}".replace("+", ""))
-        data = [f"data.path={events}", "data.synthetic=null"]
-        build = run_child(
-            "import json\nfrom journeyformer.cli import main\n"
-            f"p = main(['build-store', *{data!r}, 'data.store={store}'])\n"
-            "from journeyformer.data.sample_store import SampleStore\n"
-            "s = SampleStore.open(p)\nprint(json.dumps({'samples': sum(s.samples('train'))}))\n"
-        )
-        print(f"| {n:,.0f} | store | {build['samples']:,} | build store | {build['wall_s']:.0f} | "
-              f"{build['peak_mb']:,.0f} |", flush=True)  # fmt: skip
+        data = [f"data.path={events}", "data.synthetic=null", *args.override]
+        if not (Path(store) / "spec.json").exists():  # built once; --rebuild-store to measure again
+            build = run_child(
+                "import json\nfrom journeyformer.cli import main\n"
+                f"main(['build-store', *{data!r}, 'data.store={store}'])\n"
+                "from journeyformer.data.sample_store import SampleStore\n"
+                f"s = SampleStore.open({store!r})\nprint(json.dumps({{'samples': sum(s.samples('train'))}}))\n"
+            )
+            print(f"| {n:,.0f} | store | {build['samples']:,} | build store | {build['wall_s']:.0f} | "
+                  f"{build['peak_mb']:,.0f} |", flush=True)  # fmt: skip
         paths = [("store", [f"data.store={store}"])] + ([("in memory", [])] if n <= args.in_memory else [])
         for name, extra in paths:
             overrides = [*data, *extra, f"trainer.max_steps={args.max_steps}", "trainer.max_epochs=1",

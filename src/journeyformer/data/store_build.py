@@ -105,6 +105,7 @@ _NOT_FIT = ("path", "store", "store_stats_samples", "batch_size", "num_workers",
 def fit_settings(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The data and labels settings the samples depend on (a store is built for these)."""
     data = {f"data.{k}": v for k, v in sorted(data_cfg.items()) if k not in _NOT_FIT}
+    data["data.split"] = SplitConfig.from_config(data_cfg.get("split")).to_dict()  # defaults spelled out
     return json.loads(json.dumps({**data, **{f"labels.{k}": v for k, v in sorted(labels_cfg.items())}}, default=str))
 
 

@@ -111,9 +111,11 @@ class StoreDataModule(JourneyDataModule):
 
 def check_settings(store: SampleStore, data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> None:
     """Refuse training settings the store's samples were not built with."""
+    from journeyformer.data.preprocessing import SplitConfig
     from journeyformer.data.store_build import fit_settings
 
-    built, wanted = store.spec.get("settings", {}), fit_settings(data_cfg, labels_cfg)
+    built, wanted = dict(store.spec.get("settings", {})), fit_settings(data_cfg, labels_cfg)
+    built["data.split"] = SplitConfig.from_config(built.get("data.split")).to_dict()  # older stores
     differ = sorted(k for k in set(built) | set(wanted) if built.get(k) != wanted.get(k))
     if differ:
         k = differ[0]
