@@ -168,7 +168,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                   f"{build['peak_mb']:,.0f} |", flush=True)  # fmt: skip
         paths = [("store", [f"data.store={store}"])] + ([("in memory", [])] if n <= args.in_memory else [])
         for name, extra in paths:
-            overrides = [*data, *extra, f"trainer.max_steps={args.max_steps}", "trainer.max_epochs=1",
+            overrides = [*data, *extra, f"+trainer.max_steps={args.max_steps}", "trainer.max_epochs=1",
                          f"+trainer.val_check_interval={args.max_steps}", "+trainer.limit_val_batches=50",
                          "evaluate=false", "trainer.enable_progress_bar=false",
                          f"paths.checkpoint_dir={args.root / 'checkpoints'}", f"run_name=mem_{n:.0e}_{name[:2]}"]  # fmt: skip
