@@ -104,7 +104,8 @@ class PartitionScorer:
     """A Ray actor's scoring state: one onnxruntime session, reused for every partition."""
 
     def __init__(self, bundle: str, schema: EventSchema, as_of: datetime, workdir: str,
-                 settings: Mapping[str, Any]) -> None:  # fmt: skip
+                 settings: Mapping[str, Any], decide: Mapping[str, Any] | None = None) -> None:  # fmt: skip
+        from journeyformer.inference.decisions import Decisions
         from journeyformer.inference.runner import OnnxRunner
 
         self.bundle = load_bundle(bundle)
@@ -116,6 +117,7 @@ class PartitionScorer:
             self.settings["threads"],
             optimization=self.settings["optimization"],
         )
+        self.decisions = Decisions.from_config(self.bundle, dict(decide or {}))
 
     def __call__(self, table: Any) -> Any:
         from journeyformer.inference.partition import score_partition
@@ -127,6 +129,7 @@ class PartitionScorer:
             events, self.bundle, self.schema, self.as_of, self.runner,
             batch_size=self.settings["batch_size"], top_k=self.settings["top_k"],
             with_embedding=self.settings["with_embedding"], source=f"chunk {chunk}",
+            decisions=self.decisions,
         )  # fmt: skip
         self.on_partition(chunk)
         atomic_write_parquet(self.workdir / f"part-{chunk:05d}.parquet", part.predictions)
@@ -157,6 +160,7 @@ def predict_events_ray(
     optimization: str = "basic",
     schema_overrides: Mapping[str, Any] | None = None,
     scorer: type[PartitionScorer] = PartitionScorer,
+    decide: Mapping[str, Any] | None = None,
 ) -> PredictResult:
     """Score every customer of ``input`` on Ray and write the directory ``output``:
     ``part-<chunk>.parquet`` (predictions), ``rejects.parquet``, ``manifest.json``.
@@ -201,7 +205,7 @@ def predict_events_ray(
             scorer,
             batch_format="pyarrow",
             fn_constructor_kwargs={"bundle": str(bundle_dir), "schema": schema, "as_of": when,
-                                   "workdir": str(work), "settings": settings},
+                                   "workdir": str(work), "settings": settings, "decide": decide},
             concurrency=int(opts["num_workers"]),
             num_cpus=float(opts["num_cpus"]),
             num_gpus=float(opts["num_gpus"]),
