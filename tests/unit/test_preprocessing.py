@@ -90,17 +90,17 @@ def test_training_on_all_customers_stays_out_of_time(fitted):
     every = replace(pre, split=SplitConfig(train_customers="all"))
     h = pre.labels.horizon
     for cut in pre.cutoffs["train"]:
-        chosen = set(every._customers_at(ids, "train", cut).to_list())
+        chosen = set(every.customers_at(ids, "train", cut).to_list())
         assert chosen == set().union(*(set(ids[s].to_list()) for s in ("train", "val", "test")))
         assert cut + h <= pre.cutoffs["val"][0]
-    assert every._customers_at(ids, "val", pre.cutoffs["val"][0]).to_list() == ids["val"].to_list()
+    assert every.customers_at(ids, "val", pre.cutoffs["val"][0]).to_list() == ids["val"].to_list()
     # short history: the last training cutoff is the validation cutoff
     val = pre.cutoffs["val"][0]
     short = replace(every, cutoffs={**pre.cutoffs, "train": (val - h, val)})
-    assert set(short._customers_at(ids, "train", val).to_list()) == set(ids["train"].to_list()) | set(
+    assert set(short.customers_at(ids, "train", val).to_list()) == set(ids["train"].to_list()) | set(
         ids["test"].to_list()
     )
-    assert not set(short._customers_at(ids, "train", val).to_list()) & set(ids["val"].to_list())
+    assert not set(short.customers_at(ids, "train", val).to_list()) & set(ids["val"].to_list())
     train, _ = every.split_sequences(events)
     assert len(train["train"]) > len(pre.split_sequences(events)[0]["train"])
     with pytest.raises(Exception, match="train_customers"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from journeyformer.data.batch import length_batches, run_in_batches
+from journeyformer.data.partitions import EventChunks
 from journeyformer.data.samples import parse_time
 from journeyformer.data.validate import validate
 from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle, BundleError, load_bundle
-from journeyformer.inference.chunks import EventChunks
 from journeyformer.inference.clusters import clusters_of
 from journeyformer.inference.decisions import Decisions
 from journeyformer.inference.partition import prediction_frame
@@ -81,18 +82,20 @@ def profile_population(
     when = as_of if as_of is not None else chunks.plan.latest
     counts = {name: Counts(p) for name, p in reference.profiles.items()}
     n = 0
-    for i in range(chunks.plan.n_chunks):
-        events = validate(chunks.read(i), schema, chunks.source(i))
-        seqs = pre.sequences(events, when, with_labels=False, active_only=True, source=chunks.source(i))
-        if len(seqs) == 0:
-            continue
-        batches = length_batches(seqs, batch_size)
-        outputs = run_in_batches(len(seqs), batches, runner.run)
-        frame = decisions.annotate(prediction_frame(seqs, outputs, bundle, when), seqs, outputs, batches, runner.run)
-        for name, (_, values) in measures(seqs, frame, pre).items():
-            if name in counts:
-                counts[name].add(values)
-        n += len(seqs)
+    with tempfile.TemporaryDirectory(prefix="journeyformer-monitor-") as tmp:
+        chunks.spill(tmp)  # one pass over the input; the chunks are read from there
+        for i in range(chunks.plan.n_chunks):
+            events = validate(chunks.read(i), schema, chunks.source(i))
+            seqs = pre.sequences(events, when, with_labels=False, active_only=True, source=chunks.source(i))
+            if len(seqs) == 0:
+                continue
+            batches = length_batches(seqs, batch_size)
+            outputs = run_in_batches(len(seqs), batches, runner.run)
+            frame = decisions.annotate(prediction_frame(seqs, outputs, bundle, when), seqs, outputs, batches, runner.run)
+            for name, (_, values) in measures(seqs, frame, pre).items():
+                if name in counts:
+                    counts[name].add(values)
+            n += len(seqs)
     if n == 0:
         raise ConfigError(
             f"{input}: no customer active within {pre.active_within_days} days before "
