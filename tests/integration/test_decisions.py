@@ -21,7 +21,7 @@ from journeyformer.data.samples import parse_time
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
 from journeyformer.inference.bundle import BundleError, load_bundle
 from journeyformer.inference.decisions import Decisions, default_segments
-from journeyformer.inference.job import predict_events
+from journeyformer.inference.local import predict_events
 from journeyformer.inference.reference import reference_of
 from journeyformer.monitoring.job import EXIT_DRIFT, monitor_events
 
