@@ -14,14 +14,26 @@ ROW = "_row"
 DUP_KEY = "_dup_key"
 
 
-def is_sorted(frame: pl.DataFrame | pl.LazyFrame) -> bool:
-    """True when rows are in (customer_id, timestamp, _row) order (one cheap pass)."""
+def sorted_expr() -> pl.Expr:
+    """True (one value) when rows are in (customer_id, timestamp, _row) order."""
     cid, ts, row = pl.col("customer_id"), pl.col("timestamp"), pl.col(ROW)
     prev_c, prev_t = cid.shift(1), ts.shift(1)
     ok = (cid > prev_c) | (
         (cid == prev_c) & ((ts > prev_t) | ((ts == prev_t) & (row > row.shift(1))))
     )
-    return bool(frame.lazy().select(ok.fill_null(True).all()).collect().item())
+    return ok.fill_null(True).all()
+
+
+def has_key_runs_expr() -> pl.Expr:
+    """True (one value) when a row has the (customer_id, timestamp) of the row before it:
+    in sorted order, the only places exact duplicates can be (see :func:`drop_duplicates`)."""
+    cid, ts = pl.col("customer_id"), pl.col("timestamp")
+    return ((cid == cid.shift(1)) & (ts == ts.shift(1))).fill_null(False).any()
+
+
+def is_sorted(frame: pl.DataFrame | pl.LazyFrame) -> bool:
+    """True when rows are in (customer_id, timestamp, _row) order (one cheap pass)."""
+    return bool(frame.lazy().select(sorted_expr()).collect().item())
 
 
 def sort_events(df: pl.DataFrame) -> pl.DataFrame:

@@ -12,6 +12,8 @@ keeps the originals so the caller can count and quote them.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import polars as pl
 
 from journeyformer.errors import ConfigError
@@ -21,10 +23,19 @@ UTC_US = pl.Datetime("us", "UTC")
 # 2286, as milliseconds they fall after 1970-04-26.
 EPOCH_MS_FROM = 1e10
 # Timestamps must fall before the year 10000 (microseconds since the epoch).
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MAX_MICROS = 253_402_300_800 * 1_000_000
 _ISO_AWARE = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%#z")
 _ISO_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
 _EPOCH_STRING = r"^[+-]?\d+(\.\d*)?$"
+
+
+def epoch_micros(t: datetime) -> int:
+    """Microseconds since 1970-01-01 UTC of ``t`` (naive means UTC): Polars' physical value of
+    a ``Datetime("us", "UTC")``. Comparing with it, or casting it, avoids a time-zone-aware
+    literal, which costs about a millisecond to build (it matters per call in the Python API)."""
+    aware = t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t
+    return (aware - _EPOCH) // timedelta(microseconds=1)
 
 
 def check_time_zone(value: str, setting: str) -> None:

@@ -16,8 +16,16 @@ from typing import Any
 
 import polars as pl
 
-from journeyformer.data.event_order import DUP_KEY, ROW, drop_duplicates, sort_events
+from journeyformer.data.event_order import (
+    DUP_KEY,
+    ROW,
+    drop_duplicates,
+    has_key_runs_expr,
+    sort_events,
+    sorted_expr,
+)
 from journeyformer.data.schema import EventSchema
+from journeyformer.data.timestamps import epoch_micros
 from journeyformer.errors import EventDataError
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,20 @@ def validate(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
         raise EventDataError(
             f"{name}: no events (the input is empty); point data.path at your events"
         )
+    if _is_clean(df, schema):
+        # Nothing to report, drop or sort: the steps below would only drop the helper columns
+        # and fill null/NaN numbers with 0 (one query instead of about ten; a service scoring
+        # one customer at a time pays the per-query cost of each).
+        numeric = ["amount", *schema.extra_numeric]
+        return df.drop("_ts_raw", "_amount_raw", DUP_KEY, strict=False).with_columns(
+            *(pl.col(c).fill_nan(0.0).fill_null(0.0) for c in numeric),
+            pl.col("customer_id").set_sorted(),
+        )
+    return _validate_steps(df, schema, name)
+
+
+def _validate_steps(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
+    """:func:`validate` one check and policy at a time (reports, drops, sorts)."""
     df = _check_timestamps(df, schema, name)
     df = _check_numbers(df, schema, name)
     df = _apply_null_keys(df, schema, name)
@@ -43,6 +65,26 @@ def validate(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
     if schema.duplicates == "drop":
         df = _drop_duplicates(df, name)
     return df.drop(DUP_KEY, strict=False)
+
+
+def _is_clean(df: pl.DataFrame, schema: EventSchema) -> bool:
+    """True when no check or policy of :func:`validate` has anything to do: no null key (which
+    an unparseable timestamp also is), no amount text that is not a number, no infinite
+    number, no event after the wall clock, rows already sorted and, with
+    ``data.duplicates=drop``, no two rows with the same customer and timestamp. One query."""
+    checks = [
+        ~(pl.col("customer_id").is_null() | pl.col("timestamp").is_null()).any(),
+        ~pl.any_horizontal(pl.col(c).is_infinite() for c in ["amount", *schema.extra_numeric]).any(),
+        # Compared as epoch microseconds: a time-zone-aware literal costs a millisecond to build.
+        ~(pl.col("timestamp").dt.epoch("us") > epoch_micros(now_utc())).any(),
+        sorted_expr(),
+    ]
+    if "_amount_raw" in df.columns:
+        bad = pl.col("amount").is_null() & (pl.col("_amount_raw").str.strip_chars() != "")
+        checks.append(~bad.any())
+    if schema.duplicates == "drop":
+        checks.append(~has_key_runs_expr())
+    return bool(df.select(pl.all_horizontal(checks)).item())
 
 
 def _examples(df: pl.DataFrame, mask: pl.Expr, col: str) -> list[Any]:

@@ -1,0 +1,355 @@
+"""Sequences of a few customers in NumPy: the Python API's small-input path.
+
+:func:`journeyformer.data.sequences.build_sequences` plans a dozen Polars queries per call, one
+of them with about a hundred aggregations (:mod:`journeyformer.data.aggregates`): the right
+trade for a million customers, but for one customer's twenty events the planning is most of the
+time (about 15 ms of a 20 ms call). :func:`few_sequences` computes the same arrays for scoring
+(no labels, every customer with history) with NumPy reductions over each customer's contiguous
+rows: the history summary and lifecycle stage (:mod:`journeyformer.data.labels`), the per-event
+features (:mod:`journeyformer.data.features`) and the aggregates, then the same
+:class:`~journeyformer.data.sequences.Sequences`.
+
+Same numbers: integer quantities, ids, timestamps and the summary are identical; float sums and
+means may differ from Polars' in the last bits of float64 (another summation order), which the
+float32 model inputs almost never see. ``tests/unit/test_sequences_numpy.py`` compares every
+field with the Polars path on many customers.
+
+Applies when :func:`applies` says so (event features in UTC); the caller falls back to
+:func:`~journeyformer.data.sequences.build_sequences` otherwise. Needs only Polars and NumPy.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from journeyformer.data.aggregates import CATEGORICAL_AGGREGATES, WINDOWS_DAYS, context_transform
+from journeyformer.data.features import FeatureConfig, context_features
+from journeyformer.data.labels import (  # the summary's own reductions, reused
+    _NO_TIME,
+    STAGES,
+    LabelConfig,
+    _first_rows,
+    _micros,
+    _Segments,
+    as_utc,
+)
+from journeyformer.data.sequences import Sequences, build_sequences, ragged_rows
+from journeyformer.data.timestamps import UTC_US
+from journeyformer.data.vocab import PAD, UNK_ID, Vocabularies
+
+log = logging.getLogger(__name__)
+
+_US_PER_DAY = 86_400e6
+_DAY_S = 86_400.0
+_STAGE = {name: i for i, name in enumerate(STAGES)}
+
+
+def applies(features: FeatureConfig) -> bool:
+    """Whether :func:`few_sequences` computes these features (local time other than UTC: no,
+    its daylight-saving rules are Polars')."""
+    return features.time_zone == "UTC"
+
+
+def few_sequences(
+    events: pl.DataFrame,
+    cutoff: datetime,
+    vocabs: Vocabularies,
+    features: FeatureConfig,
+    labels: LabelConfig,
+    source: str = "events",
+) -> Sequences:
+    """What ``build_sequences(events, cutoff, ..., with_labels=False)`` returns, in NumPy.
+
+    Args:
+        events: canonical events sorted by (customer_id, timestamp, _row), as
+            :func:`journeyformer.data.validate.validate` returns them.
+        cutoff: datetime (naive means UTC); only events at or before it are read.
+    Returns one sample per customer with an event at or before ``cutoff``, sorted by
+    customer_id.
+    """
+    if not applies(features):
+        raise ValueError(f"few_sequences: time_zone {features.time_zone!r} is not UTC")
+    cutoff = as_utc(cutoff)
+    cut_us = _micros(cutoff)
+    ts = events.get_column("timestamp").to_physical().to_numpy()
+    kept = ts <= cut_us
+    if not kept.all():
+        events = events.filter(pl.Series(kept))
+        ts = ts[kept]
+    if len(ts) == 0:  # nobody has history: the Polars path's empty Sequences
+        return build_sequences(events, cutoff, vocabs, features, labels, with_labels=False, source=source)
+    cid = events.get_column("customer_id")
+    n_rows = len(ts)
+    first = _first_rows(cid)
+    start = np.flatnonzero(first)
+    end = np.append(start[1:], n_rows).astype(np.int64)
+    n_events = end - start
+
+    actions = events.get_column("action").to_list()
+    flags = _action_flags(actions, labels)
+    ids = {c: _encode(actions if c == "action" else events.get_column(c).to_list(), vocabs[c].tokens) for c in features.categorical}
+    amount = events.get_column("amount").to_numpy().astype(np.float64, copy=False)
+    extras = {c: events.get_column(c).to_numpy().astype(np.float64, copy=False) for c in features.numeric}
+
+    summary = _summary(cid.gather(start), cutoff, cut_us, labels, ts, start, end, flags, amount)
+    lengths = np.minimum(n_events, features.max_len)
+    rows = ragged_rows(end - lengths, lengths)
+    numeric = _event_features(ts, first, cut_us, amount, extras, features)[rows]
+    categorical = np.stack([ids[c] for c in features.categorical], axis=1)[rows].astype(np.int32)
+    aggregates = _aggregates(ts, first, start, cut_us, ids, flags, amount, extras, summary, vocabs, features)
+    if features.context == "summary":
+        context = context_features(summary)
+    else:
+        context = context_transform(aggregates, features.aggregate_names(vocabs))
+    offsets = np.zeros(len(start) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    unknown = {c: int(n) for c, n in zip(features.categorical, (categorical == UNK_ID).sum(axis=0), strict=True) if n}
+    if unknown:
+        log.info("%s: values unseen in training mapped to <unk> (kept events): %s", source, unknown)
+    return Sequences(
+        customer_id=summary.get_column("customer_id"),
+        cutoff=np.full(len(start), np.datetime64(cutoff.replace(tzinfo=None), "us")),
+        offsets=offsets,
+        categorical=np.ascontiguousarray(categorical),
+        numeric=np.ascontiguousarray(numeric),
+        stage_now=summary.get_column("stage").to_numpy().astype(np.int64),
+        context=context,
+        summary=summary,
+        aggregates=aggregates,
+        unknown_counts=unknown,
+    )
+
+
+def _encode(values: list, tokens: tuple[str, ...]) -> np.ndarray:
+    """(E,) int64 vocabulary ids as :meth:`journeyformer.data.vocab.Vocab.encode` gives them:
+    known tokens (never the literal ``<pad>``/``<unk>``) by index, anything else 1."""
+    local: dict = {}
+    codes = np.fromiter((local.setdefault(v, len(local)) for v in values), np.int64, len(values))
+    index = {t: i for i, t in enumerate(tokens) if i >= 2}
+    return np.asarray([index.get(v, UNK_ID) for v in local], dtype=np.int64)[codes] if local else codes
+
+
+def _action_flags(actions: list, labels: LabelConfig) -> dict[str, np.ndarray]:
+    """Per event: purchase, intent, value (a value action) and activity, as bools."""
+    local: dict = {}
+    codes = np.fromiter((local.setdefault(a, len(local)) for a in actions), np.int64, len(actions))
+    uniq = list(local)
+    sets = {
+        "purchase": set(labels.purchase_actions),
+        "intent": set(labels.intent_actions),
+        "value": set(labels.value_actions),
+        "activity": None if labels.activity_actions is None else set(labels.activity_actions),
+    }
+    return {
+        k: (np.ones(len(actions), bool) if s is None else np.asarray([a in s for a in uniq], bool)[codes] if uniq else np.zeros(0, bool))
+        for k, s in sets.items()
+    }
+
+
+def _reduce(values: np.ndarray, start: np.ndarray, ufunc: np.ufunc = np.add) -> np.ndarray:
+    """``ufunc`` over each customer's rows (``start``: first rows, strictly increasing)."""
+    if len(start) == 0:
+        return np.zeros(0, dtype=values.dtype)
+    return ufunc.reduceat(values, start)
+
+
+def _days(cut_us: int, micros: np.ndarray) -> np.ndarray:
+    """Days from ``micros`` to the cutoff, as Polars' ``total_microseconds() / 1e6 / 86400``."""
+    return (cut_us - micros).astype(np.float64) / 1e6 / _DAY_S
+
+
+def _summary(
+    customer_id: pl.Series,
+    cutoff: datetime,
+    cut_us: int,
+    labels: LabelConfig,
+    ts: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    flags: dict[str, np.ndarray],
+    amount: np.ndarray,
+) -> pl.DataFrame:
+    """The history summary of :func:`journeyformer.data.labels.customer_table` at the cutoff
+    (every row is history here), with the lifecycle stage of ``stage_expr``."""
+    # The same reductions as customer_table (its _Segments), so float sums match bit for bit.
+    first = np.zeros(len(ts), dtype=bool)
+    first[start] = True
+    seg = _Segments(first, ts, cut_us)
+    spend = seg.reduce(np.where(flags["value"], amount, 0.0))[0]
+    n_purchases = seg.reduce(flags["purchase"])[0]
+    n_intent = seg.reduce(flags["intent"])[0]
+    window_start = _micros(cutoff - timedelta(days=labels.loyalty_window_days))
+    n_window = seg.reduce(flags["purchase"] & (ts > window_start))[0]
+    last = ts[end - 1] if len(ts) else np.zeros(0, np.int64)
+    if labels.activity_actions is None:
+        activity = last
+    else:
+        activity = seg.reduce(np.where(flags["activity"], ts, _NO_TIME), np.maximum, _NO_TIME)[0]
+    first_ts = ts[start] if len(ts) else np.zeros(0, np.int64)
+    has_activity = activity != _NO_TIME
+    recency = _days(cut_us, np.where(has_activity, activity, first_ts))
+    n_events = end - start
+    stage = np.select(
+        [
+            recency >= labels.churned_after_days,
+            n_window >= labels.loyalty_min_purchases,
+            n_purchases >= 2,
+            n_purchases == 1,
+            n_intent > 0,
+        ],
+        [_STAGE["churned"], _STAGE["loyalty"], _STAGE["retention"], _STAGE["first_purchase"], _STAGE["consideration"]],
+        _STAGE["acquisition"],
+    ).astype(np.int64)
+    activity_ts = pl.Series("last_activity_ts", activity).cast(UTC_US)
+    if not has_activity.all():
+        activity_ts = activity_ts.scatter(np.flatnonzero(~has_activity), None)
+    return pl.DataFrame(
+        [
+            customer_id.alias("customer_id"),
+            pl.Series("n_events", n_events, dtype=pl.UInt32),
+            pl.Series("spend", spend, dtype=pl.Float64),
+            pl.Series("n_purchases", n_purchases, dtype=pl.UInt32),
+            pl.Series("n_purchases_window", n_window, dtype=pl.UInt32),
+            pl.Series("has_intent", n_intent > 0, dtype=pl.Boolean),
+            pl.Series("first_ts", first_ts).cast(UTC_US),
+            pl.Series("last_ts", last).cast(UTC_US),
+            activity_ts,
+            pl.Series("tenure_days", _days(cut_us, first_ts), dtype=pl.Float64),
+            pl.Series("recency_days", recency, dtype=pl.Float64),
+            pl.Series("stage", stage, dtype=pl.Int64),
+        ]
+    )
+
+
+def _signed_log1p(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def _periodic(period: int) -> tuple[np.ndarray, np.ndarray]:
+    """The float32 sin/cos tables of :func:`journeyformer.data.features._periodic`."""
+    angle = np.arange(period) * (2 * np.pi / period)
+    return np.sin(angle).astype(np.float32), np.cos(angle).astype(np.float32)
+
+
+_TABLES = {1440: _periodic(1440), 7: _periodic(7)}
+
+
+def _event_features(
+    ts: np.ndarray,
+    first: np.ndarray,
+    cut_us: int,
+    amount: np.ndarray,
+    extras: dict[str, np.ndarray],
+    features: FeatureConfig,
+) -> np.ndarray:
+    """(E, F) float32, columns ``features.numeric_names`` (see ``event_features``)."""
+    gap_s = np.zeros(len(ts), dtype=np.float64)
+    if len(ts) > 1:
+        gap_s[1:] = (ts[1:] - ts[:-1]).astype(np.float64) / 1e6
+    with np.errstate(invalid="ignore"):  # a first row's gap is replaced below
+        log_gap = np.where(first, 0.0, np.log1p(gap_s) / 10)
+    age_s = (cut_us - ts).astype(np.float64) / 1e6
+    minute = (ts // 60_000_000) % 1440
+    weekday = (ts // 86_400_000_000 + 3) % 7  # Monday = 0; 1970-01-01 was a Thursday
+    hour_sin, hour_cos = _TABLES[1440]
+    dow_sin, dow_cos = _TABLES[7]
+    columns = [
+        _signed_log1p(amount).astype(np.float32),
+        log_gap.astype(np.float32),
+        (np.log1p(age_s) / 10).astype(np.float32),
+        hour_sin[minute],
+        hour_cos[minute],
+        dow_sin[weekday],
+        dow_cos[weekday],
+        *[_signed_log1p(extras[c]).astype(np.float32) for c in features.numeric],
+    ]
+    return np.stack(columns, axis=1) if len(ts) else np.zeros((0, len(columns)), np.float32)
+
+
+def _aggregates(
+    ts: np.ndarray,
+    first: np.ndarray,
+    start: np.ndarray,
+    cut_us: int,
+    ids: dict[str, np.ndarray],
+    flags: dict[str, np.ndarray],
+    amount: np.ndarray,
+    extras: dict[str, np.ndarray],
+    summary: pl.DataFrame,
+    vocabs: Vocabularies,
+    features: FeatureConfig,
+) -> np.ndarray:
+    """(N, K) float32, columns ``features.aggregate_names(vocabs)`` (see
+    :func:`journeyformer.data.aggregates.aggregate_features`)."""
+    n = len(start)
+    counts = np.diff(np.append(start, len(ts)))
+    age = (cut_us - ts).astype(np.float64) / _US_PER_DAY
+    value = flags["value"]
+    val = np.where(value, amount, 0.0)
+    out: dict[str, np.ndarray] = {}
+    for w in WINDOWS_DAYS:
+        out[f"n_events_{w}d"] = _reduce((age < w).astype(np.int64), start)
+    for w in WINDOWS_DAYS:
+        out[f"n_purchases_{w}d"] = _reduce((flags["purchase"] & (age < w)).astype(np.int64), start)
+    for w in WINDOWS_DAYS:
+        out[f"spend_{w}d"] = _reduce(np.where(age < w, val, 0.0), start)
+    for name in ("n_events", "n_purchases", "spend", "tenure_days", "recency_days"):
+        out[name] = summary.get_column(name).to_numpy().astype(np.float64)
+    day = ts // int(_US_PER_DAY)
+    new_day = first.copy()
+    new_day[1:] |= day[1:] != day[:-1]
+    out["n_active_days"] = _reduce(new_day.astype(np.int64), start)
+    # Gaps in days between a customer's consecutive events (none before its first).
+    gap = np.zeros(len(ts), dtype=np.float64)
+    if len(ts) > 1:
+        gap[1:] = (ts[1:] - ts[:-1]) / _US_PER_DAY
+    has_gap = ~first
+    n_gaps = counts - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = _reduce(np.where(has_gap, gap, 0.0), start) / n_gaps
+        dev = np.where(has_gap, gap - np.repeat(mean, counts), 0.0)
+        std = np.sqrt(_reduce(dev * dev, start) / (n_gaps - 1))
+        out["gap_mean_days"] = np.where(n_gaps >= 1, mean, np.nan)
+        out["gap_std_days"] = np.where(n_gaps >= 2, std, np.nan)
+        out["gap_max_days"] = np.where(n_gaps >= 1, _reduce(np.where(has_gap, gap, -np.inf), start, np.maximum), np.nan)
+        last = np.append(start[1:], len(ts)) - 1
+        out["gap_last_days"] = np.where(n_gaps >= 1, gap[last] if len(ts) else 0.0, np.nan)
+        n_value = _reduce(value.astype(np.int64), start)
+        out["purchase_amount_mean"] = np.where(n_value > 0, _reduce(val, start) / n_value, np.nan)
+        out["purchase_amount_max"] = np.where(n_value > 0, _reduce(np.where(value, amount, -np.inf), start, np.maximum), np.nan)
+        for c in features.numeric:
+            out[f"mean_{c}"] = _reduce(extras[c], start) / counts
+    recent = age < 30
+    for col in features.categorical:
+        tokens = vocabs[col].tokens
+        onehot = ids[col][:, None] == np.arange(len(tokens))[None, :]  # (E, V)
+        total = _reduce(onehot.astype(np.int64), start) if n else np.zeros((0, len(tokens)), np.int64)
+        last30 = _reduce((onehot & recent[:, None]).astype(np.int64), start) if n else total
+        for i, t in enumerate(tokens):
+            if t != PAD:
+                out[f"n_{col}={t}"] = total[:, i]
+                out[f"n30_{col}={t}"] = last30[:, i]
+    action = ids["action"]
+    tokens = vocabs["action"].tokens
+    onehot = action[:, None] == np.arange(len(tokens))[None, :]
+    since = _reduce(np.where(onehot, age[:, None], np.inf), start, np.minimum) if n else np.zeros((0, len(tokens)))
+    for i, t in enumerate(tokens):
+        if t != PAD:
+            out[f"days_since_action={t}"] = np.where(np.isinf(since[:, i]), np.nan, since[:, i])
+    last_row = np.append(start[1:], len(ts)) - 1
+    out["last_action"] = action[last_row]
+    out["last_channel"] = ids["channel"][last_row]
+    out["stage_now"] = summary.get_column("stage").to_numpy()
+    names = features.aggregate_names(vocabs)
+    assert set(CATEGORICAL_AGGREGATES) <= set(out)
+    table = np.empty((n, len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        table[:, j] = out[name]
+    return table.astype(np.float32)
+
+
+__all__ = ["applies", "few_sequences"]

@@ -1,0 +1,113 @@
+"""The NumPy small-input path gives the Polars path's sequences, field by field, and validate's
+one-query path gives the step-by-step result on clean input."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal, assert_series_equal
+
+from journeyformer.data.events import load_events
+from journeyformer.data.features import FeatureConfig
+from journeyformer.data.labels import LabelConfig
+from journeyformer.data.normalize import normalize
+from journeyformer.data.schema import EventSchema
+from journeyformer.data.sequences import Sequences, build_sequences
+from journeyformer.data.sequences_numpy import applies, few_sequences
+from journeyformer.data.validate import _validate_steps, validate
+from journeyformer.data.vocab import Vocabularies
+
+UTC = timezone.utc
+SCHEMA = {"extra_categorical": ["device"], "extra_numeric": ["items"]}
+
+
+def assert_same(a: Sequences, b: Sequences) -> None:
+    """Every field equal: integers, ids and the summary exactly, floats to float32 rounding
+    (another summation order may move the last bit of a float64 sum)."""
+    assert_series_equal(a.customer_id, b.customer_id)
+    for name in ("cutoff", "offsets", "categorical", "stage_now"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and np.array_equal(x, y), name
+    for name in ("numeric", "context", "aggregates"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        np.testing.assert_allclose(y, x, rtol=1e-6, atol=1e-6, equal_nan=True, err_msg=name)
+    assert_frame_equal(a.summary, b.summary)
+    assert a.unknown_counts == b.unknown_counts and a.labels is None and b.labels is None
+
+
+@pytest.fixture(scope="module")
+def canonical(events_path) -> pl.DataFrame:
+    return load_events(events_path, EventSchema.from_config(SCHEMA))
+
+
+@pytest.mark.parametrize(
+    ("context", "labels", "max_len"),
+    [
+        ("aggregates", {}, 64),
+        ("summary", {}, 64),
+        ("aggregates", {"activity_actions": ["purchase", "add_to_cart", "product_view"]}, 8),
+        ("aggregates", {"value_actions": ["purchase", "refund"], "loyalty_window_days": 45.5}, 3),
+    ],
+)
+def test_numpy_path_matches_the_polars_path_on_many_customers(canonical, context, labels, max_len):
+    # Vocabularies from part of the data, so the rest has unseen values (<unk>) too.
+    early = canonical.filter(pl.col("timestamp") < datetime(2025, 3, 1, tzinfo=UTC))
+    vocabs = Vocabularies.build(early.head(3000), ["action", "channel", "device"])
+    features = FeatureConfig(max_len, ("action", "channel", "device"), ("items",), "UTC", context)
+    cfg = LabelConfig(**labels)
+    n_customers = canonical["customer_id"].n_unique()
+    assert n_customers >= 1000
+    for cutoff in (datetime(2025, 2, 1, tzinfo=UTC), datetime(2025, 7, 15, 12, 30, tzinfo=UTC), datetime(2026, 6, 1)):
+        slow = build_sequences(canonical, cutoff, vocabs, features, cfg, with_labels=False)
+        fast = few_sequences(canonical, cutoff, vocabs, features, cfg)
+        assert len(slow) > 100
+        assert_same(slow, fast)
+    # one customer, and a few, as a service sends them
+    for ids in ([canonical["customer_id"][0]], canonical["customer_id"].unique().sort().head(7).to_list()):
+        part = canonical.filter(pl.col("customer_id").is_in(ids))
+        cutoff = datetime(2025, 9, 1, tzinfo=UTC)
+        assert_same(build_sequences(part, cutoff, vocabs, features, cfg, with_labels=False), few_sequences(part, cutoff, vocabs, features, cfg))
+
+
+def test_numpy_path_on_string_ids_pad_literals_ties_and_no_history():
+    rows = {
+        "customer_id": ["b", "a", "a", "b", "c", "a"],
+        "timestamp": ["2025-01-02T10:00", "2025-01-01T00:00", "2025-01-01T00:00", "2025-01-03T23:59", "2025-05-01", "2025-02-01"],
+        "action": ["purchase", "<pad>", "product_view", "<unk>", "purchase", "purchase"],
+        "channel": ["web", "app", "app", None, "web", "web"],
+        "amount": [10.0, None, 0.0, -3.0, 5.0, 7.5],
+    }
+    schema = EventSchema.from_config({})
+    frame = validate(normalize(pl.DataFrame(rows).lazy(), schema, "t").collect(), schema, "t")
+    vocabs = Vocabularies.from_dict({"action": ["<pad>", "<unk>", "purchase", "product_view"], "channel": ["<pad>", "<unk>", "web", "app"]})
+    features = FeatureConfig(2, ("action", "channel"), (), "UTC", "aggregates")
+    cutoff = datetime(2025, 3, 1, tzinfo=UTC)  # customer c has no history yet
+    slow = build_sequences(frame, cutoff, vocabs, features, LabelConfig(), with_labels=False)
+    fast = few_sequences(frame, cutoff, vocabs, features, LabelConfig())
+    assert fast.customer_id.to_list() == ["a", "b"] and fast.unknown_counts == slow.unknown_counts != {}
+    assert_same(slow, fast)
+    early = datetime(2024, 1, 1, tzinfo=UTC)
+    assert len(few_sequences(frame, early, vocabs, features, LabelConfig())) == 0 == len(build_sequences(frame, early, vocabs, features, LabelConfig(), with_labels=False))
+
+
+def test_numpy_path_declines_local_time_features():
+    assert applies(FeatureConfig(time_zone="UTC"))
+    assert not applies(FeatureConfig(time_zone="Europe/Berlin"))
+    with pytest.raises(ValueError, match="not UTC"):
+        few_sequences(pl.DataFrame(), datetime(2025, 1, 1), Vocabularies(), FeatureConfig(time_zone="Europe/Berlin"), LabelConfig())
+
+
+@pytest.mark.parametrize("duplicates", ["drop", "keep"])
+def test_validate_in_one_query_equals_the_steps_on_clean_input(events_path, duplicates):
+    schema = EventSchema.from_config({**SCHEMA, "duplicates": duplicates})
+    raw = pl.read_parquet(events_path).head(5000)
+    raw = raw.with_columns(pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col("amount")).alias("amount"))
+    normalized = normalize(raw.lazy(), schema, "t").collect()
+    assert_frame_equal(validate(normalized, schema, "t"), _validate_steps(normalized, schema, "t"))
+    # Unsorted input and text amounts also give the same result (through the steps).
+    shuffled = normalize(raw.sample(fraction=1.0, seed=1).with_columns(pl.col("amount").cast(pl.String)).lazy(), schema, "t").collect()
+    assert_frame_equal(validate(shuffled, schema, "t"), _validate_steps(shuffled, schema, "t"))
