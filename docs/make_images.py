@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -44,10 +45,37 @@ def arg(name: str, default: str | None = None) -> str:
 
 
 def timed(what: str, fn, *args, **kwargs):
+    """Run ``fn``, print its wall time with the load average (1 min) before and after."""
+    before = os.getloadavg()[0]
     start = time.perf_counter()
     out = fn(*args, **kwargs)
-    print(f"[time] {what}: {time.perf_counter() - start:.1f} s")
+    print(f"[time] {what}: {time.perf_counter() - start:.1f} s (load {before:.1f} -> {os.getloadavg()[0]:.1f})")
     return out
+
+
+def driver_plot(rows: list[dict], path: Path) -> None:
+    """Explanation example: per customer, the top churn and value drivers with their effects."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 2, figsize=(11, 1.9 * len(rows) + 0.6), squeeze=False)
+    for ax_row, r in zip(axes, rows, strict=True):
+        for ax, what, score, unit in (
+            (ax_row[0], "churn", f"churn {r['churn_probability']:.3f}", "probability points"),
+            (ax_row[1], "value", f"expected value {r['expected_value']:.1f}", "currency units"),
+        ):
+            names, effects = r[f"{what}_drivers"], r[f"{what}_driver_effects"]
+            ax.barh(range(len(names)), effects, color=["#c0392b" if e > 0 else "#2874a6" for e in effects])
+            ax.set_yticks(range(len(names)), names, fontsize=8)
+            ax.invert_yaxis()
+            ax.axvline(0, color="black", lw=0.8)
+            ax.set_title(f"customer {r['customer_id']} ({r['segment']}): {score}", fontsize=9)
+            ax.set_xlabel(f"effect on the {what} score ({unit})", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -55,6 +83,7 @@ def main() -> None:
     out = Path(arg("out", "docs/img"))
     sample = int(arg("sample", "2000"))
     out.mkdir(parents=True, exist_ok=True)
+    print(f"load average at start: {os.getloadavg()}")
     work = Path(tempfile.mkdtemp(prefix="jf_images_"))
     try:
         # 1. segments and clusters
@@ -80,6 +109,8 @@ def main() -> None:
         with pl.Config(fmt_str_lengths=200, tbl_width_chars=400, fmt_table_cell_list_len=3):
             print(x.select(cols).head(3))
             print(x.filter(pl.col("segment") == "loyal").select(cols).head(2))
+        examples = [*x.head(1).to_dicts(), *x.filter(pl.col("segment") == "loyal").head(1).to_dicts()]
+        driver_plot([{k: r[k] for k in cols} for r in examples], out / "explanations.png")
         top = x.with_columns(pl.col("churn_drivers").list.first().str.replace(r"^event -\d+ ", "event ").alias("top"))
         print(top["top"].value_counts(sort=True).head(8))
         # 3. drift: a fresh sample of the same world, and a shifted one
@@ -105,7 +136,7 @@ def main() -> None:
         print(json.dumps(metrics.get("backtest"), indent=1))
         for key in ("segments", "segment_transitions"):
             print(json.dumps(metrics.get(key), indent=1))
-        for png in ("backtest.png", "segment_transitions.png"):
+        for png in ("backtest.png", "segments.png", "segment_transitions.png"):
             if (report / png).exists():
                 shutil.copy(report / png, out / png)
         print(f"images: {sorted(p.name for p in out.glob('*.png'))}")

@@ -11,10 +11,17 @@ and onnxruntime settings); the table has the same columns (see
 :func:`journeyformer.inference.partition.prediction_frame`). Customers without an event at or
 before ``as_of`` are left out; :attr:`Predictor.last_rejected` lists them.
 
+Like the job, predictions carry ``segment`` (the rules of ``configs/segments/default.yaml``
+unless ``segments=`` says otherwise; None: no column) and ``cluster`` when the bundle has its
+reference and clusters (exported with ``data.path``), and ``predict(..., explain=True)`` adds the
+drivers of ``predict explain=true`` (:mod:`journeyformer.inference.explain`).
+
 For near-real-time scoring (a few customers after each event) keep one Predictor and call
 :meth:`Predictor.predict` with just those customers' events: there is no file I/O or chunk
-planning, one onnxruntime call scores up to ``batch_size`` customers, and the session stays warm
-(``benchmarks/bench_latency.py`` measures it). For files too large for memory use the
+planning, one onnxruntime call scores up to ``batch_size`` customers, the session stays warm,
+and inputs of up to ``small_events`` events build their sequences in NumPy
+(:mod:`journeyformer.data.sequences_numpy`: the same arrays without a dozen Polars query plans
+per call; ``benchmarks/bench_latency.py`` measures it). For files too large for memory use the
 ``journeyformer predict`` job, which streams customer chunks.
 
 Needs the base install only (no torch).
@@ -34,11 +41,16 @@ from journeyformer.data.batch import length_batches, run_in_batches
 from journeyformer.data.events import load_events
 from journeyformer.data.normalize import normalize
 from journeyformer.data.samples import parse_time
+from journeyformer.data.sequences import Sequences
+from journeyformer.data.sequences_numpy import applies, few_sequences
 from journeyformer.data.validate import validate
 from journeyformer.errors import EventDataError
 from journeyformer.inference.bundle import Bundle, load_bundle
+from journeyformer.inference.decisions import Decisions
 from journeyformer.inference.partition import prediction_frame, prediction_schema
 from journeyformer.inference.runner import OnnxRunner
+
+SMALL_EVENTS = 50_000  # inputs up to this many events build sequences in NumPy
 
 
 class Predictor:
@@ -50,6 +62,12 @@ class Predictor:
         batch_size: customers per onnxruntime call.
         schema_overrides: ``data`` settings replacing the bundle's event schema (columns,
             time_zone, ...), as ``predict`` accepts them.
+        segments: segment rules as ``configs/segments/default.yaml`` holds them, "default" for
+            those, None for no ``segment`` column.
+        explain_events, explain_top: as predict's settings of the same names (for
+            ``predict(..., explain=True)``).
+        small_events: inputs with at most this many events take the NumPy sequence path
+            (0: never; the numbers are the same either way).
     """
 
     def __init__(
@@ -58,11 +76,20 @@ class Predictor:
         runner: OnnxRunner,
         schema_overrides: Mapping[str, Any] | None = None,
         batch_size: int = 64,
+        *,
+        segments: Mapping[str, Any] | str | None = "default",
+        explain_events: int = 8,
+        explain_top: int = 3,
+        small_events: int = SMALL_EVENTS,
     ) -> None:
         self.bundle = bundle
         self.runner = runner
         self.batch_size = batch_size
         self.schema = bundle.schema(schema_overrides)
+        self.small_events = small_events
+        self.decisions = Decisions.for_bundle(bundle, segments)
+        self._explain = (segments, explain_events, explain_top)
+        self._explaining: Decisions | None = None
         self.last_rejected: list[Any] = []
 
     @classmethod
@@ -76,6 +103,9 @@ class Predictor:
         batch_size: int = 64,
         optimization: str = "basic",
         data: Mapping[str, Any] | None = None,
+        segments: Mapping[str, Any] | str | None = "default",
+        explain_events: int = 8,
+        explain_top: int = 3,
     ) -> Predictor:
         """Open ``bundle`` (a directory) once; ``threads=None`` uses every core.
 
@@ -83,7 +113,10 @@ class Predictor:
         """
         loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         runner = OnnxRunner(loaded, device, precision, threads, optimization=optimization)
-        return cls(loaded, runner, data, batch_size)
+        return cls(
+            loaded, runner, data, batch_size,
+            segments=segments, explain_events=explain_events, explain_top=explain_top,
+        )  # fmt: skip
 
     def events(self, events: pl.DataFrame | pl.LazyFrame | str | Path) -> pl.DataFrame:
         """Events in the user's columns (frame or path) -> validated canonical events."""
@@ -99,6 +132,14 @@ class Predictor:
             f"events must be a Polars DataFrame/LazyFrame or a path, got {type(events).__name__}"
         )
 
+    def sequences(self, canonical: pl.DataFrame, as_of: datetime) -> Sequences:
+        """The sequences of every customer of ``canonical`` (validated events) with history at
+        ``as_of``: in NumPy for small inputs, else with the batch job's Polars code."""
+        pre = self.bundle.preprocessing
+        if canonical.height <= self.small_events and applies(pre.features):
+            return few_sequences(canonical, as_of, pre.vocabs, pre.features, pre.labels)
+        return pre.sequences(canonical, as_of, with_labels=False, active_only=False, source="events")
+
     def predict(
         self,
         events: pl.DataFrame | pl.LazyFrame | str | Path,
@@ -106,6 +147,7 @@ class Predictor:
         *,
         top_k: int = 3,
         with_embedding: bool = False,
+        explain: bool = False,
     ) -> pl.DataFrame:
         """One row per customer with an event at or before ``as_of``, sorted by customer_id.
 
@@ -114,23 +156,36 @@ class Predictor:
                 Parquet/CSV file, directory or glob.
             as_of: ISO-8601 string or datetime (naive means UTC); default: the end of the data
                 as ``journeyformer predict`` finds it (:mod:`journeyformer.data.as_of`).
+            explain: add ``churn_drivers``, ``churn_driver_effects``, ``value_drivers``,
+                ``value_driver_effects`` (about 35 extra model rows per customer; needs a
+                bundle exported with ``data.path``).
         """
+        decisions = self._decisions(explain)
         canonical = self.events(events)
         # Default: the end of the data by the predict job's rule (stray late events ignored).
         when = parse_time(as_of) if as_of is not None else data_end(canonical).end
-        seqs = self.bundle.preprocessing.sequences(
-            canonical, when, with_labels=False, active_only=False, source="events"
-        )
+        seqs = self.sequences(canonical, when)
         seen = canonical.get_column("customer_id").unique()
         if len(seqs) == 0:
             self.last_rejected = seen.sort().to_list()
             dtype = canonical.schema["customer_id"]
-            return pl.DataFrame(schema=prediction_schema(self.bundle, dtype, with_embedding))
-        outputs = run_in_batches(len(seqs), length_batches(seqs, self.batch_size), self.runner.run)
+            return pl.DataFrame(schema=prediction_schema(self.bundle, dtype, with_embedding, decisions))
+        batches = length_batches(seqs, self.batch_size)
+        outputs = run_in_batches(len(seqs), batches, self.runner.run)
         frame = prediction_frame(seqs, outputs, self.bundle, when, top_k, with_embedding)
+        frame = decisions.annotate(frame, seqs, outputs, batches, self.runner.run)
         self.last_rejected = (
             seen.filter(~seen.is_in(seqs.customer_id.implode())).sort().to_list()
             if len(seqs) < len(seen)
             else []
         )
         return frame
+
+    def _decisions(self, explain: bool) -> Decisions:
+        """The segment/cluster columns, plus the explainer when asked (built once)."""
+        if not explain:
+            return self.decisions
+        if self._explaining is None:
+            segments, events, top = self._explain
+            self._explaining = Decisions.for_bundle(self.bundle, segments, True, events, top)
+        return self._explaining

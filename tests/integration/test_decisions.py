@@ -169,3 +169,28 @@ def test_monitor_flags_a_shifted_population_and_not_a_fresh_sample(decision_bund
     page = (tmp_path / "m_shift" / "monitor.html").read_text()
     assert "status: DRIFT" in page and "data:image/png;base64," in page
     assert np.isfinite([c["psi"] for c in written["columns"].values()]).all()
+
+
+def test_the_python_api_gives_the_job_segments_clusters_and_explanations(decision_bundle, ticket_events, tmp_path):
+    """Predictor.predict: segment and cluster by default, drivers with explain=True; the same
+    numbers as predict explain=true (both small-input and batch sequence paths)."""
+    from polars.testing import assert_frame_equal
+
+    from journeyformer import Predictor
+
+    as_of = cutoff(decision_bundle, "test")
+    events = pl.read_parquet(ticket_events)
+    some = events.filter(pl.col("customer_id").is_in(events["customer_id"].unique().sort().head(150).implode()))
+    some.write_parquet(tmp_path / "some.parquet")
+    predict_events(decision_bundle, tmp_path / "some.parquet", tmp_path / "x.parquet", as_of=as_of, progress=False, decide={"explain": True})
+    job = pl.read_parquet(tmp_path / "x.parquet").sort("customer_id")
+    assert {"segment", "cluster", "churn_drivers", "value_driver_effects"} <= set(job.columns)
+    predictor = Predictor.load(decision_bundle)
+    explained = predictor.predict(some, as_of=as_of, explain=True)
+    assert_frame_equal(explained, job, check_exact=False, rel_tol=1e-5, abs_tol=1e-5)
+    batch_path = Predictor(predictor.bundle, predictor.runner, small_events=0).predict(some, as_of=as_of, explain=True)
+    assert_frame_equal(explained, batch_path, check_exact=False, rel_tol=1e-5, abs_tol=1e-5)
+    plain = predictor.predict(some, as_of=as_of)  # no explain: the job's default columns
+    assert_frame_equal(plain, job.select(plain.columns), check_exact=False, rel_tol=1e-5, abs_tol=1e-5)
+    assert "churn_drivers" not in plain.columns and plain["segment"].null_count() == 0
+    assert "segment" not in Predictor.load(decision_bundle, segments=None).predict(some, as_of=as_of).columns

@@ -49,3 +49,24 @@ def test_segment_table_and_transitions():
         ["a", "b"],
     )
     assert n == 2 and m.row(0, named=True) == {"from": "a", "a": 0.5, "b": 0.5, "customers": 2}
+
+
+def test_decision_plots_draw_the_backtest_segment_table_and_transitions():
+    pytest.importorskip("matplotlib")
+    from journeyformer.evaluation.decisions import decision_plots
+
+    runs = [(datetime(2025, m, 1, tzinfo=timezone.utc), {"model": {"churn": {"auroc": 0.9}}, "baselines": {"churn": {"rfm": {"auroc": 0.8}}}}) for m in (9, 10, 11)]
+    table = segment_table(["a", "b", "a"], ["a", "b", "c"], (np.array([0.2, 0.8, 0.4]), np.array([0, 1, 1])), (np.array([5.0, 1.0, 3.0]), np.array([4.0, 0.0, 9.0])))
+    matrix, n = transition_matrix(
+        pl.DataFrame({"customer_id": [1, 2], "segment": ["a", "b"]}), pl.DataFrame({"customer_id": [1, 2], "segment": ["b", "b"]}), ["a", "b"]
+    )
+    metrics = {
+        "backtest": backtest_series(runs, {"churn": "auroc"}),
+        "segments": {"as_of": "2025-11-01T00:00:00+00:00", "rules": [], "table": table.to_dicts()},
+        "segment_transitions": {"customers": n, "matrix": matrix.to_dicts()},
+    }
+    pngs = decision_plots(metrics)
+    assert list(pngs) == ["backtest.png", "segments.png", "segment_transitions.png"]
+    assert all(png.startswith(b"\x89PNG") for _, png in pngs.values())
+    assert "predicted against actual" in pngs["segments.png"][0]
+    assert decision_plots({"segments": {"as_of": "x", "rules": [], "table": []}}) == {}

@@ -4,7 +4,7 @@
 (:mod:`journeyformer.evaluation.backtest`), and returns the last evaluation with, in its
 metrics, ``backtest`` (headline metrics over time, model and baselines), ``segments`` (the
 table at as_of) and ``segment_transitions`` (from one horizon before as_of to as_of).
-:func:`decision_plots` draws ``backtest.png`` and ``segment_transitions.png``;
+:func:`decision_plots` draws ``backtest.png``, ``segments.png`` and ``segment_transitions.png``;
 :func:`decision_html` renders the tables.
 """
 
@@ -78,7 +78,8 @@ def _segments_at(ev: Any, input: str | Path, overrides: Mapping[str, Any], decis
 
 
 def decision_plots(metrics: Mapping[str, Any]) -> dict[str, tuple[str, bytes]]:
-    """File -> (caption, PNG) for the backtest and the segment transitions, where present."""
+    """File -> (caption, PNG) for the backtest, the segment table and the segment transitions,
+    where present."""
     from journeyformer.evaluation import plots
 
     out = {}
@@ -87,6 +88,10 @@ def decision_plots(metrics: Mapping[str, Any]) -> dict[str, tuple[str, bytes]]:
             "Backtest: each task's headline metric at every as_of, model and baselines",
             plots.backtest_plot(metrics["backtest"]),
         )
+    if "segments" in metrics and metrics["segments"]["table"]:
+        seg = metrics["segments"]
+        title = f"Segments at as_of {seg['as_of'][:10]}: predicted against actual, per segment (customers)"
+        out["segments.png"] = (title, plots.segment_plot(seg["table"], title))
     if "segment_transitions" in metrics:
         rows = metrics["segment_transitions"]["matrix"]
         names = [r["from"] for r in rows]

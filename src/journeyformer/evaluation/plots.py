@@ -190,3 +190,24 @@ def transition_plot(names: Sequence[str], shares: np.ndarray, counts: Sequence[i
     ax.set_yticks(range(len(names)), [f"{n} ({c})" for n, c in zip(names, counts, strict=True)], fontsize=7)
     ax.set(xlabel="segment after", ylabel="segment before (customers)", title=title)
     return _png(fig)
+
+
+def segment_plot(table: Sequence[Mapping], title: str) -> bytes:
+    """The segment table as bars: per segment (with its size), mean predicted against actual
+    churn and mean predicted against actual value (``table``: metrics.json's segment rows)."""
+    rows = [r for r in table if r.get("customers")]
+    names = [f"{r['segment']} ({r['customers']:,})" for r in rows]
+    pairs = [(k, f"predicted_{k}", f"actual_{k}") for k in ("churn", "value") if rows and f"predicted_{k}" in rows[0]]
+    fig, axes = plt.subplots(1, max(len(pairs), 1), figsize=(5.2 * max(len(pairs), 1), 0.45 * len(rows) + 1.8), squeeze=False)
+    y = np.arange(len(rows))
+    for ax, (what, predicted, actual) in zip(axes[0], pairs, strict=False):
+        ax.barh(y - 0.2, [r[predicted] for r in rows], 0.4, label="predicted (mean)")
+        ax.barh(y + 0.2, [r[actual] for r in rows], 0.4, label="actual (mean)")
+        ax.set_yticks(y, names, fontsize=8)
+        ax.invert_yaxis()
+        unit = "probability / rate" if what == "churn" else "spend in the horizon"
+        ax.set(xlabel=unit, title=what)
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return _png(fig)

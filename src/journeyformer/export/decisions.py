@@ -108,7 +108,8 @@ def add_decision_files(
     if validation is None:
         log.warning(
             "no data.path: the bundle has no reference.json and no clusters.json (no drift "
-            "monitoring, no explanations, no cluster column, no quantile segment rules)"
+            "monitoring, no explanations, no cluster column, no quantile segment rules); "
+            "export with data.path=<the training events> to have them"
         )
         return None
     bundle = Bundle(tmp, spec)

@@ -29,7 +29,7 @@ from journeyformer.data.batch import Batch, length_batches, run_in_batches
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences
-from journeyformer.data.timestamps import UTC_US
+from journeyformer.data.timestamps import UTC_US, epoch_micros
 from journeyformer.data.validate import validate
 from journeyformer.tasks.base import Task, TaskContext, lists
 
@@ -234,7 +234,8 @@ def prediction_frame(
     ctx = spec.context(top_k)
     columns = {
         "customer_id": seqs.customer_id,
-        "as_of": pl.repeat(as_of, len(seqs), dtype=pl.Datetime("us", "UTC"), eager=True),
+        # From epoch microseconds: a time-zone-aware literal costs milliseconds to build.
+        "as_of": pl.Series(np.full(len(seqs), epoch_micros(as_of), dtype=np.int64)).cast(UTC_US),
         "n_events": seqs.summary.get_column("n_events"),
     }
     for task in spec.tasks:

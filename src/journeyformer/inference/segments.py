@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -120,17 +121,22 @@ class SegmentRules:
             segments.append(Segment(str(rule["name"]), conds, str(rule.get("description") or "")))
         return cls(tuple(segments), str(cfg.get("otherwise") or "other"))
 
-    def assign(self, frame: pl.DataFrame) -> pl.Series:
-        """(N,) segment name of each row of ``frame`` (prediction columns and HISTORY_INPUTS)."""
-        if frame.height == 0:
-            return pl.Series("segment", [], pl.String)
+    @cached_property
+    def expr(self) -> pl.Expr:
+        """The rules as one Polars expression (built once: a service assigns per call)."""
         expr: Any = pl.lit(self.otherwise)
         for seg in reversed(self.segments):
             cond = pl.lit(True)
             for c in seg.conditions:
                 cond = cond & c.expr()
             expr = pl.when(cond).then(pl.lit(seg.name)).otherwise(expr)
-        return frame.select(expr.cast(pl.String).alias("segment")).to_series()
+        return expr.cast(pl.String).alias("segment")
+
+    def assign(self, frame: pl.DataFrame) -> pl.Series:
+        """(N,) segment name of each row of ``frame`` (prediction columns and HISTORY_INPUTS)."""
+        if frame.height == 0:
+            return pl.Series("segment", [], pl.String)
+        return frame.select(self.expr).to_series()
 
     def describe(self) -> list[dict[str, str]]:
         """Each segment with its resolved conditions, for logs and reports."""
