@@ -12,7 +12,9 @@ and clusters.json), the commands the README shows, timing each:
 4. evaluate a backtest over several as_of dates (the segment table and transition matrix are
    in the same report).
 
-Writes the PNGs into ``docs/img/`` (``out=``) and prints every figure the README quotes.
+Writes the PNGs into ``docs/img/`` (``out=``: drift_psi, drift_bins, explanations, backtest,
+segments, segment_transitions) and prints every figure the README quotes, each time with the
+load average beside it. ``only=explain,drift,evaluate`` picks steps (step 1 always runs).
 Working files go to a temporary directory.
 """
 
@@ -98,50 +100,73 @@ def main() -> None:
         print(table)
         print(p["cluster"].value_counts(sort=True))
         # 2. explanations on a sample of customers
-        ids = p.filter(pl.col("n_events") >= 5)["customer_id"].sample(sample, seed=0)
-        sub = work / "sample.parquet"
-        pl.read_parquet(events).filter(pl.col("customer_id").is_in(ids.implode())).write_parquet(sub)
-        as_of = p["as_of"][0]
-        timed(f"predict {sample} customers", predict_events, bundle, sub, work / "s.parquet", as_of=as_of, progress=False)
-        timed(f"predict {sample} customers, explain=true", predict_events, bundle, sub, work / "x.parquet", as_of=as_of, progress=False, decide={"explain": True})
-        x = pl.read_parquet(work / "x.parquet").sort("churn_probability", descending=True)
-        cols = ["customer_id", "segment", "churn_probability", "churn_drivers", "churn_driver_effects", "expected_value", "value_drivers", "value_driver_effects"]
-        with pl.Config(fmt_str_lengths=200, tbl_width_chars=400, fmt_table_cell_list_len=3):
-            print(x.select(cols).head(3))
-            print(x.filter(pl.col("segment") == "loyal").select(cols).head(2))
-        examples = [*x.head(1).to_dicts(), *x.filter(pl.col("segment") == "loyal").head(1).to_dicts()]
-        driver_plot([{k: r[k] for k in cols} for r in examples], out / "explanations.png")
-        top = x.with_columns(pl.col("churn_drivers").list.first().str.replace(r"^event -\d+ ", "event ").alias("top"))
-        print(top["top"].value_counts(sort=True).head(8))
+        if want("explain"):
+            explanations(p, bundle, events, work, out, sample)
         # 3. drift: a fresh sample of the same world, and a shifted one
-        ref = json.loads((bundle / "preprocessing.json").read_text())["preprocessing"]["cutoffs"]["val"][0]
-        for name, change in (("fresh", {}), ("shifted", {"intensity": 1.5})):
-            world = work / name
-            write_journeys(generate_journeys(SyntheticConfig(n_customers=5000, seed=101, **change)), world)
-            r = timed(f"monitor {name} (5000 customers)", monitor_events, bundle, world / "events.parquet", work / f"m_{name}", as_of=ref)
-            print(r.report.summary(6))
-            if name == "shifted":
-                for caption, png in drift_plots(r.report).items():
-                    file = "drift_psi.png" if caption.startswith("Population") else "drift_bins.png"
-                    (out / file).write_bytes(base64.b64decode(png))
-        if arg("evaluate", "true") == "false":
+        if want("drift"):
+            drift(bundle, work, out)
+        if not want("evaluate"):
             return
         # 4. backtest + segment report
-        from journeyformer.evaluation.report import evaluate_from_config
-
-        cfg = {"bundle": str(bundle), "input": str(events), "output": str(work / "report"), "progress": False,
-               "backtest": {"every_days": 30, "start": "2025-08-02"}, "segments": "default"}  # fmt: skip
-        ev, report = timed("evaluate backtest", evaluate_from_config, cfg)
-        metrics = json.loads((report / "metrics.json").read_text())
-        print(json.dumps(metrics.get("backtest"), indent=1))
-        for key in ("segments", "segment_transitions"):
-            print(json.dumps(metrics.get(key), indent=1))
-        for png in ("backtest.png", "segments.png", "segment_transitions.png"):
-            if (report / png).exists():
-                shutil.copy(report / png, out / png)
-        print(f"images: {sorted(p.name for p in out.glob('*.png'))}")
+        backtest(bundle, events, work, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def want(step: str) -> bool:
+    """Whether ``only=`` (comma-separated: explain, drift, evaluate; default all) asks for it."""
+    only = arg("only", "explain,drift,evaluate").split(",")
+    return step in only and arg(step, "true") != "false"
+
+
+def explanations(p: pl.DataFrame, bundle: Path, events: Path, work: Path, out: Path, sample: int) -> None:
+    ids = p.filter(pl.col("n_events") >= 5)["customer_id"].sample(sample, seed=0)
+    sub = work / "sample.parquet"
+    pl.read_parquet(events).filter(pl.col("customer_id").is_in(ids.implode())).write_parquet(sub)
+    as_of = p["as_of"][0]
+    timed(f"predict {sample} customers", predict_events, bundle, sub, work / "s.parquet", as_of=as_of, progress=False)
+    timed(f"predict {sample} customers, explain=true", predict_events, bundle, sub, work / "x.parquet", as_of=as_of, progress=False, decide={"explain": True})
+    x = pl.read_parquet(work / "x.parquet").sort("churn_probability", descending=True)
+    cols = ["customer_id", "segment", "churn_probability", "churn_drivers", "churn_driver_effects", "expected_value", "value_drivers", "value_driver_effects"]
+    with pl.Config(fmt_str_lengths=200, tbl_width_chars=400, fmt_table_cell_list_len=3):
+        print(x.select(cols).head(3))
+        print(x.filter(pl.col("segment") == "loyal").select(cols).head(2))
+    # A customer to retain (the highest churn below 0.9 among the high-value or at-risk) and a
+    # loyal one: what the explanation tells in each case.
+    risky = x.filter(pl.col("segment").is_in(["high value at risk", "at risk"]) & (pl.col("churn_probability") < 0.9))
+    examples = [*risky.head(1).to_dicts(), *x.filter(pl.col("segment") == "loyal").head(1).to_dicts()]
+    driver_plot([{k: r[k] for k in cols} for r in examples], out / "explanations.png")
+    top = x.with_columns(pl.col("churn_drivers").list.first().str.replace(r"^event -\d+ ", "event ").alias("top"))
+    print(top["top"].value_counts(sort=True).head(8))
+
+
+def drift(bundle: Path, work: Path, out: Path) -> None:
+    ref = json.loads((bundle / "preprocessing.json").read_text())["preprocessing"]["cutoffs"]["val"][0]
+    for name, change in (("fresh", {}), ("shifted", {"intensity": 1.5})):
+        world = work / name
+        write_journeys(generate_journeys(SyntheticConfig(n_customers=5000, seed=101, **change)), world)
+        r = timed(f"monitor {name} (5000 customers)", monitor_events, bundle, world / "events.parquet", work / f"m_{name}", as_of=ref)
+        print(r.report.summary(6))
+        if name == "shifted":
+            for caption, png in drift_plots(r.report).items():
+                file = "drift_psi.png" if caption.startswith("Population") else "drift_bins.png"
+                (out / file).write_bytes(base64.b64decode(png))
+
+
+def backtest(bundle: Path, events: Path, work: Path, out: Path) -> None:
+    from journeyformer.evaluation.report import evaluate_from_config
+
+    cfg = {"bundle": str(bundle), "input": str(events), "output": str(work / "report"), "progress": False,
+           "backtest": {"every_days": 30, "start": "2025-08-02"}, "segments": "default"}  # fmt: skip
+    ev, report = timed("evaluate backtest", evaluate_from_config, cfg)
+    metrics = json.loads((report / "metrics.json").read_text())
+    print(json.dumps(metrics.get("backtest"), indent=1))
+    for key in ("segments", "segment_transitions"):
+        print(json.dumps(metrics.get(key), indent=1))
+    for png in ("backtest.png", "segments.png", "segment_transitions.png"):
+        if (report / png).exists():
+            shutil.copy(report / png, out / png)
+    print(f"images: {sorted(p.name for p in out.glob('*.png'))}")
 
 
 if __name__ == "__main__":
