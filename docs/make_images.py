@@ -73,6 +73,7 @@ def driver_plot(rows: list[dict], path: Path) -> None:
             ax.set_yticks(range(len(names)), names, fontsize=8)
             ax.invert_yaxis()
             ax.axvline(0, color="black", lw=0.8)
+            ax.tick_params(axis="x", labelsize=7)
             ax.set_title(f"customer {r['customer_id']} ({r['segment']}): {score}", fontsize=9)
             ax.set_xlabel(f"effect on the {what} score ({unit})", fontsize=8)
     fig.tight_layout()
@@ -136,6 +137,8 @@ def explanations(p: pl.DataFrame, bundle: Path, events: Path, work: Path, out: P
     risky = x.filter(pl.col("segment").is_in(["high value at risk", "at risk"]) & (pl.col("churn_probability") < 0.9))
     examples = [*risky.head(1).to_dicts(), *x.filter(pl.col("segment") == "loyal").head(1).to_dicts()]
     driver_plot([{k: r[k] for k in cols} for r in examples], out / "explanations.png")
+    for r in examples:
+        print("explanation example:", {k: r[k] for k in cols})
     top = x.with_columns(pl.col("churn_drivers").list.first().str.replace(r"^event -\d+ ", "event ").alias("top"))
     print(top["top"].value_counts(sort=True).head(8))
 
