@@ -84,7 +84,7 @@ def main() -> None:
     print(
         f"onnxruntime {ort.__version__}, {args.threads} intra-op thread(s), model "
         f"d_model={spec['model']['d_model']} n_layers={spec['model']['n_layers']} "
-        f"max_len={spec['max_len']}, polars {pl.__version__}"
+        f"max_len={base.bundle.preprocessing.max_len}, polars {pl.__version__}"
     )
     variants = {
         "batch path": (Predictor(base.bundle, base.runner, segments=None, small_events=0), True),

@@ -32,7 +32,7 @@ from pathlib import Path
 import polars as pl
 
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
-from journeyformer.inference.job import predict_events
+from journeyformer.inference.local import predict_events
 from journeyformer.monitoring.job import monitor_events
 from journeyformer.monitoring.page import plots as drift_plots
 
