@@ -111,3 +111,29 @@ def test_validate_in_one_query_equals_the_steps_on_clean_input(events_path, dupl
     # Unsorted input and text amounts also give the same result (through the steps).
     shuffled = normalize(raw.sample(fraction=1.0, seed=1).with_columns(pl.col("amount").cast(pl.String)).lazy(), schema, "t").collect()
     assert_frame_equal(validate(shuffled, schema, "t"), _validate_steps(shuffled, schema, "t"))
+
+
+def test_clean_check_in_numpy_agrees_with_the_query(events_path, monkeypatch):
+    from journeyformer.data import validate as validation
+
+    schema = EventSchema.from_config(SCHEMA)
+    raw = pl.read_parquet(events_path).head(400).sort("customer_id", "timestamp")
+    row = pl.int_range(pl.len())
+    frames = {
+        "clean": raw,
+        "unsorted": raw.reverse(),
+        "duplicate": pl.concat([raw, raw.slice(5, 1)]).sort("customer_id", "timestamp", maintain_order=True),
+        "infinite": raw.with_columns(pl.when(row == 7).then(float("inf")).otherwise(pl.col("items")).alias("items")),
+        "future": raw.with_columns(pl.when(row == raw.height - 1).then(pl.col("timestamp") + pl.duration(days=36500)).otherwise(pl.col("timestamp")).alias("timestamp")),
+        "null id": raw.with_columns(pl.when(row == 3).then(None).otherwise(pl.col("customer_id")).alias("customer_id")),
+        "NaN amount": raw.with_columns(pl.when(row == 2).then(float("nan")).otherwise(pl.col("amount")).alias("amount")),
+    }
+    for name, frame in frames.items():
+        normalized = normalize(frame.lazy(), schema, "t").collect()
+        via_numpy = validation._is_clean(normalized, schema)
+        monkeypatch.setattr(validation, "SMALL_FRAME", 0)
+        via_query = validation._is_clean(normalized, schema)
+        monkeypatch.setattr(validation, "SMALL_FRAME", 50_000)
+        assert via_numpy == via_query == (name in ("clean", "NaN amount")), name
+        if via_numpy:
+            assert_frame_equal(validate(normalized, schema, "t"), _validate_steps(normalized, schema, "t"))
