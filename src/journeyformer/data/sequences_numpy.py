@@ -317,7 +317,7 @@ def _aggregates(
         out["gap_std_days"] = np.where(n_gaps >= 2, std, np.nan)
         out["gap_max_days"] = np.where(n_gaps >= 1, _reduce(np.where(has_gap, gap, -np.inf), start, np.maximum), np.nan)
         last = np.append(start[1:], len(ts)) - 1
-        out["gap_last_days"] = np.where(n_gaps >= 1, gap[last] if len(ts) else 0.0, np.nan)
+        out["gap_last_days"] = np.where(n_gaps >= 1, gap[last], np.nan)
         n_value = _reduce(value.astype(np.int64), start)
         out["purchase_amount_mean"] = np.where(n_value > 0, _reduce(val, start) / n_value, np.nan)
         out["purchase_amount_max"] = np.where(n_value > 0, _reduce(np.where(value, amount, -np.inf), start, np.maximum), np.nan)
@@ -327,8 +327,8 @@ def _aggregates(
     for col in features.categorical:
         tokens = vocabs[col].tokens
         onehot = ids[col][:, None] == np.arange(len(tokens))[None, :]  # (E, V)
-        total = _reduce(onehot.astype(np.int64), start) if n else np.zeros((0, len(tokens)), np.int64)
-        last30 = _reduce((onehot & recent[:, None]).astype(np.int64), start) if n else total
+        total = _reduce(onehot.astype(np.int64), start)
+        last30 = _reduce((onehot & recent[:, None]).astype(np.int64), start)
         for i, t in enumerate(tokens):
             if t != PAD:
                 out[f"n_{col}={t}"] = total[:, i]
@@ -336,7 +336,7 @@ def _aggregates(
     action = ids["action"]
     tokens = vocabs["action"].tokens
     onehot = action[:, None] == np.arange(len(tokens))[None, :]
-    since = _reduce(np.where(onehot, age[:, None], np.inf), start, np.minimum) if n else np.zeros((0, len(tokens)))
+    since = _reduce(np.where(onehot, age[:, None], np.inf), start, np.minimum)
     for i, t in enumerate(tokens):
         if t != PAD:
             out[f"days_since_action={t}"] = np.where(np.isinf(since[:, i]), np.nan, since[:, i])
