@@ -3,13 +3,16 @@ several seeds: means, seed spread and paired bootstrap intervals of each headlin
 
     .venv/bin/python benchmarks/bench_quality.py [--worlds synthetic synthetic_purchases]
         [--seeds 42 43 44] [--out outputs/bench_quality.json] [override ...]
+    .venv/bin/python benchmarks/bench_quality.py --summarize outputs/bench_quality.json
 
 Each (world, seed) is one default ``make train`` run (``data=<world> seed=<seed>``, any extra
 Hydra overrides appended) on that world's default data; the seed changes the model's
 initialisation and batch order and the boosting baseline's bagging. Per world and task it
 prints the model's headline metric, LightGBM's and the best other baseline's (mean and
 standard deviation over seeds), the mean of model minus the best baseline, each seed's 95%
-interval and verdict, and the training time. Not a test.
+interval and verdict, and the training time. Runs go seed by seed over the worlds and the
+results file is rewritten after each, so an interrupted benchmark keeps the runs it finished
+(``--summarize`` prints their table). Not a test.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
+from journeyformer.io import atomic_write_text
 from journeyformer.pipelines import train
 from journeyformer.tasks import registry
 from journeyformer.tasks.boosting import NAME as BOOSTING
@@ -96,21 +100,30 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
     parser.add_argument("--out", default="outputs/bench_quality.json")
     parser.add_argument("--root", default="outputs/bench_quality_runs")
+    parser.add_argument(
+        "--summarize", metavar="JSON", help="print the table of a results file (e.g. an interrupted run's), exit"
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_args()
+    if args.summarize:
+        saved = json.loads(Path(args.summarize).read_text())["results"]
+        for world, runs in saved.items():
+            print("\n".join(summarize(world, {int(s): r for s, r in runs.items()})) + "\n")
+        return
     logging.basicConfig(level=logging.WARNING)
     root = Path(args.root)
-    results: dict[str, dict[int, dict]] = {}
-    for world in args.worlds:
-        for seed in args.seeds:
-            results.setdefault(world, {})[seed] = run(world, seed, args.overrides, root)
-    report = []
-    for world, runs in results.items():
-        report += summarize(world, runs) + [""]
-    print("\n".join(report))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"argv": sys.argv[1:], "results": results}, indent=1, default=str))
+    # Seed by seed (every world's first seed first), and the results file rewritten after every
+    # run, so an interrupted benchmark keeps complete seeds (``--summarize`` prints their table).
+    results: dict[str, dict[int, dict]] = {world: {} for world in args.worlds}
+    for seed in args.seeds:
+        for world in args.worlds:
+            results[world][seed] = run(world, seed, args.overrides, root)
+            saved = {"argv": sys.argv[1:], "results": results}
+            atomic_write_text(out, json.dumps(saved, indent=1, default=str))
+    for world, runs in results.items():
+        print("\n".join(summarize(world, runs)) + "\n")
     print(f"results: {out}")
 
 

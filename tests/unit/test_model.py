@@ -118,6 +118,7 @@ def test_disabled_heads_have_no_head_and_no_output():
         ({"tasks": {"churn": 0}}, "at least one task"),
         ({"tasks": {"ltv": 1.0}}, "unknown tasks"),
         ({"dropout": 1.5}, "dropout"),
+        ({"attention_dropout": -0.1}, "model.attention_dropout must be in"),
         ({"categorical_sizes": (1,)}, "<pad>"),
     ],
 )

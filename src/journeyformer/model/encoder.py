@@ -19,7 +19,7 @@ class SelfAttention(nn.Module):
         self.n_heads = cfg.n_heads
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
-        self.dropout = cfg.dropout
+        self.dropout = cfg.attention_dropout
 
     def forward(self, x: Tensor, mask: Tensor, query_at: Tensor | None = None) -> Tensor:
         """x (B, T, D), mask (B, 1, Tq, T) additive (0 = may attend) -> (B, Tq, D).
