@@ -115,7 +115,9 @@ def cmd_ray(args: argparse.Namespace) -> None:
                 "import json, ray\nfrom journeyformer.inference.ray_driver import predict_events_ray\n"
                 f"ray.init(num_cpus={args.workers}, include_dashboard=False, log_to_driver=False)\n"
                 f"r = predict_events_ray({args.bundle!r}, {inp!r}, {tmp + '/ray_out'!r}, "
-                f"chunk_customers={args.chunk}, engine={{'num_workers': {args.workers}}})\n"
+                f"chunk_customers={args.chunk}, threads=1, "
+                # one CPU of the cluster stays free for the read and shuffle tasks (check_cpus)
+                f"engine={{'num_workers': {args.workers}, 'num_cpus': {(args.workers - 1) / args.workers}}})\n"
                 "print(json.dumps({'customers': r.n_customers, 'seconds': r.seconds}))\n"
             )
         for name, r in (("local", local), (f"ray x{args.workers}", ray)):

@@ -14,8 +14,9 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the [ray] extra (installed by make venv via [dev])")
 
+from journeyformer.errors import ConfigError  # noqa: E402
 from journeyformer.inference.job import predict_from_config  # noqa: E402
-from journeyformer.inference.ray_driver import PartitionScorer, predict_events_ray  # noqa: E402
+from journeyformer.inference.ray_driver import PartitionScorer, check_cpus, predict_events_ray  # noqa: E402
 from journeyformer.publish import verify_manifest  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -114,3 +115,14 @@ def test_a_worker_killed_mid_run_is_retried_and_nothing_is_lost_or_doubled(
     assert rejected.height == local_result.n_rejected
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith("part-")) == [
         "manifest.json", "rejects.parquet"]  # fmt: skip
+
+
+def test_an_actor_pool_that_leaves_no_cpu_for_reading_is_refused(caplog):
+    """2 actors x 1 CPU on a 2-CPU local Ray: the read tasks would wait forever (seen in
+    bench_scale); refused with what to change. On a joined cluster it only warns."""
+    starving = {"address": None, "num_workers": 2, "num_cpus": 1}
+    with pytest.raises(ConfigError, match=r"num_workers=2 x engine.num_cpus=1 takes 2 of .* 2 CPUs.*lower engine.num_cpus \(e.g. 0.5\)"):
+        check_cpus(starving, 2.0)
+    check_cpus({**starving, "num_cpus": 0.5}, 2.0)  # one CPU left: fine
+    check_cpus({**starving, "address": "auto"}, 2.0)
+    assert "would wait forever" in caplog.text and "unless the cluster scales up" in caplog.text

@@ -190,6 +190,7 @@ def predict_events_ray(
     units = read_units(files, fmt)
     if not ray.is_initialized():
         ray.init(address=opts["address"], log_to_driver=False)
+    check_cpus(opts, ray.cluster_resources().get("CPU", 0.0))
     settings = {"device": device, "precision": precision, "threads": threads or max(1, int(opts["num_cpus"])),
                 "optimization": optimization, "batch_size": batch_size, "top_k": top_k,
                 "with_embedding": with_embedding}  # fmt: skip
@@ -235,6 +236,22 @@ def predict_events_ray(
     result.seconds = time.perf_counter() - start
     log.info("\n%s", result.summary())
     return result
+
+
+def check_cpus(opts: Mapping[str, Any], cluster_cpus: float) -> None:
+    """Refuse an actor pool that leaves the cluster less than one CPU for the read and shuffle
+    tasks (each asks for one): Ray would wait for it forever. On a cluster that was joined
+    (``address`` set) it may still grow, so there it is a warning."""
+    actors = int(opts["num_workers"]) * float(opts["num_cpus"])
+    if cluster_cpus - actors >= 1:
+        return
+    msg = (f"engine.num_workers={opts['num_workers']} x engine.num_cpus={opts['num_cpus']} takes "
+           f"{actors:g} of the Ray cluster's {cluster_cpus:g} CPUs, leaving less than 1 for reading and "
+           f"shuffling the events, so the job would wait forever; lower engine.num_cpus (e.g. "
+           f"{max(cluster_cpus - 1, 0.1) / max(int(opts['num_workers']), 1):.2g}) or engine.num_workers")  # fmt: skip
+    if opts["address"] is None:
+        raise ConfigError(msg)
+    log.warning("%s (unless the cluster scales up)", msg)
 
 
 def _check_chunks(table: pl.DataFrame, work: Path, name: str) -> None:
