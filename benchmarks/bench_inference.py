@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from journeyformer.data.batch import MODEL_INPUTS, length_batches, make_batch, run_in_batches
@@ -73,10 +74,12 @@ def make_events(path: Path, n_customers: int, seed: int, n_files: int = 1) -> in
 
 
 def make_checkpoint(events_path: Path, out: Path) -> Path:
-    """An untrained `small` model whose vocabularies come from the benchmark events."""
-    data_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "configs/data/synthetic.yaml"))
-    sizes = OmegaConf.to_container(OmegaConf.load(ROOT / "configs/model/small.yaml"))
-    labels_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "configs/labels/default.yaml"))
+    """An untrained default model whose vocabularies come from the benchmark events."""
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train", overrides=["paths.output_dir=/tmp"])
+    data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+    labels_cfg = OmegaConf.to_container(cfg.labels, resolve=True)
+    sizes = OmegaConf.to_container(cfg.model, resolve=True)
     events = load_events(events_path, EventSchema.from_config(data_cfg))
     pre = Preprocessing.fit(events, data_cfg, labels_cfg, source=str(events_path))
     torch.manual_seed(0)
