@@ -27,6 +27,7 @@ import json
 import math
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ from journeyformer.inference.local import predict_events
 from journeyformer.inference.partition import prediction_frame
 from journeyformer.inference.runner import OnnxRunner
 from journeyformer.inference.session import default_threads
+from journeyformer.machine import cpu_line
 from journeyformer.model.checkpoint import load_network
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.network import JourneyTransformer
@@ -163,8 +165,8 @@ def torch_end_to_end(
     return time.perf_counter() - t
 
 
-def best_of(fn, repeats: int) -> float:
-    return min(fn() for _ in range(repeats))
+def median_of(fn, repeats: int) -> float:
+    return statistics.median(fn() for _ in range(repeats))
 
 
 def child_peak_rss(bundle: Path, events: Path, out: Path, chunk_customers: int) -> dict[str, Any]:
@@ -212,7 +214,7 @@ def main() -> None:
     parser.add_argument("--torch-batch-size", type=int, default=256)
     parser.add_argument("--ort-batch-size", type=int, default=64)
     parser.add_argument("--chunk-customers", type=int, default=50_000)
-    parser.add_argument("--repeats", type=int, default=2, help="best of this many timed runs")
+    parser.add_argument("--repeats", type=int, default=3, help="median of this many timed runs")
     parser.add_argument(
         "--work", type=Path, default=None, help="working directory (default: a temp dir)"
     )
@@ -223,6 +225,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     threads = default_threads()
     torch.set_num_threads(threads)
+    print(cpu_line())
     print(
         f"work dir {work}; {threads} cores; torch {torch.__version__}, "
         f"threads {torch.get_num_threads()}"
@@ -280,10 +283,10 @@ def main() -> None:
     ):
         batches = torch_batches(seqs, args.torch_batch_size, padded, cfg.max_len)
         torch_run(net, batches[:2], len(seqs))  # warm-up
-        model_s = best_of(
+        model_s = median_of(
             lambda b=batches: _timed(lambda: torch_run(net, b, len(seqs))), args.repeats
         )
-        e2e_s = best_of(
+        e2e_s = median_of(
             lambda p=padded: torch_end_to_end(
                 net, bundle, events_path, args.torch_batch_size, p, work / "torch.parquet"
             ),
@@ -305,47 +308,57 @@ def main() -> None:
         f"onnxruntime threads: {ort_threads} (probe seconds by threads: "
         f"{ {k: round(v, 3) for k, v in ort_probe_s.items()} })"
     )
-    runner = OnnxRunner(bundle, threads=ort_threads)
     ort_batches = length_batches(seqs, args.ort_batch_size)
-    run_in_batches(len(seqs), ort_batches[:2], runner.run)
-    model_s = best_of(
-        lambda: _timed(lambda: run_in_batches(len(seqs), ort_batches, runner.run)), args.repeats
-    )
-    e2e_s = best_of(
-        lambda: (
-            predict_events(
-                bundle,
-                events_path,
-                work / "ort.parquet",
-                batch_size=args.ort_batch_size,
-                chunk_customers=args.chunk_customers,
-                threads=ort_threads,
-                progress=False,
-            ).seconds
-        ),
-        args.repeats,
-    )
-    rows["c"] = ("onnxruntime predictor", args.ort_batch_size, ort_threads, "onnx", e2e_s, model_s)
+    for key, graph in (("c", "plain"), ("d", "fused")):
+        if graph not in bundle.graphs():
+            continue
+        runner = OnnxRunner(bundle, threads=ort_threads, graph=graph)
+        run_in_batches(len(seqs), ort_batches[:2], runner.run)
+        model_s = median_of(
+            lambda r=runner: _timed(lambda: run_in_batches(len(seqs), ort_batches, r.run)),
+            args.repeats,
+        )
+        e2e_s = median_of(
+            lambda g=graph: (
+                predict_events(
+                    bundle,
+                    events_path,
+                    work / "ort.parquet",
+                    batch_size=args.ort_batch_size,
+                    chunk_customers=args.chunk_customers,
+                    threads=ort_threads,
+                    graph=g,
+                    progress=False,
+                ).seconds
+            ),
+            args.repeats,
+        )
+        label = f"onnxruntime predictor, {graph} graph"
+        rows[key] = (label, args.ort_batch_size, ort_threads, "onnx", e2e_s, model_s)
 
     n = len(seqs)
     lines = [
         "fp32 matmul (torch.mm 2048x2048): "
         + ", ".join(f"{v:.1f} GFLOP/s on {t} thread(s)" for t, v in peak.items())
-        + f"; load average before the run {load_before}",
+        + f"; load average before the run {load_before}, after "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "",
         "| variant | batch | threads | end-to-end s | customers/s | model-only s | GFLOP run "
-        "| GFLOP/s | % of matmul (same threads) | speed-up vs (a) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| GFLOP/s | % of matmul (same threads) | vs (a) | vs (b) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = rows["a"][4]
     for key, (label, bs, n_threads, graph, e2e, model) in rows.items():
         gf, share = flops[graph] / model / 1e9, flops[graph] / model / 1e9 / peak[n_threads]
         lines.append(
             f"| ({key}) {label} | {bs} | {n_threads} | {e2e:.2f} | {n / e2e:,.0f} | {model:.2f} | "
-            f"{flops[graph] / 1e9:.1f} | {gf:.1f} | {share:.0%} | {base / e2e:.2f}x |"
+            f"{flops[graph] / 1e9:.1f} | {gf:.1f} | {share:.0%} | {base / e2e:.2f}x "
+            f"| {rows['b'][4] / e2e:.2f}x |"
         )
     print("\n".join(lines))
 
+    if args.rss_events <= 0:
+        return
     # Peak RSS of the predictor on a large input, in a child process.
     per_customer = n_events / args.customers
     big_customers = math.ceil(args.rss_events / per_customer)

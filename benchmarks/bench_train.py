@@ -10,6 +10,8 @@ Not a test. FLOPs are counted with torch.utils.flop_counter on the very batches 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from journeyformer.data.batch import MODEL_INPUTS
+from journeyformer.machine import cpu_line
 from journeyformer.model.config import ModelConfig
 from journeyformer.training.datamodule import JourneyDataModule
 from journeyformer.training.module import JourneyModule
@@ -41,6 +44,10 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20000)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--model", default="small")
+    parser.add_argument(
+        "--precision", default="fp32,bf16", help="comma-separated: fp32, bf16 (CPU autocast)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per precision")
     args = parser.parse_args()
     torch.manual_seed(0)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -59,22 +66,28 @@ def main() -> None:
         if len(batches) == args.steps + 5:
             break
 
-    def step(batch) -> torch.Tensor:
-        out = module.net(*(batch.inputs[k] for k in MODEL_INPUTS))
-        loss = module.weighted(module.losses(batch, out))
+    def step(batch, precision: str) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = module.net(*(batch.inputs[k] for k in MODEL_INPUTS))
+            loss = module.weighted(module.losses(batch, out))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         return loss
 
     module.train()
-    for batch in batches[:5]:  # warm-up
-        step(batch)
+    precisions = args.precision.split(",")
     timed = batches[5:]
-    start = time.perf_counter()
-    for batch in timed:
-        step(batch)
-    seconds = time.perf_counter() - start
+    seconds: dict[str, list[float]] = {p: [] for p in precisions}
+    for p in precisions:  # warm-up
+        for batch in batches[:5]:
+            step(batch, p)
+    for _ in range(args.repeats):  # interleaved, so load changes hit every precision alike
+        for p in precisions:
+            start = time.perf_counter()
+            for batch in timed:
+                step(batch, p)
+            seconds[p].append(time.perf_counter() - start)
     events = sum(int(b.lengths.sum()) for b in timed)
     slots = sum(b.lengths.numel() * b.categorical.shape[1] for b in timed)
     flops = 0
@@ -84,15 +97,22 @@ def main() -> None:
             module.weighted(module.losses(batch, out)).backward()
         flops += counter.get_total_flops()
         opt.zero_grad(set_to_none=True)
-    peak = matmul_flops()
-    achieved = flops / seconds
+    peak = max(matmul_flops() for _ in range(3))
     n_params = sum(p.numel() for p in module.net.parameters())
+    print(cpu_line())
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"model={args.model} params={n_params:,} threads={torch.get_num_threads()} batches={len(timed)} batch_size={data['batch_size']}")
     print(f"events (real tokens)   : {events:,}  padding share {1 - events / slots:.1%}")
-    print(f"train throughput       : {events / seconds:,.0f} events/s  ({len(timed) / seconds:.1f} steps/s)")
-    print(f"model FLOP/s (fwd+bwd) : {achieved / 1e9:.2f} GFLOP/s")
-    print(f"fp32 matmul FLOP/s     : {peak / 1e9:.2f} GFLOP/s (1024x1024 @ 1024x1024)")
-    print(f"share of matmul peak   : {achieved / peak:.1%}")
+    print(f"fp32 matmul FLOP/s     : {peak / 1e9:.2f} GFLOP/s (1024x1024 @ 1024x1024, best of 3)")
+    print(f"model FLOPs fwd+bwd    : {flops / 1e9:.2f} GFLOP per pass of {len(timed)} batches")
+    print("| precision | median s | events/s | steps/s | GFLOP/s | share of fp32 matmul |")
+    print("|---|---|---|---|---|---|")
+    for p, runs in seconds.items():
+        s = statistics.median(runs)
+        print(
+            f"| {p} | {s:.2f} | {events / s:,.0f} | {len(timed) / s:.1f} | {flops / s / 1e9:.2f} "
+            f"| {flops / s / peak:.1%} |"
+        )
 
 
 if __name__ == "__main__":

@@ -102,6 +102,7 @@ class Predictor:
         threads: int | None = None,
         batch_size: int = 64,
         optimization: str = "basic",
+        graph: str = "auto",
         data: Mapping[str, Any] | None = None,
         segments: Mapping[str, Any] | str | None = "default",
         explain_events: int = 8,
@@ -110,9 +111,13 @@ class Predictor:
         """Open ``bundle`` (a directory) once; ``threads=None`` uses every core.
 
         For one customer at a time, ``threads=1`` is usually fastest (no thread hand-off).
+        ``graph``: auto (the faster of the bundle's graphs here), plain or fused
+        (:mod:`journeyformer.inference.choice`).
         """
         loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-        runner = OnnxRunner(loaded, device, precision, threads, optimization=optimization)
+        runner = OnnxRunner(
+            loaded, device, precision, threads, optimization=optimization, graph=graph
+        )
         return cls(
             loaded, runner, data, batch_size,
             segments=segments, explain_events=explain_events, explain_top=explain_top,

@@ -26,6 +26,7 @@ from journeyformer.data.preprocessing import Preprocessing, SplitConfig
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import ConfigError
 from journeyformer.export.decisions import ClusterSettings, add_decision_files
+from journeyformer.export.fuse import fuse_attention
 from journeyformer.export.golden import GOLDEN, golden_examples
 from journeyformer.export.onnx import (
     OLDEST_ONNXRUNTIME_TESTED,
@@ -43,6 +44,7 @@ from journeyformer.export.rules import preprocessing_rules
 from journeyformer.inference.bundle import (
     EXPORT_REPORT,
     FORMAT_VERSION,
+    FUSED_FILE,
     METRICS,
     MODEL_FILES,
     PREPROCESSING,
@@ -216,6 +218,14 @@ def build_bundle(
         report: dict[str, Any] = {"parity": parity.to_dict()}
         settings = clusters or ClusterSettings()
         report["decisions"] = add_decision_files(tmp, spec, seqs, validation, settings)
+        # The same graph with fused attention kernels (onnxruntime only), held to torch alike.
+        fused = tmp / FUSED_FILE
+        if fuse_attention(fp32, fused, net.cfg.n_heads).total:
+            fused_parity = _checked_parity(
+                net, fused, batches, atol, checkpoint, output, last_position_only
+            )
+            spec["onnx"]["files"]["fused"] = FUSED_FILE
+            report["parity_fused"] = fused_parity.to_dict()
         if quantize:
             assert seqs is not None
             int8 = quantize_int8(fp32, tmp / MODEL_FILES["int8"])

@@ -5,6 +5,7 @@ A bundle directory holds everything needed to score raw events without PyTorch:
 ==================  ===========================================================================
 model.onnx          the network, inputs/outputs as in ``preprocessing.json["onnx"]``
 model.int8.onnx     optional int8 dynamic quantization of the same graph (``quantize=true``)
+model.fused.onnx    the fp32 graph with fused attention kernels (onnxruntime only; same outputs)
 preprocessing.json  the fitted preprocessing (as in the checkpoint), tasks, temperatures, I/O
 metrics.json        validation/test metrics the checkpoint reached (when training wrote them)
 export_report.json  parity of onnxruntime against torch, and of int8 against fp32
@@ -46,6 +47,10 @@ from journeyformer.tasks.base import Task, TaskContext
 # 4: the fitted preprocessing's dict under "preprocessing", as in the checkpoint.
 FORMAT_VERSION = 4
 MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+# fp32 with each attention fused into one onnxruntime kernel (export/fuse.py): same outputs,
+# onnxruntime only; the predictor runs it where it is faster (inference/choice.py).
+FUSED_FILE = "model.fused.onnx"
+GRAPHS = ("plain", "fused")
 PREPROCESSING = "preprocessing.json"
 METRICS = "metrics.json"
 EXPORT_REPORT = "export_report.json"
@@ -190,14 +195,27 @@ class Bundle:
             base[key] = {**base["columns"], **value} if key == "columns" else value
         return EventSchema.from_config(base)
 
-    def model_path(self, precision: str = "fp32") -> Path:
+    def model_path(self, precision: str = "fp32", graph: str = "plain") -> Path:
+        """The model file of ``precision`` (fp32 | int8) and ``graph`` (plain: standard ONNX;
+        fused: fp32 with fused attention, onnxruntime only)."""
         if precision not in MODEL_FILES:
             raise ConfigError(f"precision={precision!r} is not one of {list(MODEL_FILES)}")
-        path = self.path / MODEL_FILES[precision]
+        if graph not in GRAPHS:
+            raise ConfigError(f"graph={graph!r} is not one of {[*GRAPHS, 'auto']}")
+        if graph == "fused" and precision != "fp32":
+            raise ConfigError(f"graph=fused exists for precision=fp32 only, not {precision!r}")
+        path = self.path / (FUSED_FILE if graph == "fused" else MODEL_FILES[precision])
         if not path.exists():
-            hint = " (export with quantize=true to write it)" if precision == "int8" else ""
+            hint = {
+                "int8": " (export with quantize=true to write it)",
+                "fused": " (bundles exported before fused attention lack it: re-export, or use graph=plain)",
+            }.get(precision if graph == "plain" else graph, "")
             raise BundleError(f"{path}: no such file in the bundle{hint}")
         return path
+
+    def graphs(self, precision: str = "fp32") -> list[str]:
+        """The graphs this bundle has for ``precision``."""
+        return [g for g in GRAPHS if g == "plain" or (precision == "fp32" and (self.path / FUSED_FILE).exists())]
 
 
 def load_bundle(path: str | Path) -> Bundle:

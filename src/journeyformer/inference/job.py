@@ -40,6 +40,7 @@ def predict_from_config(cfg: Mapping[str, Any]) -> PredictResult:
         with_embedding=bool(cfg.get("with_embedding", False)),
         threads=cfg.get("threads"),
         optimization=str(cfg.get("optimization", "basic")),
+        graph=str(cfg.get("graph", "auto")),
         schema_overrides=data,
         # No `segments` key (`~segments` on the command line): no segment column.
         decide={"segments": cfg.get("segments"), **{k: cfg[k] for k in ("explain", "explain_events", "explain_top") if k in cfg}},

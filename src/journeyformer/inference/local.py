@@ -90,6 +90,7 @@ def predict_events(
     with_embedding: bool = False,
     threads: int | None = None,
     optimization: str = "basic",
+    graph: str = "auto",
     schema_overrides: Mapping[str, Any] | None = None,
     rejects: str | Path | None = None,
     progress: bool = True,
@@ -107,6 +108,7 @@ def predict_events(
             Default: the end of the data (:mod:`journeyformer.data.as_of`).
         chunk_customers: about this many customers are in memory at a time (two chunks).
         threads, optimization: onnxruntime settings (:mod:`journeyformer.inference.session`).
+        graph: auto | plain | fused (:mod:`journeyformer.inference.choice`).
         schema_overrides: ``data`` settings replacing the bundle's event schema (columns,
             time_zone, timestamp_unit, null_keys, duplicates, format).
         rejects: Parquet file of customers without a prediction (customer_id, as_of, reason,
@@ -129,7 +131,7 @@ def predict_events(
     given_as_of = resolve_as_of(as_of)
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     # The session first: a missing GPU runtime fails before any data is read.
-    runner = OnnxRunner(bundle, device, precision, threads, optimization=optimization)
+    runner = OnnxRunner(bundle, device, precision, threads, optimization=optimization, graph=graph)
     decisions = Decisions.from_config(bundle, decide or {})
     schema = bundle.schema(schema_overrides)
     chunks = EventChunks(input, schema, chunk_customers)

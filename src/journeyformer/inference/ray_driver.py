@@ -116,6 +116,7 @@ class PartitionScorer:
             self.settings["precision"],
             self.settings["threads"],
             optimization=self.settings["optimization"],
+            graph=self.settings.get("graph", "auto"),
         )
         self.decisions = Decisions.from_config(self.bundle, dict(decide or {}))
 
@@ -158,6 +159,7 @@ def predict_events_ray(
     with_embedding: bool = False,
     threads: int | None = None,
     optimization: str = "basic",
+    graph: str = "auto",
     schema_overrides: Mapping[str, Any] | None = None,
     scorer: type[PartitionScorer] = PartitionScorer,
     decide: Mapping[str, Any] | None = None,
@@ -192,7 +194,7 @@ def predict_events_ray(
         ray.init(address=opts["address"], log_to_driver=False)
     check_cpus(opts, ray.cluster_resources().get("CPU", 0.0))
     settings = {"device": device, "precision": precision, "threads": threads or max(1, int(opts["num_cpus"])),
-                "optimization": optimization, "batch_size": batch_size, "top_k": top_k,
+                "optimization": optimization, "graph": graph, "batch_size": batch_size, "top_k": top_k,
                 "with_embedding": with_embedding}  # fmt: skip
     log.info("%s: %d events, %d customers, %d partition(s) on Ray (%d actors); as_of %s",
              plan.name, plan.n_rows, plan.n_customers, plan.n_chunks, opts["num_workers"], when.isoformat())  # fmt: skip

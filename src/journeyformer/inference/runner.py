@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+import onnxruntime as ort
 
 from journeyformer.errors import ConfigError
-from journeyformer.inference.bundle import Bundle
+from journeyformer.inference import choice
+from journeyformer.inference.bundle import GRAPHS, Bundle
 from journeyformer.inference.session import make_session
+
+log = logging.getLogger(__name__)
 
 
 class OnnxRunner:
@@ -17,6 +23,9 @@ class OnnxRunner:
         device: "cpu" or "cuda" (onnxruntime-gpu's CUDA execution provider).
         precision: "fp32" (model.onnx) or "int8" (model.int8.onnx).
         threads, spinning, optimization: see :mod:`journeyformer.inference.session`.
+        graph: "auto" (time the bundle's graphs on this machine and run the faster; see
+            :mod:`journeyformer.inference.choice`), "plain" (model.onnx) or "fused"
+            (model.fused.onnx, fused attention; fp32 only).
     """
 
     def __init__(
@@ -27,11 +36,39 @@ class OnnxRunner:
         threads: int | None = None,
         spinning: bool = False,
         optimization: str = "basic",
+        graph: str = "auto",
     ) -> None:
+        if graph not in (*GRAPHS, "auto"):
+            raise ConfigError(f"graph={graph!r} is not one of {[*GRAPHS, 'auto']}")
         self.bundle = bundle
-        self.session = make_session(bundle.model_path(precision), device, threads, spinning, optimization)
         self.input_names = bundle.input_names
         self.output_names = bundle.output_names
+
+        def session(g: str) -> ort.InferenceSession:
+            return make_session(bundle.model_path(precision, g), device, threads, spinning, optimization)
+
+        self.graph_timings_ms: dict[str, float] = {}
+        candidates = bundle.graphs(precision)
+        if graph != "auto":
+            self.graph, self.session = graph, session(graph)
+        elif len(candidates) == 1:
+            self.graph, self.session = candidates[0], session(candidates[0])
+        else:
+            known = choice.remembered(bundle, precision, device, threads)
+            if known is not None:
+                self.graph, self.session = known, session(known)
+            else:
+                sessions = {g: session(g) for g in candidates}
+                runs = {g: (lambda inputs, s=s: s.run(None, inputs)) for g, s in sessions.items()}
+                self.graph, self.graph_timings_ms = choice.fastest(runs, choice.probe_inputs(bundle))
+                self.session = sessions[self.graph]
+                choice.remember(bundle, precision, device, threads, self.graph)
+                log.info(
+                    "onnxruntime graph: %s (probe ms per batch of 64: %s); pin it with graph=%s",
+                    self.graph,
+                    ", ".join(f"{g} {ms:.2f}" for g, ms in self.graph_timings_ms.items()),
+                    "|".join(GRAPHS),
+                )
         got = tuple(i.name for i in self.session.get_inputs())
         if got != self.input_names:
             raise ConfigError(
