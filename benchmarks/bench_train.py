@@ -88,8 +88,8 @@ def main() -> None:
             for batch in timed:
                 step(batch, p)
             seconds[p].append(time.perf_counter() - start)
-    events = sum(int(b.lengths.sum()) for b in timed)
-    slots = sum(b.lengths.numel() * b.categorical.shape[1] for b in timed)
+    events = sum(int(b.inputs["lengths"].sum()) for b in timed)
+    slots = sum(b.inputs["lengths"].numel() * b.inputs["categorical"].shape[1] for b in timed)
     flops = 0
     for batch in timed:
         with FlopCounterMode(display=False) as counter:
