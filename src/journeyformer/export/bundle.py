@@ -218,9 +218,12 @@ def build_bundle(
         report: dict[str, Any] = {"parity": parity.to_dict()}
         settings = clusters or ClusterSettings()
         report["decisions"] = add_decision_files(tmp, spec, seqs, validation, settings)
-        # The same graph with fused attention kernels (onnxruntime only), held to torch alike.
+        # The same graph with fused attention kernels (onnxruntime only), held to torch alike;
+        # when not every block matched, no fused file (warned, and recorded in the report).
         fused = tmp / FUSED_FILE
-        if fuse_attention(fp32, fused, net.cfg.n_heads).total:
+        fusion = fuse_attention(fp32, fused, net.cfg.n_heads, net.cfg.n_layers)
+        report["fused"] = fusion.to_dict()
+        if fusion.complete:
             fused_parity = _checked_parity(
                 net, fused, batches, atol, checkpoint, output, last_position_only
             )

@@ -16,8 +16,10 @@ untouched. The bundle's parity check holds the fused graph to torch exactly as t
 the predictor runs whichever is faster on the machine (:mod:`journeyformer.inference.choice`).
 
 The rewrite matches the graph :func:`journeyformer.export.onnx.export_onnx` writes for
-:class:`journeyformer.model.encoder.SelfAttention`; when a future exporter writes another
-pattern nothing is matched and no fused file is written (a warning says so).
+:class:`journeyformer.model.encoder.SelfAttention`. It is all or nothing: unless every one of the
+model's attention blocks is matched (a future exporter or model change can write another
+pattern), no fused file is written, a warning names how many blocks matched, the export report
+records it (``fused``) and the predictor runs the plain graph.
 """
 
 from __future__ import annotations
@@ -37,14 +39,28 @@ LENGTHS_I32 = "lengths_int32"
 
 @dataclass
 class FusionCount:
-    """Attention subgraphs replaced: full blocks (Attention) and one-query blocks (MHA)."""
+    """Attention subgraphs matched: full blocks (Attention) and one-query blocks (MHA), out of
+    the model's ``blocks``; the fused file is written only when every block matched."""
 
+    blocks: int
     attention: int = 0
     one_query: int = 0
 
     @property
     def total(self) -> int:
         return self.attention + self.one_query
+
+    @property
+    def complete(self) -> bool:
+        return self.total == self.blocks > 0
+
+    def to_dict(self) -> dict[str, int | bool]:
+        return {
+            "blocks": self.blocks,
+            "attention": self.attention,
+            "one_query": self.one_query,
+            "written": self.complete,
+        }
 
 
 class _Graph:
@@ -131,15 +147,19 @@ def _one_query_block(
     return [v_path[-1].name], node
 
 
-def fuse_attention(source: str | Path, target: str | Path, n_heads: int) -> FusionCount:
-    """Write ``source`` with fused attention to ``target``; returns what was fused (nothing
-    written when nothing matched)."""
+def fuse_attention(source: str | Path, target: str | Path, n_heads: int, n_blocks: int) -> FusionCount:
+    """Write ``source`` with fused attention to ``target``; returns what was matched.
+
+    ``n_heads``, ``n_blocks``: the model's heads per block and attention blocks. Nothing is
+    written (and a warning logged) unless all ``n_blocks`` matched: a partly fused graph would
+    mean the pattern has drifted from the exporter's.
+    """
     model = onnx.load(str(source))
     graph = model.graph
     g = _Graph(graph)
     replace: dict[str, onnx.NodeProto] = {}
     drop: set[str] = set()
-    count = FusionCount()
+    count = FusionCount(blocks=n_blocks)
     for node in graph.node:
         if node.op_type != "Split" or len(node.output) not in (2, 3):
             continue
@@ -152,8 +172,15 @@ def fuse_attention(source: str | Path, target: str | Path, n_heads: int) -> Fusi
         drop.update(removed[1:])
         count.attention += full
         count.one_query += not full
-    if not count.total:
-        log.warning("%s: no attention pattern matched; no fused graph written", source)
+    if not count.complete:
+        log.warning(
+            "%s: fused attention matched %d of the model's %d attention blocks; no fused graph "
+            "written, the predictor runs the plain graph (export/fuse.py's pattern no longer "
+            "matches the exporter's attention)",
+            source,
+            count.total,
+            n_blocks,
+        )
         return count
     cast = helper.make_node("Cast", ["lengths"], [LENGTHS_I32], name="lengths_to_int32", to=TensorProto.INT32)
     nodes = [cast]

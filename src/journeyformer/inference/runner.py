@@ -9,7 +9,7 @@ import onnxruntime as ort
 
 from journeyformer.errors import ConfigError
 from journeyformer.inference import choice
-from journeyformer.inference.bundle import GRAPHS, Bundle
+from journeyformer.inference.bundle import FUSED_FILE, GRAPHS, Bundle
 from journeyformer.inference.session import make_session
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,13 @@ class OnnxRunner:
             self.graph, self.session = graph, session(graph)
         elif len(candidates) == 1:
             self.graph, self.session = candidates[0], session(candidates[0])
+            if precision == "fp32":  # a fused graph was expected; say why it is not run
+                log.info(
+                    "onnxruntime graph: plain (%s has no %s: exported before fused attention, "
+                    "or its export_report.json 'fused' says the fusion did not match)",
+                    bundle.path,
+                    FUSED_FILE,
+                )
         else:
             known = choice.remembered(bundle, precision, device, threads)
             if known is not None:
