@@ -23,6 +23,7 @@ the VmHWM of a child process.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -212,7 +213,11 @@ def main() -> None:
         help="a trained checkpoint (default: untrained small)",
     )
     parser.add_argument("--torch-batch-size", type=int, default=256)
-    parser.add_argument("--ort-batch-size", type=int, default=64)
+    parser.add_argument(
+        "--ort-batch-size",
+        default="64",
+        help="customers per onnxruntime call; a comma-separated list times each graph at each",
+    )
     parser.add_argument("--chunk-customers", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=3, help="median of this many timed runs")
     parser.add_argument(
@@ -295,10 +300,11 @@ def main() -> None:
         rows[key] = (label, args.torch_batch_size, torch_threads, "torch", e2e_s, model_s)
 
     # The same rule for onnxruntime: 1 thread or every core, whichever the probe finds faster.
+    ort_batch_sizes = [int(b) for b in str(args.ort_batch_size).split(",")]
     ort_probe_s = {}
     for n_threads in sorted({1, threads}):
         candidate = OnnxRunner(bundle, threads=n_threads)
-        probe = length_batches(seqs.take(np.argsort(seqs.lengths)[-1024:]), args.ort_batch_size)
+        probe = length_batches(seqs.take(np.argsort(seqs.lengths)[-1024:]), ort_batch_sizes[0])
         run_in_batches(1024, probe[:1], candidate.run)
         ort_probe_s[n_threads] = min(
             _timed(lambda c=candidate, p=probe: run_in_batches(1024, p, c.run)) for _ in range(3)
@@ -308,23 +314,25 @@ def main() -> None:
         f"onnxruntime threads: {ort_threads} (probe seconds by threads: "
         f"{ {k: round(v, 3) for k, v in ort_probe_s.items()} })"
     )
-    ort_batches = length_batches(seqs, args.ort_batch_size)
-    for key, graph in (("c", "plain"), ("d", "fused")):
+    keys = iter("cdefghij")
+    for batch_size, graph in itertools.product(ort_batch_sizes, ("plain", "fused")):
         if graph not in bundle.graphs():
             continue
+        key = next(keys)
+        ort_batches = length_batches(seqs, batch_size)
         runner = OnnxRunner(bundle, threads=ort_threads, graph=graph)
         run_in_batches(len(seqs), ort_batches[:2], runner.run)
         model_s = median_of(
-            lambda r=runner: _timed(lambda: run_in_batches(len(seqs), ort_batches, r.run)),
+            lambda r=runner, ob=ort_batches: _timed(lambda: run_in_batches(len(seqs), ob, r.run)),
             args.repeats,
         )
         e2e_s = median_of(
-            lambda g=graph: (
+            lambda g=graph, bs=batch_size: (
                 predict_events(
                     bundle,
                     events_path,
                     work / "ort.parquet",
-                    batch_size=args.ort_batch_size,
+                    batch_size=bs,
                     chunk_customers=args.chunk_customers,
                     threads=ort_threads,
                     graph=g,
@@ -334,7 +342,7 @@ def main() -> None:
             args.repeats,
         )
         label = f"onnxruntime predictor, {graph} graph"
-        rows[key] = (label, args.ort_batch_size, ort_threads, "onnx", e2e_s, model_s)
+        rows[key] = (label, batch_size, ort_threads, "onnx", e2e_s, model_s)
 
     n = len(seqs)
     lines = [

@@ -2,9 +2,21 @@
 share of the fp32 matmul FLOP/s measured on the same machine in the same run.
 
     .venv/bin/python benchmarks/bench_train.py [--customers 20000] [--steps 60] [--model small]
+        [--variants fp32,bf16,no_attn_dropout]
 
 Not a test. FLOPs are counted with torch.utils.flop_counter on the very batches that were timed
-(forward + backward), so padding that length bucketing leaves in is counted as work done.
+(forward + backward), so padding that length bucketing leaves in is counted as work done. The
+matmul reference is measured before and after the timed passes (the best of both counts), so a
+load that changes during the run does not flatter the share.
+
+Variants, timed interleaved on the same batches (one optimizer step per batch):
+
+* ``fp32``: the training step as ``make train`` runs it (fp32, the model's dropout).
+* ``bf16``: the same under CPU bf16 autocast.
+* ``no_attn_dropout``: fp32 with the attention-probability dropout off (the other dropouts
+  stay). Not a training setting: it measures what attention dropout costs, since with it torch's
+  CPU attention cannot use its fused kernel.
+* ``compiled``: fp32 with ``torch.compile(net)`` (compile time excluded; needs a C++ compiler).
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from journeyformer.data.batch import MODEL_INPUTS
 from journeyformer.machine import cpu_line
 from journeyformer.model.config import ModelConfig
+from journeyformer.model.encoder import SelfAttention
 from journeyformer.training.datamodule import JourneyDataModule
 from journeyformer.training.module import JourneyModule
 
@@ -45,10 +58,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--model", default="small")
     parser.add_argument(
-        "--precision", default="fp32,bf16", help="comma-separated: fp32, bf16 (CPU autocast)"
+        "--variants",
+        default="fp32,bf16,no_attn_dropout",
+        help="comma-separated: fp32, bf16 (CPU autocast), no_attn_dropout, compiled",
     )
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes per precision")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per variant")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[f"model={args.model}", f"data.synthetic.n_customers={args.customers}", "paths.output_dir=/tmp"])
@@ -66,9 +84,19 @@ def main() -> None:
         if len(batches) == args.steps + 5:
             break
 
-    def step(batch, precision: str) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = module.net(*(batch.inputs[k] for k in MODEL_INPUTS))
+    attention = [m for m in module.net.modules() if isinstance(m, SelfAttention)]
+    variants = args.variants.split(",")
+    unknown = set(variants) - {"fp32", "bf16", "no_attn_dropout", "compiled"}
+    if unknown:
+        parser.error(f"--variants: unknown {sorted(unknown)}")
+    compiled = torch.compile(module.net) if "compiled" in variants else None
+
+    def step(batch, variant: str) -> torch.Tensor:
+        net = compiled if variant == "compiled" else module.net
+        for m in attention:
+            m.dropout = 0.0 if variant == "no_attn_dropout" else model_cfg.dropout
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant == "bf16"):
+            out = net(*(batch.inputs[k] for k in MODEL_INPUTS))
             loss = module.weighted(module.losses(batch, out))
         loss.backward()
         opt.step()
@@ -76,18 +104,21 @@ def main() -> None:
         return loss
 
     module.train()
-    precisions = args.precision.split(",")
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    peak_before = max(matmul_flops() for _ in range(3))
     timed = batches[5:]
-    seconds: dict[str, list[float]] = {p: [] for p in precisions}
-    for p in precisions:  # warm-up
+    seconds: dict[str, list[float]] = {v: [] for v in variants}
+    for v in variants:  # warm-up (and compilation)
         for batch in batches[:5]:
-            step(batch, p)
-    for _ in range(args.repeats):  # interleaved, so load changes hit every precision alike
-        for p in precisions:
+            step(batch, v)
+    for _ in range(args.repeats):  # interleaved, so load changes hit every variant alike
+        for v in variants:
             start = time.perf_counter()
             for batch in timed:
-                step(batch, p)
-            seconds[p].append(time.perf_counter() - start)
+                step(batch, v)
+            seconds[v].append(time.perf_counter() - start)
+    for m in attention:
+        m.dropout = model_cfg.dropout
     events = sum(int(b.inputs["lengths"].sum()) for b in timed)
     slots = sum(b.inputs["lengths"].numel() * b.inputs["categorical"].shape[1] for b in timed)
     flops = 0
@@ -97,21 +128,26 @@ def main() -> None:
             module.weighted(module.losses(batch, out)).backward()
         flops += counter.get_total_flops()
         opt.zero_grad(set_to_none=True)
-    peak = max(matmul_flops() for _ in range(3))
+    peak_after = max(matmul_flops() for _ in range(3))
+    peak = max(peak_before, peak_after)
     n_params = sum(p.numel() for p in module.net.parameters())
     print(cpu_line())
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average: before {load_before}, after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"model={args.model} params={n_params:,} threads={torch.get_num_threads()} batches={len(timed)} batch_size={data['batch_size']}")
     print(f"events (real tokens)   : {events:,}  padding share {1 - events / slots:.1%}")
-    print(f"fp32 matmul FLOP/s     : {peak / 1e9:.2f} GFLOP/s (1024x1024 @ 1024x1024, best of 3)")
+    print(
+        f"fp32 matmul FLOP/s     : {peak / 1e9:.2f} GFLOP/s (1024x1024 @ 1024x1024, best of 3 before "
+        f"({peak_before / 1e9:.2f}) and after ({peak_after / 1e9:.2f}) the timed passes)"
+    )
     print(f"model FLOPs fwd+bwd    : {flops / 1e9:.2f} GFLOP per pass of {len(timed)} batches")
-    print("| precision | median s | events/s | steps/s | GFLOP/s | share of fp32 matmul |")
-    print("|---|---|---|---|---|---|")
-    for p, runs in seconds.items():
+    print(f"| variant | median s | events/s | steps/s | GFLOP/s | share of fp32 matmul | vs {variants[0]} |")
+    print("|---|---|---|---|---|---|---|")
+    base = statistics.median(seconds[variants[0]])
+    for v, runs in seconds.items():
         s = statistics.median(runs)
         print(
-            f"| {p} | {s:.2f} | {events / s:,.0f} | {len(timed) / s:.1f} | {flops / s / 1e9:.2f} "
-            f"| {flops / s / peak:.1%} |"
+            f"| {v} | {s:.2f} | {events / s:,.0f} | {len(timed) / s:.1f} | {flops / s / 1e9:.2f} "
+            f"| {flops / s / peak:.1%} | {base / s:.2f}x |"
         )
 
 
