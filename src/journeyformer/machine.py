@@ -1,8 +1,9 @@
 """What kind of CPU this is: its model name and the vector/matrix extensions that decide which
 kernels are fast (AVX2, AVX-512, VNNI for int8, AVX-512 BF16 / AMX for bf16).
 
-The benchmarks print it so that figures from different machine kinds can be told apart, and the
-predictor keys its choice of graph by it (:mod:`journeyformer.inference.choice`). No torch.
+The benchmarks print it so that figures from different machine kinds can be told apart (the
+predictor's choice of graph, :mod:`journeyformer.inference.choice`, is probed per process, so it
+follows the machine without being keyed by it). No torch.
 """
 
 from __future__ import annotations
