@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from ceiling_history import check, history_futures, redraw_future_times
 from hydra import compose, initialize_config_dir
 
 from journeyformer.config import plain
@@ -111,7 +112,7 @@ def journeys_futures(config: SyntheticConfig, events: pl.DataFrame, ids: np.ndar
     n = len(ids)
     s["cid"] = np.arange(n * k, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    _redraw_future_times(s, day, rng)
+    redraw_future_times(s, day, rng)
     gone = s["stage"][:n] == P.CHURNED
     future, ctx, none = sp._Buffers(), _context(config), np.zeros(0, np.int64)
     for t in range(day, config.days):
@@ -119,32 +120,8 @@ def journeys_futures(config: SyntheticConfig, events: pl.DataFrame, ids: np.ndar
     cid = np.concatenate(future.events.get("customer", [none]))
     return {"pos": cid % n, "k": cid // n, "time": np.concatenate(future.events["time"]),
             "action": np.asarray(P.ACTIONS)[np.concatenate(future.events["action"])],
-            "amount": np.concatenate(future.events["amount"]), "gone": gone}  # fmt: skip
-
-
-def _redraw_future_times(s: dict[str, np.ndarray], day: int, rng: np.random.Generator) -> None:
-    """Redraw the latent times that lie in the future and have left no trace in the state or
-    the history, from their law given the rest (so the oracle is the Bayes predictor given the
-    latent state, not a clairvoyant). The last simulated day ``day - 1`` only told that they
-    had not happened by then. Churn: the rest of the Exp(1) hazard budget is Exp(1) again.
-    Disengagement and consideration start at exponential times (memoryless). An open ticket
-    was given a quick Exp(1.5) or slow 20 + Exp(40) resolution delay; given it has lasted e
-    days, quick has posterior weight 0.55 exp(-e / 1.5) against 0.45 P(slow delay > e)."""
-    last = float(day - 1)
-    live = s["stage"] != P.CHURNED
-    s["budget"][live] = s["cum_hazard"][live] + rng.exponential(1.0, int(live.sum())).astype(sp.F32)
-    m = live & (s["disengage_at"] > last)
-    since = np.maximum(last, s["acquired"])  # both were drawn at acquisition
-    s["disengage_at"][m] = (since[m] + rng.exponential(P.DISENGAGE_DAYS, int(m.sum()))).astype(sp.F32)
-    m = live & (s["stage"] == P.ACQ) & np.isfinite(s["consider_at"])
-    s["consider_at"][m] = since[m] + rng.exponential(P.CONSIDER_DAYS, int(m.sum()))
-    m = np.flatnonzero(live & np.isfinite(s["resolve_at"]))
-    e = float(day) - s["ticket_at"][m]  # days open, resolution not yet due by ``day``
-    quick = P.RESOLVE_SHARE * np.exp(-e / 1.5)
-    slow = (1 - P.RESOLVE_SHARE) * np.exp(-np.maximum(e - 20.0, 0.0) / 40.0)
-    is_quick = rng.random(m.size) < quick / (quick + slow)
-    delay = np.where(is_quick, e + rng.exponential(1.5, m.size), np.maximum(e, 20.0) + rng.exponential(40.0, m.size))
-    s["resolve_at"][m] = s["ticket_at"][m] + delay
+            "amount": np.concatenate(future.events["amount"]), "gone": gone, "segment": s["segment"][:n],
+            "activity": s["rate"][:n] / P.SEG_SESSIONS[s["segment"][:n]] / config.intensity}  # fmt: skip
 
 
 # --- the purchase world: every latent draw is made up front; redo them in the same order -----
@@ -231,7 +208,7 @@ def _resample(log_w: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray
 
 WORLDS: dict[str, Callable[..., Future]] = {"journeys": journeys_futures, "purchases": purchases_futures}
 # the Bayes predictor given the observable history, where the posterior is computable
-HISTORY: dict[str, Callable[..., Future]] = {"purchases": purchases_history_futures}
+HISTORY: dict[str, Callable[..., Future]] = {"purchases": purchases_history_futures, "journeys": history_futures}
 
 
 # --- labels with the package's own code ---------------------------------------------------------
@@ -253,9 +230,9 @@ def facts_of(frame: pl.DataFrame, cutoff: datetime, cfg: LabelConfig, data: Jour
 
 
 def oracle(data: JourneyData, config: SyntheticConfig, events: pl.DataFrame, k: int, seed: int,
-           world: Callable[..., Future], chunk: int = 16) -> tuple[dict[str, np.ndarray], np.ndarray]:  # fmt: skip
-    """Per test customer: label facts of ``k`` simulated futures, as (N, k) arrays, and
-    (N,) whether the customer had already churned (latent) at the fork."""
+           world: Callable[..., Future], chunk: int = 16) -> tuple[dict[str, np.ndarray], Future]:  # fmt: skip
+    """Per test customer: label facts of ``k`` simulated futures, as (N, k) arrays, and the
+    world's other per-customer outputs (``gone``: (N,) already churned (latent) at the fork)."""
     test = data.splits["test"]
     ids = test.customer_id.to_numpy()
     cutoff = data.preprocessing.cutoffs["test"][0]
@@ -293,7 +270,7 @@ def oracle(data: JourneyData, config: SyntheticConfig, events: pl.DataFrame, k: 
         facts = facts_of(frame.select("customer_id", "timestamp", "action", "amount"), cutoff, cfg, data)
         for name, values in facts.items():
             out.setdefault(name, []).append(values.reshape(len(ids), len(ks)))
-    return {name: np.concatenate(parts, axis=1) for name, parts in out.items()}, fut["gone"]
+    return {name: np.concatenate(parts, axis=1) for name, parts in out.items()}, fut
 
 
 def predictions(facts: dict[str, np.ndarray], n_actions: int) -> dict[str, np.ndarray]:
@@ -343,11 +320,18 @@ def main() -> None:
     model = _model_outputs(args.checkpoint, data) if args.checkpoint else None
     views = {"latent state": WORLDS[config.world], **({"history": HISTORY[config.world]} if config.world in HISTORY else {})}
     rows: list[tuple[Any, ...]] = []
+    truth: Future = {}
     for view, world in views.items():
         started = time.perf_counter()
-        facts, gone = oracle(data, config, events, args.k, args.seed, world)
+        facts, fut = oracle(data, config, events, args.k, args.seed, world)
+        gone = fut["gone"]
         print(f"oracle given the {view}: {args.k} futures per customer in {time.perf_counter() - started:.0f} s"
               + (f"; {int(gone.sum())} of {len(test)} test customers had already churned, unseen, at the cutoff" if gone.any() else ""))  # fmt: skip
+        if view == "latent state":
+            truth = fut
+        elif "p_gone" in fut:  # the posterior, checked against the latent truth of the same customers
+            check(fut, truth, lambda p, y: registry.get("churn").score(p, y.astype(np.int64))["auroc"])
+            gone = truth["gone"]  # the "alive at cutoff" rows: the same customers as the oracle's
         rows += _rows(view, facts, gone, test, lgbm, model, tasks, n_actions, args)
     print(f"\nout-of-time test set, {len(test)} customers; oracle = Bayes predictor given the latent state "
           f"or [given the history] ({args.k} futures per customer; K/2: the first half of them)")  # fmt: skip
