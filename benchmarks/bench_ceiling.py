@@ -252,6 +252,8 @@ def oracle(data: JourneyData, config: SyntheticConfig, events: pl.DataFrame, k: 
     print(f"test cutoff {cutoff:%Y-%m-%d %H:%M:%S}, fork at day {day}: {late} real events of test customers "
           f"between cutoff and fork are taken as known (the oracle's view is that much later)")  # fmt: skip
     fut = world(config, events, ids, day, k, seed)
+    if "p_churn" in fut:  # P(silent from the fork on): a customer with an event before the fork is active
+        fut["p_churn"][np.isin(ids, known.filter(pl.col("timestamp") > cutoff)["customer_id"].to_numpy())] = 0.0
     ts = (np.floor(fut["time"] * 86_400_000).astype(np.int64) * 1000
           + int(config.start_datetime.timestamp()) * 1_000_000)  # fmt: skip
     keep = ts <= (end - datetime(1970, 1, 1, tzinfo=end.tzinfo)) // timedelta(microseconds=1)
@@ -335,7 +337,8 @@ def main() -> None:
         elif "p_gone" in fut:  # the posterior, checked against the latent truth of the same customers
             check(fut, truth, lambda p, y: registry.get("churn").score(p, y.astype(np.int64))["auroc"])
             gone = truth["gone"]  # the "alive at cutoff" rows: the same customers as the oracle's
-        rows += _rows(view, facts, gone, test, lgbm, model, tasks, n_actions, args)
+        closed = {"churn": fut["p_churn"]} if "p_churn" in fut else {}
+        rows += _rows(view, facts, gone, test, lgbm, model, tasks, n_actions, args, closed)
     print(f"\nout-of-time test set, {len(test)} customers; oracle = Bayes predictor given the latent state "
           f"or [given the history] ({args.k} futures per customer; K/2: the first half of them; K>inf: 2 oracle - K/2, "
           f"the Monte Carlo noise of the estimates taken out to first order)")  # fmt: skip
@@ -347,7 +350,8 @@ def main() -> None:
 
 
 def _rows(view: str, facts: dict[str, np.ndarray], gone: np.ndarray, test: Any, lgbm: dict[str, np.ndarray],
-          model: dict[str, np.ndarray] | None, tasks: list[str], n_actions: int, args: argparse.Namespace) -> list[tuple[Any, ...]]:  # fmt: skip
+          model: dict[str, np.ndarray] | None, tasks: list[str], n_actions: int, args: argparse.Namespace,
+          closed: dict[str, np.ndarray]) -> list[tuple[Any, ...]]:  # fmt: skip
     """Table rows of one oracle: per task its headline metric, LightGBM's, the model's and the
     paired bootstrap of oracle - LightGBM."""
     k = args.k
@@ -364,9 +368,12 @@ def _rows(view: str, facts: dict[str, np.ndarray], gone: np.ndarray, test: Any, 
 
         every = np.ones(len(y), bool)
         variants = [(name, "", every), *([(name, " (by E[rank])", every)] if name == "value" else []),
-                    *([(name, " (alive at cutoff)", ~gone)] if name == "churn" and gone.any() else [])]  # fmt: skip
+                    *([(name, " (alive at cutoff)", ~gone)] if name == "churn" and gone.any() else []),
+                    *([(name, " (closed form)", every)] if name in closed else [])]  # fmt: skip
         for key, label, a in variants:
             o_full, o_half = (full["value_rank"], half["value_rank"]) if "rank" in label else (full[key], half[key])
+            if "closed" in label:  # no futures drawn: K/2 is the same
+                o_full = o_half = closed[name]
             iv = paired_bootstrap(headline, o_full[a], lgbm[key][a], y[a], groups[a], n_boot=args.n_boot, seed=args.seed)
             m = headline(model[task.metric_output][a], y[a]) if model else float("nan")
             rows.append((name + label + tag, task.headline, headline(o_full[a], y[a]), headline(o_half[a], y[a]),

@@ -52,12 +52,14 @@ STORE_MISS = P.SEG_PLATFORM[:, P.IN_STORE] * (1 - P.STORE_BUY)  # (S,) store vis
 
 @dataclass
 class Observed:
-    """One customer's history before the cutoff, day by day from the acquisition day ``a0``
-    (index 0) to the cutoff day - 1. Stages are codes of ``P.LATENT_STAGES`` or ``PRE``."""
+    """One customer's history before the fork (the first midnight after the cutoff), day by day
+    from the acquisition day ``a0`` (index 0) to the end of the window: the days from the fork
+    on are silent (what a churn label asks). Stages are codes of ``P.LATENT_STAGES`` or ``PRE``."""
 
     acq: float  # acquisition time, days since start
     a0: int
     last: int  # index of the day of the last event
+    fork: int  # index of the fork day
     sess: np.ndarray  # (n,) bool: an observed session
     content: np.ndarray  # (n, S, 2) log P(session content | segment, stage ACQ / CONS) for PRE days
     content_known: np.ndarray  # (n, S) the same for days with a known stage
@@ -67,7 +69,7 @@ class Observed:
     tk: np.ndarray  # (n,) 1 where an unresolved ticket adds the ticket hazard
     stage_h: np.ndarray  # (n,) stage at the hazard and the session (PRE before the first purchase)
     stage_c: np.ndarray  # (n,) stage when the day's e-mails are clicked
-    end: dict[str, float]  # state at the end of the last day: score, memory, streak, n_buy, stage, ticket_at
+    end: dict[str, float]  # state at the fork: score, memory, streak, n_buy, stage, ticket_at
     dow: np.ndarray  # (n,) weekday 0..6
 
 
@@ -98,15 +100,16 @@ def _content(plat: int, views: int, cart: bool, buy: bool, ticket: bool, log_spe
     return ll
 
 
-def observe(frame: pl.DataFrame, cutoff_day: int, start_weekday: int) -> Observed:
+def observe(frame: pl.DataFrame, cutoff_day: int, start_weekday: int, end_day: int) -> Observed:
     """Read one customer's events (time ``t`` in days since start, action, amount, items;
-    sorted by time, all before ``cutoff_day``) into an :class:`Observed`."""
+    sorted by time, all before ``cutoff_day``, the fork) into an :class:`Observed` that runs to
+    ``end_day`` (exclusive)."""
     t = frame["t"].to_numpy()
     action = frame["action"].to_list()
     amount, items = frame["amount"].to_numpy(), frame["items"].to_numpy()
     acq = float(t[0])
     a0 = math.floor(acq)
-    n = cutoff_day - a0
+    n = end_day - a0
     day = np.floor(t).astype(np.int64) - a0
     sess = np.zeros(n, bool)
     info: dict[int, dict] = {}
@@ -149,6 +152,8 @@ def observe(frame: pl.DataFrame, cutoff_day: int, start_weekday: int) -> Observe
     d_score, d_mem, d_streak = (math.exp(-1 / x) for x in (P.SCORE_DECAY_DAYS, P.PURCHASE_MEMORY, P.STREAK_MEMORY))
     for i in range(n):
         tday = a0 + i
+        if tday == cutoff_day:
+            end = {"score": score, "memory": memory, "streak": streak, "n_buy": n_buy, "stage": stage, "ticket_at": ticket_at}
         if i > 0:
             score, memory, streak = score * d_score, memory * d_mem, streak * d_streak
             if stage == P.LOY and score < P.LOYAL_EXIT:
@@ -180,9 +185,8 @@ def observe(frame: pl.DataFrame, cutoff_day: int, start_weekday: int) -> Observe
         if resolved[i]:
             ticket_at = math.inf
     last = int(day.max())
-    end = {"score": score, "memory": memory, "streak": streak, "n_buy": n_buy, "stage": stage, "ticket_at": ticket_at}
     dow = (start_weekday + a0 + np.arange(n)) % 7
-    return Observed(acq, a0, last, sess, content, content_known, opens, clicks, g, tk, stage_h, stage_c, end, dow)
+    return Observed(acq, a0, last, cutoff_day - a0, sess, content, content_known, opens, clicks, g, tk, stage_h, stage_c, end, dow)
 
 
 def _delay_survival(x: np.ndarray | float) -> np.ndarray:
@@ -192,9 +196,10 @@ def _delay_survival(x: np.ndarray | float) -> np.ndarray:
 
 
 def posterior(obs: Observed, draws: dict[str, np.ndarray], act: np.ndarray, ticket_hazard: float,
-              churn_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+              churn_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Log weights (S, A, J) of the particles segment x activity x draw and, per particle,
-    P(alive at the cutoff | history, particle). ``draws``: (J,) ``beta`` (e-mail propensity
+    P(alive at the fork | history, particle) and P(no event from the fork to the end of the
+    window | history, particle) (the churn label, in closed form). ``draws``: (J,) ``beta`` (e-mail propensity
     draw), ``disengage_at`` and ``consider_at`` (days since start); ``act`` (A, J) activity
     values, on a grid evenly spaced in log activity (the prior weight is its density times
     the activity)."""
@@ -244,12 +249,14 @@ def posterior(obs: Observed, draws: dict[str, np.ndarray], act: np.ndarray, tick
     ll -= hazard0 * hday[:, obs_days].sum(1) + ticket_hazard * obs.tk[obs_days].sum()
     # prior on the grid: segment shares, Exp(1) activity on a log grid
     ll += np.log(P.SEG_SHARE)[:, None, None] + (np.log(act) - act)[None]
-    # the silent days after the last event: alive to day d - 1, churned on day d, or alive at the cutoff
+    # the silent days after the last event: alive to day d - 1, churned on day d, or alive at
+    # the fork; and on to the end of the window (the days from the fork on, for the churn label)
     tail = np.arange(obs.last + 1, n)
     ticket_open = math.isfinite(obs.end["ticket_at"])
-    r_alive = float(_delay_survival(t[-1] + 1 - obs.end["ticket_at"])) if ticket_open else 1.0
-    if tail.size == 0:
-        return ll + math.log(r_alive), np.ones_like(ll)
+
+    def resolved_after(x: np.ndarray | float) -> np.ndarray:  # an open ticket must stay open (silent)
+        return _delay_survival(np.asarray(x, float) - obs.end["ticket_at"]) if ticket_open else np.ones(np.shape(x))
+
     h = hazard0[..., None] * hday[None, None, :, tail] + ticket_hazard * obs.tk[tail]  # (S, A, J, m)
     cell = st_h[:, tail] * 7 + obs.dow[tail][None]  # (J, m)
     lp0 = np.take_along_axis(l0.reshape(*l0.shape[:3], 35), np.broadcast_to(cell[None, None], (*ll.shape, len(tail))), 3)
@@ -257,11 +264,12 @@ def posterior(obs: Observed, draws: dict[str, np.ndarray], act: np.ndarray, tick
     step = lp0 - h
     log_a = np.cumsum(step, axis=3)
     before = np.concatenate([np.zeros((*ll.shape, 1)), log_a[..., :-1]], axis=3)
-    r = _delay_survival(t[tail] + 0.5 - obs.end["ticket_at"]) if ticket_open else np.ones(len(tail))
-    churn = np.exp(before + 0.5 * lp0) * -np.expm1(-h) * r
-    alive = np.exp(log_a[..., -1]) * r_alive
-    total = churn.sum(3) + alive
-    return ll + np.log(total), alive / total
+    churn = np.exp(before + 0.5 * lp0) * -np.expm1(-h) * resolved_after(t[tail] + 0.5)
+    m = obs.fork - obs.last - 1  # silent days before the fork
+    alive = np.exp(before[..., m]) * resolved_after(t[obs.fork])
+    gone = churn[..., :m].sum(3)
+    silent = gone + churn[..., m:].sum(3) + np.exp(log_a[..., -1]) * resolved_after(t[-1] + 1.0)
+    return ll + np.log(gone + alive), alive / (gone + alive), silent / (gone + alive)
 
 
 def _draws(acq: float, j_n: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -278,15 +286,16 @@ def _draws(acq: float, j_n: int, rng: np.random.Generator) -> tuple[dict[str, np
 
 
 def fit(obs: Observed, j_n: int, rng: np.random.Generator, ticket_hazard: float, churn_scale: float = 1.0
-        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
     """The posterior of one customer's latent parameters as weighted particles, in two passes:
     a coarse activity grid over the whole prior range (0.002 .. 15), then 64 points over the
     range that holds the posterior (mean +- 6 sd of log activity, at least +- 0.6), each shifted
-    by a per-draw fraction of its spacing. Returns normalised weights (S, A, J),
-    P(alive | particle) (S, A, J), the activity values (A, J) and the draws."""
+    by a per-draw fraction of its spacing. Returns normalised weights (S, A, J), P(alive at the
+    fork | particle) and P(silent to the end of the window | particle) (S, A, J), the activity
+    values (A, J) and the draws."""
     draws, shift = _draws(obs.acq, max(4, j_n // 2), rng)
     act = np.exp(LOG_ACT[:, None] + shift[None] * (LOG_ACT[1] - LOG_ACT[0]))
-    log_w, _ = posterior(obs, draws, act, ticket_hazard, churn_scale)
+    log_w, _, _ = posterior(obs, draws, act, ticket_hazard, churn_scale)
     w = np.exp(log_w - log_w.max()).sum(0)
     w /= w.sum()
     mean = (w * np.log(act)).sum()
@@ -294,9 +303,9 @@ def fit(obs: Observed, j_n: int, rng: np.random.Generator, ticket_hazard: float,
     grid = np.linspace(mean - half, mean + half, N_ACT)
     draws, shift = _draws(obs.acq, j_n, rng)
     act = np.exp(grid[:, None] + shift[None] * (grid[1] - grid[0]))
-    log_w, p_alive = posterior(obs, draws, act, ticket_hazard, churn_scale)
+    log_w, p_alive, p_silent = posterior(obs, draws, act, ticket_hazard, churn_scale)
     w = np.exp(log_w - log_w.max())
-    return w / w.sum(), p_alive, act, draws
+    return w / w.sum(), p_alive, p_silent, act, draws
 
 
 def read_history(events: pl.DataFrame, ids: np.ndarray, start_ms: int, day: int) -> list[pl.DataFrame]:
@@ -314,9 +323,9 @@ def read_history(events: pl.DataFrame, ids: np.ndarray, start_ms: int, day: int)
 def history_futures(config, events: pl.DataFrame, ids: np.ndarray, day: int, k: int, seed: int,  # noqa: ANN001
                     j_n: int = 16) -> dict[str, np.ndarray]:  # fmt: skip
     """Simulated events of days ``day ..`` for ``k`` posterior draws (given the history before
-    ``day`` only) of the latent state of customers ``ids`` (1-based); the fork must be at the
-    cutoff (a midnight). Also returns per customer ``p_gone`` (posterior P(churned by the
-    cutoff)), ``ess`` (effective sample size of the weights), ``p_segment`` (N, S) and
+    ``day`` only) of the latent state of customers ``ids`` (1-based). Also returns per customer
+    ``p_gone`` (posterior P(churned by the fork)), ``p_churn`` (P(no event from the fork to the
+    end of the window), in closed form), ``ess`` (effective sample size of the weights), ``p_segment`` (N, S) and
     ``log_activity`` (posterior mean)."""
     rng = np.random.default_rng(seed)
     start_ms = int(config.start_datetime.timestamp()) * 1000
@@ -334,15 +343,16 @@ def history_futures(config, events: pl.DataFrame, ids: np.ndarray, day: int, k: 
         "streak": np.zeros(rows, sp.F32), "n_buy": np.zeros(rows, np.int32), "ticket_at": np.full(rows, np.inf),
         "resolve_at": np.full(rows, np.inf), "churn_at": np.full(rows, np.inf),
     }  # fmt: skip
-    diag = {"p_gone": np.zeros(n), "ess": np.zeros(n), "p_segment": np.zeros((n, len(P.SEGMENTS))),
+    diag = {"p_gone": np.zeros(n), "p_churn": np.zeros(n), "ess": np.zeros(n), "p_segment": np.zeros((n, len(P.SEGMENTS))),
             "log_activity": np.zeros(n)}  # fmt: skip
     base_h = P.BASE_HAZARD * config.churn_scale * math.exp(P.LOG_ENGAGEMENT_EFFECT * P.DISENGAGE_DEPTH)
     for i, frame in enumerate(read_history(events, ids, start_ms, day)):
-        obs = observe(frame, day, weekday)
-        w3, p_alive, act, draws = fit(obs, j_n, rng, ticket_hazard, config.churn_scale)
+        obs = observe(frame, day, weekday, config.days)
+        w3, p_alive, p_silent, act, draws = fit(obs, j_n, rng, ticket_hazard, config.churn_scale)
         w = w3.ravel()
         diag["ess"][i] = 1.0 / (w * w).sum()
         diag["p_gone"][i] = 1.0 - (w * p_alive.ravel()).sum()
+        diag["p_churn"][i] = (w * p_silent.ravel()).sum()
         diag["p_segment"][i] = w3.sum((1, 2))
         diag["log_activity"][i] = (w3 * np.log(act)[None]).sum()
         pick = rng.choice(w.size, size=k, p=w)
