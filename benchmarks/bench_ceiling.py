@@ -335,7 +335,7 @@ def main() -> None:
         if view == "latent state":
             truth = fut
         elif "p_gone" in fut:  # the posterior, checked against the latent truth of the same customers
-            check(fut, truth, lambda p, y: registry.get("churn").score(p, y.astype(np.int64))["auroc"])
+            check(fut, {**truth, "churn": test.labels["churn"]}, lambda p, y: registry.get("churn").score(p, y.astype(np.int64))["auroc"])
             gone = truth["gone"]  # the "alive at cutoff" rows: the same customers as the oracle's
         closed = {"churn": fut["p_churn"]} if "p_churn" in fut else {}
         rows += _rows(view, facts, gone, test, lgbm, model, tasks, n_actions, args, closed)

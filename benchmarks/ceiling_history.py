@@ -424,7 +424,7 @@ def check(fut: dict[str, np.ndarray], truth: dict[str, np.ndarray], auroc) -> No
     """Print how the history posterior compares with the latent truth of the same customers:
     a right posterior is calibrated (P(churned by the fork) in bins against the share that had),
     and the effective sample size of its weights. ``truth``: (N,) ``gone``, ``segment``,
-    ``activity``; ``auroc(score, y)``."""
+    ``activity`` and optionally the ``churn`` labels; ``auroc(score, y)``."""
     p, gone = fut["p_gone"], truth["gone"]
     print(f"history posterior against the latent truth: P(churned, unseen, by the fork) mean {p.mean():.3f} "
           f"(truly churned: {gone.mean():.3f}), AUROC {auroc(p, gone):.4f}, Brier {((p - gone) ** 2).mean():.4f}")
@@ -435,6 +435,8 @@ def check(fut: dict[str, np.ndarray], truth: dict[str, np.ndarray], auroc) -> No
         if m.any():
             cells.append(f"[{lo:.2f},{min(hi, 1):.2f}) n={m.sum()} {p[m].mean():.3f}/{gone[m].mean():.3f}")
     print("  calibration, P(churned) bin: customers, mean posterior / share truly churned: " + "; ".join(cells))
+    if "churn" in truth:
+        print(f"  churn label in closed form: mean P(churn) {fut['p_churn'].mean():.4f}, share churned {truth['churn'].mean():.4f}")
     seg = truth["segment"].astype(np.int64)
     p_true = fut["p_segment"][np.arange(len(seg)), seg]
     print(f"  segment: P(true segment) mean {p_true.mean():.3f}, most likely = true for {(fut['p_segment'].argmax(1) == seg).mean():.3f}; "
