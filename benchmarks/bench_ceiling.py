@@ -1,7 +1,7 @@
 """How much room is there: the Bayes ceiling of the synthetic worlds, beside LightGBM.
 
     .venv/bin/python benchmarks/bench_ceiling.py [--world synthetic] [--k 128] [--seed 42]
-        [--checkpoint checkpoints/<run>/best.ckpt] [override ...]
+        [--draws 32] [--checkpoint checkpoints/<run>/best.ckpt] [override ...]
 
 The synthetic data is a simulation, so the best possible prediction given the customer's full
 latent state at the test cutoff is computable by Monte Carlo. The script re-runs the
@@ -15,9 +15,12 @@ test customer the oracle predicts P(churn) and E[value] (means over replicates) 
 argmax of P(next action) and P(stage); the same task metrics score it on the same customers
 and real labels as the default run. The oracle sees the latent state, so no model of the
 observable history beats it in expectation: ``oracle - lightgbm`` bounds the room there is.
-In the purchase world the Bayes predictor given the observable history itself is computable
-(rows marked ``[history]``): the posterior of the Pareto/NBD and gamma-gamma parameters given
-each customer's purchases, by importance sampling over the generator's priors.
+In both worlds the Bayes predictor given the observable history itself is computed (rows
+marked ``[history]``): in the journeys world from the exact likelihood of each customer's events
+given its latent parameters (``benchmarks/ceiling_history.py``, ``--draws`` prior draws per
+activity grid point; churn also in closed form, and the posterior checked against the latent
+truth), in the purchase world from the posterior of the Pareto/NBD and gamma-gamma parameters
+given each customer's purchases, by importance sampling over the generator's priors.
 
 Prints the CPU, then per task: the oracle (all K replicates, and the first K/2 to show the
 Monte Carlo error), LightGBM on aggregates (the default run's baseline, fitted as there), the

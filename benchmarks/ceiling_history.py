@@ -17,11 +17,13 @@ The likelihood of the history given (segment, activity, propensity, disengagemen
 consideration) is a product over days: P(session or none) x P(session content) x
 Poisson(opens) x Binomial(clicks), times the survival exp(-cumulative hazard) up to the last
 event, times the sum over the silent days after it of "alive and silent until day d, churned on
-d" plus "alive and silent up to the cutoff" (the budget is integrated out exactly). Segment x a
-64-point log grid of activity (shifted per draw, so the draws together cover it finely) x
-``J`` prior draws of (propensity, disengagement, consideration) are weighed by it (importance
-sampling from the prior), and ``k`` posterior draws of the latent state, alive or churned, are
-simulated forward with the package's own ``_step``.
+d" plus "alive and silent up to the fork" (the budget is integrated out exactly). Segment x a
+64-point log grid of activity (placed where a coarse first pass found the posterior, shifted
+per draw) x ``J`` stratified prior draws of (propensity, disengagement, consideration) are
+weighed by it, and ``k`` posterior draws of the latent state, alive or churned, are simulated
+forward with the package's own ``_step``. The same sum carried on past the fork to the end of
+the window gives P(no event after the fork), the churn label, in closed form. E-mail arrivals
+are taken as Poisson(0.2) a day (binomial over the population in the simulator).
 
 Approximations, all of order one day or one event: a session cut at midnight is read as if it
 had ended there, a customer who churns on the day of its last event is counted from the next
@@ -333,16 +335,11 @@ def history_futures(config, events: pl.DataFrame, ids: np.ndarray, day: int, k: 
     ticket_hazard = config.ticket_hazard * config.churn_scale
     n = len(ids)
     rows = n * k
-    s: dict[str, np.ndarray] = {
-        "cid": np.arange(rows, dtype=np.int64), "segment": np.zeros(rows, np.uint8), "acquired": np.zeros(rows),
-        "rate": np.zeros(rows), "hazard0": np.zeros(rows), "email_base": np.zeros(rows, sp.F32),
-        "disengage_at": np.zeros(rows, sp.F32), "consider_at": np.full(rows, np.inf), "budget": np.zeros(rows, sp.F32),
-        "stage": np.zeros(rows, np.uint8), "hz": np.zeros(rows, sp.F32), "sess": np.zeros(rows, sp.F32),
-        "mail": np.zeros(rows, sp.F32), "loyal_floor": np.full(rows, -np.inf, sp.F32),
-        "cum_hazard": np.zeros(rows, sp.F32), "score": np.zeros(rows, sp.F32), "memory": np.zeros(rows, sp.F32),
-        "streak": np.zeros(rows, sp.F32), "n_buy": np.zeros(rows, np.int32), "ticket_at": np.full(rows, np.inf),
-        "resolve_at": np.full(rows, np.inf), "churn_at": np.full(rows, np.inf),
-    }  # fmt: skip
+    f32, inf = ("budget", "hz", "sess", "mail", "cum_hazard", "score", "memory", "streak", "email_base"), np.inf
+    s = {name: np.zeros(rows, sp.F32) for name in f32} | {name: np.zeros(rows) for name in ("acquired", "rate", "hazard0")}
+    s |= {name: np.full(rows, inf) for name in ("consider_at", "ticket_at", "resolve_at", "churn_at")}
+    s |= {"cid": np.arange(rows), "segment": np.zeros(rows, np.uint8), "stage": np.zeros(rows, np.uint8),
+          "disengage_at": np.zeros(rows, sp.F32), "loyal_floor": np.full(rows, -inf, sp.F32), "n_buy": np.zeros(rows, np.int32)}
     diag = {"p_gone": np.zeros(n), "p_churn": np.zeros(n), "ess": np.zeros(n), "p_segment": np.zeros((n, len(P.SEGMENTS))),
             "log_activity": np.zeros(n)}  # fmt: skip
     base_h = P.BASE_HAZARD * config.churn_scale * math.exp(P.LOG_ENGAGEMENT_EFFECT * P.DISENGAGE_DEPTH)
