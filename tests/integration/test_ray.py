@@ -76,6 +76,10 @@ def test_ray_gives_the_customers_and_numbers_of_the_local_engine(
     for col in want.columns:
         if want[col].dtype.is_float():
             np.testing.assert_allclose(got[col], want[col], atol=1e-6, err_msg=col)
+        elif isinstance(want[col].dtype, pl.List) and want[col].dtype.inner.is_float():
+            # graph=auto: each engine probes which graph is faster (plain or fused attention),
+            # and the two agree to float precision, not bit for bit
+            np.testing.assert_allclose(got[col].explode(), want[col].explode(), atol=1e-6, err_msg=col)
         elif col != "as_of":
             assert got[col].equals(want[col]), col
     assert got_rej.sort("customer_id").equals(want_rej.sort("customer_id"))
