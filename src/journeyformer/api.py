@@ -39,11 +39,12 @@ import polars as pl
 from journeyformer.data.as_of import data_end
 from journeyformer.data.batch import length_batches, run_in_batches
 from journeyformer.data.events import load_events
-from journeyformer.data.normalize import normalize
+from journeyformer.data.labels import _first_rows
+from journeyformer.data.normalize import already_canonical, normalize
 from journeyformer.data.samples import parse_time
 from journeyformer.data.sequences import Sequences
 from journeyformer.data.sequences_numpy import applies, few_sequences
-from journeyformer.data.validate import validate
+from journeyformer.data.validate import clean, validate
 from journeyformer.errors import EventDataError
 from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.decisions import Decisions
@@ -127,6 +128,13 @@ class Predictor:
         """Events in the user's columns (frame or path) -> validated canonical events."""
         if isinstance(events, (str, Path)):
             return load_events(events, self.schema)
+        if isinstance(events, pl.DataFrame) and events.height <= self.small_events:
+            # Events already in the canonical types and clean (a service's usual call): the
+            # same frame as below without a query plan.
+            ready = already_canonical(events, self.schema)
+            out = clean(ready, self.schema) if ready is not None else None
+            if out is not None:
+                return out
         if isinstance(events, (pl.DataFrame, pl.LazyFrame)):
             try:
                 frame = normalize(events.lazy(), self.schema, "events").collect()
@@ -170,21 +178,14 @@ class Predictor:
         # Default: the end of the data by the predict job's rule (stray late events ignored).
         when = parse_time(as_of) if as_of is not None else data_end(canonical).end
         seqs = self.sequences(canonical, when)
-        seen = canonical.get_column("customer_id").unique()
+        self.last_rejected = _without_history(canonical.get_column("customer_id"), seqs)
         if len(seqs) == 0:
-            self.last_rejected = seen.sort().to_list()
             dtype = canonical.schema["customer_id"]
             return pl.DataFrame(schema=prediction_schema(self.bundle, dtype, with_embedding, decisions))
         batches = length_batches(seqs, self.batch_size)
         outputs = run_in_batches(len(seqs), batches, self.runner.run)
         frame = prediction_frame(seqs, outputs, self.bundle, when, top_k, with_embedding)
-        frame = decisions.annotate(frame, seqs, outputs, batches, self.runner.run)
-        self.last_rejected = (
-            seen.filter(~seen.is_in(seqs.customer_id.implode())).sort().to_list()
-            if len(seqs) < len(seen)
-            else []
-        )
-        return frame
+        return decisions.annotate(frame, seqs, outputs, batches, self.runner.run)
 
     def _decisions(self, explain: bool) -> Decisions:
         """The segment/cluster columns, plus the explainer when asked (built once)."""
@@ -194,3 +195,11 @@ class Predictor:
             segments, events, top = self._explain
             self._explaining = Decisions.for_bundle(self.bundle, segments, True, events, top)
         return self._explaining
+
+
+def _without_history(customer_id: pl.Series, seqs: Sequences) -> list[Any]:
+    """Customers of the (sorted) validated events that ``seqs`` has no sequence for, sorted."""
+    if len(seqs) == int(_first_rows(customer_id).sum()):  # NumPy: no query for the usual case
+        return []
+    seen = customer_id.unique()
+    return seen.filter(~seen.is_in(seqs.customer_id.implode())).sort().to_list()

@@ -13,11 +13,11 @@ from polars.testing import assert_frame_equal, assert_series_equal
 from journeyformer.data.events import load_events
 from journeyformer.data.features import FeatureConfig
 from journeyformer.data.labels import LabelConfig
-from journeyformer.data.normalize import normalize
+from journeyformer.data.normalize import already_canonical, normalize
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences, build_sequences
 from journeyformer.data.sequences_numpy import applies, few_sequences
-from journeyformer.data.validate import _validate_steps, validate
+from journeyformer.data.validate import _validate_steps, clean, validate
 from journeyformer.data.vocab import Vocabularies
 
 UTC = timezone.utc
@@ -137,3 +137,23 @@ def test_clean_check_in_numpy_agrees_with_the_query(events_path, monkeypatch):
         assert via_numpy == via_query == (name in ("clean", "NaN amount")), name
         if via_numpy:
             assert_frame_equal(validate(normalized, schema, "t"), _validate_steps(normalized, schema, "t"))
+
+
+def test_a_frame_already_in_canonical_types_skips_normalize_with_the_same_result(events_path):
+    schema = EventSchema.from_config(SCHEMA)
+    raw = pl.read_parquet(events_path).head(300).sort("customer_id", "timestamp")
+    ready = already_canonical(raw, schema)
+    assert ready is not None
+    assert_frame_equal(clean(ready, schema), validate(normalize(raw.lazy(), schema, "t").collect(), schema, "t"))
+    # Anything normalize would change or report declines the shortcut (normalize does the work).
+    declined = {
+        "mapped name": (raw.rename({"action": "event"}), EventSchema.from_config({**SCHEMA, "columns": {"action": "event"}})),
+        "text time": (raw.with_columns(pl.col("timestamp").dt.to_string()), schema),
+        "naive time": (raw.with_columns(pl.col("timestamp").dt.replace_time_zone(None)), schema),
+        "integer amount": (raw.with_columns(pl.col("amount").cast(pl.Int64)), schema),
+        "null channel": (raw.with_columns(pl.when(pl.int_range(pl.len()) == 4).then(None).otherwise(pl.col("channel")).alias("channel")), schema),
+    }
+    for name, (frame, sch) in declined.items():
+        assert already_canonical(frame, sch) is None, name
+    # Canonical types but not clean (unsorted): no shortcut result, validate sorts it.
+    assert clean(already_canonical(raw.reverse(), schema), schema) is None

@@ -13,7 +13,7 @@ import polars as pl
 
 from journeyformer.data.event_order import DUP_KEY, ROW
 from journeyformer.data.schema import NULL_CATEGORY, REQUIRED, EventSchema
-from journeyformer.data.timestamps import epoch_unit, raw_timestamp, timestamp_expr
+from journeyformer.data.timestamps import UTC_US, epoch_unit, raw_timestamp, timestamp_expr
 from journeyformer.errors import EventDataError
 
 
@@ -36,6 +36,29 @@ def normalize(lf: pl.LazyFrame, schema: EventSchema, name: str) -> pl.LazyFrame:
         pl.struct(pl.all()).hash(seed=7).alias(DUP_KEY),
     ]
     return lf.select(*exprs).with_row_index(ROW)
+
+
+def already_canonical(df: pl.DataFrame, schema: EventSchema) -> pl.DataFrame | None:
+    """What :func:`normalize` would give for ``df`` (collected, without the ``_ts_raw`` /
+    ``_amount_raw`` / duplicate-key helper columns), built without a query, when ``df``
+    already holds the canonical columns: unmapped names, customer_id Int64, timestamp
+    Datetime("us", "UTC"), channel, action and extra categoricals String without nulls,
+    amount and extra numerics Float64. None otherwise (then :func:`normalize` does the work).
+
+    A service that scores a few customers per call and keeps events in these types skips a
+    query plan per call. Without the duplicate key the frame suits only
+    :func:`journeyformer.data.validate.clean` (it has nothing to report or drop).
+    """
+    categorical = ("channel", "action", *schema.extra_categorical)
+    numeric = ("amount", *schema.extra_numeric)
+    wanted = {"customer_id": pl.Int64, "timestamp": UTC_US, "channel": pl.String, "action": pl.String}
+    wanted |= {"amount": pl.Float64} | dict.fromkeys(categorical[2:], pl.String) | dict.fromkeys(numeric[1:], pl.Float64)
+    have = df.schema
+    if any(schema.source(c) != c for c in (*REQUIRED, "amount")) or any(have.get(c) != t for c, t in wanted.items()):
+        return None
+    if any(df.get_column(c).null_count() for c in categorical):
+        return None  # nulls become the <null> category: normalize's job
+    return pl.DataFrame([df.get_column(c) for c in wanted]).with_row_index(ROW)
 
 
 def _is_categorical_type(dtype: pl.DataType) -> bool:

@@ -75,7 +75,7 @@ def few_sequences(
         raise ValueError(f"few_sequences: time_zone {features.time_zone!r} is not UTC")
     cutoff = as_utc(cutoff)
     cut_us = _micros(cutoff)
-    ts = events.get_column("timestamp").to_physical().to_numpy()
+    ts = events.get_column("timestamp").cast(pl.Int64).to_numpy()  # epoch us (cast: no query plan)
     kept = ts <= cut_us
     if not kept.all():
         events = events.filter(pl.Series(kept))
@@ -95,7 +95,7 @@ def few_sequences(
     amount = events.get_column("amount").to_numpy().astype(np.float64, copy=False)
     extras = {c: events.get_column(c).to_numpy().astype(np.float64, copy=False) for c in features.numeric}
 
-    summary = _summary(cid.gather(start), cutoff, cut_us, labels, ts, start, end, flags, amount)
+    summary = _summary(cid.filter(pl.Series(first)), cutoff, cut_us, labels, ts, start, end, flags, amount)
     lengths = np.minimum(n_events, features.max_len)
     rows = ragged_rows(end - lengths, lengths)
     numeric = _event_features(ts, first, cut_us, amount, extras, features)[rows]

@@ -122,10 +122,8 @@ class Decisions:
         cols: dict[str, Any] = {}
         if self.segments is not None:
             stage = frame.get_column("stage") if "stage" in frame.columns else None
-            inputs = frame.with_columns(
-                **{k: pl.Series(k, v) for k, v in history_inputs(seqs.stage_now, stage, seqs.summary).items()}
-            )
-            cols["segment"] = self.segments.assign(inputs)
+            history = history_inputs(seqs.stage_now, stage, seqs.summary)
+            cols["segment"] = self.segments.assign(frame, history)
         if self.clusters is not None:
             cols["cluster"] = self.clusters.assign(outputs["embedding"])
         if self.explainer is not None:
