@@ -21,7 +21,10 @@ For near-real-time scoring (a few customers after each event) keep one Predictor
 planning, one onnxruntime call scores up to ``batch_size`` customers, the session stays warm,
 and inputs of up to ``small_events`` events build their sequences in NumPy
 (:mod:`journeyformer.data.sequences_numpy`: the same arrays without a dozen Polars query plans
-per call; ``benchmarks/bench_latency.py`` measures it). For files too large for memory use the
+per call; ``benchmarks/bench_latency.py`` measures it). A frame already in the canonical types
+(customer_id Int64, timestamp Datetime("us", "UTC"), text categories without nulls, Float64
+numbers; :func:`journeyformer.data.normalize.already_canonical`) with nothing to report is read
+without a Polars query, its rows in any order. For files too large for memory use the
 ``journeyformer predict`` job, which streams customer chunks.
 
 Needs the base install only (no torch).

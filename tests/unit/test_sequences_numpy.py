@@ -137,6 +137,10 @@ def test_clean_check_in_numpy_agrees_with_the_query(events_path, monkeypatch):
         assert via_numpy == via_query == (name in ("clean", "NaN amount")), name
         if via_numpy:
             assert_frame_equal(validate(normalized, schema, "t"), _validate_steps(normalized, schema, "t"))
+        # Out of order but otherwise clean: sorted in NumPy, the same frame as the steps give.
+        assert (clean(normalized, schema) is not None) == (name in ("clean", "NaN amount", "unsorted")), name
+        if name == "unsorted":
+            assert_frame_equal(clean(normalized, schema), _validate_steps(normalized, schema, "t"))
 
 
 def test_a_frame_already_in_canonical_types_skips_normalize_with_the_same_result(events_path):
@@ -155,5 +159,8 @@ def test_a_frame_already_in_canonical_types_skips_normalize_with_the_same_result
     }
     for name, (frame, sch) in declined.items():
         assert already_canonical(frame, sch) is None, name
-    # Canonical types but not clean (unsorted): no shortcut result, validate sorts it.
-    assert clean(already_canonical(raw.reverse(), schema), schema) is None
+    # In any row order (as a service sends a few customers' events): the same frame.
+    shuffled = raw.sample(fraction=1.0, seed=5)
+    assert_frame_equal(clean(already_canonical(shuffled, schema), schema), validate(normalize(shuffled.lazy(), schema, "t").collect(), schema, "t"))
+    # A problem to report (a duplicate (customer, time) under duplicates=drop): no shortcut.
+    assert clean(already_canonical(pl.concat([raw, raw.head(1)]), schema), schema) is None

@@ -58,9 +58,17 @@ def clean(df: pl.DataFrame, schema: EventSchema) -> pl.DataFrame | None:
     numbers with 0: done here without a query (a service scoring one customer at a time pays
     the per-query cost of each).
     """
-    if df.height == 0 or not _is_clean(df, schema):
+    if df.height == 0:
         return None
-    out = df.clone()  # shallow; dropping in place plans no query
+    if _numpy_checks(df):
+        ok, order = _clean_order(df, schema)
+        if not ok:
+            return None
+        out = df[order] if order is not None else df.clone()  # clone: shallow
+    elif _is_clean(df, schema):
+        out = df.clone()
+    else:
+        return None
     for helper in ("_ts_raw", "_amount_raw", DUP_KEY):
         if helper in out.columns:
             out.drop_in_place(helper)
@@ -90,8 +98,9 @@ def _is_clean(df: pl.DataFrame, schema: EventSchema) -> bool:
     number, no event after the wall clock, rows already sorted and, with
     ``data.duplicates=drop``, no two rows with the same customer and timestamp. One query,
     or for a small frame with integer ids (a service's call) NumPy without a query plan."""
-    if df.height <= SMALL_FRAME and df.schema["customer_id"].is_integer() and "_amount_raw" not in df.columns:
-        return _is_clean_numpy(df, schema)
+    if _numpy_checks(df):
+        ok, order = _clean_order(df, schema)
+        return ok and order is None
     checks = [
         ~(pl.col("customer_id").is_null() | pl.col("timestamp").is_null()).any(),
         ~pl.any_horizontal(pl.col(c).is_infinite() for c in ["amount", *schema.extra_numeric]).any(),
@@ -107,22 +116,33 @@ def _is_clean(df: pl.DataFrame, schema: EventSchema) -> bool:
     return bool(df.select(pl.all_horizontal(checks)).item())
 
 
-def _is_clean_numpy(df: pl.DataFrame, schema: EventSchema) -> bool:
-    """:func:`_is_clean` with NumPy (integer customer ids, no ``_amount_raw``)."""
+def _numpy_checks(df: pl.DataFrame) -> bool:
+    """Whether the clean check runs in NumPy: a small frame with integer customer ids and no
+    amount text (a service's call)."""
+    return df.height <= SMALL_FRAME and df.schema["customer_id"].is_integer() and "_amount_raw" not in df.columns
+
+
+def _clean_order(df: pl.DataFrame, schema: EventSchema) -> tuple[bool, np.ndarray | None]:
+    """:func:`_is_clean` in NumPy, except that the rows may be in any order: whether the frame
+    is clean once sorted, and the permutation sorting it by (customer_id, timestamp, _row)
+    (None: already in order). A service sends a few customers' events in any order."""
     cid, ts = df.get_column("customer_id"), df.get_column("timestamp")
     if cid.null_count() or ts.null_count():
-        return False
+        return False, None
     t = ts.cast(pl.Int64).to_numpy()  # epoch us
     if t.max() > epoch_micros(now_utc()):
-        return False
+        return False, None
     if any(np.isinf(df.get_column(c).to_numpy()).any() for c in ["amount", *schema.extra_numeric]):
-        return False
+        return False, None
     c, row = cid.to_numpy(), df.get_column(ROW).to_numpy()
     same_c, same_t = c[1:] == c[:-1], t[1:] == t[:-1]
     in_order = (c[1:] > c[:-1]) | (same_c & ((t[1:] > t[:-1]) | (same_t & (row[1:] > row[:-1]))))
+    order = None
     if not in_order.all():
-        return False
-    return not (schema.duplicates == "drop" and (same_c & same_t).any())
+        order = np.lexsort((row, t, c))
+        c, t = c[order], t[order]
+        same_c, same_t = c[1:] == c[:-1], t[1:] == t[:-1]
+    return not (schema.duplicates == "drop" and (same_c & same_t).any()), order
 
 
 def _examples(df: pl.DataFrame, mask: pl.Expr, col: str) -> list[Any]:
