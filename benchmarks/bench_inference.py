@@ -5,12 +5,17 @@ one synthetic data set, three ways from events to a predictions table:
 
   (a) torch eager, every sequence padded to max_len, batches in input order
   (b) torch eager, batches of similar length (each padded to its own longest sequence)
-  (c) the onnxruntime predictor (journeyformer.inference: chunks, overlap, Parquet out)
+  (c...) the onnxruntime predictor (journeyformer.inference: chunks, overlap, Parquet out), one
+      row per model file (plain / fused graph, fp32 / int8) and batch size in --ort-batch-size
+
+The bundle is exported with ``quantize=true``; the int8 agreement with fp32 it records (on the
+validation split of --validation-events) and the predictor's own choice (precision=auto,
+graph=auto) are printed above the table.
 
 Each is timed end to end (read events -> sequences -> model -> predictions frame/Parquet) and
 model-only (pre-padded batches), best of --repeats. Each runtime gets 1 thread or every core,
 whichever a short probe finds faster here (on shared machines busy-waiting thread pools can
-be many times slower with more threads). Achieved GFLOP/s counts the FLOPs each variant's
+be many times slower with more threads), or --threads. Achieved GFLOP/s counts the FLOPs each variant's
 graph executes on real events only (no padding, causal attention over real keys; the exported
 graph runs its last block at the last event only) against the fp32 matmul GFLOP/s measured
 here with the same thread count. Peak RSS of the predictor scoring ``--rss-events`` events is
@@ -47,7 +52,7 @@ from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
-from journeyformer.export.bundle import build_bundle
+from journeyformer.export.bundle import ValidationData, build_bundle
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.local import predict_events
 from journeyformer.inference.partition import prediction_frame
@@ -223,12 +228,25 @@ def main() -> None:
     parser.add_argument(
         "--work", type=Path, default=None, help="working directory (default: a temp dir)"
     )
+    parser.add_argument(
+        "--validation-events",
+        type=Path,
+        default=None,
+        help="events the checkpoint was trained on, for the int8 agreement (default: the "
+        "benchmark's events)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="pin torch and onnxruntime to this many threads (default: probe 1 vs every core)",
+    )
     args = parser.parse_args()
 
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_inference_"))
     work.mkdir(parents=True, exist_ok=True)
-    threads = default_threads()
+    threads = args.threads or default_threads()
     torch.set_num_threads(threads)
     print(cpu_line())
     print(
@@ -239,7 +257,11 @@ def main() -> None:
     events_path = work / "events.parquet"
     n_events = make_events(events_path, args.customers, seed=0)
     ckpt = args.checkpoint or make_checkpoint(events_path, work / "small.ckpt")
-    bundle_dir = build_bundle(ckpt, work / "bundle").path
+    # quantize: the int8 files beside fp32, compared with it on the validation split of
+    # --validation-events (the benchmark's own events unless given: agreement figures mean
+    # something only for a trained checkpoint and the events it was trained on).
+    validation = ValidationData(str(args.validation_events or events_path))
+    bundle_dir = build_bundle(ckpt, work / "bundle", quantize=True, validation=validation).path
     bundle = load_bundle(bundle_dir)
     net = load_network(ckpt)
     cfg = net.cfg
@@ -257,7 +279,10 @@ def main() -> None:
         "torch": real_event_flops(cfg, lengths, last_position_only=True),
         "onnx": real_event_flops(cfg, lengths, bool(bundle.spec["onnx"]["last_position_only"])),
     }
-    peak = {t: max(matmul_gflops(t) for _ in range(3)) for t in sorted({1, threads})}
+    peak = {
+        t: max(matmul_gflops(t) for _ in range(3))
+        for t in ([threads] if args.threads else sorted({1, threads}))
+    }
     torch.set_num_threads(threads)
     print(
         f"{len(seqs)} sequences, {int(lengths.sum())} real events kept (mean length "
@@ -270,7 +295,7 @@ def main() -> None:
     # be slower than one thread. Give torch whichever of 1 or all cores is faster here.
     probe = torch_batches(seqs, args.torch_batch_size, False, cfg.max_len)[-4:]
     probe_s = {}
-    for n_threads in sorted({1, threads}):
+    for n_threads in [threads] if args.threads else sorted({1, threads}):
         torch.set_num_threads(n_threads)
         torch_run(net, probe[:1], len(seqs))
         probe_s[n_threads] = min(_timed(lambda: torch_run(net, probe, len(seqs))) for _ in range(3))
@@ -302,7 +327,7 @@ def main() -> None:
     # The same rule for onnxruntime: 1 thread or every core, whichever the probe finds faster.
     ort_batch_sizes = [int(b) for b in str(args.ort_batch_size).split(",")]
     ort_probe_s = {}
-    for n_threads in sorted({1, threads}):
+    for n_threads in [threads] if args.threads else sorted({1, threads}):
         candidate = OnnxRunner(bundle, threads=n_threads)
         probe = length_batches(seqs.take(np.argsort(seqs.lengths)[-1024:]), ort_batch_sizes[0])
         run_in_batches(1024, probe[:1], candidate.run)
@@ -314,20 +339,34 @@ def main() -> None:
         f"onnxruntime threads: {ort_threads} (probe seconds by threads: "
         f"{ {k: round(v, 3) for k, v in ort_probe_s.items()} })"
     )
-    keys = iter("cdefghij")
-    for batch_size, graph in itertools.product(ort_batch_sizes, ("plain", "fused")):
-        if graph not in bundle.graphs():
-            continue
+    agreement = bundle.spec["onnx"].get("int8_agreement") or {}
+    for graph, a in agreement.items():
+        print(
+            f"int8 {graph} graph vs fp32 on {a['rows']} validation sequences: top-1 agreement "
+            f"(worst class output) {a['top1_agreement_min']:.4f}, largest headline metric change "
+            f"{a['headline_abs_diff_max']}, meets the bar {a['bar']}: {a['passes']}"
+        )
+    # What precision=auto graph=auto picks here (its probe runs once per process).
+    auto = OnnxRunner(bundle, threads=ort_threads, precision="auto")
+    print(f"predictor's own choice (precision=auto, graph=auto): {auto.graph} {auto.precision} "
+          f"(probe ms per batch of 64: {auto.graph_timings_ms})")
+    keys = iter("cdefghijklmnopqrstuvwxyz")
+    combos = [
+        (bs, g, p)
+        for bs, p, g in itertools.product(ort_batch_sizes, ("fp32", "int8"), ("plain", "fused"))
+        if g in bundle.graphs(p)
+    ]
+    for batch_size, graph, precision in combos:
         key = next(keys)
         ort_batches = length_batches(seqs, batch_size)
-        runner = OnnxRunner(bundle, threads=ort_threads, graph=graph)
+        runner = OnnxRunner(bundle, threads=ort_threads, graph=graph, precision=precision)
         run_in_batches(len(seqs), ort_batches[:2], runner.run)
         model_s = median_of(
             lambda r=runner, ob=ort_batches: _timed(lambda: run_in_batches(len(seqs), ob, r.run)),
             args.repeats,
         )
         e2e_s = median_of(
-            lambda g=graph, bs=batch_size: (
+            lambda g=graph, bs=batch_size, p=precision: (
                 predict_events(
                     bundle,
                     events_path,
@@ -336,12 +375,13 @@ def main() -> None:
                     chunk_customers=args.chunk_customers,
                     threads=ort_threads,
                     graph=g,
+                    precision=p,
                     progress=False,
                 ).seconds
             ),
             args.repeats,
         )
-        label = f"onnxruntime predictor, {graph} graph"
+        label = f"onnxruntime predictor, {graph} {precision}"
         rows[key] = (label, batch_size, ort_threads, "onnx", e2e_s, model_s)
 
     n = len(seqs)

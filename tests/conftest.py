@@ -41,3 +41,25 @@ def tiny_bundle(tiny_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundle") / "bundle"
     build_bundle(tiny_run.best_checkpoint, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def default_net(tiny_run, tmp_path_factory: pytest.TempPathFactory):
+    """The default model config (train.yaml's ``model``, no override) sized by the tiny run's
+    preprocessing, seeded random weights: the block count and head layout users export."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from journeyformer.data.preprocessing import Preprocessing
+    from journeyformer.model.checkpoint import read_checkpoint
+    from journeyformer.model.config import ModelConfig
+    from journeyformer.model.network import JourneyTransformer
+
+    cfg = compose_train([], tmp_path_factory.mktemp("default_cfg"))
+    hp = read_checkpoint(tiny_run.best_checkpoint)["hyper_parameters"]
+    pre = Preprocessing.from_dict(hp["preprocessing"], str(tiny_run.best_checkpoint))
+    torch.manual_seed(0)
+    sizes = OmegaConf.to_container(cfg.model, resolve=True)
+    net = JourneyTransformer(ModelConfig.from_data(sizes, pre)).eval()
+    assert net.cfg.n_layers >= 2, "the fusion controls need a block after the first"
+    return net

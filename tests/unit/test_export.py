@@ -69,7 +69,12 @@ def test_bundle_files_and_preprocessing(bundle_dir, tiny_run):
         "dtype": "int64",
         "shape": ["batch", "seq_len", len(hp_spec["features"]["categorical"])],
     }
-    assert spec["onnx"]["files"] == {"fp32": "model.onnx", "int8": "model.int8.onnx", "fused": "model.fused.onnx"}
+    assert spec["onnx"]["files"] == {
+        "fp32": "model.onnx",
+        "int8": "model.int8.onnx",
+        "fused": "model.fused.onnx",
+        "fused_int8": "model.fused.int8.onnx",
+    }
     metrics = json.loads((bundle_dir / "metrics.json").read_text())
     assert metrics == json.loads((tiny_run.run_dir / "test_metrics.json").read_text())
     assert load_bundle(bundle_dir).output_names == OUTPUTS

@@ -10,22 +10,17 @@ import onnx
 import onnxruntime as ort
 import polars as pl
 import pytest
-import torch
-from omegaconf import OmegaConf
-from support import compose_train
 
 from journeyformer import Predictor
-from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.errors import ConfigError
 from journeyformer.export import fuse
 from journeyformer.export.bundle import build_bundle, parity_batches
 from journeyformer.export.fuse import MS_DOMAIN, fuse_attention
 from journeyformer.export.onnx import check_parity, export_onnx, random_inputs, torch_outputs
 from journeyformer.inference import choice
-from journeyformer.inference.bundle import load_bundle
+from journeyformer.inference.bundle import BundleError, load_bundle
 from journeyformer.inference.runner import OnnxRunner
-from journeyformer.model.checkpoint import load_network, read_checkpoint
-from journeyformer.model.config import ModelConfig
+from journeyformer.model.checkpoint import load_network
 from journeyformer.model.network import JourneyTransformer
 
 SHAPES = [(1, 1), (2, 64), (9, 3), (33, 17)]
@@ -36,20 +31,6 @@ def _run(path, inputs):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, inputs), strict=True))
-
-
-@pytest.fixture(scope="module")
-def default_net(tiny_run, tmp_path_factory) -> JourneyTransformer:
-    """The default model config (train.yaml's ``model``, no override) sized by the tiny run's
-    preprocessing, seeded random weights: the block count and head layout users export."""
-    cfg = compose_train([], tmp_path_factory.mktemp("default_cfg"))
-    hp = read_checkpoint(tiny_run.best_checkpoint)["hyper_parameters"]
-    pre = Preprocessing.from_dict(hp["preprocessing"], str(tiny_run.best_checkpoint))
-    torch.manual_seed(0)
-    sizes = OmegaConf.to_container(cfg.model, resolve=True)
-    net = JourneyTransformer(ModelConfig.from_data(sizes, pre)).eval()
-    assert net.cfg.n_layers >= 2, "the controls below need a block after the first"
-    return net
 
 
 @pytest.fixture(params=["tiny_trained", "default_config"])
@@ -162,12 +143,12 @@ def test_a_bundle_without_a_match_runs_the_plain_graph(tiny_run, tmp_path, monke
 def test_bundle_has_the_fused_graph_with_its_parity(tiny_bundle):
     bundle = load_bundle(tiny_bundle)
     assert bundle.graphs() == ["plain", "fused"]
-    assert bundle.graphs("int8") == ["plain"]
+    assert bundle.graphs("int8") == []  # exported without quantize=true
     report = json.loads((tiny_bundle / "export_report.json").read_text())
     assert report["parity_fused"]["ok"]
     assert report["fused"]["written"] and report["fused"]["blocks"] == bundle.spec["model"]["n_layers"]
     assert bundle.spec["onnx"]["files"]["fused"] == "model.fused.onnx"
-    with pytest.raises(ConfigError, match="fp32 only"):
+    with pytest.raises(BundleError, match="quantize=true"):
         bundle.model_path("int8", "fused")
 
 
@@ -177,9 +158,9 @@ def test_runner_picks_a_graph_by_probe_and_can_be_pinned(tiny_bundle, caplog, mo
     with caplog.at_level("INFO", logger="journeyformer.inference.runner"):
         auto = OnnxRunner(bundle, threads=1)
     assert auto.graph in ("plain", "fused")
-    assert set(auto.graph_timings_ms) == {"plain", "fused"}
-    assert auto.graph_timings_ms[auto.graph] == min(auto.graph_timings_ms.values())
-    assert f"onnxruntime graph: {auto.graph}" in caplog.text
+    assert set(auto.graph_timings_ms) == {"plain fp32", "fused fp32"}
+    assert auto.graph_timings_ms[f"{auto.graph} fp32"] == min(auto.graph_timings_ms.values())
+    assert f"onnxruntime model: {auto.graph} fp32" in caplog.text
     # Remembered for this process: a second runner does not probe again.
     assert OnnxRunner(bundle, threads=1).graph_timings_ms == {}
     for graph in ("plain", "fused"):

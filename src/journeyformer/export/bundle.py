@@ -45,6 +45,7 @@ from journeyformer.inference.bundle import (
     EXPORT_REPORT,
     FORMAT_VERSION,
     FUSED_FILE,
+    FUSED_FILES,
     METRICS,
     MODEL_FILES,
     PREPROCESSING,
@@ -231,14 +232,39 @@ def build_bundle(
             report["parity_fused"] = fused_parity.to_dict()
         if quantize:
             assert seqs is not None
-            int8 = quantize_int8(fp32, tmp / MODEL_FILES["int8"])
-            result.int8 = compare_int8(fp32, int8, seqs, net.cfg.tasks)
-            log.info("%s", result.int8.table())
-            spec["onnx"]["files"]["int8"] = MODEL_FILES["int8"]
-            report["int8"] = result.int8.to_dict()
+            _add_int8(tmp, spec, report, result, seqs, net.cfg.tasks, fusion.complete)
         result.metrics = _run_metrics(run_dir, manifest)
         _write_bundle_files(tmp, spec, result.metrics, report)
     return result
+
+
+def _add_int8(
+    tmp: Path,
+    spec: dict[str, Any],
+    report: dict[str, Any],
+    result: BundleResult,
+    seqs: Sequences,
+    tasks: Mapping[str, float],
+    fused: bool,
+) -> None:
+    """Quantize the plain (and the fused) graph, compare each with fp32 ``model.onnx`` on the
+    validation ``seqs`` and record the agreement (and whether it meets the bar the predictor
+    asks before it picks int8 by itself) in the spec; the full comparison goes in the report."""
+    fp32 = tmp / MODEL_FILES["fp32"]
+    graphs = {"plain": (fp32, MODEL_FILES["int8"])}
+    if fused:
+        graphs["fused"] = (tmp / FUSED_FILE, FUSED_FILES["int8"])
+    spec["onnx"]["int8_agreement"] = {}
+    for graph, (source, name) in graphs.items():
+        int8 = quantize_int8(source, tmp / name)
+        compared = compare_int8(fp32, int8, seqs, tasks)
+        agreement = compared.agreement()
+        log.info("%s graph: %s; meets the bar for precision=auto: %s", graph, compared.table(), agreement["passes"])
+        spec["onnx"]["files"]["int8" if graph == "plain" else "fused_int8"] = name
+        spec["onnx"]["int8_agreement"][graph] = agreement
+        report["int8" if graph == "plain" else "int8_fused"] = compared.to_dict()
+        if graph == "plain":
+            result.int8 = compared
 
 
 def _checked_parity(

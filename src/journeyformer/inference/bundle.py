@@ -6,6 +6,7 @@ A bundle directory holds everything needed to score raw events without PyTorch:
 model.onnx          the network, inputs/outputs as in ``preprocessing.json["onnx"]``
 model.int8.onnx     optional int8 dynamic quantization of the same graph (``quantize=true``)
 model.fused.onnx    the fp32 graph with fused attention kernels (onnxruntime only; same outputs)
+model.fused.int8.onnx  optional int8 quantization of the fused graph (``quantize=true``)
 preprocessing.json  the fitted preprocessing (as in the checkpoint), tasks, temperatures, I/O
 metrics.json        validation/test metrics the checkpoint reached (when training wrote them)
 export_report.json  parity of onnxruntime against torch, and of int8 against fp32
@@ -50,7 +51,9 @@ MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 # fp32 with each attention fused into one onnxruntime kernel (export/fuse.py): same outputs,
 # onnxruntime only; the predictor runs it where it is faster (inference/choice.py).
 FUSED_FILE = "model.fused.onnx"
+FUSED_FILES = {"fp32": FUSED_FILE, "int8": "model.fused.int8.onnx"}
 GRAPHS = ("plain", "fused")
+PRECISIONS = tuple(MODEL_FILES)
 PREPROCESSING = "preprocessing.json"
 METRICS = "metrics.json"
 EXPORT_REPORT = "export_report.json"
@@ -197,25 +200,31 @@ class Bundle:
 
     def model_path(self, precision: str = "fp32", graph: str = "plain") -> Path:
         """The model file of ``precision`` (fp32 | int8) and ``graph`` (plain: standard ONNX;
-        fused: fp32 with fused attention, onnxruntime only)."""
+        fused: fused attention, onnxruntime only)."""
         if precision not in MODEL_FILES:
-            raise ConfigError(f"precision={precision!r} is not one of {list(MODEL_FILES)}")
+            raise ConfigError(f"precision={precision!r} is not one of {[*PRECISIONS, 'auto']}")
         if graph not in GRAPHS:
             raise ConfigError(f"graph={graph!r} is not one of {[*GRAPHS, 'auto']}")
-        if graph == "fused" and precision != "fp32":
-            raise ConfigError(f"graph=fused exists for precision=fp32 only, not {precision!r}")
-        path = self.path / (FUSED_FILE if graph == "fused" else MODEL_FILES[precision])
+        path = self.path / (FUSED_FILES if graph == "fused" else MODEL_FILES)[precision]
         if not path.exists():
-            hint = {
-                "int8": " (export with quantize=true to write it)",
-                "fused": " (bundles exported before fused attention lack it: re-export, or use graph=plain)",
-            }.get(precision if graph == "plain" else graph, "")
+            hint = (
+                " (bundles exported before fused attention lack it: re-export, or use graph=plain)"
+                if graph == "fused" and precision == "fp32"
+                else " (export with quantize=true to write it)"
+            )
             raise BundleError(f"{path}: no such file in the bundle{hint}")
         return path
 
     def graphs(self, precision: str = "fp32") -> list[str]:
         """The graphs this bundle has for ``precision``."""
-        return [g for g in GRAPHS if g == "plain" or (precision == "fp32" and (self.path / FUSED_FILE).exists())]
+        files = {"plain": MODEL_FILES[precision], "fused": FUSED_FILES[precision]}
+        return [g for g in GRAPHS if (self.path / files[g]).exists()]
+
+    def int8_agreement(self, graph: str) -> dict[str, Any] | None:
+        """What export measured for the int8 ``graph`` against fp32 on validation data
+        (``top1_agreement_min``, ``headline_abs_diff_max``, ``bar``, ``passes``), or None when
+        the bundle records nothing (no int8, or exported before this was recorded)."""
+        return (self.spec["onnx"].get("int8_agreement") or {}).get(graph)
 
 
 def load_bundle(path: str | Path) -> Bundle:

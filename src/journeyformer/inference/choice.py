@@ -1,13 +1,19 @@
-"""Which graph the predictor runs on this machine: a short probe at start, remembered per process.
+"""Which model file the predictor runs on this machine: a short probe at start, remembered per
+process.
 
 A bundle may hold two fp32 graphs with the same outputs (``model.onnx``, plain ONNX, and
-``model.fused.onnx``, attention fused into onnxruntime kernels; :mod:`journeyformer.export.fuse`).
-Which is faster depends on the CPU (vector extensions, cache sizes), the thread count and the
-onnxruntime build, so ``graph="auto"`` times both on a synthetic batch of the model's real shape
-(a few milliseconds each, interleaved, median of several runs), runs the faster and logs the
-choice with the timings. ``graph="plain"`` or ``"fused"`` (the ``graph`` key of predict.yaml,
-``Predictor.load(graph=...)``) pins it. The choice is kept for the life of the process per
-(model files, device, threads), so a second Predictor on the same bundle does not probe again.
+``model.fused.onnx``, attention fused into onnxruntime kernels; :mod:`journeyformer.export.fuse`)
+and, exported with ``quantize=true``, the int8 quantization of each
+(:mod:`journeyformer.export.quantize`). Which is faster depends on the CPU (vector extensions,
+VNNI/AMX for int8, cache sizes), the thread count and the onnxruntime build, so ``graph="auto"``
+and ``precision="auto"`` time the candidates on a synthetic batch of the model's real shape (a
+few milliseconds each, interleaved, median of several runs), run the fastest and log the choice
+with the timings. int8 is a candidate under ``precision="auto"`` only where the bundle records
+that it met the agreement bar against fp32 on validation data
+(:data:`journeyformer.export.quantize.AGREEMENT_BAR`), and only on the CPU. ``graph="plain"`` or
+``"fused"`` and ``precision="fp32"`` or ``"int8"`` (predict.yaml, ``Predictor.load(...)``) pin
+them. The choice is kept for the life of the process per (model files, device, threads, what
+was pinned), so a second Predictor on the same bundle does not probe again.
 
 No torch.
 """
@@ -25,8 +31,10 @@ from journeyformer.inference.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
-# (bundle spec checksum, precision, device, threads) -> chosen graph
-_CHOSEN: dict[tuple[str, str, str, int | None], str] = {}
+# A candidate model file: (precision, graph), e.g. ("int8", "fused").
+Candidate = tuple[str, str]
+# (bundle spec checksum, precision asked, graph asked, device, threads) -> chosen candidate
+_CHOSEN: dict[tuple[str, str, str, str, int | None], Candidate] = {}
 
 
 def probe_inputs(bundle: Bundle, batch: int = 64, seq_len: int = 32) -> dict[str, np.ndarray]:
@@ -63,9 +71,40 @@ def fastest(
     return min(medians, key=medians.__getitem__), medians
 
 
-def remembered(bundle: Bundle, precision: str, device: str, threads: int | None) -> str | None:
-    return _CHOSEN.get((str(bundle.spec.get("spec_sha256")), precision, device, threads))
+def candidates(bundle: Bundle, precision: str, graph: str, device: str) -> list[Candidate]:
+    """The (precision, graph) files the predictor may run for what was asked (each "auto" or
+    pinned): every graph the bundle has; int8 under ``precision="auto"`` only on the CPU and
+    only where the bundle records that it met the agreement bar."""
+    precisions = ["fp32", "int8"] if precision == "auto" else [precision]
+    found = []
+    for p in precisions:
+        for g in bundle.graphs(p):
+            if graph not in ("auto", g):
+                continue
+            if precision == "auto" and p == "int8":
+                agreement = bundle.int8_agreement(g)
+                if device != "cpu" or not (agreement and agreement.get("passes")):
+                    continue
+            found.append((p, g))
+    return found
 
 
-def remember(bundle: Bundle, precision: str, device: str, threads: int | None, graph: str) -> None:
-    _CHOSEN[(str(bundle.spec.get("spec_sha256")), precision, device, threads)] = graph
+def name(candidate: Candidate) -> str:
+    """``"fused int8"`` for ("int8", "fused")."""
+    return f"{candidate[1]} {candidate[0]}"
+
+
+def _key(bundle: Bundle, precision: str, graph: str, device: str, threads: int | None) -> tuple:
+    return (str(bundle.spec.get("spec_sha256")), precision, graph, device, threads)
+
+
+def remembered(
+    bundle: Bundle, precision: str, graph: str, device: str, threads: int | None
+) -> Candidate | None:
+    return _CHOSEN.get(_key(bundle, precision, graph, device, threads))
+
+
+def remember(
+    bundle: Bundle, precision: str, graph: str, device: str, threads: int | None, chosen: Candidate
+) -> None:
+    _CHOSEN[_key(bundle, precision, graph, device, threads)] = chosen

@@ -33,7 +33,7 @@ def predict_from_config(cfg: Mapping[str, Any]) -> PredictResult:
         raise ConfigError(f"engine={name!r} is not an engine; choose one of {list(ENGINES)}")
     common = dict(
         as_of=cfg.get("as_of"),
-        precision=str(cfg.get("precision", "fp32")),
+        precision=str(cfg.get("precision", "auto")),
         batch_size=int(cfg.get("batch_size", 64)),
         chunk_customers=int(cfg.get("chunk_customers", 50_000)),
         top_k=int(cfg.get("top_k", 3)),

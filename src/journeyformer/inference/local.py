@@ -83,7 +83,7 @@ def predict_events(
     *,
     as_of: datetime | str | None = None,
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: str = "auto",
     batch_size: int = 64,
     chunk_customers: int = 50_000,
     top_k: int = 3,

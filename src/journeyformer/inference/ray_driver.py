@@ -152,7 +152,7 @@ def predict_events_ray(
     engine: Mapping[str, Any] | None = None,
     as_of: datetime | str | None = None,
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: str = "auto",
     batch_size: int = 64,
     chunk_customers: int = 50_000,
     top_k: int = 3,
@@ -196,11 +196,12 @@ def predict_events_ray(
     settings = {"device": device, "precision": precision, "threads": threads or max(1, int(opts["num_cpus"])),
                 "optimization": optimization, "graph": graph, "batch_size": batch_size, "top_k": top_k,
                 "with_embedding": with_embedding}  # fmt: skip
-    if graph == "auto" and device == "cpu" and len(loaded.graphs(precision)) > 1:
-        # one graph for every partition: the probe runs once here, not once per actor
+    if "auto" in (graph, precision) and device == "cpu":
+        # one model file for every partition: the probe runs once here, not once per actor
         from journeyformer.inference.runner import OnnxRunner
 
-        settings["graph"] = OnnxRunner(loaded, device, precision, settings["threads"], optimization=optimization).graph
+        probe = OnnxRunner(loaded, device, precision, settings["threads"], optimization=optimization, graph=graph)
+        settings["graph"], settings["precision"] = probe.graph, probe.precision
     log.info("%s: %d events, %d customers, %d partition(s) on Ray (%d actors); as_of %s",
              plan.name, plan.n_rows, plan.n_customers, plan.n_chunks, opts["num_workers"], when.isoformat())  # fmt: skip
     result = PredictResult(output, output / REJECTS, when, 0, 0, 0, 0, plan.n_chunks, 0.0, engine="ray")

@@ -9,7 +9,7 @@ import onnxruntime as ort
 
 from journeyformer.errors import ConfigError
 from journeyformer.inference import choice
-from journeyformer.inference.bundle import FUSED_FILE, GRAPHS, Bundle
+from journeyformer.inference.bundle import FUSED_FILES, GRAPHS, PRECISIONS, Bundle
 from journeyformer.inference.session import make_session
 
 log = logging.getLogger(__name__)
@@ -21,11 +21,17 @@ class OnnxRunner:
     Args:
         bundle: a loaded bundle (:func:`journeyformer.inference.bundle.load_bundle`).
         device: "cpu" or "cuda" (onnxruntime-gpu's CUDA execution provider).
-        precision: "fp32" (model.onnx) or "int8" (model.int8.onnx).
+        precision: "fp32", "int8" (the bundle's int8 files, export with quantize=true) or
+            "auto" (fp32, and int8 where the bundle records that it met the agreement bar and
+            the probe finds it faster on this machine; see :mod:`journeyformer.inference.choice`).
         threads, spinning, optimization: see :mod:`journeyformer.inference.session`.
-        graph: "auto" (time the bundle's graphs on this machine and run the faster; see
-            :mod:`journeyformer.inference.choice`), "plain" (model.onnx) or "fused"
-            (model.fused.onnx, fused attention; fp32 only).
+        graph: "auto" (time the bundle's graphs on this machine and run the faster), "plain"
+            (model.onnx, model.int8.onnx) or "fused" (fused attention, onnxruntime only).
+
+    Attributes:
+        precision, graph: what runs (never "auto").
+        graph_timings_ms: probe milliseconds per batch of 64 by candidate (``"fused int8"``);
+            empty when nothing was probed (pinned, one candidate, or remembered).
     """
 
     def __init__(
@@ -40,42 +46,55 @@ class OnnxRunner:
     ) -> None:
         if graph not in (*GRAPHS, "auto"):
             raise ConfigError(f"graph={graph!r} is not one of {[*GRAPHS, 'auto']}")
+        if precision not in (*PRECISIONS, "auto"):
+            raise ConfigError(f"precision={precision!r} is not one of {[*PRECISIONS, 'auto']}")
         self.bundle = bundle
         self.input_names = bundle.input_names
         self.output_names = bundle.output_names
 
-        def session(g: str) -> ort.InferenceSession:
-            return make_session(bundle.model_path(precision, g), device, threads, spinning, optimization)
+        def session(c: choice.Candidate) -> ort.InferenceSession:
+            return make_session(bundle.model_path(*c), device, threads, spinning, optimization)
 
         self.graph_timings_ms: dict[str, float] = {}
-        candidates = bundle.graphs(precision)
-        if graph != "auto":
-            self.graph, self.session = graph, session(graph)
-        elif len(candidates) == 1:
-            self.graph, self.session = candidates[0], session(candidates[0])
-            if precision == "fp32":  # a fused graph was expected; say why it is not run
-                log.info(
+        candidates = choice.candidates(bundle, precision, graph, device)
+        if not candidates:  # what was pinned is missing: model_path says which file and why
+            pinned = (precision if precision != "auto" else "fp32", graph if graph != "auto" else "plain")
+            candidates = [pinned]
+        known = choice.remembered(bundle, precision, graph, device, threads)
+        if len(candidates) == 1 or known in candidates:
+            chosen = known if known in candidates else candidates[0]
+            self.session = session(chosen)
+            if known is None and graph == "auto" and chosen[1] == "plain":
+                log.info(  # a fused graph was expected; say why it is not run
                     "onnxruntime graph: plain (%s has no %s: exported before fused attention, "
                     "or its export_report.json 'fused' says the fusion did not match)",
                     bundle.path,
-                    FUSED_FILE,
+                    FUSED_FILES[chosen[0]],
                 )
         else:
-            known = choice.remembered(bundle, precision, device, threads)
-            if known is not None:
-                self.graph, self.session = known, session(known)
-            else:
-                sessions = {g: session(g) for g in candidates}
-                runs = {g: (lambda inputs, s=s: s.run(None, inputs)) for g, s in sessions.items()}
-                self.graph, self.graph_timings_ms = choice.fastest(runs, choice.probe_inputs(bundle))
-                self.session = sessions[self.graph]
-                choice.remember(bundle, precision, device, threads, self.graph)
-                log.info(
-                    "onnxruntime graph: %s (probe ms per batch of 64: %s); pin it with graph=%s",
-                    self.graph,
-                    ", ".join(f"{g} {ms:.2f}" for g, ms in self.graph_timings_ms.items()),
-                    "|".join(GRAPHS),
-                )
+            sessions = {choice.name(c): session(c) for c in candidates}
+            runs = {k: (lambda inputs, s=s: s.run(None, inputs)) for k, s in sessions.items()}
+            fastest, self.graph_timings_ms = choice.fastest(runs, choice.probe_inputs(bundle))
+            chosen = next(c for c in candidates if choice.name(c) == fastest)
+            self.session = sessions[fastest]
+            choice.remember(bundle, precision, graph, device, threads, chosen)
+            log.info(
+                "onnxruntime model: %s (probe ms per batch of 64: %s); pin it with "
+                "graph=plain|fused precision=fp32|int8",
+                fastest,
+                ", ".join(f"{k} {ms:.2f}" for k, ms in self.graph_timings_ms.items()),
+            )
+        self.precision, self.graph = chosen
+        if self.precision == "int8":
+            agreement = bundle.int8_agreement(self.graph) or {}
+            top1, diff = agreement.get("top1_agreement_min"), agreement.get("headline_abs_diff_max")
+            log.info(
+                "int8 %s graph: top-1 agreement with fp32 %s, largest headline metric change %s "
+                "(validation data at export)",
+                self.graph,
+                "not recorded" if top1 is None else f"{top1:.4f}",
+                "not recorded" if diff is None else f"{diff:.4f}",
+            )
         got = tuple(i.name for i in self.session.get_inputs())
         if got != self.input_names:
             raise ConfigError(
