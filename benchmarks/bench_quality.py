@@ -62,6 +62,8 @@ def summarize(world: str, runs: dict[int, dict]) -> list[str]:
         return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
     seeds = sorted(runs)
+    if not seeds:
+        return [f"world {world}: no completed run"]
     lines = [f"world {world}: seeds {seeds}", ""]
     lines.append(f"{'task':<12} {'metric':<9} {'model':>17} {'lightgbm':>17} {'best other':>17}"
                  f"  {'model - best':>12}  per-seed 95% interval and verdict")  # fmt: skip
