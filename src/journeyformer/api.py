@@ -42,7 +42,7 @@ import polars as pl
 from journeyformer.data.as_of import data_end
 from journeyformer.data.batch import length_batches, run_in_batches
 from journeyformer.data.events import load_events
-from journeyformer.data.labels import _first_rows
+from journeyformer.data.labels import first_rows
 from journeyformer.data.normalize import already_canonical, normalize
 from journeyformer.data.samples import parse_time
 from journeyformer.data.sequences import Sequences
@@ -202,7 +202,7 @@ class Predictor:
 
 def _without_history(customer_id: pl.Series, seqs: Sequences) -> list[Any]:
     """Customers of the (sorted) validated events that ``seqs`` has no sequence for, sorted."""
-    if len(seqs) == int(_first_rows(customer_id).sum()):  # NumPy: no query for the usual case
+    if len(seqs) == int(first_rows(customer_id).sum()):  # NumPy: no query for the usual case
         return []
     seen = customer_id.unique()
     return seen.filter(~seen.is_in(seqs.customer_id.implode())).sort().to_list()

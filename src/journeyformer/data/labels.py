@@ -243,7 +243,7 @@ def customer_table(
     later_at = cutoff + cfg.horizon
     ts = events.get_column("timestamp").to_physical().to_numpy()
     cid = events.get_column("customer_id")
-    seg = _Segments(_first_rows(cid), ts, _micros(cutoff))
+    seg = _Segments(first_rows(cid), ts, _micros(cutoff))
     customer_id = cid.gather(seg.start)
     flagged = _action_flags(events, cfg)
     purchase = flagged.get_column("purchase").to_numpy()
@@ -313,7 +313,7 @@ def customer_table(
     return summary, labels, seg.split
 
 
-def _first_rows(cid: pl.Series) -> np.ndarray:
+def first_rows(cid: pl.Series) -> np.ndarray:
     """(E,) bool, True at each customer's first row of sorted events."""
     if cid.dtype.is_integer():
         ids = cid.to_numpy()

@@ -32,10 +32,10 @@ from journeyformer.data.labels import (  # the summary's own reductions, reused
     _NO_TIME,
     STAGES,
     LabelConfig,
-    _first_rows,
     _micros,
     _Segments,
     as_utc,
+    first_rows,
 )
 from journeyformer.data.sequences import Sequences, build_sequences, ragged_rows
 from journeyformer.data.timestamps import UTC_US
@@ -84,7 +84,7 @@ def few_sequences(
         return build_sequences(events, cutoff, vocabs, features, labels, with_labels=False, source=source)
     cid = events.get_column("customer_id")
     n_rows = len(ts)
-    first = _first_rows(cid)
+    first = first_rows(cid)
     start = np.flatnonzero(first)
     end = np.append(start[1:], n_rows).astype(np.int64)
     n_events = end - start
