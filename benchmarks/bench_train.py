@@ -2,7 +2,7 @@
 share of the fp32 matmul FLOP/s measured on the same machine in the same run.
 
     .venv/bin/python benchmarks/bench_train.py [--customers 20000] [--steps 60] [--model small]
-        [--variants fp32,bf16,no_attn_dropout]
+        [--variants fp32,masked,bf16]
 
 Not a test. FLOPs are counted with torch.utils.flop_counter on the very batches that were timed
 (forward + backward), so padding that length bucketing leaves in is counted as work done. The
@@ -17,6 +17,9 @@ Variants, timed interleaved on the same batches (one optimizer step per batch):
   stay). Measures what ``model.attention_dropout`` costs; the same as fp32 when it is 0 (the
   default since configs/model/_common.yaml set it so).
 * ``compiled``: fp32 with ``torch.compile(net)`` (compile time excluded; needs a C++ compiler).
+* ``masked``: fp32 with the explicit (B, 1, T, T) padding mask in attention, as training ran
+  before it used the causal flag alone (:meth:`journeyformer.model.encoder.JourneyEncoder.forward`;
+  same states at every real position).
 """
 
 from __future__ import annotations
@@ -59,8 +62,8 @@ def main() -> None:
     parser.add_argument("--model", default="small")
     parser.add_argument(
         "--variants",
-        default="fp32,bf16,no_attn_dropout",
-        help="comma-separated: fp32, bf16 (CPU autocast), no_attn_dropout, compiled",
+        default="fp32,masked,bf16",
+        help="comma-separated: fp32, bf16 (CPU autocast), no_attn_dropout, compiled, masked",
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per variant")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -86,7 +89,7 @@ def main() -> None:
 
     attention = [m for m in module.net.modules() if isinstance(m, SelfAttention)]
     variants = args.variants.split(",")
-    unknown = set(variants) - {"fp32", "bf16", "no_attn_dropout", "compiled"}
+    unknown = set(variants) - {"fp32", "bf16", "no_attn_dropout", "compiled", "masked"}
     if unknown:
         parser.error(f"--variants: unknown {sorted(unknown)}")
     compiled = torch.compile(module.net) if "compiled" in variants else None
@@ -95,6 +98,8 @@ def main() -> None:
         net = compiled if variant == "compiled" else module.net
         for m in attention:
             m.dropout = 0.0 if variant == "no_attn_dropout" else model_cfg.attention_dropout
+        # the encoder's own flag only (its blocks' dropout stays on): the eval-path mask
+        module.net.encoder.training = variant != "masked"
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant == "bf16"):
             out = net(*(batch.inputs[k] for k in MODEL_INPUTS))
             loss = module.weighted(module.losses(batch, out))
@@ -119,6 +124,7 @@ def main() -> None:
             seconds[v].append(time.perf_counter() - start)
     for m in attention:
         m.dropout = model_cfg.attention_dropout
+    module.net.encoder.training = True
     events = sum(int(b.inputs["lengths"].sum()) for b in timed)
     slots = sum(b.inputs["lengths"].numel() * b.inputs["categorical"].shape[1] for b in timed)
     flops = 0

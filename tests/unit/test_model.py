@@ -79,6 +79,24 @@ def test_attention_is_causal():
     assert not torch.allclose(h1[:, 5:], h2[:, 5:])
 
 
+def test_training_forward_gives_the_masked_states_at_every_real_position():
+    """Training attends with the causal flag alone (no padding mask): at real positions the
+    hidden states, and so every loss, equal the eval path's with the explicit mask; padding
+    of other customers in the batch changes nothing either."""
+    cfg = make_cfg(n_layers=3)  # dropout 0: train and eval differ only in the attention path
+    net = JourneyTransformer(cfg)
+    cat, num, lengths, stage, ctx = random_inputs(cfg, b=6, t=12)
+    lengths[0] = 12  # one full row, so the others are padded
+    trained = net.train()(cat, num, lengths, stage, ctx)
+    masked = net.eval()(cat, num, lengths, stage, ctx)
+    real = torch.arange(12)[None, :] < lengths[:, None]
+    torch.testing.assert_close(trained.hidden[real], masked.hidden[real], atol=1e-6, rtol=1e-5)
+    for name in masked.raw:
+        torch.testing.assert_close(trained.raw[name], masked.raw[name], atol=1e-6, rtol=1e-5)
+    # without the mask the padded positions do differ: the test would see a path that ignored it
+    assert not torch.allclose(trained.hidden[~real], masked.hidden[~real])
+
+
 def test_attention_mask_rows_never_empty():
     mask = attention_mask(torch.tensor([1, 3]), 4) == 0  # True = may attend
     assert mask.shape == (2, 1, 4, 4)

@@ -21,9 +21,10 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
         self.dropout = cfg.attention_dropout
 
-    def forward(self, x: Tensor, mask: Tensor, query_at: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None, query_at: Tensor | None = None) -> Tensor:
         """x (B, T, D), mask (B, 1, Tq, T) additive (0 = may attend) -> (B, Tq, D).
 
+        ``mask`` None: causal attention only (see :meth:`JourneyEncoder.forward`).
         ``query_at`` (B, 1, D) int64 gather index: only that one position queries (Tq = 1),
         every position still gives keys and values; otherwise every position queries (Tq = T).
         """
@@ -38,9 +39,11 @@ class SelfAttention(nn.Module):
         # (B, T, D) -> (B, H, T, D/H)
         q = q.reshape(b, tq, self.n_heads, d // self.n_heads).transpose(1, 2)
         k, v = (z.reshape(b, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (k, v))
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask.to(q.dtype), dropout_p=self.dropout if self.training else 0.0
-        )
+        dropout = self.dropout if self.training else 0.0
+        if mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), dropout_p=dropout)
         return self.out(y.transpose(1, 2).reshape(b, tq, d))
 
 
@@ -60,7 +63,7 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, mask: Tensor, query_at: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None, query_at: Tensor | None = None) -> Tensor:
         """(B, T, D) -> (B, T, D), or (B, 1, D) at ``query_at`` (see SelfAttention)."""
         residual = x if query_at is None else x.gather(1, query_at)
         x = residual + self.drop(self.attn(self.ln1(x), mask, query_at))
@@ -105,7 +108,12 @@ class JourneyEncoder(nn.Module):
         about 40% fewer FLOPs, same numbers (nanoGPT's ``x[:, [-1], :]`` for right padding).
         """
         b, t, d = x.shape
-        mask = attention_mask(lengths, t, x.dtype)
+        # Training: with right padding a real query i only sees keys j <= i < length, all real,
+        # so the causal flag alone gives every real position the masked result (padded
+        # positions, which no loss reads, may then see padding). SDPA then skips the masked
+        # half and no (B, 1, T, T) mask is built. Evaluation and export keep the explicit mask:
+        # the exported graph, its fused form (export/fuse.py) and the parity check rely on it.
+        mask = None if self.training and not last_only else attention_mask(lengths, t, x.dtype)
         blocks = list(self.blocks)
         for block in blocks[:-1] if last_only else blocks:
             x = block(x, mask)
