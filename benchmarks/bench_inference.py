@@ -6,7 +6,9 @@ one synthetic data set, three ways from events to a predictions table:
   (a) torch eager, every sequence padded to max_len, batches in input order
   (b) torch eager, batches of similar length (each padded to its own longest sequence)
   (c...) the onnxruntime predictor (journeyformer.inference: chunks, overlap, Parquet out), one
-      row per model file (plain / fused graph, fp32 / int8) and batch size in --ort-batch-size
+      row per model file (plain / fused graph, fp32 / int8), batch size in --ort-batch-size and
+      parallelism in --parallel (batches: each thread runs its own batch; operators: one batch
+      at a time split across the threads; the same with 1 thread)
 
 The bundle is exported with ``quantize=true``; the int8 agreement with fp32 it records (on the
 validation split of --validation-events) and the predictor's own choice (precision=auto,
@@ -223,6 +225,11 @@ def main() -> None:
         default="64",
         help="customers per onnxruntime call; a comma-separated list times each graph at each",
     )
+    parser.add_argument(
+        "--parallel",
+        default="auto",
+        help="onnxruntime parallelism (auto, batches, operators); a comma-separated list times each",
+    )
     parser.add_argument("--chunk-customers", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=3, help="median of this many timed runs")
     parser.add_argument(
@@ -332,7 +339,8 @@ def main() -> None:
         probe = length_batches(seqs.take(np.argsort(seqs.lengths)[-1024:]), ort_batch_sizes[0])
         run_in_batches(1024, probe[:1], candidate.run)
         ort_probe_s[n_threads] = min(
-            _timed(lambda c=candidate, p=probe: run_in_batches(1024, p, c.run)) for _ in range(3)
+            _timed(lambda c=candidate, p=probe: run_in_batches(1024, p, c.run, workers=c.workers))
+            for _ in range(3)
         )
     ort_threads = min(ort_probe_s, key=ort_probe_s.get)
     print(
@@ -348,25 +356,31 @@ def main() -> None:
         )
     # What precision=auto graph=auto picks here (its probe runs once per process).
     auto = OnnxRunner(bundle, threads=ort_threads, precision="auto")
-    print(f"predictor's own choice (precision=auto, graph=auto): {auto.graph} {auto.precision} "
-          f"(probe ms per batch of 64: {auto.graph_timings_ms})")
+    print(f"predictor's own choice (precision=auto, graph=auto, parallel=auto): {auto.graph} "
+          f"{auto.precision}, {auto.parallel} (probe ms per batch of 64: {auto.graph_timings_ms})")
     keys = iter("cdefghijklmnopqrstuvwxyz")
     combos = [
-        (bs, g, p)
-        for bs, p, g in itertools.product(ort_batch_sizes, ("fp32", "int8"), ("plain", "fused"))
+        (bs, g, p, par)
+        for par, bs, p, g in itertools.product(
+            args.parallel.split(","), ort_batch_sizes, ("fp32", "int8"), ("plain", "fused")
+        )
         if g in bundle.graphs(p)
     ]
-    for batch_size, graph, precision in combos:
+    for batch_size, graph, precision, parallel in combos:
         key = next(keys)
         ort_batches = length_batches(seqs, batch_size)
-        runner = OnnxRunner(bundle, threads=ort_threads, graph=graph, precision=precision)
-        run_in_batches(len(seqs), ort_batches[:2], runner.run)
+        runner = OnnxRunner(
+            bundle, threads=ort_threads, graph=graph, precision=precision, parallel=parallel
+        )
+        run_in_batches(len(seqs), ort_batches[:2], runner.run, workers=runner.workers)
         model_s = median_of(
-            lambda r=runner, ob=ort_batches: _timed(lambda: run_in_batches(len(seqs), ob, r.run)),
+            lambda r=runner, ob=ort_batches: _timed(
+                lambda: run_in_batches(len(seqs), ob, r.run, workers=r.workers)
+            ),
             args.repeats,
         )
         e2e_s = median_of(
-            lambda g=graph, bs=batch_size, p=precision: (
+            lambda g=graph, bs=batch_size, p=precision, par=parallel: (
                 predict_events(
                     bundle,
                     events_path,
@@ -376,12 +390,13 @@ def main() -> None:
                     threads=ort_threads,
                     graph=g,
                     precision=p,
+                    parallel=par,
                     progress=False,
                 ).seconds
             ),
             args.repeats,
         )
-        label = f"onnxruntime predictor, {graph} {precision}"
+        label = f"onnxruntime predictor, {graph} {precision}, parallel {runner.parallel}"
         rows[key] = (label, batch_size, ort_threads, "onnx", e2e_s, model_s)
 
     n = len(seqs)

@@ -107,6 +107,7 @@ class Predictor:
         batch_size: int = 64,
         optimization: str = "basic",
         graph: str = "auto",
+        parallel: str = "auto",
         data: Mapping[str, Any] | None = None,
         segments: Mapping[str, Any] | str | None = "default",
         explain_events: int = 8,
@@ -116,11 +117,12 @@ class Predictor:
 
         For one customer at a time, ``threads=1`` is usually fastest (no thread hand-off).
         ``graph``: auto (the faster of the bundle's graphs here), plain or fused
-        (:mod:`journeyformer.inference.choice`).
+        (:mod:`journeyformer.inference.choice`). ``parallel``: auto | batches | operators
+        (:class:`journeyformer.inference.runner.OnnxRunner`).
         """
         loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         runner = OnnxRunner(
-            loaded, device, precision, threads, optimization=optimization, graph=graph
+            loaded, device, precision, threads, optimization=optimization, graph=graph, parallel=parallel
         )
         return cls(
             loaded, runner, data, batch_size,
@@ -186,9 +188,9 @@ class Predictor:
             dtype = canonical.schema["customer_id"]
             return pl.DataFrame(schema=prediction_schema(self.bundle, dtype, with_embedding, decisions))
         batches = length_batches(seqs, self.batch_size)
-        outputs = run_in_batches(len(seqs), batches, self.runner.run)
+        outputs = run_in_batches(len(seqs), batches, self.runner.run, workers=self.runner.workers)
         frame = prediction_frame(seqs, outputs, self.bundle, when, top_k, with_embedding)
-        return decisions.annotate(frame, seqs, outputs, batches, self.runner.run)
+        return decisions.annotate(frame, seqs, outputs, batches, self.runner.run, self.runner.workers)
 
     def _decisions(self, explain: bool) -> Decisions:
         """The segment/cluster columns, plus the explainer when asked (built once)."""

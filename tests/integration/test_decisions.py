@@ -190,6 +190,12 @@ def test_the_python_api_gives_the_job_segments_clusters_and_explanations(decisio
     assert_frame_equal(explained, job, check_exact=False, rel_tol=1e-5, abs_tol=1e-5)
     batch_path = Predictor(predictor.bundle, predictor.runner, small_events=0).predict(some, as_of=as_of, explain=True)
     assert_frame_equal(explained, batch_path, check_exact=False, rel_tol=1e-5, abs_tol=1e-5)
+    # two batches explained at once (parallel=batches) give what one at a time gives
+    by = {p: Predictor.load(decision_bundle, threads=2, parallel=p, batch_size=16) for p in ("batches", "operators")}
+    assert by["batches"].runner.workers == 2 and by["operators"].runner.workers == 1
+    at_once, in_turn = (by[p].predict(some, as_of=as_of, explain=True) for p in ("batches", "operators"))
+    assert_frame_equal(at_once, in_turn, check_exact=False, rel_tol=1e-5, abs_tol=1e-5)
+    assert_frame_equal(at_once, explained, check_exact=False, rel_tol=1e-5, abs_tol=1e-5)
     plain = predictor.predict(some, as_of=as_of)  # no explain: the job's default columns
     assert_frame_equal(plain, job.select(plain.columns), check_exact=False, rel_tol=1e-5, abs_tol=1e-5)
     assert "churn_drivers" not in plain.columns and plain["segment"].null_count() == 0

@@ -7,9 +7,10 @@ i's events sit at positions 0..lengths[i]-1, most recent last.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -18,6 +19,8 @@ from journeyformer.errors import ConfigError
 
 # The model's inputs, in the order of its forward() and of the ONNX graph.
 MODEL_INPUTS = ("categorical", "numeric", "lengths", "stage_now", "context")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -102,17 +105,31 @@ def length_batches(seqs: Sequences, batch_size: int, with_targets: bool = False)
     ]
 
 
+def map_batches(fn: Callable[[T], R], items: Sequence[T], workers: int = 1) -> Iterator[R]:
+    """``fn`` of each item, in order; with ``workers`` > 1 up to that many run at once in
+    threads (for runners that release the GIL, such as an onnxruntime session with one
+    intra-op thread: each core works on its own batch)."""
+    if workers <= 1 or len(items) < 2:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="batch") as pool:
+        yield from pool.map(fn, items)
+
+
 def run_in_batches(
     n: int,
     batches: list[Batch],
     run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
     on_batch: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> dict[str, np.ndarray]:
     """Call ``run`` (inputs -> outputs by name) on each batch and put every output row back at
-    its position in the Sequences: name -> (n, ...) array. Used by every runner alike."""
+    its position in the Sequences: name -> (n, ...) array. Used by every runner alike;
+    ``workers``: batches run at once (:func:`map_batches`; a runner's ``workers``)."""
     out: dict[str, np.ndarray] = {}
-    for batch in batches:
-        for name, value in run(dict(batch.inputs)).items():
+    results = map_batches(lambda batch: run(dict(batch.inputs)), batches, workers)
+    for batch, outputs in zip(batches, results, strict=True):
+        for name, value in outputs.items():
             if name not in out:
                 out[name] = np.empty((n, *value.shape[1:]), dtype=value.dtype)
             out[name][batch.index] = value

@@ -73,7 +73,7 @@ def _segments_at(ev: Any, input: str | Path, overrides: Mapping[str, Any], decis
     events = load_events(input, bundle.schema(overrides))
     seqs = bundle.preprocessing.sequences(events, when, with_labels=False, active_only=False, source=f"{input} @ as_of - horizon")
     runner = OnnxRunner(bundle)
-    outputs = run_in_batches(len(seqs), length_batches(seqs, 256), runner.run)
+    outputs = run_in_batches(len(seqs), length_batches(seqs, 256), runner.run, workers=runner.workers)
     return predicted_segments(bundle, seqs, outputs, when, decisions)
 
 

@@ -47,7 +47,7 @@ class Evaluation:
 
 
 def _score(runner: OnnxRunner, seqs: Sequences, batch_size: int, bar: tqdm) -> dict[str, np.ndarray]:
-    return run_in_batches(len(seqs), length_batches(seqs, batch_size), runner.run, bar.update)
+    return run_in_batches(len(seqs), length_batches(seqs, batch_size), runner.run, bar.update, runner.workers)
 
 
 def evaluate_bundle(

@@ -77,18 +77,18 @@ def write_decision_files(
     summary for the export report."""
     bundle = Bundle(tmp, spec)
     runner = OnnxRunner(bundle)
-    train_out = run_in_batches(len(train), length_batches(train, 256), runner.run)
+    train_out = run_in_batches(len(train), length_batches(train, 256), runner.run, workers=runner.workers)
     clusters = Clusters.fit(
         train_out["embedding"], settings.k, f"{len(train)} training customers", settings.seed
     )
     atomic_write_text(tmp / CLUSTERS, json.dumps(clusters.to_dict()))
     spec["clusters"] = CLUSTERS
     batches = length_batches(validation, 256)
-    outputs = run_in_batches(len(validation), batches, runner.run)
+    outputs = run_in_batches(len(validation), batches, runner.run, workers=runner.workers)
     pre = bundle.preprocessing
     frame = prediction_frame(validation, outputs, bundle, as_of)
     # The reference profiles the cluster shares, not the segments: those depend on predict's rules.
-    frame = Decisions(clusters=clusters).annotate(frame, validation, outputs, batches, runner.run)
+    frame = Decisions(clusters=clusters).annotate(frame, validation, outputs, batches, runner.run, runner.workers)
     reference = build_reference(validation, frame, pre, population)
     atomic_write_text(tmp / REFERENCE, json.dumps(reference))
     spec["reference"] = REFERENCE

@@ -116,8 +116,10 @@ class Decisions:
         outputs: Mapping[str, np.ndarray],
         batches: Sequence[Batch],
         run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
+        workers: int = 1,
     ) -> pl.DataFrame:
-        """``frame`` (the predictions of ``seqs``, same order) with :meth:`schema`'s columns."""
+        """``frame`` (the predictions of ``seqs``, same order) with :meth:`schema`'s columns;
+        ``run``, ``workers``: the runner's (explanations run the model again)."""
         schema = self.schema()
         cols: dict[str, Any] = {}
         if self.segments is not None:
@@ -127,7 +129,7 @@ class Decisions:
         if self.clusters is not None:
             cols["cluster"] = self.clusters.assign(outputs["embedding"])
         if self.explainer is not None:
-            cols |= self.explainer.explain(len(seqs), batches, outputs, run)
+            cols |= self.explainer.explain(len(seqs), batches, outputs, run, workers)
         return frame.with_columns([pl.Series(k, v, dtype=schema[k]) for k, v in cols.items()])
 
 

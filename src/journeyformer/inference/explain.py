@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.batch import Batch
+from journeyformer.data.batch import Batch, map_batches
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.errors import ConfigError
 from journeyformer.inference.reference import Reference
@@ -144,12 +144,17 @@ class Explainer:
         batches: Sequence[Batch],
         outputs: Mapping[str, np.ndarray],
         run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
+        workers: int = 1,
     ) -> dict[str, list[Any]]:
         """Driver columns for the ``n`` customers of ``batches`` (rows at ``batch.index``);
-        ``outputs``: the customers' own outputs, ``run``: the runner."""
+        ``outputs``: the customers' own outputs, ``run``: the runner, ``workers``: batches
+        explained at once (:func:`journeyformer.data.batch.map_batches`)."""
         cols: dict[str, list[Any]] = {c: [None] * n for c in self.columns()}
-        for batch in batches:
-            names, effects = self._batch(dict(batch.inputs), run, {t: outputs[o][batch.index] for t, o in self.targets.items()})
+
+        def one(batch: Batch) -> tuple[list[list[str]], dict[str, np.ndarray]]:
+            return self._batch(dict(batch.inputs), run, {t: outputs[o][batch.index] for t, o in self.targets.items()})
+
+        for batch, (names, effects) in zip(batches, map_batches(one, batches, workers), strict=True):
             for target in self.targets:
                 eff = effects[target]  # (V, B)
                 order = np.argsort(-np.nan_to_num(np.abs(eff), nan=-1.0), axis=0, kind="stable")[: self.top]

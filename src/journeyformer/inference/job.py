@@ -41,6 +41,7 @@ def predict_from_config(cfg: Mapping[str, Any]) -> PredictResult:
         threads=cfg.get("threads"),
         optimization=str(cfg.get("optimization", "basic")),
         graph=str(cfg.get("graph", "auto")),
+        parallel=str(cfg.get("parallel", "auto")),
         schema_overrides=data,
         # No `segments` key (`~segments` on the command line): no segment column.
         decide={"segments": cfg.get("segments"), **{k: cfg[k] for k in ("explain", "explain_events", "explain_top") if k in cfg}},

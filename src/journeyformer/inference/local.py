@@ -91,6 +91,7 @@ def predict_events(
     threads: int | None = None,
     optimization: str = "basic",
     graph: str = "auto",
+    parallel: str = "auto",
     schema_overrides: Mapping[str, Any] | None = None,
     rejects: str | Path | None = None,
     progress: bool = True,
@@ -109,6 +110,8 @@ def predict_events(
         chunk_customers: about this many customers are in memory at a time (two chunks).
         threads, optimization: onnxruntime settings (:mod:`journeyformer.inference.session`).
         graph: auto | plain | fused (:mod:`journeyformer.inference.choice`).
+        parallel: auto | batches | operators: how the threads share the model
+            (:class:`journeyformer.inference.runner.OnnxRunner`).
         schema_overrides: ``data`` settings replacing the bundle's event schema (columns,
             time_zone, timestamp_unit, null_keys, duplicates, format).
         rejects: Parquet file of customers without a prediction (customer_id, as_of, reason,
@@ -131,7 +134,7 @@ def predict_events(
     given_as_of = resolve_as_of(as_of)
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     # The session first: a missing GPU runtime fails before any data is read.
-    runner = OnnxRunner(bundle, device, precision, threads, optimization=optimization, graph=graph)
+    runner = OnnxRunner(bundle, device, precision, threads, optimization=optimization, graph=graph, parallel=parallel)
     decisions = Decisions.from_config(bundle, decide or {})
     schema = bundle.schema(schema_overrides)
     chunks = EventChunks(input, schema, chunk_customers)

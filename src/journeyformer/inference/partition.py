@@ -47,6 +47,7 @@ class Runner(Protocol):
     (B, ...) array, for the outputs in ``output_names``."""
 
     output_names: tuple[str, ...]
+    workers: int  # batches to run at once (run_in_batches)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
@@ -155,10 +156,10 @@ def score_prepared(
     if seqs is None:
         empty = pl.DataFrame(schema=prediction_schema(spec, customer_id, with_embedding, decisions))
         return PartitionResult(empty, rejects, prepared.n_events)
-    outputs = run_in_batches(len(seqs), prepared.batches, runner.run, on_batch)
+    outputs = run_in_batches(len(seqs), prepared.batches, runner.run, on_batch, runner.workers)
     frame = prediction_frame(seqs, outputs, spec, as_of, top_k, with_embedding)
     if decisions is not None:
-        frame = decisions.annotate(frame, seqs, outputs, prepared.batches, runner.run)
+        frame = decisions.annotate(frame, seqs, outputs, prepared.batches, runner.run, runner.workers)
     return PartitionResult(frame, rejects, prepared.n_events, dict(seqs.unknown_counts))
 
 

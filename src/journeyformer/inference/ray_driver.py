@@ -117,6 +117,7 @@ class PartitionScorer:
             self.settings["threads"],
             optimization=self.settings["optimization"],
             graph=self.settings.get("graph", "auto"),
+            parallel=self.settings.get("parallel", "auto"),
         )
         self.decisions = Decisions.from_config(self.bundle, dict(decide or {}))
 
@@ -160,6 +161,7 @@ def predict_events_ray(
     threads: int | None = None,
     optimization: str = "basic",
     graph: str = "auto",
+    parallel: str = "auto",
     schema_overrides: Mapping[str, Any] | None = None,
     scorer: type[PartitionScorer] = PartitionScorer,
     decide: Mapping[str, Any] | None = None,
@@ -195,12 +197,14 @@ def predict_events_ray(
     check_cpus(opts, ray.cluster_resources().get("CPU", 0.0))
     settings = {"device": device, "precision": precision, "threads": threads or max(1, int(opts["num_cpus"])),
                 "optimization": optimization, "graph": graph, "batch_size": batch_size, "top_k": top_k,
-                "with_embedding": with_embedding}  # fmt: skip
+                "with_embedding": with_embedding, "parallel": parallel}  # fmt: skip
     if "auto" in (graph, precision) and device == "cpu":
         # one model file for every partition: the probe runs once here, not once per actor
         from journeyformer.inference.runner import OnnxRunner
 
-        probe = OnnxRunner(loaded, device, precision, settings["threads"], optimization=optimization, graph=graph)
+        probe = OnnxRunner(
+            loaded, device, precision, settings["threads"], optimization=optimization, graph=graph, parallel=parallel
+        )
         settings["graph"], settings["precision"] = probe.graph, probe.precision
     log.info("%s: %d events, %d customers, %d partition(s) on Ray (%d actors); as_of %s",
              plan.name, plan.n_rows, plan.n_customers, plan.n_chunks, opts["num_workers"], when.isoformat())  # fmt: skip

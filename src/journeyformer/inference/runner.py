@@ -10,9 +10,11 @@ import onnxruntime as ort
 from journeyformer.errors import ConfigError
 from journeyformer.inference import choice
 from journeyformer.inference.bundle import FUSED_FILES, GRAPHS, PRECISIONS, Bundle
-from journeyformer.inference.session import make_session
+from journeyformer.inference.session import default_threads, make_session
 
 log = logging.getLogger(__name__)
+
+PARALLEL = ("auto", "batches", "operators")
 
 
 class OnnxRunner:
@@ -27,9 +29,19 @@ class OnnxRunner:
         threads, spinning, optimization: see :mod:`journeyformer.inference.session`.
         graph: "auto" (time the bundle's graphs on this machine and run the faster), "plain"
             (model.onnx, model.int8.onnx) or "fused" (fused attention, onnxruntime only).
+        parallel: how ``threads`` cores share the work. "batches": the session runs each call
+            on one thread and up to ``threads`` batches run at once (:attr:`workers`; callers
+            pass it to :func:`journeyformer.data.batch.run_in_batches`); "operators": one batch
+            at a time, each operator split across ``threads`` intra-op threads; "auto":
+            batches on the CPU with more than one thread, operators otherwise. At d_model 64 a
+            batch's operators are too small to split well (onnxruntime on 2 threads ran the
+            default model 1.3x its 1-thread speed, two 1-thread batches at once 1.9x; README
+            "Benchmarks").
 
     Attributes:
         precision, graph: what runs (never "auto").
+        parallel: "batches" or "operators" (never "auto").
+        workers: batches to run at once: ``threads`` under "batches", else 1.
         graph_timings_ms: probe milliseconds per batch of 64 by candidate (``"fused int8"``);
             empty when nothing was probed (pinned, one candidate, or remembered).
     """
@@ -43,6 +55,7 @@ class OnnxRunner:
         spinning: bool = False,
         optimization: str = "basic",
         graph: str = "auto",
+        parallel: str = "auto",
     ) -> None:
         if graph not in (*GRAPHS, "auto"):
             raise ConfigError(f"graph={graph!r} is not one of {[*GRAPHS, 'auto']}")
@@ -51,16 +64,22 @@ class OnnxRunner:
         self.bundle = bundle
         self.input_names = bundle.input_names
         self.output_names = bundle.output_names
+        self.parallel, self.workers, session_threads = parallel_plan(parallel, device, threads)
 
         def session(c: choice.Candidate) -> ort.InferenceSession:
-            return make_session(bundle.model_path(*c), device, threads, spinning, optimization)
+            return make_session(bundle.model_path(*c), device, session_threads, spinning, optimization)
 
         self.graph_timings_ms: dict[str, float] = {}
         candidates = choice.candidates(bundle, precision, graph, device)
         if not candidates:  # what was pinned is missing: model_path says which file and why
             pinned = (precision if precision != "auto" else "fp32", graph if graph != "auto" else "plain")
             candidates = [pinned]
-        known = choice.remembered(bundle, precision, graph, device, threads)
+        log.info(
+            "onnxruntime parallelism: %s (%d batch(es) at a time, %d intra-op thread(s) each); pin "
+            "it with parallel=batches|operators",
+            self.parallel, self.workers, session_threads,
+        )  # fmt: skip
+        known = choice.remembered(bundle, precision, graph, device, session_threads)
         if len(candidates) == 1 or known in candidates:
             chosen = known if known in candidates else candidates[0]
             self.session = session(chosen)
@@ -77,7 +96,7 @@ class OnnxRunner:
             fastest, self.graph_timings_ms = choice.fastest(runs, choice.probe_inputs(bundle))
             chosen = next(c for c in candidates if choice.name(c) == fastest)
             self.session = sessions[fastest]
-            choice.remember(bundle, precision, graph, device, threads, chosen)
+            choice.remember(bundle, precision, graph, device, session_threads, chosen)
             log.info(
                 "onnxruntime model: %s (probe ms per batch of 64: %s); pin it with "
                 "graph=plain|fused precision=fp32|int8",
@@ -110,3 +129,19 @@ class OnnxRunner:
         """One batch: input name -> array, to output name -> (B, ...) array."""
         outs = self.session.run(list(self.output_names), {n: inputs[n] for n in self.input_names})
         return dict(zip(self.output_names, outs, strict=True))
+
+
+def parallel_plan(parallel: str, device: str, threads: int | None) -> tuple[str, int, int]:
+    """``parallel`` ("auto", "batches" or "operators") -> (what runs, batches at a time,
+    intra-op threads per session run); see :class:`OnnxRunner`."""
+    if parallel not in PARALLEL:
+        raise ConfigError(f"parallel={parallel!r} is not one of {list(PARALLEL)}")
+    cores = int(threads or default_threads())
+    if parallel == "auto":
+        parallel = "batches" if device == "cpu" and cores > 1 else "operators"
+    if parallel == "batches" and device != "cpu":
+        raise ConfigError(
+            f"parallel=batches runs batches on CPU threads; with device={device} use "
+            "parallel=operators (or auto)"
+        )
+    return (parallel, cores, 1) if parallel == "batches" else (parallel, 1, cores)

@@ -17,6 +17,8 @@ class TorchRunner:
     ``last_only`` as :meth:`JourneyTransformer.predict` (the last block at the last event only).
     """
 
+    workers = 1  # one batch at a time; torch splits each operator across its own threads
+
     def __init__(self, net: JourneyTransformer, device: str = "cpu", last_only: bool = True) -> None:
         self.net = net.eval().to(device)
         self.device = device

@@ -90,8 +90,10 @@ def profile_population(
             if len(seqs) == 0:
                 continue
             batches = length_batches(seqs, batch_size)
-            outputs = run_in_batches(len(seqs), batches, runner.run)
-            frame = decisions.annotate(prediction_frame(seqs, outputs, bundle, when), seqs, outputs, batches, runner.run)
+            outputs = run_in_batches(len(seqs), batches, runner.run, workers=runner.workers)
+            frame = decisions.annotate(
+                prediction_frame(seqs, outputs, bundle, when), seqs, outputs, batches, runner.run, runner.workers
+            )
             for name, (_, values) in measures(seqs, frame, pre).items():
                 if name in counts:
                     counts[name].add(values)
