@@ -123,6 +123,9 @@ def test_a_stray_future_event_neither_moves_as_of_nor_passes_silently(
         tiny_bundle, path, out, schema_overrides={"future_events": "keep"}, progress=False
     )
     assert result.as_of == events["timestamp"].max()
+    out.unlink()
+    dropped = predict_events(tiny_bundle, path, out, schema_overrides={"future_events": "drop"}, progress=False)
+    assert dropped.as_of == events["timestamp"].max() and dropped.n_scored == result.n_scored
 
     from journeyformer.evaluation.evaluate import evaluate_bundle
 

@@ -39,3 +39,15 @@ def test_ordinary_data_ends_at_its_latest_event() -> None:
     for n in (1, 2, 3, 50, 3000):
         values = [T0 + timedelta(days=i % 300, minutes=i) for i in range(n)]
         assert data_end(stamps(values)).end == max(values)
+
+
+def test_a_first_pass_run_elsewhere_gives_the_same_end() -> None:
+    """EventChunks runs data_end's first pass inside its own plan query (span=...)."""
+    from journeyformer.data.as_of import span_exprs
+
+    daily = [T0 + timedelta(minutes=10 * i) for i in range(20_000)]
+    for values in (daily, [*daily, *(datetime(2026, 6, d, tzinfo=UTC) for d in range(1, 11))], [None, *daily[:3]]):
+        frame = stamps(values)
+        span = frame.select(span_exprs()).row(0)
+        assert span[0] == sum(v is not None for v in values)
+        assert data_end(frame, span=span) == data_end(frame)

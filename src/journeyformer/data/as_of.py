@@ -52,17 +52,27 @@ class DataEnd:
         return text
 
 
-def data_end(lf: pl.LazyFrame | pl.DataFrame, column: str = "timestamp") -> DataEnd:
+def span_exprs(column: str = "timestamp") -> list[pl.Expr]:
+    """The first pass of :func:`data_end` (count, first, latest of ``column``), to run in a
+    query that reads the input anyway and pass on as ``data_end(..., span=...)``."""
+    ts = pl.col(column)
+    return [ts.count().alias("_span_n"), ts.min().alias("_span_lo"), ts.max().alias("_span_hi")]
+
+
+def data_end(
+    lf: pl.LazyFrame | pl.DataFrame,
+    column: str = "timestamp",
+    span: tuple[int, datetime | None, datetime | None] | None = None,
+) -> DataEnd:
     """The end of the data in ``column`` (UTC datetimes) by the rule of the module docstring.
 
-    Two streaming passes over the one column. Raises ValueError when it has no values.
+    Two streaming passes over the one column; one when ``span`` (the non-null count, first and
+    latest value, :func:`span_exprs`) is known. Raises ValueError when it has no values.
     """
     ts = lf.lazy().select(pl.col(column).drop_nulls())
-    n, first, latest = (
-        ts.select(pl.len(), pl.col(column).min().alias("lo"), pl.col(column).max().alias("hi"))
-        .collect(engine="streaming")
-        .row(0)
-    )
+    if span is None:
+        span = ts.select(span_exprs(column)).collect(engine="streaming").row(0)
+    n, first, latest = span
     if not n:
         raise ValueError(f"no timestamps in column {column!r}")
     k = max(1, math.ceil(n * STRAY_SHARE))

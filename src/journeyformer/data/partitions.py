@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from journeyformer.data.as_of import data_end
+from journeyformer.data.as_of import data_end, span_exprs
 from journeyformer.data.events import read_error, scan_events
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.validate import future_events_error, now_utc
@@ -86,14 +86,22 @@ class EventChunks:
         self._spilled: Path | None = None
 
     def _plan(self, chunk_customers: int) -> InputPlan:
+        now, ts = now_utc(), pl.col("timestamp")
+        # One pass: sizes, events after the wall clock and the first pass of data_end (over
+        # the events data.future_events=drop keeps).
+        span = span_exprs() if self.schema.future_events != "drop" else [
+            e.filter(ts <= now) for e in span_exprs()
+        ]  # fmt: skip
         stats = self._collect(
             self.lf.select(
                 pl.len().alias("rows"),
                 pl.col("customer_id").drop_nulls().n_unique().alias("customers"),
-                pl.col("timestamp").max().alias("latest"),
+                ts.max().alias("latest"),
+                (ts > now).sum().alias("future"),
+                *span,
             )
         )
-        rows, customers, latest = stats.row(0)
+        rows, customers, latest, n_future, *first_pass = stats.row(0)
         if rows == 0:
             raise EventDataError(
                 f"{self.name}: no events (the input is empty); point input= at your events"
@@ -103,15 +111,14 @@ class EventChunks:
                 f"{self.name}: no row has a usable timestamp (column "
                 f"'{self.schema.source('timestamp')}'); map another with data.columns.timestamp=..."
             )
-        if self.schema.future_events == "error":  # refused before any work
-            future = self._collect(self.lf.filter(pl.col("timestamp") > now_utc()))
-            if future.height:
-                raise future_events_error(self.name, future.height, int(rows), future)
-        ts = self.lf.select("timestamp")
+        if self.schema.future_events == "error" and n_future:  # refused before any work
+            future = self._collect(self.lf.filter(ts > now))
+            raise future_events_error(self.name, future.height, int(rows), future)
+        times = self.lf.select("timestamp")
         if self.schema.future_events == "drop":
-            ts = ts.filter(pl.col("timestamp") <= now_utc())
+            times = times.filter(ts <= now)
         try:
-            end = data_end(ts)
+            end = data_end(times, span=tuple(first_pass))
         except pl.exceptions.PolarsError as err:
             raise read_error(self.name, err) from None
         except ValueError:

@@ -11,6 +11,8 @@ Needs only Polars, NumPy and PyYAML (Hydra's own dependency, for the default rul
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +38,11 @@ DEFAULT_RULES = Path(__file__).resolve().parents[1] / "configs" / "segments" / "
 
 def default_segments() -> dict[str, Any]:
     """The rules of ``configs/segments/default.yaml`` (what predict uses unless told)."""
+    return copy.deepcopy(_default_segments())
+
+
+@functools.cache
+def _default_segments() -> dict[str, Any]:  # parsed once per process (YAML parsing is ms)
     import yaml
 
     return yaml.safe_load(DEFAULT_RULES.read_text())
