@@ -36,6 +36,17 @@ log = logging.getLogger(__name__)
 DEFAULT_RULES = Path(__file__).resolve().parents[1] / "configs" / "segments" / "default.yaml"
 
 
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_once(where: str, message: str) -> None:
+    """Log ``message`` the first time this process sees it for ``where`` (a bundle scored in a
+    loop, by a service or a benchmark, says it once, not on every call)."""
+    if (where, message) not in _WARNED:
+        _WARNED.add((where, message))
+        log.warning("%s", message)
+
+
 def default_segments() -> dict[str, Any]:
     """The rules of ``configs/segments/default.yaml`` (what predict uses unless told)."""
     return copy.deepcopy(_default_segments())
@@ -85,7 +96,7 @@ class Decisions:
             except ConfigError as err:
                 if reference is not None or "reference.json" not in str(err):
                     raise
-                log.warning("no segment column: %s", err)
+                _warn_once(str(getattr(bundle, "path", "")), f"no segment column: {err}")
         explainer = None
         if explain:
             explainer = Explainer.for_bundle(
