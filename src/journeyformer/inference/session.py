@@ -10,8 +10,11 @@ The settings, and why:
   same settings the predictor uses.
 * ``execution_mode = ORT_SEQUENTIAL`` and ``inter_op_num_threads = 1``: the graph is one chain
   of layers, so there are no independent branches for a parallel executor to run.
-* ``intra_op_num_threads`` = the machine's cores (or ``threads``): each MatMul/attention is split
-  across cores; batches of a few hundred customers give every thread enough work.
+* ``intra_op_num_threads`` = ``threads`` (default: the machine's cores) under
+  ``parallel="operators"``: each MatMul/attention is split across them. Under
+  ``parallel="batches"`` (the CPU default with more than one core,
+  :class:`journeyformer.inference.runner.OnnxRunner`) it is 1 and each core runs its own batch:
+  at d_model 64 one batch's operators are too small to split well.
 * ``session.intra_op.allow_spinning = 0``: idle onnxruntime threads sleep instead of spinning,
   because the predictor prepares the next chunk with Polars *while* a batch runs; spinning
   threads would take the cores Polars needs. (Measured in ``benchmarks/bench_inference.py``.)
