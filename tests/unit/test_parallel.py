@@ -59,8 +59,15 @@ def test_map_batches_runs_at_once_and_raises_what_a_batch_raised():
     assert list(map_batches(wait, range(4), workers=3)) == [0, 1, 2, 3] and peak[0] == 3
     peak[0] = 0
     assert list(map_batches(wait, range(4), workers=1)) == [0, 1, 2, 3] and peak[0] == 1
+    started = []
+
+    def fail_at_5(i: int) -> int:
+        started.append(i)
+        return wait(i)
+
     with pytest.raises(ValueError, match="batch 5 failed"):
-        list(map_batches(wait, range(8), workers=2))
+        list(map_batches(fail_at_5, range(40), workers=2))
+    assert len(started) < 40  # the batches after the failure were not all run
 
 
 def test_parallel_plan():

@@ -112,8 +112,11 @@ def map_batches(fn: Callable[[T], R], items: Sequence[T], workers: int = 1) -> I
     if workers <= 1 or len(items) < 2:
         yield from map(fn, items)
         return
-    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="batch") as pool:
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="batch")
+    try:
         yield from pool.map(fn, items)
+    finally:  # a batch failed or the caller stopped: batches not yet started are not run
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_in_batches(
