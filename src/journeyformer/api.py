@@ -115,7 +115,9 @@ class Predictor:
     ) -> Predictor:
         """Open ``bundle`` (a directory) once; ``threads=None`` uses every core.
 
-        For one customer at a time, ``threads=1`` is usually fastest (no thread hand-off).
+        With ``parallel="auto"`` on a multi-core CPU each batch of a call runs on one thread
+        and a call's batches run at once, so one customer costs what it costs with
+        ``threads=1``.
         ``graph``: auto (the faster of the bundle's graphs here), plain or fused
         (:mod:`journeyformer.inference.choice`). ``parallel``: auto | batches | operators
         (:class:`journeyformer.inference.runner.OnnxRunner`).
