@@ -40,6 +40,8 @@ def test_trainer_ddp_runs_two_gloo_processes_on_cpu(events_path, tmp_path):
     assert proc.returncode == 0, log[-4000:]
     assert "distributed_backend=gloo" in log and "All distributed processes registered" in log
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log  # the second process joined
+    # validation losses and metrics are reduced over both ranks (what checkpointing watches)
+    assert "It is recommended to use `self.log('val/" not in log
     best = tmp_path / "checkpoints" / "ddp" / "best.ckpt"
     state = torch.load(best, map_location="cpu", weights_only=True)
     assert state["global_step"] > 0

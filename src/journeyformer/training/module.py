@@ -105,9 +105,11 @@ class JourneyModule(L.LightningModule):
         out = self.net(*(batch.inputs[n] for n in MODEL_INPUTS))
         losses = self.losses(batch, out)
         bs = len(batch)
-        self.log("val/loss", self.weighted(losses), prog_bar=True, batch_size=bs)
+        # sync_dist: under DDP each rank sees a share of the validation batches; the epoch's
+        # loss (what checkpointing and early stopping watch) is the mean over every rank's.
+        self.log("val/loss", self.weighted(losses), prog_bar=True, batch_size=bs, sync_dist=True)
         for k, v in losses.items():
-            self.log(f"val/{k}/loss", v, batch_size=bs)
+            self.log(f"val/{k}/loss", v, batch_size=bs, sync_dist=True)
         assert batch.targets is not None
         outputs = self.net.postprocess(out.raw)
         for task in self.net.tasks:
@@ -118,7 +120,8 @@ class JourneyModule(L.LightningModule):
             metric = self.val_metrics[task.name]
             if metric.update_count:
                 for name, value in metric.compute().items():
-                    self.log(f"val/{task.name}/{name}", value, prog_bar=name == task.headline)
+                    # compute() already gathered every rank's predictions (torchmetrics)
+                    self.log(f"val/{task.name}/{name}", value, prog_bar=name == task.headline, sync_dist=True)
             metric.reset()
 
     # ---- optimisation -------------------------------------------------------------------
