@@ -5,10 +5,12 @@ PY := $(VENV)/bin/python
 # CPU build by default (a local wheel or the registry's CPU build); on a GPU machine:
 #   make TORCH_SPEC="torch==2.13.0 --index-url <a CUDA wheel index>" venv
 TORCH_SPEC ?= torch==2.13.0
-# The oldest onnxruntime the exported model is tested with (tests/integration/test_oldest_runtime.py
-# puts this folder first on PYTHONPATH); 1.15.0 is the oldest with Python 3.11 wheels.
-ORT_OLDEST := $(VENV)/ort-oldest
-ORT_OLDEST_SPEC ?= onnxruntime==1.15.0 "numpy<2"
+# The onnxruntime releases every graph of a bundle is tested on (export/onnx.py RUNTIME_MATRIX;
+# tests/integration/test_runtime_matrix.py puts one folder first on PYTHONPATH): the oldest with
+# Python 3.11 wheels, the pyproject floor, the last and the first release around the fused-attention
+# fix. Releases before 1.19 were built against NumPy 1: they get ort/numpy1 beside them.
+ORT_DIR := $(VENV)/ort
+ORT_MATRIX := 1.15.0 1.18.0 1.20.1 1.21.0
 
 .PHONY: venv train test data bench clean
 
@@ -17,8 +19,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e ".[dev]"
-	rm -rf $(ORT_OLDEST)
-	$(PY) -m pip install -q --no-deps --target $(ORT_OLDEST) $(ORT_OLDEST_SPEC)
+	rm -rf $(ORT_DIR) $(VENV)/ort-oldest
+	for v in $(ORT_MATRIX); do \
+		$(PY) -m pip install -q --no-deps --target $(ORT_DIR)/$$v onnxruntime==$$v || exit 1; done
+	$(PY) -m pip install -q --no-deps --target $(ORT_DIR)/numpy1 "numpy<2"
 	touch $@
 
 venv: $(VENV)/.installed

@@ -44,6 +44,17 @@ def tiny_bundle(tiny_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def quantized_bundle(tiny_run, events_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model exported once per session with every graph: plain and fused, fp32 and
+    int8 (read-only: tests that change a bundle copy it first)."""
+    from journeyformer.export.bundle import ValidationData, build_bundle
+
+    out = tmp_path_factory.mktemp("quantized") / "bundle"
+    build_bundle(tiny_run.best_checkpoint, out, quantize=True, validation=ValidationData(str(events_path)))
+    return out
+
+
+@pytest.fixture(scope="session")
 def default_net(tiny_run, tmp_path_factory: pytest.TempPathFactory):
     """The default model config (train.yaml's ``model``, no override) sized by the tiny run's
     preprocessing, seeded random weights: the block count and head layout users export."""

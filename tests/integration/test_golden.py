@@ -105,7 +105,7 @@ def test_golden_inputs_follow_the_stated_rules(tiny_bundle, golden):
     assert cat[0, 1] == null_id
     assert cat[1, 0] == 1  # unseen action
     assert cat[2, 1] == 1 and cat[2, 2] == 1  # literal <pad>: unknown, not padding
-    assert inputs["lengths"][i] == 6  # 7 rows, 1 exact copy dropped (null vs 0 is no copy)
+    assert inputs["lengths"][i] == 6  # 6 rows, all kept: null vs 0 amount is no copy
 
     # Customer 4: the half-open loyalty window and as_of itself.
     i = index[910_000_004]
@@ -118,3 +118,18 @@ def test_golden_inputs_follow_the_stated_rules(tiny_bundle, golden):
     )
     assert inputs["context"][i, context.index(name["events"])] == pytest.approx(math.log(6))
     assert inputs["stage_now"][i] == spec["feature_names"]["stages"].index("retention")
+
+
+def test_golden_events_are_all_kept_by_validation(tiny_bundle, golden, caplog):
+    """No golden event is one that validation drops (a duplicate, a null key): every row of
+    the file is part of the example another runtime reproduces."""
+    from journeyformer.data.normalize import normalize
+    from journeyformer.data.validate import validate
+
+    schema = load_bundle(tiny_bundle).schema()
+    raw = pl.DataFrame(golden["events"], schema_overrides={schema.source("timestamp"): pl.String},
+                       infer_schema_length=None)  # fmt: skip
+    with caplog.at_level("WARNING"):
+        events = validate(normalize(raw.lazy(), schema, "golden.json").collect(), schema, "golden.json")
+    assert events.height == len(golden["events"])
+    assert not [r for r in caplog.records if "dropped" in r.getMessage()]

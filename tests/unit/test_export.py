@@ -15,7 +15,7 @@ from support import CONFIG_DIR
 
 from journeyformer.data.batch import MODEL_INPUTS
 from journeyformer.export import onnx as onnx_export
-from journeyformer.export.bundle import ValidationData, build_bundle
+from journeyformer.export.bundle import build_bundle
 from journeyformer.export.onnx import ExportParityError, random_inputs, torch_outputs
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.io import atomic_dir
@@ -25,12 +25,8 @@ from journeyformer.pipelines import export
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(tiny_run, events_path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("export") / "bundle"
-    build_bundle(
-        tiny_run.best_checkpoint, out, quantize=True, validation=ValidationData(str(events_path))
-    )
-    return out
+def bundle_dir(quantized_bundle) -> Path:
+    return quantized_bundle
 
 
 def test_bundle_files_and_preprocessing(bundle_dir, tiny_run):

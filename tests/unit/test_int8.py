@@ -13,7 +13,6 @@ import onnx
 import pytest
 
 from journeyformer.errors import ConfigError
-from journeyformer.export.bundle import ValidationData, build_bundle
 from journeyformer.export.fuse import fuse_attention
 from journeyformer.export.onnx import export_onnx, random_inputs
 from journeyformer.export.quantize import AGREEMENT_BAR, Int8Report, quantize_int8
@@ -25,10 +24,8 @@ QUANTIZED_OPS = ("MatMulInteger", "DynamicQuantizeMatMul", "QAttention")
 
 
 @pytest.fixture(scope="module")
-def int8_bundle(tiny_run, events_path, tmp_path_factory):
-    out = tmp_path_factory.mktemp("int8") / "bundle"
-    build_bundle(tiny_run.best_checkpoint, out, quantize=True, validation=ValidationData(str(events_path)))
-    return out
+def int8_bundle(quantized_bundle):
+    return quantized_bundle
 
 
 def _ops(path) -> Counter:

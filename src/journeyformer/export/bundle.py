@@ -29,7 +29,7 @@ from journeyformer.export.decisions import ClusterSettings, add_decision_files
 from journeyformer.export.fuse import fuse_attention
 from journeyformer.export.golden import GOLDEN, golden_examples
 from journeyformer.export.onnx import (
-    OLDEST_ONNXRUNTIME_TESTED,
+    MIN_ONNXRUNTIME,
     OPSET,
     ExportParityError,
     ParityReport,
@@ -116,7 +116,6 @@ def preprocessing_spec(
             "files": {k: v for k, v in MODEL_FILES.items() if k == "fp32"},
             "opset": opset,
             "ir_version": lowest_ir_version(opset),
-            "oldest_onnxruntime_tested": OLDEST_ONNXRUNTIME_TESTED,
             **io_spec(net),
             "padding": PADDING_NOTE,
         },
@@ -314,6 +313,8 @@ def _write_bundle_files(
     atomic_write_text(tmp / EXPORT_REPORT, json.dumps(report, indent=1))
     spec["preprocessing_rules"] = preprocessing_rules(spec["preprocessing"])
     spec["golden"] = GOLDEN
+    graphs = sorted(f.name for f in tmp.glob("*.onnx"))
+    spec["onnx"]["min_onnxruntime"] = {f: MIN_ONNXRUNTIME[f] for f in graphs}
     # The golden examples run through the same code as `journeyformer predict`.
     golden = golden_examples(Bundle(tmp, spec))
     atomic_write_text(tmp / GOLDEN, json.dumps(golden, indent=1))

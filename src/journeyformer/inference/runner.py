@@ -7,8 +7,8 @@ import logging
 import numpy as np
 import onnxruntime as ort
 
-from journeyformer.errors import ConfigError
-from journeyformer.inference import choice
+from journeyformer.errors import ConfigError, RuntimeSetupError
+from journeyformer.inference import choice, verify
 from journeyformer.inference.bundle import FUSED_FILES, GRAPHS, PRECISIONS, Bundle
 from journeyformer.inference.session import default_threads, make_session
 
@@ -80,10 +80,32 @@ class OnnxRunner:
             self.parallel, self.workers, session_threads,
         )  # fmt: skip
         known = choice.remembered(bundle, precision, graph, device, session_threads)
-        if len(candidates) == 1 or known in candidates:
-            chosen = known if known in candidates else candidates[0]
-            self.session = session(chosen)
-            if known is None and graph == "auto" and chosen[1] == "plain":
+        if known in candidates:  # chosen (and verified) earlier in this process
+            candidates = [known]
+        sessions = {}
+        for c in candidates:  # only graphs that reproduce the golden outputs here may score
+            s = session(c)
+            check = verify.check_graph(bundle, *c, s, device, optimization)
+            if check is None or check.ok:
+                sessions[c] = s
+                continue
+            minimum = verify.minimum_runtime(bundle, *c)
+            since = f" (it was measured correct from onnxruntime {minimum})" if minimum else ""
+            if graph != "auto":
+                raise RuntimeSetupError(
+                    f"{bundle.path}: graph={graph} was pinned, but the {check.describe()}"
+                    f"{since}. Use graph=auto or graph=plain, or another onnxruntime."
+                )
+            log.warning("%s: the %s%s; not used", bundle.path, check.describe(), since)
+        if not sessions:
+            raise RuntimeSetupError(
+                f"{bundle.path}: no graph of this bundle reproduces its golden outputs on "
+                f"onnxruntime {ort.__version__} ({', '.join(choice.name(c) for c in candidates)} "
+                "tried; warnings above); install the onnxruntime the bundle was exported with"
+            )
+        if len(sessions) == 1:
+            chosen, self.session = next(iter(sessions.items()))
+            if known is None and graph == "auto" and chosen[1] == "plain" and len(candidates) == 1:
                 log.info(  # a fused graph was expected; say why it is not run
                     "onnxruntime graph: plain (%s has no %s: exported before fused attention, "
                     "or its export_report.json 'fused' says the fusion did not match)",
@@ -91,18 +113,17 @@ class OnnxRunner:
                     FUSED_FILES[chosen[0]],
                 )
         else:
-            sessions = {choice.name(c): session(c) for c in candidates}
-            runs = {k: (lambda inputs, s=s: s.run(None, inputs)) for k, s in sessions.items()}
+            named = {choice.name(c): (c, s) for c, s in sessions.items()}
+            runs = {k: (lambda inputs, s=s: s.run(None, inputs)) for k, (_, s) in named.items()}
             fastest, self.graph_timings_ms = choice.fastest(runs, choice.probe_inputs(bundle))
-            chosen = next(c for c in candidates if choice.name(c) == fastest)
-            self.session = sessions[fastest]
-            choice.remember(bundle, precision, graph, device, session_threads, chosen)
+            chosen, self.session = named[fastest]
             log.info(
                 "onnxruntime model: %s (probe ms per batch of 64: %s); pin it with "
                 "graph=plain|fused precision=fp32|int8",
                 fastest,
                 ", ".join(f"{k} {ms:.2f}" for k, ms in self.graph_timings_ms.items()),
             )
+        choice.remember(bundle, precision, graph, device, session_threads, chosen)
         self.precision, self.graph = chosen
         if self.precision == "int8":
             agreement = bundle.int8_agreement(self.graph) or {}
