@@ -75,6 +75,11 @@ class JourneyTransformer(nn.Module):
             # validation data so that its sum matches the actual sum there; 1.0 = unscaled.
             if task.scaled_output:
                 self.register_buffer(f"{task.name}_scale", torch.ones(()))
+            # A decision rule (stage): logits shifted per class and towards the stage now,
+            # fitted for the headline metric on validation data; zeros = the plain argmax.
+            if task.decision_rule:
+                self.register_buffer(f"{task.name}_offset", torch.zeros(cfg.n_stages))
+                self.register_buffer(f"{task.name}_carry", torch.zeros(()))
         self.apply(self._init)
 
     @torch.no_grad()
@@ -174,7 +179,18 @@ class JourneyTransformer(nn.Module):
         """Output name -> inference output (probabilities, expected spend, embedding), in the
         order of :attr:`outputs`."""
         out = self.forward(categorical, numeric, lengths, stage_now, context, last_only)
-        return {**self.postprocess(out.raw), EMBEDDING_OUTPUT: out.embedding}
+        return {**self.postprocess(self.decide(out.raw, stage_now)), EMBEDDING_OUTPUT: out.embedding}
+
+    def decide(self, raw: dict[str, Tensor], stage_now: Tensor) -> dict[str, Tensor]:
+        """Raw outputs with each decision-rule task's logits shifted by its fitted offsets
+        and carry-over weight (metrics/decision.py's ``apply_rule``, in the graph)."""
+        raw = dict(raw)
+        for task in self.tasks:
+            if task.decision_rule:
+                offset, carry = getattr(self, f"{task.name}_offset"), getattr(self, f"{task.name}_carry")
+                now = torch.nn.functional.one_hot(stage_now, offset.shape[0]).to(offset.dtype)
+                raw[task.name] = raw[task.name] + offset + carry * now  # (B, S)
+        return raw
 
 
 class InferenceWrapper(nn.Module):

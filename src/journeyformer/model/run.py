@@ -119,7 +119,10 @@ def apply_buffers(net: JourneyTransformer, buffers: Mapping[str, float], source:
     for name, value in buffers.items():
         if name not in names:
             raise CheckpointError(f"{source}: the network has no buffer {name!r} to calibrate")
-        names[name].fill_(float(value))
+        if isinstance(value, (list, tuple)):  # a per-class vector (decision offsets)
+            names[name].copy_(torch.tensor(value, dtype=names[name].dtype))
+        else:
+            names[name].fill_(float(value))
 
 
 def load_run_network(path: str | Path) -> tuple[JourneyTransformer, RunManifest | None, Path]:

@@ -119,6 +119,11 @@ class Task:
             validation data after training.
         scaled_output: an amount output the model multiplies by ``<name>_scale``, fitted on
             validation data so that its sum equals the actual sum there (value).
+        decision_rule: a multiclass task over the stages whose logits the model shifts by
+            ``<name>_offset`` (one per class) and ``<name>_carry`` on the class of the
+            ``stage_now`` input, fitted for the headline metric on validation data and kept
+            only where it gains on held-out validation samples (stage;
+            :mod:`journeyformer.metrics.decision`).
     """
 
     name: ClassVar[str]
@@ -127,6 +132,7 @@ class Task:
     metric_output: ClassVar[str]
     calibrated: ClassVar[bool] = False
     scaled_output: ClassVar[str | None] = None
+    decision_rule: ClassVar[bool] = False
 
     # ---- data ---------------------------------------------------------------------------
     def label(self, window: LabelWindow) -> np.ndarray:

@@ -25,6 +25,7 @@ from journeyformer.evaluation.protocol import evaluate, score, split_protocol
 from journeyformer.evaluation.render import render_text
 from journeyformer.io import atomic_write_text
 from journeyformer.metrics.calibration import apply_temperature, fit_temperature, logit
+from journeyformer.metrics.decision import fit_decision_rule
 from journeyformer.metrics.scores import expected_calibration_error
 from journeyformer.model.checkpoint import read_checkpoint
 from journeyformer.model.config import ModelConfig
@@ -151,7 +152,8 @@ def calibrate(module: JourneyModule, val: Sequences) -> tuple[dict[str, dict[str
     assert val.labels is not None
     calibrated = [t for t in module.net.tasks if t.calibrated]
     scaled = [t for t in module.net.tasks if t.scaled_output]
-    if not calibrated and not scaled:
+    ruled = [t for t in module.net.tasks if t.decision_rule]
+    if not calibrated and not scaled and not ruled:
         return {}, {}
     outputs = predict_sequences(module.net, val)
     report: dict[str, dict[str, float]] = {}
@@ -173,6 +175,16 @@ def calibrate(module: JourneyModule, val: Sequences) -> tuple[dict[str, dict[str
         report.setdefault(task.name, {}).update(
             scale=scale, val_sum_predicted=predicted, val_sum_actual=actual
         )
+    for task in ruled:  # stage: argmax offsets and carry-over weight for the headline metric
+        rule = fit_decision_rule(
+            np.log(np.clip(outputs[task.metric_output], 1e-12, None)),
+            val.stage_now,
+            val.labels[task.name],
+            lambda pred, y, t=task: t.score(pred, y)[t.headline],
+        )
+        buffers[f"{task.name}_offset"] = [float(v) for v in rule.offset]
+        buffers[f"{task.name}_carry"] = rule.carry
+        report.setdefault(task.name, {})["decision_rule"] = rule.report()
     apply_buffers(module.net, buffers, "calibration")
     log.info("calibration on validation: %s", report)
     return report, buffers

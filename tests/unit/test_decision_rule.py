@@ -1,0 +1,61 @@
+"""The stage decision rule (metrics/decision.py) and the network's copy of its arithmetic."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from journeyformer.metrics.decision import apply_rule, fit_decision_rule
+from journeyformer.metrics.scores import macro_f1
+
+
+def _persistent_world(n: int, seed: int):
+    """Stages that mostly stay as they are (80%), a head that sees the stage now only weakly
+    and under-predicts the rare stages: the plain argmax loses to carry-over."""
+    rng = np.random.default_rng(seed)
+    k = 4
+    now = rng.choice(k, size=n, p=[0.55, 0.25, 0.15, 0.05])
+    y = np.where(rng.random(n) < 0.8, now, rng.choice(k, size=n))
+    logits = rng.normal(0, 1, (n, k)) + np.log([0.55, 0.25, 0.15, 0.05]) * 2
+    logits[np.arange(n), y] += 0.8  # some signal about the future stage
+    return logits, now, y
+
+
+def test_the_rule_beats_the_plain_argmax_and_carry_over_on_fresh_data():
+    logits, now, y = _persistent_world(3000, 0)
+    rule = fit_decision_rule(logits, now, y, macro_f1)
+    assert rule.heldout_gain > 0.05 and rule.carry > 0
+    test_logits, test_now, test_y = _persistent_world(3000, 1)
+    plain = macro_f1(test_logits.argmax(1), test_y)
+    carry = macro_f1(test_now, test_y)
+    ruled = macro_f1(rule.decide(test_logits, test_now), test_y)
+    assert ruled > plain + 0.1
+    assert ruled >= carry - 0.01  # at least as good as carrying the stage over
+
+
+def test_no_signal_to_gain_keeps_the_plain_argmax():
+    rng = np.random.default_rng(3)
+    n, k = 400, 3
+    y = rng.integers(0, k, n)
+    logits = np.log(np.full((n, k), 1 / k)) + rng.normal(0, 1e-3, (n, k))
+    logits[np.arange(n), y] += 5.0  # the head is already right: nothing to shift
+    now = rng.integers(0, k, n)  # and the stage now says nothing
+    rule = fit_decision_rule(logits, now, y, macro_f1)
+    assert rule.carry == 0.0 and not rule.offset.any()
+    assert rule.val_after == rule.val_before == 1.0
+
+
+def test_the_network_applies_the_same_arithmetic(default_net):
+    net = copy.deepcopy(default_net)  # the fixture is shared: leave its buffers alone
+    task = next(t for t in net.tasks if t.decision_rule)
+    k = net.cfg.n_stages
+    offset = np.linspace(-1, 1, k).astype(np.float32)
+    getattr(net, f"{task.name}_offset").copy_(torch.from_numpy(offset))
+    getattr(net, f"{task.name}_carry").fill_(1.5)
+    raw = torch.randn(5, k)
+    now = torch.tensor([0, 1, 2, k - 1, 0])
+    got = net.decide({task.name: raw}, now)[task.name].numpy()
+    want = apply_rule(raw.numpy().astype(np.float64), now.numpy(), offset.astype(np.float64), 1.5)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
