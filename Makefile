@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 ORT_DIR := $(VENV)/ort
 ORT_MATRIX := 1.15.0 1.18.0 1.20.1 1.21.0
 
-.PHONY: venv train test data bench clean
+.PHONY: venv train test test-fast docs data bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,21 @@ venv: $(VENV)/.installed
 train: venv
 	$(PY) scripts/train.py $(ARGS)
 
+# What CI runs (.ci/run): ruff, the documentation site with --strict, every test.
 test: venv
 	$(PY) -m ruff check src tests benchmarks scripts
+	$(DOCS_BUILD)
 	$(PY) -m pytest -q $(ARGS)
+
+# The inner loop: ruff and the tests not marked slow.
+test-fast: venv
+	$(PY) -m ruff check src tests benchmarks scripts
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+# The documentation site (mkdocs.yml, docs/) into build/site/ (ignored by git).
+DOCS_BUILD = NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -q -d build/site
+docs: venv
+	$(DOCS_BUILD)
 
 data: venv
 	$(PY) scripts/generate_data.py $(ARGS)
