@@ -2,6 +2,7 @@
 
     journeyformer generate-data data.synthetic.n_customers=1000
     journeyformer train model=tiny trainer.max_epochs=1
+    journeyformer search hparams_search.n_trials=20 model=tiny   # Optuna; rerun to resume
     journeyformer export checkpoint=checkpoints/<run>/best.ckpt
     journeyformer predict bundle=<dir> input=<events> [output=predictions.parquet as_of=...]
     journeyformer evaluate bundle=<dir> input=<events>
@@ -28,7 +29,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from journeyformer import __version__
-from journeyformer.errors import entry_point
+from journeyformer.errors import ConfigError, entry_point
 from journeyformer.extras import MissingExtraError, require
 
 
@@ -51,11 +52,20 @@ def train_job(cfg: DictConfig) -> float | None:
     """Train; returns ``optimized_metric`` (a validation metric) for a sweeper."""
     from journeyformer.pipelines import optimized_value, train
 
+    if cfg.get("hparams_search") is not None:  # the Optuna sweeper plugin is gone
+        raise ConfigError("hparams_search is a setting of `journeyformer search` (an Optuna study over train); run: journeyformer search [overrides]")
     result = train(cfg)
     name = cfg.get("optimized_metric")
     if not name or "val" not in result.metrics:  # not evaluated (evaluate=false, rank > 0)
         return None
     return optimized_value(result.metrics, name)
+
+
+def search_job(cfg: DictConfig) -> float:
+    """Optuna study over train (``configs/search.yaml``); returns the best validation value."""
+    from journeyformer.search import search
+
+    return search(cfg).best_value
 
 
 def export_job(cfg: DictConfig) -> None:
@@ -148,6 +158,7 @@ def build_store_job(cfg: DictConfig) -> Path:
 # command -> (config name, job, the extra it needs beyond the base install)
 COMMANDS: dict[str, tuple[str, Callable[[DictConfig], Any], str | None]] = {
     "train": ("train", train_job, "train"),
+    "search": ("search", search_job, "sweep"),  # [sweep] includes [train]
     "export": ("export", export_job, "train"),  # torch reads the checkpoint
     "predict": ("predict", predict_job, None),
     "evaluate": ("evaluate", evaluate_job, "report"),
@@ -160,6 +171,7 @@ USAGE = f"""usage: journeyformer <command> [hydra overrides and flags]
 
 commands:
   train          train a model (configs/train.yaml)          needs journeyformer[train]
+  search         Optuna search over train on a validation metric (search.yaml)  needs journeyformer[sweep]
   export         checkpoint -> ONNX bundle (export.yaml)     needs journeyformer[train]
   predict        score events with a bundle (predict.yaml)   base install
   evaluate       metrics + report.html (evaluate.yaml)       needs journeyformer[report]

@@ -15,7 +15,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "train": ("torch", "lightning", "torchmetrics", "onnx", "onnxscript"),
     "report": ("matplotlib",),
     "track": ("mlflow",),
-    "sweep": ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+    "sweep": ("optuna", "torch", "lightning", "torchmetrics"),  # a search trains: [sweep] includes [train]
     "ray": ("ray",),
 }
 

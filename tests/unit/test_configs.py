@@ -21,6 +21,7 @@ TOP = {
     "predict": ["bundle=b", "input=e.parquet"],
     "evaluate": ["bundle=b", "input=e.parquet"],
     "generate_data": [],
+    "search": [],
 }
 TRAIN_GROUPS = ("data", "labels", "model", "trainer", "callbacks", "logger", "experiment", "debug", "hparams_search", "paths")
 
@@ -50,12 +51,13 @@ def check_train(cfg) -> None:
 
 @pytest.mark.parametrize("name", sorted(TOP))
 def test_every_top_level_config_composes(name):
-    extra = ["paths.output_dir=/tmp/x"] if name in ("train", "generate_data") else []
+    extra = ["paths.output_dir=/tmp/x"] if name in ("train", "generate_data", "search") else []
     cfg = composed(name, [*TOP[name], *extra])
     resolved(cfg)
-    # Hydra's run settings come from configs/hydra/default.yaml, and only train has a run folder.
+    # Hydra's run settings come from configs/hydra/default.yaml; only train and search (the
+    # study's folder) have a run folder.
     assert cfg.hydra.job.chdir is False
-    if name == "train":
+    if name in ("train", "search"):
         assert OmegaConf.select(cfg, "hydra.run.dir") == cfg.run_dir
         check_train(cfg)
     else:
@@ -67,8 +69,8 @@ def test_every_top_level_config_composes(name):
     "override", [f"{g}={o}" for g in TRAIN_GROUPS for o in options(g)], ids=str
 )
 def test_every_option_of_every_group_composes(override):
-    # What a user must add to these options: their events; a sweep's per-trial folder.
-    needs = {"data=events": ["data.path=/x/events.parquet"], "hparams_search=optuna": ["run_dir=/tmp/x"]}
+    # What a user must add to these options: their events.
+    needs = {"data=events": ["data.path=/x/events.parquet"]}
     cfg = composed("train", [override, "paths.output_dir=/tmp/x", *needs.get(override, [])])
     check_train(cfg)
 
