@@ -23,6 +23,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	for v in $(ORT_MATRIX); do \
 		$(PY) -m pip install -q --no-deps --target $(ORT_DIR)/$$v onnxruntime==$$v || exit 1; done
 	$(PY) -m pip install -q --no-deps --target $(ORT_DIR)/numpy1 "numpy<2"
+	# the declared optuna floor, for tests/integration/test_search.py's minimum-version run
+	rm -rf $(VENV)/optuna-oldest
+	$(PY) -m pip install -q --no-deps --target $(VENV)/optuna-oldest optuna==4.0.0
 	touch $@
 
 venv: $(VENV)/.installed
