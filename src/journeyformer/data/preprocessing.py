@@ -27,6 +27,7 @@ from journeyformer.data.features import FeatureConfig
 from journeyformer.data.labels import STAGES, LabelConfig, LabelWindow
 from journeyformer.data.samples import (
     SPLITS,
+    ActivityStart,
     CutoffSchedule,
     SampleCount,
     customers_by_split,
@@ -204,7 +205,8 @@ class Preprocessing:
         end = data_end(events)
         log.info("%s", end.describe(source))
         schedule = CutoffSchedule.from_config(cutoffs_cfg, labels.horizon_days)
-        cutoffs = schedule.resolve(events.get_column("timestamp").min(), end.end)
+        start = ActivityStart.of(events, labels)
+        cutoffs = schedule.resolve(start.first_event, end.end, start)
         split = SplitConfig.from_config(data_cfg.get("split"))
         train_ids = split.customers(events)["train"]
         train_events = events.filter(

@@ -9,6 +9,11 @@ Every training label window ends at or before the validation cutoff, and the val
 window ends at or before the test cutoff, so evaluation is out of time. Customers are split by
 a stable hash (CRC32 of salt + id), so a customer is in one split only.
 
+No training cutoff falls before the activity starts (:class:`ActivityStart`): the time by which
+5% of the customers had their first activity event, so that a months-long prefix of another kind
+(campaign mailings before the first purchase) holds no cutoff. Where the cutoffs went, and why,
+is one log line of :meth:`CutoffSchedule.resolve`.
+
 A schedule can be formally valid and still useless: when some event types start long before
 the rest, early cutoffs precede almost all activity. :func:`check_sample_counts` refuses
 (``labels.cutoffs.sparse: error``, the default) or warns loudly (``warn``) when the training
@@ -20,6 +25,7 @@ its counts; a training cutoff with under 10% of the samples of the busiest one i
 from __future__ import annotations
 
 import logging
+import math
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +35,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from journeyformer.data.labels import LabelConfig
 from journeyformer.errors import ConfigError, EventDataError
 
 log = logging.getLogger(__name__)
@@ -50,6 +57,88 @@ class SampleCount:
 
     def describe(self) -> str:
         return f"{self.cutoff:%Y-%m-%d} {self.samples}/{self.customers}/{self.churners}"
+
+
+# Share of the customers that must have begun before the first training cutoff: a prefix
+# reaching fewer (a pilot mailing) holds no cutoff. A steadily growing log loses only cutoffs
+# that held a few percent of its customers, which the sample check warns about anyway.
+START_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class ActivityStart:
+    """Where the customers' activity begins; no training cutoff is placed at or before ``at``.
+
+    ``at`` is the time by which ``START_SHARE`` of the customers with an activity event had
+    their first one. Activity is ``labels.activity_actions``; with that null (every action
+    counts for churn), the label actions (``purchase_actions``, ``intent_actions``,
+    ``value_actions``) that occur in the data, since mailings sent to everyone are events of
+    every customer but no behaviour of theirs; when none of those occur, every action.
+
+    Example::
+
+        start = ActivityStart.of(events, LabelConfig(horizon_days=91))
+        cutoffs = CutoffSchedule(horizon_days=91).resolve(start.first_event, last, start)
+    """
+
+    at: datetime
+    first_event: datetime
+    actions: tuple[str, ...] | None  # None: every action
+    customers: int  # customers with one of ``actions``
+    before: tuple[tuple[str, int], ...] = ()  # events before ``at`` per action, most first
+
+    @classmethod
+    def of(cls, events: pl.DataFrame | pl.LazyFrame, labels: LabelConfig) -> ActivityStart:
+        """From canonical events (in memory or lazy: a few streaming aggregates)."""
+        lf = events.lazy()
+        per_action = (
+            lf.group_by("action").agg(pl.len().alias("n"), pl.col("timestamp").min().alias("first"))
+            .collect(engine="streaming")
+        )  # fmt: skip
+        if per_action.height == 0:
+            raise EventDataError("no events: nothing to place the cutoffs on")
+        seen = set(per_action.get_column("action").drop_nulls().to_list())
+        wanted = labels.activity_actions
+        if wanted is None:
+            wanted = (*labels.purchase_actions, *labels.intent_actions, *labels.value_actions)
+        actions = tuple(dict.fromkeys(a for a in wanted if a in seen)) or None
+        active = lf
+        if actions is not None:
+            active = lf.filter(pl.col("action").is_in(pl.Series(actions, dtype=pl.String).implode()))
+        firsts = (
+            active.group_by("customer_id").agg(pl.col("timestamp").min())
+            .collect(engine="streaming").get_column("timestamp").sort()
+        )  # fmt: skip
+        first_event = parse_time(per_action.get_column("first").min())
+        at = parse_time(firsts[max(math.ceil(START_SHARE * len(firsts)) - 1, 0)])
+        before: tuple[tuple[str, int], ...] = ()
+        if at > first_event:
+            rows = (
+                lf.filter(pl.col("timestamp") < at).group_by("action").agg(pl.len().alias("n"))
+                .collect(engine="streaming").sort(["n", "action"], descending=[True, False])
+            )  # fmt: skip
+            before = tuple((str(a), int(n)) for a, n in rows.iter_rows())
+        return cls(at, first_event, actions, len(firsts), before)
+
+    def describe(self, instead: list[datetime] | None = None) -> str:
+        """Where the activity starts and why, for the schedule's log line; ``instead``: the
+        training cutoffs the first event would have given, when the start moved them."""
+        which = "an event" if self.actions is None else f"a {' / '.join(self.actions)} event"
+        out = (
+            f"the activity starts {self.at:%Y-%m-%d %H:%M}: {START_SHARE:.0%} of the "
+            f"{self.customers} customers with {which} had their first by then"
+        )
+        if instead:
+            n = sum(k for _, k in self.before)
+            kinds = ", ".join(f"{a} {k}" for a, k in self.before[:4])
+            days = ", ".join(f"{t:%Y-%m-%d}" for t in sorted(instead))
+            out += (
+                f"; the {n} events before it (from {self.first_event:%Y-%m-%d}: {kinds}) hold no "
+                f"training cutoff (starting at the first event would have placed them at {days}); "
+                "to start earlier, list the actions that are activity in labels.activity_actions"
+            )
+        return out
+
 
 @dataclass(frozen=True)
 class CutoffSchedule:
@@ -132,9 +221,16 @@ class CutoffSchedule:
         )
 
 
-    def resolve(self, first_event: datetime, last_event: datetime) -> dict[str, list[datetime]]:
-        """Cutoffs per split; raises when the data span is too short for the schedule."""
+    def resolve(
+        self, first_event: datetime, last_event: datetime, activity: ActivityStart | None = None
+    ) -> dict[str, list[datetime]]:
+        """Cutoffs per split; raises when the data span is too short for the schedule.
+
+        Training cutoffs fall after ``activity.at`` (default: after ``first_event``); one log
+        line says where the cutoffs went and why.
+        """
         first_event, last_event = parse_time(first_event), parse_time(last_event)
+        start = first_event if activity is None else max(first_event, parse_time(activity.at))
         h = timedelta(days=self.horizon_days)
         test = self.test or (last_event - h)
         if test + h > last_event:
@@ -145,30 +241,51 @@ class CutoffSchedule:
                 last_event,
             )
         val = test - h
-        train = [val - h - timedelta(days=self.train_stride_days * k) for k in range(self.n_train)]
-        train = [t for t in train if t > first_event]
+        span = (last_event - start).days
+        train, anchor = self._training(val, start)
+        if anchor == "validation":
+            log.warning(
+                "the %s %d days, too short for an out-of-time validation window "
+                "with horizon %g days: validation uses the held-out customers at the last "
+                "training cutoff %s (same time, other customers); test stays out of time",
+                "events span" if start == first_event else "activity spans",
+                span, self.horizon_days, f"{val:%Y-%m-%d}",
+            )  # fmt: skip
         if not train:
-            # No room for an out-of-time validation window (e.g. nine months of events with a
-            # 91-day horizon): train at the validation cutoff and before it; validation is then
-            # the customers the split holds out, at the last training cutoff.
-            train = [val - timedelta(days=self.train_stride_days * k) for k in range(self.n_train)]
-            train = [t for t in train if t > first_event]
-            if train:
-                log.warning(
-                    "the events span %d days, too short for an out-of-time validation window "
-                    "with horizon %g days: validation uses the held-out customers at the last "
-                    "training cutoff %s (same time, other customers); test stays out of time",
-                    (last_event - first_event).days, self.horizon_days, f"{val:%Y-%m-%d}",
-                )  # fmt: skip
-        if not train:
-            span = (last_event - first_event).days
+            since = "" if start == first_event else " since the activity start (see the log)"
             raise ConfigError(
-                f"the events span {span} days ({first_event:%Y-%m-%d} .. {last_event:%Y-%m-%d}), "
+                f"the events span {span} days{since} ({start:%Y-%m-%d} .. {last_event:%Y-%m-%d}), "
                 f"too short for horizon {self.horizon_days:g} days: the schedule needs at least "
                 f"2 horizons plus some history. Lower labels.horizon_days or set "
                 "labels.cutoffs.test."
             )
-        return {"train": sorted(train), "val": [val], "test": [test]}
+        cutoffs = {"train": sorted(train), "val": [val], "test": [test]}
+        instead = self._training(val, first_event)[0] if start > first_event else train
+        held_back = sorted(instead) != cutoffs["train"]
+        days = ", ".join(f"{t:%Y-%m-%d}" for t in cutoffs["train"])
+        log.log(
+            logging.WARNING if held_back else logging.INFO,
+            "cutoffs: test %s (%s), validation %s, training %s (every %g days back from %s)%s",
+            f"{test:%Y-%m-%d}",
+            "labels.cutoffs.test" if self.test else f"the last event minus {self.horizon_days:g} days",
+            f"{val:%Y-%m-%d}", days, self.train_stride_days,
+            "validation minus the horizon" if anchor == "out_of_time" else "validation",
+            f"; {activity.describe(instead if held_back else None)}" if activity else "",
+        )  # fmt: skip
+        return cutoffs
+
+    def _training(self, val: datetime, start: datetime) -> tuple[list[datetime], str]:
+        """Training cutoffs after ``start`` and what they go back from: one horizon before
+        validation ("out_of_time"), or, with no room for that (e.g. nine months of events with
+        a 91-day horizon), validation itself ("validation": validation is then the customers
+        the split holds out, at the last training cutoff)."""
+        stride = timedelta(days=self.train_stride_days)
+        back_from = {"out_of_time": val - timedelta(days=self.horizon_days), "validation": val}
+        for anchor, last in back_from.items():
+            train = [t for t in (last - stride * k for k in range(self.n_train)) if t > start]
+            if train:
+                return train, anchor
+        return [], "none"
 
 
 def parse_time(value: str | datetime) -> datetime:

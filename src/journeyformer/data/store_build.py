@@ -46,7 +46,7 @@ from journeyformer.data.sample_store import (
     sequences_to_table,
     widths_of,
 )
-from journeyformer.data.samples import SPLITS, CutoffSchedule, SampleCount
+from journeyformer.data.samples import SPLITS, ActivityStart, CutoffSchedule, SampleCount
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences
 from journeyformer.data.validate import validate
@@ -69,8 +69,9 @@ def fit_streaming(events: pl.LazyFrame, data_cfg: Mapping[str, Any], labels_cfg:
     cutoffs_cfg = dict(labels_cfg.get("cutoffs") or {})
     end = data_end(events)
     log.info("%s", end.describe(source))
-    first = events.select(pl.col("timestamp").min()).collect(engine="streaming").item()
-    cutoffs = CutoffSchedule.from_config(cutoffs_cfg, labels.horizon_days).resolve(first, end.end)
+    start = ActivityStart.of(events, labels)
+    schedule = CutoffSchedule.from_config(cutoffs_cfg, labels.horizon_days)
+    cutoffs = schedule.resolve(start.first_event, end.end, start)
     split = SplitConfig.from_config(data_cfg.get("split"))
     ids = events.select(pl.col("customer_id").unique()).collect(engine="streaming")
     train_ids = split.customers(ids)["train"]
