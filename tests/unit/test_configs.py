@@ -10,10 +10,12 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from support import CONFIG_DIR
+from support_tasks import PurchaseInHorizon
 
 from journeyformer.data.preprocessing import check_data_keys, check_label_keys
 from journeyformer.errors import ConfigError
 from journeyformer.model.config import ModelConfig
+from journeyformer.tasks import registry
 
 TOP = {
     "train": [],
@@ -96,3 +98,31 @@ def test_unknown_keys_are_errors_naming_the_key_and_the_known_ones(override, che
     checker = {"model": ModelConfig.check_keys, "data": check_data_keys, "labels": check_label_keys}
     with pytest.raises(ConfigError, match=message):
         checker[check](plain[check])
+
+
+def test_churn_only_keeps_churn_alone_and_a_new_head_stays_off():
+    """churn_only lists the heads it keeps: a task registered later, even one weighted in
+    model.tasks (as if added to model/_common.yaml), has no head there."""
+    overrides = ["experiment=churn_only", "paths.output_dir=/tmp/x"]
+    model = resolved(composed("train", overrides))["model"]
+    assert model["keep_tasks"] == ["churn"]
+    ModelConfig.check_keys(model)
+    assert {k: w for k, w in ModelConfig.task_weights(model).items() if w} == {"churn": 1.0}
+    with registry.registered(PurchaseInHorizon()):
+        model = resolved(composed("train", [*overrides, "+model.tasks.purchase=1.0"]))["model"]
+        weights = ModelConfig.task_weights(model)
+        assert weights["purchase"] == 0.0 and {k for k, w in weights.items() if w} == {"churn"}
+        assert ModelConfig.task_weights({**model, "tasks": weights}) == weights  # idempotent
+        cfg = ModelConfig(categorical_sizes=(5, 4), n_numeric=1, n_context=1, max_len=4, tasks=weights)
+        assert dict(cfg.tasks) == {"churn": 1.0}
+
+
+def test_keep_tasks_weights_and_errors():
+    default = resolved(composed("train", ["paths.output_dir=/tmp/x"]))["model"]
+    assert default["keep_tasks"] is None
+    assert ModelConfig.task_weights(default) == default["tasks"]  # null: model.tasks as given
+    # a kept task keeps its model.tasks weight, or the task's default weight when unnamed
+    weights = ModelConfig.task_weights({"tasks": {"churn": 2.0}, "keep_tasks": ["churn", "value"]})
+    assert {k: w for k, w in weights.items() if w} == {"churn": 2.0, "value": registry.get("value").default_weight}
+    with pytest.raises(ConfigError, match=r"model.keep_tasks names unknown tasks \['chrun'\]; known: "):
+        ModelConfig.task_weights({"tasks": {"churn": 1.0}, "keep_tasks": ["chrun"]})

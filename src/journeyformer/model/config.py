@@ -11,9 +11,10 @@ from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.errors import ConfigError
 from journeyformer.tasks import registry
 
-# Keys of configs/model/*.yaml that are not network settings: the config's name (in run names)
-# and the optimizer settings (read by the training module).
-YAML_ONLY = ("name", "optimizer")
+# Keys of configs/model/*.yaml that are not network settings: the config's name (in run names),
+# the optimizer settings (read by the training module) and the heads an experiment keeps
+# (resolved into ``tasks`` by :meth:`ModelConfig.task_weights`).
+YAML_ONLY = ("name", "optimizer", "keep_tasks")
 # Settings that come from the data (the fitted preprocessing), never from YAML.
 DATA_DERIVED = ("categorical_sizes", "n_numeric", "n_context", "max_len", "n_stages")
 
@@ -94,18 +95,48 @@ class ModelConfig:
                 f"model config has unknown key(s) {unknown}; known: {sorted([*known, *YAML_ONLY])}"
             )
 
+    @staticmethod
+    def task_weights(sizes: Mapping[str, Any]) -> dict[str, float]:
+        """Task -> loss weight of the model YAML: ``model.tasks`` with ``model.keep_tasks``
+        applied. A list in ``keep_tasks`` (``[churn]``) switches every task it does not name
+        off, a registered task added later included; a kept task has its ``model.tasks``
+        weight, or the task's default weight where ``model.tasks`` does not name it. Null:
+        ``model.tasks`` as it is. Applying it twice gives the same weights.
+
+        Example: ``{"tasks": {"churn": 1.0, "value": 0.5}, "keep_tasks": ["churn"]}`` ->
+        ``{"churn": 1.0, "value": 0.0, ...every other registered task: 0.0}``.
+        """
+        tasks = dict(sizes.get("tasks") or {})
+        keep = sizes.get("keep_tasks")
+        if keep is None:
+            return tasks
+        keep = [keep] if isinstance(keep, str) else list(keep)
+        unknown = sorted(set(keep) - set(registry.TASKS))
+        if unknown:
+            raise ConfigError(
+                f"model.keep_tasks names unknown tasks {unknown}; known: {list(registry.TASKS)}"
+            )
+        names = [*registry.TASKS, *(k for k in tasks if k not in registry.TASKS)]
+        return {
+            k: (tasks.get(k, registry.TASKS[k].default_weight) if k in keep else 0.0) for k in names
+        }
+
     @classmethod
     def from_data(cls, sizes: Mapping[str, Any], pre: Preprocessing) -> ModelConfig:
         """``sizes``: the model YAML (d_model, ...); vocabulary sizes and feature counts come
-        from the fitted preprocessing (never from YAML)."""
+        from the fitted preprocessing (never from YAML); ``keep_tasks`` resolved into
+        ``tasks`` (:meth:`task_weights`)."""
         cls.check_keys(sizes)
+        settings = {k: v for k, v in dict(sizes).items() if k not in YAML_ONLY}
+        if sizes.get("keep_tasks") is not None:
+            settings["tasks"] = cls.task_weights(sizes)
         return cls(
             categorical_sizes=pre.categorical_sizes,
             n_numeric=len(pre.numeric_names),
             n_context=len(pre.context_names),
             max_len=pre.max_len,
             n_stages=len(pre.stages),
-            **{k: v for k, v in dict(sizes).items() if k not in YAML_ONLY},
+            **settings,
         )
 
     def to_dict(self) -> dict[str, Any]:
