@@ -1,6 +1,9 @@
-"""The gradient-boosting baseline learns: on small synthetic data it beats trivial baselines."""
+"""The gradient-boosting baseline learns: on small synthetic data it beats trivial baselines.
+Its objective, label mask and learnability rule come from the task (the registry)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ pytest.importorskip("lightgbm", reason="the boosting baseline needs the [baselin
 
 from journeyformer.data.labels import STAGES  # noqa: E402
 from journeyformer.metrics.scores import accuracy_at_k, auroc, spearman  # noqa: E402
+from journeyformer.tasks import registry  # noqa: E402
 from journeyformer.tasks.boosting import BoostingBaseline  # noqa: E402
 from journeyformer.training.datamodule import prepare_data  # noqa: E402
 
@@ -44,3 +48,22 @@ def test_same_seed_same_predictions(data):
     a = BoostingBaseline.fit(train, val, ["churn"], {}, seed=3).predict(test)["churn"]
     b = BoostingBaseline.fit(train, val, ["churn"], {}, seed=3).predict(test)["churn"]
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_task_its_rule_finds_unlearnable_gets_no_booster(data):
+    train, val = data.splits["train"], data.splits["val"]
+    no_spend = replace(train, labels={**train.labels, "value": np.zeros(len(train), np.float32)})
+    assert registry.get("value").unlearnable_reason(no_spend.labels["value"])
+    fitted = BoostingBaseline.fit(no_spend, val, ["value", "churn"], {})
+    assert set(fitted.boosters) == {"churn"}
+
+
+def test_the_label_mask_leaves_samples_out(data):
+    """next_action is fitted on the samples its mask keeps: the classes are the labelled ones."""
+    train, val = data.splits["train"], data.splits["val"]
+    task = registry.get("next_action")
+    y = train.labels["next_action"]
+    n_actions = len(data.preprocessing.vocabs["action"])
+    fitted = BoostingBaseline.fit(train, val, [task], {"next_action": n_actions}, max_rounds=5)
+    assert (~task.label_mask(y)).any()  # some samples have no next action
+    np.testing.assert_array_equal(fitted.classes["next_action"], np.unique(y[task.label_mask(y)]))

@@ -1,7 +1,9 @@
-"""The task registry's contract: every registered task is present in every layer."""
+"""The task registry's contract: every registered task is present in every layer, its
+baselines (LightGBM included) fit, and its learnability rule runs."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,7 +31,10 @@ from journeyformer.model.network import JourneyTransformer
 from journeyformer.model.runner import predict_sequences
 from journeyformer.tasks import registry
 from journeyformer.tasks.base import Task
+from journeyformer.tasks.boosting import NAME as BOOSTING
+from journeyformer.tasks.boosting import Boosted, available
 from journeyformer.tasks.registry import Baselines
+from journeyformer.training.job import learnable_tasks
 from journeyformer.training.module import JourneyModule
 
 CUTOFF = datetime(2025, 9, 1, tzinfo=timezone.utc)
@@ -77,9 +82,11 @@ def check_contract(task: Task, seqs, vocabs, features) -> None:
     # training: logged validation metrics use the task's own score
     module = JourneyModule(cfg.to_dict(), {})
     assert set(module.val_metrics) == {task.name}, "logged metrics"
+    # baselines and learnability: every baseline fits (LightGBM with the task's objective)
+    base = check_baselines(task, seqs, vocabs)
+    check_learnability(task, seqs)
     # evaluation: model and every baseline scored with the same metric names, headline included
     sample = seqs.take(np.arange(64))
-    base = Baselines.fit(seqs, 30.0, len(vocabs["action"]), [task.name])
     population = Population(sample, "sample", "the first 64", {"status": "complete", "cutoff": "2025-01-01", "ends": "2025-01-31"})
     result = score(population, outputs, base, BaselineData(seqs, None, "all samples"), [task.name])
     assert task.headline in result["model"][task.name], "headline metric"
@@ -99,9 +106,51 @@ def check_contract(task: Task, seqs, vocabs, features) -> None:
         assert png[:4] == b"\x89PNG", f"plot {plot.file}"
 
 
-@pytest.mark.parametrize("name", ["next_action", "churn", "stage", "value"])
+def check_baselines(task: Task, seqs, vocabs) -> Baselines:
+    """Every baseline the task lists is fitted on small labelled data (LightGBM early-stopped on
+    a validation half), and LightGBM is among them: a task without a boosting objective fails
+    here, not after a training run."""
+    assert any(isinstance(b, Boosted) for b in task.baselines()), "a LightGBM baseline (Boosted)"
+    half = np.arange(len(seqs)) % 2 == 0
+    train, val = seqs.take(np.flatnonzero(half)), seqs.take(np.flatnonzero(~half))
+    base = Baselines.fit(train, 30.0, len(vocabs["action"]), [task.name], val=val)
+    fitted = [b.name for b in base.fitted[task.name]]
+    expected = [b.name for b in task.baselines() if available() or b.name != BOOSTING]
+    assert fitted == expected, "every baseline fits"
+    for b in base.fitted[task.name]:
+        assert len(b.predict(val)) == len(val), f"baseline {b.name} predicts"
+    return base
+
+
+def check_learnability(task: Task, seqs) -> None:
+    """The task's label mask and learnability rule run on its labels: the synthetic labels are
+    learnable, an all-zero label is not, and the training job switches that head off."""
+    y = seqs.labels[task.name]
+    mask = task.label_mask(y)
+    assert mask.dtype == bool and mask.shape == y.shape and mask.any(), "label mask"
+    assert task.unlearnable_reason(y) is None, "learnable labels"
+    assert isinstance(task.unlearnable_reason(np.zeros_like(y)), str), "unlearnable labels"
+    assert learnable_tasks({task.name: 1.0}, seqs) == {task.name: 1.0}, "learnable_tasks keeps"
+    zeroed = replace(seqs, labels={**seqs.labels, task.name: np.zeros_like(y)})
+    assert learnable_tasks({task.name: 1.0}, zeroed) == {task.name: 0.0}, "learnable_tasks drops"
+
+
+@pytest.mark.parametrize("name", list(registry.TASKS))
 def test_every_registered_task_is_in_every_layer(name, labelled):
     check_contract(registry.get(name), *labelled)
+
+
+class Unboosted(PurchaseInHorizon):
+    """The toy task with no boosting objective declared."""
+
+    boosting = None
+
+
+def test_a_task_without_a_boosting_objective_fails_the_contract(labelled):
+    seqs, vocabs, _ = labelled
+    with registry.registered(Unboosted()) as task:
+        with pytest.raises(NotImplementedError, match="'purchase' declares no boosting objective"):
+            check_baselines(task, seqs, vocabs)
 
 
 def test_a_toy_fifth_task_is_in_every_layer(labelled):

@@ -124,6 +124,12 @@ class Task:
             ``stage_now`` input, fitted for the headline metric on validation data and kept
             only where it gains on held-out validation samples (stage;
             :mod:`journeyformer.metrics.decision`).
+        boosting: LightGBM parameters of the task's gradient-boosting baseline
+            (:mod:`journeyformer.tasks.boosting`): ``objective`` and ``metric`` at least. With
+            ``objective: multiclass`` the labels are class ids and the scores a (N, head_size)
+            matrix; otherwise the scores are the booster's (N,) prediction. None: the task has
+            no boosting objective, an error where its :class:`Boosted` baseline is fitted (and
+            in the registry's contract test).
     """
 
     name: ClassVar[str]
@@ -133,11 +139,30 @@ class Task:
     calibrated: ClassVar[bool] = False
     scaled_output: ClassVar[str | None] = None
     decision_rule: ClassVar[bool] = False
+    boosting: ClassVar[Mapping[str, Any] | None] = None
 
     # ---- data ---------------------------------------------------------------------------
     def label(self, window: LabelWindow) -> np.ndarray:
         """(N,) label of every customer of ``window`` (see :class:`LabelWindow`)."""
         raise NotImplementedError
+
+    def label_mask(self, y: np.ndarray) -> np.ndarray:
+        """(N,) bool: the samples whose label ``y`` (N,) counts; the others are left out of
+        the baselines' fit and the learnability rule. Every sample by default."""
+        return np.ones(len(y), dtype=bool)
+
+    def unlearnable_reason(self, y: np.ndarray) -> str | None:
+        """Why a head could learn nothing from the training labels ``y`` (N,), as the task
+        stores them (masked here by :meth:`label_mask`); None when it can. The training job
+        switches such a head off before training, and the boosting baseline fits no booster.
+        By default: no labelled sample, or every labelled sample has the same label."""
+        y = np.asarray(y)[self.label_mask(np.asarray(y))]
+        if not len(y):
+            return "no training sample has a label"
+        values = np.unique(y)
+        if len(values) < 2:
+            return f"every labelled training sample has the same class {values.tolist()}"
+        return None
 
     # ---- model --------------------------------------------------------------------------
     def head_size(self, sizes: Sizes) -> int:

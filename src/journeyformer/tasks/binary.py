@@ -21,10 +21,12 @@ if TYPE_CHECKING:
 
 class BinaryTask(Task):
     """A yes/no label (float 0/1) -> ``<name>_probability``, temperature-calibrated on
-    validation data after training. A subclass sets ``name`` and :meth:`label`."""
+    validation data after training. A subclass sets ``name`` and :meth:`label`; its baselines
+    are a logistic regression on recency, frequency, monetary and tenure, and LightGBM."""
 
     headline = "auroc"
     calibrated = True
+    boosting = {"objective": "binary", "metric": "binary_logloss"}
 
     @property
     def output_name(self) -> str:
@@ -57,6 +59,9 @@ class BinaryTask(Task):
             out["brier"] = brier(prediction, y)
             out["ece"] = expected_calibration_error(prediction, y)
         return out
+
+    def baselines(self) -> tuple[Baseline, ...]:
+        return (RfmLogisticRegression(self.name), Boosted(self))
 
     def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
         return {self.output_name: pl.Float32}
@@ -106,4 +111,4 @@ class Churn(BinaryTask):
         return window.facts["churn"]
 
     def baselines(self) -> tuple[Baseline, ...]:
-        return (DaysSinceLastActivity(), RfmLogisticRegression("churn"), Boosted(self.name))
+        return (DaysSinceLastActivity(), *super().baselines())

@@ -4,12 +4,12 @@ Every task lists :class:`Boosted` among its baselines, so it is in every table a
 headline metrics are judged against.
 
 One booster per task on ``Sequences.aggregates`` (:mod:`journeyformer.data.aggregates`; the
-last action, last channel and current stage as categorical features):
-
-churn        binary log-loss                 -> probability of no activity in the horizon
-next_action  multiclass over the actions seen as labels in training -> (N, A) probabilities
-stage        multiclass over the stages seen in training            -> (N, S) probabilities
-value        Tweedie (variance power 1.5: many zeros, a long tail)  -> expected spend
+last action, last channel and current stage as categorical features), with the objective the
+task declares (``Task.boosting``): a binary log-loss gives a probability, a multiclass one a
+(N, head_size) matrix of probabilities over the classes seen as labels in training (0 for the
+others), a Tweedie one (value) an expected amount. Only the samples of the task's
+``label_mask`` are fitted on, and a task whose training labels its ``unlearnable_reason``
+rejects gets no booster.
 
 Rounds stop when the validation loss has not improved for ``patience`` rounds. lightgbm is an
 optional dependency (``pip install journeyformer[baseline]``); without it :func:`available`
@@ -27,9 +27,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from journeyformer.data.aggregates import CATEGORICAL_AGGREGATES
-from journeyformer.data.labels import IGNORE_INDEX, STAGES
+from journeyformer.data.labels import STAGES
 from journeyformer.data.sequences import Sequences
-from journeyformer.tasks.base import Baseline, BaselineContext
+from journeyformer.tasks.base import Baseline, BaselineContext, Task
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "force_row_wise": True,
     "verbose": -1,
 }
-OBJECTIVES = {
-    "churn": {"objective": "binary", "metric": "binary_logloss"},
-    "next_action": {"objective": "multiclass", "metric": "multi_logloss"},
-    "stage": {"objective": "multiclass", "metric": "multi_logloss"},
-    "value": {"objective": "tweedie", "tweedie_variance_power": 1.5, "metric": "tweedie"},
-}
 
 
 def available() -> bool:
@@ -70,12 +64,40 @@ def _categorical_columns(n_features: int) -> list[int]:
     return list(range(n_features - len(CATEGORICAL_AGGREGATES), n_features))
 
 
-def _target(task: str, seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
-    """(rows with a label, label) for ``task``; next_action leaves out IGNORE_INDEX."""
+def objective(task: Task) -> dict[str, Any]:
+    """The LightGBM parameters ``task`` declares (``Task.boosting``); an error naming the task
+    and what to set when it declares none."""
+    if not task.boosting or "objective" not in task.boosting:
+        raise NotImplementedError(
+            f"task {task.name!r} declares no boosting objective: set {type(task).__name__}.boosting "
+            '(e.g. {"objective": "binary", "metric": "binary_logloss"}) for its LightGBM baseline'
+        )
+    return dict(task.boosting)
+
+
+def _resolve(task: str | Task) -> Task:
+    if isinstance(task, Task):
+        return task
+    from journeyformer.tasks import registry  # the registry imports the tasks, which import this
+
+    return registry.get(task)
+
+
+def _target(task: Task, seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
+    """(rows with a label, label) for ``task``: the rows of its ``label_mask``."""
     assert seqs.labels is not None, "the boosting baseline is fitted on labelled samples"
-    y = seqs.labels[task]
-    keep = y != IGNORE_INDEX if task == "next_action" else np.ones(len(y), dtype=bool)
+    y = seqs.labels[task.name]
+    keep = np.asarray(task.label_mask(y), dtype=bool)
     return np.flatnonzero(keep), y[keep]
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    """What a task's ``head_size`` reads, for the width of a multiclass booster's scores."""
+
+    n_actions: int
+    n_stages: int = len(STAGES)
+    d_model: int = 0
 
 
 @dataclass
@@ -100,18 +122,19 @@ class BoostingBaseline:
         cls,
         train: Sequences,
         val: Sequences,
-        tasks: Sequence[str],
+        tasks: Sequence[str | Task],
         n_classes: Mapping[str, int],
         seed: int = 0,
         params: Mapping[str, Any] | None = None,
         max_rounds: int = 2000,
         patience: int = 50,
     ) -> BoostingBaseline:
-        """Fit one booster per task on ``train``, stopping early on ``val``.
+        """Fit one booster per task (a registered name or a :class:`Task`) on ``train``,
+        stopping early on ``val``.
 
-        ``n_classes``: output width of the multiclass tasks (``next_action``: the action
-        vocabulary size, ``stage``: the number of stages). A task whose training labels hold a
-        single class gets no booster (nothing to learn; logged).
+        ``n_classes``: task -> output width of the tasks with a multiclass objective (the
+        action vocabulary size, the number of stages). A task whose training labels its
+        ``unlearnable_reason`` rejects (e.g. a single class) gets no booster (logged).
         """
         import lightgbm as lgb
 
@@ -119,24 +142,31 @@ class BoostingBaseline:
         base = {**DEFAULT_PARAMS, **dict(params or {}), "seed": seed}
         cat = _categorical_columns(train.aggregates.shape[1])
         out = cls(boosters={})
-        for task in tasks:
+        assert train.labels is not None, "the boosting baseline is fitted on labelled samples"
+        for task in map(_resolve, tasks):
+            name = task.name
+            p = {**base, **objective(task)}
+            why = task.unlearnable_reason(train.labels[name])
+            if why:
+                log.info("boosting: %s: %s; no booster", name, why)
+                continue
             rows, y = _target(task, train)
             vrows, vy = _target(task, val)
-            p = {**base, **OBJECTIVES[task]}
-            if task in ("next_action", "stage"):
+            if p["objective"] == "multiclass":
+                if name not in n_classes:
+                    raise ValueError(
+                        f"boosting: give the output width of the multiclass task {name!r} in n_classes"
+                    )
                 classes = np.unique(y)
-                if len(classes) < 2:
-                    log.info("boosting: %s has a single class in training; no booster", task)
+                if len(classes) < 2:  # a task's own rule may let one class through
+                    log.info("boosting: %s has a single class in training; no booster", name)
                     continue
                 lookup = {c: i for i, c in enumerate(classes)}
                 y = np.array([lookup[c] for c in y])
                 known = np.isin(vy, classes)
                 vrows, vy = vrows[known], np.array([lookup[c] for c in vy[known]])
                 p["num_class"] = len(classes)
-                out.classes[task], out.n_classes[task] = classes, int(n_classes[task])
-            elif task == "churn" and len(np.unique(y)) < 2:
-                log.info("boosting: churn has a single class in training; no booster")
-                continue
+                out.classes[name], out.n_classes[name] = classes, int(n_classes[name])
             dtrain = lgb.Dataset(train.aggregates[rows], y, categorical_feature=cat, free_raw_data=True)
             dval = lgb.Dataset(val.aggregates[vrows], vy, reference=dtrain)
             booster = lgb.train(
@@ -146,15 +176,16 @@ class BoostingBaseline:
                 valid_sets=[dval],
                 callbacks=[lgb.early_stopping(patience, verbose=False)],
             )
-            out.boosters[task] = booster
-            out.rounds[task] = int(booster.best_iteration or booster.current_iteration())
+            out.boosters[name] = booster
+            out.rounds[name] = int(booster.best_iteration or booster.current_iteration())
         out.seconds = time.perf_counter() - start
         log.info("boosting baseline fitted in %.1f s, rounds %s", out.seconds, out.rounds)
         return out
 
     def predict(self, seqs: Sequences) -> dict[str, np.ndarray]:
-        """task -> scores: churn (N,) probability, next_action (N, A) and stage (N, S)
-        probabilities (0 for classes never seen in training), value (N,) expected spend."""
+        """task -> scores: (N, n_classes) probabilities for a multiclass objective (0 for
+        classes never seen in training), else the booster's (N,) prediction (a probability for
+        a binary objective, an expected amount for Tweedie)."""
         out: dict[str, np.ndarray] = {}
         for task, booster in self.boosters.items():
             raw = booster.predict(seqs.aggregates, num_iteration=self.rounds[task])
@@ -168,17 +199,19 @@ class BoostingBaseline:
 
 
 class Boosted(Baseline):
-    """The LightGBM baseline of one task (see the module docstring). Left out (``fit`` returns
-    None, logged once per reason) without lightgbm or without validation samples."""
+    """The LightGBM baseline of one task (see the module docstring), with the objective the
+    task declares (``Task.boosting``). Left out (``fit`` returns None, logged once per reason)
+    without lightgbm or without validation samples; a task with no objective is an error."""
 
     name = NAME
     _warned: ClassVar[set[str]] = set()
 
-    def __init__(self, task: str) -> None:
+    def __init__(self, task: Task) -> None:
         self.task = task
         self.fitted: BoostingBaseline | None = None
 
     def fit(self, train: Sequences, ctx: BaselineContext) -> Boosted | None:
+        objective(self.task)  # before anything is left out: a task without one is a bug
         why = None
         if not available():
             why = "lightgbm is not installed: no gradient-boosting baseline (pip install 'journeyformer[baseline]')"
@@ -189,13 +222,13 @@ class Boosted(Baseline):
                 log.warning("%s", why)
                 self._warned.add(why)
             return None
-        sizes = {"next_action": ctx.n_actions, "stage": len(STAGES)}
-        fitted = BoostingBaseline.fit(train, ctx.val, [self.task], sizes, seed=ctx.seed)
-        if self.task not in fitted.boosters:
+        width = {self.task.name: self.task.head_size(_Sizes(n_actions=ctx.n_actions))}
+        fitted = BoostingBaseline.fit(train, ctx.val, [self.task], width, seed=ctx.seed)
+        if self.task.name not in fitted.boosters:
             return None
         self.fitted = fitted
         return self
 
     def predict(self, seqs: Sequences) -> np.ndarray:
         assert self.fitted is not None, "fit first"
-        return self.fitted.predict(seqs)[self.task]
+        return self.fitted.predict(seqs)[self.task.name]

@@ -52,9 +52,14 @@ class NextAction(Task):
     default_weight = 1.0
     headline = "acc@1"
     metric_output = "next_action_probs"
+    boosting = {"objective": "multiclass", "metric": "multi_logloss"}
 
     def label(self, window: LabelWindow) -> np.ndarray:
         return window.facts["next_action"]
+
+    def label_mask(self, y: np.ndarray) -> np.ndarray:
+        """Samples with no action in the horizon (IGNORE_INDEX) have no label."""
+        return np.asarray(y) != IGNORE_INDEX
 
     def head_size(self, sizes: Sizes) -> int:
         return sizes.n_actions
@@ -81,7 +86,7 @@ class NextAction(Task):
         }
 
     def baselines(self) -> tuple[Baseline, ...]:
-        return (MostFrequentAction(), MarkovChain(), Boosted(self.name))
+        return (MostFrequentAction(), MarkovChain(), Boosted(self))
 
     def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
         return {

@@ -28,6 +28,7 @@ class Stage(Task):
     # Stages persist and macro-F1 rewards the rare ones: the argmax is shifted per stage and
     # towards the stage now where that gains on held-out validation samples.
     decision_rule = True
+    boosting = {"objective": "multiclass", "metric": "multi_logloss"}
 
     def label(self, window: LabelWindow) -> np.ndarray:
         return window.facts["stage"]
@@ -53,7 +54,7 @@ class Stage(Task):
         return {"accuracy": float(np.mean(pred == y)), "macro_f1": macro_f1(pred, y)}
 
     def baselines(self) -> tuple[Baseline, ...]:
-        return (CurrentStage(), Boosted(self.name))
+        return (CurrentStage(), Boosted(self))
 
     def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
         return {"stage": pl.String, **{f"stage_probability_{s}": pl.Float32 for s in ctx.stages}}

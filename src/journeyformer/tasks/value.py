@@ -75,9 +75,17 @@ class Value(Task):
     headline = "spearman"
     metric_output = "expected_value"
     scaled_output = "expected_value"
+    # Tweedie with variance power 1.5: many zeros and a long tail of spend.
+    boosting = {"objective": "tweedie", "tweedie_variance_power": 1.5, "metric": "tweedie"}
 
     def label(self, window: LabelWindow) -> np.ndarray:
         return window.facts["value"]
+
+    def unlearnable_reason(self, y: np.ndarray) -> str | None:
+        """Nothing to learn when no training sample spends (any spend at all is something)."""
+        if not (np.asarray(y) > 0).any():
+            return "the value target is zero for every training sample"
+        return None
 
     def head_size(self, sizes: Sizes) -> int:
         return 3
@@ -101,7 +109,7 @@ class Value(Task):
         }
 
     def baselines(self) -> tuple[Baseline, ...]:
-        return (SpendRate(), Boosted(self.name))
+        return (SpendRate(), Boosted(self))
 
     def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
         return {"spend_probability": pl.Float32, "expected_value": pl.Float32}

@@ -16,7 +16,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from journeyformer.config import plain as _plain
-from journeyformer.data.labels import IGNORE_INDEX
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import CheckpointError
@@ -32,6 +31,7 @@ from journeyformer.model.config import ModelConfig
 from journeyformer.model.run import RunManifest, apply_buffers, spec_hash
 from journeyformer.model.runner import predict_sequences
 from journeyformer.publish import check_inside
+from journeyformer.tasks import registry
 from journeyformer.training.datamodule import JourneyData
 from journeyformer.training.module import JourneyModule, load_module
 from journeyformer.training.stream import make_datamodule
@@ -80,7 +80,7 @@ def train(cfg: DictConfig) -> TrainResult:
     assert dm.data is not None
     pre = dm.data.preprocessing
     model_sizes = _plain(cfg.model)
-    model_sizes["tasks"] = learnable_tasks(model_sizes.get("tasks") or {}, dm.data.splits["train"])
+    model_sizes["tasks"] = learnable_tasks(ModelConfig.task_weights(model_sizes), dm.data.splits["train"])
     model_cfg = ModelConfig.from_data(model_sizes, pre)
     if cfg.get("resume_from"):
         _check_resumable(Path(str(cfg.resume_from)), pre, model_cfg.to_dict())
@@ -119,21 +119,15 @@ def train(cfg: DictConfig) -> TrainResult:
 
 
 def learnable_tasks(tasks: dict[str, float], train: Sequences) -> dict[str, float]:
-    """``tasks`` (name -> loss weight) without the heads the training labels cannot teach: a
-    classification whose labels hold a single class (e.g. next_action when the data has one
-    action), or a value target that is always zero. Each switch-off is logged."""
+    """``tasks`` (name -> loss weight) without the heads the training labels cannot teach, by
+    each task's own rule (``Task.unlearnable_reason``: e.g. a classification whose labels hold
+    a single class, a value target that is always zero). Each switch-off is logged."""
     assert train.labels is not None
     out = dict(tasks)
     for task, weight in tasks.items():
         if not weight or task not in train.labels:
             continue
-        y = train.labels[task]
-        y = y[y != IGNORE_INDEX] if task == "next_action" else y
-        why = None
-        if task == "value" and not (y > 0).any():
-            why = "the value target is zero for every training sample"
-        elif task != "value" and len(np.unique(y)) < 2:
-            why = f"every labelled training sample has the same class {np.unique(y).tolist()}"
+        why = registry.get(task).unlearnable_reason(train.labels[task])
         if why:
             log.warning("model.tasks.%s switched off: %s; nothing for the head to learn", task, why)
             out[task] = 0.0
