@@ -1,0 +1,330 @@
+"""The model beside LightGBM and the simple baselines on real public customer logs (CDNOW,
+MovieLens-100k; see real_logs.py), several seeds, with paired bootstrap verdicts per seed and
+pooled over the seeds.
+
+    .venv/bin/python benchmarks/bench_real.py [--logs cdnow movielens100k] [--seeds 42 43 44]
+        [--cache ~/.cache/journeyformer/real_logs] [--out benchmarks/results/real_logs.json]
+        [override ...]
+    .venv/bin/python benchmarks/bench_real.py --summarize benchmarks/results/real_logs.json
+
+Each (log, seed) is one default ``make train`` run on the log's events (``data=events
+data.path=<cache>/<log>/events.parquet seed=<seed>``) with only the log's action mapping,
+extras and horizon changed (``real_logs.LOGS[log].overrides``) and any extra Hydra overrides
+appended. The table is the train job's own out-of-time test table: test split customers at the
+default test cutoff, the last event minus the horizon, so the label window is fully observed
+(its status is printed). Per task: the model's headline metric, LightGBM's, the best simple
+baseline's (carry-over of the current stage, past spend rate, ...), and model minus the
+strongest baseline with its 95% paired bootstrap interval over customers and the verdict.
+
+Pooled over the seeds: every seed scores the same test customers (the split is a hash of the
+customer id, not of the seed), so the pooled figure is the mean over seeds of model minus the
+baseline that is strongest on average, with one paired bootstrap that draws customers once per
+replicate for all seeds (the per-customer predictions are kept in each run's directory). Not a
+test; the network is used once, to fetch each wheel into the cache.
+
+Results are merged into ``--out`` (JSON) run by run, so logs and seeds can be run separately,
+and the Markdown table beside it (same name, ``.md``) is rewritten from every run there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+from real_logs import LOGS, cache_dir, describe, events_path
+
+from journeyformer.evaluation.protocol import fit_baselines, split_protocol
+from journeyformer.io import atomic_write_text
+from journeyformer.machine import cpu_line
+from journeyformer.metrics.bootstrap import paired_bootstrap
+from journeyformer.model.runner import predict_sequences
+from journeyformer.pipelines import train
+from journeyformer.tasks import registry
+from journeyformer.tasks.boosting import NAME as BOOSTING
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_DIR = str(REPO / "configs")
+PREDICTIONS = "headline_predictions.npz"
+
+
+def run(log: str, seed: int, overrides: list[str], root: Path, cache: Path) -> dict[str, Any]:
+    """One default training run on ``log``; returns its test table and timings and keeps the
+    per-customer test predictions of the model and every baseline in ``<run_dir>/PREDICTIONS``."""
+    path = events_path(log, cache)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["data=events", f"data.path={path}", f"seed={seed}",
+                       "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                       *LOGS[log].overrides, *overrides],
+        )  # fmt: skip
+    with open_dict(cfg):
+        cfg.run_dir = str(root / f"{log}_s{seed}")
+        cfg.paths.output_dir = cfg.run_dir
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = train(cfg)
+    record: dict[str, Any] = {
+        "test": result.metrics["test"],
+        "train_seconds": result.metrics["train_seconds"],
+        "wall_seconds": time.perf_counter() - wall,
+        "cpu_seconds": time.process_time() - cpu,
+        "overrides": [*LOGS[log].overrides, *overrides],
+    }
+    start = time.perf_counter()
+    record["predictions"] = str(keep_predictions(result, seed, Path(cfg.run_dir) / PREDICTIONS))
+    record["predictions_seconds"] = time.perf_counter() - start
+    return record
+
+
+def keep_predictions(result: Any, seed: int, out: Path) -> Path:
+    """The model's and every baseline's test predictions per headline task, as the train job
+    made them (:func:`journeyformer.training.job.evaluate_splits`: the same protocol, the same
+    seed; the baselines are fitted again, deterministic), checked against its table."""
+    module, data, test = result.module, result.data, result.metrics["test"]
+    tasks = list(module.cfg.tasks)
+    protocol = split_protocol(data.preprocessing, data.splits, data.last_event)
+    seqs = protocol.test.seqs
+    with torch.inference_mode():
+        outputs = predict_sequences(module.net, seqs)
+    base = fit_baselines(protocol, tasks, seed).predict(seqs)
+    arrays: dict[str, np.ndarray] = {"customer_id": seqs.customer_id.cast(pl.String).to_numpy()}
+    for task in registry.enabled(tasks):
+        y, key = seqs.labels[task.name], task.headline
+        arrays[f"{task.name}/y"] = y
+        arrays[f"{task.name}/model"] = outputs[task.metric_output]
+        again = {"model": task.score(outputs[task.metric_output], y)[key]}
+        for name, pred in base.get(task.name, {}).items():
+            arrays[f"{task.name}/{name}"] = np.asarray(pred)
+            again[name] = task.score(pred, y)[key]
+        table = {"model": test["model"][task.name][key]}
+        table.update({n: m[key] for n, m in test["baselines"][task.name].items()})
+        off = {n: (v, table.get(n)) for n, v in again.items() if not _same(v, table.get(n))}
+        if off:
+            raise RuntimeError(f"{task.name}: predictions made again differ from the table: {off}")
+    np.savez_compressed(out, **arrays)
+    return out
+
+
+def _same(a: float, b: float | None) -> bool:
+    return b is not None and (a == b or (np.isnan(a) and np.isnan(b)) or abs(a - b) < 1e-9)
+
+
+def pooled(runs: dict[int, dict[str, Any]], task_name: str) -> dict[str, Any] | None:
+    """Mean over seeds of model minus the baseline with the best mean headline, with a paired
+    bootstrap over the (shared) test customers, drawn once per replicate for every seed."""
+    seeds = [s for s in sorted(runs) if task_name in runs[s]["test"]["model"]]
+    if len(seeds) < 2:
+        return None
+    task = registry.get(task_name)
+    key = task.headline
+    loaded = [np.load(runs[s]["predictions"], allow_pickle=False) for s in seeds]
+    ids, y = loaded[0]["customer_id"], loaded[0][f"{task_name}/y"]
+    for s, z in zip(seeds, loaded, strict=True):
+        if not (np.array_equal(z["customer_id"], ids) and np.array_equal(z[f"{task_name}/y"], y)):
+            raise RuntimeError(
+                f"seed {s} scored other test customers or labels than seed {seeds[0]}"
+            )
+    names = set.intersection(*(set(runs[s]["test"]["baselines"][task_name]) for s in seeds))
+    means = {
+        n: statistics.mean(runs[s]["test"]["baselines"][task_name][n][key] for s in seeds)
+        for n in names
+    }
+    means = {n: v for n, v in means.items() if np.isfinite(v)}
+    if not means:
+        return None
+    best = max(means, key=means.__getitem__)
+    model = np.stack([z[f"{task_name}/model"] for z in loaded], axis=1)  # (N, S, ...)
+    base = np.stack([z[f"{task_name}/{best}"] for z in loaded], axis=1)
+
+    def mean_headline(p: np.ndarray, yy: np.ndarray) -> float:
+        return float(np.mean([task.score(p[:, i], yy)[key] for i in range(p.shape[1])]))
+
+    interval = paired_bootstrap(mean_headline, model, base, y, groups=ids, n_boot=1000)
+    return {"baseline": best, "metric": key, "seeds": seeds, **interval}
+
+
+def _ms(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f}" if values else "-"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def _simple(baselines: dict[str, dict[str, float]], key: str) -> tuple[str, float]:
+    simple = {n: m[key] for n, m in baselines.items() if n != BOOSTING and np.isfinite(m[key])}
+    if not simple:
+        return "-", float("nan")
+    name = max(simple, key=simple.__getitem__)
+    return name, simple[name]
+
+
+def table(log: str, runs: dict[int, dict[str, Any]], pooled_results: dict[str, Any]) -> list[str]:
+    """The Markdown section of ``log``: one row per task and seed, then the pooled row
+    (``pooled_results``: task -> :func:`pooled`)."""
+    seeds = sorted(runs)
+    first = runs[seeds[0]]
+    test = first["test"]
+    window = test["label_window"]
+    info = first.get("data", {})
+    spec = LOGS[log]
+    lines = [
+        f"### {log}",
+        "",
+        f"{info.get('customers', '?'):,} customers, {info.get('events', '?'):,} events, "
+        f"{info.get('first', '?')} to {info.get('last', '?')} (`{spec.requirement}`; {spec.licence}). "
+        f"Value = {spec.value}. Overrides beside the defaults: `{' '.join(first['overrides'])}`.",
+        "",
+        f"{test['population']}; label window {window['status']} (data end {str(window['last_event'])[:10]}). "
+        f"{test['baselines_fitted_on']}.",
+        "",
+        "| task | metric | seed | model | LightGBM | best simple baseline | model − strongest [95% CI] | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for task in registry.TASKS.values():
+        key = task.headline
+        have = [s for s in seeds if task.name in runs[s]["test"]["model"]]
+        if not have:
+            lines.append(
+                f"| {task.name} | {key} | all | head switched off: one class in the training labels | | | | |"
+            )
+            continue
+        for s in have:
+            t = runs[s]["test"]
+            base = t["baselines"][task.name]
+            name, simple = _simple(base, key)
+            boost = base.get(BOOSTING, {}).get(key, float("nan"))
+            iv = t["intervals"][task.name]
+            lines.append(
+                f"| {task.name} | {key} | {s} | {t['model'][task.name][key]:.3f} | {boost:.3f} | "
+                f"{name} {simple:.3f} | {iv['delta']:+.3f} [{iv['low']:+.3f}, {iv['high']:+.3f}] "
+                f"vs {iv['baseline']} | **{iv['verdict'].upper()}** |"
+            )
+        p = pooled_results.get(task.name)
+        if p is not None:
+            model = [runs[s]["test"]["model"][task.name][key] for s in have]
+            boost_all = [
+                runs[s]["test"]["baselines"][task.name].get(BOOSTING, {}).get(key, float("nan"))
+                for s in have
+            ]
+            simple_all = [_simple(runs[s]["test"]["baselines"][task.name], key) for s in have]
+            lines.append(
+                f"| {task.name} | {key} | pooled {len(have)} | {_ms(model)} | {_ms(boost_all)} | "
+                f"{simple_all[0][0]} {_ms([v for _, v in simple_all])} | {p['delta']:+.3f} "
+                f"[{p['low']:+.3f}, {p['high']:+.3f}] vs {p['baseline']} | **{p['verdict'].upper()}** |"
+            )
+    times = ", ".join(f"{runs[s]['train_seconds']:.0f}" for s in seeds)
+    cpu = ", ".join(f"{runs[s]['cpu_seconds']:.0f}" for s in seeds)
+    lines += [
+        "",
+        f"Training (train job, wall) per seed {seeds}: {times} s; CPU time of the process: {cpu} s.",
+    ]
+    return lines
+
+
+def markdown(saved: dict[str, Any]) -> str:
+    meta = saved["meta"]
+    lines = [
+        "# Real public logs: the model beside LightGBM and the simple baselines",
+        "",
+        f"Written by `benchmarks/bench_real.py` ({meta['date']}, commit {meta['commit']}); "
+        f"commands: {'; '.join(f'`{c}`' for c in meta['commands'])}.",
+        f"{meta['cpu']}. One default `make train` run per log and seed (model `small`, 9 epochs at "
+        "most, early stopping); only the action mapping, extras and horizon set per log.",
+        "",
+        "Verdicts: model minus the strongest baseline on the headline metric, 95% paired "
+        "bootstrap over test customers (1000 draws): BEATS when the interval is above 0, TIES "
+        "when it contains 0, LOSES when below. Pooled: the mean over seeds against the baseline "
+        "strongest on average, customers drawn once per replicate for all seeds.",
+        "",
+    ]
+    for log, runs in saved["results"].items():
+        if runs:
+            lines += table(
+                log, {int(s): r for s, r in runs.items()}, saved.get("pooled", {}).get(log, {})
+            ) + [""]
+    return "\n".join(lines)
+
+
+def _commit() -> str:
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src", "configs"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return sha + (" (src/configs modified)" if dirty else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--logs", nargs="+", default=list(LOGS), choices=list(LOGS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
+    parser.add_argument(
+        "--cache",
+        default=None,
+        help="wheel and events cache (default $JOURNEYFORMER_REAL_LOGS or ~/.cache/journeyformer/real_logs)",
+    )
+    parser.add_argument("--out", default="benchmarks/results/real_logs.json")
+    parser.add_argument("--root", default="outputs/bench_real_runs", help="run directories")
+    parser.add_argument(
+        "--summarize", metavar="JSON", help="rewrite and print the Markdown of a results file, exit"
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
+    args = parser.parse_args()
+    out = Path(args.summarize or args.out)
+    saved = (
+        json.loads(out.read_text()) if out.exists() else {"meta": {"commands": []}, "results": {}}
+    )
+    if not args.summarize:
+        logging.basicConfig(level=logging.WARNING)
+        print(cpu_line())
+        cache, root = cache_dir(args.cache), Path(args.root)
+        command = "python benchmarks/bench_real.py " + " ".join(sys.argv[1:])
+        meta = saved["meta"]
+        meta.update(
+            date=datetime.now(timezone.utc).date().isoformat(), commit=_commit(), cpu=cpu_line()
+        )
+        meta["commands"] = [c for c in meta.get("commands", []) if c != command] + [command]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for (
+            seed
+        ) in args.seeds:  # every log's first seed first: an interrupted run keeps whole seeds
+            for log in args.logs:
+                record = run(log, seed, args.overrides, root, cache)
+                record["data"] = describe(pl.read_parquet(events_path(log, cache)))
+                print(f"{log} seed {seed}: train job {record['train_seconds']:.0f} s wall")
+                saved["results"].setdefault(log, {})[str(seed)] = record
+                runs = {int(s): r for s, r in saved["results"][log].items()}
+                saved.setdefault("pooled", {})[log] = {
+                    t.name: p
+                    for t in registry.TASKS.values()
+                    if (p := pooled(runs, t.name)) is not None
+                }
+                atomic_write_text(out, json.dumps(saved, indent=1, default=str))
+                atomic_write_text(out.with_suffix(".md"), markdown(saved) + "\n")
+    text = markdown(saved)
+    atomic_write_text(out.with_suffix(".md"), text + "\n")
+    print(text)
+    print(f"results: {out} and {out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
