@@ -7,6 +7,10 @@ pooled over the seeds.
         [override ...]
     .venv/bin/python benchmarks/bench_real.py --summarize benchmarks/results/real_logs.json
 
+To measure a commit while the working tree changes under you, run from an export of it:
+``git archive <commit> | tar -x -C /tmp/jf`` then, in /tmp/jf, ``PYTHONPATH=/tmp/jf/src
+<repo>/.venv/bin/python benchmarks/bench_real.py --commit <commit> --out <repo>/benchmarks/results/real_logs.json``.
+
 Each (log, seed) is one default ``make train`` run on the log's events (``data=events
 data.path=<cache>/<log>/events.parquet seed=<seed>``) with only the log's action mapping,
 extras and horizon changed (``real_logs.LOGS[log].overrides``) and any extra Hydra overrides
@@ -35,25 +39,25 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
-import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 from real_logs import LOGS, cache_dir, describe, events_path
 
-from journeyformer.evaluation.protocol import fit_baselines, split_protocol
 from journeyformer.io import atomic_write_text
 from journeyformer.machine import cpu_line
 from journeyformer.metrics.bootstrap import paired_bootstrap
-from journeyformer.model.runner import predict_sequences
 from journeyformer.pipelines import train
 from journeyformer.tasks import registry
 from journeyformer.tasks.boosting import NAME as BOOSTING
+from journeyformer.training import job
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = str(REPO / "configs")
@@ -62,7 +66,8 @@ PREDICTIONS = "headline_predictions.npz"
 
 def run(log: str, seed: int, overrides: list[str], root: Path, cache: Path) -> dict[str, Any]:
     """One default training run on ``log``; returns its test table and timings and keeps the
-    per-customer test predictions of the model and every baseline in ``<run_dir>/PREDICTIONS``."""
+    per-customer test predictions it scored, of the model and every baseline, in
+    ``<run_dir>/PREDICTIONS``."""
     path = events_path(log, cache)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(
@@ -75,7 +80,8 @@ def run(log: str, seed: int, overrides: list[str], root: Path, cache: Path) -> d
         cfg.run_dir = str(root / f"{log}_s{seed}")
         cfg.paths.output_dir = cfg.run_dir
     cpu, wall = time.process_time(), time.perf_counter()
-    result = train(cfg)
+    with scored_predictions() as scored:
+        result = train(cfg)
     record: dict[str, Any] = {
         "test": result.metrics["test"],
         "train_seconds": result.metrics["train_seconds"],
@@ -83,29 +89,47 @@ def run(log: str, seed: int, overrides: list[str], root: Path, cache: Path) -> d
         "cpu_seconds": time.process_time() - cpu,
         "overrides": [*LOGS[log].overrides, *overrides],
     }
-    start = time.perf_counter()
-    record["predictions"] = str(keep_predictions(result, seed, Path(cfg.run_dir) / PREDICTIONS))
-    record["predictions_seconds"] = time.perf_counter() - start
+    record["predictions"] = str(
+        keep_predictions(scored, record["test"], Path(cfg.run_dir) / PREDICTIONS)
+    )
     return record
 
 
-def keep_predictions(result: Any, seed: int, out: Path) -> Path:
-    """The model's and every baseline's test predictions per headline task, as the train job
-    made them (:func:`journeyformer.training.job.evaluate_splits`: the same protocol, the same
-    seed; the baselines are fitted again, deterministic), checked against its table."""
-    module, data, test = result.module, result.data, result.metrics["test"]
-    tasks = list(module.cfg.tasks)
-    protocol = split_protocol(data.preprocessing, data.splits, data.last_event)
-    seqs = protocol.test.seqs
-    with torch.inference_mode():
-        outputs = predict_sequences(module.net, seqs)
-    base = fit_baselines(protocol, tasks, seed).predict(seqs)
+@contextmanager
+def scored_predictions() -> Iterator[dict[str, Any]]:
+    """What the train job's test table scores, caught on its way: the test samples, the
+    model's outputs (as the job ships them) and every fitted baseline's predictions.
+
+    The job calls :func:`journeyformer.evaluation.protocol.evaluate` once, for the test
+    table; it is wrapped here for the run, so nothing is predicted or fitted twice."""
+    caught: dict[str, Any] = {}
+    original = job.evaluate
+
+    def evaluate(protocol: Any, outputs: Any, *args: Any, **kwargs: Any) -> Any:
+        metrics, baselines = original(protocol, outputs, *args, **kwargs)
+        seqs = protocol.test.seqs
+        caught.update(seqs=seqs, outputs=dict(outputs), baselines=baselines.predict(seqs))
+        return metrics, baselines
+
+    job.evaluate = evaluate
+    try:
+        yield caught
+    finally:
+        job.evaluate = original
+
+
+def keep_predictions(scored: dict[str, Any], test: dict[str, Any], out: Path) -> Path:
+    """The model's and every baseline's test predictions per headline task (``scored``, from
+    :func:`scored_predictions`) in ``out``, checked against the table ``test``."""
+    if not scored:
+        raise RuntimeError("the train job scored no test table through protocol.evaluate")
+    seqs, outputs, base = scored["seqs"], scored["outputs"], scored["baselines"]
     arrays: dict[str, np.ndarray] = {"customer_id": seqs.customer_id.cast(pl.String).to_numpy()}
-    for task in registry.enabled(tasks):
+    for task in registry.enabled(list(test["model"])):
         y, key = seqs.labels[task.name], task.headline
         arrays[f"{task.name}/y"] = y
-        arrays[f"{task.name}/model"] = outputs[task.metric_output]
-        again = {"model": task.score(outputs[task.metric_output], y)[key]}
+        arrays[f"{task.name}/model"] = np.asarray(outputs[task.metric_output])
+        again = {"model": task.score(arrays[f"{task.name}/model"], y)[key]}
         for name, pred in base.get(task.name, {}).items():
             arrays[f"{task.name}/{name}"] = np.asarray(pred)
             again[name] = task.score(pred, y)[key]
@@ -113,7 +137,7 @@ def keep_predictions(result: Any, seed: int, out: Path) -> Path:
         table.update({n: m[key] for n, m in test["baselines"][task.name].items()})
         off = {n: (v, table.get(n)) for n, v in again.items() if not _same(v, table.get(n))}
         if off:
-            raise RuntimeError(f"{task.name}: predictions made again differ from the table: {off}")
+            raise RuntimeError(f"{task.name}: the caught predictions do not give the table: {off}")
     np.savez_compressed(out, **arrays)
     return out
 
@@ -257,7 +281,9 @@ def markdown(saved: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _commit() -> str:
+def _commit(given: str | None) -> str:
+    if given:
+        return given
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
@@ -270,7 +296,7 @@ def _commit() -> str:
         ).stdout.strip()
     except OSError:
         return "unknown"
-    return sha + (" (src/configs modified)" if dirty else "")
+    return (sha or "unknown") + (" (src/configs modified)" if dirty else "")
 
 
 def main() -> None:
@@ -300,7 +326,9 @@ def main() -> None:
         command = "python benchmarks/bench_real.py " + " ".join(sys.argv[1:])
         meta = saved["meta"]
         meta.update(
-            date=datetime.now(timezone.utc).date().isoformat(), commit=_commit(), cpu=cpu_line()
+            date=datetime.now(timezone.utc).date().isoformat(),
+            commit=_commit(args.commit),
+            cpu=cpu_line(),
         )
         meta["commands"] = [c for c in meta.get("commands", []) if c != command] + [command]
         out.parent.mkdir(parents=True, exist_ok=True)
