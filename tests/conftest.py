@@ -55,6 +55,26 @@ def quantized_bundle(tiny_run, events_path: Path, tmp_path_factory: pytest.TempP
 
 
 @pytest.fixture(scope="session")
+def blended_run(events_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """The tiny run with the per-head choice on (training/blend.py), as train.yaml ships it."""
+    from journeyformer.pipelines import train
+
+    run_dir = tmp_path_factory.mktemp("blended_run")
+    overrides = [o for o in tiny_overrides(events_path) if o != "blend=false"] + ["blend=true"]
+    yield train(compose_train(overrides, run_dir))
+
+
+@pytest.fixture(scope="session")
+def blended_bundle(blended_run, events_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The blended run exported with every graph (plain and fused, fp32 and int8)."""
+    from journeyformer.export.bundle import ValidationData, build_bundle
+
+    out = tmp_path_factory.mktemp("blended") / "bundle"
+    build_bundle(blended_run.best_checkpoint, out, quantize=True, validation=ValidationData(str(events_path)))
+    return out
+
+
+@pytest.fixture(scope="session")
 def default_net(tiny_run, tmp_path_factory: pytest.TempPathFactory):
     """The default model config (train.yaml's ``model``, no override) sized by the tiny run's
     preprocessing, seeded random weights: the block count and head layout users export."""

@@ -41,6 +41,9 @@ def tiny_overrides(events: Path) -> list[str]:
         "trainer.enable_model_summary=false",
         "logger=csv",
         "seed=7",
+        # The network alone: tests compare the bundle with torch. The per-head choice has its
+        # own fixtures (blended_run, blended_bundle) and tests (tests/integration/test_blend.py).
+        "blend=false",
     ]
 
 

@@ -125,11 +125,13 @@ def test_bundle_records_the_measured_minimum_of_every_graph(quantized_bundle):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("version", [*RUNTIME_MATRIX, "installed"])
-def test_every_graph_on_the_runtime_matrix(quantized_bundle, version):
-    """Each graph reproduces the golden outputs exactly on the releases at or after its
-    recorded minimum, and fails (load error or outside the tolerance) on those before it."""
+def test_every_graph_on_the_runtime_matrix(blended_bundle, version):
+    """Each graph (with the per-head LightGBM blend appended, as train.yaml ships it)
+    reproduces the golden outputs on the releases at or after its recorded minimum, and fails
+    (load error or outside the tolerance) on those before it."""
+    assert load_bundle(blended_bundle).spec.get("blend"), "the fixture should ship a blend"
     pythonpath = None if version == "installed" else _runtime_path(version)
-    proc = _run(GOLDEN_RUN, [str(quantized_bundle)], pythonpath)
+    proc = _run(GOLDEN_RUN, [str(blended_bundle)], pythonpath)
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     ran = report["version"]
     assert ran == (ort.__version__ if version == "installed" else version)

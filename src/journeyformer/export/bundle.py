@@ -25,6 +25,7 @@ from journeyformer.data.events import load_events
 from journeyformer.data.preprocessing import Preprocessing, SplitConfig
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import ConfigError
+from journeyformer.export.blend import blend_bundle
 from journeyformer.export.decisions import ClusterSettings, add_decision_files
 from journeyformer.export.fuse import fuse_attention
 from journeyformer.export.golden import GOLDEN, golden_examples
@@ -216,8 +217,6 @@ def build_bundle(
         parity = _checked_parity(net, fp32, batches, atol, checkpoint, output, last_position_only)
         result = BundleResult(output, parity, spec=spec)
         report: dict[str, Any] = {"parity": parity.to_dict()}
-        settings = clusters or ClusterSettings()
-        report["decisions"] = add_decision_files(tmp, spec, seqs, validation, settings)
         # The same graph with fused attention kernels (onnxruntime only), held to torch alike;
         # when not every block matched, no fused file (warned, and recorded in the report).
         fused = tmp / FUSED_FILE
@@ -232,6 +231,12 @@ def build_bundle(
         if quantize:
             assert seqs is not None
             _add_int8(tmp, spec, report, result, seqs, net.cfg.tasks, fusion.complete)
+        if manifest is not None and manifest.blend:  # the run's per-head choice, in every graph
+            report["blend"] = blend_bundle(tmp, run_dir, manifest.blend, batches[:8])
+            spec["blend"] = {k: report["blend"][k] for k in ("weights", "outputs")}
+        # Clusters and reference profiles of the shipped outputs (after the blend).
+        settings = clusters or ClusterSettings()
+        report["decisions"] = add_decision_files(tmp, spec, seqs, validation, settings)
         result.metrics = _run_metrics(run_dir, manifest)
         _write_bundle_files(tmp, spec, result.metrics, report)
     return result

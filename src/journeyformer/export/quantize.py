@@ -94,6 +94,14 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path) -> Path:
             )
     finally:
         root.setLevel(level)
+    # The quantizer stamps every domain it knows (ai.onnx.ml at opset 5, training, ...) though
+    # the graph uses none of them; onnxruntime < 1.18 refuses a model stamped ai.onnx.ml 5.
+    model = onnx.load(str(int8_path))
+    used = {n.domain for n in model.graph.node} | {""}
+    kept = [o for o in model.opset_import if o.domain in used]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)
+    onnx.save(model, str(int8_path))
     return Path(int8_path)
 
 

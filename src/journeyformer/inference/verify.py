@@ -102,6 +102,8 @@ def check_graph(
     key = (str(bundle.spec.get("spec_sha256")), precision, graph, device, optimization)
     if key in _CHECKED:
         return _CHECKED[key]
+    if "golden" not in bundle.spec:  # a bundle being built: export writes golden.json last
+        return None
     data = golden(bundle)
     expected = None
     if data is not None:

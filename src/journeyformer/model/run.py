@@ -65,6 +65,9 @@ class RunManifest:
     validation: dict[str, dict[str, float]] = field(default_factory=dict)
     metrics: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    # Each head's choice among the network, LightGBM and blends (training/blend.py): network
+    # weights, the boosters' text files and their classes; None: the network alone.
+    blend: dict[str, Any] | None = None
     format: int = FORMAT
 
     def path(self, run_dir: Path, key: str) -> Path | None:

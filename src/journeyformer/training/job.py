@@ -32,6 +32,7 @@ from journeyformer.model.run import RunManifest, apply_buffers, spec_hash
 from journeyformer.model.runner import predict_sequences
 from journeyformer.publish import check_inside
 from journeyformer.tasks import registry
+from journeyformer.training.blend import Blend, fit_blend
 from journeyformer.training.datamodule import JourneyData
 from journeyformer.training.module import JourneyModule, load_module
 from journeyformer.training.stream import make_datamodule
@@ -97,11 +98,15 @@ def train(cfg: DictConfig) -> TrainResult:
     if best is not None:
         result.module = load_module(best)
     buffers: dict[str, float] = {}
+    blend = None
     if best is not None and trainer.global_rank == 0:
         result.metrics["calibration"], buffers = calibrate(result.module, dm.data.splits["val"])
+        if cfg.get("blend", True):
+            blend = _fit_blend(result.module, dm.data, int(cfg.seed))
+            result.metrics["blend"] = blend.report() if blend is not None else None
     metrics_file = None
     if cfg.get("evaluate", True) and trainer.global_rank == 0:
-        result.metrics.update(evaluate_splits(result.module, dm.data, seed=int(cfg.seed)))
+        result.metrics.update(evaluate_splits(result.module, dm.data, seed=int(cfg.seed), blend=blend))
         result.table = render_text(result.metrics["test"])
         result.metrics["verdicts"] = beats_baselines(result.metrics["test"])
         result.metrics["checkpoint"] = str(best) if best else None
@@ -112,7 +117,9 @@ def train(cfg: DictConfig) -> TrainResult:
         print(result.table)
         print(f"metrics: {metrics_file}  checkpoint: {best}")
     if best is not None and trainer.global_rank == 0:
-        result.manifest = _manifest(cfg, trainer, best, result, buffers, metrics_file).write(run_dir)
+        manifest = _manifest(cfg, trainer, best, result, buffers, metrics_file)
+        manifest.blend = blend.save(run_dir) if blend is not None else None
+        result.manifest = manifest.write(run_dir)
     result.seconds = time.perf_counter() - start
     print(f"wall time: {result.seconds:.1f} s")
     return result
@@ -250,16 +257,42 @@ def _best_checkpoint(trainer: L.Trainer) -> Path | None:
     return Path(path) if path else None
 
 
-def evaluate_splits(module: JourneyModule, data: JourneyData, seed: int = 0) -> dict[str, Any]:
+def evaluate_splits(
+    module: JourneyModule, data: JourneyData, seed: int = 0, blend: Blend | None = None
+) -> dict[str, Any]:
     """The evaluation protocol over the splits (:func:`journeyformer.evaluation.protocol.split_protocol`):
     ``test``, the out-of-time test table with the decisions tuned on validation; ``val``, the
-    same comparison on the validation split (what sweeps select on)."""
+    same comparison on the validation split (what sweeps select on). With a ``blend`` the
+    model row is the shipped model (each head as chosen on validation) and ``components``
+    holds the Transformer alone beside it."""
     tasks = list(module.cfg.tasks)
     protocol = split_protocol(data.preprocessing, data.splits, data.last_event)
     with torch.inference_mode():
         outputs = predict_sequences(module.net, protocol.test.seqs)
         val_outputs = predict_sequences(module.net, protocol.val.seqs)
+    network = outputs
+    if blend is not None:
+        outputs = blend.apply(outputs, protocol.test.seqs)
+        val_outputs = blend.apply(val_outputs, protocol.val.seqs)
     temperatures = {t.name: float(module.net.temperature(t.name)) for t in module.net.tasks if t.calibrated}
     test, baselines = evaluate(protocol, outputs, val_outputs, tasks, temperatures, seed=seed)
+    if blend is not None:
+        test["components"] = {
+            "weights": dict(blend.weights),
+            "transformer": {
+                t.name: t.score(network[t.metric_output], protocol.test.seqs.labels[t.name])
+                for t in module.net.tasks
+            },
+        }
     val = score(protocol.val, val_outputs, baselines, protocol.baselines, tasks)
     return {"val": val, "test": test}
+
+
+def _fit_blend(module: JourneyModule, data: JourneyData, seed: int) -> Blend | None:
+    """Each head among the network, LightGBM on its inputs and their blends, picked on the
+    validation samples (:mod:`journeyformer.training.blend`)."""
+    val = data.splits["val"]
+    with torch.inference_mode():
+        val_outputs = predict_sequences(module.net, val)
+    widths = {t.name: t.head_size(module.net.cfg) for t in module.net.tasks}
+    return fit_blend(val_outputs, data.splits["train"], val, list(widths), widths, seed=seed)

@@ -1,0 +1,240 @@
+"""The per-head choice of the run (:mod:`journeyformer.training.blend`) inside each graph file.
+
+Training picks, for each head, the network, a LightGBM on the network's own inputs, or a blend
+``w * network + (1 - w) * booster``. Export converts each used booster to ONNX (onnxmltools,
+``ai.onnx.ml`` TreeEnsemble operators) and appends it to every graph of the bundle (plain, fused,
+int8), after the network:
+
+    features = concat(context, categorical[:, lengths - 1, action], ..[channel], stage_now)  # (B, S + 3)
+    <output> = w * network's <output> + (1 - w) * booster(features)
+
+so the bundle's outputs are the shipped ones in every runtime, and golden.json records them. A
+multiclass booster knows only the classes seen in training: a constant (k, width) matrix puts
+its probabilities in their columns (0 elsewhere). :func:`blend_parity` checks the combined
+graph against the network graph's outputs blended in NumPy with LightGBM's own predictions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+log = logging.getLogger(__name__)
+
+# onnxmltools converts LightGBM at this default-domain opset (its newest); the operators it
+# emits for boosters (TreeEnsemble*, Identity, Cast, Mul, Exp) mean the same at opset 18.
+BOOSTER_OPSET = 15
+ML_DOMAIN = "ai.onnx.ml"
+
+
+def features_numpy(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """What the graph computes as the boosters' features, from a padded input batch
+    (the same columns as :func:`journeyformer.training.blend.model_features`)."""
+    cat, lengths = inputs["categorical"], inputs["lengths"]
+    last = cat[np.arange(len(lengths)), lengths - 1].astype(np.float32)  # (B, C)
+    channel = last[:, 1] if last.shape[1] > 1 else np.zeros(len(lengths), np.float32)
+    return np.column_stack(
+        [inputs["context"].astype(np.float32), last[:, 0], channel, inputs["stage_now"].astype(np.float32)]
+    ).astype(np.float32)
+
+
+def booster_model(booster: Any, n_features: int) -> onnx.ModelProto:
+    """A LightGBM booster as an ONNX model with input ``features`` (B, n_features)."""
+    import onnxmltools
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    return onnxmltools.convert_lightgbm(
+        booster,
+        initial_types=[("features", FloatTensorType([None, n_features]))],
+        target_opset=BOOSTER_OPSET,
+        zipmap=False,
+    )
+
+
+def _needed(graph: onnx.GraphProto, output: str) -> list[onnx.NodeProto]:
+    """The nodes ``output`` depends on, in graph order."""
+    need, keep = {output}, []
+    for node in reversed(graph.node):
+        if need.intersection(node.output):
+            keep.append(node)
+            need.update(node.input)
+    return keep[::-1]
+
+
+def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
+    for node in graph.node:
+        node.output[:] = [new if o == old else o for o in node.output]
+        node.input[:] = [new if i == old else i for i in node.input]
+
+
+def add_blend(
+    path: Path,
+    weights: Mapping[str, float],
+    boosters: Mapping[str, Any],
+    outputs: Mapping[str, str],
+    classes: Mapping[str, list[int]],
+    widths: Mapping[str, int],
+) -> None:
+    """Append the boosters and the blend of each task in ``weights`` (network weight < 1) to
+    the graph at ``path``, in place. ``outputs``: task -> the output it blends; ``classes`` /
+    ``widths``: the classes a multiclass booster predicts and its output's width."""
+    model = onnx.load(str(path))
+    graph = model.graph
+    names = {i.name for i in graph.input}
+    assert {"categorical", "lengths", "context", "stage_now"} <= names, names
+    n_cat = graph.input[[i.name for i in graph.input].index("categorical")].type.tensor_type.shape.dim[2].dim_value
+    n_context = graph.input[[i.name for i in graph.input].index("context")].type.tensor_type.shape.dim[1].dim_value
+    p = "blend_"
+    const = []
+
+    def c(name: str, value: np.ndarray) -> str:
+        const.append(numpy_helper.from_array(np.asarray(value), p + name))
+        return p + name
+
+    one, axis1 = c("one", np.array(1, np.int64)), c("axis1", np.array([1], np.int64))
+    nodes = [
+        helper.make_node("Sub", ["lengths", one], [p + "last"]),  # (B,)
+        helper.make_node("Unsqueeze", [p + "last", c("axes12", np.array([1, 2], np.int64))], [p + "last3"]),
+        helper.make_node("Shape", ["categorical"], [p + "cat_shape"]),
+        helper.make_node("Slice", [p + "cat_shape", c("s0", np.array([0], np.int64)), c("s1", np.array([1], np.int64))], [p + "b"]),
+        helper.make_node("Concat", [p + "b", c("one_c", np.array([1, n_cat], np.int64))], [p + "idx_shape"], axis=0),
+        helper.make_node("Expand", [p + "last3", p + "idx_shape"], [p + "idx"]),  # (B, 1, C)
+        helper.make_node("GatherElements", ["categorical", p + "idx"], [p + "last_cat3"], axis=1),
+        helper.make_node("Squeeze", [p + "last_cat3", axis1], [p + "last_cat"]),  # (B, C)
+        helper.make_node("Cast", [p + "last_cat"], [p + "last_catf"], to=TensorProto.FLOAT),
+    ]
+    if n_cat > 1:
+        nodes.append(helper.make_node(
+            "Slice", [p + "last_catf", c("c0", np.array([0], np.int64)), c("c2", np.array([2], np.int64)), axis1],
+            [p + "ids"],
+        ))  # fmt: skip
+    else:  # no channel column: 0, as model_features does
+        nodes.append(helper.make_node("Concat", [p + "last_catf", p + "last_catf"], [p + "ids2"], axis=1))
+        nodes.append(helper.make_node("Mul", [p + "ids2", c("keep_first", np.array([1, 0], np.float32))], [p + "ids"]))
+    nodes += [
+        helper.make_node("Cast", ["stage_now"], [p + "stagef"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", [p + "stagef", axis1], [p + "stage2"]),
+        helper.make_node("Concat", ["context", p + "ids", p + "stage2"], [p + "features"], axis=1),
+    ]
+    graph_outputs = {o.name: o for o in graph.output}
+    for task, w in weights.items():
+        if w >= 1.0:
+            continue
+        name, q = outputs[task], f"{p}{task}_"
+        _rename(graph, name, q + "network")
+        sub = booster_model(boosters[task], n_context + 3).graph
+        prob = sub.output[-1].name  # probabilities (classifiers) or variable (regressors)
+        renamed = {i.name: q + i.name for i in sub.initializer}
+        renamed.update({o: q + o for n in sub.node for o in n.output})
+        renamed["features"] = p + "features"
+        for k, node in enumerate(_needed(sub, prob)):
+            new = onnx.NodeProto()
+            new.CopyFrom(node)
+            new.name = f"{q}{k}_{node.op_type}"
+            new.input[:] = [renamed.get(i, i) for i in node.input]
+            new.output[:] = [renamed.get(o, o) for o in node.output]
+            nodes.append(new)
+        for init in sub.initializer:
+            init.name = renamed[init.name]
+            const.append(init)
+        booster = renamed[prob]
+        if task in classes:  # multiclass: (B, k) -> (B, width) columns of the classes seen
+            spread = np.zeros((len(classes[task]), widths[task]), np.float32)
+            spread[np.arange(len(classes[task])), classes[task]] = 1.0
+            nodes.append(helper.make_node("MatMul", [booster, c(f"{task}_spread", spread)], [q + "boost"]))
+        elif sub.node[0].op_type == "TreeEnsembleClassifier":  # binary: P(class 1), (B,)
+            nodes.append(helper.make_node("Gather", [booster, c(f"{task}_col1", np.array(1, np.int64))], [q + "boost"], axis=1))
+        else:  # regression (B, 1) -> (B,)
+            nodes.append(helper.make_node("Squeeze", [booster, axis1], [q + "boost"]))
+        nodes += [
+            helper.make_node("Mul", [q + "network", c(f"{task}_w", np.array(w, np.float32))], [q + "a"]),
+            helper.make_node("Mul", [q + "boost", c(f"{task}_1mw", np.array(1 - w, np.float32))], [q + "b"]),
+            helper.make_node("Add", [q + "a", q + "b"], [name]),
+        ]
+        assert name in graph_outputs
+    graph.node.extend(nodes)
+    graph.initializer.extend(const)
+    opsets = {o.domain: o for o in model.opset_import}
+    if ML_DOMAIN not in opsets:  # TreeEnsemble* as onnxmltools writes them (ai.onnx.ml 1)
+        model.opset_import.append(helper.make_opsetid(ML_DOMAIN, 1))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def blend_parity(
+    blended: Path,
+    network: Mapping[str, np.ndarray],
+    inputs: Mapping[str, np.ndarray],
+    weights: Mapping[str, float],
+    boosters: Mapping[str, Any],
+    outputs: Mapping[str, str],
+    classes: Mapping[str, list[int]],
+    widths: Mapping[str, int],
+    atol: float = 1e-4,
+) -> dict[str, float]:
+    """Largest |graph - expected| per blended output on ``inputs``, where expected is the
+    network graph's ``network`` outputs blended with LightGBM's own prediction of
+    :func:`features_numpy`; raises ValueError beyond ``atol`` (relative for amounts > 1)."""
+    from journeyformer.inference.session import make_session
+
+    session = make_session(blended, "cpu")
+    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, dict(inputs)), strict=True))
+    x = features_numpy(inputs)
+    report = {}
+    for task, w in weights.items():
+        if w >= 1.0:
+            continue
+        raw = np.asarray(boosters[task].predict(x.astype(np.float64)))
+        if task in classes:
+            full = np.zeros((len(x), widths[task]))
+            full[:, classes[task]] = raw.reshape(len(x), -1)
+            raw = full
+        name = outputs[task]
+        want = w * network[name].astype(np.float64) + (1 - w) * raw
+        diff = np.abs(got[name] - want) / np.maximum(1.0, np.abs(want))
+        report[name] = float(diff.max())
+        if report[name] > atol:
+            raise ValueError(
+                f"{blended}: the blended {name} differs from network + LightGBM by {report[name]:.3g} "
+                f"(> {atol}); the booster conversion or the feature extraction is wrong"
+            )
+    return report
+
+
+def blend_bundle(
+    tmp: Path, run_dir: Path, entry: Mapping[str, Any], batches: list[dict[str, np.ndarray]]
+) -> dict[str, Any]:
+    """Put the run's per-head choice (its manifest's ``blend`` entry) into every graph file in
+    the bundle directory ``tmp``, checking each against NumPy + LightGBM on ``batches``."""
+    import lightgbm as lgb
+
+    from journeyformer.inference.session import make_session
+    from journeyformer.tasks import registry
+
+    weights = {t: float(w) for t, w in entry["weights"].items()}
+    if all(w >= 1.0 for w in weights.values()):  # every head is the network alone
+        return {"weights": weights, "outputs": {}, "parity": {}}
+    boosters = {t: lgb.Booster(model_str=(run_dir / f).read_text()) for t, f in entry["files"].items()}
+    outputs = {t: registry.get(t).metric_output for t in weights}
+    classes = {t: list(c) for t, c in entry.get("classes", {}).items()}
+    widths = {t: int(n) for t, n in entry.get("n_classes", {}).items()}
+    parity: dict[str, dict[str, float]] = {}
+    for path in sorted(tmp.glob("*.onnx")):
+        session = make_session(path, "cpu")
+        names = [o.name for o in session.get_outputs()]
+        before = [dict(zip(names, session.run(None, b), strict=True)) for b in batches]
+        add_blend(path, weights, boosters, outputs, classes, widths)
+        worst: dict[str, float] = {}
+        for b, net in zip(batches, before, strict=True):
+            for k, v in blend_parity(path, net, b, weights, boosters, outputs, classes, widths).items():
+                worst[k] = max(worst.get(k, 0.0), v)
+        parity[path.name] = worst
+    log.info("per-head choice in every graph (network weights %s); largest difference from "
+             "network + LightGBM: %s", weights, parity)  # fmt: skip
+    return {"weights": weights, "outputs": outputs, "parity": parity}
