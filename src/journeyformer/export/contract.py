@@ -127,6 +127,35 @@ def _runtime(onnx: Mapping[str, Any]) -> str:
     )
 
 
+def _runtimes() -> list[str]:
+    """Each graph file's oldest onnxruntime, as measured on the matrix of releases (every bundle
+    records the same in ``onnx.min_onnxruntime`` for the files it has)."""
+    from journeyformer.export.onnx import MIN_ONNXRUNTIME, RUNTIME_MATRIX
+
+    files = {
+        "model.onnx": "standard ONNX ops: any runtime",
+        "model.fused.onnx": "fused attention (`com.microsoft` kernels): onnxruntime only",
+        "model.int8.onnx": "int8 (export with `quantize=true`)",
+        "model.fused.int8.onnx": "fused and int8",
+    }
+    rows = [[f"`{f}`", what, MIN_ONNXRUNTIME[f]] for f, what in files.items()]
+    return [
+        "Every graph file of a bundle was run on the golden inputs under onnxruntime "
+        f"{', '.join(RUNTIME_MATRIX)} and the installed release "
+        "(`tests/integration/test_runtime_matrix.py`); the oldest release that reproduced the "
+        "golden outputs:",
+        "",
+        *_table(("file", "graph", "oldest onnxruntime"), rows),
+        "",
+        "Before 1.21.0 the fused graphs load and return wrong outputs without an error (the "
+        "attention kernels; 6e-3 to 2e-2 off on the golden outputs), so journeyformer's "
+        "predictor runs every graph on the golden inputs when it starts and drops, with a "
+        "warning, any graph outside the tolerance below (`graph=fused` pinned is then an "
+        "error). An integrator on another binding should run the same check once per "
+        "process.",
+    ]
+
+
 def _tolerance() -> list[str]:
     """The comparison, from ``TOLERANCE`` (the one definition, also golden.json ``tolerance``)."""
     rows = []
@@ -188,6 +217,16 @@ def contract_markdown(bundle_dir: str | Path) -> str:
         "## Outputs",
         "",
         *_outputs(spec),
+        "",
+        "The outputs are the model as shipped: where training picked, on validation, LightGBM "
+        "or a blend of it with the Transformer for a head (`preprocessing.json` `blend.weights`: "
+        "the Transformer's weight per head), the graph computes that from the same five inputs "
+        "with `ai.onnx.ml` TreeEnsemble operators. A caller feeds the inputs and reads the "
+        "outputs; nothing else changes.",
+        "",
+        "## Runtimes",
+        "",
+        *_runtimes(),
         "",
         "## Rules, in the order an implementation applies them",
         "",
