@@ -164,6 +164,14 @@ def refit(cfg: DictConfig) -> TrainResult:
     calibration = dict(manifest.buffers)
     apply_buffers(module.net, calibration, str(selected_dir / MANIFEST))
     log.info("refit: calibration copied from the selected run %s: %s", best, calibration)
+    blended = {t: w for t, w in ((manifest.blend or {}).get("weights") or {}).items() if w < 1}
+    if blended:  # its boosters read the selected run's vocabulary ids, which the refit rebuilds
+        log.warning(
+            "refit: the selected run blends LightGBM into %s (network weights %s); the refit "
+            "ships the network alone for every head (the per-head choice needs held-out data "
+            "and the selected run's vocabularies). Export the selected run to ship the blend.",
+            sorted(blended), blended,
+        )  # fmt: skip
     checkpoint = out_dir / "last.ckpt"
     atomic_write(checkpoint, lambda tmp: trainer.save_checkpoint(tmp))
     report = {
