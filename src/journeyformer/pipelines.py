@@ -7,11 +7,15 @@ onnxruntime for predict and evaluate), so importing this module costs nothing an
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
 from journeyformer.config import plain as _plain
+
+log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> Any:
@@ -59,11 +63,14 @@ def export(cfg: DictConfig) -> Any:
     """
     from journeyformer.export.bundle import ValidationData, build_bundle
     from journeyformer.export.decisions import ClusterSettings
+    from journeyformer.export.onnx import OPSET
     from journeyformer.inference.bundle import SCHEMA_OVERRIDES
 
     c = _plain(cfg)
-    data, parity = c.get("data") or {}, c.get("parity") or {}
+    data, parity = dict(c.get("data") or {}), c.get("parity") or {}
     validation = None
+    if not data.get("path"):  # the run knows its own training events: use them when still there
+        data["path"] = _run_events(c["checkpoint"])
     if data.get("path"):
         validation = ValidationData(
             path=str(data["path"]),
@@ -76,7 +83,7 @@ def export(cfg: DictConfig) -> Any:
         c["checkpoint"],
         c.get("output"),
         quantize=bool(c.get("quantize", False)),
-        opset=int(c.get("opset", 20)),
+        opset=int(c.get("opset", OPSET)),
         last_position_only=bool(c.get("last_position_only", True)),
         batch_sizes=tuple(parity.get("batch_sizes", (1, 7, 64))),
         seq_lens=tuple(parity.get("seq_lens", (1, 5, None))),
@@ -87,6 +94,25 @@ def export(cfg: DictConfig) -> Any:
     )
     print(f"bundle: {result.path}")  # the parity (and int8) tables are logged by build_bundle
     return result
+
+
+def _run_events(checkpoint: str) -> str | None:
+    """The events file the run of ``checkpoint`` trained on (its manifest's ``data.path``),
+    when that file is still there; said in the log either way."""
+    from journeyformer.model.run import find_run
+
+    _, manifest, _ = find_run(checkpoint)
+    path = ((manifest.config if manifest is not None else {}).get("data") or {}).get("path")
+    if path and Path(str(path)).is_file():
+        log.info(
+            "export: no data.path given; using the run's training events %s for the reference "
+            "profiles, clusters and real-data parity batches",
+            path,
+        )
+        return str(path)
+    if path:
+        log.warning("export: the run trained on %s, which is no longer there; no reference", path)
+    return None
 
 
 def predict(cfg: DictConfig) -> Any:

@@ -186,8 +186,14 @@ def test_export_pipeline_from_config(tiny_run, tmp_path):
             ],
         )
     result = export(cfg)
-    assert result.parity.ok and result.parity.shapes == [(2, 4), (5, 4)]
-    assert (tmp_path / "bundle" / "model.onnx").exists()
+    # the random shapes asked for, then real batches of the run's own training events
+    assert result.parity.ok and result.parity.shapes[:2] == [(2, 4), (5, 4)]
+    assert len(result.parity.shapes) > 2
+    bundle = tmp_path / "bundle"
+    assert (bundle / "model.onnx").exists()
+    # out of the box: no data.path given, the run's training events give the reference
+    # profiles (explanations, quantile segments) and the clusters
+    assert (bundle / "reference.json").exists() and (bundle / "clusters.json").exists()
 
 
 def test_last_position_path_matches_the_model(tiny_run):
