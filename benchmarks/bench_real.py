@@ -311,6 +311,9 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/real_logs.json")
     parser.add_argument("--root", default="outputs/bench_real_runs", help="run directories")
     parser.add_argument(
+        "--commit", help="the commit measured, when run from an export without .git (git archive)"
+    )
+    parser.add_argument(
         "--summarize", metavar="JSON", help="rewrite and print the Markdown of a results file, exit"
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
