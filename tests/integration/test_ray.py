@@ -16,7 +16,12 @@ ray = pytest.importorskip("ray", reason="the [ray] extra (installed by make venv
 
 from journeyformer.errors import ConfigError  # noqa: E402
 from journeyformer.inference.job import predict_from_config  # noqa: E402
-from journeyformer.inference.ray_driver import PartitionScorer, check_cpus, predict_events_ray  # noqa: E402
+from journeyformer.inference.ray_driver import (  # noqa: E402
+    PartitionScorer,
+    check_cpus,
+    predict_events_ray,
+    size_actors,
+)
 from journeyformer.publish import verify_manifest  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -130,3 +135,13 @@ def test_an_actor_pool_that_leaves_no_cpu_for_reading_is_refused(caplog):
     check_cpus({**starving, "num_cpus": 0.5}, 2.0)  # one CPU left: fine
     check_cpus({**starving, "address": "auto"}, 2.0)
     assert "would wait forever" in caplog.text and "unless the cluster scales up" in caplog.text
+
+
+def test_auto_sizes_the_actor_pool_to_the_machine():
+    """engine=ray with defaults runs on a 2-core machine: one actor, one CPU left to read."""
+    auto = {"address": None, "num_workers": "auto", "num_cpus": 1}
+    assert size_actors(auto, 2.0)["num_workers"] == 1
+    check_cpus(size_actors(auto, 2.0), 2.0)  # no refusal
+    assert size_actors(auto, 16.0)["num_workers"] == 15
+    assert size_actors({**auto, "num_cpus": 0.5}, 2.0)["num_workers"] == 2
+    assert size_actors({**auto, "num_workers": 3}, 2.0)["num_workers"] == 3  # a number is kept

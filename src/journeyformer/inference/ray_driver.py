@@ -55,7 +55,7 @@ _COUNTS = {"chunk": pl.Int64, "n_scored": pl.Int64, "n_rejected": pl.Int64, "n_e
            "unknown": pl.String}  # fmt: skip
 DEFAULTS: dict[str, Any] = {
     "address": None,  # None: a local Ray on this machine; "auto": the running cluster
-    "num_workers": 2,  # scoring actors, each with one onnxruntime session
+    "num_workers": "auto",  # scoring actors, each with one onnxruntime session; auto: size_actors
     "num_cpus": 1,  # per actor
     "num_gpus": 0,  # per actor (device=cuda with onnxruntime-gpu on the workers)
     "max_restarts": 3,  # an actor that dies is restarted and its partition retried
@@ -194,6 +194,7 @@ def predict_events_ray(
     units = read_units(files, fmt)
     if not ray.is_initialized():
         ray.init(address=opts["address"], log_to_driver=False)
+    opts = size_actors(opts, ray.cluster_resources().get("CPU", 0.0))
     check_cpus(opts, ray.cluster_resources().get("CPU", 0.0))
     settings = {"device": device, "precision": precision, "threads": threads or max(1, int(opts["num_cpus"])),
                 "optimization": optimization, "graph": graph, "batch_size": batch_size, "top_k": top_k,
@@ -248,6 +249,20 @@ def predict_events_ray(
     result.seconds = time.perf_counter() - start
     log.info("\n%s", result.summary())
     return result
+
+
+def size_actors(opts: Mapping[str, Any], cluster_cpus: float) -> dict[str, Any]:
+    """``num_workers: auto``: as many actors of ``num_cpus`` CPUs as the cluster holds while
+    leaving one CPU for the read and shuffle tasks (at least one actor; on a 2-core machine, one
+    actor of one CPU). A number is kept as it is."""
+    out = dict(opts)
+    if str(out["num_workers"]) != "auto":
+        return out
+    per = float(out["num_cpus"])
+    out["num_workers"] = max(1, int((cluster_cpus - 1) // per)) if per > 0 else 1
+    log.info("engine.num_workers=auto: %d actor(s) x %g CPU on a Ray cluster of %g CPUs (one "
+             "left for reading and shuffling)", out["num_workers"], per, cluster_cpus)  # fmt: skip
+    return out
 
 
 def check_cpus(opts: Mapping[str, Any], cluster_cpus: float) -> None:
