@@ -124,7 +124,9 @@ def keep_predictions(scored: dict[str, Any], test: dict[str, Any], out: Path) ->
     if not scored:
         raise RuntimeError("the train job scored no test table through protocol.evaluate")
     seqs, outputs, base = scored["seqs"], scored["outputs"], scored["baselines"]
-    arrays: dict[str, np.ndarray] = {"customer_id": seqs.customer_id.cast(pl.String).to_numpy()}
+    # Fixed-width strings, not objects: the file loads without pickle.
+    ids = seqs.customer_id.cast(pl.String).to_numpy().astype(str)
+    arrays: dict[str, np.ndarray] = {"customer_id": ids}
     for task in registry.enabled(list(test["model"])):
         y, key = seqs.labels[task.name], task.headline
         arrays[f"{task.name}/y"] = y
