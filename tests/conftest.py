@@ -1,12 +1,83 @@
-"""Shared fixtures: small synthetic data made in the test session, a tiny trained model."""
+"""Shared fixtures: small synthetic data made in the test session, a tiny trained model.
+
+Tests that train a model or export one are ``slow`` and live in tests/integration/, so that
+``make test-fast`` (``-m "not slow"``) stays an inner loop. Requesting one of
+``TRAINING_FIXTURES`` (directly or through another fixture) marks a test slow; a test that
+trains or exports inline carries ``@pytest.mark.slow`` itself. A test that is not marked and
+still calls ``Trainer.fit`` or ``torch.onnx.export`` fails, saying so, as does a test under
+tests/unit/ that is marked slow.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import SMALL_CUSTOMERS, compose_train, tiny_overrides
+
+# The session fixtures below that train or export (each takes seconds to minutes on a CPU).
+TRAINING_FIXTURES = frozenset(
+    {"tiny_run", "tiny_bundle", "quantized_bundle", "blended_run", "blended_bundle", "default_net"}
+)
+UNIT_DIR = Path(__file__).resolve().parent / "unit"
+_running_unmarked: list[str] = []  # the node id of the test being set up or run, when not slow
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TRAINING_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def _refused_unless_slow(what: str, real: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(real)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if _running_unmarked:
+            pytest.fail(
+                f"{_running_unmarked[0]} {what} but is not marked slow: mark it "
+                "@pytest.mark.slow (or use a fixture of tests/conftest.py TRAINING_FIXTURES) "
+                "and keep it under tests/integration/",
+                pytrace=False,
+            )
+        return real(*args, **kwargs)
+
+    return guarded
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import lightning.pytorch as lp
+    import torch.onnx
+
+    if not hasattr(lp.Trainer.fit, "__wrapped__"):
+        lp.Trainer.fit = _refused_unless_slow("trains a model (Trainer.fit)", lp.Trainer.fit)
+    if not hasattr(torch.onnx.export, "__wrapped__"):
+        torch.onnx.export = _refused_unless_slow("exports a model (torch.onnx.export)", torch.onnx.export)
+
+
+def _guarded(item: pytest.Item) -> Iterator[None]:
+    slow = item.get_closest_marker("slow") is not None
+    if slow and UNIT_DIR in Path(str(item.path)).parents:
+        pytest.fail(f"{item.nodeid} is marked slow (it trains or exports): move it to tests/integration/", pytrace=False)
+    if not slow:
+        _running_unmarked.append(item.nodeid)
+    try:
+        return (yield)
+    finally:
+        if not slow:
+            _running_unmarked.pop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    return (yield from _guarded(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    return (yield from _guarded(item))
 
 
 @pytest.fixture(scope="session")

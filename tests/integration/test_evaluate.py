@@ -134,6 +134,7 @@ def test_missing_column_names_the_bundle_mapping(bundle, events_path, tmp_path):
         evaluate_bundle(bundle, broken, progress=False)
 
 
+@pytest.mark.slow
 def test_heads_switched_off_are_neither_scored_nor_published(events_path, tmp_path):
     from support import compose_train, tiny_overrides
 

@@ -47,6 +47,7 @@ def test_value_is_calibrated_on_validation(tiny_run):
     assert float(load_module(tiny_run.best_checkpoint).net.value_scale) == 1.0
 
 
+@pytest.mark.slow
 def test_purchase_world_switches_the_next_action_head_off(tmp_path, caplog):
     """One action: every next-action label is "purchase", so that head is switched off with a
     log line; the other tasks train and are compared as usual."""

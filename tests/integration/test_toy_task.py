@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 from support import compose_train, tiny_overrides
 from support_tasks import PurchaseInHorizon
 
@@ -12,6 +13,7 @@ from journeyformer.pipelines import train
 from journeyformer.tasks import registry
 
 
+@pytest.mark.slow
 def test_toy_task_trains_exports_and_predicts(events_path, tmp_path):
     with registry.registered(PurchaseInHorizon()):
         overrides = [*tiny_overrides(events_path), "+model.tasks.purchase=1.0", "trainer.max_epochs=1"]

@@ -11,10 +11,12 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from omegaconf import OmegaConf
 from support import compose_train, tiny_overrides
 
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
 from journeyformer.errors import CheckpointError
+from journeyformer.model.config import ModelConfig
 from journeyformer.model.run import RunManifest, load_run_network, spec_hash
 from journeyformer.model.runner import predict_sequences
 from journeyformer.pipelines import train
@@ -104,13 +106,52 @@ def test_model_learns_beats_recency_churn_baseline(tmp_path):
         assert model > recency, f"{split}: model {model:.4f} <= recency baseline {recency:.4f}"
 
 
+def _leaves(node, prefix: str = ""):
+    """(dotted key, plain value) of every leaf of a config; lists are leaves."""
+    for key, value in OmegaConf.to_container(node, resolve=False).items():
+        if isinstance(value, dict):
+            yield from _leaves(OmegaConf.create(value), f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")))
 def test_every_experiment_composes_and_runs(experiment, events_path, tmp_path):
-    cfg = compose_train([*tiny_overrides(events_path), f"experiment={experiment}", "debug=fast_dev_run"], tmp_path)
+    """The run is the experiment: the heads, horizon, cutoffs and history length its config
+    asks for, and one fast_dev_run step with finite losses and validation metrics for those
+    heads alone, among them the metric its checkpoint and early stopping monitor."""
+    overrides = [*tiny_overrides(events_path), f"experiment={experiment}", "debug=fast_dev_run"]
+    cfg = compose_train(overrides, tmp_path)
+    # Every value the experiment file sets is in the composed config (the test's own overrides
+    # and the file's interpolations aside).
+    ours = [o.split("=")[0] for o in overrides]
+    for key, value in _leaves(OmegaConf.load(CONFIG_DIR / "experiment" / f"{experiment}.yaml")):
+        if key == "defaults" or "${" in str(value) or any(key == k or key.startswith(f"{k}.") for k in ours):
+            continue
+        composed = OmegaConf.select(cfg, key)
+        assert (OmegaConf.to_container(composed) if OmegaConf.is_config(composed) else composed) == value, key
     result = train(cfg)
     assert result.data is not None and len(result.data.splits["train"]) > 0
+    heads = {t for t, w in ModelConfig.task_weights(OmegaConf.to_container(cfg.model, resolve=True)).items() if w}
+    assert result.module is not None
+    assert {t.name for t in result.module.net.tasks} == heads
+    pre = result.data.preprocessing
+    assert pre.horizon_days == cfg.labels.horizon_days
+    assert len(pre.cutoffs["train"]) == cfg.labels.cutoffs.n_train
+    assert pre.max_len == cfg.data.max_len
+    trainer = result.module.trainer
+    assert trainer.global_step == 1  # fast_dev_run: one training batch
+    logged = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    assert all(np.isfinite(v) for v in logged.values()), logged
+    assert {"train/loss", "val/loss"} <= set(logged)
+    scored = {name.split("/")[1] for name in logged if name.startswith("val/") and not name.endswith("/loss")}
+    assert scored == heads
+    for callback in ("model_checkpoint", "early_stopping"):
+        assert cfg.callbacks[callback].monitor in logged, callback
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(events_path, tmp_path):
     overrides = [*tiny_overrides(events_path), "trainer.max_epochs=1"]
     first = train(compose_train(overrides, tmp_path / "a")).metrics["test"]
@@ -118,6 +159,7 @@ def test_same_seed_same_metrics(events_path, tmp_path):
     assert first == second
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint(events_path, tmp_path):
     overrides = [*tiny_overrides(events_path), "trainer.max_epochs=1", "evaluate=false"]
     first = train(compose_train(overrides, tmp_path))
@@ -148,6 +190,7 @@ def _odd_events(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_bring_your_own_data_one_channel_one_action(tmp_path):
     events = _odd_events(tmp_path / "odd.csv")
     overrides = [

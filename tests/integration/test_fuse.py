@@ -170,17 +170,6 @@ def test_runner_picks_a_graph_by_probe_and_can_be_pinned(tiny_bundle, caplog, mo
         OnnxRunner(bundle, graph="fastest")
 
 
-def test_fastest_takes_the_lowest_median():
-    slow_calls = []
-
-    def slow(inputs):
-        slow_calls.append(1)
-        sum(range(20000))
-
-    best, ms = choice.fastest({"slow": slow, "fast": lambda inputs: None}, {}, rounds=3)
-    assert best == "fast" and ms["fast"] < ms["slow"] and len(slow_calls) == 4
-
-
 def test_predictions_equal_on_either_graph(tiny_bundle, events_path):
     events = pl.read_parquet(events_path)
     some = events.filter(pl.col("customer_id").is_in(events["customer_id"].unique().head(40).implode()))

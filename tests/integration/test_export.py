@@ -1,4 +1,5 @@
-"""Export: checkpoint -> bundle, ONNX graph contract, parity with torch, int8, atomic writes."""
+"""Export: checkpoint -> bundle, ONNX graph contract, parity with torch, int8 (atomic writes:
+tests/unit/test_io.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from journeyformer.export import onnx as onnx_export
 from journeyformer.export.bundle import build_bundle
 from journeyformer.export.onnx import ExportParityError, random_inputs, torch_outputs
 from journeyformer.inference.bundle import load_bundle
-from journeyformer.io import atomic_dir
 from journeyformer.model.checkpoint import load_network
 from journeyformer.model.run import load_run_network
 from journeyformer.pipelines import export
@@ -158,21 +158,6 @@ def test_quantize_needs_validation_data(tiny_run, tmp_path):
         build_bundle(tiny_run.best_checkpoint, tmp_path / "b", quantize=True)
 
 
-def test_atomic_dir_replaces_whole_or_not_at_all(tmp_path):
-    target = tmp_path / "bundle"
-    with atomic_dir(target) as tmp:
-        (tmp / "a.txt").write_text("one")
-    with pytest.raises(RuntimeError):
-        with atomic_dir(target) as tmp:
-            (tmp / "a.txt").write_text("two")
-            raise RuntimeError("boom")
-    assert (target / "a.txt").read_text() == "one"
-    with atomic_dir(target) as tmp:
-        (tmp / "b.txt").write_text("three")
-    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
-
-
 def test_export_pipeline_from_config(tiny_run, tmp_path):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -214,6 +199,7 @@ def test_full_graph_export_also_passes_parity(tiny_run, tmp_path):
     assert result.spec["onnx"]["last_position_only"] is False
 
 
+@pytest.mark.slow
 def test_time_bins_and_binned_context_export_with_parity(tmp_path):
     """The options the default recipe may switch on (log-binned event times, piecewise-linear
     context) are plain Floor/Clamp/Gather/Div in the graph: onnxruntime matches torch."""
