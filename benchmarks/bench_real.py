@@ -331,6 +331,8 @@ def markdown(saved: dict[str, Any]) -> str:
         "bootstrap over test customers (1000 draws): BEATS when the interval is above 0, TIES "
         "when it contains 0, LOSES when below. Pooled: the mean over seeds against the baseline "
         "strongest on average, customers drawn once per replicate for all seeds.",
+        "Times: wall and CPU seconds of the train job on a machine shared with other jobs; "
+        "both grow several-fold with the load, so they say little about an idle machine.",
         "",
     ]
     for log, runs in saved["results"].items():
