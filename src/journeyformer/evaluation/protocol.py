@@ -245,17 +245,19 @@ def evaluate(
     tasks: Iterable[str],
     temperatures: Mapping[str, float] | None = None,
     seed: int = 0,
+    baselines: Baselines | None = None,
 ) -> tuple[dict[str, Any], Baselines]:
     """The test population's table and the decisions tuned on the validation population.
 
     ``outputs`` / ``val_outputs``: the model's named outputs on ``protocol.test.seqs`` /
     ``protocol.val.seqs``; ``temperatures``: task -> the temperature the model's calibrated
-    probabilities were divided by (for the before/after calibration figures).
+    probabilities were divided by (for the before/after calibration figures); ``baselines``:
+    already fitted by :func:`fit_baselines` (else fitted here).
     Returns the metrics dict (see :func:`compare`, plus population, baselines_fitted_on,
     headline, horizon_days and the decisions) and the fitted baselines.
     """
     tasks = list(tasks)
-    baselines = fit_baselines(protocol, tasks, seed)
+    baselines = baselines if baselines is not None else fit_baselines(protocol, tasks, seed)
     metrics = score(protocol.test, outputs, baselines, protocol.baselines, tasks)
     metrics["horizon_days"] = protocol.horizon_days
     metrics["decisions_tuned_on"] = protocol.val.describe()

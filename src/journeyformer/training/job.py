@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import CheckpointError
 from journeyformer.evaluation.compare import beats_baselines
-from journeyformer.evaluation.protocol import evaluate, score, split_protocol
+from journeyformer.evaluation.protocol import evaluate, fit_baselines, score, split_protocol
 from journeyformer.evaluation.render import render_text
 from journeyformer.io import atomic_write_text
 from journeyformer.metrics.calibration import apply_temperature, fit_temperature, logit
@@ -98,15 +99,19 @@ def train(cfg: DictConfig) -> TrainResult:
     if best is not None:
         result.module = load_module(best)
     buffers: dict[str, float] = {}
-    blend = None
+    blend_job: Future[Blend | None] | None = None
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blend")
     if best is not None and trainer.global_rank == 0:
         result.metrics["calibration"], buffers = calibrate(result.module, dm.data.splits["val"])
-        if cfg.get("blend", True):
-            blend = _fit_blend(result.module, dm.data, int(cfg.seed))
-            result.metrics["blend"] = blend.report() if blend is not None else None
+        if cfg.get("blend", True):  # one-thread LightGBM fits, beside the evaluation's own
+            blend_job = _start_blend(pool, result.module, dm.data, int(cfg.seed))
     metrics_file = None
     if cfg.get("evaluate", True) and trainer.global_rank == 0:
-        result.metrics.update(evaluate_splits(result.module, dm.data, seed=int(cfg.seed), blend=blend))
+        result.metrics.update(evaluate_splits(result.module, dm.data, seed=int(cfg.seed), blend=blend_job))
+    blend = blend_job.result() if blend_job is not None else None
+    pool.shutdown()
+    if blend_job is not None:
+        result.metrics["blend"] = blend.report() if blend is not None else None
         result.table = render_text(result.metrics["test"])
         result.metrics["verdicts"] = beats_baselines(result.metrics["test"])
         result.metrics["checkpoint"] = str(best) if best else None
@@ -258,7 +263,10 @@ def _best_checkpoint(trainer: L.Trainer) -> Path | None:
 
 
 def evaluate_splits(
-    module: JourneyModule, data: JourneyData, seed: int = 0, blend: Blend | None = None
+    module: JourneyModule,
+    data: JourneyData,
+    seed: int = 0,
+    blend: Blend | Future[Blend | None] | None = None,
 ) -> dict[str, Any]:
     """The evaluation protocol over the splits (:func:`journeyformer.evaluation.protocol.split_protocol`):
     ``test``, the out-of-time test table with the decisions tuned on validation; ``val``, the
@@ -271,11 +279,16 @@ def evaluate_splits(
         outputs = predict_sequences(module.net, protocol.test.seqs)
         val_outputs = predict_sequences(module.net, protocol.val.seqs)
     network = outputs
+    fitted = fit_baselines(protocol, tasks, seed)  # meanwhile a blend fit may still be running
+    if isinstance(blend, Future):
+        blend = blend.result()
     if blend is not None:
         outputs = blend.apply(outputs, protocol.test.seqs)
         val_outputs = blend.apply(val_outputs, protocol.val.seqs)
     temperatures = {t.name: float(module.net.temperature(t.name)) for t in module.net.tasks if t.calibrated}
-    test, baselines = evaluate(protocol, outputs, val_outputs, tasks, temperatures, seed=seed)
+    test, baselines = evaluate(
+        protocol, outputs, val_outputs, tasks, temperatures, seed=seed, baselines=fitted
+    )
     if blend is not None:
         test["components"] = {
             "weights": dict(blend.weights),
@@ -288,11 +301,15 @@ def evaluate_splits(
     return {"val": val, "test": test}
 
 
-def _fit_blend(module: JourneyModule, data: JourneyData, seed: int) -> Blend | None:
+def _start_blend(
+    pool: ThreadPoolExecutor, module: JourneyModule, data: JourneyData, seed: int
+) -> Future[Blend | None]:
     """Each head among the network, LightGBM on its inputs and their blends, picked on the
-    validation samples (:mod:`journeyformer.training.blend`)."""
+    validation samples (:mod:`journeyformer.training.blend`), fitted in ``pool`` while the
+    caller goes on (the network's validation outputs are computed here first). LightGBM runs
+    one thread per fit, so the result does not depend on what runs beside it."""
     val = data.splits["val"]
     with torch.inference_mode():
         val_outputs = predict_sequences(module.net, val)
     widths = {t.name: t.head_size(module.net.cfg) for t in module.net.tasks}
-    return fit_blend(val_outputs, data.splits["train"], val, list(widths), widths, seed=seed)
+    return pool.submit(fit_blend, val_outputs, data.splits["train"], val, list(widths), widths, seed=seed)
