@@ -212,14 +212,23 @@ def blend_bundle(
 ) -> dict[str, Any]:
     """Put the run's per-head choice (its manifest's ``blend`` entry) into every graph file in
     the bundle directory ``tmp``, checking each against NumPy + LightGBM on ``batches``."""
-    import lightgbm as lgb
-
+    from journeyformer.errors import RuntimeSetupError
     from journeyformer.inference.session import make_session
     from journeyformer.tasks import registry
 
     weights = {t: float(w) for t, w in entry["weights"].items()}
     if all(w >= 1.0 for w in weights.values()):  # every head is the network alone
         return {"weights": weights, "outputs": {}, "parity": {}}
+    try:
+        import lightgbm as lgb
+        import onnxmltools  # noqa: F401
+    except ImportError as err:
+        blended = sorted(t for t, w in weights.items() if w < 1.0)
+        raise RuntimeSetupError(
+            f"{run_dir}: the run ships LightGBM in the heads {blended} (run.json blend), and "
+            f"exporting them needs lightgbm and onnxmltools ({err.name} is missing): "
+            "pip install 'journeyformer[baseline]', or retrain with blend=false"
+        ) from None
     boosters = {t: lgb.Booster(model_str=(run_dir / f).read_text()) for t, f in entry["files"].items()}
     outputs = {t: registry.get(t).metric_output for t in weights}
     classes = {t: list(c) for t, c in entry.get("classes", {}).items()}
