@@ -112,6 +112,7 @@ def train(cfg: DictConfig) -> TrainResult:
     pool.shutdown()
     if blend_job is not None:
         result.metrics["blend"] = blend.report() if blend is not None else None
+    if cfg.get("evaluate", True) and trainer.global_rank == 0:
         result.table = render_text(result.metrics["test"])
         result.metrics["verdicts"] = beats_baselines(result.metrics["test"])
         result.metrics["checkpoint"] = str(best) if best else None
