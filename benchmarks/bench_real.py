@@ -60,6 +60,7 @@ from journeyformer.pipelines import train
 from journeyformer.tasks import registry
 from journeyformer.tasks.boosting import NAME as BOOSTING
 from journeyformer.training import job
+from journeyformer.training.blend import model_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = str(REPO / "configs")
@@ -84,8 +85,8 @@ def run(log: str, seed: int, overrides: list[str], root: Path, cache: Path) -> d
     cpu, wall = time.process_time(), time.perf_counter()
     with scored_predictions() as scored:
         result = train(cfg)
-    with torch.inference_mode():  # the network alone, without the blend the job may ship
-        network = predict_sequences(result.module.net, scored["seqs"]) if scored else {}
+    parts = ablation_outputs(result.module.net, scored) if scored else {}
+    network = parts.pop("transformer", {})
     record: dict[str, Any] = {
         "test": result.metrics["test"],
         "train_seconds": result.metrics["train_seconds"],
@@ -94,7 +95,7 @@ def run(log: str, seed: int, overrides: list[str], root: Path, cache: Path) -> d
         "overrides": [*LOGS[log].overrides, *overrides],
     }
     out = Path(cfg.run_dir) / PREDICTIONS
-    record["transformer_intervals"] = keep_predictions(scored, network, record["test"], out)
+    record["transformer_intervals"] = keep_predictions(scored, network, record["test"], out, parts)
     record["predictions"] = str(out)
     record["blend"] = result.metrics.get("blend")
     return record
@@ -103,12 +104,14 @@ def run(log: str, seed: int, overrides: list[str], root: Path, cache: Path) -> d
 @contextmanager
 def scored_predictions() -> Iterator[dict[str, Any]]:
     """What the train job's test table scores, caught on its way: the test samples, the
-    model's outputs (as the job ships them) and every fitted baseline's predictions.
+    model's outputs (as the job ships them), every fitted baseline's predictions and the
+    per-head blend's fitted boosters (``blend``, when the run fits one).
 
     The job calls :func:`journeyformer.evaluation.protocol.evaluate` once, for the test
-    table; it is wrapped here for the run, so nothing is predicted or fitted twice."""
+    table, and :func:`journeyformer.training.blend.fit_blend` once; both are wrapped here for
+    the run, so nothing is predicted or fitted twice."""
     caught: dict[str, Any] = {}
-    original = job.evaluate
+    original, original_blend = job.evaluate, job.fit_blend
 
     def evaluate(protocol: Any, outputs: Any, *args: Any, **kwargs: Any) -> Any:
         metrics, baselines = original(protocol, outputs, *args, **kwargs)
@@ -116,20 +119,63 @@ def scored_predictions() -> Iterator[dict[str, Any]]:
         caught.update(seqs=seqs, outputs=dict(outputs), baselines=baselines.predict(seqs))
         return metrics, baselines
 
-    job.evaluate = evaluate
+    def fit_blend(*args: Any, **kwargs: Any) -> Any:
+        caught["blend"] = original_blend(*args, **kwargs)
+        return caught["blend"]
+
+    job.evaluate, job.fit_blend = evaluate, fit_blend
     try:
         yield caught
     finally:
-        job.evaluate = original
+        job.evaluate, job.fit_blend = original, original_blend
+
+
+# The ablation's rows beside the shipped model and LightGBM on aggregates: what each part of the
+# shipped model scores alone on the same test customers.
+ABLATION = {
+    "no_rule": "Transformer, argmax stage (no decision rule)",
+    "transformer": "Transformer (stage decision rule)",
+    "boost_inputs": "LightGBM on the model's inputs (the blend's booster)",
+}
+
+
+def ablation_outputs(net: Any, scored: dict[str, Any]) -> dict[str, dict[str, np.ndarray]]:
+    """Row -> outputs on the test samples: the network as trained ("transformer": with its
+    calibration and stage decision rule), without the stage rule ("no_rule": its offsets and
+    carry-over weight zeroed) and the blend's boosters on the model's own inputs
+    ("boost_inputs", the outputs of the tasks it fitted)."""
+    seqs = scored["seqs"]
+    with torch.inference_mode():
+        out = {"transformer": predict_sequences(net, seqs)}
+        ruled = [t.name for t in net.tasks if t.decision_rule]
+        kept = {}
+        for name in ruled:
+            for part in ("offset", "carry"):
+                buf = getattr(net, f"{name}_{part}")
+                kept[buf] = buf.clone()
+                buf.zero_()
+        out["no_rule"] = predict_sequences(net, seqs)
+        for buf, value in kept.items():
+            buf.copy_(value)
+    blend = scored.get("blend")
+    if blend is not None:
+        preds = blend.boosting.predict(model_inputs(seqs))
+        out["boost_inputs"] = {registry.get(t).metric_output: p for t, p in preds.items()}
+    return out
 
 
 def keep_predictions(
-    scored: dict[str, Any], network: dict[str, np.ndarray], test: dict[str, Any], out: Path
+    scored: dict[str, Any],
+    network: dict[str, np.ndarray],
+    test: dict[str, Any],
+    out: Path,
+    parts: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The shipped model's, the Transformer's alone (``network``) and every baseline's test
-    predictions per headline task (``scored``, from :func:`scored_predictions`) in ``out``,
-    checked against the table ``test``; returns task -> the Transformer alone minus the
-    strongest baseline of the table, with its paired bootstrap (as the table's own)."""
+    """The shipped model's, the Transformer's alone (``network``), the ablation's ``parts``
+    (:func:`ablation_outputs`) and every baseline's test predictions per headline task
+    (``scored``, from :func:`scored_predictions`) in ``out``, checked against the table
+    ``test``; returns task -> the Transformer alone minus the strongest baseline of the table,
+    with its paired bootstrap (as the table's own)."""
     if not scored:
         raise RuntimeError("the train job scored no test table through protocol.evaluate")
     seqs, outputs, base = scored["seqs"], scored["outputs"], scored["baselines"]
@@ -148,6 +194,9 @@ def keep_predictions(
             arrays[f"{task.name}/{name}"] = np.asarray(pred)
             again[name] = task.score(pred, y)[key]
         arrays[f"{task.name}/transformer"] = np.asarray(network[task.metric_output])
+        for row, outputs_of_row in (parts or {}).items():
+            if task.metric_output in outputs_of_row:
+                arrays[f"{task.name}/{row}"] = np.asarray(outputs_of_row[task.metric_output])
         again["transformer"] = task.score(arrays[f"{task.name}/transformer"], y)[key]
         table = {"model": test["model"][task.name][key], "transformer": alone[task.name][key]}
         table.update({n: m[key] for n, m in test["baselines"][task.name].items()})
@@ -175,17 +224,20 @@ def _same(a: float, b: float | None) -> bool:
 
 
 def pooled(
-    runs: dict[int, dict[str, Any]], task_name: str, row: str = "model"
+    runs: dict[int, dict[str, Any]], task_name: str, row: str = "model", against: str | None = None
 ) -> dict[str, Any] | None:
-    """Mean over seeds of ``row`` ("model": as shipped, "transformer": the network alone)
-    minus the baseline with the best mean headline, with a paired bootstrap over the (shared)
-    test customers, drawn once per replicate for every seed."""
+    """Mean over seeds of ``row`` ("model": as shipped, "transformer": the network alone, or
+    an :data:`ABLATION` row) minus the baseline with the best mean headline (``against``: that
+    baseline instead), with a paired bootstrap over the (shared) test customers, drawn once
+    per replicate for every seed. None where a seed lacks the row."""
     seeds = [s for s in sorted(runs) if task_name in runs[s]["test"]["model"]]
     if len(seeds) < 2:
         return None
     task = registry.get(task_name)
     key = task.headline
     loaded = [np.load(runs[s]["predictions"], allow_pickle=False) for s in seeds]
+    if any(f"{task_name}/{row}" not in z.files for z in loaded):
+        return None
     ids, y = loaded[0]["customer_id"], loaded[0][f"{task_name}/y"]
     for s, z in zip(seeds, loaded, strict=True):
         if not (np.array_equal(z["customer_id"], ids) and np.array_equal(z[f"{task_name}/y"], y)):
@@ -200,7 +252,7 @@ def pooled(
     means = {n: v for n, v in means.items() if np.isfinite(v)}
     if not means:
         return None
-    best = max(means, key=means.__getitem__)
+    best = against if against in means else max(means, key=means.__getitem__)
     model = np.stack([z[f"{task_name}/{row}"] for z in loaded], axis=1)  # (N, S, ...)
     base = np.stack([z[f"{task_name}/{best}"] for z in loaded], axis=1)
 
@@ -242,9 +294,80 @@ def _iv(iv: dict[str, Any]) -> str:
     )
 
 
-def table(log: str, runs: dict[int, dict[str, Any]], pooled_results: dict[str, Any]) -> list[str]:
+def ablation_pooled(runs: dict[int, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Task -> row -> :func:`pooled` against LightGBM on aggregates, for the ablation."""
+    rows = ("model", *ABLATION)
+    out = {}
+    for task in registry.TASKS.values():
+        got = {row: pooled(runs, task.name, row, against=BOOSTING) for row in rows}
+        if got["model"] is not None:
+            out[task.name] = {row: iv for row, iv in got.items() if iv is not None}
+    return out
+
+
+def _headlines(runs: dict[int, dict[str, Any]], task: Any, row: str) -> list[float]:
+    values = []
+    for s in sorted(runs):
+        z = np.load(runs[s]["predictions"], allow_pickle=False)
+        if f"{task.name}/{row}" in z.files:
+            values.append(task.score(z[f"{task.name}/{row}"], z[f"{task.name}/y"])[task.headline])
+    return values
+
+
+def _sum_ratios(runs: dict[int, dict[str, Any]], task: Any, row: str) -> str:
+    ratios = []
+    for s in sorted(runs):
+        z = np.load(runs[s]["predictions"], allow_pickle=False)
+        if f"{task.name}/{row}" in z.files:
+            ratios.append(float(z[f"{task.name}/{row}"].sum() / z[f"{task.name}/y"].sum()))
+    return ", ".join(f"{r:.2f}x" for r in ratios) or "-"
+
+
+def ablation_table(runs: dict[int, dict[str, Any]], ablation: dict[str, Any]) -> list[str]:
+    """What each part of the shipped model buys, pooled over the seeds: each part alone
+    minus LightGBM on aggregates, with the pooled paired bootstrap; for scaled outputs (value)
+    the sum of the predictions over the actual sum on the test customers, per seed."""
+    if not ablation:
+        return []
+    lines = [
+        "",
+        f"Ablation, pooled over seeds {sorted(runs)}: each part of the shipped model alone, minus "
+        "LightGBM on aggregates (95% paired bootstrap); for value also the predicted over the actual "
+        "sum on the test customers, per seed.",
+        "",
+        "| task | metric | row | mean ± sd | − LightGBM [95% CI] | sum predicted / actual |",
+        "|---|---|---|---|---|---|",
+    ]
+    names = {"model": "shipped (per-head choice on validation)", **ABLATION}
+    for task_name, rows in ablation.items():
+        task = registry.get(task_name)
+        scaled = bool(task.scaled_output)
+        boost = _headlines(runs, task, BOOSTING)
+        lines.append(
+            f"| {task_name} | {task.headline} | LightGBM on aggregates | {_ms(boost)} | | "
+            f"{_sum_ratios(runs, task, BOOSTING) if scaled else ''} |"
+        )
+        for row in (*ABLATION, "model"):
+            if row not in rows or (row == "no_rule" and not task.decision_rule):
+                continue
+            iv = rows[row]
+            lines.append(
+                f"| {task_name} | {task.headline} | {names[row]} | {_ms(_headlines(runs, task, row))} | "
+                f"{iv['delta']:+.3f} [{iv['low']:+.3f}, {iv['high']:+.3f}] **{iv['verdict'].upper()}** | "
+                f"{_sum_ratios(runs, task, row) if scaled else ''} |"
+            )
+    return lines
+
+
+def table(
+    log: str,
+    runs: dict[int, dict[str, Any]],
+    pooled_results: dict[str, Any],
+    ablation: dict[str, Any] | None = None,
+) -> list[str]:
     """The Markdown section of ``log``: one row per task and seed, then the pooled row
-    (``pooled_results``: task -> {"model"|"transformer": :func:`pooled`})."""
+    (``pooled_results``: task -> {"model"|"transformer": :func:`pooled`}), then the ablation
+    (``ablation``: :func:`ablation_pooled`)."""
     seeds = sorted(runs)
     first = runs[seeds[0]]
     test = first["test"]
@@ -299,6 +422,7 @@ def table(log: str, runs: dict[int, dict[str, Any]], pooled_results: dict[str, A
                 f"{means['transformer']} | {means[BOOSTING]} | {simple_all[0][0]} "
                 f"{_ms([v for _, v in simple_all])} | {_iv(p['model'])} | {_iv(p['transformer'])} |"
             )
+    lines += ablation_table(runs, ablation or {})
     for s in seeds:
         if off := runs[s]["transformer_intervals"].get("mismatch"):
             lines.append(f"\nSeed {s}: the kept predictions do not reproduce the table: {off}.")
@@ -338,8 +462,9 @@ def markdown(saved: dict[str, Any]) -> str:
     for log, runs in saved["results"].items():
         if runs:
             lines += table(
-                log, {int(s): r for s, r in runs.items()}, saved.get("pooled", {}).get(log, {})
-            ) + [""]
+                log, {int(s): r for s, r in runs.items()}, saved.get("pooled", {}).get(log, {}),
+                saved.get("ablation", {}).get(log),
+            ) + [""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -413,6 +538,7 @@ def main() -> None:
                 saved.setdefault("pooled", {})[log] = {
                     task: rows for task, rows in both.items() if rows["model"] is not None
                 }
+                saved.setdefault("ablation", {})[log] = ablation_pooled(runs)
                 atomic_write_text(out, json.dumps(saved, indent=1, default=str))
                 atomic_write_text(out.with_suffix(".md"), markdown(saved) + "\n")
     text = markdown(saved)

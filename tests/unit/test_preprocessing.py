@@ -13,7 +13,7 @@ from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import build_sequences
 
 DATA_CFG = {"extra_categorical": ["device"], "extra_numeric": ["items"], "max_len": 16}
-LABELS_CFG = {"horizon_days": 30, "cutoffs": {"n_train": 2, "active_within_days": 120}}
+LABELS_CFG = {"horizon_days": 30, "cutoffs": {"n_train": 2, "active_within_days": 120, "max_val_cutoffs": 1}}
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +40,12 @@ def test_vocabularies_see_training_customers_before_the_last_training_cutoff_onl
     train_ids = pre.split.customers(events)["train"]
     other = events.filter(~events["customer_id"].is_in(train_ids.implode()))
     assert len(other)  # the other splits' events exist, and are not what sized the vocabulary
-    assert max(pre.cutoffs["train"]) < pre.cutoffs["val"][0] < pre.cutoffs["test"][0]
+    assert max(pre.cutoffs["train"]) < max(pre.cutoffs["val"]) < pre.cutoffs["test"][0]
 
 
 def test_sequences_is_build_sequences_with_the_fitted_state(fitted):
     events, pre = fitted
-    cut = pre.cutoffs["val"][0]
+    cut = max(pre.cutoffs["val"])
     a = pre.sequences(events, cut)
     b = build_sequences(
         events, cut, pre.vocabs, pre.features, pre.labels, active_within_days=pre.active_within_days

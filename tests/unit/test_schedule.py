@@ -140,5 +140,45 @@ def test_steady_arrivals_keep_their_schedule(events_path, caplog) -> None:
             pre = Preprocessing.fit(events, {}, labels)
         first, end = events.get_column("timestamp").min(), data_end(events).end
         old = CutoffSchedule.from_config(labels.get("cutoffs", {}), pre.horizon_days).resolve(first, end)
+        old["val"] = sorted(set(pre.cutoffs["val"]) | set(old["val"]))  # pooled when small
         assert {k: list(v) for k, v in pre.cutoffs.items()} == old, labels
     assert "cutoffs: test " in caplog.text and "events before it" not in caplog.text  # nothing held back
+
+
+def test_a_small_log_pools_validation_over_earlier_cutoffs(caplog) -> None:
+    """Early stopping, calibration, the stage rule and the per-head choice are decided on
+    validation: a log with a few dozen validation customers at one cutoff pools earlier ones
+    (every train_stride_days back), says so, and keeps validation out of time for its own
+    customers; the streaming fit finds the same cutoffs."""
+    from journeyformer.data.labels import samples_at
+    from journeyformer.data.store_build import fit_streaming
+
+    events = mailed_log(n=400)
+    labels = {**LABELS_CFG, "cutoffs": {"val_samples": 150}}
+    one = Preprocessing.fit(events, {}, {**LABELS_CFG, "cutoffs": {"max_val_cutoffs": 1}})
+    (val,) = one.cutoffs["val"]
+    with caplog.at_level(logging.WARNING, logger="journeyformer.data.samples"):
+        pre = Preprocessing.fit(events, {}, labels)
+    cuts = list(pre.cutoffs["val"])
+    assert max(cuts) == val and 1 < len(cuts) <= 4
+    assert [b - a for a, b in zip(cuts, cuts[1:], strict=False)] == [timedelta(days=30)] * (len(cuts) - 1)
+    assert pre.cutoffs["train"] == one.cutoffs["train"] and pre.cutoffs["test"] == one.cutoffs["test"]
+
+    splits, counts = pre.split_sequences(events)
+    built = [c.samples for c in counts["val"]]
+    val_events = events.filter(pl.col("customer_id").is_in(pre.split.customers(events)["val"].implode()))
+    assert built == [samples_at(val_events, t, pre.labels, pre.active_within_days) for t in cuts]
+    assert sum(built[1:]) < 150 <= sum(built) or len(cuts) == 4  # stopped as soon as there were enough
+    assert len(splits["val"]) == sum(built) > len(one.split_sequences(events)[0]["val"])
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validation: ")]
+    assert f"{built[-1]} samples at {val:%Y-%m-%d}, fewer than labels.cutoffs.val_samples=150" in line
+    assert f"pooled over {len(cuts)} cutoffs" in line
+    # no validation customer trains on a label window reaching its earliest validation cutoff
+    all_customers = dataclasses.replace(pre, split=dataclasses.replace(pre.split, train_customers="all"))
+    val_ids = set(all_customers.split.customers(events)["val"].to_list())
+    for cut in all_customers.cutoffs["train"]:
+        ids = set(all_customers.customers_at(all_customers.split.customers(events), "train", cut).to_list())
+        assert not ids & val_ids or cut + all_customers.labels.horizon <= min(cuts)
+    assert fit_streaming(events.lazy(), {}, labels).cutoffs == pre.cutoffs
+    # enough samples at one cutoff (the default 2000 is not reached here, a low target is): one
+    assert Preprocessing.fit(events, {}, {**LABELS_CFG, "cutoffs": {"val_samples": 5}}).cutoffs["val"] == (val,)

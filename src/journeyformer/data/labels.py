@@ -313,6 +313,23 @@ def customer_table(
     return summary, labels, seg.split
 
 
+def samples_at(
+    events: pl.DataFrame | pl.LazyFrame, cutoff: datetime, cfg: LabelConfig, active_within_days: float | None
+) -> int:
+    """The samples the sequence builder makes of ``events`` at ``cutoff``: customers with an
+    event by then whose last activity (``recency_days``, as :func:`customer_table` has it) is
+    within ``active_within_days`` (None: all). A few streaming aggregates."""
+    at = as_utc(cutoff)
+    lf = events.lazy().filter(pl.col("timestamp") <= pl.lit(at, UTC_US))
+    if active_within_days is None:
+        return int(lf.select(pl.col("customer_id").n_unique()).collect(engine="streaming").item())
+    ts = pl.col("timestamp")
+    activity = ts if cfg.activity_actions is None else ts.filter(_is_in("action", cfg.activity_actions))
+    last = lf.group_by("customer_id").agg(pl.coalesce(activity.max(), ts.min()).alias("last"))
+    recent = last.filter(_days_before(at, "last") <= active_within_days)
+    return int(recent.select(pl.len()).collect(engine="streaming").item())
+
+
 def first_rows(cid: pl.Series) -> np.ndarray:
     """(E,) bool, True at each customer's first row of sorted events."""
     if cid.dtype.is_integer():

@@ -24,7 +24,7 @@ import polars as pl
 
 from journeyformer.data.as_of import data_end
 from journeyformer.data.features import FeatureConfig
-from journeyformer.data.labels import STAGES, LabelConfig, LabelWindow
+from journeyformer.data.labels import STAGES, LabelConfig, LabelWindow, samples_at
 from journeyformer.data.samples import (
     SPLITS,
     ActivityStart,
@@ -79,6 +79,22 @@ def check_data_keys(data_cfg: Mapping[str, Any]) -> None:
 def check_label_keys(labels_cfg: Mapping[str, Any]) -> None:
     check_keys(labels_cfg, LABEL_KEYS, "labels config")
     check_keys(labels_cfg.get("cutoffs") or {}, CUTOFF_KEYS, "labels.cutoffs")
+
+
+def widen_validation(
+    schedule: CutoffSchedule,
+    cutoffs: dict[str, list[datetime]],
+    start: datetime,
+    events: pl.DataFrame | pl.LazyFrame,
+    val_ids: pl.Series,
+    labels: LabelConfig,
+    active_within_days: float | None,
+) -> dict[str, list[datetime]]:
+    """:meth:`CutoffSchedule.widen_validation`, counting the validation customers' samples."""
+    val_events = events.lazy().filter(pl.col("customer_id").is_in(val_ids.implode()))
+    return schedule.widen_validation(
+        cutoffs, start, lambda cut: samples_at(val_events, cut, labels, active_within_days)
+    )
 
 
 @dataclass(frozen=True)
@@ -208,14 +224,17 @@ class Preprocessing:
         start = ActivityStart.of(events, labels)
         cutoffs = schedule.resolve(start.first_event, end.end, start)
         split = SplitConfig.from_config(data_cfg.get("split"))
-        train_ids = split.customers(events)["train"]
+        by_split = split.customers(events)
+        active = cutoffs_cfg.get("active_within_days")
+        active = None if active is None else float(active)
+        cutoffs = widen_validation(schedule, cutoffs, start.at, events, by_split["val"], labels, active)
+        train_ids = by_split["train"]
         train_events = events.filter(
             pl.col("customer_id").is_in(train_ids.implode())
             & (pl.col("timestamp") <= max(cutoffs["train"]))
         )
         if train_events.height == 0:
             raise EventDataError(f"{source}: no training events before {max(cutoffs['train'])}")
-        active = cutoffs_cfg.get("active_within_days")
         return cls(
             schema=schema,
             features=features,
@@ -223,7 +242,7 @@ class Preprocessing:
             vocabs=Vocabularies.build(train_events, features.categorical),
             split=split,
             cutoffs={k: tuple(v) for k, v in cutoffs.items()},
-            active_within_days=None if active is None else float(active),
+            active_within_days=active,
         )
 
     def sequences(

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -154,6 +154,11 @@ class CutoffSchedule:
     min_samples: int = 200  # training samples, all cutoffs together
     min_eval_samples: int = 30  # validation / test samples each
     sparse: str = "error"  # error | warn: what too few samples do
+    # Validation pooled over several cutoffs when a log is small: with fewer than
+    # ``val_samples`` samples at the validation cutoff, earlier ones are added every
+    # ``train_stride_days`` (up to ``max_val_cutoffs`` in all) until there are that many.
+    val_samples: int = 2000
+    max_val_cutoffs: int = 4
 
     def __post_init__(self) -> None:
         if self.test is not None:
@@ -164,6 +169,11 @@ class CutoffSchedule:
             raise ConfigError(f"labels.cutoffs.n_train must be >= 1, got {self.n_train}")
         if self.train_stride_days <= 0:
             raise ConfigError("labels.cutoffs.train_stride_days must be > 0")
+        if self.val_samples < 0 or self.max_val_cutoffs < 1:
+            raise ConfigError(
+                f"labels.cutoffs.val_samples={self.val_samples} must be >= 0 and "
+                f"max_val_cutoffs={self.max_val_cutoffs} >= 1"
+            )
         if self.sparse not in ("error", "warn"):
             raise ConfigError(f"labels.cutoffs.sparse={self.sparse!r} is not one of ['error', 'warn']")
 
@@ -178,6 +188,8 @@ class CutoffSchedule:
             min_samples=int(cfg.get("min_samples", 200)),
             min_eval_samples=int(cfg.get("min_eval_samples", 30)),
             sparse=str(cfg.get("sparse", "error")),
+            val_samples=int(cfg.get("val_samples", cls.val_samples)),
+            max_val_cutoffs=int(cfg.get("max_val_cutoffs", cls.max_val_cutoffs)),
         )
 
     def check_sample_counts(self, counts: Mapping[str, list[SampleCount]], source: str) -> None:
@@ -273,6 +285,40 @@ class CutoffSchedule:
             f"; {activity.describe(instead if held_back else None)}" if activity else "",
         )  # fmt: skip
         return cutoffs
+
+    def widen_validation(
+        self,
+        cutoffs: Mapping[str, list[datetime]],
+        start: datetime,
+        count: Callable[[datetime], int],
+    ) -> dict[str, list[datetime]]:
+        """``cutoffs`` with earlier validation cutoffs added while the validation samples
+        (``count(cutoff)``: the validation customers' samples there) number fewer than
+        ``val_samples``: every ``train_stride_days`` back from the validation cutoff, after
+        ``start``, at most ``max_val_cutoffs`` in all. Early stopping, calibration, the stage
+        rule and the per-head blend are all decided on validation, and a small log gives them
+        a few dozen customers at one cutoff. The validation customers' training samples then
+        end one horizon before the earliest of them (``Preprocessing.customers_at``), so
+        validation stays out of time for its own customers. One log line says what was done."""
+        (val,) = cutoffs["val"]
+        chosen, counts = [val], [count(val)]
+        stride = timedelta(days=self.train_stride_days)
+        while sum(counts) < self.val_samples and len(chosen) < self.max_val_cutoffs:
+            earlier = chosen[-1] - stride
+            if earlier <= start:
+                break
+            chosen.append(earlier)
+            counts.append(count(earlier))
+        if len(chosen) == 1:
+            return dict(cutoffs)
+        log.warning(
+            "validation: %d samples at %s, fewer than labels.cutoffs.val_samples=%d, so it is "
+            "pooled over %d cutoffs every %g days back (%s: %d samples) for early stopping, "
+            "calibration and the per-head choice; labels.cutoffs.max_val_cutoffs=1 keeps one",
+            counts[0], f"{val:%Y-%m-%d}", self.val_samples, len(chosen), self.train_stride_days,
+            ", ".join(f"{t:%Y-%m-%d} {n}" for t, n in zip(chosen, counts, strict=True)), sum(counts),
+        )  # fmt: skip
+        return {**cutoffs, "val": sorted(chosen)}
 
     def _training(self, val: datetime, start: datetime) -> tuple[list[datetime], str]:
         """Training cutoffs after ``start`` and what they go back from: one horizon before

@@ -37,6 +37,7 @@ from journeyformer.data.preprocessing import (
     SplitConfig,
     check_data_keys,
     check_label_keys,
+    widen_validation,
 )
 from journeyformer.data.sample_store import (
     SPEC,
@@ -74,7 +75,11 @@ def fit_streaming(events: pl.LazyFrame, data_cfg: Mapping[str, Any], labels_cfg:
     cutoffs = schedule.resolve(start.first_event, end.end, start)
     split = SplitConfig.from_config(data_cfg.get("split"))
     ids = events.select(pl.col("customer_id").unique()).collect(engine="streaming")
-    train_ids = split.customers(ids)["train"]
+    by_split = split.customers(ids)
+    active = cutoffs_cfg.get("active_within_days")
+    active = None if active is None else float(active)
+    cutoffs = widen_validation(schedule, cutoffs, start.at, events, by_split["val"], labels, active)
+    train_ids = by_split["train"]
     train = events.filter(
         pl.col("customer_id").is_in(train_ids.implode()) & (pl.col("timestamp") <= max(cutoffs["train"]))
     )
@@ -88,7 +93,6 @@ def fit_streaming(events: pl.LazyFrame, data_cfg: Mapping[str, Any], labels_cfg:
         vocabs[col] = Vocab.from_counts(counts)
     if train.select(pl.len()).collect(engine="streaming").item() == 0:
         raise EventDataError(f"{source}: no training events before {max(cutoffs['train'])}")
-    active = cutoffs_cfg.get("active_within_days")
     return Preprocessing(
         schema=EventSchema.from_config(data_cfg),
         features=features,
@@ -96,7 +100,7 @@ def fit_streaming(events: pl.LazyFrame, data_cfg: Mapping[str, Any], labels_cfg:
         vocabs=Vocabularies(vocabs),
         split=split,
         cutoffs={k: tuple(v) for k, v in cutoffs.items()},
-        active_within_days=None if active is None else float(active),
+        active_within_days=active,
     )
 
 

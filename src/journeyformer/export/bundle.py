@@ -130,7 +130,7 @@ def validation_sequences(bundle: Bundle, data: ValidationData) -> Sequences:
     active = pre.active_within_days if data.active_within_days is None else data.active_within_days
     pre = replace(pre, schema=bundle.schema(data.schema_overrides), split=split, active_within_days=active)
     events = load_events(data.path, pre.schema)
-    cutoff = pre.cutoffs["val"][0]
+    cutoff = max(pre.cutoffs["val"])
     seqs = pre.sequences(
         events,
         cutoff,

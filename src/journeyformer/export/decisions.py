@@ -114,6 +114,6 @@ def add_decision_files(
         return None
     bundle = Bundle(tmp, spec)
     train = training_sequences(bundle, data.path, data.schema_overrides, settings.max_customers, settings.seed)
-    cutoff = bundle.preprocessing.cutoffs["val"][0]
+    cutoff = max(bundle.preprocessing.cutoffs["val"])
     population = f"{len(validation)} validation customers @ {cutoff:%Y-%m-%d} ({data.path})"
     return write_decision_files(tmp, spec, validation, train, settings, cutoff, population)

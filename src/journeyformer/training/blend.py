@@ -52,7 +52,7 @@ def model_features(seqs: Sequences) -> np.ndarray:
     ).astype(np.float32)
 
 
-def _on_model_inputs(seqs: Sequences) -> Sequences:
+def model_inputs(seqs: Sequences) -> Sequences:
     return replace(seqs, aggregates=model_features(seqs))
 
 
@@ -68,7 +68,7 @@ class Blend:
 
     def booster_outputs(self, seqs: Sequences) -> dict[str, np.ndarray]:
         """Output name -> the booster's prediction of that output, for the blended tasks."""
-        preds = self.boosting.predict(_on_model_inputs(seqs))
+        preds = self.boosting.predict(model_inputs(seqs))
         return {registry.get(t).metric_output: preds[t] for t in self.blended}
 
     @property
@@ -139,10 +139,10 @@ def fit_blend(
         return None
     assert val.labels is not None
     fitted = BoostingBaseline.fit(
-        _on_model_inputs(train), _on_model_inputs(val), tasks, n_classes, seed=seed
+        model_inputs(train), model_inputs(val), tasks, n_classes, seed=seed
     )
     blend = Blend(fitted, {t: 1.0 for t in tasks})
-    preds = fitted.predict(_on_model_inputs(val))
+    preds = fitted.predict(model_inputs(val))
     for name in tasks:
         task = registry.get(name)
         if name not in preds:  # no booster (nothing to learn): the network alone
