@@ -40,7 +40,7 @@ def test_backtest_series_collects_headlines_of_model_and_baselines():
 
 
 def test_segment_table_and_transitions():
-    t = segment_table(["a", "b", "a"], ["a", "b", "c"], churn=(np.array([0.1, 0.5, 0.3]), np.array([0, 1, 1])))
+    t = segment_table(["a", "b", "a"], ["a", "b", "c"], {"churn": (np.array([0.1, 0.5, 0.3]), np.array([0, 1, 1]))})
     assert t["customers"].to_list() == [2, 1, 0]
     assert t.filter(pl.col("segment") == "a")["actual_churn"].item() == 0.5
     m, n = transition_matrix(
@@ -56,7 +56,7 @@ def test_decision_plots_draw_the_backtest_segment_table_and_transitions():
     from journeyformer.evaluation.decisions import decision_plots
 
     runs = [(datetime(2025, m, 1, tzinfo=timezone.utc), {"model": {"churn": {"auroc": 0.9}}, "baselines": {"churn": {"rfm": {"auroc": 0.8}}}}) for m in (9, 10, 11)]
-    table = segment_table(["a", "b", "a"], ["a", "b", "c"], (np.array([0.2, 0.8, 0.4]), np.array([0, 1, 1])), (np.array([5.0, 1.0, 3.0]), np.array([4.0, 0.0, 9.0])))
+    table = segment_table(["a", "b", "a"], ["a", "b", "c"], {"churn": (np.array([0.2, 0.8, 0.4]), np.array([0, 1, 1])), "value": (np.array([5.0, 1.0, 3.0]), np.array([4.0, 0.0, 9.0]))})
     matrix, n = transition_matrix(
         pl.DataFrame({"customer_id": [1, 2], "segment": ["a", "b"]}), pl.DataFrame({"customer_id": [1, 2], "segment": ["b", "b"]}), ["a", "b"]
     )

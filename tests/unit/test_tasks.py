@@ -23,6 +23,7 @@ from journeyformer.data.vocab import Vocabularies
 from journeyformer.evaluation import plots
 from journeyformer.evaluation.protocol import BaselineData, Population, score
 from journeyformer.evaluation.render import render_text
+from journeyformer.evaluation.segments import mean_pairs, segment_table
 from journeyformer.export.onnx import io_spec
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.partition import prediction_frame, prediction_schema
@@ -100,6 +101,12 @@ def check_contract(task: Task, seqs, vocabs, features) -> None:
     frame = prediction_frame(sample, outputs, bundle, CUTOFF)
     assert set(task.columns(bundle.context())) <= set(frame.columns), "prediction columns"
     assert frame.schema == prediction_schema(bundle, sample.customer_id.dtype), "prediction schema"
+    # segments and explanations: a mean output is one of the task's outputs, on the label's scale
+    if task.mean_output:
+        assert task.mean_output in declared, "mean output"
+        table = segment_table(["a"] * len(sample), ["a"], mean_pairs(outputs, sample.labels))
+        assert table[f"predicted_{task.name}"].item() == pytest.approx(float(np.mean(outputs[task.mean_output])))
+        assert table[f"actual_{task.name}"].item() == pytest.approx(float(np.mean(sample.labels[task.name])))
     # report: every plot it asks for exists and draws
     for plot in task.plots(sample.labels[task.name], outputs, base.predict(sample)[task.name], bundle.context()):
         png = getattr(plots, plot.kind)(**plot.args)

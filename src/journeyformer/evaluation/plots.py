@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 
 from journeyformer.data.labels import IGNORE_INDEX  # noqa: E402
 from journeyformer.metrics.scores import accuracy_at_k  # noqa: E402
+from journeyformer.tasks import registry  # noqa: E402
 
 
 def _png(fig: plt.Figure) -> bytes:
@@ -197,7 +198,8 @@ def segment_plot(table: Sequence[Mapping], title: str) -> bytes:
     churn and mean predicted against actual value (``table``: metrics.json's segment rows)."""
     rows = [r for r in table if r.get("customers")]
     names = [f"{r['segment']} ({r['customers']:,})" for r in rows]
-    pairs = [(k, f"predicted_{k}", f"actual_{k}") for k in ("churn", "value") if rows and f"predicted_{k}" in rows[0]]
+    tasks = [k.removeprefix("predicted_") for k in (rows[0] if rows else {}) if k.startswith("predicted_")]
+    pairs = [(k, f"predicted_{k}", f"actual_{k}") for k in tasks]
     fig, axes = plt.subplots(1, max(len(pairs), 1), figsize=(5.2 * max(len(pairs), 1), 0.45 * len(rows) + 1.8), squeeze=False)
     y = np.arange(len(rows))
     for ax, (what, predicted, actual) in zip(axes[0], pairs, strict=False):
@@ -205,7 +207,7 @@ def segment_plot(table: Sequence[Mapping], title: str) -> bytes:
         ax.barh(y + 0.2, [r[actual] for r in rows], 0.4, label="actual (mean)")
         ax.set_yticks(y, names, fontsize=8)
         ax.invert_yaxis()
-        unit = "probability / rate" if what == "churn" else "spend in the horizon"
+        unit = registry.TASKS[what].mean_unit if what in registry.TASKS else "mean"
         ax.set(xlabel=unit, title=what)
         ax.grid(axis="x", alpha=0.3)
         ax.legend(fontsize=7)

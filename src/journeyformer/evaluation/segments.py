@@ -1,8 +1,9 @@
 """Segments in the evaluation report: who is in each, what the model said and what happened.
 
-* :func:`segment_table`: per segment, its size and share, the mean predicted churn
-  probability and the actual churn rate, the mean predicted and the mean actual value (spend
-  within the horizon) -- a segment whose predicted and actual columns disagree is mis-targeted;
+* :func:`segment_table`: per segment, its size and share and, for each task with a mean output
+  (``Task.mean_output``), its mean against the label's: the predicted churn probability and
+  the actual churn rate, the expected and the actual value (spend within the horizon) -- a
+  segment whose predicted and actual columns disagree is mis-targeted;
 * :func:`transition_matrix`: customers scored at two as_of dates, by segment at the first
   (rows) and at the second (columns), as shares of each row -- who moved where.
 
@@ -11,31 +12,40 @@ Needs only Polars and NumPy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from journeyformer.tasks import registry
+
+
+def mean_pairs(
+    outputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Task -> (its mean output, its label) for every task with both (registry order)."""
+    return {
+        task: (outputs[name], labels[task])
+        for task, name in registry.mean_outputs().items()
+        if task in labels and name in outputs
+    }
+
 
 def segment_table(
     segment: pl.Series | Sequence[str],
     order: Sequence[str],
-    churn: tuple[np.ndarray, np.ndarray] | None = None,
-    value: tuple[np.ndarray, np.ndarray] | None = None,
+    pairs: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> pl.DataFrame:
     """One row per segment of ``order`` (empty ones included, size 0).
 
-    ``churn``, ``value``: (predicted, actual) arrays in the row order of ``segment``.
-    Columns: segment, customers, share, then predicted_churn, actual_churn,
-    predicted_value, actual_value (means over the segment's customers) for what is given.
+    ``pairs``: task -> (predicted, actual) arrays in the row order of ``segment`` (each
+    task's mean output and its label, :func:`mean_pairs`). Columns: segment, customers,
+    share, then predicted_<task>, actual_<task> (means over the segment's customers) per task.
     """
     frame = pl.DataFrame({"segment": pl.Series(list(segment), dtype=pl.String)})
     aggs: list[pl.Expr] = [pl.len().alias("customers")]
-    for name, pair in (("churn", churn), ("value", value)):
-        if pair is None:
-            continue
-        predicted, actual = pair
+    for name, (predicted, actual) in (pairs or {}).items():
         frame = frame.with_columns(
             pl.Series(f"predicted_{name}", np.asarray(predicted, np.float64)),
             pl.Series(f"actual_{name}", np.asarray(actual, np.float64)),
@@ -97,9 +107,7 @@ def segment_report(
     rules = decisions.segments
     seg = predicted_segments(bundle, test, outputs, as_of, decisions)
     labels = test.labels or {}
-    churn = (outputs["churn_probability"], labels["churn"]) if "churn" in labels and "churn_probability" in outputs else None
-    value = (outputs["expected_value"], labels["value"]) if "value" in labels and "expected_value" in outputs else None
-    table = segment_table(seg["segment"], rules.names, churn, value)
+    table = segment_table(seg["segment"], rules.names, mean_pairs(outputs, labels))
     out: dict[str, Any] = {
         "segments": {"as_of": as_of.isoformat(), "rules": rules.describe(), "table": table.to_dicts()},
     }

@@ -39,9 +39,8 @@ from journeyformer.data.batch import Batch, map_batches
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.errors import ConfigError
 from journeyformer.inference.reference import Reference
+from journeyformer.tasks import registry
 
-# Explained score -> output name (an explanation is given for each that the model has).
-TARGETS = {"churn": "churn_probability", "value": "expected_value"}
 MAX_ROWS = 2048  # variant rows per runner call (bounds onnxruntime's attention memory)
 
 # Context column -> group, by name (aggregates context, then the summary context's names).
@@ -115,9 +114,11 @@ class Explainer:
             )
         if last_events < 0 or top < 1:
             raise ConfigError(f"{where}: explain_events must be >= 0 and explain_top >= 1, got {last_events}, {top}")
-        targets = {k: v for k, v in TARGETS.items() if v in output_names}
+        # Explained score -> output name: each task's mean output the model has.
+        explained = registry.mean_outputs()
+        targets = {k: v for k, v in explained.items() if v in output_names}
         if not targets:
-            raise ConfigError(f"{where}: the model has none of the explained outputs {list(TARGETS.values())}")
+            raise ConfigError(f"{where}: the model has none of the explained outputs {list(explained.values())}")
         names = pre.context_names
         typical = np.asarray([reference.quantile(f"context/{n}", 0.5) for n in names], np.float32)
         numeric = pre.numeric_names

@@ -49,7 +49,8 @@ from journeyformer.metrics.drift import CATEGORICAL, CONTINUOUS, Profile, profil
 REFERENCE = "reference.json"
 # Prediction columns that are not scores of the population (identifiers, lists).
 _NOT_SCORES = ("customer_id", "as_of", "n_events", "embedding")
-_CATEGORICAL_SCORES = ("next_action", "stage", "segment", "cluster")
+# Categorical scores: every text column (a task's class: next_action, stage) and these.
+_CATEGORICAL_SCORES = ("segment", "cluster")
 
 
 def measures(
@@ -85,7 +86,7 @@ def measures(
         if col in _NOT_SCORES:
             continue
         values = predictions.get_column(col)
-        if col in _CATEGORICAL_SCORES:
+        if col in _CATEGORICAL_SCORES or dtype == pl.String:
             out[f"score/{col}"] = (CATEGORICAL, values.cast(pl.String).to_list())
         elif dtype.is_numeric():
             out[f"score/{col}"] = (CONTINUOUS, values.cast(pl.Float64).fill_null(np.nan).to_numpy())

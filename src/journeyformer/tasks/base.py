@@ -124,6 +124,11 @@ class Task:
             ``stage_now`` input, fitted for the headline metric on validation data and kept
             only where it gains on held-out validation samples (stage;
             :mod:`journeyformer.metrics.decision`).
+        mean_output: an output on the label's own scale (a probability of a 0/1 label, an
+            expected amount), so that its mean over a group of customers is compared with the
+            label's mean there (segment tables and plots) and explained per customer
+            (``predict explain=true``); None: the task has no such output. ``mean_unit`` names
+            its scale in plots.
         boosting: LightGBM parameters of the task's gradient-boosting baseline
             (:mod:`journeyformer.tasks.boosting`): ``objective`` and ``metric`` at least. With
             ``objective: multiclass`` the labels are class ids and the scores a (N, head_size)
@@ -139,6 +144,8 @@ class Task:
     calibrated: ClassVar[bool] = False
     scaled_output: ClassVar[str | None] = None
     decision_rule: ClassVar[bool] = False
+    mean_output: ClassVar[str | None] = None
+    mean_unit: ClassVar[str] = ""
     boosting: ClassVar[Mapping[str, Any] | None] = None
 
     # ---- data ---------------------------------------------------------------------------

@@ -36,6 +36,12 @@ class BinaryTask(Task):
     def metric_output(self) -> str:  # type: ignore[override]
         return self.output_name
 
+    @property
+    def mean_output(self) -> str:  # type: ignore[override]
+        return self.output_name
+
+    mean_unit = "probability / rate"
+
     def head_size(self, sizes: Sizes) -> int:
         return 1
 

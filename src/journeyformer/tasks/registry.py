@@ -39,6 +39,13 @@ def enabled(names: Iterable[str]) -> list[Task]:
     return [t for name, t in TASKS.items() if name in wanted]
 
 
+def mean_outputs(names: Iterable[str] | None = None) -> dict[str, str]:
+    """Task -> its :attr:`~journeyformer.tasks.base.Task.mean_output`, for the tasks that have
+    one (all registered tasks when ``names`` is None)."""
+    tasks = TASKS.values() if names is None else enabled(names)
+    return {t.name: t.mean_output for t in tasks if t.mean_output}
+
+
 def default_weights() -> dict[str, float]:
     return {name: t.default_weight for name, t in TASKS.items()}
 

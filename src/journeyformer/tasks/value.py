@@ -75,6 +75,8 @@ class Value(Task):
     headline = "spearman"
     metric_output = "expected_value"
     scaled_output = "expected_value"
+    mean_output = "expected_value"
+    mean_unit = "spend in the horizon"
     # Tweedie with variance power 1.5: many zeros and a long tail of spend.
     boosting = {"objective": "tweedie", "tweedie_variance_power": 1.5, "metric": "tweedie"}
 
