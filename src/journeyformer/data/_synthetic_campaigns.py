@@ -71,6 +71,7 @@ class Campaign:
 
     day: int
     seed: int
+    treated_share: float = TREATED_SHARE  # 1.0 / 0.0: everyone / no one (the counterfactual worlds)
     records: dict[str, np.ndarray] = field(default_factory=dict)
 
     def expose(self, s: dict[str, np.ndarray], ticket_hazard: float) -> None:
@@ -78,7 +79,7 @@ class Campaign:
         t = float(self.day)
         idx = np.flatnonzero((s["stage"] != P.CHURNED) & (s["acquired"] < t))
         rng = np.random.default_rng([self.seed, 24])
-        treated = rng.random(idx.size) < TREATED_SHARE
+        treated = rng.random(idx.size) < self.treated_share
         engaged = np.exp(np.minimum(s["disengage_at"][idx] - t, 0.0) * P.DISENGAGE_RATE)
         ticket = s["ticket_at"][idx] <= t - P.TICKET_GRACE
         kind = np.full(idx.size, SURE, np.int8)

@@ -169,12 +169,18 @@ class SyntheticJourneys:
     effects: pl.DataFrame | None = None
 
 
-def generate_journeys(config: SyntheticConfig) -> SyntheticJourneys:
-    """Simulate ``config.n_customers`` journeys over ``config.days`` days (same seed, same data)."""
+def generate_journeys(config: SyntheticConfig, treated_share: float | None = None) -> SyntheticJourneys:
+    """Simulate ``config.n_customers`` journeys over ``config.days`` days (same seed, same data).
+
+    ``treated_share`` (the campaigns world): the share of eligible customers treated, default
+    one half; 1.0 and 0.0 give the two counterfactual worlds (same customers, same days before
+    the exposure), whose difference is the campaign's true average effect.
+    """
     start = config.start_datetime
     if config.world == "purchases":
         return _purchase_log(config)
-    campaign = C.Campaign(C.exposure_day(config.days), config.seed) if config.world == "campaigns" else None
+    share = C.TREATED_SHARE if treated_share is None else treated_share
+    campaign = C.Campaign(C.exposure_day(config.days), config.seed, share) if config.world == "campaigns" else None
     raw = simulate(config, campaign)
     start_us = int(start.timestamp()) * 1_000_000
     journeys = SyntheticJourneys(
