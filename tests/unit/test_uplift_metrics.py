@@ -64,3 +64,13 @@ def test_power_and_balance_by_hand() -> None:
     assert U.standardized_difference(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1, 1, 0, 0])) == pytest.approx(-2 / math.sqrt(0.5))
     assert U.sample_ratio_pvalue(500, 500, 0.5) == 1.0
     assert U.sample_ratio_pvalue(600, 400, 0.5) < 1e-8  # chi2 = 40
+
+
+def test_targeting_by_net_value_under_a_budget() -> None:
+    value = np.array([10.0, 2.0, 7.0, -1.0, 4.0])
+    # cost 3, budget 7.5 -> at most 2 contacts, only positive nets (10-3, 7-3; 4-3 would fit a bigger budget)
+    assert U.select_by_net_value(value, 3.0, 7.5).tolist() == [True, False, True, False, False]
+    assert U.select_by_net_value(value, 3.0, 100.0).tolist() == [True, False, True, False, True]
+    # policy value by hand: target rows 0..1 (treated y=1, control y=0) of four: 0.5 * (1 - 0) - 0.2 * 0.5
+    assert U.policy_value(Y, T, np.array([True, True, False, False]), cost=0.2) == pytest.approx(0.4)
+    assert U.policy_value(Y, T, np.zeros(4, bool)) == 0.0
