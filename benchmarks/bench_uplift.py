@@ -102,10 +102,10 @@ CAUSALML = textwrap.dedent("""
     for name in ("retention", "spend"):
         y = d["y_" + name]
         t = BaseTRegressor(learner=LGBMRegressor(**params), control_name=0)
-        t.fit(d["x"], d["t"], y)
+        t.fit(d["x"], treatment=d["t"], y=y)
         out["causalml_t_" + name] = t.predict(d["x_test"]).ravel()
         xl = BaseXRegressor(learner=LGBMRegressor(**params), control_name=0)
-        xl.fit(d["x"], d["t"], y, p=np.full(len(y), 0.5))
+        xl.fit(d["x"], treatment=d["t"], y=y, p=np.full(len(y), 0.5))
         out["causalml_x_" + name] = xl.predict(d["x_test"], p=np.full(len(d["x_test"]), 0.5)).ravel()
     np.savez(sys.argv[2], **out)
 """)

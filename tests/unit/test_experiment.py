@@ -71,6 +71,7 @@ def test_model_prediction_as_covariate_reduces_variance_more(world: tuple[Path, 
     predictions = effects.select(
         "customer_id",
         (1 - (-pl.col("hazard") * 30).exp()).alias("churn_probability"),
+        pl.col("tau_value").alias("true_uplift_value"),
     )
     predictions.write_parquet(root / "predictions.parquet")
     base, _ = run_experiment({"input": str(paths["events"]), "exposures": {"path": str(paths["exposures"])},
@@ -78,7 +79,12 @@ def test_model_prediction_as_covariate_reduces_variance_more(world: tuple[Path, 
     with_model, _ = run_experiment({
         "input": str(paths["events"]), "exposures": {"path": str(paths["exposures"])},
         "predictions": str(root / "predictions.parquet"), "output": str(root / "e2"),
+        "policies": {"true_uplift": "true_uplift_value", "churn_risk": "churn_probability"},
     })  # fmt: skip
+    # targeting by the true uplift earns more than at random; by churn risk it does not
+    policies = with_model["policies"]["policies"]
+    assert policies["true_uplift"]["minus_random_low"] > 0
+    assert policies["churn_risk"]["minus_random"] < policies["true_uplift"]["minus_random"]
     assert with_model["outcomes"]["churn"]["covariate"] == "churn_probability"
     vr = with_model["outcomes"]["churn"]["variance_reduction"]
     assert vr > 0.01 and with_model["outcomes"]["churn"]["cuped"]["se"] < base["outcomes"]["churn"]["plain"]["se"]

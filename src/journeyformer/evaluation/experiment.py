@@ -63,6 +63,13 @@ class ExperimentConfig:
     relative_effects: tuple[float, ...] = (0.05, 0.10)
     min_segment: int = 50  # segments with fewer customers per arm are pooled as "other"
     covariates: Mapping[str, str] = field(default_factory=lambda: dict(PREDICTION_COVARIATES))
+    # targeting policies compared on the randomised customers: name -> score column (higher =
+    # target first), each against random targeting; see :func:`compare_policies`
+    policies: Mapping[str, str] = field(default_factory=dict)
+    budget_share: float = 0.3  # share of customers a policy may contact
+    contact_cost: float = 0.0  # currency per contact
+    policy_outcome: str = "spend"
+    n_boot: int = 200
 
     def __post_init__(self) -> None:
         if self.window_days <= 0:
@@ -185,7 +192,44 @@ def analyse(frame: pl.DataFrame, cfg: ExperimentConfig, covariates: Mapping[str,
         result["segments"] = _by_segment(frame, cfg, covariates)
     result["balance"] = balance(frame, [*FEATURES, *sorted(set(covariates.values()) - set(FEATURES))], cfg)
     result["warnings"] += result["balance"]["warnings"]
+    if cfg.policies:
+        scores = {n: frame.get_column(c).to_numpy() for n, c in cfg.policies.items()}
+        result["policies"] = compare_policies(frame.get_column(cfg.policy_outcome).to_numpy(), t, scores, cfg)
     return result
+
+
+def compare_policies(y: np.ndarray, t: np.ndarray, scores: Mapping[str, np.ndarray],
+                     cfg: ExperimentConfig) -> dict[str, Any]:  # fmt: skip
+    """Incremental outcome per customer, net of contact costs, of treating the top
+    ``budget_share`` of customers by each score (and at random), estimated on these randomised
+    customers (:func:`journeyformer.metrics.uplift.policy_value`), with 95% bootstrap intervals
+    over customers, and each policy minus random on the same resamples. The scores must come
+    from a model that did not see these customers' outcomes."""
+    n = len(y)
+    k = max(1, int(round(cfg.budget_share * n)))
+    rng = np.random.default_rng(0)
+    ranked = {**scores, "random": rng.random(n)}
+    masks = {}
+    for name, s in ranked.items():
+        m = np.zeros(n, bool)
+        m[np.argsort(-np.asarray(s, float), kind="stable")[:k]] = True
+        masks[name] = m
+    point = {name: U.policy_value(y, t, m, cfg.contact_cost) for name, m in masks.items()}
+    draws = {name: np.empty(cfg.n_boot) for name in masks}
+    for b in range(cfg.n_boot):
+        idx = rng.integers(0, n, n)
+        for name, m in masks.items():
+            draws[name][b] = U.policy_value(y[idx], t[idx], m[idx], cfg.contact_cost)
+    out: dict[str, Any] = {"outcome": cfg.policy_outcome, "budget_share": cfg.budget_share,
+                           "contact_cost": cfg.contact_cost, "customers": n, "policies": {}}  # fmt: skip
+    for name in masks:
+        low, high = np.nanpercentile(draws[name], [2.5, 97.5])
+        d = draws[name] - draws["random"]
+        dlow, dhigh = np.nanpercentile(d, [2.5, 97.5])
+        out["policies"][name] = {"value_per_customer": point[name], "low": float(low), "high": float(high),
+                                 "minus_random": point[name] - point["random"],
+                                 "minus_random_low": float(dlow), "minus_random_high": float(dhigh)}  # fmt: skip
+    return out
 
 
 def _by_segment(frame: pl.DataFrame, cfg: ExperimentConfig, covariates: Mapping[str, str]) -> dict[str, Any]:
@@ -246,13 +290,20 @@ def attach(frame: pl.DataFrame, predictions: pl.DataFrame | None, segments: pl.D
     prediction are an error (CUPED needs every customer's covariate)."""
     covariates: dict[str, str] = {}
     if predictions is not None:
+        missing = sorted(c for c in cfg.policies.values() if c not in predictions.columns)
+        if missing:
+            raise EventDataError(
+                f"{name}: policy score column(s) {missing} are not in the predictions (columns "
+                f"{predictions.columns}); fix policies.<name>=<column>"
+            )
         cols = [c for c in cfg.covariates.values() if c in predictions.columns]
         if not cols:
             raise EventDataError(
                 f"{name}: none of the covariate columns {sorted(cfg.covariates.values())} is in the "
                 f"predictions (columns {predictions.columns}); set covariates.<outcome>=<column>"
             )
-        keyed = predictions.select("customer_id", *cols).with_columns(pl.col("customer_id").cast(frame.schema["customer_id"]))
+        extra = [c for c in dict.fromkeys(cfg.policies.values()) if c not in cols]
+        keyed = predictions.select("customer_id", *cols, *extra).with_columns(pl.col("customer_id").cast(frame.schema["customer_id"]))
         frame = frame.join(keyed, on="customer_id", how="left")
         lacking = frame.filter(pl.col(cols[0]).is_null())
         if lacking.height:

@@ -101,6 +101,16 @@ def render_html(result: dict[str, Any]) -> str:
         _table(["outcome", "smallest detectable effect", "with CUPED"],
                [[o, p["mde_plain"], p["mde_cuped"]] for o, p in result["power"].items()]),  # fmt: skip
     ]
+    if "policies" in result:
+        p = result["policies"]
+        rows = [[name, v["value_per_customer"], f"[{v['low']:+.4f}, {v['high']:+.4f}]",
+                 f"{v['minus_random']:+.4f} [{v['minus_random_low']:+.4f}, {v['minus_random_high']:+.4f}]"]
+                for name, v in p["policies"].items()]  # fmt: skip
+        parts += [
+            f"<h2>Targeting policies: incremental {html.escape(p['outcome'])} per customer, top "
+            f"{p['budget_share']:.0%} contacted at {p['contact_cost']:g} per contact</h2>",
+            _table(["policy (score)", "incremental per customer", "95% CI", "minus random [95% CI]"], rows),
+        ]
     b = result["balance"]
     srm = "not tested (no planned treated_share)" if b["sample_ratio_p"] is None else f"p = {b['sample_ratio_p']:.3g}"
     parts += [
@@ -133,6 +143,9 @@ def run_experiment(cfg: dict[str, Any]) -> tuple[dict[str, Any], Path]:
         power=float(cfg.get("power", 0.8)),
         relative_effects=tuple(cfg.get("relative_effects") or (0.05, 0.10)),
         covariates=dict(cfg.get("covariates") or {}) or ExperimentConfig().covariates,
+        policies=dict(cfg.get("policies") or {}),
+        budget_share=float(cfg.get("budget_share", 0.3)),
+        contact_cost=float(cfg.get("contact_cost", 0.0)),
     )
     events = load_events(cfg["input"], EventSchema.from_config(cfg.get("data") or {}))
     log_path = str(exposures_cfg["path"])
