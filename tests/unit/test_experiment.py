@@ -113,3 +113,14 @@ def test_outcome_window_after_the_data_is_an_error(world: tuple[Path, dict[str, 
     exposures = pl.read_parquet(paths["exposures"])
     with pytest.raises(EventDataError, match=r"outcome window of \d+ of \d+ exposures ends after the last event"):
         customer_frame(events, exposures, ExperimentConfig(window_days=90))
+
+
+def test_exposure_ids_in_another_type_match_or_error(world: tuple[Path, dict[str, Path]]) -> None:
+    _, paths = world
+    events = pl.read_parquet(paths["events"])
+    exposures = pl.read_parquet(paths["exposures"])
+    as_text = exposures.with_columns(pl.col("customer_id").cast(pl.String))
+    assert customer_frame(events, as_text, EXP).equals(customer_frame(events, exposures, EXP))
+    bad = as_text.with_columns(pl.when(pl.int_range(pl.len()) < 3).then(pl.lit("c-x")).otherwise(pl.col("customer_id")).alias("customer_id"))
+    with pytest.raises(EventDataError, match=r"3 of \d+ exposure customer ids are not.*c-x"):
+        customer_frame(events, bad, EXP)

@@ -108,6 +108,7 @@ def customer_frame(events: pl.DataFrame, exposures: pl.DataFrame, cfg: Experimen
             f"{late.get_column('timestamp').max():%Y-%m-%d %H:%M}; their outcome is not observed "
             f"yet. Wait for the events, or shorten window_days (now {cfg.window_days:g})."
         )
+    exposures = _same_ids(exposures, events.schema["customer_id"], name)
     ex = exposures.select("customer_id", pl.col("timestamp").alias("exposed_at"),
                           (pl.col("arm") == "treatment").cast(pl.Int8).alias("t"))  # fmt: skip
     missing = ex.join(events.select("customer_id").unique(), on="customer_id", how="anti").height
@@ -141,6 +142,23 @@ def customer_frame(events: pl.DataFrame, exposures: pl.DataFrame, cfg: Experimen
     fill = {c: 0.0 for c in ("spend", "conversion", "spend_pre", "conversion_pre", *FEATURES)}
     fill["days_since_last"] = fill["tenure_days"] = 365.0  # no history: long ago
     return out.drop("_n_post", "_n_pre").with_columns(pl.col(c).fill_null(v) for c, v in fill.items())
+
+
+def _same_ids(exposures: pl.DataFrame, dtype: pl.DataType, name: str) -> pl.DataFrame:
+    """The exposure log's customer ids in the events' type (text ids such as "17" match the
+    integer 17); an error naming examples when they cannot be."""
+    have = exposures.schema["customer_id"]
+    if have == dtype:
+        return exposures
+    cast = exposures.get_column("customer_id").cast(dtype, strict=False)
+    bad = exposures.filter(cast.is_null() & exposures.get_column("customer_id").is_not_null())
+    if bad.height:
+        raise EventDataError(
+            f"{name}: the events' customer_id is {dtype} but {bad.height} of {exposures.height} "
+            f"exposure customer ids are not, e.g. {bad.get_column('customer_id').head(5).to_list()}; "
+            "both files must use the same ids."
+        )
+    return exposures.with_columns(cast.alias("customer_id"))
 
 
 def _arm_check(frame: pl.DataFrame, name: str) -> None:
