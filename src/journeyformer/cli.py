@@ -108,6 +108,16 @@ def monitor_job(cfg: DictConfig) -> None:
     print(f"monitor: {result.output / 'monitor.html'}")
 
 
+def experiment_job(cfg: DictConfig) -> dict[str, Any]:
+    """Events + exposure log -> experiment.json and experiment.html (configs/campaign_experiment.yaml)."""
+    from journeyformer.evaluation.experiment_page import render_text, run_experiment
+
+    result, out = run_experiment(_plain(cfg))
+    print(render_text(result))
+    print(f"experiment: {out / 'experiment.html'}")
+    return result
+
+
 def generate_data_job(cfg: DictConfig) -> dict[str, Path]:
     """Write the synthetic data set into the folder of ``data.path`` and print a summary.
 
@@ -163,6 +173,7 @@ COMMANDS: dict[str, tuple[str, Callable[[DictConfig], Any], str | None]] = {
     "predict": ("predict", predict_job, None),
     "evaluate": ("evaluate", evaluate_job, "report"),
     "monitor": ("monitor", monitor_job, None),  # plots only with [report]
+    "experiment": ("campaign_experiment", experiment_job, None),
     "generate-data": ("generate_data", generate_data_job, None),
     "build-store": ("build_store", build_store_job, "train"),  # resolve_events_path lives in training
 }
@@ -176,6 +187,7 @@ commands:
   predict        score events with a bundle (predict.yaml)   base install
   evaluate       metrics + report.html (evaluate.yaml)       needs journeyformer[report]
   monitor        drift vs the bundle's reference (monitor.yaml)  base install (plots: [report])
+  experiment     effects of a campaign with a holdout (campaign_experiment.yaml)  base install
   generate-data  write the synthetic data set (generate_data.yaml)
   build-store    training samples as Parquet shards (build_store.yaml)  needs journeyformer[train]
 

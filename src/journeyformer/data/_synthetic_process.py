@@ -35,6 +35,7 @@ import numpy as np
 from journeyformer.data import _synthetic_params as P
 
 if TYPE_CHECKING:
+    from journeyformer.data._synthetic_campaigns import Campaign
     from journeyformer.data.synthetic import SyntheticConfig
 
 F32 = np.float32  # latent rates and scores: half the memory traffic of float64
@@ -177,12 +178,14 @@ def _set_stage(s: dict[str, np.ndarray], idx: np.ndarray, code: int | np.ndarray
         s[name][gone] = np.inf
 
 
-def simulate(config: SyntheticConfig) -> RawJourneys:
+def simulate(config: SyntheticConfig, campaign: Campaign | None = None) -> RawJourneys:
     """Simulate ``config.n_customers`` customers over ``config.days`` days (see the module doc).
 
     ``intensity`` scales session and e-mail rates, ``churn_scale`` the churn hazard,
     ``ticket_hazard`` is the extra churn hazard (per day) of an unresolved ticket, and
-    ``acquisition_span`` the share of the window over which customers arrive.
+    ``acquisition_span`` the share of the window over which customers arrive. A ``campaign``
+    (:mod:`journeyformer.data._synthetic_campaigns`) is sent to the live customers at the start
+    of its day and changes the treated customers' rates from then on.
     """
     rng = np.random.default_rng(config.seed)
     pop = _Population(rng, config)
@@ -197,6 +200,8 @@ def simulate(config: SyntheticConfig) -> RawJourneys:
         pop.hi = int(np.searchsorted(pop.acquired_sorted, t + 1.0))
         s = pop.view()
         new = np.arange(prev_hi - pop.lo, pop.hi - pop.lo)
+        if campaign is not None and t == campaign.day:
+            campaign.expose(s, ticket_hazard)
         out.add_stage(s["cid"][new], P.ACQ, s["acquired"][new])
         _step(rng, s, new, float(t), (start_weekday + t) % 7, ctx, out)
     return _collect(pop, out)

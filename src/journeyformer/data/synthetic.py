@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from journeyformer.data import _synthetic_campaigns as C
 from journeyformer.data._synthetic_params import (
     ACTIONS,
     CHANNELS,
@@ -42,7 +43,7 @@ from journeyformer.data.timestamps import UTC_US
 from journeyformer.errors import ConfigError, OutputError
 from journeyformer.io import atomic_write_parquet, atomic_write_text
 
-WORLDS = ("journeys", "purchases")
+WORLDS = ("journeys", "purchases", "campaigns")
 # Bump when the simulation changes, so cached generated data is made anew.
 GENERATOR_VERSION = 1
 
@@ -63,6 +64,8 @@ CUSTOMER_SCHEMA = pl.Schema(
 )
 STAGE_SCHEMA = pl.Schema({"customer_id": pl.Int64, "stage": pl.String, "start": UTC_US})
 FILENAMES = {
+    "exposures": "exposures.parquet",  # the campaigns world only
+    "effects": "truth_effects.parquet",  # the campaigns world only
     "customers": "truth_customers.parquet",
     "stages": "truth_stages.parquet",
     "events": "events.parquet",  # written last: its presence means the set is complete
@@ -93,7 +96,7 @@ class SyntheticConfig:
     churn_scale: float = 1.0
     ticket_hazard: float = 0.03  # churns per day
     acquisition_span: float = 0.9
-    world: str = "journeys"  # journeys (cross-channel) | purchases (a BTYD purchase log)
+    world: str = "journeys"  # journeys (cross-channel) | purchases (a BTYD purchase log) | campaigns
 
     def __post_init__(self) -> None:
         if self.world not in WORLDS:
@@ -154,25 +157,61 @@ class SyntheticJourneys:
     ``items`` the item count of add_to_cart / purchase events (0.0 otherwise).
     ``customers``: customer_id, segment, acquired_at, churned_at (null = not churned in the window).
     ``stages``: customer_id, stage, start -- one row per stage a customer entered, in time order.
+    ``exposures`` and ``effects`` (the campaigns world only): the exposure log
+    (:mod:`journeyformer.data.exposures`) and the true individual effects of each eligible
+    customer (:mod:`journeyformer.data._synthetic_campaigns`).
     """
 
     events: pl.DataFrame
     customers: pl.DataFrame
     stages: pl.DataFrame
+    exposures: pl.DataFrame | None = None
+    effects: pl.DataFrame | None = None
 
 
-def generate_journeys(config: SyntheticConfig) -> SyntheticJourneys:
-    """Simulate ``config.n_customers`` journeys over ``config.days`` days (same seed, same data)."""
+def generate_journeys(config: SyntheticConfig, treated_share: float | None = None) -> SyntheticJourneys:
+    """Simulate ``config.n_customers`` journeys over ``config.days`` days (same seed, same data).
+
+    ``treated_share`` (the campaigns world): the share of eligible customers treated, default
+    one half; 1.0 and 0.0 give the two counterfactual worlds (same customers, same days before
+    the exposure), whose difference is the campaign's true average effect.
+    """
     start = config.start_datetime
     if config.world == "purchases":
         return _purchase_log(config)
-    raw = simulate(config)
+    share = C.TREATED_SHARE if treated_share is None else treated_share
+    campaign = C.Campaign(C.exposure_day(config.days), config.seed, share) if config.world == "campaigns" else None
+    raw = simulate(config, campaign)
     start_us = int(start.timestamp()) * 1_000_000
-    return SyntheticJourneys(
+    journeys = SyntheticJourneys(
         events=_events_frame(raw, config.days, start_us),
         customers=_customers_frame(raw, start_us),
         stages=_stages_frame(raw, start_us),
     )
+    if campaign is not None:
+        journeys.exposures, journeys.effects = _campaign_frames(campaign, start_us)
+    return journeys
+
+
+def _campaign_frames(campaign: C.Campaign, start_us: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The exposure log and the true effects of the campaign (eligible customers only)."""
+    r = campaign.records
+    n = r["customer"].size
+    ids = pl.Series("customer_id", r["customer"] + 1, pl.Int64)
+    at = _timestamps(np.full(n, float(campaign.day)), start_us)
+    arm = pl.Series(np.where(r["treated"], "treatment", "control"))
+    exposures = pl.DataFrame(
+        {"customer_id": ids, "timestamp": at, "campaign": pl.Series([C.CAMPAIGN] * n, dtype=pl.String),
+         "arm": arm, "eligible": pl.Series(np.ones(n, bool))}
+    ).sort("customer_id")  # fmt: skip
+    effects = pl.DataFrame(
+        {"customer_id": ids, "campaign": [C.CAMPAIGN] * n, "arm": arm,
+         "type": pl.Series(C.TYPES).gather(r["kind"]), "hazard": r["hazard"],
+         "hazard_mult": r["hazard_mult"], "session_mult": r["session_mult"],
+         "window_days": np.full(n, float(C.WINDOW_DAYS)), "tau_churn": r["tau_churn"],
+         "tau_value": r["tau_value"]}
+    ).sort("customer_id")  # fmt: skip
+    return exposures, effects
 
 
 def _purchase_log(config: SyntheticConfig) -> SyntheticJourneys:
@@ -278,10 +317,12 @@ def write_journeys(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = {**FILENAMES, "events": events_filename}
-    frames = {"customers": journeys.customers, "stages": journeys.stages, "events": journeys.events}
+    frames = {"exposures": journeys.exposures, "effects": journeys.effects,
+              "customers": journeys.customers, "stages": journeys.stages, "events": journeys.events}  # fmt: skip
     paths: dict[str, Path] = {}
     for name, frame in frames.items():
-        paths[name] = atomic_write_parquet(out / names[name], frame)
+        if frame is not None:
+            paths[name] = atomic_write_parquet(out / names[name], frame)
     return paths
 
 

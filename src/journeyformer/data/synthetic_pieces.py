@@ -66,6 +66,11 @@ def write_in_pieces(
     """
     if piece_customers < 1:
         raise ConfigError(f"piece_customers must be >= 1, got {piece_customers}")
+    if config.world == "campaigns":
+        raise ConfigError(
+            "the campaigns world is not written in pieces (its exposure log and true effects "
+            "would be lost); generate it whole with generate_dataset / journeyformer generate-data"
+        )
     out = Path(out_dir)
     stamp = stamp_path(out / "events.parquet")
     check_owned(out / "events.parquet", generated_dir)

@@ -1,0 +1,214 @@
+"""Uplift on the campaigns world: how much room there is, and targeting by uplift vs churn risk.
+
+    .venv/bin/python benchmarks/bench_uplift.py [--seeds 1 2 3] [--customers 20000]
+        [--causalml ~/.cache/journeyformer/causalml-venv/bin/python] [--out results.json]
+
+Per seed: the campaigns world (``world=campaigns``: a randomised retention offer with a 50%
+holdout, four response types; :mod:`journeyformer.data._synthetic_campaigns`), the project's
+aggregates at the exposure (the table the LightGBM baseline is fitted on), the outcomes in the
+30 days after it (:func:`journeyformer.evaluation.experiment.customer_frame`), and one random
+half of the eligible customers for fitting, the other half held out (same split for all).
+
+Uplift scores, each for retention (1 - churn) and spend:
+
+* ``oracle``: the true individual effect written by the generator (``-tau_churn``,
+  ``tau_value``): the ceiling of any ranking;
+* ``t_learner`` / ``x_learner``: meta-learners with LightGBM on the aggregates, written here
+  (T: one model per arm, effect = difference; X: the T models' imputed effects regressed
+  per arm and blended with the known propensity 0.5);
+* ``causalml_t`` / ``causalml_x``: causalml's BaseTRegressor / BaseXRegressor with
+  LightGBM learners, when ``--causalml`` names a Python with causalml installed (a separate
+  benchmark-only venv);
+* ``churn_risk`` (LightGBM P(churn) on the control arm) and ``random``: the targeting rules
+  uplift is meant to replace.
+
+On the held-out half: Qini coefficient, AUUC and uplift@30% (definitions in
+:mod:`journeyformer.metrics.uplift`), the room (oracle minus the best meta-learner's Qini, 95%
+bootstrap interval over customers), and the incremental outcome per customer of treating the
+top 30% (a budget) by each score, with intervals. Prints the CPU. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+
+from journeyformer.data.features import FeatureConfig
+from journeyformer.data.labels import LabelConfig
+from journeyformer.data.sequences import build_sequences
+from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
+from journeyformer.data.vocab import Vocabularies
+from journeyformer.evaluation.experiment import ExperimentConfig, customer_frame
+from journeyformer.machine import cpu_line
+from journeyformer.metrics import uplift as U
+
+BUDGET = 0.3  # share of customers the campaign can reach
+PARAMS = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 40,
+          "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "verbose": -1, "n_jobs": 1}  # fmt: skip
+
+
+def features(seed: int, n: int) -> tuple[np.ndarray, pl.DataFrame]:
+    """Aggregates at the exposure and the outcome frame (with the true effects) per customer."""
+    world = generate_journeys(SyntheticConfig(n_customers=n, seed=seed, world="campaigns"))
+    assert world.exposures is not None and world.effects is not None
+    frame = customer_frame(world.events, world.exposures, ExperimentConfig(window_days=30))
+    frame = frame.join(world.effects.select("customer_id", "type", "tau_churn", "tau_value"), on="customer_id")
+    cutoff = world.exposures.get_column("timestamp").min()
+    events = world.events.filter(pl.col("timestamp") < cutoff)
+    vocabs = Vocabularies.build(events, ["action", "channel"])
+    seqs = build_sequences(events, cutoff, vocabs, FeatureConfig(), LabelConfig(), customers=frame["customer_id"],
+                           with_labels=False)  # fmt: skip
+    x = pl.DataFrame({"customer_id": seqs.customer_id}).with_columns(
+        pl.Series("_i", np.arange(len(seqs.customer_id)))
+    )
+    frame = frame.join(x, on="customer_id", how="inner").sort("_i")
+    return seqs.aggregates.astype(np.float32), frame
+
+
+def _fit(x: np.ndarray, y: np.ndarray) -> lgb.LGBMRegressor:
+    return lgb.LGBMRegressor(**PARAMS).fit(x, y)
+
+
+def t_learner(x: np.ndarray, y: np.ndarray, t: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    m1, m0 = _fit(x[t == 1], y[t == 1]), _fit(x[t == 0], y[t == 0])
+    return m1.predict(x_test) - m0.predict(x_test)
+
+
+def x_learner(x: np.ndarray, y: np.ndarray, t: np.ndarray, x_test: np.ndarray, p: float = 0.5) -> np.ndarray:
+    m1, m0 = _fit(x[t == 1], y[t == 1]), _fit(x[t == 0], y[t == 0])
+    d1 = y[t == 1] - m0.predict(x[t == 1])  # imputed effects of the treated
+    d0 = m1.predict(x[t == 0]) - y[t == 0]  # and of the controls
+    tau1, tau0 = _fit(x[t == 1], d1), _fit(x[t == 0], d0)
+    return p * tau0.predict(x_test) + (1 - p) * tau1.predict(x_test)
+
+
+CAUSALML = textwrap.dedent("""
+    import sys, numpy as np
+    from lightgbm import LGBMRegressor
+    from causalml.inference.meta import BaseTRegressor, BaseXRegressor
+    d = np.load(sys.argv[1]); params = {params!r}
+    out = {{}}
+    for name in ("retention", "spend"):
+        y = d["y_" + name]
+        t = BaseTRegressor(learner=LGBMRegressor(**params), control_name=0)
+        t.fit(d["x"], treatment=d["t"], y=y)
+        out["causalml_t_" + name] = t.predict(d["x_test"]).ravel()
+        xl = BaseXRegressor(learner=LGBMRegressor(**params), control_name=0)
+        xl.fit(d["x"], treatment=d["t"], y=y, p=np.full(len(y), 0.5))
+        out["causalml_x_" + name] = xl.predict(d["x_test"], p=np.full(len(d["x_test"]), 0.5)).ravel()
+    np.savez(sys.argv[2], **out)
+""")
+
+
+def causalml_scores(python: str, x: np.ndarray, t: np.ndarray, ys: dict[str, np.ndarray], x_test: np.ndarray) -> dict[str, np.ndarray]:
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst, script = Path(tmp, "in.npz"), Path(tmp, "out.npz"), Path(tmp, "fit.py")
+        np.savez(src, x=x, t=t, x_test=x_test, **{f"y_{k}": v for k, v in ys.items()})
+        script.write_text(CAUSALML.format(params=PARAMS))
+        subprocess.run([python, str(script), str(src), str(dst)], check=True)
+        return dict(np.load(dst))
+
+
+def _boot(values: dict[str, np.ndarray], y: np.ndarray, t: np.ndarray, metric, n_boot: int, seed: int) -> dict[str, np.ndarray]:  # noqa: ANN001
+    rng = np.random.default_rng(seed)
+    draws = {k: np.empty(n_boot) for k in values}
+    for b in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        for k, s in values.items():
+            draws[k][b] = metric(y[idx], t[idx], s[idx])
+    return draws
+
+
+def run_seed(seed: int, n: int, causalml: str | None, n_boot: int) -> dict:
+    start = time.time()
+    x, frame = features(seed, n)
+    rng = np.random.default_rng(seed + 1000)
+    test = rng.random(len(x)) < 0.5
+    t = frame["t"].to_numpy().astype(int)
+    ys = {"retention": 1.0 - frame["churn"].to_numpy(), "spend": frame["spend"].to_numpy()}
+    truth = {"retention": -frame["tau_churn"].to_numpy(), "spend": frame["tau_value"].to_numpy()}
+    ext = causalml_scores(causalml, x[~test], t[~test], {k: v[~test] for k, v in ys.items()}, x[test]) if causalml else {}
+    risk = lgb.LGBMClassifier(**PARAMS).fit(x[~test][t[~test] == 0], frame["churn"].to_numpy()[~test][t[~test] == 0])
+    churn_risk = risk.predict_proba(x[test])[:, 1]
+    out: dict = {"seed": seed, "customers": len(x), "held_out": int(test.sum()), "outcomes": {}}
+    for name, y in ys.items():
+        yt, tt = y[test], t[test]
+        scores = {
+            "oracle": truth[name][test],
+            "t_learner": t_learner(x[~test], y[~test], t[~test], x[test]),
+            "x_learner": x_learner(x[~test], y[~test], t[~test], x[test]),
+            **{k.rsplit("_", 1)[0]: v for k, v in ext.items() if k.endswith(name)},
+            "churn_risk": churn_risk,
+            "random": np.random.default_rng(seed).random(int(test.sum())),
+        }
+        row: dict = {}
+        qini = _boot(scores, yt, tt, U.qini_coefficient, n_boot, seed)
+        gain = _boot(scores, yt, tt, lambda a, b, s: U.incremental_value(a, b, s, BUDGET), n_boot, seed)
+        for k, s in scores.items():
+            row[k] = {"qini": U.qini_coefficient(yt, tt, s), "auuc": U.auuc(yt, tt, s),
+                      "uplift_at_30": U.uplift_at_k(yt, tt, s, BUDGET),
+                      "incremental_at_budget": U.incremental_value(yt, tt, s, BUDGET),
+                      "incremental_ci": list(np.percentile(gain[k], [2.5, 97.5]))}  # fmt: skip
+        metas = [k for k in scores if k.endswith("learner") or k.startswith("causalml")]
+        best = max(metas, key=lambda k: row[k]["qini"])
+        room = qini["oracle"] - qini[best]
+        row["room"] = {"best_meta": best, "oracle_minus_best": row["oracle"]["qini"] - row[best]["qini"],
+                       "ci": list(np.percentile(room, [2.5, 97.5])),
+                       "best_share_of_oracle": row[best]["qini"] / row["oracle"]["qini"]}  # fmt: skip
+        for rule in ("churn_risk", "random"):
+            d = gain[best] - gain[rule]
+            row[f"{best}_minus_{rule}_incremental"] = {
+                "delta": row[best]["incremental_at_budget"] - row[rule]["incremental_at_budget"],
+                "ci": list(np.percentile(d, [2.5, 97.5]))}  # fmt: skip
+        out["outcomes"][name] = row
+    out["seconds"] = time.time() - start
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--causalml", default=None, help="a Python with causalml installed")
+    parser.add_argument("--boot", type=int, default=200)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    print(f"CPU: {cpu_line()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    results = []
+    for seed in args.seeds:
+        r = run_seed(seed, args.customers, args.causalml, args.boot)
+        results.append(r)
+        print(f"\nseed {seed}: {r['customers']} eligible customers, {r['held_out']} held out ({r['seconds']:.0f} s)")
+        for name, row in r["outcomes"].items():
+            print(f"  {name}: {'score':<12} {'qini':>9} {'auuc':>9} {'upl@30%':>9} {'incr@30% [95% CI]':>30}")
+            for k, v in row.items():
+                if isinstance(v, dict) and "qini" in v:
+                    ci = v["incremental_ci"]
+                    print(f"  {'':<{len(name)}}  {k:<12} {v['qini']:>9.4f} {v['auuc']:>9.4f} {v['uplift_at_30']:>9.4f} "
+                          f"{v['incremental_at_budget']:>9.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]")  # fmt: skip
+            room = row["room"]
+            print(f"  room: oracle - {room['best_meta']} Qini = {room['oracle_minus_best']:+.4f} "
+                  f"[{room['ci'][0]:+.4f}, {room['ci'][1]:+.4f}]; best meta-learner reaches "
+                  f"{room['best_share_of_oracle']:.0%} of the oracle")  # fmt: skip
+            for rule in ("churn_risk", "random"):
+                d = row[f"{room['best_meta']}_minus_{rule}_incremental"]
+                print(f"  incremental at 30% budget, {room['best_meta']} - {rule}: {d['delta']:+.4f} "
+                      f"[{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]")  # fmt: skip
+    if args.out:
+        Path(args.out).write_text(json.dumps({"cpu": cpu_line(), "results": results}, indent=1, default=float))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The experiment job: inputs -> :mod:`journeyformer.evaluation.experiment` -> experiment.json
+and experiment.html (self-contained, in the style of the evaluation report)."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from journeyformer.data.events import load_events
+from journeyformer.data.exposures import ExposureSchema, load_exposures
+from journeyformer.data.schema import EventSchema
+from journeyformer.evaluation.experiment import (
+    OUTCOMES,
+    ExperimentConfig,
+    analyse,
+    attach,
+    customer_frame,
+    pick_campaign,
+)
+from journeyformer.io import atomic_dir
+from journeyformer.publish import check_dir_output, clean_stale
+
+MARKER = "experiment.html"
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    "th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}.warn{color:#a40}"
+)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "&ndash;" if math.isnan(v) else f"{v:.4f}"
+    return html.escape(str(v))
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _ci(d: dict[str, float]) -> str:
+    return f"{d['effect']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+
+
+def effect_rows(result: dict[str, Any]) -> list[list[Any]]:
+    """outcome | control mean | treatment mean | plain effect [CI] | CUPED effect [CI] |
+    covariate | variance reduction."""
+    return [
+        [o, r["plain"]["mean_control"], r["plain"]["mean_treatment"], _ci(r["plain"]), _ci(r["cuped"]),
+         r["covariate"], f"{r['variance_reduction']:.1%}"]
+        for o, r in result["outcomes"].items()
+    ]  # fmt: skip
+
+
+def render_text(result: dict[str, Any]) -> str:
+    """The terminal summary: the effects table and the warnings."""
+    lines = [f"campaign {result['campaign']}: {result['n_treatment']} treated, {result['n_control']} "
+             f"control, outcomes over {result['window_days']:g} days after exposure"]  # fmt: skip
+    lines += [f"WARNING: {w}" for w in result["warnings"]]
+    lines.append(f"{'outcome':<11} {'plain effect [95% CI]':<34} {'CUPED effect [95% CI]':<34} var.red.")
+    for o, _c, _t, plain, cup, _cov, vr in effect_rows(result):
+        lines.append(f"{o:<11} {plain:<34} {cup:<34} {vr}")
+    if not result["warnings"]:
+        lines.append("arms balanced on pre-period features")
+    return "\n".join(lines)
+
+
+def render_html(result: dict[str, Any]) -> str:
+    parts = [
+        f"<h1>journeyformer experiment: {html.escape(result['campaign'])}</h1>",
+        f"<p>events <code>{html.escape(result['input'])}</code>, exposures "
+        f"<code>{html.escape(result['exposures'])}</code>; {result['n_treatment']} treated and "
+        f"{result['n_control']} control eligible customers; outcomes over {result['window_days']:g} days "
+        "after each exposure. Intervals: 95%, normal (Welch).</p>",
+    ]
+    parts += [f"<p class='warn'>Warning: {html.escape(w)}</p>" for w in result["warnings"]]
+    parts += [
+        "<h2>Effects (treatment minus control)</h2>",
+        _table(["outcome", "control mean", "treatment mean", "plain difference [95% CI]",
+                "CUPED [95% CI]", "CUPED covariate", "variance reduction"], effect_rows(result)),  # fmt: skip
+        "<p>CUPED subtracts theta (x - mean x) from each outcome, x the covariate measured before "
+        "the exposure; the variance reduction is 1 - (se CUPED / se plain)^2.</p>",
+    ]
+    if result["segments"]:
+        rows = [[seg, o, r["n"], _ci(r[o]["plain"]), _ci(r[o]["cuped"])]
+                for seg, r in result["segments"].items() for o in OUTCOMES]  # fmt: skip
+        parts += ["<h2>Per segment</h2>", _table(["segment", "outcome", "customers", "plain [95% CI]", "CUPED [95% CI]"], rows)]
+    rows = [[o, p["mean_control"], p["sd_control"], s["relative_effect"], s["absolute_effect"], s["customers_plain"],
+             s["customers_cuped"]] for o, p in result["power"].items() for s in p["sizes"]]  # fmt: skip
+    parts += [
+        f"<h2>Power (alpha {result['alpha']}, power {result['power_target']})</h2>",
+        _table(["outcome", "control mean", "control sd", "relative effect", "absolute effect",
+                "customers needed", "with CUPED"], rows),  # fmt: skip
+        _table(["outcome", "smallest detectable effect", "with CUPED"],
+               [[o, p["mde_plain"], p["mde_cuped"]] for o, p in result["power"].items()]),  # fmt: skip
+    ]
+    if "policies" in result:
+        p = result["policies"]
+        rows = [[name, v["value_per_customer"], f"[{v['low']:+.4f}, {v['high']:+.4f}]",
+                 f"{v['minus_random']:+.4f} [{v['minus_random_low']:+.4f}, {v['minus_random_high']:+.4f}]"]
+                for name, v in p["policies"].items()]  # fmt: skip
+        parts += [
+            f"<h2>Targeting policies: incremental {html.escape(p['outcome'])} per customer, top "
+            f"{p['budget_share']:.0%} contacted at {p['contact_cost']:g} per contact</h2>",
+            _table(["policy (score)", "incremental per customer", "95% CI", "minus random [95% CI]"], rows),
+        ]
+    b = result["balance"]
+    srm = "not tested (no planned treated_share)" if b["sample_ratio_p"] is None else f"p = {b['sample_ratio_p']:.3g}"
+    parts += [
+        "<h2>Balance of the arms before the exposure</h2>",
+        f"<p>{'balanced' if b['balanced'] else 'NOT balanced'}; sample ratio: {html.escape(srm)}; "
+        f"features flagged above |0.1| standard deviations: {html.escape(', '.join(b['flagged']) or 'none')}</p>",
+        _table(["feature", "standardized difference"], [[f, d] for f, d in b["standardized_difference"].items()]),
+    ]
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>journeyformer experiment</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")  # fmt: skip
+
+
+def _read_table(path: str) -> pl.DataFrame:
+    return pl.read_csv(path) if str(path).endswith((".csv", ".tsv")) else pl.read_parquet(path)
+
+
+def run_experiment(cfg: dict[str, Any]) -> tuple[dict[str, Any], Path]:
+    """``configs/campaign_experiment.yaml`` as a plain dict -> the result and the output dir."""
+    out = cfg.get("output") or "experiment"
+    exposures_cfg = dict(cfg.get("exposures") or {})
+    inputs = [cfg["input"], exposures_cfg.get("path"), cfg.get("predictions")]
+    check_dir_output(out, "output", MARKER, "experiment", inputs)
+    clean_stale([out])
+    exp = ExperimentConfig(
+        campaign=cfg.get("campaign"),
+        window_days=float(cfg.get("window_days", 30.0)),
+        purchase_actions=tuple(cfg.get("purchase_actions") or ("purchase",)),
+        treated_share=cfg.get("treated_share"),
+        alpha=float(cfg.get("alpha", 0.05)),
+        power=float(cfg.get("power", 0.8)),
+        relative_effects=tuple(cfg.get("relative_effects") or (0.05, 0.10)),
+        covariates=dict(cfg.get("covariates") or {}) or ExperimentConfig().covariates,
+        policies=dict(cfg.get("policies") or {}),
+        budget_share=float(cfg.get("budget_share", 0.3)),
+        contact_cost=float(cfg.get("contact_cost", 0.0)),
+    )
+    events = load_events(cfg["input"], EventSchema.from_config(cfg.get("data") or {}))
+    log_path = str(exposures_cfg["path"])
+    exposures = pick_campaign(load_exposures(log_path, ExposureSchema.from_config(exposures_cfg)), exp.campaign, log_path)
+    frame = customer_frame(events, exposures, exp, str(cfg["input"]))
+    predictions = _read_table(cfg["predictions"]) if cfg.get("predictions") else None
+    seg_cfg = dict(cfg.get("segments") or {})
+    segments = None
+    if seg_cfg.get("path"):
+        segments = _read_table(seg_cfg["path"]).rename({seg_cfg.get("column", "segment"): "segment"})
+    elif predictions is not None and "segment" in predictions.columns:
+        segments = predictions.select("customer_id", "segment")
+    frame, covariates = attach(frame, predictions, segments, exp, str(cfg.get("predictions")))
+    result = analyse(frame, exp, covariates, log_path)
+    result |= {"campaign": exposures.get_column("campaign")[0], "input": str(cfg["input"]),
+               "exposures": log_path, "predictions": cfg.get("predictions"), "alpha": exp.alpha,
+               "power_target": exp.power}  # fmt: skip
+    with atomic_dir(out) as tmp:
+        (tmp / "experiment.json").write_text(json.dumps(result, indent=1, default=float))
+        (tmp / MARKER).write_text(render_html(result))
+    return result, Path(out)
