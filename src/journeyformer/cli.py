@@ -108,6 +108,13 @@ def monitor_job(cfg: DictConfig) -> None:
     print(f"monitor: {result.output / 'monitor.html'}")
 
 
+def serve_job(cfg: DictConfig) -> None:
+    """The real-time scoring service over a bundle (``configs/serve.yaml``); runs until stopped."""
+    from journeyformer.service.job import serve_from_config
+
+    serve_from_config(_plain(cfg))
+
+
 def generate_data_job(cfg: DictConfig) -> dict[str, Path]:
     """Write the synthetic data set into the folder of ``data.path`` and print a summary.
 
@@ -163,6 +170,7 @@ COMMANDS: dict[str, tuple[str, Callable[[DictConfig], Any], str | None]] = {
     "predict": ("predict", predict_job, None),
     "evaluate": ("evaluate", evaluate_job, "report"),
     "monitor": ("monitor", monitor_job, None),  # plots only with [report]
+    "serve": ("serve", serve_job, "serve"),
     "generate-data": ("generate_data", generate_data_job, None),
     "build-store": ("build_store", build_store_job, "train"),  # resolve_events_path lives in training
 }
@@ -176,6 +184,7 @@ commands:
   predict        score events with a bundle (predict.yaml)   base install
   evaluate       metrics + report.html (evaluate.yaml)       needs journeyformer[report]
   monitor        drift vs the bundle's reference (monitor.yaml)  base install (plots: [report])
+  serve          real-time scoring service over a bundle (serve.yaml)  needs journeyformer[serve]
   generate-data  write the synthetic data set (generate_data.yaml)
   build-store    training samples as Parquet shards (build_store.yaml)  needs journeyformer[train]
 
