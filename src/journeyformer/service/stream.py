@@ -145,11 +145,16 @@ class StreamConsumer:
         for m in messages:
             if m.events is None:
                 self._dead(m, m.error or "unreadable")
-        if good:
+        # Messages with the same fields are validated together (a message missing a field
+        # must fail alone, as it would by itself, not become nulls in a wider table).
+        groups: dict[frozenset, list[Message]] = {}
+        for m in good:
+            groups.setdefault(frozenset(k for e in m.events for k in e), []).append(m)
+        for group in groups.values():
             try:
-                self.service.ingest([e for m in good for e in m.events])
+                self.service.ingest([e for m in group for e in m.events])
             except JourneyformerError:  # one bad message fails the batch: find it, apply the rest
-                for m in good:
+                for m in group:
                     try:
                         self.service.ingest(m.events)
                     except JourneyformerError as err:

