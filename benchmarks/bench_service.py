@@ -7,7 +7,7 @@
 Per store and concurrency level (concurrent clients, each sending its next request when the
 last one answered, for ``--seconds``): events/s ingested by ``POST /events`` (one event per
 request), requests/s, p50/p99 latency of ``POST /events`` and of ``GET /customers/{id}``
-(half the clients send each). Then the memory of the state: ``--customers`` customers built
+(separately). Then the memory of the state: ``--customers`` customers built
 in this process (synthetic events), measured with tracemalloc and extrapolated per 1M
 customers (printed as such). Prints the CPU; every server listens on 127.0.0.1 and stops at
 the end. Never part of the test run.
@@ -33,6 +33,13 @@ import polars as pl
 from journeyformer.machine import cpu_line
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux /proc): the server's own cost per
+    request, which other load on a shared machine does not inflate the way it does latency."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -56,43 +63,48 @@ def start(bundle: str, port: int, workdir: Path, extra: list[str]) -> subprocess
     raise SystemExit(f"the service did not start: {(workdir / 'serve.log').read_text()[-2000:]}")
 
 
-async def load(url: str, events: list[dict], customers: list[int], clients: int, seconds: float) -> dict:
+async def load(url: str, kind: str, events: list[dict], customers: list[int], clients: int, seconds: float, per_request: int = 1) -> dict:
+    """``clients`` closed-loop clients sending ``kind`` requests (post: ``per_request`` events
+    each; get: a random customer) for ``seconds``."""
     import httpx
 
-    lat: dict[str, list[float]] = {"post": [], "get": []}
+    lat: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
-    cursor = iter(events)
+    cursor = iter(range(0, len(events), per_request))
     rng = np.random.default_rng(clients)
+    sent = 0
 
-    async def worker(i: int, http: httpx.AsyncClient) -> None:
-        nonlocal errors
+    async def worker(http: httpx.AsyncClient) -> None:
+        nonlocal errors, sent
         while time.perf_counter() < stop:
             t = time.perf_counter()
-            if i % 2 == 0:
-                e = next(cursor, None)
-                if e is None:
-                    return
-                r = await http.post("/events", json=e)
-                kind = "post"
-            else:
-                r = await http.get(f"/customers/{customers[rng.integers(len(customers))]}")
-                kind = "get"
-            if r.status_code != 200:
-                errors += 1
-            lat[kind].append(time.perf_counter() - t)
+            try:
+                if kind == "post":
+                    at = next(cursor, None)
+                    if at is None:
+                        return
+                    r = await http.post("/events", json=events[at : at + per_request])
+                    sent += len(events[at : at + per_request])
+                else:
+                    r = await http.get(f"/customers/{customers[rng.integers(len(customers))]}")
+                ok = r.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            errors += not ok
+            lat.append(time.perf_counter() - t)
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker(i, http) for i in range(clients)))
+        await asyncio.gather(*(worker(http) for _ in range(clients)))
         elapsed = time.perf_counter() - t0
-    out = {"clients": clients, "seconds": elapsed, "errors": errors, "events_per_s": len(lat["post"]) / elapsed,
-           "requests_per_s": (len(lat["post"]) + len(lat["get"])) / elapsed}  # fmt: skip
-    for kind, xs in lat.items():
-        out[f"{kind}_p50_ms"] = 1000 * float(np.percentile(xs, 50)) if xs else float("nan")
-        out[f"{kind}_p99_ms"] = 1000 * float(np.percentile(xs, 99)) if xs else float("nan")
-    return out
+    return {
+        "clients": clients, "seconds": elapsed, "errors": errors, "requests_per_s": len(lat) / elapsed,
+        "events_per_s": sent / elapsed, "sent": sent,
+        "p50_ms": 1000 * float(np.percentile(lat, 50)) if lat else float("nan"),
+        "p99_ms": 1000 * float(np.percentile(lat, 99)) if lat else float("nan"),
+    }  # fmt: skip
 
 
 def state_memory(bundle: str, frame: pl.DataFrame) -> tuple[int, float, float]:
@@ -126,7 +138,7 @@ def main() -> None:
     from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
 
     print(cpu_line())
-    print(f"load: {os.getloadavg()} (1/5/15 min) before the run")
+    print(f"load average: {os.getloadavg()} (1/5/15 min) before the run")
     work = Path(tempfile.mkdtemp(prefix="bench_service."))
     write_journeys(generate_journeys(SyntheticConfig(n_customers=2000, seed=5)), work / "syn")
     frame = pl.read_parquet(work / "syn" / "events.parquet").sort("timestamp")
@@ -154,13 +166,18 @@ def main() -> None:
                 warm = frame.group_by("customer_id").head(3)
                 for chunk in warm.iter_slices(2000):
                     http.post("/events", json=chunk.with_columns(pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ")).to_dicts()).raise_for_status()
-            print(f"\nstore={store}: one event per POST; half the clients POST, half GET")
-            print(f"{'clients':>7} {'events/s':>9} {'req/s':>7} {'POST p50':>9} {'POST p99':>9} {'GET p50':>8} {'GET p99':>8} {'errors':>6}")
-            for c in levels:
-                r = asyncio.run(load(url, events, customers, c, args.seconds))
-                print(f"{c:>7} {r['events_per_s']:>9.0f} {r['requests_per_s']:>7.0f} {r['post_p50_ms']:>8.1f}ms {r['post_p99_ms']:>8.1f}ms "
-                      f"{r['get_p50_ms']:>7.1f}ms {r['get_p99_ms']:>7.1f}ms {r['errors']:>6}")  # fmt: skip
-                events = events[int(r["events_per_s"] * r["seconds"]) + 1 :] or events
+            print(f"\nstore={store}")
+            print(f"{'request':>22} {'clients':>7} {'req/s':>7} {'events/s':>8} {'p50':>8} {'p99':>8} {'errors':>6} {'server CPU/req':>14}")
+            at = 0
+            for what, per in (("POST /events (1 event)", 1), ("GET /customers/{id}", 0), ("POST /events (100)", 100)):
+                for c in levels:
+                    c0 = cpu_seconds(proc.pid)
+                    r = asyncio.run(load(url, "post" if per else "get", events[at:], customers, c, args.seconds, max(per, 1)))
+                    cpu_ms = 1000 * (cpu_seconds(proc.pid) - c0) / max(1, r["requests_per_s"] * r["seconds"])
+                    at += r["sent"]
+                    print(f"{what:>22} {c:>7} {r['requests_per_s']:>7.0f} {r['events_per_s']:>8.0f} {r['p50_ms']:>6.1f}ms {r['p99_ms']:>6.1f}ms {r['errors']:>6} {cpu_ms:>12.2f}ms")
+                    if r["p50_ms"] > 1000:  # saturated: stop raising the concurrency
+                        break
         finally:
             proc.terminate()
             proc.wait(60)
@@ -174,6 +191,7 @@ def main() -> None:
     n_events = big.height / big["customer_id"].n_unique()
     print(f"\nstate memory: {n:,} customers ({n_events:.0f} events each on average): {per:,.0f} B/customer in process "
           f"(tracemalloc) -> {per * 1e6 / 2**30:.1f} GiB per 1M customers (extrapolated); {serial:,.0f} B/customer serialized (snapshot, Redis value)")  # fmt: skip
+    print(f"load average: {os.getloadavg()} (1/5/15 min) after the run")
     print(json.dumps({"work": str(work)}))
 
 

@@ -106,7 +106,7 @@ class ScoringService:
     def validate(self, records: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
         """JSON events (the bundle's column names) -> canonical events; EventDataError as the
         batch job words it."""
-        return self.predictor.events(_frame(records))
+        return self.predictor.events(_typed(_frame(records), self.predictor.schema))
 
     def ingest(self, records: Sequence[Mapping[str, Any]], score: bool = False) -> dict[str, Any]:
         """Validate, apply and (with triggers or ``score``) rescore the customers changed."""
@@ -171,6 +171,26 @@ def _frame(records: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
         return pl.DataFrame(list(records), infer_schema_length=None)
     except (pl.exceptions.PolarsError, TypeError, ValueError) as err:
         raise EventDataError(f"events: cannot read the events as a table ({err}); send objects with the same fields and one type per field") from None
+
+
+def _typed(frame: pl.DataFrame, schema: Any) -> pl.DataFrame:
+    """JSON's usual types made canonical where that is unambiguous, so the API's query-free
+    path (:func:`journeyformer.data.normalize.already_canonical`) takes small requests:
+    timestamps that all carry a UTC offset ("...Z", "+02:00") become Datetime("us", "UTC")
+    (the same instants whatever ``data.time_zone`` says), whole numbers of the amount and extra
+    numeric columns Float64. Anything else is left for the batch job's normalisation."""
+    fixes = []
+    if schema.source("timestamp") == "timestamp" and frame.schema.get("timestamp") == pl.String:
+        try:
+            parsed = [datetime.fromisoformat(t) for t in frame.get_column("timestamp").to_list()]
+        except (TypeError, ValueError):
+            parsed = []
+        if parsed and all(t.tzinfo is not None for t in parsed):
+            fixes.append(pl.Series("timestamp", [t.astimezone(timezone.utc) for t in parsed], dtype=pl.Datetime("us", "UTC")))
+    for c in ("amount", *schema.extra_numeric):
+        if schema.source(c) in (c, None) and c in frame.columns and frame.schema[c].is_integer():
+            fixes.append(frame.get_column(c).cast(pl.Float64))
+    return frame.with_columns(fixes) if fixes else frame
 
 
 def rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
