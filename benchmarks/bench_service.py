@@ -111,19 +111,23 @@ def state_memory(bundle: str, frame: pl.DataFrame) -> tuple[int, float, float]:
     """(customers, bytes per customer by tracemalloc, serialized bytes per customer)."""
     from journeyformer import Predictor
     from journeyformer.service.core import Encoder
+    from journeyformer.service.state import CustomerState
     from journeyformer.service.store import MemoryStore
 
     predictor = Predictor.load(bundle, threads=1, segments=None)
     encoder = Encoder(predictor)
-    encoded = encoder.encode(predictor.events(frame))
+    store = MemoryStore(encoder.new_state)
+    store.apply(encoder.encode(predictor.events(frame)))
+    blobs = [s.to_bytes() for s in store.states.values()]
+    del store
+    # Measured on states rebuilt from their bytes: nothing shared with the input's objects.
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    store = MemoryStore(encoder.new_state)
-    store.apply(encoded)
+    states = {str(i): CustomerState.from_bytes(b) for i, b in enumerate(blobs)}
     used = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    n = len(store)
-    serial = sum(len(s.to_bytes()) for s in store.states.values())
+    n = len(states)
+    serial = sum(len(b) for b in blobs)
     return n, used / n, serial / n
 
 

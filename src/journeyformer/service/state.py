@@ -51,7 +51,7 @@ FORMAT = 1
 PURCHASE, INTENT, VALUE, ACTIVITY = 1, 2, 4, 8
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     """One canonical event, encoded.
 
