@@ -107,6 +107,37 @@ async def load(url: str, kind: str, events: list[dict], customers: list[int], cl
     }  # fmt: skip
 
 
+async def paced(url: str, events: list[dict], rate: float, per_request: int, seconds: float) -> dict:
+    """Open loop: ``POST /events`` of ``per_request`` events sent on a fixed schedule (``rate``
+    events/s), whatever the answers' latency (a slow answer does not slow the sender)."""
+    import httpx
+
+    lat: list[float] = []
+    errors = 0
+    interval = per_request / rate
+    n = int(seconds / interval)
+
+    async def one(http: httpx.AsyncClient, batch: list[dict]) -> None:
+        nonlocal errors
+        t = time.perf_counter()
+        try:
+            errors += (await http.post("/events", json=batch)).status_code != 200
+        except httpx.HTTPError:
+            errors += 1
+        lat.append(time.perf_counter() - t)
+
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=256)) as http:
+        t0 = time.perf_counter()
+        tasks = []
+        for i in range(n):
+            await asyncio.sleep(max(0.0, t0 + i * interval - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(http, events[i * per_request : (i + 1) * per_request])))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - t0
+    return {"sent": n * per_request, "events_per_s": n * per_request / elapsed, "errors": errors,
+            "p50_ms": 1000 * float(np.percentile(lat, 50)), "p99_ms": 1000 * float(np.percentile(lat, 99))}  # fmt: skip
+
+
 def state_memory(bundle: str, frame: pl.DataFrame) -> tuple[int, float, float]:
     """(customers, bytes per customer by tracemalloc, serialized bytes per customer)."""
     from journeyformer import Predictor
@@ -138,6 +169,7 @@ def main() -> None:
     ap.add_argument("--levels", default="1,4,16,64")
     ap.add_argument("--customers", type=int, default=20_000, help="customers for the state-memory measurement")
     ap.add_argument("--stores", default="memory,redis")
+    ap.add_argument("--skip-closed", action="store_true", help="only the paced 1,000 events/s runs and the memory")
     args = ap.parse_args()
     from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
 
@@ -173,7 +205,8 @@ def main() -> None:
             print(f"\nstore={store}")
             print(f"{'request':>22} {'clients':>7} {'req/s':>7} {'events/s':>8} {'p50':>8} {'p99':>8} {'errors':>6} {'server CPU/req':>14}")
             at = 0
-            for what, per in (("POST /events (1 event)", 1), ("GET /customers/{id}", 0), ("POST /events (100)", 100)):
+            phases = () if args.skip_closed else (("POST /events (1 event)", 1), ("GET /customers/{id}", 0), ("POST /events (100)", 100))
+            for what, per in phases:
                 for c in levels:
                     c0 = cpu_seconds(proc.pid)
                     r = asyncio.run(load(url, "post" if per else "get", events[at:], customers, c, args.seconds, max(per, 1)))
@@ -182,6 +215,13 @@ def main() -> None:
                     print(f"{what:>22} {c:>7} {r['requests_per_s']:>7.0f} {r['events_per_s']:>8.0f} {r['p50_ms']:>6.1f}ms {r['p99_ms']:>6.1f}ms {r['errors']:>6} {cpu_ms:>12.2f}ms")
                     if r["p50_ms"] > 1000:  # saturated: stop raising the concurrency
                         break
+            for rate, per in ((1000, 10), (1000, 50)):
+                c0 = cpu_seconds(proc.pid)
+                r = asyncio.run(paced(url, events[at:], rate, per, args.seconds))
+                at += r["sent"]
+                cpu_share = (cpu_seconds(proc.pid) - c0) / args.seconds
+                print(f"paced {rate} events/s as POSTs of {per}: {r['events_per_s']:.0f} events/s sent, p50 {r['p50_ms']:.1f}ms, "
+                      f"p99 {r['p99_ms']:.1f}ms, {r['errors']} errors, server CPU {100 * cpu_share:.0f}% of a core")  # fmt: skip
         finally:
             proc.terminate()
             proc.wait(60)

@@ -84,14 +84,15 @@ def sequences_at(states: Sequence[CustomerState], cutoff: datetime, pre: Preproc
             keep.append(False)
             amount.append(0.0)
             extras.append((0.0,) * n_extra)
-        for j, e in enumerate(s.tail[-length:]):
+        tail = s.tail  # unpacked once
+        for j, e in enumerate(tail[-length:]):
             seq_ts.append(e.ts)
             first.append(j == 0 and s.n_events == length)
             keep.append(True)
             amount.append(e.amount)
             extras.append(e.extras)
             cats.append(e.ids)
-        for e in s.tail:
+        for e in tail:
             tail_ts.append(e.ts)
             tail_owner.append(k)
             tail_flags.append(e.flags)

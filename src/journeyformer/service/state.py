@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 US_PER_DAY = 86_400_000_000
-FORMAT = 1
+FORMAT = 2
 
 # Flag bits of an event's action (LabelConfig's action lists, judged on the action text).
 PURCHASE, INTENT, VALUE, ACTIVITY = 1, 2, 4, 8
@@ -72,6 +72,18 @@ class Event:
     key: int
 
 
+_TS = struct.Struct("<q")
+_PACKERS: dict[tuple[int, int], struct.Struct] = {}
+
+
+def _packer(n_cat: int, n_extras: int) -> struct.Struct:
+    """A tail record: ts, identity, flags, the category ids (uint16), amount, extras."""
+    key = (n_cat, n_extras)
+    if key not in _PACKERS:
+        _PACKERS[key] = struct.Struct(f"<qQB{n_cat}Hd{n_extras}d")
+    return _PACKERS[key]
+
+
 def identity(customer: Any, ts: int, texts: tuple[str, ...], amount: float, extras: tuple[float, ...]) -> int:
     """A stable 64-bit identity of an event from its canonical values (blake2b, so the same in
     every process and on every machine, unlike ``hash``)."""
@@ -91,7 +103,7 @@ class CustomerState:
     """
 
     __slots__ = (
-        "customer", "max_len", "tail_days", "times", "ids", "tail", "trimmed", "n_events",
+        "customer", "max_len", "tail_days", "times", "ids", "packed", "packer", "trimmed", "n_events",
         "n_purchases", "n_intent", "n_value", "spend", "value_max", "extras_sum", "counts",
         "action_last", "activity_last", "gap_s2", "gap_max", "n_days",
     )  # fmt: skip
@@ -102,7 +114,12 @@ class CustomerState:
         self.tail_days = tail_days
         self.times = array("q")  # every event's time, sorted (ties: arrival order)
         self.ids = array("Q")  # identities, parallel to times
-        self.tail: list[Event] = []  # the recent events (module docstring), sorted like times
+        # The tail (module docstring), sorted like times: fixed-size records in one buffer
+        # (about 40 bytes an event, where Python objects would take about 300).
+        self.packer = _packer(len(vocab_sizes), n_extras)
+        self.packed = bytearray()
+        if max(vocab_sizes) > 65_535:
+            raise ValueError(f"vocabularies of up to 65,535 tokens, got {max(vocab_sizes)}")
         self.trimmed = False  # whether an event has left the tail
         self.n_events = 0
         self.n_purchases = 0
@@ -117,6 +134,21 @@ class CustomerState:
         self.gap_s2 = 0  # sum of squared gaps, microseconds^2 (exact: a Python int)
         self.gap_max = 0  # largest gap, microseconds (0 with fewer than two events)
         self.n_days = 0  # distinct UTC days with an event
+
+    @property
+    def tail(self) -> list[Event]:
+        """The tail's events, oldest first."""
+        n_cat = len(self.counts)
+        return [
+            Event(r[0], tuple(r[3 : 3 + n_cat]), r[2], r[3 + n_cat], tuple(r[4 + n_cat :]), r[1])
+            for r in self.packer.iter_unpack(self.packed)
+        ]
+
+    def tail_len(self) -> int:
+        return len(self.packed) // self.packer.size
+
+    def _tail_ts(self, i: int) -> int:
+        return _TS.unpack_from(self.packed, i * self.packer.size)[0]
 
     @property
     def newest(self) -> int | None:
@@ -174,19 +206,21 @@ class CustomerState:
             self.action_last[e.ids[0]] = e.ts
 
     def _tail(self, e: Event) -> None:
-        tail, newest = self.tail, self.times[-1]
+        n, newest, size = self.tail_len(), self.times[-1], self.packer.size
         horizon = newest - self.tail_days * US_PER_DAY
-        if self.trimmed and tail and e.ts < tail[0].ts and e.ts <= horizon:
+        if self.trimmed and n and e.ts < self._tail_ts(0) and e.ts <= horizon:
             return  # older than the trimmed tail and outside every window: sums only
-        at = len(tail)
-        while at > 0 and tail[at - 1].ts > e.ts:  # usually 0 steps: events come in order
+        at = n
+        while at > 0 and self._tail_ts(at - 1) > e.ts:  # usually 0 steps: events come in order
             at -= 1
-        tail.insert(at, e)
+        record = self.packer.pack(e.ts, e.key, e.flags, *e.ids, e.amount, *e.extras)
+        self.packed[at * size : at * size] = record
+        n += 1
         drop = 0
-        while len(tail) - drop > self.max_len and tail[drop].ts <= horizon:
+        while n - drop > self.max_len and self._tail_ts(drop) <= horizon:
             drop += 1
         if drop:
-            del tail[:drop]
+            del self.packed[: drop * size]
             self.trimmed = True
 
     # -- serialisation: a JSON header with the scalars, then the arrays' raw bytes ----------
@@ -198,10 +232,10 @@ class CustomerState:
             "sp": repr(self.spend), "vm": repr(self.value_max), "xs": [repr(x) for x in self.extras_sum],
             "cn": self.counts, "al": self.action_last, "ac": self.activity_last, "g2": str(self.gap_s2),
             "gm": self.gap_max, "nd": self.n_days,
-            "tail": [[e.ts, list(e.ids), e.flags, repr(e.amount), [repr(x) for x in e.extras], e.key] for e in self.tail],
+            "nx": len(self.extras_sum), "tl": len(self.packed),
         }  # fmt: skip
         h = json.dumps(head, separators=(",", ":")).encode()
-        return struct.pack("<II", len(h), len(self.times)) + h + self.times.tobytes() + self.ids.tobytes()
+        return struct.pack("<II", len(h), len(self.times)) + h + self.times.tobytes() + self.ids.tobytes() + bytes(self.packed)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> CustomerState:
@@ -216,12 +250,13 @@ class CustomerState:
         s.extras_sum = [float(x) for x in head["xs"]]
         s.counts, s.action_last, s.activity_last = head["cn"], head["al"], head["ac"]
         s.gap_s2, s.gap_max, s.n_days = int(head["g2"]), head["gm"], head["nd"]
-        s.tail = [Event(t, tuple(i), f, float(a), tuple(float(x) for x in xs), k) for t, i, f, a, xs, k in head["tail"]]
         at = 8 + n_head
         s.times = array("q")
         s.times.frombytes(raw[at : at + 8 * n])
         s.ids = array("Q")
         s.ids.frombytes(raw[at + 8 * n : at + 16 * n])
+        s.packer = _packer(len(s.counts), head["nx"])
+        s.packed = bytearray(raw[at + 16 * n : at + 16 * n + head["tl"]])
         return s
 
 
