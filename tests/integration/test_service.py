@@ -343,3 +343,36 @@ def test_consumer_redelivery_applies_once(predictor, events, valkey):
     assert service.counters["events_applied"] == one.height
     assert service.counters["events_duplicate"] == one.height
     assert client.xinfo_groups("re:events")[0]["pending"] == 0
+
+
+def test_trigger_sinks_stream_and_webhook(valkey):
+    """Decisions reach a Redis stream and a webhook (a local HTTP server on 127.0.0.1)."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    client, _ = valkey
+    client.delete("t:decisions")
+    decision = {"rule": "r", "customer_id": 1, "reason": "churn_probability 0.7 >= 0.6", "scores": {"churn_probability": 0.7}, "decided_at": 0.0}
+    Sink("stream", client=client, stream="t:decisions").emit(decision)
+    (_, fields), = client.xrange("t:decisions")
+    assert json.loads(fields[b"decision"]) == decision
+    got: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server API
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.handle_request, daemon=True)  # exactly one request
+    thread.start()
+    sink = Sink("webhook", url=f"http://127.0.0.1:{server.server_address[1]}/hook")
+    sink.emit(decision)
+    thread.join(10)
+    server.server_close()
+    assert got == [decision] and sink.failures == 0
+    sink.emit(decision)  # nobody listening now: counted, not raised
+    assert sink.failures == 1
