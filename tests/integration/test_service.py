@@ -234,6 +234,21 @@ def test_redis_store_equals_the_embedded_one(predictor, events, valkey):
     assert_frame_equal(a, b)
     assert len(redis_service.store) == len(keys)
     assert redis_service.store.claim("r:1", 60) and not redis_service.store.claim("r:1", 60)
+    # Another worker writes the same customer between our read and our write: EXEC fails and
+    # the batch is redone on the fresh state, each event counted once.
+    one = encoder.encode(predictor.events(some.filter(pl.col("customer_id") == some["customer_id"][0])))
+    other = RedisStore(encoder.new_state, client, "race:")
+    raced: list[int] = []
+
+    def racing(customer):
+        if not raced:
+            raced.append(1)
+            other.apply(one[:1])
+        return encoder.new_state(customer)
+
+    applied, _ = RedisStore(racing, client, "race:").apply(one)
+    (state,) = other.get([one[0][0]])
+    assert raced and applied == len(one) - 1 and state.n_events == len(one)
 
 
 def _serve(bundle: Path, port: int, redis_port: int, state: Path, log: Path) -> subprocess.Popen:

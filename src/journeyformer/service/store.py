@@ -12,8 +12,8 @@ events (a duplicate of an applied event changes nothing), ``claim`` a named slot
   A killed process therefore loses nothing it acknowledged. ``fsync=True`` also survives a
   machine crash, at the cost of a disk flush per batch.
 * :class:`RedisStore` keeps each state under ``<prefix>state:<customer>`` (the same bytes as
-  the snapshot) and updates it with an optimistic transaction (WATCH / MULTI / EXEC, retried
-  on conflict), so several workers on several machines may apply events for the same customer.
+  the snapshot) and updates a batch's customers in one optimistic transaction (WATCH / MGET /
+  MULTI / MSET / EXEC, retried on conflict), so several workers on several machines may apply events for the same customer.
 
 Needs the standard library (and ``redis`` for :class:`RedisStore`).
 """
@@ -197,34 +197,43 @@ class RedisStore:
         return int(self.client.get(f"{self.prefix}n_customers") or 0)
 
     def apply(self, events: Sequence[Encoded]) -> tuple[int, list[CustomerState]]:
+        """One optimistic transaction for the whole batch: WATCH every customer's key, read
+        them in one MGET, apply, write the changed ones in one MULTI/EXEC; another worker
+        writing one of them in between makes EXEC fail and the batch is redone."""
         import redis
 
         by_key: dict[str, list[Encoded]] = {}
         for x in events:
             by_key.setdefault(x[0], []).append(x)
-        applied, touched = 0, []
-        for key, group in by_key.items():
-            name = self._key(key)
-            with self.client.pipeline() as pipe:
-                while True:
-                    try:
-                        pipe.watch(name)
-                        raw = pipe.get(name)
+        if not by_key:
+            return 0, []
+        keys = list(by_key)
+        names = [self._key(k) for k in keys]
+        with self.client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(*names)
+                    raws = pipe.mget(names)
+                    applied, touched, new = 0, [], 0
+                    writes = {}
+                    for key, name, raw in zip(keys, names, raws, strict=True):
+                        group = by_key[key]
                         state = self.new_state(group[0][1]) if raw is None else CustomerState.from_bytes(raw)
                         n = sum(state.add(e) for _, _, e in group)
-                        pipe.multi()
                         if n:
-                            pipe.set(name, state.to_bytes())
-                            if raw is None:
-                                pipe.incr(f"{self.prefix}n_customers")
-                        pipe.execute()
-                        break
-                    except redis.WatchError:  # another worker changed this customer: redo
-                        continue
-            applied += n
-            if n:
-                touched.append(state)
-        return applied, touched
+                            applied += n
+                            touched.append(state)
+                            writes[name] = state.to_bytes()
+                            new += raw is None
+                    pipe.multi()
+                    if writes:
+                        pipe.mset(writes)
+                    if new:
+                        pipe.incrby(f"{self.prefix}n_customers", new)
+                    pipe.execute()
+                    return applied, touched
+                except redis.WatchError:  # another worker changed one of these customers: redo
+                    continue
 
     def claim(self, name: str, seconds: float) -> bool:
         return bool(self.client.set(f"{self.prefix}claim:{name}", b"1", nx=True, px=max(1, int(seconds * 1000))))
