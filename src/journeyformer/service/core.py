@@ -10,6 +10,7 @@ the store; scores come from :func:`journeyformer.service.features.sequences_at` 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -101,6 +102,9 @@ class ScoringService:
         self.triggers = triggers
         self.top_k = top_k
         self.latest_us = 0
+        # The HTTP handlers and the stream consumer's thread share the states: an update and a
+        # read of the same customer never interleave (the embedded store's states are live).
+        self.lock = threading.RLock()
         self.counters = {"events_received": 0, "events_applied": 0, "events_duplicate": 0, "requests_rejected": 0, "scores": 0, "decisions": 0}
 
     def validate(self, records: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
@@ -114,6 +118,10 @@ class ScoringService:
         return self.apply(self.encoder.encode(canonical), received=len(records), score=score)
 
     def apply(self, encoded: Sequence[Encoded], received: int | None = None, score: bool = False) -> dict[str, Any]:
+        with self.lock:
+            return self._apply(encoded, received, score)
+
+    def _apply(self, encoded: Sequence[Encoded], received: int | None, score: bool) -> dict[str, Any]:
         applied, touched = self.store.apply(encoded)
         if encoded:
             self.latest_us = max(self.latest_us, max(e.ts for _, _, e in encoded))
@@ -151,12 +159,13 @@ class ScoringService:
 
     def customers(self, keys: Sequence[str], as_of: str | None = None) -> tuple[pl.DataFrame, list[str]]:
         """Current scores of the known ``keys`` and the keys without state."""
-        states = self.store.get(keys)
-        known = [s for s in states if s is not None]
-        missing = [k for k, s in zip(keys, states, strict=True) if s is None]
-        if not known:
-            return pl.DataFrame(), missing
-        return self.score_states(known, self.cutoff(as_of, known)), missing
+        with self.lock:
+            states = self.store.get(keys)
+            known = [s for s in states if s is not None]
+            missing = [k for k, s in zip(keys, states, strict=True) if s is None]
+            if not known:
+                return pl.DataFrame(), missing
+            return self.score_states(known, self.cutoff(as_of, known)), missing
 
     def score_events(self, records: Sequence[Mapping[str, Any]], as_of: str | None = None) -> tuple[pl.DataFrame, list[Any]]:
         """Stateless: the Python API's answer for these events (rows, customers without history)."""
