@@ -386,8 +386,10 @@ def test_trigger_sinks_stream_and_webhook(valkey):
     thread.start()
     sink = Sink("webhook", url=f"http://127.0.0.1:{server.server_address[1]}/hook")
     sink.emit(decision)
+    sink.flush()
     thread.join(10)
     server.server_close()
     assert got == [decision] and sink.failures == 0
     sink.emit(decision)  # nobody listening now: counted, not raised
+    sink.flush()
     assert sink.failures == 1

@@ -19,8 +19,9 @@ cooldown is claimed in the store (:meth:`journeyformer.service.store.Store.claim
 and restarts. A decision is a JSON object: rule, customer_id, reason (the conditions and the
 values that met them), scores (the whole row) and decided_at.
 
-Sinks: ``stream`` (XADD to a Redis stream), ``webhook`` (an HTTP POST of the decision, 5 s
-timeout, a failure logged and counted, never raised into the scoring path), ``memory`` (a list,
+Sinks: ``stream`` (XADD to a Redis stream), ``webhook`` (an HTTP POST of the decision from a
+background thread, 5 s timeout, a failure logged and counted, never raised into or waited
+for by the scoring path), ``memory`` (a list,
 for tests and the Python API) and ``log``.
 """
 
@@ -29,6 +30,8 @@ from __future__ import annotations
 import json
 import logging
 import operator
+import queue
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -82,8 +85,37 @@ class Sink:
         self.kind, self.client, self.stream, self.url, self.maxlen = kind, client, stream, url, maxlen
         self.sent: list[dict[str, Any]] = []
         self.failures = 0
+        # A webhook is posted from its own thread: a slow receiver never holds up scoring.
+        self._queue: queue.Queue | None = None
+        if kind == "webhook":
+            self._queue = queue.Queue(maxsize=10_000)
+            threading.Thread(target=self._drain, name="journeyformer-webhook", daemon=True).start()
 
     def emit(self, decision: dict[str, Any]) -> None:
+        if self._queue is None:
+            self._send(decision)
+            return
+        try:
+            self._queue.put_nowait(decision)
+        except queue.Full:
+            self.failures += 1
+            log.warning("triggers: the webhook queue is full (receiver too slow); decision %s dropped", decision["rule"])
+
+    def flush(self) -> None:
+        """Wait until every queued decision was posted (or failed)."""
+        if self._queue is not None:
+            self._queue.join()
+
+    def _drain(self) -> None:
+        assert self._queue is not None
+        while True:
+            decision = self._queue.get()
+            try:
+                self._send(decision)
+            finally:
+                self._queue.task_done()
+
+    def _send(self, decision: dict[str, Any]) -> None:
         body = json.dumps(decision, default=str)
         try:
             if self.kind == "stream":
