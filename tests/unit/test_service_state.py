@@ -79,3 +79,28 @@ def test_trigger_conditions():
         Rule.from_dict({"name": "x", "when": [{"column": "churn", "op": "~"}]})
     with pytest.raises(ConfigError, match="predictions do not have"):
         t._holds(Rule.from_dict({"name": "y", "when": [{"column": "nope", "op": ">", "value": 1}]}), {"churn": 1}, "1")
+
+
+def test_memory_store_snapshot_and_journal_replay(tmp_path):
+    """Snapshot mid-run, more events journaled, then a 'kill' (no close): a new store on the
+    same path has every applied event once; a clean close empties the journal."""
+    from journeyformer.service.store import MemoryStore
+
+    def new(customer):
+        return CustomerState(customer, (6, 4), 1, max_len=16, tail_days=90)
+
+    events = _events(np.random.default_rng(5), 120)
+    rows = [(str(i % 3), i % 3, e) for i, e in enumerate(events)]
+    path = tmp_path / "state.bin"
+    store = MemoryStore(new, path)
+    store.apply(rows[:50])
+    assert store.claim("rule:1", 3600)
+    store.snapshot()
+    store.apply(rows[40:])  # 10 duplicates, 70 new: journaled only
+    reopened = MemoryStore(new, path)  # the first was never closed: as after SIGKILL
+    assert reopened.replayed == 70 and len(reopened) == 3
+    assert {k: s.to_bytes() for k, s in reopened.states.items()} == {k: s.to_bytes() for k, s in store.states.items()}
+    assert not reopened.claim("rule:1", 3600)  # the cooldown survived too
+    reopened.close()
+    assert path.with_name("state.bin.journal").stat().st_size == 0
+    assert MemoryStore(new, path).replayed == 0

@@ -8,6 +8,7 @@ stops the consumer and closes the store (the embedded store writes its snapshot)
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,11 +106,21 @@ def serve_from_config(cfg: Mapping[str, Any]) -> None:
 
     parts = build_service(cfg)
 
+    stopping = threading.Event()
+    every = float((cfg.get("state") or {}).get("snapshot_every_s") or 0)
+
+    def snapshots() -> None:  # bounds the journal (and the replay at start) of a long run
+        while not stopping.wait(every):
+            parts.store.snapshot()  # type: ignore[union-attr]
+
     def start() -> None:
         if parts.consumer is not None:
             parts.consumer.start()
+        if every > 0 and isinstance(parts.store, MemoryStore) and parts.store.path is not None:
+            threading.Thread(target=snapshots, name="journeyformer-snapshot", daemon=True).start()
 
     def stop() -> None:
+        stopping.set()
         if parts.consumer is not None:
             parts.consumer.stop()
         parts.store.close()
