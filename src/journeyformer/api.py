@@ -189,6 +189,21 @@ class Predictor:
         if len(seqs) == 0:
             dtype = canonical.schema["customer_id"]
             return pl.DataFrame(schema=prediction_schema(self.bundle, dtype, with_embedding, decisions))
+        return self.score(seqs, when, top_k=top_k, with_embedding=with_embedding, explain=explain)
+
+    def score(
+        self,
+        seqs: Sequences,
+        when: datetime,
+        *,
+        top_k: int = 3,
+        with_embedding: bool = False,
+        explain: bool = False,
+    ) -> pl.DataFrame:
+        """The prediction rows of ready model inputs (at least one sample), in their order: the
+        scoring loop every caller shares (:meth:`predict`, the service's state,
+        :mod:`journeyformer.service`)."""
+        decisions = self._decisions(explain)
         batches = length_batches(seqs, self.batch_size)
         outputs = run_in_batches(len(seqs), batches, self.runner.run, workers=self.runner.workers)
         frame = prediction_frame(seqs, outputs, self.bundle, when, top_k, with_embedding)

@@ -118,6 +118,13 @@ def experiment_job(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
+def serve_job(cfg: DictConfig) -> None:
+    """The real-time scoring service over a bundle (``configs/serve.yaml``); runs until stopped."""
+    from journeyformer.service.job import serve_from_config
+
+    serve_from_config(_plain(cfg))
+
+
 def generate_data_job(cfg: DictConfig) -> dict[str, Path]:
     """Write the synthetic data set into the folder of ``data.path`` and print a summary.
 
@@ -174,6 +181,7 @@ COMMANDS: dict[str, tuple[str, Callable[[DictConfig], Any], str | None]] = {
     "evaluate": ("evaluate", evaluate_job, "report"),
     "monitor": ("monitor", monitor_job, None),  # plots only with [report]
     "experiment": ("campaign_experiment", experiment_job, None),
+    "serve": ("serve", serve_job, "serve"),
     "generate-data": ("generate_data", generate_data_job, None),
     "build-store": ("build_store", build_store_job, "train"),  # resolve_events_path lives in training
 }
@@ -188,6 +196,7 @@ commands:
   evaluate       metrics + report.html (evaluate.yaml)       needs journeyformer[report]
   monitor        drift vs the bundle's reference (monitor.yaml)  base install (plots: [report])
   experiment     effects of a campaign with a holdout (campaign_experiment.yaml)  base install
+  serve          real-time scoring service over a bundle (serve.yaml)  needs journeyformer[serve]
   generate-data  write the synthetic data set (generate_data.yaml)
   build-store    training samples as Parquet shards (build_store.yaml)  needs journeyformer[train]
 

@@ -17,6 +17,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "track": ("mlflow",),
     "sweep": ("optuna", "torch", "lightning", "torchmetrics"),  # a search trains: [sweep] includes [train]
     "ray": ("ray",),
+    "serve": ("fastapi", "uvicorn", "redis"),
 }
 
 

@@ -22,6 +22,7 @@ TOP = {
     "export": ["checkpoint=x.ckpt"],
     "predict": ["bundle=b", "input=e.parquet"],
     "evaluate": ["bundle=b", "input=e.parquet"],
+    "serve": ["bundle=b"],
     "generate_data": [],
     "search": [],
 }

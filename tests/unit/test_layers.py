@@ -27,11 +27,12 @@ NEVER = {
     "training": ("export", "inference", "pipelines"),
     "export": ("training", "evaluation", "monitoring", "pipelines"),
     "monitoring": ("training", "model", "export", "evaluation", "pipelines"),
+    "service": ("training", "model", "export", "evaluation", "monitoring", "pipelines"),
 }
 # packages that never import a heavy library, and whether function-level imports count
 TORCH_FREE = {
     "data": True, "metrics": True, "inference": True, "evaluation": True, "monitoring": True,
-    "tasks": False,
+    "service": True, "tasks": False,
 }  # fmt: skip
 
 

@@ -190,9 +190,31 @@ def _summary(
     else:
         activity = seg.reduce(np.where(flags["activity"], ts, _NO_TIME), np.maximum, _NO_TIME)[0]
     first_ts = ts[start] if len(ts) else np.zeros(0, np.int64)
+    return summary_frame(
+        customer_id, cutoff, cut_us, labels, end - start, spend, n_purchases, n_window, n_intent, first_ts, last, activity
+    )
+
+
+def summary_frame(
+    customer_id: pl.Series,
+    cutoff: datetime,
+    cut_us: int,
+    labels: LabelConfig,
+    n_events: np.ndarray,
+    spend: np.ndarray,
+    n_purchases: np.ndarray,
+    n_window: np.ndarray,
+    n_intent: np.ndarray,
+    first_ts: np.ndarray,
+    last: np.ndarray,
+    activity: np.ndarray,
+) -> pl.DataFrame:
+    """The history summary from its per-customer reductions (arrays of N; times in epoch
+    microseconds, ``activity`` ``_NO_TIME`` for none): recency, tenure and the lifecycle stage.
+    Shared by :func:`few_sequences` and the service's per-customer state
+    (:mod:`journeyformer.service.features`)."""
     has_activity = activity != _NO_TIME
     recency = _days(cut_us, np.where(has_activity, activity, first_ts))
-    n_events = end - start
     stage = np.select(
         [
             recency >= labels.churned_after_days,
@@ -329,21 +351,37 @@ def _aggregates(
         onehot = ids[col][:, None] == np.arange(len(tokens))[None, :]  # (E, V)
         total = _reduce(onehot.astype(np.int64), start)
         last30 = _reduce((onehot & recent[:, None]).astype(np.int64), start)
-        for i, t in enumerate(tokens):
-            if t != PAD:
-                out[f"n_{col}={t}"] = total[:, i]
-                out[f"n30_{col}={t}"] = last30[:, i]
+        category_count_columns(out, col, tokens, total, last30)
     action = ids["action"]
     tokens = vocabs["action"].tokens
     onehot = action[:, None] == np.arange(len(tokens))[None, :]
     since = _reduce(np.where(onehot, age[:, None], np.inf), start, np.minimum)
-    for i, t in enumerate(tokens):
-        if t != PAD:
-            out[f"days_since_action={t}"] = np.where(np.isinf(since[:, i]), np.nan, since[:, i])
+    days_since_columns(out, since, tokens)
     last_row = np.append(start[1:], len(ts)) - 1
     out["last_action"] = action[last_row]
     out["last_channel"] = ids["channel"][last_row]
     out["stage_now"] = summary.get_column("stage").to_numpy()
+    return aggregate_table(out, n, vocabs, features)
+
+
+def category_count_columns(out: dict[str, np.ndarray], col: str, tokens: tuple[str, ...], total: np.ndarray, last30: np.ndarray) -> None:
+    """``n_<col>=<t>`` and ``n30_<col>=<t>`` from (N, V) counts over all history and the last
+    30 days (V: the vocabulary's tokens, ``<pad>`` skipped)."""
+    for i, t in enumerate(tokens):
+        if t != PAD:
+            out[f"n_{col}={t}"] = total[:, i]
+            out[f"n30_{col}={t}"] = last30[:, i]
+
+
+def days_since_columns(out: dict[str, np.ndarray], since: np.ndarray, tokens: tuple[str, ...]) -> None:
+    """``days_since_action=<a>`` from (N, V) days since each action's last event (inf: never)."""
+    for i, t in enumerate(tokens):
+        if t != PAD:
+            out[f"days_since_action={t}"] = np.where(np.isinf(since[:, i]), np.nan, since[:, i])
+
+
+def aggregate_table(out: dict[str, np.ndarray], n: int, vocabs: Vocabularies, features: FeatureConfig) -> np.ndarray:
+    """(N, K) float32 in ``features.aggregate_names(vocabs)`` order from the named columns."""
     names = features.aggregate_names(vocabs)
     assert set(CATEGORICAL_AGGREGATES) <= set(out)
     table = np.empty((n, len(names)), dtype=np.float64)
@@ -352,4 +390,4 @@ def _aggregates(
     return table.astype(np.float32)
 
 
-__all__ = ["applies", "few_sequences"]
+__all__ = ["aggregate_table", "applies", "category_count_columns", "days_since_columns", "few_sequences", "summary_frame"]

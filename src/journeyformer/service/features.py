@@ -1,0 +1,209 @@
+"""Customer states -> :class:`~journeyformer.data.sequences.Sequences` at a cutoff: the model
+inputs ``journeyformer predict`` builds from the same events, read from the running state.
+
+The per-event features are :mod:`journeyformer.data.sequences_numpy`'s own functions over the
+tail's last ``max_len`` events (with the predecessor's time for the first one's gap); the
+history summary and lifecycle stage are its :func:`summary_frame`; the aggregates are assembled
+by its :func:`aggregate_table` from the state's running values, the tail's windowed counts and
+the same float expressions (ages as ``(cutoff - t) / 86400e6`` days). One batch of N customers
+costs O(N x (max_len + tail)), independent of how long their histories are.
+
+Only cutoffs at or after each customer's newest event are answered (the service scores the
+present; the past is ``journeyformer predict``'s).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from journeyformer.data.aggregates import WINDOWS_DAYS, context_transform
+from journeyformer.data.features import context_features
+from journeyformer.data.labels import _NO_TIME, _micros, as_utc
+from journeyformer.data.preprocessing import Preprocessing
+from journeyformer.data.sequences import Sequences
+from journeyformer.data.sequences_numpy import (
+    _event_features,
+    aggregate_table,
+    category_count_columns,
+    days_since_columns,
+    summary_frame,
+)
+from journeyformer.data.vocab import UNK_ID
+from journeyformer.service.state import PURCHASE, VALUE, CustomerState
+
+_US_PER_DAY = 86_400e6
+
+
+def tail_days(pre: Preprocessing) -> int:
+    """Days of recent events a state keeps: the longest window any feature reads."""
+    return math.ceil(max(*WINDOWS_DAYS, 30, pre.labels.loyalty_window_days))
+
+
+def sequences_at(states: Sequence[CustomerState], cutoff: datetime, pre: Preprocessing) -> Sequences:
+    """The model inputs of ``states`` (N >= 1) at ``cutoff``, in the given order.
+
+    Raises ValueError when ``cutoff`` is before a customer's newest event.
+    """
+    cutoff = as_utc(cutoff)
+    cut_us = _micros(cutoff)
+    features, labels, vocabs = pre.features, pre.labels, pre.vocabs
+    window_start = _micros(cutoff - timedelta(days=labels.loyalty_window_days))
+    n = len(states)
+    seq_ts: list[int] = []  # predecessor (when there is one) + the sequence events, per customer
+    first: list[bool] = []
+    keep: list[bool] = []
+    amount: list[float] = []
+    extras: list[tuple[float, ...]] = []
+    cats: list[tuple[int, ...]] = []
+    lengths = np.zeros(n, dtype=np.int64)
+    tail_ts, tail_owner, tail_flags, tail_amount, tail_ids = [], [], [], [], []
+    scalars = {k: np.zeros(n, dtype=np.int64) for k in ("n_events", "n_purchases", "n_window", "n_intent", "first", "last", "activity", "n_days", "n_value")}
+    floats = {k: np.zeros(n) for k in ("spend", "value_max", "gap_mean", "gap_std", "gap_max", "gap_last")}
+    n_extra = len(features.numeric)
+    extras_mean = np.zeros((n, n_extra))
+    totals = [np.zeros((n, len(vocabs[c].tokens)), dtype=np.int64) for c in features.categorical]
+    action_last = np.full((n, len(vocabs["action"].tokens)), np.inf)
+    for k, s in enumerate(states):
+        newest = s.times[-1]
+        if newest > cut_us:
+            raise ValueError(
+                f"as_of {cutoff.isoformat()} is before customer {s.customer}'s newest event "
+                f"({np.datetime64(newest, 'us')}Z): the service scores at or after a customer's "
+                "newest event; score the past with `journeyformer predict as_of=...`"
+            )
+        length = min(s.n_events, s.max_len)
+        lengths[k] = length
+        if s.n_events > length:
+            seq_ts.append(s.times[-length - 1])
+            first.append(True)
+            keep.append(False)
+            amount.append(0.0)
+            extras.append((0.0,) * n_extra)
+        tail = s.tail  # unpacked once
+        for j, e in enumerate(tail[-length:]):
+            seq_ts.append(e.ts)
+            first.append(j == 0 and s.n_events == length)
+            keep.append(True)
+            amount.append(e.amount)
+            extras.append(e.extras)
+            cats.append(e.ids)
+        for e in tail:
+            tail_ts.append(e.ts)
+            tail_owner.append(k)
+            tail_flags.append(e.flags)
+            tail_amount.append(e.amount)
+            tail_ids.append(e.ids)
+        scalars["n_events"][k] = s.n_events
+        scalars["n_purchases"][k] = s.n_purchases
+        scalars["n_intent"][k] = s.n_intent
+        scalars["n_value"][k] = s.n_value
+        scalars["first"][k] = s.times[0]
+        scalars["last"][k] = newest
+        scalars["activity"][k] = _NO_TIME if s.activity_last is None else s.activity_last
+        scalars["n_days"][k] = s.n_days
+        floats["spend"][k] = s.spend
+        floats["value_max"][k] = s.value_max
+        n_gaps = s.n_events - 1
+        if n_gaps >= 1:
+            span = newest - s.times[0]  # the sum of the gaps
+            floats["gap_mean"][k] = span / _US_PER_DAY / n_gaps
+            floats["gap_max"][k] = s.gap_max / _US_PER_DAY
+            floats["gap_last"][k] = (newest - s.times[-2]) / _US_PER_DAY
+            # sum of squared deviations = S2 - S1^2 / n, exact in integers, then to days^2
+            floats["gap_std"][k] = math.sqrt(max(n_gaps * s.gap_s2 - span * span, 0) / n_gaps / (n_gaps - 1)) / _US_PER_DAY if n_gaps >= 2 else math.nan
+        else:
+            floats["gap_mean"][k] = floats["gap_max"][k] = floats["gap_last"][k] = floats["gap_std"][k] = math.nan
+        if n_extra:
+            extras_mean[k] = np.asarray(s.extras_sum) / s.n_events
+        for c, counts in enumerate(s.counts):
+            totals[c][k] = counts
+        action_last[k] = [math.inf if t is None else (cut_us - t) / _US_PER_DAY for t in s.action_last]
+
+    t_ts = np.asarray(tail_ts, dtype=np.int64)
+    owner = np.asarray(tail_owner, dtype=np.int64)
+    flags = np.asarray(tail_flags, dtype=np.int64)
+    t_amount = np.asarray(tail_amount, dtype=np.float64)
+    t_ids = np.asarray(tail_ids, dtype=np.int64).reshape(len(tail_ts), len(features.categorical))
+    age = (cut_us - t_ts).astype(np.float64) / _US_PER_DAY
+    purchase = (flags & PURCHASE) != 0
+    value = (flags & VALUE) != 0
+    scalars["n_window"] = np.bincount(owner, weights=purchase & (t_ts > window_start), minlength=n).astype(np.int64)
+
+
+    customer_id = pl.Series("customer_id", [s.customer for s in states])
+    summary = summary_frame(
+        customer_id, cutoff, cut_us, labels, scalars["n_events"], floats["spend"], scalars["n_purchases"],
+        scalars["n_window"], scalars["n_intent"], scalars["first"], scalars["last"], scalars["activity"],
+    )  # fmt: skip
+
+    # Per-event numeric features over the sequence rows (predecessors give the first gap).
+    ts_arr = np.asarray(seq_ts, dtype=np.int64)
+    extras_arr = np.asarray(extras, dtype=np.float64).reshape(len(seq_ts), n_extra)
+    numeric_all = _event_features(
+        ts_arr, np.asarray(first), cut_us, np.asarray(amount, dtype=np.float64),
+        {c: extras_arr[:, j] for j, c in enumerate(features.numeric)}, features,
+    )  # fmt: skip
+    numeric = numeric_all[np.asarray(keep)]
+    categorical = np.asarray(cats, dtype=np.int32).reshape(len(cats), len(features.categorical))
+
+    # Aggregates, named as sequences_numpy._aggregates names them.
+    out: dict[str, np.ndarray] = {}
+    val = np.where(value, t_amount, 0.0)
+    for w in WINDOWS_DAYS:
+        out[f"n_events_{w}d"] = np.bincount(owner, weights=age < w, minlength=n)
+    for w in WINDOWS_DAYS:
+        out[f"n_purchases_{w}d"] = np.bincount(owner, weights=purchase & (age < w), minlength=n)
+    for w in WINDOWS_DAYS:
+        out[f"spend_{w}d"] = np.bincount(owner, weights=np.where(age < w, val, 0.0), minlength=n)
+    for name in ("n_events", "n_purchases", "spend", "tenure_days", "recency_days"):
+        out[name] = summary.get_column(name).to_numpy().astype(np.float64)
+    out["n_active_days"] = scalars["n_days"].astype(np.float64)
+    out["gap_mean_days"] = floats["gap_mean"]
+    out["gap_std_days"] = floats["gap_std"]
+    out["gap_max_days"] = floats["gap_max"]
+    out["gap_last_days"] = floats["gap_last"]
+    n_value = scalars["n_value"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["purchase_amount_mean"] = np.where(n_value > 0, floats["spend"] / n_value, np.nan)
+    out["purchase_amount_max"] = np.where(n_value > 0, floats["value_max"], np.nan)
+    for j, c in enumerate(features.numeric):
+        out[f"mean_{c}"] = extras_mean[:, j]
+    recent = age < 30
+    for c, col in enumerate(features.categorical):
+        tokens = vocabs[col].tokens
+        last30 = np.zeros((n, len(tokens)), dtype=np.int64)
+        np.add.at(last30, (owner[recent], t_ids[recent, c]), 1)
+        category_count_columns(out, col, tokens, totals[c], last30)
+    days_since_columns(out, action_last, vocabs["action"].tokens)
+    last_rows = np.cumsum(lengths) - 1
+    out["last_action"] = categorical[last_rows, 0]
+    out["last_channel"] = categorical[last_rows, features.categorical.index("channel")]
+    out["stage_now"] = summary.get_column("stage").to_numpy()
+    aggregates = aggregate_table(out, n, vocabs, features)
+    if features.context == "summary":
+        context = context_features(summary)
+    else:
+        context = context_transform(aggregates, features.aggregate_names(vocabs))
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    unknown = {c: int(m) for c, m in zip(features.categorical, (categorical == UNK_ID).sum(axis=0), strict=True) if m}
+    return Sequences(
+        customer_id=customer_id,
+        cutoff=np.full(n, np.datetime64(cutoff.replace(tzinfo=None), "us")),
+        offsets=offsets,
+        categorical=np.ascontiguousarray(categorical),
+        numeric=np.ascontiguousarray(numeric),
+        stage_now=summary.get_column("stage").to_numpy().astype(np.int64),
+        context=context,
+        summary=summary,
+        aggregates=aggregates,
+        unknown_counts=unknown,
+    )
+
+
+__all__ = ["sequences_at", "tail_days"]
