@@ -6,8 +6,9 @@
   (:func:`journeyformer.inference.ray_driver.predict_events_ray`; ``pip install
   'journeyformer[ray]'``).
 
-Both map :func:`journeyformer.inference.partition.score_partition` over the same partitions
-of customers, so they give the same customers and the same numbers. Needs no torch.
+Both resolve one :class:`journeyformer.inference.scoring.ScoringJob` and map its
+``score_partition`` over the same partitions of customers, so they give the same customers and
+the same numbers. Needs no torch.
 """
 
 from __future__ import annotations
