@@ -53,7 +53,8 @@ from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.decisions import Decisions
 from journeyformer.inference.partition import prediction_schema
 from journeyformer.inference.runner import OnnxRunner
-from journeyformer.inference.scoring import BATCH_SIZE, TOP_K, ModelChoice, ScoringJob
+from journeyformer.inference.scoring import BATCH_SIZE, ModelChoice, ScoringJob
+from journeyformer.tasks.base import TOP_K
 
 SMALL_EVENTS = 50_000  # inputs up to this many events build sequences in NumPy
 

@@ -103,7 +103,7 @@ def test_train_and_evaluate_jobs_share_the_population_rule(tiny_run, events_path
 
 
 def test_report_and_every_plot_are_written(bundle, events_path, tmp_path):
-    cfg = {"bundle": str(bundle), "input": str(events_path), "output": str(tmp_path / "rep"), "progress": False}
+    cfg = {"bundle": str(bundle), "data": {"path": str(events_path)}, "output": str(tmp_path / "rep"), "progress": False}
     _, out = evaluate_from_config(cfg)
     html = (out / "report.html").read_text()
     PLOTS = [
@@ -146,7 +146,7 @@ def test_heads_switched_off_are_neither_scored_nor_published(events_path, tmp_pa
     ev = evaluate_bundle(bundle, events_path, progress=False)
     assert set(ev.metrics["model"]) == {"churn"}
     out = tmp_path / "pred.parquet"
-    predict_from_config({"bundle": str(bundle), "input": str(events_path), "output": str(out), "progress": False})
+    predict_from_config({"bundle": str(bundle), "data": {"path": str(events_path)}, "output": str(out), "progress": False})
     pred = pl.read_parquet(out)
     assert pred.columns == ["customer_id", "as_of", "n_events", "churn_probability"]
     assert pred["churn_probability"].null_count() == 0
@@ -182,7 +182,7 @@ def test_a_backtest_loads_the_bundle_and_reads_the_input_once(bundle, events_pat
     monkeypatch.setattr(evaluate_module, "load_events", counted("load_events", evaluate_module.load_events))
     last = pl.read_parquet(events_path)["timestamp"].max()
     dates = [(last - timedelta(days=d)).date().isoformat() for d in (90, 60)]
-    cfg = {"bundle": str(bundle), "input": str(events_path), "output": str(tmp_path / "rep"), "progress": False,
+    cfg = {"bundle": str(bundle), "data": {"path": str(events_path)}, "output": str(tmp_path / "rep"), "progress": False,
            "as_of": dates, "segments": "default"}  # fmt: skip
     ev, _ = evaluate_from_config(cfg)
     assert calls == {"load_bundle": 1, "load_events": 1}

@@ -190,7 +190,7 @@ def test_column_mapping_override_from_config(bundle_dir, events, tmp_path):
             config_name="predict",
             overrides=[
                 f"bundle={bundle_dir}",
-                f"input={path}",
+                f"data.path={path}",
                 f"output={tmp_path / 'p.parquet'}",
                 "data.columns.customer_id=user_id",  # no "+": as in train (issue 9)
                 "data.columns.timestamp=ts",

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from journeyformer.config import events_path, schema_overrides
 from journeyformer.evaluation.decisions import decision_html, decision_plots, run_evaluations
 from journeyformer.evaluation.evaluate import Evaluation
 from journeyformer.evaluation.render import header_lines, interval_lines, metric_rows
@@ -123,15 +124,15 @@ def evaluate_from_config(cfg: dict[str, Any]) -> tuple[Evaluation, Path]:
     from journeyformer.evaluation.evaluate import evaluate_bundle, load_input
 
     require("report", "journeyformer evaluate (the plots of report.html)")  # before scoring
-    overrides = {k: v for k, v in (cfg.get("data") or {}).items() if v not in (None, {})}
+    events = events_path(cfg, "evaluate")
     out = cfg.get("output") or str(Path(cfg["bundle"]) / "report")
     # Refused before any work: a directory we did not make, or one holding the input.
-    plan = OutputPlan.dir_unit(out, "report.html", "evaluation", [cfg["input"], cfg["bundle"]])
+    plan = OutputPlan.dir_unit(out, "report.html", "evaluation", [events, cfg["bundle"]])
     plan.check()
     plan.clean()
 
     # The bundle loaded and the events read once, for every as_of of a backtest.
-    source = load_input(cfg["bundle"], cfg["input"], overrides, str(cfg.get("device", "cpu")),
+    source = load_input(cfg["bundle"], events, schema_overrides(cfg), str(cfg.get("device", "cpu")),
                         int(cfg.get("batch_size", BULK_BATCH_SIZE)))  # fmt: skip
 
     def evaluate_one(as_of: Any) -> Evaluation:

@@ -37,18 +37,14 @@ import polars as pl
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from journeyformer.data.partitions import CHUNK_CUSTOMERS
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.partition import Prepared
 from journeyformer.inference.result import PredictResult, check_accounted, rejects_path
-from journeyformer.inference.scoring import (
-    BATCH_SIZE,
-    CHUNK_CUSTOMERS,
-    TOP_K,
-    ModelChoice,
-    ScoringJob,
-)
+from journeyformer.inference.scoring import BATCH_SIZE, ModelChoice, ScoringJob
 from journeyformer.io import temp_file
 from journeyformer.publish import OutputPlan, manifest_path
+from journeyformer.tasks.base import TOP_K
 
 log = logging.getLogger(__name__)
 

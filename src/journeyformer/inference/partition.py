@@ -31,8 +31,8 @@ from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences
 from journeyformer.data.timestamps import UTC_US, epoch_micros
 from journeyformer.data.validate import validate
-from journeyformer.inference.scoring import BATCH_SIZE, TOP_K, score_sequences
-from journeyformer.tasks.base import Task, TaskContext, lists
+from journeyformer.inference.scoring import BATCH_SIZE, score_sequences
+from journeyformer.tasks.base import TOP_K, Task, TaskContext, lists
 
 if TYPE_CHECKING:
     from journeyformer.inference.decisions import Decisions
@@ -62,7 +62,7 @@ class ScoringSpec(Protocol):
     @property
     def tasks(self) -> list[Task]: ...
 
-    def context(self, top_k: int = 3) -> TaskContext: ...
+    def context(self, top_k: int = TOP_K) -> TaskContext: ...
 
 
 @dataclass

@@ -37,21 +37,16 @@ import polars as pl
 
 from journeyformer.data.event_order import ROW
 from journeyformer.data.normalize import normalize
-from journeyformer.data.partitions import chunk_key
+from journeyformer.data.partitions import CHUNK_CUSTOMERS, chunk_key
 from journeyformer.data.readers import format_of, resolve_files
 from journeyformer.data.schema import EventSchema
 from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.result import PredictResult, check_accounted
-from journeyformer.inference.scoring import (
-    BATCH_SIZE,
-    CHUNK_CUSTOMERS,
-    TOP_K,
-    ModelChoice,
-    ScoringJob,
-)
+from journeyformer.inference.scoring import BATCH_SIZE, ModelChoice, ScoringJob
 from journeyformer.io import atomic_write_parquet
 from journeyformer.publish import OutputPlan, write_dir_manifest
+from journeyformer.tasks.base import TOP_K
 
 log = logging.getLogger(__name__)
 

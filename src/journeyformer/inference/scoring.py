@@ -28,11 +28,13 @@ import numpy as np
 import polars as pl
 
 from journeyformer.data.batch import Batch, run_model
+from journeyformer.data.partitions import CHUNK_CUSTOMERS
 from journeyformer.data.samples import parse_time
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle, load_bundle
+from journeyformer.tasks.base import TOP_K
 
 if TYPE_CHECKING:
     from journeyformer.data.partitions import EventChunks
@@ -42,11 +44,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The defaults of every scoring setting, here only (configs/predict.yaml shows the same values).
+# The defaults of the scoring settings, each in one place: these two here, CHUNK_CUSTOMERS with
+# the chunks (data/partitions.py), TOP_K with the task context (tasks/base.py). The job configs
+# (configs/predict.yaml, ...) show the same values to the command line.
 BATCH_SIZE = 64  # customers per model call when predicting: small batches stay in cache
 BULK_BATCH_SIZE = 256  # customers per call where whole populations are scored (evaluate, monitor, export)
-CHUNK_CUSTOMERS = 50_000  # customers read and prepared at a time (bounds memory)
-TOP_K = 3  # actions listed in top_actions
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from journeyformer.errors import ConfigError
 from journeyformer.inference.scoring import BATCH_SIZE
+from journeyformer.tasks.base import TOP_K
 
 REJECT_REASON = "reject_reason"
 
@@ -89,7 +90,7 @@ def arrow_scorer(
     *,
     schema_overrides: Mapping[str, Any] | None = None,
     batch_size: int = BATCH_SIZE,
-    top_k: int = 3,
+    top_k: int = TOP_K,
     with_embedding: bool = False,
     threads: int = 1,
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:

@@ -26,18 +26,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from journeyformer.config import events_path, schema_overrides
+from journeyformer.data.partitions import CHUNK_CUSTOMERS
 from journeyformer.data.validate import validate
 from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle, BundleError, load_bundle
 from journeyformer.inference.clusters import clusters_of
 from journeyformer.inference.decisions import Decisions
 from journeyformer.inference.reference import measures, reference_of
-from journeyformer.inference.scoring import (
-    BULK_BATCH_SIZE,
-    CHUNK_CUSTOMERS,
-    ModelChoice,
-    ScoringJob,
-)
+from journeyformer.inference.scoring import BULK_BATCH_SIZE, ModelChoice, ScoringJob
 from journeyformer.metrics.drift import Counts
 from journeyformer.monitoring.drift import DriftReport, Thresholds, drift_report
 from journeyformer.publish import OutputPlan
@@ -183,16 +180,15 @@ def monitor_events(
 
 def monitor_from_config(cfg: Mapping[str, Any]) -> MonitorResult:
     """:func:`monitor_events` with the settings of ``configs/monitor.yaml`` (plain values)."""
-    data = {k: v for k, v in dict(cfg.get("data") or {}).items() if v not in (None, {})}
     t = dict(cfg.get("thresholds") or {})
     return monitor_events(
         cfg["bundle"],
-        cfg["input"],
+        events_path(cfg, "monitor"),
         cfg.get("output"),
         as_of=cfg.get("as_of"),
         thresholds=Thresholds(float(t.get("psi_warn", 0.1)), float(t.get("psi_drift", 0.25))),
         fail_on_drift=bool(cfg.get("fail_on_drift", False)),
-        schema_overrides=data,
-        chunk_customers=int(cfg.get("chunk_customers", 50_000)),
-        batch_size=int(cfg.get("batch_size", 256)),
+        schema_overrides=schema_overrides(cfg),
+        chunk_customers=int(cfg.get("chunk_customers", CHUNK_CUSTOMERS)),
+        batch_size=int(cfg.get("batch_size", BULK_BATCH_SIZE)),
     )
