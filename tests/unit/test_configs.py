@@ -142,7 +142,7 @@ def test_every_command_names_its_events_data_path_and_input_is_the_deprecated_na
         events_path(resolved(composed(name, ["bundle=b"])), name)
 
 
-def test_an_override_the_command_does_not_use_is_an_error(tmp_path):
+def test_an_override_the_command_does_not_use_is_an_error(tmp_path, monkeypatch):
     """Export reads only the schema settings of data.*: a feature setting fixed by the model
     is refused, not dropped; predict on Ray refuses the local engine's rejects= and scratch=."""
     from journeyformer.inference.job import predict_from_config
@@ -150,6 +150,12 @@ def test_an_override_the_command_does_not_use_is_an_error(tmp_path):
 
     cfg = OmegaConf.create(resolved(composed("export", ["checkpoint=x.ckpt", "data.max_len=12"])))
     with pytest.raises(ConfigError, match=r"data.max_len=12: not used here \(the checkpoint's model fixes"):
+        export(cfg)
+    import journeyformer.pipelines as pipelines
+
+    monkeypatch.setattr(pipelines, "_run_events", lambda checkpoint: None)  # a run without its events
+    cfg = OmegaConf.create(resolved(composed("export", ["checkpoint=x.ckpt", "data.columns.customer_id=user_id"])))
+    with pytest.raises(ConfigError, match=r"data.columns=.*not used here \(they apply to the events of data.path"):
         export(cfg)
     ray = resolved(composed("predict", ["bundle=b", "data.path=e.parquet", "engine=ray", "rejects=r.parquet"]))
     with pytest.raises(ConfigError, match=r"rejects='r.parquet': not used here \(engine=ray writes rejects.parquet"):
