@@ -1,6 +1,6 @@
 """Evaluate an ONNX bundle against baselines: metrics.json + report.html.
 
-    python scripts/evaluate.py bundle=<dir> input=<events> [as_of=2025-12-01 output=<dir>]
+    python scripts/evaluate.py bundle=<dir> data.path=<events> [as_of=2025-12-01 output=<dir>]
 
 A thin wrapper over ``journeyformer evaluate`` (journeyformer.cli), which works from any directory
 once the package is installed.

@@ -1,6 +1,6 @@
 """Drift monitoring: new events against the bundle's validation reference.
 
-    python scripts/monitor.py bundle=<dir> input=<events> [as_of=2026-01-31 fail_on_drift=true]
+    python scripts/monitor.py bundle=<dir> data.path=<events> [as_of=2026-01-31 fail_on_drift=true]
 
 Writes monitor.json and monitor.html; exits with 3 on drift when fail_on_drift=true. Runs
 without PyTorch (the base install; plots need journeyformer[report]).

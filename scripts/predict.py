@@ -1,7 +1,7 @@
 """Score events with an ONNX bundle.
 
-    python scripts/predict.py bundle=<dir> input=<events> [output=predictions.parquet]
-    python scripts/predict.py bundle=<dir> input=<events> as_of=2025-12-31T00:00:00 device=cuda
+    python scripts/predict.py bundle=<dir> data.path=<events> [output=predictions.parquet]
+    python scripts/predict.py bundle=<dir> data.path=<events> as_of=2025-12-31T00:00:00 device=cuda
 
 Runs without PyTorch (the base install).
 

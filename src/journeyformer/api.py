@@ -33,6 +33,7 @@ Needs the base install only (no torch).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,6 @@ from typing import Any
 import polars as pl
 
 from journeyformer.data.as_of import data_end
-from journeyformer.data.batch import length_batches, run_in_batches
 from journeyformer.data.events import load_events
 from journeyformer.data.labels import first_rows
 from journeyformer.data.normalize import already_canonical, normalize
@@ -51,8 +51,10 @@ from journeyformer.data.validate import clean, validate
 from journeyformer.errors import EventDataError
 from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.decisions import Decisions
-from journeyformer.inference.partition import prediction_frame, prediction_schema
+from journeyformer.inference.partition import prediction_schema
 from journeyformer.inference.runner import OnnxRunner
+from journeyformer.inference.scoring import BATCH_SIZE, ModelChoice, ScoringJob
+from journeyformer.tasks.base import TOP_K
 
 SMALL_EVENTS = 50_000  # inputs up to this many events build sequences in NumPy
 
@@ -79,19 +81,20 @@ class Predictor:
         bundle: Bundle,
         runner: OnnxRunner,
         schema_overrides: Mapping[str, Any] | None = None,
-        batch_size: int = 64,
+        batch_size: int = BATCH_SIZE,
         *,
         segments: Mapping[str, Any] | str | None = "default",
         explain_events: int = 8,
         explain_top: int = 3,
         small_events: int = SMALL_EVENTS,
     ) -> None:
-        self.bundle = bundle
-        self.runner = runner
-        self.batch_size = batch_size
-        self.schema = bundle.schema(schema_overrides)
+        self.job = ScoringJob.resolve(
+            bundle, model=ModelChoice(), batch_size=batch_size, schema_overrides=schema_overrides, runner=runner,
+            decisions=Decisions.for_bundle(bundle, segments),
+        )  # fmt: skip
+        self.bundle, self.runner, self.batch_size, self.schema = bundle, runner, batch_size, self.job.schema
         self.small_events = small_events
-        self.decisions = Decisions.for_bundle(bundle, segments)
+        self.decisions = self.job.decisions
         self._explain = (segments, explain_events, explain_top)
         self._explaining: Decisions | None = None
         self.last_rejected: list[Any] = []
@@ -104,7 +107,7 @@ class Predictor:
         device: str = "cpu",
         precision: str = "fp32",
         threads: int | None = None,
-        batch_size: int = 64,
+        batch_size: int = BATCH_SIZE,
         optimization: str = "basic",
         graph: str = "auto",
         parallel: str = "auto",
@@ -123,9 +126,7 @@ class Predictor:
         (:class:`journeyformer.inference.runner.OnnxRunner`).
         """
         loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-        runner = OnnxRunner(
-            loaded, device, precision, threads, optimization=optimization, graph=graph, parallel=parallel
-        )
+        runner = ModelChoice(device, precision, threads, optimization, graph, parallel).runner(loaded)
         return cls(
             loaded, runner, data, batch_size,
             segments=segments, explain_events=explain_events, explain_top=explain_top,
@@ -165,7 +166,7 @@ class Predictor:
         events: pl.DataFrame | pl.LazyFrame | str | Path,
         as_of: datetime | str | None = None,
         *,
-        top_k: int = 3,
+        top_k: int = TOP_K,
         with_embedding: bool = False,
         explain: bool = False,
     ) -> pl.DataFrame:
@@ -196,18 +197,16 @@ class Predictor:
         seqs: Sequences,
         when: datetime,
         *,
-        top_k: int = 3,
+        top_k: int = TOP_K,
         with_embedding: bool = False,
         explain: bool = False,
     ) -> pl.DataFrame:
-        """The prediction rows of ready model inputs (at least one sample), in their order: the
-        scoring loop every caller shares (:meth:`predict`, the service's state,
-        :mod:`journeyformer.service`)."""
+        """The prediction rows of ready model inputs (at least one sample), in their order,
+        through the one scoring loop (:meth:`journeyformer.inference.scoring.ScoringJob.score_sequences`);
+        :meth:`predict` and the service's state (:mod:`journeyformer.service`) call it."""
         decisions = self._decisions(explain)
-        batches = length_batches(seqs, self.batch_size)
-        outputs = run_in_batches(len(seqs), batches, self.runner.run, workers=self.runner.workers)
-        frame = prediction_frame(seqs, outputs, self.bundle, when, top_k, with_embedding)
-        return decisions.annotate(frame, seqs, outputs, batches, self.runner.run, self.runner.workers)
+        job = replace(self.job, as_of=when, top_k=top_k, with_embedding=with_embedding, decisions=decisions)
+        return job.score_sequences(seqs).frame
 
     def _decisions(self, explain: bool) -> Decisions:
         """The segment/cluster columns, plus the explainer when asked (built once)."""

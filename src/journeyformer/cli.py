@@ -4,9 +4,9 @@
     journeyformer train model=tiny trainer.max_epochs=1
     journeyformer search hparams_search.n_trials=20 model=tiny   # Optuna; rerun to resume
     journeyformer export checkpoint=checkpoints/<run>/best.ckpt
-    journeyformer predict bundle=<dir> input=<events> [output=predictions.parquet as_of=...]
-    journeyformer evaluate bundle=<dir> input=<events>
-    journeyformer monitor bundle=<dir> input=<events> [as_of=... fail_on_drift=true]
+    journeyformer predict bundle=<dir> data.path=<events> [output=predictions.parquet as_of=...]
+    journeyformer evaluate bundle=<dir> data.path=<events>
+    journeyformer monitor bundle=<dir> data.path=<events> [as_of=... fail_on_drift=true]
     python -m journeyformer predict --help        # Hydra's help, groups and overrides
 
 Everything after the command is Hydra's (overrides, ``-m``, ``--cfg job``, ``--config-dir``).

@@ -61,6 +61,7 @@ def export(cfg: DictConfig) -> Any:
 
     Fails, writing nothing, when onnxruntime does not reproduce torch within ``parity.atol``.
     """
+    from journeyformer.config import refuse_unused
     from journeyformer.export.bundle import ValidationData, build_bundle
     from journeyformer.export.decisions import ClusterSettings
     from journeyformer.export.onnx import OPSET
@@ -69,8 +70,13 @@ def export(cfg: DictConfig) -> Any:
     c = _plain(cfg)
     data, parity = dict(c.get("data") or {}), c.get("parity") or {}
     validation = None
+    refuse_unused(data, (*SCHEMA_OVERRIDES, "path", "split", "active_within_days", "max_customers"), "data.",
+                  "the checkpoint's model fixes its features: export reads the event schema settings only")  # fmt: skip
     if not data.get("path"):  # the run knows its own training events: use them when still there
         data["path"] = _run_events(c["checkpoint"])
+    if not data.get("path"):
+        refuse_unused(data, ("path", "max_customers"), "data.",
+                      "they apply to the events of data.path, and export has none: give data.path=<the training events>")  # fmt: skip
     if data.get("path"):
         validation = ValidationData(
             path=str(data["path"]),

@@ -11,6 +11,9 @@
   with its row count, size and SHA-256 is written last. The manifest is the commit record:
   :func:`verify_manifest` tells a complete result from a mix. SIGTERM/SIGINT arriving during
   those renames is held until they are done.
+* **One plan per job** (:class:`OutputPlan`): what a job writes, checked (:meth:`~OutputPlan.check`),
+  cleaned of killed runs' temps (:meth:`~OutputPlan.clean`) and published as one unit
+  (:meth:`~OutputPlan.publish`), the same for every job.
 * **Signals and stale temps.** :func:`exit_cleanly_on_signals` turns SIGTERM into SystemExit
   (and leaves SIGINT as KeyboardInterrupt), so every temp file is removed on the way out; as a
   backstop the handler removes this process's registered temps itself. :func:`clean_stale`,
@@ -34,12 +37,13 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from journeyformer.errors import OutputError
-from journeyformer.io import LIVE_TEMPS, atomic_write_text, remove_path, temp_file
+from journeyformer.io import LIVE_TEMPS, atomic_dir, atomic_write_text, remove_path, temp_file
 
 log = logging.getLogger(__name__)
 
@@ -357,3 +361,88 @@ def verify_manifest(manifest: str | Path) -> dict[str, Any]:
                 "(another run's, or changed since)"
             )
     return record
+
+
+# --- one plan per job ----------------------------------------------------------------------
+
+
+@dataclass
+class OutputPlan:
+    """What a job writes, and how it is kept safe: :meth:`check` refuses it before any work,
+    :meth:`clean` removes what killed runs left, :meth:`publish` writes it as one unit.
+
+    Either ``files`` (setting -> (name in the manifest, path)) published together with
+    ``manifest`` written last (:func:`publish_files`), or one ``directory`` made by ``job``
+    (its ``marker`` file says so) swapped in whole (:func:`journeyformer.io.atomic_dir`).
+    ``inputs``: what the outputs must not replace; ``scratch``: temporaries the job keeps
+    beside its outputs (cleaned with them).
+
+    Example::
+
+        plan = OutputPlan.files_unit({"output": ("predictions", out), "rejects": ("rejects", rej)},
+                                     manifest_path(out), inputs=[events])
+        plan.check(); plan.clean()
+        with plan.publish() as tmp:
+            write(tmp["predictions"]); write(tmp["rejects"])
+    """
+
+    inputs: list[str | Path] = field(default_factory=list)
+    files: dict[str, tuple[str, Path]] = field(default_factory=dict)
+    manifest: Path | None = None
+    directory: Path | None = None
+    marker: str = ""
+    job: str = ""
+    scratch: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def files_unit(
+        cls,
+        files: Mapping[str, tuple[str, str | Path]],
+        manifest: str | Path,
+        inputs: Iterable[str | Path | None] = (),
+        scratch: Iterable[str | Path] = (),
+    ) -> OutputPlan:
+        return cls(
+            [i for i in inputs if i is not None],
+            {k: (name, Path(p)) for k, (name, p) in files.items()},
+            Path(manifest),
+            scratch=[Path(p) for p in scratch],
+        )
+
+    @classmethod
+    def dir_unit(
+        cls, directory: str | Path, marker: str, job: str, inputs: Iterable[str | Path | None] = ()
+    ) -> OutputPlan:
+        return cls([i for i in inputs if i is not None], directory=Path(directory), marker=marker, job=job)
+
+    def check(self) -> None:
+        """Refuse, before any work, outputs that would replace an input, each other, or a
+        directory this job did not make."""
+        if self.directory is not None:
+            check_dir_output(self.directory, "output", self.marker, self.job, self.inputs)
+            return
+        paths = {setting: path for setting, (_, path) in self.files.items()}
+        if self.manifest is not None:
+            paths["manifest"] = self.manifest
+        for setting, path in paths.items():
+            check_file_output(path, setting, self.inputs)
+        check_distinct(paths)
+
+    def clean(self) -> list[Path]:
+        """Remove temps left beside the outputs by killed runs (:func:`clean_stale`)."""
+        if self.directory is not None:
+            return clean_stale([self.directory])
+        paths = [path for _, path in self.files.values()]
+        return clean_stale([*paths, *([self.manifest] if self.manifest else []), *self.scratch])
+
+    @contextmanager
+    def publish(self) -> Iterator[Any]:
+        """Yield where to write (name -> temp path; or the temp directory); publish it all when
+        the block succeeds, leave the previous outputs otherwise."""
+        if self.directory is not None:
+            with atomic_dir(self.directory) as tmp:
+                yield tmp
+            return
+        assert self.manifest is not None
+        with publish_files({name: path for name, path in self.files.values()}, self.manifest) as tmp:
+            yield tmp

@@ -37,8 +37,8 @@ def test_configs_ship_inside_the_package():
 
 def test_every_command_composes_from_another_directory(tmp_path):
     """`--cfg job` composes each command's config (with its required keys) anywhere."""
-    required = {"export": ["checkpoint=x.ckpt"], "predict": ["bundle=b", "input=e"],
-                "evaluate": ["bundle=b", "input=e"], "monitor": ["bundle=b", "input=e"]}  # fmt: skip
+    required = {"export": ["checkpoint=x.ckpt"], "predict": ["bundle=b", "data.path=e"],
+                "evaluate": ["bundle=b", "data.path=e"], "monitor": ["bundle=b", "data.path=e"]}  # fmt: skip
     for command in COMMANDS:
         out = _run(
             [str(BIN / "journeyformer"), command, "--cfg", "job", *required.get(command, [])],
@@ -59,7 +59,7 @@ def test_predict_command_equals_the_job_and_imports_no_torch(tiny_bundle, events
         import json, sys
         import journeyformer.evaluation.report  # plots (matplotlib) are imported when drawn
         from journeyformer.cli import main
-        main(["predict", "bundle={tiny_bundle}", "input={events_path}",
+        main(["predict", "bundle={tiny_bundle}", "data.path={events_path}",
               "output=cli.parquet", "as_of={AS_OF.isoformat()}", "progress=false"])
         print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
         """
@@ -150,7 +150,7 @@ def test_wheel_predicts_in_a_fresh_torch_free_venv(tiny_bundle, events_path, tmp
     few.write_parquet(work / "events.parquet")
     _run(
         [str(venv / "bin" / "journeyformer"), "predict", f"bundle={tiny_bundle}",
-         "input=events.parquet", "output=out/predictions.parquet",
+         "data.path=events.parquet", "output=out/predictions.parquet",
          f"as_of={AS_OF.isoformat()}", "progress=false"],
         work, env,
     )  # fmt: skip

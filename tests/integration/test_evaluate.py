@@ -103,7 +103,7 @@ def test_train_and_evaluate_jobs_share_the_population_rule(tiny_run, events_path
 
 
 def test_report_and_every_plot_are_written(bundle, events_path, tmp_path):
-    cfg = {"bundle": str(bundle), "input": str(events_path), "output": str(tmp_path / "rep"), "progress": False}
+    cfg = {"bundle": str(bundle), "data": {"path": str(events_path)}, "output": str(tmp_path / "rep"), "progress": False}
     _, out = evaluate_from_config(cfg)
     html = (out / "report.html").read_text()
     PLOTS = [
@@ -146,7 +146,7 @@ def test_heads_switched_off_are_neither_scored_nor_published(events_path, tmp_pa
     ev = evaluate_bundle(bundle, events_path, progress=False)
     assert set(ev.metrics["model"]) == {"churn"}
     out = tmp_path / "pred.parquet"
-    predict_from_config({"bundle": str(bundle), "input": str(events_path), "output": str(out), "progress": False})
+    predict_from_config({"bundle": str(bundle), "data": {"path": str(events_path)}, "output": str(out), "progress": False})
     pred = pl.read_parquet(out)
     assert pred.columns == ["customer_id", "as_of", "n_events", "churn_probability"]
     assert pred["churn_probability"].null_count() == 0
@@ -161,3 +161,32 @@ def test_boosting_is_a_baseline_with_verdicts_and_curves(evaluation):
     for task in m["model"]:
         assert "lightgbm" in m["baselines"][task] and "lightgbm" in evaluation.baselines[task]
         assert m["intervals"][task]["verdict"] in ("beats", "ties", "loses")
+
+
+def test_a_backtest_loads_the_bundle_and_reads_the_input_once(bundle, events_path, tmp_path, monkeypatch):
+    """Every as_of of a backtest is evaluated on one loaded bundle and one read of the events,
+    with the numbers a single evaluation at that date gives."""
+    import journeyformer.evaluation.evaluate as evaluate_module
+    import journeyformer.inference.scoring as scoring
+
+    calls = {"load_bundle": 0, "load_events": 0}
+
+    def counted(name, real):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(scoring, "load_bundle", counted("load_bundle", scoring.load_bundle))
+    monkeypatch.setattr(evaluate_module, "load_events", counted("load_events", evaluate_module.load_events))
+    last = pl.read_parquet(events_path)["timestamp"].max()
+    dates = [(last - timedelta(days=d)).date().isoformat() for d in (90, 60)]
+    cfg = {"bundle": str(bundle), "data": {"path": str(events_path)}, "output": str(tmp_path / "rep"), "progress": False,
+           "as_of": dates, "segments": "default"}  # fmt: skip
+    ev, _ = evaluate_from_config(cfg)
+    assert calls == {"load_bundle": 1, "load_events": 1}
+    assert [d[:10] for d in ev.metrics["backtest"]["as_of"]] == dates
+    single = evaluate_bundle(bundle, events_path, as_of=dates[-1], progress=False)
+    for task, entry in ev.metrics["backtest"]["tasks"].items():
+        assert entry["values"]["model"][-1] == pytest.approx(single.metrics["model"][task][entry["metric"]])

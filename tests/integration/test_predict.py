@@ -18,11 +18,11 @@ from support import CONFIG_DIR
 
 from journeyformer.data.events import load_events
 from journeyformer.errors import EventDataError
-from journeyformer.inference import local as job_module
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.job import predict_from_config
 from journeyformer.inference.local import predict_events
 from journeyformer.inference.partition import REASON_NO_HISTORY, REASON_NO_VALID
+from journeyformer.inference.scoring import ScoringJob
 from journeyformer.model.run import load_run_network
 from journeyformer.model.runner import predict_sequences
 
@@ -190,7 +190,7 @@ def test_column_mapping_override_from_config(bundle_dir, events, tmp_path):
             config_name="predict",
             overrides=[
                 f"bundle={bundle_dir}",
-                f"input={path}",
+                f"data.path={path}",
                 f"output={tmp_path / 'p.parquet'}",
                 "data.columns.customer_id=user_id",  # no "+": as in train (issue 9)
                 "data.columns.timestamp=ts",
@@ -215,7 +215,7 @@ def test_empty_input_is_a_clear_error(bundle_dir, events, tmp_path):
 def test_failure_mid_run_leaves_no_output(bundle_dir, events_path, tmp_path, monkeypatch):
     out = tmp_path / "predictions.parquet"
     out.write_text("yesterday's predictions")  # an older complete file stays as it was
-    real = job_module.score_prepared
+    real = ScoringJob.score
     calls = {"n": 0}
 
     def fail_after_first_chunk(*args, **kwargs):
@@ -224,7 +224,7 @@ def test_failure_mid_run_leaves_no_output(bundle_dir, events_path, tmp_path, mon
             raise RuntimeError("onnxruntime died")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(job_module, "score_prepared", fail_after_first_chunk)
+    monkeypatch.setattr(ScoringJob, "score", fail_after_first_chunk)
     with pytest.raises(RuntimeError, match="onnxruntime died"):
         predict_events(bundle_dir, events_path, out, chunk_customers=300, progress=False)
     assert calls["n"] == 2

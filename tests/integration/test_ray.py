@@ -51,7 +51,7 @@ def local_ray():
 @pytest.fixture(scope="module")
 def local_result(tiny_bundle, events_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("local") / "p.parquet"
-    cfg = {"bundle": str(tiny_bundle), "input": str(events_path), "output": str(out),
+    cfg = {"bundle": str(tiny_bundle), "data": {"path": str(events_path)}, "output": str(out),
            "chunk_customers": CHUNK, "progress": False}  # fmt: skip
     return predict_from_config(cfg)
 
@@ -66,7 +66,7 @@ def test_ray_gives_the_customers_and_numbers_of_the_local_engine(
     local_ray, local_result, tiny_bundle, events_path, tmp_path
 ):
     out = tmp_path / "ray_out"
-    cfg = {"bundle": str(tiny_bundle), "input": str(events_path), "output": str(out),
+    cfg = {"bundle": str(tiny_bundle), "data": {"path": str(events_path)}, "output": str(out),
            "chunk_customers": CHUNK, "engine": {"name": "ray", "num_workers": 2, "num_cpus": 0.5}}  # fmt: skip
     result = predict_from_config(cfg)
     got, got_rej = _ray_frames(out)

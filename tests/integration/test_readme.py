@@ -128,7 +128,7 @@ def test_readme_quick_start_commands(tmp_path: Path, monkeypatch: pytest.MonkeyP
     journeyformer([*generate, *SMALL], tmp_path)
     generated = tmp_path / f"data/generated/synthetic_n{N_CUSTOMERS}_s0/events.parquet"
     assert pl.scan_parquet(generated).select(pl.col("customer_id").n_unique()).collect().item() == N_CUSTOMERS
-    shutil.copy(generated, tmp_path / "events.parquet")  # the README's input=events.parquet
+    shutil.copy(generated, tmp_path / "events.parquet")  # the README's data.path=events.parquet
 
     out = journeyformer([*train, *SMALL, "labels.cutoffs.sparse=warn"], tmp_path)
     run = tmp_path / "checkpoints/tiny_h30_s42"

@@ -201,7 +201,7 @@ def _script(name: str, args: list[str], cwd: Path, env: dict | None = None, **kw
 @pytest.mark.slow
 def test_script_errors_are_one_line_unless_debug(bundle, events_path, tmp_path):
     _flip_bit(bundle / "model.onnx")
-    args = [f"bundle={bundle}", f"input={events_path}", f"output={tmp_path / 'p.parquet'}"]
+    args = [f"bundle={bundle}", f"data.path={events_path}", f"output={tmp_path / 'p.parquet'}"]
     proc = _script("predict", args, tmp_path)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2
@@ -216,7 +216,7 @@ def test_script_errors_are_one_line_unless_debug(bundle, events_path, tmp_path):
 DRIVER = """
 import runpy, sys, time
 from pathlib import Path
-import journeyformer.inference.local as job
+from journeyformer.inference.scoring import ScoringJob
 
 flag = Path(sys.argv.pop())
 
@@ -224,7 +224,7 @@ def stalled(*args, **kwargs):
     flag.write_text("scoring")
     time.sleep(120)
 
-job.score_prepared = stalled
+ScoringJob.score = stalled
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -240,7 +240,7 @@ def test_sigterm_during_predict_leaves_the_previous_output_and_no_temp(
     out.write_text("previous predictions")
     rejects.write_text("previous rejects")
     flag = tmp_path / "scoring"
-    args = [str(ROOT / "scripts" / "predict.py"), f"bundle={tiny_bundle}", f"input={events_path}",
+    args = [str(ROOT / "scripts" / "predict.py"), f"bundle={tiny_bundle}", f"data.path={events_path}",
             f"output={out}", "progress=false", str(flag)]  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-c", DRIVER, *args], cwd=tmp_path, stdout=subprocess.PIPE,
@@ -265,7 +265,7 @@ def test_evaluate_refuses_a_foreign_output_directory_before_work(tiny_bundle, ev
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
-    cfg = {"bundle": str(tiny_bundle), "input": str(events_path), "output": str(mine), "progress": False}
+    cfg = {"bundle": str(tiny_bundle), "data": {"path": str(events_path)}, "output": str(mine), "progress": False}
     with pytest.raises(OutputError, match=r"not made by the evaluation .*\['notes.txt'\]"):
         evaluate_from_config(cfg)
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]

@@ -27,7 +27,7 @@ def test_toy_task_trains_exports_and_predicts(events_path, tmp_path):
         assert bundle.parity.ok
         out = tmp_path / "pred.parquet"
         predict_from_config(
-            {"bundle": str(bundle.path), "input": str(events_path), "output": str(out), "progress": False}
+            {"bundle": str(bundle.path), "data": {"path": str(events_path)}, "output": str(out), "progress": False}
         )
         pred = pl.read_parquet(out)
         p = pred["purchase_probability"]

@@ -20,8 +20,8 @@ from journeyformer.tasks import registry
 TOP = {
     "train": [],
     "export": ["checkpoint=x.ckpt"],
-    "predict": ["bundle=b", "input=e.parquet"],
-    "evaluate": ["bundle=b", "input=e.parquet"],
+    "predict": ["bundle=b", "data.path=e.parquet"],
+    "evaluate": ["bundle=b", "data.path=e.parquet"],
     "serve": ["bundle=b"],
     "generate_data": [],
     "search": [],
@@ -127,3 +127,37 @@ def test_keep_tasks_weights_and_errors():
     assert {k: w for k, w in weights.items() if w} == {"churn": 2.0, "value": registry.get("value").default_weight}
     with pytest.raises(ConfigError, match=r"model.keep_tasks names unknown tasks \['chrun'\]; known: "):
         ModelConfig.task_weights({"tasks": {"churn": 1.0}, "keep_tasks": ["chrun"]})
+
+
+@pytest.mark.parametrize("name", ["predict", "evaluate", "monitor"])
+def test_every_command_names_its_events_data_path_and_input_is_the_deprecated_name(name, caplog):
+    from journeyformer.config import events_path
+
+    assert events_path(resolved(composed(name, ["bundle=b", "data.path=e.parquet"])), name) == "e.parquet"
+    with caplog.at_level("WARNING", logger="journeyformer.config"):
+        assert events_path(resolved(composed(name, ["bundle=b", "input=old.parquet"])), name) == "old.parquet"
+    assert "input= is deprecated" in caplog.text and "data.path=old.parquet" in caplog.text
+    with pytest.raises(ConfigError, match="input=old.parquet and data.path=e.parquet name different events"):
+        events_path(resolved(composed(name, ["bundle=b", "input=old.parquet", "data.path=e.parquet"])), name)
+    with pytest.raises(ConfigError, match="no events given; add data.path="):
+        events_path(resolved(composed(name, ["bundle=b"])), name)
+
+
+def test_an_override_the_command_does_not_use_is_an_error(tmp_path, monkeypatch):
+    """Export reads only the schema settings of data.*: a feature setting fixed by the model
+    is refused, not dropped; predict on Ray refuses the local engine's rejects= and scratch=."""
+    from journeyformer.inference.job import predict_from_config
+    from journeyformer.pipelines import export
+
+    cfg = OmegaConf.create(resolved(composed("export", ["checkpoint=x.ckpt", "data.max_len=12"])))
+    with pytest.raises(ConfigError, match=r"data.max_len=12: not used here \(the checkpoint's model fixes"):
+        export(cfg)
+    import journeyformer.pipelines as pipelines
+
+    monkeypatch.setattr(pipelines, "_run_events", lambda checkpoint: None)  # a run without its events
+    cfg = OmegaConf.create(resolved(composed("export", ["checkpoint=x.ckpt", "data.columns.customer_id=user_id"])))
+    with pytest.raises(ConfigError, match=r"data.columns=.*not used here \(they apply to the events of data.path"):
+        export(cfg)
+    ray = resolved(composed("predict", ["bundle=b", "data.path=e.parquet", "engine=ray", "rejects=r.parquet"]))
+    with pytest.raises(ConfigError, match=r"rejects='r.parquet': not used here \(engine=ray writes rejects.parquet"):
+        predict_from_config(ray)

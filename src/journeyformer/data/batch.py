@@ -139,3 +139,23 @@ def run_in_batches(
         if on_batch is not None:
             on_batch(len(batch.index))
     return out
+
+
+def run_model(
+    seqs: Sequences,
+    runner: Any,
+    batch_size: int,
+    on_batch: Callable[[int], None] | None = None,
+    batches: list[Batch] | None = None,
+) -> tuple[dict[str, np.ndarray], list[Batch]]:
+    """The model over every sequence: ``seqs`` -> length batches (:func:`length_batches`, or
+    ``batches`` already cut) -> ``runner.run`` on each (``runner.workers`` at once) -> output
+    name -> (len(seqs), ...) array in ``seqs`` order; returns (outputs, batches).
+
+    The one loop of every scorer: :func:`journeyformer.inference.scoring.score_sequences`
+    (predict, the Python API, evaluate, monitor, export) and the torch runners of
+    :mod:`journeyformer.model.runner` (training).
+    """
+    batches = length_batches(seqs, batch_size) if batches is None else batches
+    outputs = run_in_batches(len(seqs), batches, runner.run, on_batch, getattr(runner, "workers", 1))
+    return outputs, batches

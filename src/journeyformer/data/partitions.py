@@ -66,6 +66,9 @@ def chunk_filter(index: int, n_chunks: int) -> pl.Expr:
     return chunk_key(n_chunks) == index
 
 
+CHUNK_CUSTOMERS = 50_000  # customers per chunk: about two chunks are in memory at a time
+
+
 class EventChunks:
     """The input read chunk by chunk.
 
@@ -76,7 +79,7 @@ class EventChunks:
     """
 
     def __init__(
-        self, path: str | Path, schema: EventSchema, chunk_customers: int = 50_000
+        self, path: str | Path, schema: EventSchema, chunk_customers: int = CHUNK_CUSTOMERS
     ) -> None:
         if chunk_customers < 1:
             raise ConfigError(f"chunk_customers must be >= 1, got {chunk_customers}")

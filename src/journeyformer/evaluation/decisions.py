@@ -14,40 +14,29 @@ import html
 import logging
 import math
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from journeyformer.data.as_of import data_end
-from journeyformer.data.batch import length_batches, run_in_batches
-from journeyformer.data.events import load_events
 from journeyformer.evaluation.backtest import backtest_dates, backtest_series
+from journeyformer.evaluation.evaluate import EvaluationInput
 from journeyformer.evaluation.segments import predicted_segments, segment_report
-from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.decisions import Decisions
-from journeyformer.inference.runner import OnnxRunner
+from journeyformer.inference.scoring import BULK_BATCH_SIZE, score_sequences
 
 log = logging.getLogger(__name__)
 
 
-def run_evaluations(
-    cfg: Mapping[str, Any], evaluate_one: Callable[[Any], Any], overrides: Mapping[str, Any]
-) -> Any:
-    """``evaluate_one(as_of)`` at the configured date(s); the last Evaluation, its metrics
-    extended with the backtest and segment sections."""
-    bundle = load_bundle(cfg["bundle"])
+def run_evaluations(cfg: Mapping[str, Any], evaluate_one: Callable[[Any], Any], source: EvaluationInput) -> Any:
+    """``evaluate_one(as_of)`` at the configured date(s), every date on ``source`` (the bundle
+    and the events, loaded once); the last Evaluation, its metrics extended with the backtest
+    and segment sections."""
     bt = cfg.get("backtest") or {}
     dates = None
     if isinstance(cfg.get("as_of"), (list, tuple)) or bt.get("every_days"):
-        events = None
-        end = None
-        if bt.get("every_days") and not bt.get("end"):
-            events = load_events(cfg["input"], bundle.schema(overrides))
-            end = data_end(events).end - bundle.preprocessing.labels.horizon
-        dates = backtest_dates(cfg.get("as_of"), bt, end or datetime.max)
+        end = source.end.end - source.bundle.preprocessing.labels.horizon
+        dates = backtest_dates(cfg.get("as_of"), bt, end)
     if dates is None:
         ev = evaluate_one(cfg.get("as_of"))
     else:
@@ -61,19 +50,19 @@ def run_evaluations(
     if segments is not None:
         decisions = Decisions.for_bundle(ev.bundle, segments)
         if decisions.segments is not None:
-            before = _segments_at(ev, cfg["input"], overrides, decisions)
+            before = _segments_at(ev, source, decisions)
             ev.metrics.update(segment_report(ev.bundle, ev.test, ev.outputs, ev.as_of, before, decisions))
     return ev
 
 
-def _segments_at(ev: Any, input: str | Path, overrides: Mapping[str, Any], decisions: Decisions) -> pl.DataFrame:
+def _segments_at(ev: Any, source: EvaluationInput, decisions: Decisions) -> pl.DataFrame:
     """Segments of the customers with history one horizon before the evaluation's as_of."""
     bundle = ev.bundle
     when = ev.as_of - bundle.preprocessing.labels.horizon
-    events = load_events(input, bundle.schema(overrides))
-    seqs = bundle.preprocessing.sequences(events, when, with_labels=False, active_only=False, source=f"{input} @ as_of - horizon")
-    runner = OnnxRunner(bundle)
-    outputs = run_in_batches(len(seqs), length_batches(seqs, 256), runner.run, workers=runner.workers)
+    seqs = bundle.preprocessing.sequences(
+        source.events, when, with_labels=False, active_only=False, source=f"{source.name} @ as_of - horizon"
+    )
+    outputs = score_sequences(seqs, source.job.runner, batch_size=BULK_BATCH_SIZE).outputs
     return predicted_segments(bundle, seqs, outputs, when, decisions)
 
 

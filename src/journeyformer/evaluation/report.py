@@ -11,12 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from journeyformer.config import events_path, schema_overrides
 from journeyformer.evaluation.decisions import decision_html, decision_plots, run_evaluations
 from journeyformer.evaluation.evaluate import Evaluation
 from journeyformer.evaluation.render import header_lines, interval_lines, metric_rows
 from journeyformer.extras import require
+from journeyformer.inference.scoring import BULK_BATCH_SIZE
 from journeyformer.io import atomic_dir
-from journeyformer.publish import check_dir_output, clean_stale
+from journeyformer.publish import OutputPlan, check_dir_output
 
 
 def make_plots(ev: Evaluation) -> dict[str, tuple[str, bytes]]:
@@ -119,26 +121,23 @@ def write_report(ev: Evaluation, out_dir: str | Path) -> Path:
 
 def evaluate_from_config(cfg: dict[str, Any]) -> tuple[Evaluation, Path]:
     """``configs/evaluate.yaml`` as a plain dict -> the evaluation and its report directory."""
-    from journeyformer.evaluation.evaluate import evaluate_bundle
+    from journeyformer.evaluation.evaluate import evaluate_bundle, load_input
 
     require("report", "journeyformer evaluate (the plots of report.html)")  # before scoring
-    overrides = {k: v for k, v in (cfg.get("data") or {}).items() if v not in (None, {})}
+    events = events_path(cfg, "evaluate")
     out = cfg.get("output") or str(Path(cfg["bundle"]) / "report")
     # Refused before any work: a directory we did not make, or one holding the input.
-    check_dir_output(out, "output", "report.html", "evaluation", [cfg["input"], cfg["bundle"]])
-    clean_stale([out])
+    plan = OutputPlan.dir_unit(out, "report.html", "evaluation", [events, cfg["bundle"]])
+    plan.check()
+    plan.clean()
+
+    # The bundle loaded and the events read once, for every as_of of a backtest.
+    source = load_input(cfg["bundle"], events, schema_overrides(cfg), str(cfg.get("device", "cpu")),
+                        int(cfg.get("batch_size", BULK_BATCH_SIZE)))  # fmt: skip
 
     def evaluate_one(as_of: Any) -> Evaluation:
-        return evaluate_bundle(
-            cfg["bundle"],
-            cfg["input"],
-            as_of=as_of,
-            data_overrides=overrides,
-            device=str(cfg.get("device", "cpu")),
-            batch_size=int(cfg.get("batch_size", 256)),
-            progress=bool(cfg.get("progress", True)),
-        )
+        return evaluate_bundle(None, source, as_of=as_of, progress=bool(cfg.get("progress", True)))
 
     # One as_of, or a backtest; plus the segment table and transitions (evaluation/decisions.py).
-    ev = run_evaluations(cfg, evaluate_one, overrides)
+    ev = run_evaluations(cfg, evaluate_one, source)
     return ev, write_report(ev, out)

@@ -22,15 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from journeyformer.data.batch import length_batches, run_in_batches
 from journeyformer.data.events import load_events
 from journeyformer.data.sequences import Sequences
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.clusters import CLUSTERS, Clusters
 from journeyformer.inference.decisions import Decisions
-from journeyformer.inference.partition import prediction_frame
 from journeyformer.inference.reference import REFERENCE, build_reference
 from journeyformer.inference.runner import OnnxRunner
+from journeyformer.inference.scoring import BULK_BATCH_SIZE, score_sequences
 from journeyformer.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -77,18 +76,17 @@ def write_decision_files(
     summary for the export report."""
     bundle = Bundle(tmp, spec)
     runner = OnnxRunner(bundle)
-    train_out = run_in_batches(len(train), length_batches(train, 256), runner.run, workers=runner.workers)
+    train_out = score_sequences(train, runner, batch_size=BULK_BATCH_SIZE).outputs
     clusters = Clusters.fit(
         train_out["embedding"], settings.k, f"{len(train)} training customers", settings.seed
     )
     atomic_write_text(tmp / CLUSTERS, json.dumps(clusters.to_dict()))
     spec["clusters"] = CLUSTERS
-    batches = length_batches(validation, 256)
-    outputs = run_in_batches(len(validation), batches, runner.run, workers=runner.workers)
     pre = bundle.preprocessing
-    frame = prediction_frame(validation, outputs, bundle, as_of)
     # The reference profiles the cluster shares, not the segments: those depend on predict's rules.
-    frame = Decisions(clusters=clusters).annotate(frame, validation, outputs, batches, runner.run, runner.workers)
+    frame = score_sequences(
+        validation, runner, bundle, as_of, batch_size=BULK_BATCH_SIZE, decisions=Decisions(clusters=clusters)
+    ).frame
     reference = build_reference(validation, frame, pre, population)
     atomic_write_text(tmp / REFERENCE, json.dumps(reference))
     spec["reference"] = REFERENCE

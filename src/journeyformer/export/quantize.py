@@ -26,8 +26,8 @@ import onnx
 from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-from journeyformer.data.batch import length_batches, run_in_batches
 from journeyformer.data.sequences import Sequences
+from journeyformer.inference.scoring import BULK_BATCH_SIZE, score_sequences
 from journeyformer.inference.session import make_session
 from journeyformer.model.network import EMBEDDING_OUTPUT
 from journeyformer.tasks import registry
@@ -156,14 +156,21 @@ class Int8Report:
         )
 
 
+class _GraphRunner:
+    """One ONNX file on the CPU, one batch at a time (no bundle needed)."""
+
+    workers = 1
+
+    def __init__(self, path: Path) -> None:
+        self.session = make_session(path, "cpu")
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_names, self.session.run(list(self.output_names), inputs), strict=True))
+
+
 def _run(path: Path, seqs: Sequences, batch_size: int) -> dict[str, np.ndarray]:
-    session = make_session(path, "cpu")
-    names = [o.name for o in session.get_outputs()]
-
-    def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(names, session.run(names, inputs), strict=True))
-
-    return run_in_batches(len(seqs), length_batches(seqs, batch_size), run)
+    return score_sequences(seqs, _GraphRunner(path), batch_size=batch_size).outputs
 
 
 def compare_int8(
@@ -171,7 +178,7 @@ def compare_int8(
     int8_path: Path,
     seqs: Sequences,
     tasks: Iterable[str],
-    batch_size: int = 256,
+    batch_size: int = BULK_BATCH_SIZE,
 ) -> Int8Report:
     """Agreement of the int8 model with fp32 on labelled ``seqs`` for the enabled ``tasks``."""
     if seqs.labels is None:

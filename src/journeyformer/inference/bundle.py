@@ -41,7 +41,7 @@ from journeyformer.data.schema import EventSchema
 from journeyformer.errors import ConfigError, JourneyformerError
 from journeyformer.publish import sha256
 from journeyformer.tasks import registry
-from journeyformer.tasks.base import Task, TaskContext
+from journeyformer.tasks.base import TOP_K, Task, TaskContext
 
 # 2: outputs of the enabled tasks only, named by the task registry.
 # 3: preprocessing.json records checksums of the bundle's files and of itself.
@@ -157,7 +157,7 @@ class Bundle:
         """The enabled tasks of the model, in registry order."""
         return registry.enabled(self.spec["tasks"])
 
-    def context(self, top_k: int = 3) -> TaskContext:
+    def context(self, top_k: int = TOP_K) -> TaskContext:
         """What the tasks' prediction columns and plots need from the bundle."""
         return TaskContext(
             actions=self.actions,

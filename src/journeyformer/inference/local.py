@@ -37,27 +37,14 @@ import polars as pl
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from journeyformer.data.partitions import EventChunks
-from journeyformer.data.samples import parse_time
-from journeyformer.errors import ConfigError
-from journeyformer.inference.bundle import Bundle, load_bundle
-from journeyformer.inference.decisions import Decisions
-from journeyformer.inference.partition import (
-    Prepared,
-    prediction_schema,
-    prepare_partition,
-    score_prepared,
-)
+from journeyformer.data.partitions import CHUNK_CUSTOMERS
+from journeyformer.inference.bundle import Bundle
+from journeyformer.inference.partition import Prepared
 from journeyformer.inference.result import PredictResult, check_accounted, rejects_path
-from journeyformer.inference.runner import OnnxRunner
+from journeyformer.inference.scoring import BATCH_SIZE, ModelChoice, ScoringJob
 from journeyformer.io import temp_file
-from journeyformer.publish import (
-    check_distinct,
-    check_file_output,
-    clean_stale,
-    manifest_path,
-    publish_files,
-)
+from journeyformer.publish import OutputPlan, manifest_path
+from journeyformer.tasks.base import TOP_K
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +55,18 @@ def scratch_path(output: Path, scratch: str | Path | None) -> Path:
     return base / f"{output.name}.partitions"
 
 
-def resolve_as_of(as_of: datetime | str | None) -> datetime | None:
-    """``as_of=`` as given (ISO-8601, naive means UTC) -> a UTC datetime, or None."""
-    try:
-        return parse_time(as_of) if as_of is not None else None
-    except ValueError as err:
-        raise ConfigError(f"as_of: {err}") from None
+def output_plan(
+    output: str | Path, rejects: str | Path | None, input: str | Path, scratch: str | Path | None = None
+) -> OutputPlan:
+    """The local job's outputs: predictions and rejects published with their manifest."""
+    output = Path(output)
+    rejects = Path(rejects) if rejects else rejects_path(output)
+    return OutputPlan.files_unit(
+        {"output": ("predictions", output), "rejects": ("rejects", rejects)},
+        manifest_path(output),
+        [input],
+        [scratch_path(output, scratch)],
+    )
 
 
 def predict_events(
@@ -84,9 +77,9 @@ def predict_events(
     as_of: datetime | str | None = None,
     device: str = "cpu",
     precision: str = "auto",
-    batch_size: int = 64,
-    chunk_customers: int = 50_000,
-    top_k: int = 3,
+    batch_size: int = BATCH_SIZE,
+    chunk_customers: int = CHUNK_CUSTOMERS,
+    top_k: int = TOP_K,
     with_embedding: bool = False,
     threads: int | None = None,
     optimization: str = "basic",
@@ -123,42 +116,37 @@ def predict_events(
             default segments, no explanations.
     """
     start = time.perf_counter()
-    output, rejects = Path(output), Path(rejects) if rejects else rejects_path(output)
-    manifest = manifest_path(output)
-    parts_name = scratch_path(output, scratch)
-    check_file_output(output, "output", [input])
-    check_file_output(rejects, "rejects", [input])
-    check_file_output(manifest, "manifest", [input])
-    check_distinct({"output": output, "rejects": rejects, "manifest": manifest})
-    clean_stale([output, rejects, manifest, parts_name])
-    given_as_of = resolve_as_of(as_of)
-    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    # The session first: a missing GPU runtime fails before any data is read.
-    runner = OnnxRunner(bundle, device, precision, threads, optimization=optimization, graph=graph, parallel=parallel)
-    decisions = Decisions.from_config(bundle, decide or {})
-    schema = bundle.schema(schema_overrides)
-    chunks = EventChunks(input, schema, chunk_customers)
+    job = ScoringJob.resolve(
+        bundle, input, as_of=as_of, model=ModelChoice(device, precision, threads, optimization, graph, parallel),
+        batch_size=batch_size, top_k=top_k, with_embedding=with_embedding, schema_overrides=schema_overrides,
+        decide=decide, chunk_customers=chunk_customers, outputs=output_plan(output, rejects, input, scratch),
+    )  # fmt: skip
+    return score_locally(job, scratch_path(Path(output), scratch), progress, start)
+
+
+def score_locally(job: ScoringJob, parts_name: Path, progress: bool = True, start: float | None = None) -> PredictResult:
+    """Run a resolved job on this machine (see the module docstring); its outputs plan names
+    the predictions and rejects files."""
+    start = time.perf_counter() if start is None else start
+    chunks, when, outputs = job.chunks, job.as_of, job.outputs
+    assert chunks is not None and when is not None and outputs is not None
     plan = chunks.plan
-    when = given_as_of if given_as_of is not None else plan.latest
     log.info(
         "%s: %d events, %d customers, %d chunk(s); as_of %s; onnxruntime on %s",
-        plan.name, plan.n_rows, plan.n_customers, plan.n_chunks, when.isoformat(), runner.provider,
+        plan.name, plan.n_rows, plan.n_customers, plan.n_chunks, when.isoformat(), job.runner.provider,
     )  # fmt: skip
 
     def prepare(i: int) -> Prepared:
-        return prepare_partition(chunks.read(i), bundle, schema, when, batch_size, chunks.source(i))
+        return job.prepare(chunks.read(i), chunks.source(i))
 
     customer_id = chunks.lf.collect_schema()["customer_id"]
-    out_schema = prediction_schema(bundle, customer_id, with_embedding, decisions)
-    result = PredictResult(output, rejects, when, 0, 0, 0, 0, plan.n_chunks, 0.0)
+    out_schema = job.output_schema(customer_id)
+    result = PredictResult(outputs.files["output"][1], outputs.files["rejects"][1], when, 0, 0, 0, 0, plan.n_chunks, 0.0)
     reject_parts: list[pl.DataFrame] = []
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
     bar = tqdm(total=plan.n_customers, unit="customer", desc="scoring", disable=not progress)
     try:
-        with (
-            temp_file(parts_name) as parts_dir,
-            publish_files({"predictions": output, "rejects": rejects}, manifest) as tmp,
-        ):
+        with temp_file(parts_name) as parts_dir, outputs.publish() as tmp:
             chunks.spill(parts_dir)
             writer = pq.ParquetWriter(tmp["predictions"], pl.DataFrame(schema=out_schema).to_arrow().schema)
             try:
@@ -167,10 +155,7 @@ def predict_events(
                     prepared = pending.result()
                     if i + 1 < plan.n_chunks:
                         pending = pool.submit(prepare, i + 1)  # overlaps with inference below
-                    part = score_prepared(
-                        prepared, bundle, when, runner, top_k, with_embedding, customer_id, bar.update,
-                        decisions=decisions,
-                    )
+                    part = job.score(prepared, customer_id, bar.update)
                     if part.n_scored:
                         writer.write_table(part.predictions.to_arrow())
                     result.add(part)

@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import polars as pl
 
-from journeyformer.data.batch import Batch, length_batches, run_in_batches
+from journeyformer.data.batch import Batch, length_batches
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences
 from journeyformer.data.timestamps import UTC_US, epoch_micros
 from journeyformer.data.validate import validate
-from journeyformer.tasks.base import Task, TaskContext, lists
+from journeyformer.inference.scoring import BATCH_SIZE, score_sequences
+from journeyformer.tasks.base import TOP_K, Task, TaskContext, lists
 
 if TYPE_CHECKING:
     from journeyformer.inference.decisions import Decisions
@@ -61,7 +62,7 @@ class ScoringSpec(Protocol):
     @property
     def tasks(self) -> list[Task]: ...
 
-    def context(self, top_k: int = 3) -> TaskContext: ...
+    def context(self, top_k: int = TOP_K) -> TaskContext: ...
 
 
 @dataclass
@@ -107,7 +108,7 @@ def prepare_partition(
     spec: ScoringSpec,
     schema: EventSchema,
     as_of: datetime,
-    batch_size: int = 64,
+    batch_size: int = BATCH_SIZE,
     source: str = "partition",
 ) -> Prepared:
     """Validate the partition's events (read with ``schema`` by
@@ -140,7 +141,7 @@ def score_prepared(
     spec: ScoringSpec,
     as_of: datetime,
     runner: Runner,
-    top_k: int = 3,
+    top_k: int = TOP_K,
     with_embedding: bool = False,
     customer_id: pl.DataType = pl.Int64,
     on_batch: Callable[[int], None] | None = None,
@@ -156,10 +157,10 @@ def score_prepared(
     if seqs is None:
         empty = pl.DataFrame(schema=prediction_schema(spec, customer_id, with_embedding, decisions))
         return PartitionResult(empty, rejects, prepared.n_events)
-    outputs = run_in_batches(len(seqs), prepared.batches, runner.run, on_batch, runner.workers)
-    frame = prediction_frame(seqs, outputs, spec, as_of, top_k, with_embedding)
-    if decisions is not None:
-        frame = decisions.annotate(frame, seqs, outputs, prepared.batches, runner.run, runner.workers)
+    frame = score_sequences(
+        seqs, runner, spec, as_of, top_k=top_k, with_embedding=with_embedding, decisions=decisions,
+        batches=prepared.batches, on_batch=on_batch,
+    ).frame  # fmt: skip
     return PartitionResult(frame, rejects, prepared.n_events, dict(seqs.unknown_counts))
 
 
@@ -170,8 +171,8 @@ def score_partition(
     as_of: datetime,
     runner: Runner,
     *,
-    batch_size: int = 64,
-    top_k: int = 3,
+    batch_size: int = BATCH_SIZE,
+    top_k: int = TOP_K,
     with_embedding: bool = False,
     source: str = "partition",
     decisions: Decisions | None = None,
@@ -219,7 +220,7 @@ def prediction_frame(
     outputs: Mapping[str, np.ndarray],
     spec: ScoringSpec,
     as_of: datetime,
-    top_k: int = 3,
+    top_k: int = TOP_K,
     with_embedding: bool = False,
 ) -> pl.DataFrame:
     """The predictions table, one row per customer of ``seqs``, in ``seqs`` order.

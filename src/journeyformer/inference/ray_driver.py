@@ -9,9 +9,9 @@ and the same numbers::
     read:     one Ray task per Parquet row group (CSV: per file): read, normalize with the
               bundle's schema, global row order (ties keep file order), chunk key
     shuffle:  groupby(chunk) -> every event of a customer in one group
-    score:    map_groups on an actor pool; each actor holds one onnxruntime session and calls
-              score_partition, writes part-<chunk>.parquet and rejects-<chunk>.parquet
-              atomically and returns one row of counts
+    score:    map_groups on an actor pool; each actor gets the driver's ScoringJob, holds one
+              onnxruntime session and calls its score_partition, writes part-<chunk>.parquet
+              and rejects-<chunk>.parquet atomically and returns one row of counts
     driver:   every chunk exactly once, every customer scored or rejected; rejects joined into
               rejects.parquet; manifest.json (files, rows, bytes, SHA-256, counts) written last;
               the directory swapped into place at ``output``
@@ -28,6 +28,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,15 +37,16 @@ import polars as pl
 
 from journeyformer.data.event_order import ROW
 from journeyformer.data.normalize import normalize
-from journeyformer.data.partitions import EventChunks, chunk_key
+from journeyformer.data.partitions import CHUNK_CUSTOMERS, chunk_key
 from journeyformer.data.readers import format_of, resolve_files
 from journeyformer.data.schema import EventSchema
 from journeyformer.errors import ConfigError
-from journeyformer.inference.bundle import Bundle, load_bundle
-from journeyformer.inference.local import resolve_as_of
+from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.result import PredictResult, check_accounted
-from journeyformer.io import atomic_dir, atomic_write_parquet
-from journeyformer.publish import check_dir_output, clean_stale, write_dir_manifest
+from journeyformer.inference.scoring import BATCH_SIZE, ModelChoice, ScoringJob
+from journeyformer.io import atomic_write_parquet
+from journeyformer.publish import OutputPlan, write_dir_manifest
+from journeyformer.tasks.base import TOP_K
 
 log = logging.getLogger(__name__)
 
@@ -101,38 +103,17 @@ def read_unit(batch: dict[str, Any], schema: EventSchema, fmt: str, name: str, n
 
 
 class PartitionScorer:
-    """A Ray actor's scoring state: one onnxruntime session, reused for every partition."""
+    """A Ray actor's scoring state: the job (sent by the driver) with one onnxruntime
+    session, started here and reused for every partition."""
 
-    def __init__(self, bundle: str, schema: EventSchema, as_of: datetime, workdir: str,
-                 settings: Mapping[str, Any], decide: Mapping[str, Any] | None = None) -> None:  # fmt: skip
-        from journeyformer.inference.decisions import Decisions
-        from journeyformer.inference.runner import OnnxRunner
-
-        self.bundle = load_bundle(bundle)
-        self.schema, self.as_of, self.workdir, self.settings = schema, as_of, Path(workdir), dict(settings)
-        self.runner = OnnxRunner(
-            self.bundle,
-            self.settings["device"],
-            self.settings["precision"],
-            self.settings["threads"],
-            optimization=self.settings["optimization"],
-            graph=self.settings.get("graph", "auto"),
-            parallel=self.settings.get("parallel", "auto"),
-        )
-        self.decisions = Decisions.from_config(self.bundle, dict(decide or {}))
+    def __init__(self, job: ScoringJob, workdir: str) -> None:
+        self.job, self.workdir = job, Path(workdir)
+        self.job.runner  # noqa: B018 - the session starts with the actor, not with its first partition
 
     def __call__(self, table: Any) -> Any:
-        from journeyformer.inference.partition import score_partition
-
         events = pl.from_arrow(table)
         chunk = int(events.get_column(_KEY)[0])
-        events = events.drop(_KEY)
-        part = score_partition(
-            events, self.bundle, self.schema, self.as_of, self.runner,
-            batch_size=self.settings["batch_size"], top_k=self.settings["top_k"],
-            with_embedding=self.settings["with_embedding"], source=f"chunk {chunk}",
-            decisions=self.decisions,
-        )  # fmt: skip
+        part = self.job.score_partition(events.drop(_KEY), f"chunk {chunk}")
         self.on_partition(chunk)
         atomic_write_parquet(self.workdir / f"part-{chunk:05d}.parquet", part.predictions)
         atomic_write_parquet(self.workdir / f"rejects-{chunk:05d}.parquet", part.rejects)
@@ -154,9 +135,9 @@ def predict_events_ray(
     as_of: datetime | str | None = None,
     device: str = "cpu",
     precision: str = "auto",
-    batch_size: int = 64,
-    chunk_customers: int = 50_000,
-    top_k: int = 3,
+    batch_size: int = BATCH_SIZE,
+    chunk_customers: int = CHUNK_CUSTOMERS,
+    top_k: int = TOP_K,
     with_embedding: bool = False,
     threads: int | None = None,
     optimization: str = "basic",
@@ -180,15 +161,16 @@ def predict_events_ray(
     unknown = sorted(set(opts) - set(DEFAULTS))
     if unknown:
         raise ConfigError(f"engine={unknown} are not ray engine settings; known: {sorted(DEFAULTS)}")
-    output = Path(output)
-    check_dir_output(output, "output", MANIFEST, "ray predict job", [input])
-    clean_stale([output])
-    given_as_of = resolve_as_of(as_of)
-    bundle_dir = bundle.path if isinstance(bundle, Bundle) else Path(bundle)
-    loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle_dir)
-    schema = loaded.schema(schema_overrides)
-    plan = EventChunks(input, schema, chunk_customers).plan
-    when = given_as_of if given_as_of is not None else plan.latest
+    # The driver resolves the job (no session yet: it may ask for a GPU the driver lacks).
+    job = ScoringJob.resolve(
+        bundle, input, as_of=as_of, model=ModelChoice(device, precision, threads, optimization, graph, parallel),
+        batch_size=batch_size, top_k=top_k, with_embedding=with_embedding, schema_overrides=schema_overrides,
+        decide=decide, chunk_customers=chunk_customers, runner=False,
+        outputs=OutputPlan.dir_unit(output, MANIFEST, "ray predict job", [input]),
+    )  # fmt: skip
+    output, schema, when = Path(output), job.schema, job.as_of
+    assert job.chunks is not None and when is not None
+    plan = job.chunks.plan
     files = resolve_files(input)
     fmt = format_of(files, schema.format)
     units = read_units(files, fmt)
@@ -196,21 +178,13 @@ def predict_events_ray(
         ray.init(address=opts["address"], log_to_driver=False)
     opts = size_actors(opts, ray.cluster_resources().get("CPU", 0.0))
     check_cpus(opts, ray.cluster_resources().get("CPU", 0.0))
-    settings = {"device": device, "precision": precision, "threads": threads or max(1, int(opts["num_cpus"])),
-                "optimization": optimization, "graph": graph, "batch_size": batch_size, "top_k": top_k,
-                "with_embedding": with_embedding, "parallel": parallel}  # fmt: skip
+    job.model = replace(job.model, threads=threads or max(1, int(opts["num_cpus"])))
     if "auto" in (graph, precision) and device == "cpu":
-        # one model file for every partition: the probe runs once here, not once per actor
-        from journeyformer.inference.runner import OnnxRunner
-
-        probe = OnnxRunner(
-            loaded, device, precision, settings["threads"], optimization=optimization, graph=graph, parallel=parallel
-        )
-        settings["graph"], settings["precision"] = probe.graph, probe.precision
+        job.pin_model()  # one model file for every partition: the probe runs once here, not once per actor
     log.info("%s: %d events, %d customers, %d partition(s) on Ray (%d actors); as_of %s",
              plan.name, plan.n_rows, plan.n_customers, plan.n_chunks, opts["num_workers"], when.isoformat())  # fmt: skip
     result = PredictResult(output, output / REJECTS, when, 0, 0, 0, 0, plan.n_chunks, 0.0, engine="ray")
-    with atomic_dir(output) as work:
+    with job.outputs.publish() as work:  # type: ignore[union-attr]
         ds = ray.data.from_items(units, override_num_blocks=len(units)).map_batches(
             read_unit, batch_size=1, fn_kwargs={"schema": schema, "fmt": fmt, "name": plan.name,
                                                "n_chunks": plan.n_chunks},
@@ -218,8 +192,7 @@ def predict_events_ray(
         counts = ds.groupby(_KEY, num_partitions=plan.n_chunks).map_groups(
             scorer,
             batch_format="pyarrow",
-            fn_constructor_kwargs={"bundle": str(bundle_dir), "schema": schema, "as_of": when,
-                                   "workdir": str(work), "settings": settings, "decide": decide},
+            fn_constructor_kwargs={"job": job.for_workers(), "workdir": str(work)},
             concurrency=int(opts["num_workers"]),
             num_cpus=float(opts["num_cpus"]),
             num_gpus=float(opts["num_gpus"]),

@@ -1,8 +1,8 @@
 """Scoring inside Spark: the per-partition function for ``DataFrame.mapInArrow``.
 
 For users whose events live in Spark. Spark shuffles by customer, and each Spark partition
-goes through :func:`journeyformer.inference.partition.score_partition`, the function both
-journeyformer drivers use::
+goes through :meth:`journeyformer.inference.scoring.ScoringJob.score_partition`, as in both
+journeyformer drivers::
 
     from journeyformer.inference.spark import arrow_scorer, spark_schema
 
@@ -29,6 +29,10 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+
+from journeyformer.errors import ConfigError
+from journeyformer.inference.scoring import BATCH_SIZE
+from journeyformer.tasks.base import TOP_K
 
 REJECT_REASON = "reject_reason"
 
@@ -85,8 +89,8 @@ def arrow_scorer(
     as_of: datetime | str,
     *,
     schema_overrides: Mapping[str, Any] | None = None,
-    batch_size: int = 64,
-    top_k: int = 3,
+    batch_size: int = BATCH_SIZE,
+    top_k: int = TOP_K,
     with_embedding: bool = False,
     threads: int = 1,
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
@@ -95,23 +99,29 @@ def arrow_scorer(
 
     ``as_of`` is required: a partition cannot know where the whole data ends.
     """
-    from journeyformer.data.samples import parse_time
+    from journeyformer.inference.scoring import resolve_as_of
 
-    when = parse_time(as_of)
+    when = resolve_as_of(as_of)
+    if when is None:
+        raise ConfigError("arrow_scorer needs as_of: a partition cannot know where the whole data ends")
     bundle = str(bundle)
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from journeyformer.data.normalize import normalize
-        from journeyformer.inference.partition import score_partition
+        from journeyformer.inference.decisions import Decisions
+        from journeyformer.inference.scoring import ModelChoice, ScoringJob
 
-        loaded, runner = _session(bundle, threads)
-        schema = loaded.schema(schema_overrides)
+        loaded, runner = _session(bundle, threads)  # on an executor: one warm session per worker
+        job = ScoringJob.resolve(
+            loaded, as_of=when, model=ModelChoice(precision="fp32", threads=threads), batch_size=batch_size,
+            top_k=top_k, with_embedding=with_embedding, schema_overrides=schema_overrides, runner=runner,
+            decisions=Decisions(),
+        )  # fmt: skip
         table = pa.Table.from_batches(list(batches))
         if table.num_rows == 0:
             return
-        events = normalize(pl.from_arrow(table).lazy(), schema, "spark partition").collect()
-        part = score_partition(events, loaded, schema, when, runner, batch_size=batch_size, top_k=top_k,
-                               with_embedding=with_embedding, source="spark partition")  # fmt: skip
+        events = normalize(pl.from_arrow(table).lazy(), job.schema, "spark partition").collect()
+        part = job.score_partition(events, "spark partition")
         columns = output_schema(bundle, events.schema["customer_id"], with_embedding)
         rejects = part.rejects.select("customer_id", "as_of", pl.col("reason").alias(REJECT_REASON))
         out = pl.concat(

@@ -1,12 +1,12 @@
-"""Runners in torch for :func:`journeyformer.inference.partition.score_partition`, and torch
-scoring of whole Sequences (calibration, train-time evaluation, the torch/ONNX comparisons)."""
+"""Runners in torch for the scoring loop (:func:`journeyformer.inference.scoring.score_sequences`),
+and torch scoring of whole Sequences (calibration, train-time evaluation, the torch/ONNX comparisons)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from journeyformer.data.batch import MODEL_INPUTS, length_batches, run_in_batches
+from journeyformer.data.batch import MODEL_INPUTS, run_model
 from journeyformer.data.sequences import Sequences
 from journeyformer.model.network import JourneyTransformer
 
@@ -37,4 +37,4 @@ def predict_sequences(
 ) -> dict[str, np.ndarray]:
     """Output name -> (N, ...) array in the order of ``seqs`` (``net.output_names``), batches
     cut from samples sorted by length (the predictor's batching)."""
-    return run_in_batches(len(seqs), length_batches(seqs, batch_size), TorchRunner(net, device).run)
+    return run_model(seqs, TorchRunner(net, device), batch_size)[0]

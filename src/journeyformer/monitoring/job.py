@@ -26,21 +26,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from journeyformer.data.batch import length_batches, run_in_batches
-from journeyformer.data.partitions import EventChunks
-from journeyformer.data.samples import parse_time
+from journeyformer.config import events_path, schema_overrides
+from journeyformer.data.partitions import CHUNK_CUSTOMERS
 from journeyformer.data.validate import validate
 from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle, BundleError, load_bundle
 from journeyformer.inference.clusters import clusters_of
 from journeyformer.inference.decisions import Decisions
-from journeyformer.inference.partition import prediction_frame
 from journeyformer.inference.reference import measures, reference_of
-from journeyformer.inference.runner import OnnxRunner
-from journeyformer.io import atomic_dir
+from journeyformer.inference.scoring import BULK_BATCH_SIZE, ModelChoice, ScoringJob
 from journeyformer.metrics.drift import Counts
 from journeyformer.monitoring.drift import DriftReport, Thresholds, drift_report
-from journeyformer.publish import check_dir_output, clean_stale
+from journeyformer.publish import OutputPlan
 
 log = logging.getLogger(__name__)
 
@@ -56,30 +53,59 @@ class MonitorResult:
     seconds: float
 
 
-def profile_population(
-    bundle: Bundle,
+def monitor_job(
+    bundle: Bundle | str | Path,
     input: str | Path,
-    as_of: datetime | None,
+    as_of: datetime | str | None = None,
     *,
     schema_overrides: Mapping[str, Any] | None = None,
-    chunk_customers: int = 50_000,
-    batch_size: int = 256,
-) -> tuple[dict[str, Counts], int, datetime]:
-    """Counts of every reference column over the active customers of ``input`` at ``as_of``
-    (default: the end of the data); returns (counts, customers, as_of)."""
-    reference = reference_of(bundle)
-    if reference is None:
+    chunk_customers: int = CHUNK_CUSTOMERS,
+    batch_size: int = BULK_BATCH_SIZE,
+    outputs: OutputPlan | None = None,
+) -> ScoringJob:
+    """The scoring job monitor runs: the bundle's fp32 model, the cluster column only.
+    Refuses a bundle without ``reference.json`` before the input is read."""
+    if outputs is not None:
+        outputs.check()
+        outputs.clean()
+    loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    if reference_of(loaded) is None:
         raise BundleError(
-            f"{bundle.path}: the bundle has no reference.json (it was exported without "
+            f"{loaded.path}: the bundle has no reference.json (it was exported without "
             "data.path), so there is nothing to compare with; re-export with "
             "data.path=<the training events>"
         )
-    runner = OnnxRunner(bundle)
-    decisions = Decisions(clusters=clusters_of(bundle))
-    schema = bundle.schema(schema_overrides)
-    pre = bundle.preprocessing
-    chunks = EventChunks(input, schema, chunk_customers)
-    when = as_of if as_of is not None else chunks.plan.latest
+    job = ScoringJob.resolve(
+        loaded, input, as_of=as_of, model=ModelChoice(precision="fp32"), batch_size=batch_size,
+        schema_overrides=schema_overrides, chunk_customers=chunk_customers, runner=False,
+        decisions=Decisions(clusters=clusters_of(loaded)),
+    )  # fmt: skip
+    job.outputs = outputs
+    return job
+
+
+def profile_population(
+    bundle: Bundle | ScoringJob,
+    input: str | Path | None = None,
+    as_of: datetime | None = None,
+    *,
+    schema_overrides: Mapping[str, Any] | None = None,
+    chunk_customers: int = CHUNK_CUSTOMERS,
+    batch_size: int = BULK_BATCH_SIZE,
+) -> tuple[dict[str, Counts], int, datetime]:
+    """Counts of every reference column over the active customers of ``input`` at ``as_of``
+    (default: the end of the data); returns (counts, customers, as_of). ``bundle`` may be a
+    resolved :func:`monitor_job` (then ``input`` and the settings are its own)."""
+    if isinstance(bundle, ScoringJob):
+        job = bundle
+    else:
+        assert input is not None
+        job = monitor_job(bundle, input, as_of, schema_overrides=schema_overrides,
+                          chunk_customers=chunk_customers, batch_size=batch_size)  # fmt: skip
+    reference = reference_of(job.bundle)
+    assert reference is not None
+    pre, chunks, when, schema = job.bundle.preprocessing, job.chunks, job.as_of, job.schema
+    assert chunks is not None and when is not None
     counts = {name: Counts(p) for name, p in reference.profiles.items()}
     n = 0
     with tempfile.TemporaryDirectory(prefix="journeyformer-monitor-") as tmp:
@@ -89,18 +115,14 @@ def profile_population(
             seqs = pre.sequences(events, when, with_labels=False, active_only=True, source=chunks.source(i))
             if len(seqs) == 0:
                 continue
-            batches = length_batches(seqs, batch_size)
-            outputs = run_in_batches(len(seqs), batches, runner.run, workers=runner.workers)
-            frame = decisions.annotate(
-                prediction_frame(seqs, outputs, bundle, when), seqs, outputs, batches, runner.run, runner.workers
-            )
+            frame = job.score_sequences(seqs).frame
             for name, (_, values) in measures(seqs, frame, pre).items():
                 if name in counts:
                     counts[name].add(values)
             n += len(seqs)
     if n == 0:
         raise ConfigError(
-            f"{input}: no customer active within {pre.active_within_days} days before "
+            f"{chunks.plan.name}: no customer active within {pre.active_within_days} days before "
             f"{when:%Y-%m-%d}; is as_of right?"
         )
     return counts, n, when
@@ -115,8 +137,8 @@ def monitor_events(
     thresholds: Thresholds | None = None,
     fail_on_drift: bool = False,
     schema_overrides: Mapping[str, Any] | None = None,
-    chunk_customers: int = 50_000,
-    batch_size: int = 256,
+    chunk_customers: int = CHUNK_CUSTOMERS,
+    batch_size: int = BULK_BATCH_SIZE,
 ) -> MonitorResult:
     """Compare ``input`` at ``as_of`` with the bundle's validation customers; write
     ``monitor.json`` and ``monitor.html`` into ``output`` (default ``<bundle>/monitor``).
@@ -125,18 +147,13 @@ def monitor_events(
     """
     start = time.perf_counter()
     out = Path(output) if output else Path(bundle if not isinstance(bundle, Bundle) else bundle.path) / "monitor"
-    check_dir_output(out, "output", MONITOR_JSON, "monitor", [input])
-    clean_stale([out])
-    try:
-        when = parse_time(as_of) if as_of is not None else None
-    except ValueError as err:
-        raise ConfigError(f"as_of: {err}") from None
-    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    reference = reference_of(bundle)
-    counts, n, when = profile_population(
-        bundle, input, when, schema_overrides=schema_overrides,
-        chunk_customers=chunk_customers, batch_size=batch_size,
+    job = monitor_job(
+        bundle, input, as_of, schema_overrides=schema_overrides, chunk_customers=chunk_customers,
+        batch_size=batch_size, outputs=OutputPlan.dir_unit(out, MONITOR_JSON, "monitor", [input]),
     )  # fmt: skip
+    bundle = job.bundle
+    counts, n, when = profile_population(job)
+    reference = reference_of(bundle)
     assert reference is not None
     about = {
         "bundle": str(bundle.path),
@@ -148,7 +165,7 @@ def monitor_events(
     report = drift_report(counts, thresholds or Thresholds(), n, reference.n_customers, about)
     from journeyformer.monitoring.page import render_page  # plots only when writing
 
-    with atomic_dir(out) as tmp:
+    with job.outputs.publish() as tmp:  # type: ignore[union-attr]
         (tmp / MONITOR_JSON).write_text(json.dumps(report.to_dict(), indent=1))
         (tmp / MONITOR_HTML).write_text(render_page(report))
     seconds = time.perf_counter() - start
@@ -163,16 +180,15 @@ def monitor_events(
 
 def monitor_from_config(cfg: Mapping[str, Any]) -> MonitorResult:
     """:func:`monitor_events` with the settings of ``configs/monitor.yaml`` (plain values)."""
-    data = {k: v for k, v in dict(cfg.get("data") or {}).items() if v not in (None, {})}
     t = dict(cfg.get("thresholds") or {})
     return monitor_events(
         cfg["bundle"],
-        cfg["input"],
+        events_path(cfg, "monitor"),
         cfg.get("output"),
         as_of=cfg.get("as_of"),
         thresholds=Thresholds(float(t.get("psi_warn", 0.1)), float(t.get("psi_drift", 0.25))),
         fail_on_drift=bool(cfg.get("fail_on_drift", False)),
-        schema_overrides=data,
-        chunk_customers=int(cfg.get("chunk_customers", 50_000)),
-        batch_size=int(cfg.get("batch_size", 256)),
+        schema_overrides=schema_overrides(cfg),
+        chunk_customers=int(cfg.get("chunk_customers", CHUNK_CUSTOMERS)),
+        batch_size=int(cfg.get("batch_size", BULK_BATCH_SIZE)),
     )

@@ -51,6 +51,9 @@ class Output:
     kind: str
 
 
+TOP_K = 3  # actions listed in top_actions, unless a job says otherwise
+
+
 @dataclass(frozen=True)
 class TaskContext:
     """What prediction columns and plots may need besides the outputs.
@@ -64,7 +67,7 @@ class TaskContext:
 
     actions: tuple[str, ...]
     stages: tuple[str, ...]
-    top_k: int = 3
+    top_k: int = TOP_K
     temperatures: Mapping[str, float] = field(default_factory=dict)
 
 

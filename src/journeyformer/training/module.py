@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from journeyformer.config import shipped
 from journeyformer.data.batch import MODEL_INPUTS, Batch
 from journeyformer.model.checkpoint import load_weights, read_checkpoint
 from journeyformer.model.config import ModelConfig
@@ -22,7 +23,9 @@ from journeyformer.training.metrics import TaskScore
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OPTIMIZER = {"lr": 1e-3, "weight_decay": 0.01, "betas": (0.9, 0.98), "warmup_ratio": 0.05, "min_lr_ratio": 0.05}
+# The optimizer settings every model size shares, read from the config that sets them
+# (configs/model/_common.yaml: lr 2e-3 there; this module used to say 1e-3 on its own).
+DEFAULT_OPTIMIZER = shipped("model/_common.yaml")["optimizer"]
 
 
 class JourneyModule(L.LightningModule):

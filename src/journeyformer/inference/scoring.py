@@ -1,0 +1,254 @@
+"""The scoring job: what every driver needs, resolved once, and the one scoring loop.
+
+:func:`score_sequences` is the loop (sequences -> length batches -> runner -> predictions
+frame -> decision columns). Every scorer calls it: the local, Ray and Spark drivers and the
+Python API (through :class:`ScoringJob`), evaluate, monitor, and export's decision files and
+int8 comparison. The torch runners of :mod:`journeyformer.model.runner` share its model step,
+:func:`journeyformer.data.batch.run_model`.
+
+:class:`ScoringJob` holds what a driver resolves before it reads a row: the bundle, the event
+schema, as_of, the chunk plan of the input, the model choice (graph, precision, threads), the
+scoring settings, the decision columns, the output schema and the outputs to publish
+(:class:`journeyformer.publish.OutputPlan`). A driver only decides what to feed
+:meth:`ScoringJob.prepare` and :meth:`ScoringJob.score`, and where their results go.
+
+Needs no torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from journeyformer.data.batch import Batch, run_model
+from journeyformer.data.partitions import CHUNK_CUSTOMERS
+from journeyformer.data.samples import parse_time
+from journeyformer.data.schema import EventSchema
+from journeyformer.data.sequences import Sequences
+from journeyformer.errors import ConfigError
+from journeyformer.inference.bundle import Bundle, load_bundle
+from journeyformer.tasks.base import TOP_K
+
+if TYPE_CHECKING:
+    from journeyformer.data.partitions import EventChunks
+    from journeyformer.inference.decisions import Decisions
+    from journeyformer.inference.partition import PartitionResult, Prepared, Runner, ScoringSpec
+    from journeyformer.publish import OutputPlan
+
+log = logging.getLogger(__name__)
+
+# The defaults of the scoring settings, each in one place: these two here, CHUNK_CUSTOMERS with
+# the chunks (data/partitions.py), TOP_K with the task context (tasks/base.py). The job configs
+# (configs/predict.yaml, ...) show the same values to the command line.
+BATCH_SIZE = 64  # customers per model call when predicting: small batches stay in cache
+BULK_BATCH_SIZE = 256  # customers per call where whole populations are scored (evaluate, monitor, export)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which of the bundle's graphs runs, and how (:class:`journeyformer.inference.runner.OnnxRunner`)."""
+
+    device: str = "cpu"
+    precision: str = "auto"
+    threads: int | None = None
+    optimization: str = "basic"
+    graph: str = "auto"
+    parallel: str = "auto"
+
+    def runner(self, bundle: Bundle) -> Runner:
+        from journeyformer.inference.runner import OnnxRunner
+
+        return OnnxRunner(
+            bundle, self.device, self.precision, self.threads,
+            optimization=self.optimization, graph=self.graph, parallel=self.parallel,
+        )  # fmt: skip
+
+
+@dataclass
+class Scored:
+    """What :func:`score_sequences` gives: the model's outputs (name -> (N, ...) in ``seqs``
+    order), the batches they came from, and the predictions frame (None when not asked)."""
+
+    outputs: dict[str, np.ndarray]
+    batches: list[Batch]
+    frame: pl.DataFrame | None = None
+
+
+def score_sequences(
+    seqs: Sequences,
+    runner: Runner,
+    spec: ScoringSpec | None = None,
+    as_of: datetime | None = None,
+    *,
+    batch_size: int = BATCH_SIZE,
+    top_k: int = TOP_K,
+    with_embedding: bool = False,
+    decisions: Decisions | None = None,
+    batches: list[Batch] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> Scored:
+    """The scoring loop: ``seqs`` -> length batches (or ``batches`` already cut) -> ``runner``
+    -> outputs; with ``spec`` and ``as_of`` also the predictions frame
+    (:func:`journeyformer.inference.partition.prediction_frame`) and the columns ``decisions``
+    adds (segment, cluster, drivers)."""
+    outputs, batches = run_model(seqs, runner, batch_size, on_batch, batches)
+    if spec is None or as_of is None:
+        return Scored(outputs, batches)
+    from journeyformer.inference.partition import prediction_frame
+
+    frame = prediction_frame(seqs, outputs, spec, as_of, top_k, with_embedding)
+    if decisions is not None:
+        frame = decisions.annotate(frame, seqs, outputs, batches, runner.run, getattr(runner, "workers", 1))
+    return Scored(outputs, batches, frame)
+
+
+def resolve_as_of(as_of: datetime | str | None) -> datetime | None:
+    """``as_of=`` as given (ISO-8601, naive means UTC) -> a UTC datetime, or None."""
+    try:
+        return parse_time(as_of) if as_of is not None else None
+    except ValueError as err:
+        raise ConfigError(f"as_of: {err}") from None
+
+
+@dataclass
+class ScoringJob:
+    """Everything a driver needs to score, resolved once (see the module docstring).
+
+    Attributes:
+        bundle, schema: the loaded bundle and the event schema (its own with ``data``
+            overrides applied).
+        as_of: the time scored at; None until an input's plan gives the end of the data.
+        model: which graph runs; :attr:`runner` builds it on first use (once per process).
+        batch_size, top_k, with_embedding: scoring settings.
+        decisions: the segment, cluster and explanation columns (None: none).
+        chunks: the input's customer chunks and their plan (None without an input).
+        outputs: what the job writes, checked and cleaned before any work (None: nothing).
+    """
+
+    bundle: Bundle
+    schema: EventSchema
+    as_of: datetime | None = None
+    model: ModelChoice = field(default_factory=ModelChoice)
+    batch_size: int = BATCH_SIZE
+    top_k: int = TOP_K
+    with_embedding: bool = False
+    decisions: Decisions | None = None
+    chunks: EventChunks | None = None
+    outputs: OutputPlan | None = None
+    _runner: Runner | None = field(default=None, repr=False)
+
+    @classmethod
+    def resolve(
+        cls,
+        bundle: Bundle | str | Path,
+        input: str | Path | None = None,
+        *,
+        as_of: datetime | str | None = None,
+        model: ModelChoice | None = None,
+        batch_size: int = BATCH_SIZE,
+        top_k: int = TOP_K,
+        with_embedding: bool = False,
+        schema_overrides: Mapping[str, Any] | None = None,
+        decide: Mapping[str, Any] | None = None,
+        decisions: Decisions | None = None,
+        chunk_customers: int = CHUNK_CUSTOMERS,
+        outputs: OutputPlan | None = None,
+        runner: bool | Runner = True,
+    ) -> ScoringJob:
+        """Check and clean ``outputs`` (before any work), parse ``as_of``, load the bundle,
+        start the runner (``runner=True``: a missing GPU runtime fails before any data is
+        read; False: on first use; or a runner to use), build the decision columns from
+        ``decide`` (predict's settings; or pass ``decisions``), the schema, and the chunk plan
+        of ``input`` (its end is as_of when none is given)."""
+        from journeyformer.inference.decisions import Decisions
+
+        if outputs is not None:
+            outputs.check()
+            outputs.clean()
+        when = resolve_as_of(as_of)
+        loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        job = cls(loaded, loaded.schema(schema_overrides), when, model or ModelChoice(), batch_size, top_k,
+                  with_embedding, outputs=outputs)  # fmt: skip
+        if runner is True:
+            job.runner  # noqa: B018 - started now, see above
+        elif runner is not False:
+            job._runner = runner
+        job.decisions = decisions if decisions is not None else Decisions.from_config(loaded, decide or {})
+        if input is not None:
+            from journeyformer.data.partitions import EventChunks
+
+            job.chunks = EventChunks(input, job.schema, chunk_customers)
+            if job.as_of is None:
+                job.as_of = job.chunks.plan.latest
+        return job
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            self._runner = self.model.runner(self.bundle)
+        return self._runner
+
+    def pin_model(self) -> ModelChoice:
+        """Decide ``graph=auto`` / ``precision=auto`` here (the probe runs once) and keep the
+        answer, so workers that build their own runner run the same graph."""
+        runner = self.runner
+        self.model = replace(self.model, graph=runner.graph, precision=runner.precision)  # type: ignore[attr-defined]
+        return self.model
+
+    def for_workers(self) -> ScoringJob:
+        """This job without what stays with the driver (runner, input plan, outputs), to send
+        to workers; each starts its own runner on first use."""
+        return replace(self, chunks=None, outputs=None, _runner=None)
+
+    def output_schema(self, customer_id: pl.DataType | None = None) -> pl.Schema:
+        """The predictions' columns (customer_id's dtype: the input's, by default)."""
+        from journeyformer.inference.partition import prediction_schema
+
+        if customer_id is None:
+            customer_id = self.chunks.lf.collect_schema()["customer_id"] if self.chunks is not None else pl.Int64
+        return prediction_schema(self.bundle, customer_id, self.with_embedding, self.decisions)
+
+    def prepare(self, events: pl.DataFrame, source: str = "partition") -> Prepared:
+        """One partition's events -> sequences, batches and rejects (no model)."""
+        from journeyformer.inference.partition import prepare_partition
+
+        return prepare_partition(events, self.bundle, self.schema, self._when(), self.batch_size, source)
+
+    def score(
+        self,
+        prepared: Prepared,
+        customer_id: pl.DataType = pl.Int64,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> PartitionResult:
+        """A prepared partition -> predictions and rejects (:func:`score_sequences`)."""
+        from journeyformer.inference.partition import score_prepared
+
+        return score_prepared(
+            prepared, self.bundle, self._when(), self.runner, self.top_k, self.with_embedding, customer_id,
+            on_batch, decisions=self.decisions,
+        )  # fmt: skip
+
+    def score_partition(self, events: pl.DataFrame, source: str = "partition") -> PartitionResult:
+        """:meth:`prepare` then :meth:`score`: reads and writes nothing."""
+        return self.score(self.prepare(events, source), events.schema.get("customer_id", pl.Int64))
+
+    def score_sequences(
+        self, seqs: Sequences, as_of: datetime | None = None, on_batch: Callable[[int], None] | None = None
+    ) -> Scored:
+        """:func:`score_sequences` with this job's runner, settings and decisions."""
+        return score_sequences(
+            seqs, self.runner, self.bundle, as_of or self._when(), batch_size=self.batch_size, top_k=self.top_k,
+            with_embedding=self.with_embedding, decisions=self.decisions, on_batch=on_batch,
+        )  # fmt: skip
+
+    def _when(self) -> datetime:
+        if self.as_of is None:
+            raise ConfigError("as_of is not known: give as_of= or an input to take the end of the data from")
+        return self.as_of
