@@ -104,7 +104,7 @@ def io_spec(net: JourneyTransformer) -> dict[str, list[dict[str, Any]]]:
     return {
         "inputs": [{"name": n, "dtype": t, "shape": sh} for n, t, sh in inputs],
         "outputs": [
-            {"name": o.name, "dtype": "float32", "shape": [BATCH, *o.shape], "kind": o.kind}
+            {"name": o.name, "dtype": o.dtype, "shape": [BATCH, *o.shape], "kind": o.kind}
             for o in net.outputs
         ],
     }

@@ -89,6 +89,9 @@ def train(cfg: DictConfig) -> TrainResult:
     module = JourneyModule(model_cfg.to_dict(), pre.to_dict(), _plain(cfg.model.get("optimizer")))
     if model_cfg.standardize_context:
         module.net.set_context_stats(dm.data.splits["train"].context)
+    if module.net.item_task is not None:  # the sampled-softmax proposal: training item frequencies
+        train = dm.data.splits["train"]
+        module.net.set_item_stats(np.concatenate([train.categorical[:, -1], np.ravel(train.labels["next_item"])]))
     run_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
