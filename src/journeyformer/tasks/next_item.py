@@ -145,20 +145,20 @@ class NextItem(Task):
         valid = target >= 2
         if not valid.any():
             return q.sum() * 0.0
-        safe = target.clamp(min=0)
+        safe = torch.where(valid, target, torch.full_like(target, 2))  # padding -> any real item
         v = weight.shape[0]
         if v <= full_max:
             logits = q @ weight.T + bias  # (B, V)
             logits = logits.masked_fill(torch.isinf(log_q), float("-inf"))
             logp = logits.log_softmax(-1).gather(1, safe)  # (B, K)
-            return -(logp * valid).sum() / valid.sum()
+            return -torch.where(valid, logp, 0.0).sum() / valid.sum()
         neg = torch.multinomial(log_q.exp(), n_negatives, replacement=True)  # (S,)
         pos = (q[:, None, :] * weight[safe]).sum(-1) + bias[safe] - log_q[safe]  # (B, K)
         negs = q @ weight[neg].T + bias[neg] - log_q[neg]  # (B, S)
         hit = (target[:, :, None] == neg[None, None, :]).any(1)  # (B, S): accidental hits
         negs = negs.masked_fill(hit, float("-inf"))
         logz = torch.logaddexp(pos, torch.logsumexp(negs, -1, keepdim=True))  # (B, K)
-        return -((pos - logz) * valid).sum() / valid.sum()
+        return -torch.where(valid, pos - logz, 0.0).sum() / valid.sum()
 
     def outputs(self, sizes: Sizes) -> tuple[Output, ...]:
         k = list_size(sizes)
