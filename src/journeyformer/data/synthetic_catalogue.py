@@ -59,12 +59,17 @@ class CatalogueWorld:
         for c in range(self.n_customers):
             n = max(2, rng.poisson(self.events_per_customer))
             interest = rng.dirichlet(np.full(self.n_topics, 0.1))
-            times = np.sort(rng.integers(0, span_s, n))
+            # Sessions: starts spread over the period, events minutes apart within one.
+            n_sessions = max(1, int(np.ceil(n / self.session_length)))
+            session = np.sort(rng.integers(0, n_sessions, n))
+            starts = np.sort(rng.integers(0, span_s - 86_400, n_sessions))
+            times = starts[session] + np.cumsum(rng.exponential(180.0, n)).astype(np.int64) % 3600
+            times = np.sort(times)
             topic = rng.choice(self.n_topics, p=interest)
             own: list[int] = []
             prev = -1
             for j in range(n):
-                new_session = j == 0 or times[j] - times[j - 1] > 3600 or rng.random() < 1 / self.session_length
+                new_session = j == 0 or times[j] - times[j - 1] > 3600
                 if rng.random() < self.drift:
                     topic = rng.choice(self.n_topics, p=interest)
                 if own and rng.random() < self.repeat:

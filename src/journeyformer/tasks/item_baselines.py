@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+
 import numpy as np
 
 from journeyformer.data.features import EVENT_NUMERIC

@@ -5,8 +5,9 @@ representation into a query vector q (B, D); an item's score is q . e_item + b_i
 e_item the item's input embedding (tied: one table) and b_item a learned bias. Training:
 full softmax up to ``model.item_full_softmax_max`` items; above it, sampled softmax over
 ``model.item_negatives`` shared negatives drawn from the training item frequency^0.75, with
-the log-Q correction (each logit minus the log of its sampling probability) and accidental
-hits removed. Inference (in the graph): scores over the whole catalogue, padding, ``<unk>``
+the log-Q correction (each negative's logit minus the log of S times its sampling
+probability, so the normaliser is an importance-sampled estimate of the full one) and
+accidental hits removed. Inference (in the graph): scores over the whole catalogue, padding, ``<unk>``
 and (``exclude_seen``) the items of the kept events masked, then TopK: the graph returns
 (B, k) ids and scores, never a (B, catalogue) matrix.
 
@@ -18,6 +19,7 @@ for ``basket`` (the distinct catalogue items in the horizon, in time order). Wit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -152,9 +154,11 @@ class NextItem(Task):
             logits = logits.masked_fill(torch.isinf(log_q), float("-inf"))
             logp = logits.log_softmax(-1).gather(1, safe)  # (B, K)
             return -torch.where(valid, logp, 0.0).sum() / valid.sum()
+        # log Z = log sum_i exp(s_i) estimated by importance sampling: the positive exactly,
+        # plus each drawn negative weighted by 1 / (S q_j) (the log-Q correction).
         neg = torch.multinomial(log_q.exp(), n_negatives, replacement=True)  # (S,)
-        pos = (q[:, None, :] * weight[safe]).sum(-1) + bias[safe] - log_q[safe]  # (B, K)
-        negs = q @ weight[neg].T + bias[neg] - log_q[neg]  # (B, S)
+        pos = (q[:, None, :] * weight[safe]).sum(-1) + bias[safe]  # (B, K)
+        negs = q @ weight[neg].T + bias[neg] - log_q[neg] - math.log(n_negatives)  # (B, S)
         hit = (target[:, :, None] == neg[None, None, :]).any(1)  # (B, S): accidental hits
         negs = negs.masked_fill(hit, float("-inf"))
         logz = torch.logaddexp(pos, torch.logsumexp(negs, -1, keepdim=True))  # (B, K)
