@@ -96,7 +96,8 @@ class Baselines:
         ctx = BaselineContext(
             horizon_days=horizon_days, n_actions=n_actions, val=val, seed=seed, labels=labels
         )
-        chosen = TASKS.values() if tasks is None else enabled(tasks)
+        # tasks None: every registered task the samples have labels for (next_item only with items)
+        chosen = [t for t in TASKS.values() if t.name in train.labels] if tasks is None else enabled(tasks)
         fitted = {t.name: tuple(b.fit(train, ctx) for b in t.baselines()) for t in chosen}
         return cls({name: tuple(b for b in bs if b is not None) for name, bs in fitted.items()})
 
