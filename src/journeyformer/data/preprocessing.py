@@ -255,7 +255,12 @@ class Preprocessing:
         active = cutoffs_cfg.get("active_within_days")
         vocabs = Vocabularies.build(train_events, features.aggregate_categorical)
         if features.has_item:
-            vocabs["item"] = item_vocab(train_events, int(data_cfg.get("item_min_count") or 1), schema, source)
+            # The catalogue: items of the training events; with train_customers "all" (every
+            # customer's history before the last training cutoff is training data), theirs too.
+            seen = train_events
+            if split.train_customers == "all":
+                seen = events.filter(pl.col("timestamp") <= max(cutoffs["train"]))
+            vocabs["item"] = item_vocab(seen, int(data_cfg.get("item_min_count") or 1), schema, source)
         return cls(
             schema=schema,
             features=features,
