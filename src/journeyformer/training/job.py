@@ -82,7 +82,10 @@ def train(cfg: DictConfig) -> TrainResult:
     assert dm.data is not None
     pre = dm.data.preprocessing
     model_sizes = _plain(cfg.model)
-    model_sizes["tasks"] = learnable_tasks(ModelConfig.task_weights(model_sizes), dm.data.splits["train"])
+    weights = ModelConfig.task_weights(model_sizes)
+    if not pre.items:  # no item column (data.columns.item): the next-item head is simply off
+        weights.pop("next_item", None)
+    model_sizes["tasks"] = learnable_tasks(weights, dm.data.splits["train"])
     model_cfg = ModelConfig.from_data(model_sizes, pre)
     if cfg.get("resume_from"):
         _check_resumable(Path(str(cfg.resume_from)), pre, model_cfg.to_dict())
