@@ -143,11 +143,12 @@ def golden_events(bundle: Bundle, as_of: datetime) -> tuple[list[dict[str, Any]]
     t = as_of - 12 * day - timedelta(minutes=59, seconds=59)
     event(c, t, intent, channel=None, note="null channel -> the token '<null>'")
     event(c, t + day, "never_seen_action", channel=ch, item="never_seen_item",
-          note="value not in the vocabulary -> 1 (an item too)")  # fmt: skip
+          note="value not in the vocabulary -> 1" + (" (an item too)" if col.get("item") else ""))  # fmt: skip
     event(c, t + 2 * day, other[0], channel=PAD, extra=PAD,
           note="literal '<pad>' values -> <unk> (1), never the padding id 0")  # fmt: skip
     event(c, t + 2 * day + us, other[0], channel=UNK, extra=None, number=None, item=None,
-          note="literal '<unk>' -> 1; null extra categorical -> '<null>'; null number -> 0")  # fmt: skip
+          note="literal '<unk>' -> 1; null extra categorical -> '<null>'; null number -> 0"
+          + ("; null item -> no item (id 0)" if col.get("item") else ""))  # fmt: skip
     # No exact duplicate here: validation would drop it (with a warning) before the golden
     # inputs are built, so the file would hold an event that is not part of the example.
     event(c, t + 3 * day, purchase, None, channel=ch, extra="fixed",
