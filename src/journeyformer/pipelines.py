@@ -97,6 +97,7 @@ def export(cfg: DictConfig) -> Any:
         seed=int(parity.get("seed", 0)),
         validation=validation,
         clusters=ClusterSettings(**(c.get("clusters") or {})),
+        item_top_k=c.get("item_top_k"),
     )
     print(f"bundle: {result.path}")  # the parity (and int8) tables are logged by build_bundle
     return result

@@ -25,7 +25,7 @@ import polars as pl
 from journeyformer.data.aggregates import aggregate_names, context_names
 from journeyformer.data.labels import as_utc
 from journeyformer.data.timestamps import check_time_zone
-from journeyformer.data.vocab import Vocabularies
+from journeyformer.data.vocab import PAD_ID, Vocabularies
 from journeyformer.errors import ConfigError
 
 # Per-event numeric features, in this order, then the extra numeric columns (signed log1p).
@@ -39,7 +39,8 @@ CONTEXT_NUMERIC = (
     "log_tenure_days",
     "log_recency_days",
 )
-CONTEXTS = ("summary", "aggregates")  # what the model's per-customer context input holds
+CONTEXTS = ("summary", "aggregates")
+ITEM = "item"  # the item column (data.columns.item), when mapped the last categorical feature  # what the model's per-customer context input holds
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class FeatureConfig:
     """Which columns become features and how long sequences are.
 
     ``categorical`` lists the embedded columns, ``action`` first (it is also the next-action
-    target), then ``channel`` and any extras. ``context`` is what the model sees of the whole
+    target), then ``channel``, any extras and, with ``data.columns.item``, ``item`` last (the
+    next-item target; left out of the per-value aggregate counts). ``context`` is what the model sees of the whole
     history besides its last ``max_len`` events: ``summary`` (the six CONTEXT_NUMERIC columns)
     or ``aggregates`` (the numeric columns of :mod:`journeyformer.data.aggregates`, the same
     table the gradient-boosting baseline is fitted on).
@@ -76,9 +78,20 @@ class FeatureConfig:
     def numeric_names(self) -> tuple[str, ...]:
         return (*EVENT_NUMERIC, *self.numeric)
 
+    @property
+    def has_item(self) -> bool:
+        """The events carry an item (``data.columns.item``): the last categorical column."""
+        return ITEM in self.categorical
+
+    @property
+    def aggregate_categorical(self) -> tuple[str, ...]:
+        """The categorical columns counted per value in the aggregates: all but the item
+        (one count column per item of a 50,000-item catalogue would swamp the table)."""
+        return tuple(c for c in self.categorical if c != ITEM)
+
     def aggregate_names(self, vocabs: Vocabularies) -> tuple[str, ...]:
         """Columns of ``Sequences.aggregates`` (they depend on the vocabularies)."""
-        return aggregate_names(vocabs, self.categorical, self.numeric)
+        return aggregate_names(vocabs, self.aggregate_categorical, self.numeric)
 
     def context_names(self, vocabs: Vocabularies) -> tuple[str, ...]:
         """Columns of ``Sequences.context``, the model's per-customer input."""
@@ -90,7 +103,12 @@ class FeatureConfig:
     def from_config(cls, data_cfg: Mapping[str, Any]) -> FeatureConfig:
         return cls(
             max_len=int(data_cfg.get("max_len", 64)),
-            categorical=("action", "channel", *(data_cfg.get("extra_categorical") or ())),
+            categorical=(
+                "action",
+                "channel",
+                *(data_cfg.get("extra_categorical") or ()),
+                *([ITEM] if (data_cfg.get("columns") or {}).get(ITEM) else []),
+            ),
             numeric=tuple(data_cfg.get("extra_numeric") or ()),
             time_zone=str(data_cfg.get("time_zone", "UTC")),
             context=str(data_cfg.get("context", "summary")),
@@ -145,8 +163,17 @@ def event_features(
         dow_cos.gather(weekday).alias("dow_cos"),
         *[_signed_log1p(pl.col(c)).cast(pl.Float32).alias(c) for c in features.numeric],
     ]
-    ids = [vocabs[c].encode(c, pl.Int32).alias(f"{c}__id") for c in features.categorical]
+    ids = [_encode(c, vocabs).alias(f"{c}__id") for c in features.categorical]
     return events.select(*ids, *numeric)
+
+
+def _encode(column: str, vocabs: Vocabularies) -> pl.Expr:
+    """Vocabulary ids (Int32) of ``column``; an event without an item has item id 0 (padding:
+    no item embedding, never a target), where other null categories are ``<null>`` values."""
+    ids = vocabs[column].encode(column, pl.Int32)
+    if column == ITEM:
+        return pl.when(pl.col(column).is_null()).then(pl.lit(PAD_ID, pl.Int32)).otherwise(ids)
+    return ids
 
 
 def context_features(summary: pl.DataFrame) -> np.ndarray:

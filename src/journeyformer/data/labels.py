@@ -25,6 +25,7 @@ from journeyformer.data.timestamps import UTC_US
 from journeyformer.errors import ConfigError
 
 STAGES = ("acquisition", "consideration", "first_purchase", "retention", "loyalty", "churned")
+ITEM_TARGETS = ("next", "basket")
 IGNORE_INDEX = -100  # next_action label when there is no event in the horizon
 _DAY_S = 86_400.0
 
@@ -47,9 +48,18 @@ class LabelConfig:
     churned_after_days: float = 60.0
     loyalty_min_purchases: int = 4
     loyalty_window_days: float = 90.0
+    # The next-item target (data.columns.item only): "next", the first catalogue item after
+    # the cutoff, or "basket", the set of catalogue items in the horizon (up to basket_size,
+    # in time order). item_actions: the events whose item counts (None: every event with an
+    # item). item_exclude_seen: rank only items the customer has not had (None: the target's
+    # default, true for next, false for basket, where repeat purchase matters).
+    item_target: str = "next"
+    item_actions: tuple[str, ...] | None = None
+    item_exclude_seen: bool | None = None
+    basket_size: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("purchase_actions", "intent_actions", "value_actions", "activity_actions"):
+        for name in ("purchase_actions", "intent_actions", "value_actions", "activity_actions", "item_actions"):
             value = getattr(self, name)
             if isinstance(value, str):  # a single name written without brackets
                 value = (value,)
@@ -61,13 +71,26 @@ class LabelConfig:
             raise ConfigError("labels.churned_after_days and labels.loyalty_window_days must be > 0")
         if self.loyalty_min_purchases < 2:
             raise ConfigError("labels.loyalty_min_purchases must be at least 2")
+        if self.item_target not in ITEM_TARGETS:
+            raise ConfigError(f"labels.item_target={self.item_target!r} is not one of {list(ITEM_TARGETS)}")
+        if self.basket_size < 1:
+            raise ConfigError(f"labels.basket_size must be >= 1, got {self.basket_size}")
+
+    @property
+    def exclude_seen(self) -> bool:
+        """Whether next items exclude the customer's own (``item_exclude_seen`` or the
+        target's default: true for next, false for basket)."""
+        if self.item_exclude_seen is not None:
+            return bool(self.item_exclude_seen)
+        return self.item_target == "next"
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> LabelConfig:
         keys = cls.__dataclass_fields__
         values = {k: cfg[k] for k in keys if k in cfg and cfg[k] is not None}
-        if "activity_actions" in cfg:
-            values["activity_actions"] = cfg["activity_actions"]
+        for key in ("activity_actions", "item_actions", "item_exclude_seen"):  # null is a value
+            if key in cfg:
+                values[key] = cfg[key]
         return cls(**values)
 
     @property
@@ -376,6 +399,8 @@ class LabelWindow:
             (1 = no activity in the horizon), stage int64 (index into STAGES at cutoff +
             horizon), value float32 (value-action amount in the horizon, currency units).
         cfg: the label settings.
+        vocabs: the vocabularies the samples are encoded with (labels over a vocabulary,
+            such as the next item, use them; None where nothing needs them).
     """
 
     events: pl.DataFrame
@@ -383,6 +408,7 @@ class LabelWindow:
     end: np.ndarray
     facts: Mapping[str, np.ndarray]
     cfg: LabelConfig
+    vocabs: Mapping[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.start)

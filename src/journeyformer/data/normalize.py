@@ -31,6 +31,7 @@ def normalize(lf: pl.LazyFrame, schema: EventSchema, name: str) -> pl.LazyFrame:
         *_timestamp(lf, have, schema, name),
         *_categorical(have, schema, name),
         *_amount(have, schema, name),
+        *_item(have, schema, name),
         *_extras(have, schema, name),
         # Exact duplicates are judged on every column of the file, not only on those read here.
         pl.struct(pl.all()).hash(seed=7).alias(DUP_KEY),
@@ -54,7 +55,7 @@ def already_canonical(df: pl.DataFrame, schema: EventSchema) -> pl.DataFrame | N
     wanted = {"customer_id": pl.Int64, "timestamp": UTC_US, "channel": pl.String, "action": pl.String}
     wanted |= {"amount": pl.Float64} | dict.fromkeys(categorical[2:], pl.String) | dict.fromkeys(numeric[1:], pl.Float64)
     have = df.schema
-    if any(schema.source(c) != c for c in (*REQUIRED, "amount")) or any(have.get(c) != t for c, t in wanted.items()):
+    if schema.has_item or any(schema.source(c) != c for c in (*REQUIRED, "amount")) or any(have.get(c) != t for c, t in wanted.items()):
         return None
     if any(df.get_column(c).null_count() for c in categorical):
         return None  # nulls become the <null> category: normalize's job
@@ -71,7 +72,7 @@ def _is_categorical_type(dtype: pl.DataType) -> bool:
 
 def _check_present(have: pl.Schema, schema: EventSchema, name: str) -> None:
     """Every column the schema reads exists (an unmapped, absent amount is allowed)."""
-    wanted = [*REQUIRED, *(["amount"] if schema.source("amount") else [])]
+    wanted = [*REQUIRED, *(["amount"] if schema.source("amount") else []), *(["item"] if schema.has_item else [])]
     missing = [
         (canon, schema.source(canon))
         for canon in wanted
@@ -85,7 +86,8 @@ def _check_present(have: pl.Schema, schema: EventSchema, name: str) -> None:
         raise EventDataError(
             f"{name}: missing column(s) {what}. Available columns: {list(have)}. "
             "Map your names with data.columns.<name>=<your column> (no amounts? "
-            "data.columns.amount=null) or fix data.extra_categorical / data.extra_numeric."
+            "data.columns.amount=null; no items? data.columns.item=null) or fix "
+            "data.extra_categorical / data.extra_numeric."
         )
 
 
@@ -157,6 +159,23 @@ def _amount(have: pl.Schema, schema: EventSchema, name: str) -> list[pl.Expr]:
         f"{name}: column '{src}' (amount) has type {dtype}; expected "
         "numbers. Map another column with data.columns.amount=... or set it to null."
     )
+
+
+def _item(have: pl.Schema, schema: EventSchema, name: str) -> list[pl.Expr]:
+    """item as String (integer ids as their digits), null where an event has no item; nothing
+    without ``data.columns.item``."""
+    if not schema.has_item:
+        return []
+    src = schema.source("item")
+    assert src is not None
+    dtype = have[src]
+    if not _is_categorical_type(dtype) or dtype == pl.Boolean:
+        raise EventDataError(
+            f"{name}: column '{src}' (item) has type {dtype}; expected string or integer item "
+            "ids (float ids such as 12.0 are ambiguous: cast them to integers). Cast the column "
+            "or map another one with data.columns.item=..."
+        )
+    return [pl.col(src).cast(pl.String).alias("item")]
 
 
 def _extras(have: pl.Schema, schema: EventSchema, name: str) -> list[pl.Expr]:

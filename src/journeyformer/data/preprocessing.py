@@ -35,7 +35,7 @@ from journeyformer.data.samples import (
 )
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences, build_sequences
-from journeyformer.data.vocab import Vocabularies
+from journeyformer.data.vocab import Vocab, Vocabularies
 from journeyformer.errors import ConfigError, EventDataError
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ DATA_KEYS = (
     *EventSchema.__dataclass_fields__,
     "path", "synthetic", "generated_dir", "max_len", "context", "batch_size", "num_workers", "split",
     "store", "store_stats_samples",  # training from a sample store (training/stream.py)
+    "item_min_count",  # items seen fewer times in training are <unk> (data.columns.item)
 )  # fmt: skip
 SPLIT_KEYS = ("val_fraction", "test_fraction", "salt", "train_customers")
 LABEL_KEYS = (*LabelConfig.__dataclass_fields__, "cutoffs")
@@ -61,6 +62,37 @@ CUTOFF_KEYS = (
     *(k for k in CutoffSchedule.__dataclass_fields__ if k != "horizon_days"),
     "active_within_days",
 )
+
+
+def item_vocab(train_events: pl.DataFrame, min_count: int, schema: EventSchema, source: str) -> Vocab:
+    """The item vocabulary: items seen at least ``min_count`` times in the training events
+    (data.item_min_count), most frequent first; the rest, and items first seen later, are
+    ``<unk>`` (an input, never a recommendation). Errors when no item is left."""
+    if min_count < 1:
+        raise ConfigError(f"data.item_min_count must be >= 1, got {min_count}")
+    items = train_events.get_column("item")
+    vocab = Vocab.build(items, min_count)
+    col = schema.source("item")
+    if len(vocab) <= 2:
+        n = items.drop_nulls().n_unique()
+        raise EventDataError(
+            f"{source}: column '{col}' (item) has no item seen {min_count}+ times in the "
+            f"training events ({items.null_count()} of {len(items)} null, {n} distinct); "
+            "map the item column with data.columns.item=<your column>, lower "
+            "data.item_min_count, or set data.columns.item=null to switch the next-item task off"
+        )
+    if len(vocab) == 3:
+        log.warning(
+            "%s: the item catalogue has one item (%r) after data.item_min_count=%d: every "
+            "next-item ranking is that item", source, vocab.tokens[2], min_count,
+        )
+    dropped = items.drop_nulls().n_unique() - (len(vocab) - 2)
+    if dropped:
+        log.info(
+            "%s: %d items seen fewer than data.item_min_count=%d times in training are <unk>; "
+            "catalogue of %d items", source, dropped, min_count, len(vocab) - 2,
+        )
+    return vocab
 
 
 def check_keys(cfg: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
@@ -194,6 +226,11 @@ class Preprocessing:
         return self.labels.horizon_days
 
     @property
+    def items(self) -> tuple[str, ...]:
+        """Item id of each next-item class (index = vocabulary id); () without items."""
+        return self.vocabs["item"].tokens if self.features.has_item else ()
+
+    @property
     def categorical_sizes(self) -> tuple[int, ...]:
         """Vocabulary size of each categorical feature, action first (sizes the embeddings)."""
         return tuple(len(self.vocabs[c]) for c in self.features.categorical)
@@ -235,11 +272,19 @@ class Preprocessing:
         )
         if train_events.height == 0:
             raise EventDataError(f"{source}: no training events before {max(cutoffs['train'])}")
+        vocabs = Vocabularies.build(train_events, features.aggregate_categorical)
+        if features.has_item:
+            # The catalogue: items of the training events; with train_customers "all" (every
+            # customer's history before the last training cutoff is training data), theirs too.
+            seen = train_events
+            if split.train_customers == "all":
+                seen = events.filter(pl.col("timestamp") <= max(cutoffs["train"]))
+            vocabs["item"] = item_vocab(seen, int(data_cfg.get("item_min_count") or 1), schema, source)
         return cls(
             schema=schema,
             features=features,
             labels=labels,
-            vocabs=Vocabularies.build(train_events, features.categorical),
+            vocabs=vocabs,
             split=split,
             cutoffs={k: tuple(v) for k, v in cutoffs.items()},
             active_within_days=active,

@@ -69,7 +69,7 @@ def format_of(files: list[Path], fmt: str) -> str:
 
 def used_columns(schema: EventSchema) -> list[str]:
     """The user's column names the schema reads."""
-    names = [schema.source(c) for c in (*REQUIRED, "amount")]
+    names = [schema.source(c) for c in (*REQUIRED, "amount", "item")]
     return [n for n in names if n] + [*schema.extra_categorical, *schema.extra_numeric]
 
 

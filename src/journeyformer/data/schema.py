@@ -11,6 +11,8 @@ timestamp      Datetime("us", "UTC")           when (naive input is read in ``ti
 channel        String                          web, app, email, store, ...
 action         String                          page_view, purchase, ...
 amount         Float64                         currency units; 0 when absent, null or NaN
+item           String (ids as given, as text)  ``data.columns.item`` only: product, SKU, content or
+                                              offer id; null = an event without an item
 <extras>       String / Float64                ``extra_categorical`` / ``extra_numeric``
 =============  ==============================  ==========================================
 
@@ -52,6 +54,9 @@ from journeyformer.data.timestamps import check_time_zone
 from journeyformer.errors import ConfigError
 
 REQUIRED = ("customer_id", "timestamp", "channel", "action")
+# Optional canonical columns: read only where ``data.columns`` maps them (item: absent = no
+# next-item head; amount: absent = 0).
+OPTIONAL = ("amount", "item")
 NULL_CATEGORY = "<null>"
 
 
@@ -59,8 +64,9 @@ NULL_CATEGORY = "<null>"
 class EventSchema:
     """How to read a user's event table.
 
-    ``columns`` maps our canonical names (customer_id, timestamp, channel, action, amount) to the
-    user's column names; a missing ``amount`` mapping, or ``amount: null``, means amount 0.
+    ``columns`` maps our canonical names (customer_id, timestamp, channel, action, amount, item)
+    to the user's column names; a missing ``amount`` mapping, or ``amount: null``, means amount
+    0; ``item`` is read only when mapped (it switches the ``next_item`` task on).
 
     Example::
 
@@ -79,11 +85,11 @@ class EventSchema:
     future_events: str = "error"  # error | drop | keep: events after the wall clock
 
     def __post_init__(self) -> None:
-        unknown = set(self.columns) - {*REQUIRED, "amount"}
+        unknown = set(self.columns) - {*REQUIRED, *OPTIONAL}
         if unknown:
             raise ConfigError(
                 f"data.columns has unknown keys {sorted(unknown)}; allowed: "
-                f"{[*REQUIRED, 'amount']}. Extra columns go in data.extra_categorical / "
+                f"{[*REQUIRED, *OPTIONAL]}. Extra columns go in data.extra_categorical / "
                 "data.extra_numeric."
             )
         unmapped = [k for k in REQUIRED if k in self.columns and not self.columns[k]]
@@ -107,7 +113,7 @@ class EventSchema:
         object.__setattr__(self, "extra_numeric", tuple(self.extra_numeric))
         extras = [*self.extra_categorical, *self.extra_numeric]
         clash = sorted(
-            {e for e in extras if e in (*REQUIRED, "amount", ROW, "_ts_raw", "_amount_raw")}
+            {e for e in extras if e in (*REQUIRED, *OPTIONAL, ROW, "_ts_raw", "_amount_raw")}
             | {e for e in extras if extras.count(e) > 1}
         )
         if clash:
@@ -133,14 +139,22 @@ class EventSchema:
         )
 
     def source(self, name: str) -> str | None:
-        """The user's column for canonical ``name`` (identity unless mapped)."""
+        """The user's column for canonical ``name`` (identity unless mapped; the item column
+        only when mapped)."""
         if name in self.columns:
             return self.columns[name]
-        return name
+        return None if name == "item" else name
+
+    @property
+    def has_item(self) -> bool:
+        """An item column is mapped (``data.columns.item``): the next-item task can be on."""
+        return bool(self.columns.get("item"))
 
     def to_dict(self) -> dict[str, Any]:
+        # The item mapping only where set, so a schema without items is the dict it always was.
+        item = {"item": self.columns["item"]} if self.has_item else {}
         return {
-            "columns": {k: self.source(k) for k in (*REQUIRED, "amount")},
+            "columns": {**{k: self.source(k) for k in (*REQUIRED, "amount")}, **item},
             "extra_categorical": list(self.extra_categorical),
             "extra_numeric": list(self.extra_numeric),
             "timestamp_unit": self.timestamp_unit,

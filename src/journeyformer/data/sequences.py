@@ -232,7 +232,7 @@ def build_sequences(
         chosen[rows] = True
         flat = flat.filter(pl.Series(chosen))
     aggregates = aggregate_features(
-        frame, cutoff, vocabs, features.categorical, features.numeric, labels, summary
+        frame, cutoff, vocabs, features.aggregate_categorical, features.numeric, labels, summary
     )
     seq = _assemble(flat, summary, aggregates, lengths, cutoff, features, vocabs)
     id_cols = [f"{c}__id" for c in features.categorical]
@@ -246,7 +246,7 @@ def build_sequences(
         if labelers is None:
             seq.labels = facts
         else:
-            window = LabelWindow(frame, split[keep], window_end[keep], facts, labels)
+            window = LabelWindow(frame, split[keep], window_end[keep], facts, labels, vocabs)
             seq.labels = {name: np.asarray(fn(window)) for name, fn in labelers.items()}
     return seq
 

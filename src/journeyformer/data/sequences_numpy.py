@@ -39,7 +39,7 @@ from journeyformer.data.labels import (  # the summary's own reductions, reused
 )
 from journeyformer.data.sequences import Sequences, build_sequences, ragged_rows
 from journeyformer.data.timestamps import UTC_US
-from journeyformer.data.vocab import PAD, UNK_ID, Vocabularies
+from journeyformer.data.vocab import PAD, PAD_ID, UNK_ID, Vocabularies
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,8 @@ def few_sequences(
     actions = events.get_column("action").to_list()
     flags = _action_flags(actions, labels)
     ids = {c: _encode(actions if c == "action" else events.get_column(c).to_list(), vocabs[c].tokens) for c in features.categorical}
+    if features.has_item:  # an event without an item has item id 0 (padding), as in features.py
+        ids["item"][events.get_column("item").is_null().to_numpy()] = PAD_ID
     amount = events.get_column("amount").to_numpy().astype(np.float64, copy=False)
     extras = {c: events.get_column(c).to_numpy().astype(np.float64, copy=False) for c in features.numeric}
 
@@ -346,7 +348,7 @@ def _aggregates(
         for c in features.numeric:
             out[f"mean_{c}"] = _reduce(extras[c], start) / counts
     recent = age < 30
-    for col in features.categorical:
+    for col in features.aggregate_categorical:
         tokens = vocabs[col].tokens
         onehot = ids[col][:, None] == np.arange(len(tokens))[None, :]  # (E, V)
         total = _reduce(onehot.astype(np.int64), start)

@@ -46,9 +46,24 @@ def validate(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
             f"{name}: no events (the input is empty); point data.path at your events"
         )
     out = clean(df, schema)
-    if out is not None:
-        return out
-    return _validate_steps(df, schema, name)
+    if out is None:
+        out = _validate_steps(df, schema, name)
+    if schema.has_item:
+        count_missing_items(out, schema, name)
+    return out
+
+
+def count_missing_items(df: pl.DataFrame, schema: EventSchema, name: str) -> int:
+    """Events with a null item (``data.columns.item``): kept as events without an item (item
+    id 0, the padding id, never a target), counted in one WARNING; returns the count."""
+    n = int(df.get_column("item").null_count())
+    if n:
+        log.warning(
+            "%s: %d of %d events have no item (null in column '%s'); they stay events without "
+            "an item (never a next-item target)",
+            name, n, df.height, schema.source("item"),
+        )
+    return n
 
 
 def clean(df: pl.DataFrame, schema: EventSchema) -> pl.DataFrame | None:

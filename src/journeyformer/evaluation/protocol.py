@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels import as_utc
+from journeyformer.data.labels import LabelConfig, as_utc
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.samples import split_of
 from journeyformer.data.sequences import Sequences
@@ -94,6 +94,7 @@ class Protocol:
     horizon_days: float
     n_actions: int
     stages: tuple[str, ...]
+    labels: LabelConfig | None = None  # the label settings (the next-item baselines read them)
 
 
 def _rule(pre: Preprocessing, who: str) -> str:
@@ -141,6 +142,7 @@ def split_protocol(
         horizon_days=pre.horizon_days,
         n_actions=len(pre.actions),
         stages=tuple(pre.stages),
+        labels=pre.labels,
     )
 
 
@@ -197,6 +199,7 @@ def input_protocol(
         horizon_days=labels.horizon_days,
         n_actions=len(pre.actions),
         stages=tuple(pre.stages),
+        labels=pre.labels,
     )
     return protocol, warnings
 
@@ -215,7 +218,8 @@ def fit_baselines(protocol: Protocol, tasks: Iterable[str], seed: int = 0) -> Ba
     """Every enabled task's baselines, fitted on ``protocol.baselines``."""
     data = protocol.baselines
     return Baselines.fit(
-        data.fit, protocol.horizon_days, protocol.n_actions, list(tasks), val=data.stop, seed=seed
+        data.fit, protocol.horizon_days, protocol.n_actions, list(tasks), val=data.stop, seed=seed,
+        labels=protocol.labels,
     )
 
 

@@ -172,6 +172,7 @@ def build_bundle(
     seed: int = 0,
     validation: ValidationData | None = None,
     clusters: ClusterSettings | None = None,
+    item_top_k: int | None = None,
 ) -> BundleResult:
     """Export a training run to a bundle directory (default: ``<run dir>/bundle``).
 
@@ -182,7 +183,8 @@ def build_bundle(
     Raises :class:`ExportParityError` (and writes nothing) when onnxruntime and torch disagree:
     max |diff| > ``atol`` on any output (relative above 1 for expected_value) or a different
     top-1 class, on random batches of every (B, T) in ``batch_sizes`` x ``seq_lens`` and on
-    real validation sequences when ``validation`` is given.
+    real validation sequences when ``validation`` is given. ``item_top_k``: items the
+    next-item outputs list (the graph's TopK k; None: the model's ``item_top_k``, 20).
 
     With ``validation``, the bundle also gets ``clusters.json`` (k-means of training customers'
     embeddings, ``clusters``) and ``reference.json`` (profiles of the validation customers'
@@ -201,6 +203,10 @@ def build_bundle(
     ckpt = read_checkpoint(checkpoint)
     pre = Preprocessing.from_dict(ckpt["hyper_parameters"]["preprocessing"], str(checkpoint))
     net, manifest, _ = load_run_network(checkpoint)
+    if item_top_k is not None and net.item_task is not None:  # k of the graph's TopK, set here
+        if item_top_k < 1:
+            raise ConfigError(f"item_top_k must be >= 1, got {item_top_k}")
+        net.cfg = replace(net.cfg, item_top_k=int(item_top_k))
     with atomic_dir(output) as tmp:
         fp32 = export_onnx(
             net, tmp / MODEL_FILES["fp32"], opset=opset, last_position_only=last_position_only

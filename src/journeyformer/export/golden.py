@@ -89,7 +89,8 @@ def golden_events(bundle: Bundle, as_of: datetime) -> tuple[list[dict[str, Any]]
 
     def event(cid: int, t: datetime, action: str, amount: float | None = 0.0, *,
               channel: str | None = None, naive: bool = False, offset: int = 0,
-              extra: str | None = "first", number: float | None = 1.0, note: str = "") -> None:  # fmt: skip
+              extra: str | None = "first", number: float | None = 1.0, note: str = "",
+              item: str | None = "first") -> None:  # fmt: skip
         row: dict[str, Any] = {
             col["customer_id"]: cid,
             col["timestamp"]: _iso(t, naive and tz_naive, offset),
@@ -105,6 +106,9 @@ def golden_events(bundle: Bundle, as_of: datetime) -> tuple[list[dict[str, Any]]
             )
         for name in extra_num:
             row[name] = number
+        if col.get("item"):  # items in turn; an unseen item -> <unk>, null -> no item (id 0)
+            items = _tokens(bundle, "item")
+            row[col["item"]] = items[len(rows) % len(items)] if item == "first" else item
         row["note"] = note  # not a mapped column: never read, and ignored by duplicate checks
         rows.append(row)
 
@@ -138,11 +142,13 @@ def golden_events(bundle: Bundle, as_of: datetime) -> tuple[list[dict[str, Any]]
     c = 910_000_003
     t = as_of - 12 * day - timedelta(minutes=59, seconds=59)
     event(c, t, intent, channel=None, note="null channel -> the token '<null>'")
-    event(c, t + day, "never_seen_action", channel=ch, note="value not in the vocabulary -> 1")
+    event(c, t + day, "never_seen_action", channel=ch, item="never_seen_item",
+          note="value not in the vocabulary -> 1" + (" (an item too)" if col.get("item") else ""))  # fmt: skip
     event(c, t + 2 * day, other[0], channel=PAD, extra=PAD,
           note="literal '<pad>' values -> <unk> (1), never the padding id 0")  # fmt: skip
-    event(c, t + 2 * day + us, other[0], channel=UNK, extra=None, number=None,
-          note="literal '<unk>' -> 1; null extra categorical -> '<null>'; null number -> 0")  # fmt: skip
+    event(c, t + 2 * day + us, other[0], channel=UNK, extra=None, number=None, item=None,
+          note="literal '<unk>' -> 1; null extra categorical -> '<null>'; null number -> 0"
+          + ("; null item -> no item (id 0)" if col.get("item") else ""))  # fmt: skip
     # No exact duplicate here: validation would drop it (with a warning) before the golden
     # inputs are built, so the file would hold an event that is not part of the example.
     event(c, t + 3 * day, purchase, None, channel=ch, extra="fixed",

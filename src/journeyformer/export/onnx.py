@@ -37,7 +37,7 @@ from journeyformer.errors import JourneyformerError
 from journeyformer.inference.session import make_session
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.network import InferenceWrapper, JourneyTransformer
-from journeyformer.tasks.base import AMOUNT, DISTRIBUTION, Output
+from journeyformer.tasks.base import AMOUNT, DISTRIBUTION, RANKED_IDS, RANKED_SCORES, Output
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def io_spec(net: JourneyTransformer) -> dict[str, list[dict[str, Any]]]:
     return {
         "inputs": [{"name": n, "dtype": t, "shape": sh} for n, t, sh in inputs],
         "outputs": [
-            {"name": o.name, "dtype": "float32", "shape": [BATCH, *o.shape], "kind": o.kind}
+            {"name": o.name, "dtype": o.dtype, "shape": [BATCH, *o.shape], "kind": o.kind}
             for o in net.outputs
         ],
     }
@@ -318,6 +318,19 @@ def _top1_mismatch(ref: np.ndarray, got: np.ndarray) -> tuple[int, int]:
     return int((differ & ~tie).sum()), int(tie.sum())
 
 
+def _ranked_mismatch(ref: np.ndarray, got: np.ndarray, scores: np.ndarray) -> tuple[int, int]:
+    """(rows whose ids differ at an untied position, rows with a tie) of (B, k) ranked ids;
+    a position is tied when its torch score is within TIE * 10 of a neighbour's."""
+    if got.shape != ref.shape:
+        raise ExportParityError(f"ranked ids: onnxruntime shape {got.shape} != torch {ref.shape}")
+    gap = np.abs(np.diff(scores.astype(np.float64), axis=1)) < TIE * 10  # (B, k - 1)
+    tied = np.zeros(ref.shape, dtype=bool)
+    tied[:, 1:] |= gap
+    tied[:, :-1] |= gap
+    differ = ref != got
+    return int((differ & ~tied).any(1).sum()), int(tied.any(1).sum())
+
+
 def check_parity(
     net: JourneyTransformer,
     model_path: str | Path,
@@ -331,14 +344,23 @@ def check_parity(
     for name in names:
         report.max_abs_diff[name] = report.max_rel_diff[name] = 0.0
     classes = [o.name for o in net.outputs if o.kind == DISTRIBUTION]
-    for name in classes:
+    # Ranked ids (next items) are compared through their scores: a near-tie may swap places.
+    scores_of = [o.name for o in net.outputs if o.kind == RANKED_SCORES]
+    ranked = {o.name: s for o, s in zip([o for o in net.outputs if o.kind == RANKED_IDS], scores_of, strict=True)}
+    for name in (*classes, *ranked):
         report.top1_mismatches[name] = report.ties[name] = 0
     for inputs in batches:
         ref = torch_outputs(net, inputs)
         got = dict(zip(names, session.run(names, inputs), strict=True))
         report.shapes.append(tuple(int(x) for x in inputs["categorical"].shape[:2]))
         report.rows += len(inputs["lengths"])
+        for name in ranked:  # ids: equal wherever their scores are not tied
+            mismatch, ties = _ranked_mismatch(ref[name], got[name], ref[ranked[name]])
+            report.top1_mismatches[name] += mismatch
+            report.ties[name] += ties
         for name in names:
+            if name in ranked:
+                continue
             if got[name].shape != ref[name].shape:
                 raise ExportParityError(
                     f"{name}: onnxruntime shape {got[name].shape} != torch {ref[name].shape}"

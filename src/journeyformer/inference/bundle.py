@@ -164,6 +164,7 @@ class Bundle:
             stages=self.stages,
             top_k=top_k,
             temperatures=dict(self.spec.get("temperatures") or {}),
+            items=self.preprocessing.items,
         )
 
     @property

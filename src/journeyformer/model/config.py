@@ -16,7 +16,7 @@ from journeyformer.tasks import registry
 # (resolved into ``tasks`` by :meth:`ModelConfig.task_weights`).
 YAML_ONLY = ("name", "optimizer", "keep_tasks")
 # Settings that come from the data (the fitted preprocessing), never from YAML.
-DATA_DERIVED = ("categorical_sizes", "n_numeric", "n_context", "max_len", "n_stages")
+DATA_DERIVED = ("categorical_sizes", "n_numeric", "n_context", "max_len", "n_stages", "n_items", "item_exclude_seen")
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,21 @@ class ModelConfig:
     standardize_context: bool = False  # context minus training mean over training std
     time_bins: bool = False  # embeddings of the log-binned age and gap of each event
     context_bins: int = 0  # > 0: piecewise-linear encoding of each context column, quantile bins
+    # Next items (data.columns.item): the catalogue size (the item vocabulary, the last
+    # categorical column; 0 without items, which switches the next_item head off), items
+    # the graph lists, and the training softmax (tasks/next_item.py).
+    n_items: int = 0
+    item_exclude_seen: bool = False
+    item_top_k: int = 20
+    item_full_softmax_max: int = 50_000
+    item_negatives: int = 2048
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "categorical_sizes", tuple(int(s) for s in self.categorical_sizes))
-        object.__setattr__(self, "tasks", {k: float(v) for k, v in dict(self.tasks).items() if v})
+        tasks = {k: float(v) for k, v in dict(self.tasks).items() if v}
+        if self.n_items < 3:  # no item column: the next-item head is off whatever its weight
+            tasks.pop("next_item", None)
+        object.__setattr__(self, "tasks", tasks)
         if self.d_model % self.n_heads:
             raise ConfigError(f"model.d_model={self.d_model} must be divisible by model.n_heads={self.n_heads}")
         unknown = set(self.tasks) - set(registry.TASKS)
@@ -76,6 +87,11 @@ class ModelConfig:
                 f"model.context_bins={self.context_bins} needs model.standardize_context=true "
                 "(the bins are quantiles of the standardised training context) and must be >= 0"
             )
+        if self.n_items and self.categorical_sizes[-1] != self.n_items:
+            raise ConfigError(f"n_items={self.n_items} is not the last categorical size {self.categorical_sizes}")
+        for name in ("item_top_k", "item_negatives"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("dropout", "attention_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
@@ -136,6 +152,8 @@ class ModelConfig:
             n_context=len(pre.context_names),
             max_len=pre.max_len,
             n_stages=len(pre.stages),
+            n_items=len(pre.items),
+            item_exclude_seen=pre.labels.exclude_seen if pre.items else False,
             **settings,
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +66,18 @@ class JourneyTransformer(nn.Module):
             )
         self.ln_rep = nn.LayerNorm(cfg.d_model)
         self.heads = build_heads(cfg)
+        self.item_task = next((t for t in self.tasks if getattr(t, "ranks_items", False)), None)
+        if self.item_task is not None:
+            # Item scores: q . e_item + b_item, e_item tied to the item input embedding (the
+            # last categorical column). log_q: log sampling probability of each item for the
+            # sampled softmax (set by set_item_stats; padding and <unk> are never drawn).
+            self.item_bias = nn.Parameter(torch.zeros(cfg.n_items))
+            # Scores are a learned scale times the cosine of q and e_item (normalised softmax):
+            # at the 0.02-std initialisation plain dot products are ~0 and learn slowly.
+            self.item_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+            log_q = torch.full((cfg.n_items,), -math.log(cfg.n_items - 2))
+            log_q[:2] = float("-inf")
+            self.register_buffer("item_log_q", log_q)
         # Temperature scaling of each calibrated task's probability (``<task>_temperature``),
         # fitted on validation data after training; 1.0 = uncalibrated. Buffers, so they travel
         # in the checkpoint and into the ONNX graph.
@@ -96,6 +109,67 @@ class JourneyTransformer(nn.Module):
             # apart so every bin has a positive width.
             q = np.maximum.accumulate(q + 1e-4 * np.arange(q.shape[1]), axis=1)
             self.context_edges.copy_(torch.from_numpy(q.astype(np.float32)))
+
+    @torch.no_grad()
+    def set_item_stats(self, item_ids: np.ndarray) -> None:
+        """Sampled-softmax proposal from the training item ids (E,) (history events and
+        targets): frequency^0.75, add-one smoothed, never padding or ``<unk>``."""
+        if self.item_task is None:
+            return
+        ids = np.asarray(item_ids, dtype=np.int64)
+        counts = np.bincount(ids[(ids >= 2) & (ids < self.cfg.n_items)], minlength=self.cfg.n_items)
+        w = (counts + 1.0) ** 0.75
+        w[:2] = 0.0
+        q = w / w.sum()
+        with np.errstate(divide="ignore"):
+            self.item_log_q.copy_(torch.from_numpy(np.log(q).astype(np.float32)))
+
+    @property
+    def item_table(self) -> Tensor:
+        """(V, D) unit-length item embeddings (of the item column's input embedding) times
+        the learned scale: scores are q_unit @ item_table.T + bias."""
+        table = torch.nn.functional.normalize(self.embed.categorical[-1].weight, dim=-1)
+        return table * self.item_scale.exp()
+
+    def item_loss(self, q: Tensor, target: Tensor) -> Tensor:
+        """The next-item loss of queries q (B, D) against targets (B, K) (tasks/next_item.py)."""
+        assert self.item_task is not None
+        q = torch.nn.functional.normalize(q, dim=-1)
+        # Full softmax up to item_full_softmax_max items, unless the (rows, V) logits would
+        # pass 2**25 floats (the every-position auxiliary loss): then sampled.
+        full = self.cfg.item_full_softmax_max if len(q) * self.cfg.n_items <= 2**25 else 0
+        return self.item_task.item_loss(
+            q, target, self.item_table, self.item_bias, self.item_log_q, full, self.cfg.item_negatives,
+        )  # fmt: skip
+
+    def next_item_loss(self, hidden: Tensor, categorical: Tensor) -> Tensor | None:
+        """Auxiliary loss: every position's hidden state (B, T, D) predicts the item of the
+        following event through the next_item head (SASRec's training signal, every prefix);
+        None without a next item in the batch."""
+        target = categorical[:, 1:, -1]  # (B, T-1)
+        valid = target >= 2
+        if not valid.any():
+            return None
+        q = self.heads["next_item"](hidden[:, :-1][valid])  # (M, D)
+        return self.item_loss(q, target[valid][:, None])
+
+    def item_outputs(self, q: Tensor, categorical: Tensor | None) -> dict[str, Tensor]:
+        """Queries (B, D) -> the top k item ids (B, k) int64 and scores (B, k), best first.
+
+        Padding and ``<unk>`` are never listed, nor (``item_exclude_seen``) the items of the
+        events in ``categorical`` (B, T, C). The (B, V) scores exist only inside this call
+        (and the graph): what leaves is (B, k)."""
+        from journeyformer.tasks.next_item import MASKED, list_size
+
+        q = torch.nn.functional.normalize(q, dim=-1)
+        scores = q @ self.item_table.T + self.item_bias  # (B, V)
+        never = torch.zeros_like(scores[:, :2]).fill_(MASKED)
+        scores = torch.cat([never, scores[:, 2:]], dim=1)
+        if self.cfg.item_exclude_seen and categorical is not None:
+            seen = categorical[..., -1]  # (B, T): padding and <unk> ids land on masked columns
+            scores = scores.scatter(1, seen, torch.full_like(seen, 0, dtype=scores.dtype) + MASKED)
+        top, ids = torch.topk(scores, list_size(self.cfg), dim=1)
+        return {"next_item_ids": ids, "next_item_scores": top}
 
     def encode_context(self, context: Tensor) -> Tensor:
         """(B, S) raw context -> (B, S) standardised, or (B, S * (bins + 1)) with the
@@ -143,10 +217,14 @@ class JourneyTransformer(nn.Module):
         rep = self.ln_rep(at_last + self.stage_now(stage_now) + self.context(self.encode_context(context)))
         return NetworkOutput(hidden, rep, {name: head(rep) for name, head in self.heads.items()})
 
-    def postprocess(self, raw: dict[str, Tensor]) -> dict[str, Tensor]:
-        """task -> raw head output to output name -> probabilities/amounts (see outputs)."""
+    def postprocess(self, raw: dict[str, Tensor], categorical: Tensor | None = None) -> dict[str, Tensor]:
+        """task -> raw head output to output name -> probabilities/amounts (see outputs);
+        ``categorical`` (B, T, C): the events whose items next items exclude."""
         out: dict[str, Tensor] = {}
         for task in self.tasks:
+            if task is self.item_task:
+                out |= self.item_outputs(raw[task.name], categorical)
+                continue
             out |= task.postprocess(raw[task.name], self.temperature(task.name))
             if task.scaled_output:
                 out[task.scaled_output] = out[task.scaled_output] * getattr(self, f"{task.name}_scale")
@@ -179,7 +257,8 @@ class JourneyTransformer(nn.Module):
         """Output name -> inference output (probabilities, expected spend, embedding), in the
         order of :attr:`outputs`."""
         out = self.forward(categorical, numeric, lengths, stage_now, context, last_only)
-        return {**self.postprocess(self.decide(out.raw, stage_now)), EMBEDDING_OUTPUT: out.embedding}
+        outputs = self.postprocess(self.decide(out.raw, stage_now), categorical)
+        return {**outputs, EMBEDDING_OUTPUT: out.embedding}
 
     def decide(self, raw: dict[str, Tensor], stage_now: Tensor) -> dict[str, Tensor]:
         """Raw outputs with each decision-rule task's logits shifted by its fitted offsets

@@ -29,7 +29,7 @@ class TorchRunner:
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         tensors = (torch.from_numpy(inputs[name]).to(self.device) for name in MODEL_INPUTS)
         out = self.net.predict(*tensors, last_only=self.last_only)
-        return {n: v.float().cpu().numpy() for n, v in out.items()}
+        return {n: (v.float() if v.is_floating_point() else v).cpu().numpy() for n, v in out.items()}
 
 
 def predict_sequences(

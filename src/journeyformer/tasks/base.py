@@ -22,7 +22,7 @@ import polars as pl
 if TYPE_CHECKING:  # types only: torch is imported where a loss or post-processing runs
     from torch import Tensor
 
-    from journeyformer.data.labels import LabelWindow
+    from journeyformer.data.labels import LabelConfig, LabelWindow
     from journeyformer.data.sequences import Sequences
 
 # Output kinds, which decide how export compares onnxruntime with torch:
@@ -30,6 +30,8 @@ DISTRIBUTION = "distribution"  # (B, K) class probabilities: max abs diff and th
 PROBABILITY = "probability"  # (B,) a probability: max abs diff
 AMOUNT = "amount"  # (B,) currency units: relative diff above 1 unit
 EMBEDDING = "embedding"  # (B, D): max abs diff
+RANKED_IDS = "ranked_ids"  # (B, k) int64 ids, best first: equal wherever the scores are not tied
+RANKED_SCORES = "ranked_scores"  # (B, k) the scores of those ids, best first: max abs diff
 
 
 class Sizes(Protocol):
@@ -49,6 +51,7 @@ class Output:
     name: str
     shape: tuple[int, ...]
     kind: str
+    dtype: str = "float32"
 
 
 TOP_K = 3  # actions listed in top_actions, unless a job says otherwise
@@ -62,6 +65,7 @@ class TaskContext:
         actions: action name of each next-action class (index = vocabulary id).
         stages: lifecycle stage names (index = stage id).
         top_k: actions listed in ``top_actions``.
+        items: the user's item ids by vocabulary id (the next-item task's columns).
         temperatures: task -> temperature already applied to its probability.
     """
 
@@ -69,6 +73,7 @@ class TaskContext:
     stages: tuple[str, ...]
     top_k: int = TOP_K
     temperatures: Mapping[str, float] = field(default_factory=dict)
+    items: tuple[str, ...] = ()  # item id of each next-item class (index = vocabulary id)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class BaselineContext:
     n_actions: int
     val: Sequences | None = None
     seed: int = 0
+    labels: LabelConfig | None = None  # the label settings (the next-item baselines' exclude_seen)
 
 
 @dataclass(frozen=True)

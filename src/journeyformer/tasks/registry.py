@@ -11,15 +11,16 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from journeyformer.data.labels import LabelWindow
+from journeyformer.data.labels import LabelConfig, LabelWindow
 from journeyformer.data.sequences import Sequences
 from journeyformer.tasks.base import Baseline, BaselineContext, Task
 from journeyformer.tasks.binary import Churn
 from journeyformer.tasks.next_action import NextAction
+from journeyformer.tasks.next_item import NextItem
 from journeyformer.tasks.stage import Stage
 from journeyformer.tasks.value import Value
 
-TASKS: dict[str, Task] = {t.name: t for t in (NextAction(), Churn(), Stage(), Value())}
+TASKS: dict[str, Task] = {t.name: t for t in (NextAction(), Churn(), Stage(), Value(), NextItem())}
 
 
 def get(name: str) -> Task:
@@ -94,12 +95,16 @@ class Baselines:
         tasks: Iterable[str] | None = None,
         val: Sequences | None = None,
         seed: int = 0,
+        labels: LabelConfig | None = None,
     ) -> Baselines:
         """``val``: validation samples the boosting baseline stops early on (without them, or
-        without lightgbm, it is left out)."""
+        without lightgbm, it is left out). ``labels``: the label settings (next items)."""
         assert train.labels is not None, "baselines are fitted on labelled training samples"
-        ctx = BaselineContext(horizon_days=horizon_days, n_actions=n_actions, val=val, seed=seed)
-        chosen = TASKS.values() if tasks is None else enabled(tasks)
+        ctx = BaselineContext(
+            horizon_days=horizon_days, n_actions=n_actions, val=val, seed=seed, labels=labels
+        )
+        # tasks None: every registered task the samples have labels for (next_item only with items)
+        chosen = [t for t in TASKS.values() if t.name in train.labels] if tasks is None else enabled(tasks)
         fitted = {t.name: tuple(b.fit(train, ctx) for b in t.baselines()) for t in chosen}
         return cls({name: tuple(b for b in bs if b is not None) for name, bs in fitted.items()})
 

@@ -82,13 +82,19 @@ def train(cfg: DictConfig) -> TrainResult:
     assert dm.data is not None
     pre = dm.data.preprocessing
     model_sizes = _plain(cfg.model)
-    model_sizes["tasks"] = learnable_tasks(ModelConfig.task_weights(model_sizes), dm.data.splits["train"])
+    weights = ModelConfig.task_weights(model_sizes)
+    if not pre.items:  # no item column (data.columns.item): the next-item head is simply off
+        weights.pop("next_item", None)
+    model_sizes["tasks"] = learnable_tasks(weights, dm.data.splits["train"])
     model_cfg = ModelConfig.from_data(model_sizes, pre)
     if cfg.get("resume_from"):
         _check_resumable(Path(str(cfg.resume_from)), pre, model_cfg.to_dict())
     module = JourneyModule(model_cfg.to_dict(), pre.to_dict(), _plain(cfg.model.get("optimizer")))
     if model_cfg.standardize_context:
         module.net.set_context_stats(dm.data.splits["train"].context)
+    if module.net.item_task is not None:  # the sampled-softmax proposal: training item frequencies
+        train = dm.data.splits["train"]
+        module.net.set_item_stats(np.concatenate([train.categorical[:, -1], np.ravel(train.labels["next_item"])]))
     run_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]

@@ -77,17 +77,29 @@ class JourneyModule(L.LightningModule):
         module says so once when it is built (:attr:`next_event_on`), never silently.
         """
         assert batch.targets is not None
-        losses = {t.name: t.loss(out.raw[t.name], batch.targets[t.name]) for t in self.net.tasks}
+        losses = {
+            t.name: (
+                self.net.item_loss(out.raw[t.name], batch.targets[t.name])
+                if t is self.net.item_task
+                else t.loss(out.raw[t.name], batch.targets[t.name])
+            )
+            for t in self.net.tasks
+        }
         if self.next_event_on and batch.inputs["categorical"].shape[1] > 1:
             # Position i predicts the action at i + 1; padding targets (id 0) are ignored.
             logits = self.net.next_event_logits(out.hidden[:, :-1])  # (B, T-1, A)
             target = batch.inputs["categorical"][:, 1:, 0]
             if (target != 0).any():
                 losses["next_event"] = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=0)
+        if self.net.item_task is not None and self.cfg.next_event_weight > 0 and batch.inputs["categorical"].shape[1] > 1:
+            # Likewise for items: position i predicts the item of event i + 1 (next_item head).
+            aux = self.net.next_item_loss(out.hidden, batch.inputs["categorical"])
+            if aux is not None:
+                losses["next_item_event"] = aux
         return losses
 
     def weighted(self, losses: dict[str, Tensor]) -> Tensor:
-        weights = {**self.cfg.tasks, "next_event": self.cfg.next_event_weight}
+        weights = {**self.cfg.tasks, "next_event": self.cfg.next_event_weight, "next_item_event": self.cfg.next_event_weight}
         return sum(weights[k] * v for k, v in losses.items())
 
     # ---- steps --------------------------------------------------------------------------
@@ -114,7 +126,7 @@ class JourneyModule(L.LightningModule):
         for k, v in losses.items():
             self.log(f"val/{k}/loss", v, batch_size=bs, sync_dist=True)
         assert batch.targets is not None
-        outputs = self.net.postprocess(out.raw)
+        outputs = self.net.postprocess(out.raw, batch.inputs["categorical"])
         for task in self.net.tasks:
             self.val_metrics[task.name].update(outputs[task.metric_output], batch.targets[task.name])
 

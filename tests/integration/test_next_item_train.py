@@ -1,0 +1,66 @@
+"""Next items end to end on a small catalogue world: the head learns (beats global
+popularity), exports with TopK in the graph (parity with torch, golden examples) and the
+predictor returns the user's item ids with scores; the default run is unchanged."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from support import compose_train, tiny_overrides
+
+from journeyformer.data.synthetic_catalogue import CatalogueWorld
+from journeyformer.export.bundle import build_bundle
+from journeyformer.inference.job import predict_from_config
+from journeyformer.pipelines import train
+
+
+@pytest.mark.slow
+def test_next_item_learns_exports_and_predicts(tmp_path):
+    world = CatalogueWorld(n_customers=1500, n_items=150, days=200, events_per_customer=20, seed=5)
+    events = world.generate().with_columns(pl.col("item").str.slice(1).cast(pl.Int64))  # integer ids
+    path = tmp_path / "events.parquet"
+    events.write_parquet(path)
+    overrides = [
+        *tiny_overrides(path),
+        "data.extra_categorical=[]",
+        "data.extra_numeric=[]",
+        "data.columns.item=item",
+        "data.max_len=32",
+        "labels.horizon_days=14",
+        "labels.cutoffs.train_stride_days=14",
+        "labels.cutoffs.min_samples=50",
+        "labels.cutoffs.min_eval_samples=10",
+        "model.keep_tasks=[next_item]",  # the checkpoint is chosen on its loss alone
+        "model.d_model=32",
+        "data.batch_size=64",  # steps, not epochs, teach the item embeddings
+        "trainer.max_epochs=8",
+    ]
+    run = train(compose_train(overrides, tmp_path / "run"))
+    test = run.metrics["test"]
+    model = test["model"]["next_item"]
+    base = test["baselines"]["next_item"]
+    assert {"hr@10", "ndcg@10", "mrr", "recall@20"} <= set(model)
+    assert {"item_popularity", "recent_popularity_7d", "item_transitions", "cooccurrence_knn"} <= set(base)
+    assert model["ndcg@10"] > base["item_popularity"]["ndcg@10"] + 0.03  # it learns the catalogue
+    assert test["intervals"]["next_item"]["verdict"] in ("beats", "ties", "loses")
+
+    bundle = build_bundle(run.best_checkpoint, tmp_path / "bundle")
+    assert bundle.parity.ok, bundle.parity.table()
+    outputs = {o["name"]: o for o in bundle.spec["onnx"]["outputs"]}
+    assert outputs["next_item_ids"]["dtype"] == "int64" and outputs["next_item_ids"]["shape"] == ["batch", 20]
+    golden = json.loads((bundle.path / "golden.json").read_text())
+    assert "next_item_ids" in json.dumps(golden)
+
+    out = tmp_path / "pred.parquet"
+    predict_from_config({"bundle": str(bundle.path), "input": str(path), "output": str(out), "progress": False})
+    pred = pl.read_parquet(out)
+    assert pred.height == events["customer_id"].n_unique()  # nothing lost
+    lists = pred["next_items"].to_list()
+    assert all(len(r) == 20 for r in lists)
+    known = set(events["item"].cast(pl.String).to_list())
+    assert set(np.concatenate(lists)) <= known  # the user's own ids, never <pad> / <unk>
+    scores = np.array(pred["next_item_scores"].to_list())
+    assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
