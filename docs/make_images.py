@@ -144,7 +144,7 @@ def explanations(p: pl.DataFrame, bundle: Path, events: Path, work: Path, out: P
 
 
 def drift(bundle: Path, work: Path, out: Path) -> None:
-    ref = json.loads((bundle / "preprocessing.json").read_text())["preprocessing"]["cutoffs"]["val"][0]
+    ref = max(json.loads((bundle / "preprocessing.json").read_text())["preprocessing"]["cutoffs"]["val"])
     for name, change in (("fresh", {}), ("shifted", {"intensity": 1.5})):
         world = work / name
         write_journeys(generate_journeys(SyntheticConfig(n_customers=5000, seed=101, **change)), world)

@@ -36,7 +36,7 @@ def test_refit_sees_every_labelled_cutoff_and_customer_for_the_selected_epochs(t
     cutoffs = refit_ckpt["hyper_parameters"]["preprocessing"]["cutoffs"]["train"]
     # The latest labelled cutoff (the normal run's test cutoff) and the validation one are
     # training cutoffs now, besides the normal run's own.
-    expected = sorted(c.isoformat() for s in ("train", "val", "test") for c in pre.cutoffs[s])
+    expected = sorted({c.isoformat() for s in ("train", "val", "test") for c in pre.cutoffs[s]})
     assert sorted(cutoffs) == expected
     assert max(cutoffs) == max(pre.cutoffs["test"]).isoformat() > max(pre.cutoffs["train"]).isoformat()
     splits = tiny_run.data.splits
