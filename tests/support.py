@@ -44,6 +44,9 @@ def tiny_overrides(events: Path) -> list[str]:
         # The network alone: tests compare the bundle with torch. The per-head choice has its
         # own fixtures (blended_run, blended_bundle) and tests (tests/integration/test_blend.py).
         "blend=false",
+        # One validation cutoff, as the tests' numbers were set with: pooling earlier ones
+        # (labels.cutoffs.val_samples) has its own tests (tests/unit/test_schedule.py).
+        "labels.cutoffs.max_val_cutoffs=1",
     ]
 
 
