@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from journeyformer.evaluation.experiment import (
     customer_frame,
     pick_campaign,
 )
+from journeyformer.evaluation.render import html_table as _table
 from journeyformer.io import atomic_dir
 from journeyformer.publish import check_dir_output, clean_stale
 
@@ -31,18 +31,6 @@ STYLE = (
     "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
     "th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}.warn{color:#a40}"
 )
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "&ndash;" if math.isnan(v) else f"{v:.4f}"
-    return html.escape(str(v))
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _ci(d: dict[str, float]) -> str:

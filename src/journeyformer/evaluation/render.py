@@ -9,6 +9,7 @@ table (:func:`render_text`, printed by the train and the evaluate jobs) and the 
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -81,3 +82,17 @@ def render_text(result: Mapping[str, Any]) -> str:
     lines.append("-" * 78)
     lines += interval_lines(result)
     return "\n".join(lines)
+
+
+def html_cell(v: Any) -> str:
+    """One table cell of the HTML pages (report, experiment): floats to 4 places, NaN as a dash."""
+    if isinstance(v, float):
+        return "&ndash;" if math.isnan(v) else f"{v:.4f}"
+    return html.escape(str(v))
+
+
+def html_table(header: list[str], rows: list[list[Any]]) -> str:
+    """An HTML table of ``rows`` under ``header`` (cells by :func:`html_cell`)."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from journeyformer.config import events_path, schema_overrides
 from journeyformer.evaluation.decisions import decision_html, decision_plots, run_evaluations
 from journeyformer.evaluation.evaluate import Evaluation
 from journeyformer.evaluation.render import header_lines, interval_lines, metric_rows
+from journeyformer.evaluation.render import html_table as _table
 from journeyformer.extras import require
 from journeyformer.inference.scoring import BULK_BATCH_SIZE
 from journeyformer.io import atomic_dir
@@ -36,18 +36,6 @@ def make_plots(ev: Evaluation) -> dict[str, tuple[str, bytes]]:
             draw = getattr(plots, plot.kind)
             out[plot.file] = (plot.caption, draw(**plot.args))
     return {**out, **decision_plots(ev.metrics)}
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "&ndash;" if math.isnan(v) else f"{v:.4f}"
-    return html.escape(str(v))
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def render_html(ev: Evaluation, pngs: dict[str, tuple[str, bytes]]) -> str:
