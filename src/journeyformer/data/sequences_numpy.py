@@ -103,27 +103,10 @@ def few_sequences(
     numeric = _event_features(ts, first, cut_us, amount, extras, features)[rows]
     categorical = np.stack([ids[c] for c in features.categorical], axis=1)[rows].astype(np.int32)
     aggregates = _aggregates(ts, first, start, cut_us, ids, flags, amount, extras, summary, vocabs, features)
-    if features.context == "summary":
-        context = context_features(summary)
-    else:
-        context = context_transform(aggregates, features.aggregate_names(vocabs))
-    offsets = np.zeros(len(start) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    unknown = {c: int(n) for c, n in zip(features.categorical, (categorical == UNK_ID).sum(axis=0), strict=True) if n}
-    if unknown:
-        log.info("%s: values unseen in training mapped to <unk> (kept events): %s", source, unknown)
-    return Sequences(
-        customer_id=summary.get_column("customer_id"),
-        cutoff=np.full(len(start), np.datetime64(cutoff.replace(tzinfo=None), "us")),
-        offsets=offsets,
-        categorical=np.ascontiguousarray(categorical),
-        numeric=np.ascontiguousarray(numeric),
-        stage_now=summary.get_column("stage").to_numpy().astype(np.int64),
-        context=context,
-        summary=summary,
-        aggregates=aggregates,
-        unknown_counts=unknown,
-    )
+    seqs = model_inputs(summary.get_column("customer_id"), cutoff, lengths, categorical, numeric, summary, aggregates, vocabs, features)
+    if seqs.unknown_counts:
+        log.info("%s: values unseen in training mapped to <unk> (kept events): %s", source, seqs.unknown_counts)
+    return seqs
 
 
 def _encode(values: list, tokens: tuple[str, ...]) -> np.ndarray:
@@ -393,3 +376,38 @@ def aggregate_table(out: dict[str, np.ndarray], n: int, vocabs: Vocabularies, fe
 
 
 __all__ = ["aggregate_table", "applies", "category_count_columns", "days_since_columns", "few_sequences", "summary_frame"]
+
+
+def model_inputs(
+    customer_id: pl.Series,
+    cutoff: datetime,
+    lengths: np.ndarray,
+    categorical: np.ndarray,
+    numeric: np.ndarray,
+    summary: pl.DataFrame,
+    aggregates: np.ndarray,
+    vocabs: Vocabularies,
+    features: FeatureConfig,
+) -> Sequences:
+    """The :class:`Sequences` of N customers from their kept event rows (``lengths`` each, in
+    order) and customer tables: context, offsets and the counts of unseen values. The one
+    assembly of the small-input path and the service's state (:mod:`journeyformer.service`)."""
+    if features.context == "summary":
+        context = context_features(summary)
+    else:
+        context = context_transform(aggregates, features.aggregate_names(vocabs))
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    unknown = {c: int(m) for c, m in zip(features.categorical, (categorical == UNK_ID).sum(axis=0), strict=True) if m}
+    return Sequences(
+        customer_id=customer_id,
+        cutoff=np.full(len(lengths), np.datetime64(cutoff.replace(tzinfo=None), "us")),
+        offsets=offsets,
+        categorical=np.ascontiguousarray(categorical),
+        numeric=np.ascontiguousarray(numeric),
+        stage_now=summary.get_column("stage").to_numpy().astype(np.int64),
+        context=context,
+        summary=summary,
+        aggregates=aggregates,
+        unknown_counts=unknown,
+    )

@@ -21,8 +21,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from journeyformer.data.aggregates import WINDOWS_DAYS, context_transform
-from journeyformer.data.features import context_features
+from journeyformer.data.aggregates import WINDOWS_DAYS
 from journeyformer.data.labels import _NO_TIME, _micros, as_utc
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.sequences import Sequences
@@ -31,9 +30,9 @@ from journeyformer.data.sequences_numpy import (
     aggregate_table,
     category_count_columns,
     days_since_columns,
+    model_inputs,
     summary_frame,
 )
-from journeyformer.data.vocab import UNK_ID
 from journeyformer.service.state import PURCHASE, VALUE, CustomerState
 
 _US_PER_DAY = 86_400e6
@@ -185,25 +184,7 @@ def sequences_at(states: Sequence[CustomerState], cutoff: datetime, pre: Preproc
     out["last_channel"] = categorical[last_rows, features.categorical.index("channel")]
     out["stage_now"] = summary.get_column("stage").to_numpy()
     aggregates = aggregate_table(out, n, vocabs, features)
-    if features.context == "summary":
-        context = context_features(summary)
-    else:
-        context = context_transform(aggregates, features.aggregate_names(vocabs))
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    unknown = {c: int(m) for c, m in zip(features.categorical, (categorical == UNK_ID).sum(axis=0), strict=True) if m}
-    return Sequences(
-        customer_id=customer_id,
-        cutoff=np.full(n, np.datetime64(cutoff.replace(tzinfo=None), "us")),
-        offsets=offsets,
-        categorical=np.ascontiguousarray(categorical),
-        numeric=np.ascontiguousarray(numeric),
-        stage_now=summary.get_column("stage").to_numpy().astype(np.int64),
-        context=context,
-        summary=summary,
-        aggregates=aggregates,
-        unknown_counts=unknown,
-    )
+    return model_inputs(customer_id, cutoff, lengths, categorical, numeric, summary, aggregates, vocabs, features)
 
 
 __all__ = ["sequences_at", "tail_days"]
