@@ -89,10 +89,9 @@ def evaluate_job(cfg: DictConfig) -> None:
 
     ev, out = evaluate_from_config(_plain(cfg))
     print(render_text(ev.metrics))
-    if "calibration" in ev.metrics:
-        c = ev.metrics["calibration"]
+    for task, c in ev.metrics.get("calibration", {}).items():
         print(
-            f"churn ECE before/after temperature scaling (T={c['temperature']:.3f}): "
+            f"{task} ECE before/after temperature scaling (T={c['temperature']:.3f}): "
             f"{c['ece_before']:.4f} -> {c['ece_after']:.4f}"
         )
     print(f"report: {out / 'report.html'}")
@@ -165,7 +164,8 @@ def build_store_job(cfg: DictConfig) -> Path:
     if not data.get("store"):
         raise ValueError("data.store is not set: give the directory to write, e.g. data.store=data/store")
     store = build_sample_store(
-        resolve_events_path(data), data, labels, data["store"], int(cfg.shard_customers), registry.labelers()
+        resolve_events_path(data), data, labels, data["store"], int(cfg.shard_customers), registry.labelers(),
+        registry.counted_label(),
     )
     print(f"sample store: {store.path} ({sum(store.samples('train')):,} training samples in "
           f"{store.n_shards('train')} shards)")  # fmt: skip

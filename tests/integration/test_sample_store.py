@@ -29,7 +29,7 @@ def built(events_path, tmp_path_factory):
     data_cfg, labels_cfg = plain(cfg.data), plain(cfg.labels)
     out = tmp_path_factory.mktemp("store") / "store"
     store = build_sample_store(events_path, data_cfg, labels_cfg, out, shard_customers=400,
-                               labelers=registry.labelers())  # fmt: skip
+                               labelers=registry.labelers(), counted=registry.counted_label())  # fmt: skip
     return store, prepare_data(data_cfg, labels_cfg)
 
 

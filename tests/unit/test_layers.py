@@ -202,3 +202,49 @@ def test_only_the_train_job_imports_the_report_layer():
     allowed = {"journeyformer.evaluation.compare", "journeyformer.evaluation.protocol", "journeyformer.evaluation.render"}
     used = {m for m, _ in imports(SRC / "training" / "job.py") if m.startswith("journeyformer.evaluation")}
     assert used <= allowed, f"the train job imports {sorted(used - allowed)} from evaluation"
+
+
+# Layers that act on tasks only through the registry (tasks/): no registered task's name as a
+# key or a membership test. data/ is left out: the label facts are defined there by name
+# (data/labels.py), and so are the synthetic worlds' stages.
+TASK_AGNOSTIC = ("model", "training", "evaluation", "inference", "export", "service", "monitoring")
+NAMED_ON_PURPOSE = {
+    ("inference/decisions.py", "stage"),  # the segment rules' stage trend reads the stage column
+    ("service/triggers.py", "value"),  # a trigger condition's "value" key, not the task
+}
+
+
+def task_name_uses(path: Path, names: set[str]) -> list[tuple[int, str]]:
+    """(line, name) of each ``x["<task>"]``, ``"<task>" in x`` and ``x.get/pop("<task>")``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        key = None
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            key = node.slice.value
+        elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Constant):
+            key = node.left.value if any(isinstance(o, (ast.In, ast.NotIn, ast.Eq)) for o in node.ops) else None
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("get", "pop") and node.args:
+            key = node.args[0].value if isinstance(node.args[0], ast.Constant) else None
+        if isinstance(key, str) and key in names:
+            found.append((node.lineno, key))
+    return found
+
+
+def test_no_task_is_named_outside_the_registry() -> None:
+    from journeyformer.tasks import registry
+
+    names = set(registry.TASKS)
+    bad = [
+        f"{rel}:{line} {name!r}"
+        for pkg in TASK_AGNOSTIC
+        for f in files(pkg)
+        for line, name in task_name_uses(f, names)
+        if ((rel := f.relative_to(SRC).as_posix()), name) not in NAMED_ON_PURPOSE
+    ]
+    assert not bad, "task names outside tasks/ (use an attribute of the Task instead):\n" + "\n".join(bad)
+
+
+def test_the_task_name_check_sees_a_task_name(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text('if "churn" in heads:\n    x = outputs["churn"]\nweights.pop("next_item", None)\n')
+    assert sorted(task_name_uses(probe, {"churn", "next_item"})) == [(1, "churn"), (2, "churn"), (3, "next_item")]

@@ -32,6 +32,7 @@ from journeyformer.data.samples import (
     SampleCount,
     customers_by_split,
     parse_time,
+    positives,
 )
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences, build_sequences
@@ -325,9 +326,11 @@ class Preprocessing:
         events: pl.DataFrame,
         labelers: Mapping[str, Callable[[LabelWindow], np.ndarray]] | None = None,
         source: str = "events",
+        counted: str | None = None,
     ) -> tuple[dict[str, Sequences], dict[str, list[SampleCount]]]:
         """split -> labelled samples of its customers at each of its cutoffs, and split -> the
-        samples counted per cutoff (for ``CutoffSchedule.check_sample_counts``)."""
+        samples counted per cutoff (for ``CutoffSchedule.check_sample_counts``; ``counted``:
+        the binary label whose positives are counted, ``tasks.registry.counted_label()``)."""
         customers = self.split.customers(events)
         out, counts = {}, {}
         for name in SPLITS:
@@ -346,7 +349,7 @@ class Preprocessing:
                     cut,
                     len(p),
                     p.customer_id.n_unique(),
-                    int(p.labels["churn"].sum()) if p.labels and "churn" in p.labels else 0,
+                    positives(p, counted),
                 )
                 for cut, p in zip(self.cutoffs[name], parts, strict=True)
             ]

@@ -30,10 +30,13 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    from journeyformer.data.sequences import Sequences
 
 from journeyformer.data.labels import LabelConfig
 from journeyformer.errors import ConfigError, EventDataError
@@ -53,10 +56,18 @@ class SampleCount:
     cutoff: datetime
     samples: int
     customers: int
-    churners: int
+    churners: int | None  # None: no counted label (see positives)
 
     def describe(self) -> str:
-        return f"{self.cutoff:%Y-%m-%d} {self.samples}/{self.customers}/{self.churners}"
+        churners = "-" if self.churners is None else self.churners
+        return f"{self.cutoff:%Y-%m-%d} {self.samples}/{self.customers}/{churners}"
+
+
+def positives(seqs: Sequences, label: str | None) -> int | None:
+    """The positives of the binary ``label`` among ``seqs``' samples, the churners of
+    :class:`SampleCount` (``tasks.registry.counted_label()``); None without that label, and
+    then the checks count no classes."""
+    return int(seqs.labels[label].sum()) if label and seqs.labels and label in seqs.labels else None
 
 
 # Share of the customers that must have begun before the first training cutoff: a prefix
@@ -198,11 +209,12 @@ class CutoffSchedule:
         problems = []
         for split, per_cut in counts.items():
             n = sum(c.samples for c in per_cut)
-            churn = sum(c.churners for c in per_cut)
+            counted = [c.churners for c in per_cut if c.churners is not None]
+            churn = sum(counted)
             need = self.min_samples if split == "train" else self.min_eval_samples
             if n < need:
                 problems.append(f"{split} has {n} samples (< {need})")
-            elif split != "train" and min(churn, n - churn) < _MIN_CLASS:
+            elif split != "train" and counted and min(churn, n - churn) < _MIN_CLASS:
                 problems.append(f"{split} has {churn} churners and {n - churn} stayers (< {_MIN_CLASS})")
         train = counts.get("train", [])
         busiest = max((c.samples for c in train), default=0)

@@ -47,7 +47,7 @@ from journeyformer.data.sample_store import (
     sequences_to_table,
     widths_of,
 )
-from journeyformer.data.samples import SPLITS, ActivityStart, CutoffSchedule, SampleCount
+from journeyformer.data.samples import SPLITS, ActivityStart, CutoffSchedule, SampleCount, positives
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences
 from journeyformer.data.validate import validate
@@ -121,12 +121,14 @@ def build_sample_store(
     out: str | Path,
     shard_customers: int = 50_000,
     labelers: Mapping[str, Callable[[LabelWindow], np.ndarray]] | None = None,
+    counted: str | None = None,
 ) -> SampleStore:
     """Build the store of ``events_path`` at ``out`` (a new directory, or one this function
     made before); see the module docstring. Returns it opened.
 
     ``labelers``: label name -> function, as for ``Preprocessing.split_sequences`` (the
-    training job passes every registered task's, ``tasks.registry.labelers()``).
+    training job passes every registered task's, ``tasks.registry.labelers()``); ``counted``:
+    the binary label the sample checks count, ``tasks.registry.counted_label()``.
     """
     from journeyformer.data.partitions import EventChunks
 
@@ -150,13 +152,13 @@ def build_sample_store(
         ):
             log.warning(warning)
         shards: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-        counts: dict[str, dict[str, list[int]]] = {s: {} for s in SPLITS}
+        counts: dict[str, dict[str, list]] = {s: {} for s in SPLITS}
         widths: dict[str, Any] | None = None
         for i in range(n):  # pass 3: samples per shard and split
             path = tmp / "clean" / f"{i:05d}.parquet"
             events = pl.read_parquet(path) if path.exists() else None
             for split in SPLITS:
-                seqs = _shard_samples(pre, events, split, labelers, f"{source} [shard {i + 1}/{n}]", counts[split])
+                seqs = _shard_samples(pre, events, split, labelers, f"{source} [shard {i + 1}/{n}]", counts[split], counted)
                 file = f"{split}/shard-{i:05d}.parquet"
                 (work / split).mkdir(exist_ok=True)
                 if seqs is not None and len(seqs):
@@ -166,7 +168,7 @@ def build_sample_store(
                                           "unknown": seqs.unknown_counts})  # fmt: skip
             log.info("sample store: shard %d/%d done", i + 1, n)
         per_cut = {
-            split: [SampleCount(cut, *counts[split].get(cut.isoformat(), [0, 0, 0])) for cut in pre.cutoffs[split]]
+            split: [SampleCount(cut, *counts[split].get(cut.isoformat(), [0, 0, None])) for cut in pre.cutoffs[split]]
             for split in SPLITS
         }  # fmt: skip
         schedule = CutoffSchedule.from_config(labels_cfg.get("cutoffs") or {}, pre.horizon_days)
@@ -185,18 +187,18 @@ def build_sample_store(
 
 
 def _shard_samples(pre: Preprocessing, events: pl.DataFrame | None, split: str, labelers: Mapping,
-                   source: str, counts: dict[str, list[int]]) -> Sequences | None:  # fmt: skip
+                   source: str, counts: dict[str, list], counted: str | None) -> Sequences | None:  # fmt: skip
     """The samples of ``split``'s customers in one shard at each of its cutoffs; adds
-    [samples, customers, churners] per cutoff to ``counts``."""
+    [samples, customers, positives of ``counted``] per cutoff to ``counts``."""
     if events is None or events.height == 0:
         return None
     customers = pre.split.customers(events)
     parts = []
     for cut in pre.cutoffs[split]:  # the customers of each cutoff as Preprocessing.split_sequences takes them
         p = pre.sequences(events, cut, customers=pre.customers_at(customers, split, cut), labelers=labelers, source=f"{source} [{split} @ {cut:%Y-%m-%d}]")
-        churn = int(p.labels["churn"].sum()) if p.labels and "churn" in p.labels else 0
-        c = counts.setdefault(cut.isoformat(), [0, 0, 0])
-        c[0], c[1], c[2] = c[0] + len(p), c[1] + p.customer_id.n_unique(), c[2] + churn
+        c = counts.setdefault(cut.isoformat(), [0, 0, None])
+        k = positives(p, counted)
+        c[0], c[1], c[2] = c[0] + len(p), c[1] + p.customer_id.n_unique(), None if k is None else (c[2] or 0) + k
         if len(p):
             parts.append(p)
     return Sequences.concat(parts) if parts else None

@@ -40,9 +40,8 @@ from journeyformer.data.samples import split_of
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import JourneyformerError
 from journeyformer.evaluation.compare import compare
-from journeyformer.metrics.calibration import apply_temperature
-from journeyformer.metrics.scores import expected_calibration_error, per_class_recall
 from journeyformer.tasks import registry
+from journeyformer.tasks.base import DecisionData, Task
 from journeyformer.tasks.registry import Baselines
 
 
@@ -277,68 +276,21 @@ def decisions(
     tasks: Iterable[str],
     temperatures: Mapping[str, float],
 ) -> dict[str, Any]:
-    """Churn thresholds (tuned on the validation population), churn calibration and recall per
-    true stage on the test population, for the tasks that are enabled."""
+    """Each enabled task's decision metrics (:meth:`~journeyformer.tasks.base.Task.decisions`:
+    thresholds tuned on the validation population, calibration, recall per true class) on
+    the test population."""
     test, val = protocol.test.seqs, protocol.val.seqs
     assert test.labels is not None and val.labels is not None
-    tasks = list(tasks)
     out: dict[str, Any] = {}
-    if "churn" in tasks:
-        lr = "rfm_logistic_regression"
-        out["churn_thresholds"] = churn_thresholds(
-            outputs["churn_probability"], test.labels["churn"],
-            val_outputs["churn_probability"], val.labels["churn"],
-            baselines.predict(test)["churn"][lr], baselines.predict(val)["churn"][lr],
+    for task in registry.enabled(tasks):
+        if type(task).decisions is Task.decisions:  # none: skip the baselines' predictions
+            continue
+        fitted = baselines.fitted.get(task.name, ())
+        out |= task.decisions(
+            DecisionData(
+                test, val, outputs, val_outputs, {b.name: b.predict(test) for b in fitted},
+                {b.name: b.predict(val) for b in fitted}, float(temperatures.get(task.name, 1.0)),
+                tuple(protocol.stages),
+            )
         )  # fmt: skip
-        out["calibration"] = calibration(
-            float(temperatures.get("churn", 1.0)), outputs["churn_probability"], test.labels["churn"]
-        )
-    if "stage" in tasks:
-        stages, y = list(protocol.stages), test.labels["stage"]
-        model = per_class_recall(outputs["stage_probs"].argmax(1), y, len(stages))
-        current = per_class_recall(test.stage_now, y, len(stages))
-        out["stage_recall"] = {
-            "model": dict(zip(stages, model, strict=True)),
-            "current_stage": dict(zip(stages, current, strict=True)),
-        }
     return out
-
-
-def threshold_metrics(p: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
-    """Precision, recall and F1 of ``p >= threshold`` against binary ``y``."""
-    pred = p >= threshold
-    tp = float(np.sum(pred & (y == 1)))
-    precision = tp / max(pred.sum(), 1)
-    recall = tp / max((y == 1).sum(), 1)
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1}
-
-
-def best_f1_threshold(p: np.ndarray, y: np.ndarray) -> float:
-    """The probability threshold with the highest F1 (searched over the observed values)."""
-    candidates = np.unique(np.quantile(p, np.linspace(0, 1, 201)))
-    return float(max(candidates, key=lambda t: threshold_metrics(p, y, t)["f1"]))
-
-
-def churn_thresholds(
-    p: np.ndarray, y: np.ndarray, p_val: np.ndarray, y_val: np.ndarray, lr: np.ndarray, lr_val: np.ndarray
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Precision/recall/F1 at 0.5 and at the F1-best threshold chosen on validation data."""
-    out = {}
-    for name, (test_p, val_p) in {"model": (p, p_val), "rfm_logistic_regression": (lr, lr_val)}.items():
-        t = best_f1_threshold(val_p, y_val)
-        out[name] = {"at_0.5": threshold_metrics(test_p, y, 0.5), "at_val_best_f1": threshold_metrics(test_p, y, t)}
-    return out
-
-
-def calibration(temperature: float, p: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """ECE and Brier score of the calibrated churn probability ``p`` and of the same model
-    before temperature scaling (``p = sigmoid(logit / T)`` undone)."""
-    before = apply_temperature(p, 1.0 / temperature)
-    return {
-        "temperature": temperature,
-        "ece_before": expected_calibration_error(before, y),
-        "ece_after": expected_calibration_error(p, y),
-        "brier_before": float(np.mean((before - y) ** 2)),
-        "brier_after": float(np.mean((p - y) ** 2)),
-    }

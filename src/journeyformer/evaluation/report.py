@@ -46,31 +46,14 @@ def render_html(ev: Evaluation, pngs: dict[str, tuple[str, bytes]]) -> str:
         f"<code>{html.escape(m['input'])}</code>, as_of {html.escape(m['as_of'])}, horizon "
         f"{m['horizon_days']:g} days.</p>",
         *(f"<p>{html.escape(line)}</p>" for line in header_lines(m)),
-        f"<p>decisions (the churn threshold) tuned on the {html.escape(m['decisions_tuned_on'])}</p>",
+        f"<p>decisions (thresholds) tuned on the {html.escape(m['decisions_tuned_on'])}</p>",
     ]
     parts += [f"<p class='warn'>Warning: {html.escape(w)}</p>" for w in m.get("warnings", [])]
     parts += ["<h2>Model and baselines</h2>", _table(header, rows), "<p>* headline metric of the task</p>"]
     parts += ["<pre>" + html.escape("\n".join(interval_lines(m))) + "</pre>"]
-    if "calibration" in m:
-        c = m["calibration"]
-        parts += [
-            "<h2>Churn calibration (temperature scaling fitted on validation data)</h2>",
-            _table(
-                ["", "ECE", "Brier"],
-                [["before", c["ece_before"], c["brier_before"]], [f"after (T = {c['temperature']:.3f})", c["ece_after"], c["brier_after"]]],
-            ),
-        ]  # fmt: skip
-    if "churn_thresholds" in m:
-        rows = [
-            [name, key, v["threshold"], v["precision"], v["recall"], v["f1"]]
-            for name, by in m["churn_thresholds"].items()
-            for key, v in by.items()
-        ]
-        parts += ["<h2>Churn decisions</h2>", _table(["model", "threshold rule", "threshold", "precision", "recall", "F1"], rows)]
-    if "stage_recall" in m:
-        names = list(next(iter(m["stage_recall"].values())))
-        rows = [[who, *[by[s] for s in names]] for who, by in m["stage_recall"].items()]
-        parts += ["<h2>Recall per true stage</h2>", _table(["", *names], rows)]
+    for task in ev.bundle.tasks:
+        for t in task.decision_tables(m):
+            parts += [f"<h2>{html.escape(t.title)}</h2>", _table(t.header, t.rows)]
     parts.append(decision_html(m))
     parts.append("<h2>Plots</h2>")
     for name, (caption, png) in pngs.items():

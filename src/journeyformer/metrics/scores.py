@@ -127,3 +127,19 @@ def normalized_gini(pred: np.ndarray, y: np.ndarray) -> float:
         return float(cum.sum() / n - (n + 1) / (2 * n))
 
     return gini(pred) / gini(y)
+
+
+def threshold_metrics(p: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
+    """Precision, recall and F1 of ``p >= threshold`` against binary ``y``."""
+    pred = p >= threshold
+    tp = float(np.sum(pred & (y == 1)))
+    precision = tp / max(pred.sum(), 1)
+    recall = tp / max((y == 1).sum(), 1)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1}
+
+
+def best_f1_threshold(p: np.ndarray, y: np.ndarray) -> float:
+    """The probability threshold with the highest F1 (searched over the observed values)."""
+    candidates = np.unique(np.quantile(p, np.linspace(0, 1, 201)))
+    return float(max(candidates, key=lambda t: threshold_metrics(p, y, t)["f1"]))

@@ -61,8 +61,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "categorical_sizes", tuple(int(s) for s in self.categorical_sizes))
         tasks = {k: float(v) for k, v in dict(self.tasks).items() if v}
-        if self.n_items < 3:  # no item column: the next-item head is off whatever its weight
-            tasks.pop("next_item", None)
+        if self.n_items < 3:  # no item column: heads that rank items are off whatever their weight
+            tasks = {k: w for k, w in tasks.items() if k not in registry.TASKS or not registry.TASKS[k].ranks_items}
         object.__setattr__(self, "tasks", tasks)
         if self.d_model % self.n_heads:
             raise ConfigError(f"model.d_model={self.d_model} must be divisible by model.n_heads={self.n_heads}")

@@ -66,7 +66,8 @@ class JourneyTransformer(nn.Module):
             )
         self.ln_rep = nn.LayerNorm(cfg.d_model)
         self.heads = build_heads(cfg)
-        self.item_task = next((t for t in self.tasks if getattr(t, "ranks_items", False)), None)
+        self.item_task = next((t for t in self.tasks if t.ranks_items), None)
+        self.next_event_task = next((t for t in self.tasks if t.next_event), None)
         if self.item_task is not None:
             # Item scores: q . e_item + b_item, e_item tied to the item input embedding (the
             # last categorical column). log_q: log sampling probability of each item for the
@@ -146,11 +147,12 @@ class JourneyTransformer(nn.Module):
         """Auxiliary loss: every position's hidden state (B, T, D) predicts the item of the
         following event through the next_item head (SASRec's training signal, every prefix);
         None without a next item in the batch."""
+        assert self.item_task is not None
         target = categorical[:, 1:, -1]  # (B, T-1)
         valid = target >= 2
         if not valid.any():
             return None
-        q = self.heads["next_item"](hidden[:, :-1][valid])  # (M, D)
+        q = self.heads[self.item_task.name](hidden[:, :-1][valid])  # (M, D)
         return self.item_loss(q, target[valid][:, None])
 
     def item_outputs(self, q: Tensor, categorical: Tensor | None) -> dict[str, Tensor]:
@@ -231,8 +233,10 @@ class JourneyTransformer(nn.Module):
         return out
 
     def next_event_logits(self, hidden: Tensor) -> Tensor:
-        """(B, T, D) -> (B, T, A): every position predicts the action of the following event."""
-        return self.heads["next_action"](hidden)
+        """(B, T, D) -> (B, T, A): every position predicts the action of the following event
+        (through the head of the task that predicts the next event)."""
+        assert self.next_event_task is not None
+        return self.heads[self.next_event_task.name](hidden)
 
     @property
     def outputs(self) -> tuple[Output, ...]:

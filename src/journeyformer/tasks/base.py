@@ -99,6 +99,31 @@ class Plot:
     args: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DecisionData:
+    """What :meth:`Task.decisions` reads: the test and validation samples (labelled), the
+    model's outputs on each, this task's baselines' scores on each (name -> scores), the
+    task's temperature and the stage names."""
+
+    test: Sequences
+    val: Sequences
+    outputs: Mapping[str, np.ndarray]
+    val_outputs: Mapping[str, np.ndarray]
+    baselines: Mapping[str, np.ndarray]
+    val_baselines: Mapping[str, np.ndarray]
+    temperature: float = 1.0
+    stages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Table:
+    """A report table: a title, the header and the rows (cells as the report formats them)."""
+
+    title: str
+    header: list[str]
+    rows: list[list[Any]]
+
+
 class Baseline:
     """A simple reference model for one task, fitted on labelled samples only.
 
@@ -144,6 +169,12 @@ class Task:
             matrix; otherwise the scores are the booster's (N,) prediction. None: the task has
             no boosting objective, an error where its :class:`Boosted` baseline is fitted (and
             in the registry's contract test).
+        next_event: the task's head also predicts, at every position, the action of the
+            following event (the auxiliary next-event loss trains through it; next action).
+        ranks_items: the task ranks the catalogue's items and needs the item column
+            (``data.columns.item``); without it the head is off whatever its weight (next item).
+        counted: the binary label whose positives and negatives the sample checks count per
+            cutoff (a split with fewer than 5 of either decides nothing; churn).
     """
 
     name: ClassVar[str]
@@ -156,6 +187,9 @@ class Task:
     mean_output: ClassVar[str | None] = None
     mean_unit: ClassVar[str] = ""
     boosting: ClassVar[Mapping[str, Any] | None] = None
+    next_event: ClassVar[bool] = False
+    ranks_items: ClassVar[bool] = False
+    counted: ClassVar[bool] = False
 
     # ---- data ---------------------------------------------------------------------------
     def label(self, window: LabelWindow) -> np.ndarray:
@@ -211,6 +245,16 @@ class Task:
     def column_values(self, outputs: Mapping[str, np.ndarray], ctx: TaskContext) -> dict[str, Any]:
         """Prediction-table column -> (N,) values (cast to :meth:`columns` dtypes later)."""
         raise NotImplementedError
+
+    def decisions(self, d: DecisionData) -> dict[str, Any]:
+        """Metrics of the decisions made from the task's outputs (thresholds, calibration,
+        recall per class), keyed as they appear in the evaluation's metrics.json; none by
+        default. :meth:`decision_tables` renders them."""
+        return {}
+
+    def decision_tables(self, metrics: Mapping[str, Any]) -> list[Table]:
+        """The report's tables of what :meth:`decisions` put in ``metrics``."""
+        return []
 
     def plots(
         self,

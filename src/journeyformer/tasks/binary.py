@@ -10,8 +10,25 @@ import polars as pl
 
 from journeyformer.data.labels import LabelWindow
 from journeyformer.metrics.calibration import apply_temperature
-from journeyformer.metrics.scores import auprc, auroc, brier, expected_calibration_error
-from journeyformer.tasks.base import PROBABILITY, Baseline, Output, Plot, Sizes, Task, TaskContext
+from journeyformer.metrics.scores import (
+    auprc,
+    auroc,
+    best_f1_threshold,
+    brier,
+    expected_calibration_error,
+    threshold_metrics,
+)
+from journeyformer.tasks.base import (
+    PROBABILITY,
+    Baseline,
+    DecisionData,
+    Output,
+    Plot,
+    Sizes,
+    Table,
+    Task,
+    TaskContext,
+)
 from journeyformer.tasks.baselines import DaysSinceLastActivity, RfmLogisticRegression
 from journeyformer.tasks.boosting import Boosted
 
@@ -75,6 +92,46 @@ class BinaryTask(Task):
     def column_values(self, outputs: Mapping[str, np.ndarray], ctx: TaskContext) -> dict[str, Any]:
         return {self.output_name: outputs[self.output_name]}
 
+    def decisions(self, d: DecisionData) -> dict[str, Any]:
+        """``<name>_thresholds``: precision, recall and F1 at 0.5 and at the F1-best threshold
+        chosen on validation data, for the model and the RFM logistic regression;
+        ``calibration``: ECE and Brier before and after temperature scaling."""
+        p, y = d.outputs[self.output_name], d.test.labels[self.name]  # type: ignore[index]
+        p_val, y_val = d.val_outputs[self.output_name], d.val.labels[self.name]  # type: ignore[index]
+        rules = {"model": (p, p_val)}
+        lr = RfmLogisticRegression.name
+        if lr in d.baselines:
+            rules[lr] = (d.baselines[lr], d.val_baselines[lr])
+        thresholds = {}
+        for who, (test_p, val_p) in rules.items():
+            best = best_f1_threshold(val_p, y_val)
+            thresholds[who] = {"at_0.5": threshold_metrics(test_p, y, 0.5), "at_val_best_f1": threshold_metrics(test_p, y, best)}
+        before = apply_temperature(p, 1.0 / d.temperature)
+        calibration = {
+            "temperature": d.temperature,
+            "ece_before": expected_calibration_error(before, y),
+            "ece_after": expected_calibration_error(p, y),
+            "brier_before": float(np.mean((before - y) ** 2)),
+            "brier_after": float(np.mean((p - y) ** 2)),
+        }
+        return {f"{self.name}_thresholds": thresholds, "calibration": {self.name: calibration}}
+
+    def decision_tables(self, metrics: Mapping[str, Any]) -> list[Table]:
+        title = self.name.replace("_", " ").capitalize()
+        out = []
+        c = metrics.get("calibration", {}).get(self.name)
+        if c:
+            rows = [["before", c["ece_before"], c["brier_before"]], [f"after (T = {c['temperature']:.3f})", c["ece_after"], c["brier_after"]]]
+            out.append(Table(f"{title} calibration (temperature scaling fitted on validation data)", ["", "ECE", "Brier"], rows))
+        if f"{self.name}_thresholds" in metrics:
+            rows = [
+                [who, key, v["threshold"], v["precision"], v["recall"], v["f1"]]
+                for who, by in metrics[f"{self.name}_thresholds"].items()
+                for key, v in by.items()
+            ]
+            out.append(Table(f"{title} decisions", ["model", "threshold rule", "threshold", "precision", "recall", "F1"], rows))
+        return out
+
     def plots(
         self,
         y: np.ndarray,
@@ -112,6 +169,7 @@ class Churn(BinaryTask):
 
     name = "churn"
     default_weight = 1.0
+    counted = True
 
     def label(self, window: LabelWindow) -> np.ndarray:
         return window.facts["churn"]

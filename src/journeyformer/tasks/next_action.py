@@ -53,6 +53,7 @@ class NextAction(Task):
     headline = "acc@1"
     metric_output = "next_action_probs"
     boosting = {"objective": "multiclass", "metric": "multi_logloss"}
+    next_event = True
 
     def label(self, window: LabelWindow) -> np.ndarray:
         return window.facts["next_action"]

@@ -47,6 +47,11 @@ def mean_outputs(names: Iterable[str] | None = None) -> dict[str, str]:
     return {t.name: t.mean_output for t in tasks if t.mean_output}
 
 
+def counted_label() -> str | None:
+    """The label whose positives the sample checks count per cutoff (:attr:`Task.counted`)."""
+    return next((t.name for t in TASKS.values() if t.counted), None)
+
+
 def default_weights() -> dict[str, float]:
     return {name: t.default_weight for name, t in TASKS.items()}
 

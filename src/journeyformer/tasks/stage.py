@@ -9,8 +9,18 @@ import numpy as np
 import polars as pl
 
 from journeyformer.data.labels import LabelWindow
-from journeyformer.metrics.scores import macro_f1
-from journeyformer.tasks.base import DISTRIBUTION, Baseline, Output, Plot, Sizes, Task, TaskContext
+from journeyformer.metrics.scores import macro_f1, per_class_recall
+from journeyformer.tasks.base import (
+    DISTRIBUTION,
+    Baseline,
+    DecisionData,
+    Output,
+    Plot,
+    Sizes,
+    Table,
+    Task,
+    TaskContext,
+)
 from journeyformer.tasks.baselines import CurrentStage
 from journeyformer.tasks.boosting import Boosted
 
@@ -66,6 +76,25 @@ class Stage(Task):
             "stage": stages[probs.argmax(axis=1)],
             **{f"stage_probability_{s}": probs[:, i] for i, s in enumerate(ctx.stages)},
         }
+
+    def decisions(self, d: DecisionData) -> dict[str, Any]:
+        """``stage_recall``: recall per true stage of the model and of the stage now."""
+        y, n = d.test.labels[self.name], len(d.stages)  # type: ignore[index]
+        model = per_class_recall(d.outputs["stage_probs"].argmax(1), y, n)
+        current = per_class_recall(d.test.stage_now, y, n)
+        return {
+            "stage_recall": {
+                "model": dict(zip(d.stages, model, strict=True)),
+                "current_stage": dict(zip(d.stages, current, strict=True)),
+            }
+        }
+
+    def decision_tables(self, metrics: Mapping[str, Any]) -> list[Table]:
+        if "stage_recall" not in metrics:
+            return []
+        names = list(next(iter(metrics["stage_recall"].values())))
+        rows = [[who, *[by[s] for s in names]] for who, by in metrics["stage_recall"].items()]
+        return [Table("Recall per true stage", ["", *names], rows)]
 
     def plots(
         self,

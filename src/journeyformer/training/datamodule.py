@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from journeyformer.data.events import load_events
 from journeyformer.data.preprocessing import Preprocessing
-from journeyformer.data.samples import CutoffSchedule
+from journeyformer.data.samples import CutoffSchedule, positives
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences
 from journeyformer.tasks import registry
@@ -37,11 +37,9 @@ class JourneyData:
         lines = [f"events: {self.source}"]
         for name, seqs in self.splits.items():
             cut = ", ".join(f"{c:%Y-%m-%d}" for c in self.preprocessing.cutoffs[name])
-            churn = float(seqs.labels["churn"].mean()) if seqs.labels and "churn" in seqs.labels else float("nan")
-            lines.append(
-                f"  {name:<5} {len(seqs):>7} samples {seqs.n_events:>9} events  "
-                f"churn rate {churn:.3f}  cutoffs {cut}"
-            )
+            counted = registry.counted_label()
+            rate = f"  {counted} rate {positives(seqs, counted) / max(len(seqs), 1):.3f}" if counted else ""
+            lines.append(f"  {name:<5} {len(seqs):>7} samples {seqs.n_events:>9} events{rate}  cutoffs {cut}")
         lines.append(f"  vocab sizes: {self.preprocessing.vocabs.sizes()}")
         return "\n".join(lines)
 
@@ -69,7 +67,9 @@ def prepare_data(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> 
     pre = Preprocessing.fit(events, data_cfg, labels_cfg, source=str(path))
     for warning in pre.labels.check_actions(events.get_column("action").unique().to_list(), str(path)):
         log.warning(warning)
-    splits, counts = pre.split_sequences(events, labelers=registry.labelers(), source=str(path))
+    splits, counts = pre.split_sequences(
+        events, labelers=registry.labelers(), source=str(path), counted=registry.counted_label()
+    )
     schedule = CutoffSchedule.from_config(labels_cfg.get("cutoffs") or {}, pre.horizon_days)
     schedule.check_sample_counts(counts, str(path))
     return JourneyData(pre, splits, str(path), events.get_column("timestamp").max())

@@ -83,8 +83,8 @@ def train(cfg: DictConfig) -> TrainResult:
     pre = dm.data.preprocessing
     model_sizes = _plain(cfg.model)
     weights = ModelConfig.task_weights(model_sizes)
-    if not pre.items:  # no item column (data.columns.item): the next-item head is simply off
-        weights.pop("next_item", None)
+    if not pre.items:  # no item column (data.columns.item): heads that rank items are simply off
+        weights = {k: w for k, w in weights.items() if not registry.get(k).ranks_items}
     model_sizes["tasks"] = learnable_tasks(weights, dm.data.splits["train"])
     model_cfg = ModelConfig.from_data(model_sizes, pre)
     if cfg.get("resume_from"):
@@ -94,7 +94,8 @@ def train(cfg: DictConfig) -> TrainResult:
         module.net.set_context_stats(dm.data.splits["train"].context)
     if module.net.item_task is not None:  # the sampled-softmax proposal: training item frequencies
         train = dm.data.splits["train"]
-        module.net.set_item_stats(np.concatenate([train.categorical[:, -1], np.ravel(train.labels["next_item"])]))
+        target = train.labels[module.net.item_task.name]
+        module.net.set_item_stats(np.concatenate([train.categorical[:, -1], np.ravel(target)]))
     run_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]

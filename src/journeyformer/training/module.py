@@ -64,7 +64,7 @@ class JourneyModule(L.LightningModule):
     @property
     def next_event_on(self) -> bool:
         """Whether the auxiliary next-event loss is trained (see :meth:`losses`)."""
-        return self.cfg.next_event_weight > 0 and "next_action" in self.net.heads
+        return self.cfg.next_event_weight > 0 and self.net.next_event_task is not None
 
     def losses(self, batch: Batch, out: NetworkOutput) -> dict[str, Tensor]:
         """Per-task losses (unweighted) plus ``next_event`` (auxiliary, every position).
