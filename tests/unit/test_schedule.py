@@ -116,7 +116,7 @@ def test_activity_actions_place_the_start_and_explicit_settings_still_place_the_
     assert visits.before[0][0] == "mailing"  # most of what precedes the start
     unknown = ActivityStart.of(events, LabelConfig(purchase_actions=("order",), intent_actions=(), value_actions=()))
     assert unknown.actions is None  # none of the label actions occur: every action counts
-    # the streaming build (store_build.fit_streaming) finds the same start on a lazy frame
+    # the streaming build (Preprocessing.fit on a lazy frame) finds the same start
     assert ActivityStart.of(events.lazy(), LabelConfig(horizon_days=91)) == ActivityStart.of(
         events, LabelConfig(horizon_days=91)
     )
@@ -151,7 +151,6 @@ def test_a_small_log_pools_validation_over_earlier_cutoffs(caplog) -> None:
     (every train_stride_days back), says so, and keeps validation out of time for its own
     customers; the streaming fit finds the same cutoffs."""
     from journeyformer.data.labels import samples_at
-    from journeyformer.data.store_build import fit_streaming
 
     events = mailed_log(n=400)
     labels = {**LABELS_CFG, "cutoffs": {"val_samples": 150}}
@@ -179,6 +178,6 @@ def test_a_small_log_pools_validation_over_earlier_cutoffs(caplog) -> None:
     for cut in all_customers.cutoffs["train"]:
         ids = set(all_customers.customers_at(all_customers.split.customers(events), "train", cut).to_list())
         assert not ids & val_ids or cut + all_customers.labels.horizon <= min(cuts)
-    assert fit_streaming(events.lazy(), {}, labels).cutoffs == pre.cutoffs
+    assert Preprocessing.fit(events.lazy(), {}, labels).to_dict() == pre.to_dict()  # the sample store fits lazily
     # enough samples at one cutoff (the default 2000 is not reached here, a low target is): one
     assert Preprocessing.fit(events, {}, {**LABELS_CFG, "cutoffs": {"val_samples": 5}}).cutoffs["val"] == (val,)

@@ -65,6 +65,10 @@ CUTOFF_KEYS = (
 )
 
 
+def _collect(frame: pl.LazyFrame) -> pl.DataFrame:
+    return frame.collect(engine="streaming")
+
+
 def item_vocab(train_events: pl.DataFrame, min_count: int, schema: EventSchema, source: str) -> Vocab:
     """The item vocabulary: items seen at least ``min_count`` times in the training events
     (data.item_min_count), most frequent first; the rest, and items first seen later, are
@@ -240,7 +244,7 @@ class Preprocessing:
     @classmethod
     def fit(
         cls,
-        events: pl.DataFrame,
+        events: pl.DataFrame | pl.LazyFrame,
         data_cfg: Mapping[str, Any],
         labels_cfg: Mapping[str, Any],
         source: str = "events",
@@ -248,7 +252,10 @@ class Preprocessing:
         """Fix the cutoff schedule and the split, and build vocabularies from the training
         customers' events at or before the last training cutoff (nothing later is seen).
 
-        ``events``: canonical events read with ``EventSchema.from_config(data_cfg)``.
+        ``events``: canonical (validated) events read with ``EventSchema.from_config(data_cfg)``,
+        in memory or lazy: a lazy frame is read in streaming passes (data end, activity start,
+        customer ids, vocabulary counts), so the sample store fits on events larger than
+        memory with this same function.
         """
         check_data_keys(data_cfg)
         check_label_keys(labels_cfg)
@@ -256,31 +263,34 @@ class Preprocessing:
         features = FeatureConfig.from_config(data_cfg)
         labels = LabelConfig.from_config(labels_cfg)
         cutoffs_cfg = dict(labels_cfg.get("cutoffs") or {})
-        end = data_end(events)
+        lazy = events.lazy()
+        end = data_end(lazy)
         log.info("%s", end.describe(source))
         schedule = CutoffSchedule.from_config(cutoffs_cfg, labels.horizon_days)
-        start = ActivityStart.of(events, labels)
+        start = ActivityStart.of(lazy, labels)
         cutoffs = schedule.resolve(start.first_event, end.end, start)
         split = SplitConfig.from_config(data_cfg.get("split"))
-        by_split = split.customers(events)
+        by_split = split.customers(_collect(lazy.select(pl.col("customer_id").unique())))
         active = cutoffs_cfg.get("active_within_days")
         active = None if active is None else float(active)
-        cutoffs = widen_validation(schedule, cutoffs, start.at, events, by_split["val"], labels, active)
-        train_ids = by_split["train"]
-        train_events = events.filter(
-            pl.col("customer_id").is_in(train_ids.implode())
-            & (pl.col("timestamp") <= max(cutoffs["train"]))
-        )
-        if train_events.height == 0:
+        cutoffs = widen_validation(schedule, cutoffs, start.at, lazy, by_split["val"], labels, active)
+        last_train = pl.col("timestamp") <= max(cutoffs["train"])
+        train = lazy.filter(pl.col("customer_id").is_in(by_split["train"].implode()) & last_train)
+        if _collect(train.select(pl.len())).item() == 0:
             raise EventDataError(f"{source}: no training events before {max(cutoffs['train'])}")
-        vocabs = Vocabularies.build(train_events, features.aggregate_categorical)
+        vocabs = Vocabularies({
+            col: Vocab.from_counts(_collect(
+                train.select(pl.col(col).drop_nulls().cast(pl.String).alias("value"))
+                .group_by("value").agg(pl.len().cast(pl.UInt32).alias("n"))
+            ))
+            for col in features.aggregate_categorical
+        })  # fmt: skip
         if features.has_item:
             # The catalogue: items of the training events; with train_customers "all" (every
             # customer's history before the last training cutoff is training data), theirs too.
-            seen = train_events
-            if split.train_customers == "all":
-                seen = events.filter(pl.col("timestamp") <= max(cutoffs["train"]))
-            vocabs["item"] = item_vocab(seen, int(data_cfg.get("item_min_count") or 1), schema, source)
+            seen = lazy.filter(last_train) if split.train_customers == "all" else train
+            items = _collect(seen.select("item"))
+            vocabs["item"] = item_vocab(items, int(data_cfg.get("item_min_count") or 1), schema, source)
         return cls(
             schema=schema,
             features=features,

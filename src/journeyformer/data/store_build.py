@@ -7,8 +7,8 @@ Passes over the input (Polars' streaming engine; memory bounded by one shard)::
        partitioning, :class:`journeyformer.data.partitions.EventChunks`), one temp file each
     2. per shard: validate (null keys, duplicates: per customer, so per shard is exact) and
        keep the clean events in a second temp file
-    3. fit (:func:`fit_streaming`): data end, cutoffs, split, vocabularies by streaming counts
-       over the clean shards -- the same :class:`Preprocessing` ``Preprocessing.fit`` gives
+    3. fit (``Preprocessing.fit`` on the clean shards, lazily: data end, cutoffs, split and
+       vocabularies by streaming passes) -- the same function the in-memory path calls
     4. per shard and split: the samples at every cutoff of the split -> ``<split>/shard-i.parquet``
 
 The spec (``spec.json``, written last) holds the preprocessing, each shard's counts and the
@@ -29,15 +29,10 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from journeyformer.data.as_of import data_end
-from journeyformer.data.features import FeatureConfig
-from journeyformer.data.labels import LabelConfig, LabelWindow
+from journeyformer.data.labels import LabelWindow
 from journeyformer.data.preprocessing import (
     Preprocessing,
     SplitConfig,
-    check_data_keys,
-    check_label_keys,
-    widen_validation,
 )
 from journeyformer.data.sample_store import (
     SPEC,
@@ -47,61 +42,15 @@ from journeyformer.data.sample_store import (
     sequences_to_table,
     widths_of,
 )
-from journeyformer.data.samples import SPLITS, ActivityStart, CutoffSchedule, SampleCount, positives
+from journeyformer.data.samples import SPLITS, CutoffSchedule, SampleCount, positives
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences
 from journeyformer.data.validate import validate
-from journeyformer.data.vocab import Vocab, Vocabularies
 from journeyformer.errors import EventDataError
 from journeyformer.io import atomic_dir, temp_file
 from journeyformer.publish import check_dir_output
 
 log = logging.getLogger(__name__)
-
-
-def fit_streaming(events: pl.LazyFrame, data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any],
-                  source: str = "events") -> Preprocessing:  # fmt: skip
-    """``Preprocessing.fit`` over clean (validated) events that need not fit in memory: the
-    same cutoffs, split and vocabularies, from streaming aggregates."""
-    check_data_keys(data_cfg)
-    check_label_keys(labels_cfg)
-    features = FeatureConfig.from_config(data_cfg)
-    labels = LabelConfig.from_config(labels_cfg)
-    cutoffs_cfg = dict(labels_cfg.get("cutoffs") or {})
-    end = data_end(events)
-    log.info("%s", end.describe(source))
-    start = ActivityStart.of(events, labels)
-    schedule = CutoffSchedule.from_config(cutoffs_cfg, labels.horizon_days)
-    cutoffs = schedule.resolve(start.first_event, end.end, start)
-    split = SplitConfig.from_config(data_cfg.get("split"))
-    ids = events.select(pl.col("customer_id").unique()).collect(engine="streaming")
-    by_split = split.customers(ids)
-    active = cutoffs_cfg.get("active_within_days")
-    active = None if active is None else float(active)
-    cutoffs = widen_validation(schedule, cutoffs, start.at, events, by_split["val"], labels, active)
-    train_ids = by_split["train"]
-    train = events.filter(
-        pl.col("customer_id").is_in(train_ids.implode()) & (pl.col("timestamp") <= max(cutoffs["train"]))
-    )
-    vocabs = {}
-    for col in features.categorical:
-        counts = (
-            train.select(pl.col(col).drop_nulls().cast(pl.String).alias("value"))
-            .group_by("value").agg(pl.len().cast(pl.UInt32).alias("n"))
-            .collect(engine="streaming")
-        )  # fmt: skip
-        vocabs[col] = Vocab.from_counts(counts)
-    if train.select(pl.len()).collect(engine="streaming").item() == 0:
-        raise EventDataError(f"{source}: no training events before {max(cutoffs['train'])}")
-    return Preprocessing(
-        schema=EventSchema.from_config(data_cfg),
-        features=features,
-        labels=labels,
-        vocabs=Vocabularies(vocabs),
-        split=split,
-        cutoffs={k: tuple(v) for k, v in cutoffs.items()},
-        active_within_days=active,
-    )
 
 
 _NOT_FIT = ("path", "store", "store_stats_samples", "batch_size", "num_workers", "generated_dir", "synthetic")
@@ -146,7 +95,7 @@ def build_sample_store(
             if raw.height:
                 validate(raw, schema, chunks.source(i)).write_parquet(tmp / "clean" / f"{i:05d}.parquet")
         clean = pl.scan_parquet(tmp / "clean" / "*.parquet")
-        pre = fit_streaming(clean, data_cfg, labels_cfg, source)
+        pre = Preprocessing.fit(clean, data_cfg, labels_cfg, source)
         for warning in pre.labels.check_actions(
             clean.select(pl.col("action").unique()).collect().get_column("action").to_list(), source
         ):
