@@ -139,33 +139,6 @@ def _days_before(at: datetime, col: str | pl.Expr) -> pl.Expr:
     return (pl.lit(as_utc(at), UTC_US) - expr).dt.total_microseconds() / 1e6 / _DAY_S
 
 
-def _finish_summary(at: datetime, cfg: LabelConfig) -> list[pl.Expr]:
-    """tenure_days, recency_days from the aggregated timestamps (then :func:`stage_expr`)."""
-    return [
-        _days_before(at, "first_ts").alias("tenure_days"),
-        _days_before(at, pl.coalesce("last_activity_ts", "first_ts")).alias("recency_days"),
-    ]
-
-
-def stage_expr(cfg: LabelConfig) -> pl.Expr:
-    """The lifecycle rules over :func:`history_summary` columns -> index into STAGES."""
-    index = {name: i for i, name in enumerate(STAGES)}
-    return (
-        pl.when(pl.col("recency_days") >= cfg.churned_after_days)
-        .then(index["churned"])
-        .when(pl.col("n_purchases_window") >= cfg.loyalty_min_purchases)
-        .then(index["loyalty"])
-        .when(pl.col("n_purchases") >= 2)
-        .then(index["retention"])
-        .when(pl.col("n_purchases") == 1)
-        .then(index["first_purchase"])
-        .when(pl.col("has_intent"))
-        .then(index["consideration"])
-        .otherwise(index["acquisition"])
-        .cast(pl.Int64)
-    )
-
-
 # --- One pass over sorted events: the summary at the cutoff and the labels together. ---------
 
 _NO_TIME = np.iinfo(np.int64).min
@@ -215,32 +188,76 @@ class _Segments:
         return history, window
 
 
-def _as_datetime(micros: np.ndarray, valid: np.ndarray) -> pl.Series:
-    frame = pl.DataFrame({"v": micros, "ok": valid})
-    return frame.select(pl.when("ok").then(pl.col("v").cast(UTC_US))).to_series()
+_STAGE = {name: i for i, name in enumerate(STAGES)}
 
 
-def _summary_frame(
-    customer_id: pl.Series, at: datetime, cfg: LabelConfig, parts: Mapping[str, np.ndarray]
+def _days(cut_us: int, micros: np.ndarray) -> np.ndarray:
+    """Days from ``micros`` to the cutoff, bit for bit as Polars evaluates
+    ``total_microseconds() / 1e6 / 86400`` (multiplying by the reciprocals; the aggregates and
+    the reference definitions use that expression)."""
+    return (cut_us - micros).astype(np.float64) * (1 / 1e6) * (1 / _DAY_S)
+
+
+def _times(name: str, micros: np.ndarray, valid: np.ndarray) -> pl.Series:
+    out = pl.Series(name, micros).cast(UTC_US)
+    return out if valid.all() else out.scatter(np.flatnonzero(~valid), None)
+
+
+def summary_frame(
+    customer_id: pl.Series,
+    cutoff: datetime,
+    labels: LabelConfig,
+    n_events: np.ndarray,
+    spend: np.ndarray,
+    n_purchases: np.ndarray,
+    n_window: np.ndarray,
+    n_intent: np.ndarray,
+    first_ts: np.ndarray,
+    last: np.ndarray,
+    activity: np.ndarray,
 ) -> pl.DataFrame:
-    """The :func:`history_summary` columns from per-customer reductions (int64 micros)."""
-    has = parts["n_events"] > 0
-    frame = pl.DataFrame(
-        {
-            "customer_id": customer_id,
-            "n_events": pl.Series(parts["n_events"], dtype=pl.UInt32),
-            "spend": pl.Series(parts["spend"], dtype=pl.Float64),
-            "n_purchases": pl.Series(parts["n_purchases"], dtype=pl.UInt32),
-            "n_purchases_window": pl.Series(parts["n_purchases_window"], dtype=pl.UInt32),
-            "has_intent": pl.Series(parts["n_intent"] > 0, dtype=pl.Boolean),
-            "first_ts": _as_datetime(parts["first_ts"], has),
-            "last_ts": _as_datetime(parts["last_ts"], has),
-            "last_activity_ts": _as_datetime(
-                parts["last_activity_ts"], parts["last_activity_ts"] != _NO_TIME
-            ),
-        }
+    """The history summary (:data:`SUMMARY_COLUMNS`) from its per-customer reductions (arrays
+    of N; times in epoch microseconds, ``activity`` ``_NO_TIME`` for none): recency, tenure
+    and the lifecycle stage. The one definition of the summary and the stage rules, used by
+    :func:`customer_table`, the small-input path (:mod:`journeyformer.data.sequences_numpy`)
+    and the service's per-customer state (:mod:`journeyformer.service.features`).
+
+    The stage, first rule that holds: churned (``recency_days >= churned_after_days``),
+    loyalty (``n_purchases_window >= loyalty_min_purchases``), retention (2+ purchases),
+    first purchase (1), consideration (an intent action), acquisition. A customer without
+    history at the cutoff (``n_events`` 0) has null times, tenure and recency."""
+    cut_us = _micros(cutoff)
+    has = n_events > 0
+    has_activity = activity != _NO_TIME
+    recency = np.where(has, _days(cut_us, np.where(has_activity, activity, first_ts)), np.nan)
+    tenure = np.where(has, _days(cut_us, first_ts), np.nan)
+    stage = np.select(
+        [
+            recency >= labels.churned_after_days,
+            n_window >= labels.loyalty_min_purchases,
+            n_purchases >= 2,
+            n_purchases == 1,
+            n_intent > 0,
+        ],
+        [_STAGE["churned"], _STAGE["loyalty"], _STAGE["retention"], _STAGE["first_purchase"], _STAGE["consideration"]],
+        _STAGE["acquisition"],
+    ).astype(np.int64)
+    return pl.DataFrame(
+        [
+            customer_id.alias("customer_id"),
+            pl.Series("n_events", n_events, dtype=pl.UInt32),
+            pl.Series("spend", spend, dtype=pl.Float64),
+            pl.Series("n_purchases", n_purchases, dtype=pl.UInt32),
+            pl.Series("n_purchases_window", n_window, dtype=pl.UInt32),
+            pl.Series("has_intent", n_intent > 0, dtype=pl.Boolean),
+            _times("first_ts", first_ts, has),
+            _times("last_ts", last, has),
+            _times("last_activity_ts", activity, has_activity & has),
+            pl.Series("tenure_days", tenure, dtype=pl.Float64, nan_to_null=True),
+            pl.Series("recency_days", recency, dtype=pl.Float64, nan_to_null=True),
+            pl.Series("stage", stage, dtype=pl.Int64),
+        ]
     )
-    return frame.with_columns(_finish_summary(at, cfg)).with_columns(stage_expr(cfg).alias("stage"))
 
 
 def customer_table(
@@ -248,6 +265,7 @@ def customer_table(
     cutoff: datetime,
     cfg: LabelConfig,
     next_action_ids: Callable[[np.ndarray], np.ndarray] | None = None,
+    flags: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame | None, np.ndarray]:
     """Summary at ``cutoff`` and labels, in one pass over sorted events.
 
@@ -255,6 +273,8 @@ def customer_table(
         events: canonical events sorted by (customer_id, timestamp, _row), none after
             cutoff + horizon (none after the cutoff is enough when no labels are wanted).
         next_action_ids: row indices -> action vocabulary ids; labels are built when given.
+        flags: the events' :func:`action_flags`, when the caller has them (the small-input
+            path computes them without a Polars query).
     Returns:
         summary: one row per customer in ``events``, sorted, columns as :func:`history_summary`
             (n_events 0 for a customer whose events all lie after the cutoff).
@@ -268,12 +288,12 @@ def customer_table(
     cid = events.get_column("customer_id")
     seg = _Segments(first_rows(cid), ts, _micros(cutoff))
     customer_id = cid.gather(seg.start)
-    flagged = _action_flags(events, cfg)
-    purchase = flagged.get_column("purchase").to_numpy()
+    flags = action_flags(events, cfg) if flags is None else flags
+    purchase = flags["purchase"]
     n_history = seg.split - seg.start
-    spend, value = seg.reduce(flagged.get_column("value").to_numpy())
+    spend, value = seg.reduce(flags["value"])
     n_purchases, purchases_after = seg.reduce(purchase)
-    n_intent, intent_after = seg.reduce(flagged.get_column("intent").to_numpy())
+    n_intent, intent_after = seg.reduce(flags["intent"])
     last_history = np.where(
         n_history > 0, ts[np.maximum(seg.split - 1, 0)] if len(ts) else 0, _NO_TIME
     )
@@ -281,7 +301,7 @@ def customer_table(
     if cfg.activity_actions is None:
         activity, activity_after = last_history, last_window
     else:
-        active_ts = np.where(flagged.get_column("activity").to_numpy(), ts, _NO_TIME)
+        active_ts = np.where(flags["activity"], ts, _NO_TIME)
         activity, activity_after = seg.reduce(active_ts, np.maximum, _NO_TIME)
 
     def in_loyalty_window(at: datetime) -> np.ndarray:
@@ -289,38 +309,17 @@ def customer_table(
         return purchase & (ts > start_us)
 
     first_ts = ts[seg.start] if len(ts) else np.zeros(0, dtype=np.int64)
-    summary = _summary_frame(
-        customer_id,
-        cutoff,
-        cfg,
-        {
-            "n_events": n_history,
-            "spend": spend,
-            "n_purchases": n_purchases,
-            "n_purchases_window": seg.reduce(in_loyalty_window(cutoff))[0],
-            "n_intent": n_intent,
-            "first_ts": first_ts,
-            "last_ts": last_history,
-            "last_activity_ts": activity,
-        },
-    )
+    summary = summary_frame(
+        customer_id, cutoff, cfg, n_history, spend, n_purchases,
+        seg.reduce(in_loyalty_window(cutoff))[0], n_intent, first_ts, last_history, activity,
+    )  # fmt: skip
     if next_action_ids is None:
         return summary, None, seg.split
-    later = _summary_frame(
-        customer_id,
-        later_at,
-        cfg,
-        {
-            "n_events": seg.end - seg.start,
-            "spend": spend + value,
-            "n_purchases": n_purchases + purchases_after,
-            "n_purchases_window": sum(seg.reduce(in_loyalty_window(later_at))),
-            "n_intent": n_intent + intent_after,
-            "first_ts": first_ts,
-            "last_ts": np.maximum(last_history, last_window),
-            "last_activity_ts": np.maximum(activity, activity_after),
-        },
-    )
+    later = summary_frame(
+        customer_id, later_at, cfg, seg.end - seg.start, spend + value, n_purchases + purchases_after,
+        sum(seg.reduce(in_loyalty_window(later_at))), n_intent + intent_after, first_ts,
+        np.maximum(last_history, last_window), np.maximum(activity, activity_after),
+    )  # fmt: skip
     has_next = seg.end > seg.split
     first_after = np.zeros(len(has_next), dtype=np.int64)
     first_after[has_next] = next_action_ids(seg.split[has_next])
@@ -364,13 +363,13 @@ def first_rows(cid: pl.Series) -> np.ndarray:
     return (cid != cid.shift(1)).fill_null(True).to_numpy()
 
 
-def _action_flags(events: pl.DataFrame, cfg: LabelConfig) -> pl.DataFrame:
+def action_flags(events: pl.DataFrame, cfg: LabelConfig) -> dict[str, np.ndarray]:
     """Per event: purchase, intent (bool), value (amount of a value action, else 0) and, when
     ``activity_actions`` are set, activity (bool)."""
     activity = [] if cfg.activity_actions is None else [
         _is_in("action", cfg.activity_actions).alias("activity")
     ]
-    return events.select(
+    flags = events.select(
         _is_in("action", cfg.purchase_actions).alias("purchase"),
         _is_in("action", cfg.intent_actions).alias("intent"),
         pl.when(_is_in("action", cfg.value_actions))
@@ -379,6 +378,7 @@ def _action_flags(events: pl.DataFrame, cfg: LabelConfig) -> pl.DataFrame:
         .alias("value"),
         *activity,
     )
+    return {name: flags.get_column(name).to_numpy() for name in flags.columns}
 
 
 def _masked_int(values: np.ndarray, valid: np.ndarray) -> pl.Series:

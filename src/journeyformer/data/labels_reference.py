@@ -9,16 +9,36 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from journeyformer.data.event_order import ROW
-from journeyformer.data.labels import (
-    LabelConfig,
-    _finish_summary,
-    _is_in,
-    as_utc,
-    stage_expr,
-)
+from journeyformer.data.labels import STAGES, LabelConfig, _days_before, _is_in, as_utc
 from journeyformer.data.timestamps import UTC_US
 from journeyformer.data.vocab import Vocab
 
+
+def _finish_summary(at: datetime, cfg: LabelConfig) -> list[pl.Expr]:
+    """tenure_days, recency_days from the aggregated timestamps (then :func:`stage_expr`)."""
+    return [
+        _days_before(at, "first_ts").alias("tenure_days"),
+        _days_before(at, pl.coalesce("last_activity_ts", "first_ts")).alias("recency_days"),
+    ]
+
+
+def stage_expr(cfg: LabelConfig) -> pl.Expr:
+    """The lifecycle rules over :func:`history_summary` columns -> index into STAGES."""
+    index = {name: i for i, name in enumerate(STAGES)}
+    return (
+        pl.when(pl.col("recency_days") >= cfg.churned_after_days)
+        .then(index["churned"])
+        .when(pl.col("n_purchases_window") >= cfg.loyalty_min_purchases)
+        .then(index["loyalty"])
+        .when(pl.col("n_purchases") >= 2)
+        .then(index["retention"])
+        .when(pl.col("n_purchases") == 1)
+        .then(index["first_purchase"])
+        .when(pl.col("has_intent"))
+        .then(index["consideration"])
+        .otherwise(index["acquisition"])
+        .cast(pl.Int64)
+    )
 
 def history_summary(events: pl.LazyFrame, at: datetime, cfg: LabelConfig) -> pl.LazyFrame:
     """One row per customer with an event at or before ``at`` (in no particular order).

@@ -21,31 +21,21 @@ Applies when :func:`applies` says so (event features in UTC); the caller falls b
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import polars as pl
 
 from journeyformer.data.aggregates import CATEGORICAL_AGGREGATES, WINDOWS_DAYS, context_transform
 from journeyformer.data.features import FeatureConfig, context_features
-from journeyformer.data.labels import (  # the summary's own reductions, reused
-    _NO_TIME,
-    STAGES,
-    LabelConfig,
-    _micros,
-    _Segments,
-    as_utc,
-    first_rows,
-)
+from journeyformer.data.labels import LabelConfig, _micros, as_utc, customer_table, first_rows
 from journeyformer.data.sequences import Sequences, build_sequences, ragged_rows
-from journeyformer.data.timestamps import UTC_US
 from journeyformer.data.vocab import PAD, PAD_ID, UNK_ID, Vocabularies
 
 log = logging.getLogger(__name__)
 
 _US_PER_DAY = 86_400e6
 _DAY_S = 86_400.0
-_STAGE = {name: i for i, name in enumerate(STAGES)}
 
 
 def applies(features: FeatureConfig) -> bool:
@@ -97,7 +87,8 @@ def few_sequences(
     amount = events.get_column("amount").to_numpy().astype(np.float64, copy=False)
     extras = {c: events.get_column(c).to_numpy().astype(np.float64, copy=False) for c in features.numeric}
 
-    summary = _summary(cid.filter(pl.Series(first)), cutoff, cut_us, labels, ts, start, end, flags, amount)
+    # The summary and stage as the batch path computes them, from flags found without Polars.
+    summary = customer_table(events, cutoff, labels, flags={**flags, "value": np.where(flags["value"], amount, 0.0)})[0]
     lengths = np.minimum(n_events, features.max_len)
     rows = ragged_rows(end - lengths, lengths)
     numeric = _event_features(ts, first, cut_us, amount, extras, features)[rows]
@@ -140,96 +131,6 @@ def _reduce(values: np.ndarray, start: np.ndarray, ufunc: np.ufunc = np.add) -> 
     if len(start) == 0:
         return np.zeros(0, dtype=values.dtype)
     return ufunc.reduceat(values, start)
-
-
-def _days(cut_us: int, micros: np.ndarray) -> np.ndarray:
-    """Days from ``micros`` to the cutoff, as Polars' ``total_microseconds() / 1e6 / 86400``."""
-    return (cut_us - micros).astype(np.float64) / 1e6 / _DAY_S
-
-
-def _summary(
-    customer_id: pl.Series,
-    cutoff: datetime,
-    cut_us: int,
-    labels: LabelConfig,
-    ts: np.ndarray,
-    start: np.ndarray,
-    end: np.ndarray,
-    flags: dict[str, np.ndarray],
-    amount: np.ndarray,
-) -> pl.DataFrame:
-    """The history summary of :func:`journeyformer.data.labels.customer_table` at the cutoff
-    (every row is history here), with the lifecycle stage of ``stage_expr``."""
-    # The same reductions as customer_table (its _Segments), so float sums match bit for bit.
-    first = np.zeros(len(ts), dtype=bool)
-    first[start] = True
-    seg = _Segments(first, ts, cut_us)
-    spend = seg.reduce(np.where(flags["value"], amount, 0.0))[0]
-    n_purchases = seg.reduce(flags["purchase"])[0]
-    n_intent = seg.reduce(flags["intent"])[0]
-    window_start = _micros(cutoff - timedelta(days=labels.loyalty_window_days))
-    n_window = seg.reduce(flags["purchase"] & (ts > window_start))[0]
-    last = ts[end - 1] if len(ts) else np.zeros(0, np.int64)
-    if labels.activity_actions is None:
-        activity = last
-    else:
-        activity = seg.reduce(np.where(flags["activity"], ts, _NO_TIME), np.maximum, _NO_TIME)[0]
-    first_ts = ts[start] if len(ts) else np.zeros(0, np.int64)
-    return summary_frame(
-        customer_id, cutoff, cut_us, labels, end - start, spend, n_purchases, n_window, n_intent, first_ts, last, activity
-    )
-
-
-def summary_frame(
-    customer_id: pl.Series,
-    cutoff: datetime,
-    cut_us: int,
-    labels: LabelConfig,
-    n_events: np.ndarray,
-    spend: np.ndarray,
-    n_purchases: np.ndarray,
-    n_window: np.ndarray,
-    n_intent: np.ndarray,
-    first_ts: np.ndarray,
-    last: np.ndarray,
-    activity: np.ndarray,
-) -> pl.DataFrame:
-    """The history summary from its per-customer reductions (arrays of N; times in epoch
-    microseconds, ``activity`` ``_NO_TIME`` for none): recency, tenure and the lifecycle stage.
-    Shared by :func:`few_sequences` and the service's per-customer state
-    (:mod:`journeyformer.service.features`)."""
-    has_activity = activity != _NO_TIME
-    recency = _days(cut_us, np.where(has_activity, activity, first_ts))
-    stage = np.select(
-        [
-            recency >= labels.churned_after_days,
-            n_window >= labels.loyalty_min_purchases,
-            n_purchases >= 2,
-            n_purchases == 1,
-            n_intent > 0,
-        ],
-        [_STAGE["churned"], _STAGE["loyalty"], _STAGE["retention"], _STAGE["first_purchase"], _STAGE["consideration"]],
-        _STAGE["acquisition"],
-    ).astype(np.int64)
-    activity_ts = pl.Series("last_activity_ts", activity).cast(UTC_US)
-    if not has_activity.all():
-        activity_ts = activity_ts.scatter(np.flatnonzero(~has_activity), None)
-    return pl.DataFrame(
-        [
-            customer_id.alias("customer_id"),
-            pl.Series("n_events", n_events, dtype=pl.UInt32),
-            pl.Series("spend", spend, dtype=pl.Float64),
-            pl.Series("n_purchases", n_purchases, dtype=pl.UInt32),
-            pl.Series("n_purchases_window", n_window, dtype=pl.UInt32),
-            pl.Series("has_intent", n_intent > 0, dtype=pl.Boolean),
-            pl.Series("first_ts", first_ts).cast(UTC_US),
-            pl.Series("last_ts", last).cast(UTC_US),
-            activity_ts,
-            pl.Series("tenure_days", _days(cut_us, first_ts), dtype=pl.Float64),
-            pl.Series("recency_days", recency, dtype=pl.Float64),
-            pl.Series("stage", stage, dtype=pl.Int64),
-        ]
-    )
 
 
 def _signed_log1p(x: np.ndarray) -> np.ndarray:
@@ -375,7 +276,7 @@ def aggregate_table(out: dict[str, np.ndarray], n: int, vocabs: Vocabularies, fe
     return table.astype(np.float32)
 
 
-__all__ = ["aggregate_table", "applies", "category_count_columns", "days_since_columns", "few_sequences", "summary_frame"]
+__all__ = ["aggregate_table", "applies", "category_count_columns", "days_since_columns", "few_sequences"]
 
 
 def model_inputs(

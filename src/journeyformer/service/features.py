@@ -3,7 +3,7 @@ inputs ``journeyformer predict`` builds from the same events, read from the runn
 
 The per-event features are :mod:`journeyformer.data.sequences_numpy`'s own functions over the
 tail's last ``max_len`` events (with the predecessor's time for the first one's gap); the
-history summary and lifecycle stage are its :func:`summary_frame`; the aggregates are assembled
+history summary and lifecycle stage are :func:`journeyformer.data.labels.summary_frame`; the aggregates are assembled
 by its :func:`aggregate_table` from the state's running values, the tail's windowed counts and
 the same float expressions (ages as ``(cutoff - t) / 86400e6`` days). One batch of N customers
 costs O(N x (max_len + tail)), independent of how long their histories are.
@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from journeyformer.data.aggregates import WINDOWS_DAYS
-from journeyformer.data.labels import _NO_TIME, _micros, as_utc
+from journeyformer.data.labels import _NO_TIME, _micros, as_utc, summary_frame
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.sequences import Sequences
 from journeyformer.data.sequences_numpy import (
@@ -31,7 +31,6 @@ from journeyformer.data.sequences_numpy import (
     category_count_columns,
     days_since_columns,
     model_inputs,
-    summary_frame,
 )
 from journeyformer.service.state import PURCHASE, VALUE, CustomerState
 
@@ -136,7 +135,7 @@ def sequences_at(states: Sequence[CustomerState], cutoff: datetime, pre: Preproc
 
     customer_id = pl.Series("customer_id", [s.customer for s in states])
     summary = summary_frame(
-        customer_id, cutoff, cut_us, labels, scalars["n_events"], floats["spend"], scalars["n_purchases"],
+        customer_id, cutoff, labels, scalars["n_events"], floats["spend"], scalars["n_purchases"],
         scalars["n_window"], scalars["n_intent"], scalars["first"], scalars["last"], scalars["activity"],
     )  # fmt: skip
 
