@@ -1,5 +1,6 @@
 """Per-customer aggregate features at a cutoff: the whole-history summary a practitioner would
-hand to gradient boosting, computed by Polars in the same pass that builds the customer table.
+hand to gradient boosting, NumPy reductions over each customer's contiguous rows (the batch
+path and the small-input path give them the same arrays).
 
 Every feature uses only events at or before the cutoff (a leakage test checks it). Windows are
 half-open, (cutoff - w days, cutoff], like the loyalty window of the lifecycle rules.
@@ -33,14 +34,11 @@ This module needs only Polars and NumPy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels import LabelConfig, _is_in, as_utc
-from journeyformer.data.timestamps import UTC_US
 from journeyformer.data.vocab import PAD, Vocabularies
 
 WINDOWS_DAYS = (7, 30, 90)
@@ -64,85 +62,125 @@ def aggregate_names(
     return (*names, *CATEGORICAL_AGGREGATES)
 
 
+def _reduce(values: np.ndarray, start: np.ndarray, ufunc: np.ufunc = np.add) -> np.ndarray:
+    """``ufunc`` over each customer's rows (``start``: first rows, strictly increasing)."""
+    if len(start) == 0:
+        return np.zeros(0, dtype=values.dtype)
+    return ufunc.reduceat(values, start)
+
+
 def aggregate_features(
-    frame: pl.DataFrame,
-    cutoff: datetime,
+    ts: np.ndarray,
+    first: np.ndarray,
+    cut_us: int,
+    ids: Mapping[str, np.ndarray],
+    flags: Mapping[str, np.ndarray],
+    amount: np.ndarray,
+    extras: Mapping[str, np.ndarray],
+    summary: pl.DataFrame,
     vocabs: Vocabularies,
     categorical: Sequence[str],
     numeric: Sequence[str],
-    labels: LabelConfig,
-    summary: pl.DataFrame,
 ) -> np.ndarray:
-    """(N, K) float32 aggregates for the N rows of ``summary``, columns :func:`aggregate_names`.
+    """(N, K) float32 aggregates of the N customers of ``summary``, columns
+    :func:`aggregate_names`: the one definition of the aggregates, which the batch path
+    (:func:`journeyformer.data.sequences.build_sequences`) and the small-input path
+    (:mod:`journeyformer.data.sequences_numpy`) feed with the same arrays.
 
     Args:
-        frame: canonical events sorted by (customer_id, timestamp, _row); rows after the
-            cutoff are ignored.
-        summary: the customer table at ``cutoff`` (customer_id, recency_days, stage, ...);
-            its row order is the output's.
+        ts: (E,) epoch microseconds of the customers' events at or before the cutoff, sorted
+            by (customer, time), customers in ``summary``'s order, each with at least one.
+        first: (E,) bool, True at each customer's first row.
+        cut_us: the cutoff in epoch microseconds.
+        ids: vocabulary ids (E,) of ``categorical`` and of ``action`` and ``channel``.
+        flags: (E,) bool ``purchase`` and ``value`` (a value action) per event.
+        amount: (E,) float64; extras: (E,) float64 per ``numeric`` column.
+        summary: the history summary at the cutoff (``labels.summary_frame``).
     """
-    cutoff = as_utc(cutoff)
-    cut = pl.lit(cutoff, UTC_US)
-    cid, ts = pl.col("customer_id"), pl.col("timestamp")
-    same = (cid == cid.shift(1)).fill_null(False)
-    value = pl.when(_is_in("action", labels.value_actions)).then(pl.col("amount"))
-    prepared = frame.lazy().select(
-        "customer_id",
-        ((cut - ts).dt.total_microseconds() / _US_PER_DAY).alias("_age"),
-        pl.when(same).then(ts.dt.epoch("us").diff() / _US_PER_DAY).alias("_gap"),
-        (ts.dt.epoch("us") // int(_US_PER_DAY)).alias("_day"),
-        _is_in("action", labels.purchase_actions).alias("_purchase"),
-        value.alias("_value"),
-        *[vocabs[c].encode(c, pl.Int32).alias(f"_{c}") for c in categorical],
-        *[pl.col(c).cast(pl.Float64).alias(f"_x_{c}") for c in numeric],
-    ).filter(pl.col("_age") >= 0)
-    age, purchase = pl.col("_age"), pl.col("_purchase")
-    aggs: list[pl.Expr] = []
-    for key, expr in (("n_events", pl.lit(1)), ("n_purchases", purchase.cast(pl.Int64))):
-        aggs += [expr.filter(age < w).sum().alias(f"{key}_{w}d") for w in WINDOWS_DAYS]
-    aggs += [pl.col("_value").filter(age < w).sum().alias(f"spend_{w}d") for w in WINDOWS_DAYS]
-    aggs += [
-        pl.col("_day").n_unique().alias("n_active_days"),
-        pl.col("_gap").mean().alias("gap_mean_days"),
-        pl.col("_gap").std().alias("gap_std_days"),
-        pl.col("_gap").max().alias("gap_max_days"),
-        pl.col("_gap").last().alias("gap_last_days"),
-        pl.col("_value").mean().alias("purchase_amount_mean"),
-        pl.col("_value").max().alias("purchase_amount_max"),
-        *[pl.col(f"_x_{c}").mean().alias(f"mean_{c}") for c in numeric],
-    ]
-    for col in categorical:
-        ids = pl.col(f"_{col}")
-        for i, t in enumerate(vocabs[col].tokens):
-            if t == PAD:
-                continue
-            aggs.append((ids == i).sum().alias(f"n_{col}={t}"))
-            aggs.append(((ids == i) & (age < 30)).sum().alias(f"n30_{col}={t}"))
-    action = pl.col("_action")
-    for i, t in enumerate(vocabs["action"].tokens):
-        if t != PAD:
-            aggs.append(age.filter(action == i).min().alias(f"days_since_action={t}"))
-    aggs.append(action.last().alias("last_action"))
-    aggs.append(pl.col("_channel").last().alias("last_channel"))
-    per_customer = prepared.group_by("customer_id").agg(aggs)
+    start = np.flatnonzero(first)
+    n, n_rows = len(start), len(ts)
     names = aggregate_names(vocabs, categorical, numeric)
-    whole = summary.lazy().select(
-        "customer_id",
-        pl.col("n_events"),
-        pl.col("n_purchases"),
-        pl.col("spend"),
-        pl.col("tenure_days"),
-        pl.col("recency_days"),
-        pl.col("stage").alias("stage_now"),
-    )
-    out = (
-        whole.join(per_customer, on="customer_id", how="left", maintain_order="left")
-        .select([pl.col(n).cast(pl.Float64) for n in names])
-        .collect()
-    )
-    counts = [n for n in names if n.startswith(("n_", "n30_", "spend")) or n == "n_active_days"]
-    out = out.with_columns(pl.col(counts).fill_null(0.0))
-    return out.to_numpy().astype(np.float32, copy=False).reshape(summary.height, len(names))
+    if n == 0:
+        return np.zeros((0, len(names)), dtype=np.float32)
+    counts = np.diff(np.append(start, n_rows))
+    owner = np.cumsum(first) - 1  # (E,) the customer of each row
+    # Days as Polars computes ``total_microseconds() / 86400e6`` (times the reciprocal).
+    age = (cut_us - ts).astype(np.float64) * (1 / _US_PER_DAY)
+    value = flags["value"]
+    val = np.where(value, amount, 0.0)
+    out: dict[str, np.ndarray] = {}
+    for w in WINDOWS_DAYS:
+        out[f"n_events_{w}d"] = _reduce((age < w).astype(np.int64), start)
+    for w in WINDOWS_DAYS:
+        out[f"n_purchases_{w}d"] = _reduce((flags["purchase"] & (age < w)).astype(np.int64), start)
+    for w in WINDOWS_DAYS:
+        out[f"spend_{w}d"] = _reduce(np.where(age < w, val, 0.0), start)
+    for name in ("n_events", "n_purchases", "spend", "tenure_days", "recency_days"):
+        out[name] = summary.get_column(name).to_numpy().astype(np.float64)
+    day = ts // int(_US_PER_DAY)
+    new_day = first.copy()
+    new_day[1:] |= day[1:] != day[:-1]
+    out["n_active_days"] = _reduce(new_day.astype(np.int64), start)
+    # Gaps in days between a customer's consecutive events (none before its first).
+    gap = np.zeros(n_rows, dtype=np.float64)
+    if n_rows > 1:
+        gap[1:] = (ts[1:] - ts[:-1]) * (1 / _US_PER_DAY)
+    has_gap = ~first
+    n_gaps = counts - 1
+    last = np.append(start[1:], n_rows) - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = _reduce(np.where(has_gap, gap, 0.0), start) / n_gaps
+        dev = np.where(has_gap, gap - np.repeat(mean, counts), 0.0)
+        std = np.sqrt(_reduce(dev * dev, start) / (n_gaps - 1))
+        out["gap_mean_days"] = np.where(n_gaps >= 1, mean, np.nan)
+        out["gap_std_days"] = np.where(n_gaps >= 2, std, np.nan)
+        out["gap_max_days"] = np.where(n_gaps >= 1, _reduce(np.where(has_gap, gap, -np.inf), start, np.maximum), np.nan)
+        out["gap_last_days"] = np.where(n_gaps >= 1, gap[last], np.nan)
+        n_value = _reduce(value.astype(np.int64), start)
+        out["purchase_amount_mean"] = np.where(n_value > 0, _reduce(val, start) / n_value, np.nan)
+        out["purchase_amount_max"] = np.where(n_value > 0, _reduce(np.where(value, amount, -np.inf), start, np.maximum), np.nan)
+        for c in numeric:
+            out[f"mean_{c}"] = _reduce(extras[c], start) / counts
+    recent = (age < 30).astype(np.float64)
+    for col in categorical:
+        size = len(vocabs[col].tokens)
+        cell = owner * size + ids[col]
+        total = np.bincount(cell, minlength=n * size).reshape(n, size)
+        last30 = np.bincount(cell, weights=recent, minlength=n * size).reshape(n, size)
+        category_count_columns(out, col, vocabs[col].tokens, total, last30)
+    tokens = vocabs["action"].tokens
+    since = np.full(n * len(tokens), np.inf)
+    np.minimum.at(since, owner * len(tokens) + ids["action"], age)
+    days_since_columns(out, since.reshape(n, len(tokens)), tokens)
+    out["last_action"] = ids["action"][last]
+    out["last_channel"] = ids["channel"][last]
+    out["stage_now"] = summary.get_column("stage").to_numpy()
+    return aggregate_table(out, n, names)
+
+
+def category_count_columns(out: dict[str, np.ndarray], col: str, tokens: tuple[str, ...], total: np.ndarray, last30: np.ndarray) -> None:
+    """``n_<col>=<t>`` and ``n30_<col>=<t>`` from (N, V) counts over all history and the last
+    30 days (V: the vocabulary's tokens, ``<pad>`` skipped)."""
+    for i, t in enumerate(tokens):
+        if t != PAD:
+            out[f"n_{col}={t}"] = total[:, i]
+            out[f"n30_{col}={t}"] = last30[:, i]
+
+
+def days_since_columns(out: dict[str, np.ndarray], since: np.ndarray, tokens: tuple[str, ...]) -> None:
+    """``days_since_action=<a>`` from (N, V) days since each action's last event (inf: never)."""
+    for i, t in enumerate(tokens):
+        if t != PAD:
+            out[f"days_since_action={t}"] = np.where(np.isinf(since[:, i]), np.nan, since[:, i])
+
+
+def aggregate_table(out: Mapping[str, np.ndarray], n: int, names: Sequence[str]) -> np.ndarray:
+    """(N, K) float32 in ``names`` order (:func:`aggregate_names`) from the named columns."""
+    assert set(CATEGORICAL_AGGREGATES) <= set(out)
+    table = np.empty((n, len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        table[:, j] = out[name]
+    return table.astype(np.float32)
 
 
 def context_transform(aggregates: np.ndarray, names: Sequence[str]) -> np.ndarray:
@@ -165,6 +203,9 @@ __all__ = [
     "WINDOWS_DAYS",
     "aggregate_features",
     "aggregate_names",
+    "aggregate_table",
+    "category_count_columns",
     "context_names",
     "context_transform",
+    "days_since_columns",
 ]

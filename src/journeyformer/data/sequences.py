@@ -31,6 +31,8 @@ from journeyformer.data.features import FeatureConfig, context_features, event_f
 from journeyformer.data.labels import (
     LabelConfig,
     LabelWindow,
+    _is_in,
+    _micros,
     as_utc,
     customer_table,
     label_facts,
@@ -231,9 +233,7 @@ def build_sequences(
         chosen = np.zeros(flat.height, dtype=bool)
         chosen[rows] = True
         flat = flat.filter(pl.Series(chosen))
-    aggregates = aggregate_features(
-        frame, cutoff, vocabs, features.aggregate_categorical, features.numeric, labels, summary
-    )
+    aggregates = _aggregates(frame, split[keep] - n_history[keep], n_history[keep], cutoff, vocabs, features, labels, summary)
     seq = _assemble(flat, summary, aggregates, lengths, cutoff, features, vocabs)
     id_cols = [f"{c}__id" for c in features.categorical]
     counts = flat.select((pl.col(c) == UNK_ID).sum() for c in id_cols).row(0)
@@ -249,6 +249,46 @@ def build_sequences(
             window = LabelWindow(frame, split[keep], window_end[keep], facts, labels, vocabs)
             seq.labels = {name: np.asarray(fn(window)) for name, fn in labelers.items()}
     return seq
+
+
+def _aggregates(
+    frame: pl.DataFrame,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    cutoff: datetime,
+    vocabs: Vocabularies,
+    features: FeatureConfig,
+    labels: LabelConfig,
+    summary: pl.DataFrame,
+) -> np.ndarray:
+    """:func:`~journeyformer.data.aggregates.aggregate_features` over each kept customer's
+    whole history (rows ``starts[k]`` to ``starts[k] + lengths[k]`` of the sorted ``frame``),
+    the arrays prepared by Polars in one query."""
+    rows = ragged_rows(starts, lengths)
+    first = np.zeros(len(rows), dtype=bool)
+    first[np.cumsum(lengths) - lengths] = True  # every kept customer has history
+    coded = sorted({*features.aggregate_categorical, "action", "channel"})
+    cols = frame.select(
+        pl.col("timestamp").dt.epoch("us").alias("_ts"),
+        pl.col("amount").cast(pl.Float64).alias("_amount"),
+        _is_in("action", labels.purchase_actions).alias("_purchase"),
+        _is_in("action", labels.value_actions).alias("_value"),
+        *[vocabs[c].encode(c).alias(f"_id_{c}") for c in coded],
+        *[pl.col(c).cast(pl.Float64).alias(f"_x_{c}") for c in features.numeric],
+    )[rows]
+    return aggregate_features(
+        cols.get_column("_ts").to_numpy(),
+        first,
+        _micros(cutoff),
+        {c: cols.get_column(f"_id_{c}").to_numpy() for c in coded},
+        {"purchase": cols.get_column("_purchase").to_numpy(), "value": cols.get_column("_value").to_numpy()},
+        cols.get_column("_amount").to_numpy(),
+        {c: cols.get_column(f"_x_{c}").to_numpy() for c in features.numeric},
+        summary,
+        vocabs,
+        features.aggregate_categorical,
+        features.numeric,
+    )
 
 
 def _as_array(frame: pl.DataFrame, columns: Sequence[str], dtype: type) -> np.ndarray:

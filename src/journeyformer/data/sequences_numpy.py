@@ -26,15 +26,14 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from journeyformer.data.aggregates import CATEGORICAL_AGGREGATES, WINDOWS_DAYS, context_transform
+from journeyformer.data.aggregates import aggregate_features, context_transform
 from journeyformer.data.features import FeatureConfig, context_features
 from journeyformer.data.labels import LabelConfig, _micros, as_utc, customer_table, first_rows
 from journeyformer.data.sequences import Sequences, build_sequences, ragged_rows
-from journeyformer.data.vocab import PAD, PAD_ID, UNK_ID, Vocabularies
+from journeyformer.data.vocab import PAD_ID, UNK_ID, Vocabularies
 
 log = logging.getLogger(__name__)
 
-_US_PER_DAY = 86_400e6
 _DAY_S = 86_400.0
 
 
@@ -93,7 +92,9 @@ def few_sequences(
     rows = ragged_rows(end - lengths, lengths)
     numeric = _event_features(ts, first, cut_us, amount, extras, features)[rows]
     categorical = np.stack([ids[c] for c in features.categorical], axis=1)[rows].astype(np.int32)
-    aggregates = _aggregates(ts, first, start, cut_us, ids, flags, amount, extras, summary, vocabs, features)
+    aggregates = aggregate_features(
+        ts, first, cut_us, ids, flags, amount, extras, summary, vocabs, features.aggregate_categorical, features.numeric
+    )
     seqs = model_inputs(summary.get_column("customer_id"), cutoff, lengths, categorical, numeric, summary, aggregates, vocabs, features)
     if seqs.unknown_counts:
         log.info("%s: values unseen in training mapped to <unk> (kept events): %s", source, seqs.unknown_counts)
@@ -124,13 +125,6 @@ def _action_flags(actions: list, labels: LabelConfig) -> dict[str, np.ndarray]:
         k: (np.ones(len(actions), bool) if s is None else np.asarray([a in s for a in uniq], bool)[codes] if uniq else np.zeros(0, bool))
         for k, s in sets.items()
     }
-
-
-def _reduce(values: np.ndarray, start: np.ndarray, ufunc: np.ufunc = np.add) -> np.ndarray:
-    """``ufunc`` over each customer's rows (``start``: first rows, strictly increasing)."""
-    if len(start) == 0:
-        return np.zeros(0, dtype=values.dtype)
-    return ufunc.reduceat(values, start)
 
 
 def _signed_log1p(x: np.ndarray) -> np.ndarray:
@@ -178,105 +172,7 @@ def _event_features(
     return np.stack(columns, axis=1) if len(ts) else np.zeros((0, len(columns)), np.float32)
 
 
-def _aggregates(
-    ts: np.ndarray,
-    first: np.ndarray,
-    start: np.ndarray,
-    cut_us: int,
-    ids: dict[str, np.ndarray],
-    flags: dict[str, np.ndarray],
-    amount: np.ndarray,
-    extras: dict[str, np.ndarray],
-    summary: pl.DataFrame,
-    vocabs: Vocabularies,
-    features: FeatureConfig,
-) -> np.ndarray:
-    """(N, K) float32, columns ``features.aggregate_names(vocabs)`` (see
-    :func:`journeyformer.data.aggregates.aggregate_features`)."""
-    n = len(start)
-    counts = np.diff(np.append(start, len(ts)))
-    age = (cut_us - ts).astype(np.float64) / _US_PER_DAY
-    value = flags["value"]
-    val = np.where(value, amount, 0.0)
-    out: dict[str, np.ndarray] = {}
-    for w in WINDOWS_DAYS:
-        out[f"n_events_{w}d"] = _reduce((age < w).astype(np.int64), start)
-    for w in WINDOWS_DAYS:
-        out[f"n_purchases_{w}d"] = _reduce((flags["purchase"] & (age < w)).astype(np.int64), start)
-    for w in WINDOWS_DAYS:
-        out[f"spend_{w}d"] = _reduce(np.where(age < w, val, 0.0), start)
-    for name in ("n_events", "n_purchases", "spend", "tenure_days", "recency_days"):
-        out[name] = summary.get_column(name).to_numpy().astype(np.float64)
-    day = ts // int(_US_PER_DAY)
-    new_day = first.copy()
-    new_day[1:] |= day[1:] != day[:-1]
-    out["n_active_days"] = _reduce(new_day.astype(np.int64), start)
-    # Gaps in days between a customer's consecutive events (none before its first).
-    gap = np.zeros(len(ts), dtype=np.float64)
-    if len(ts) > 1:
-        gap[1:] = (ts[1:] - ts[:-1]) / _US_PER_DAY
-    has_gap = ~first
-    n_gaps = counts - 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = _reduce(np.where(has_gap, gap, 0.0), start) / n_gaps
-        dev = np.where(has_gap, gap - np.repeat(mean, counts), 0.0)
-        std = np.sqrt(_reduce(dev * dev, start) / (n_gaps - 1))
-        out["gap_mean_days"] = np.where(n_gaps >= 1, mean, np.nan)
-        out["gap_std_days"] = np.where(n_gaps >= 2, std, np.nan)
-        out["gap_max_days"] = np.where(n_gaps >= 1, _reduce(np.where(has_gap, gap, -np.inf), start, np.maximum), np.nan)
-        last = np.append(start[1:], len(ts)) - 1
-        out["gap_last_days"] = np.where(n_gaps >= 1, gap[last], np.nan)
-        n_value = _reduce(value.astype(np.int64), start)
-        out["purchase_amount_mean"] = np.where(n_value > 0, _reduce(val, start) / n_value, np.nan)
-        out["purchase_amount_max"] = np.where(n_value > 0, _reduce(np.where(value, amount, -np.inf), start, np.maximum), np.nan)
-        for c in features.numeric:
-            out[f"mean_{c}"] = _reduce(extras[c], start) / counts
-    recent = age < 30
-    for col in features.aggregate_categorical:
-        tokens = vocabs[col].tokens
-        onehot = ids[col][:, None] == np.arange(len(tokens))[None, :]  # (E, V)
-        total = _reduce(onehot.astype(np.int64), start)
-        last30 = _reduce((onehot & recent[:, None]).astype(np.int64), start)
-        category_count_columns(out, col, tokens, total, last30)
-    action = ids["action"]
-    tokens = vocabs["action"].tokens
-    onehot = action[:, None] == np.arange(len(tokens))[None, :]
-    since = _reduce(np.where(onehot, age[:, None], np.inf), start, np.minimum)
-    days_since_columns(out, since, tokens)
-    last_row = np.append(start[1:], len(ts)) - 1
-    out["last_action"] = action[last_row]
-    out["last_channel"] = ids["channel"][last_row]
-    out["stage_now"] = summary.get_column("stage").to_numpy()
-    return aggregate_table(out, n, vocabs, features)
-
-
-def category_count_columns(out: dict[str, np.ndarray], col: str, tokens: tuple[str, ...], total: np.ndarray, last30: np.ndarray) -> None:
-    """``n_<col>=<t>`` and ``n30_<col>=<t>`` from (N, V) counts over all history and the last
-    30 days (V: the vocabulary's tokens, ``<pad>`` skipped)."""
-    for i, t in enumerate(tokens):
-        if t != PAD:
-            out[f"n_{col}={t}"] = total[:, i]
-            out[f"n30_{col}={t}"] = last30[:, i]
-
-
-def days_since_columns(out: dict[str, np.ndarray], since: np.ndarray, tokens: tuple[str, ...]) -> None:
-    """``days_since_action=<a>`` from (N, V) days since each action's last event (inf: never)."""
-    for i, t in enumerate(tokens):
-        if t != PAD:
-            out[f"days_since_action={t}"] = np.where(np.isinf(since[:, i]), np.nan, since[:, i])
-
-
-def aggregate_table(out: dict[str, np.ndarray], n: int, vocabs: Vocabularies, features: FeatureConfig) -> np.ndarray:
-    """(N, K) float32 in ``features.aggregate_names(vocabs)`` order from the named columns."""
-    names = features.aggregate_names(vocabs)
-    assert set(CATEGORICAL_AGGREGATES) <= set(out)
-    table = np.empty((n, len(names)), dtype=np.float64)
-    for j, name in enumerate(names):
-        table[:, j] = out[name]
-    return table.astype(np.float32)
-
-
-__all__ = ["aggregate_table", "applies", "category_count_columns", "days_since_columns", "few_sequences"]
+__all__ = ["applies", "few_sequences"]
 
 
 def model_inputs(

@@ -21,15 +21,17 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from journeyformer.data.aggregates import WINDOWS_DAYS
+from journeyformer.data.aggregates import (
+    WINDOWS_DAYS,
+    aggregate_table,
+    category_count_columns,
+    days_since_columns,
+)
 from journeyformer.data.labels import _NO_TIME, _micros, as_utc, summary_frame
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.sequences import Sequences
 from journeyformer.data.sequences_numpy import (
     _event_features,
-    aggregate_table,
-    category_count_columns,
-    days_since_columns,
     model_inputs,
 )
 from journeyformer.service.state import PURCHASE, VALUE, CustomerState
@@ -182,7 +184,7 @@ def sequences_at(states: Sequence[CustomerState], cutoff: datetime, pre: Preproc
     out["last_action"] = categorical[last_rows, 0]
     out["last_channel"] = categorical[last_rows, features.categorical.index("channel")]
     out["stage_now"] = summary.get_column("stage").to_numpy()
-    aggregates = aggregate_table(out, n, vocabs, features)
+    aggregates = aggregate_table(out, n, features.aggregate_names(vocabs))
     return model_inputs(customer_id, cutoff, lengths, categorical, numeric, summary, aggregates, vocabs, features)
 
 
