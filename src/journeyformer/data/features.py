@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from journeyformer.data.aggregates import aggregate_names, context_names
-from journeyformer.data.labels import as_utc
+from journeyformer.data.labels import _micros, first_rows
 from journeyformer.data.timestamps import check_time_zone
 from journeyformer.data.vocab import PAD_ID, Vocabularies
 from journeyformer.errors import ConfigError
@@ -116,17 +116,60 @@ class FeatureConfig:
 
 
 
-def _signed_log1p(expr: pl.Expr) -> pl.Expr:
-    return expr.sign() * expr.abs().log1p()
+def _signed_log1p(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
 
 
-def _periodic(period: int) -> tuple[pl.Expr, pl.Expr]:
+def _periodic(period: int) -> tuple[np.ndarray, np.ndarray]:
     """Float32 lookup tables of sin and cos over ``period`` equal steps of a circle."""
     angle = np.arange(period) * (2 * math.pi / period)
-    return (
-        pl.lit(pl.Series(np.sin(angle), dtype=pl.Float32)),
-        pl.lit(pl.Series(np.cos(angle), dtype=pl.Float32)),
-    )
+    return np.sin(angle).astype(np.float32), np.cos(angle).astype(np.float32)
+
+
+_TABLES = {1440: _periodic(1440), 7: _periodic(7)}
+
+
+def numeric_event_features(
+    ts: np.ndarray,
+    local_us: np.ndarray,
+    first: np.ndarray,
+    cut_us: int,
+    amount: np.ndarray,
+    extras: Mapping[str, np.ndarray],
+    features: FeatureConfig,
+) -> np.ndarray:
+    """(E, F) float32 per-event numbers, columns ``features.numeric_names``: the one definition,
+    which the batch path (:func:`event_features`), the small-input path and the service feed.
+
+    ``ts``: epoch microseconds (UTC) of events sorted by (customer, time); ``local_us`` the
+    same instants as wall-clock microseconds in ``features.time_zone`` (``ts`` for UTC);
+    ``first``: True at each customer's first row; ``amount``, ``extras``: float64 per event.
+    ``log_gap`` (seconds since the customer's previous event, 0 for the first) and ``log_age``
+    (seconds before the cutoff) are log1p(s) / 10 (about 0..1.7); ``log_amount`` and the extra
+    columns are signed log1p; hour of day (to the minute) and day of week as sin/cos. Divisions
+    by constants are products with their reciprocals, as Polars evaluates them (bit for bit
+    the former Polars definition)."""
+    gap_s = np.zeros(len(ts), dtype=np.float64)
+    if len(ts) > 1:
+        gap_s[1:] = (ts[1:] - ts[:-1]).astype(np.float64) * (1 / 1e6)
+    with np.errstate(invalid="ignore"):  # a first row's gap is replaced below
+        log_gap = np.where(first, 0.0, np.log1p(gap_s) * (1 / 10))
+    age_s = (cut_us - ts).astype(np.float64) * (1 / 1e6)
+    minute = (local_us // 60_000_000) % 1440
+    weekday = (local_us // 86_400_000_000 + 3) % 7  # Monday = 0; 1970-01-01 was a Thursday
+    hour_sin, hour_cos = _TABLES[1440]
+    dow_sin, dow_cos = _TABLES[7]
+    columns = [
+        _signed_log1p(amount).astype(np.float32),
+        log_gap.astype(np.float32),
+        (np.log1p(age_s) * (1 / 10)).astype(np.float32),
+        hour_sin[minute],
+        hour_cos[minute],
+        dow_sin[weekday],
+        dow_cos[weekday],
+        *[_signed_log1p(extras[c]).astype(np.float32) for c in features.numeric],
+    ]
+    return np.stack(columns, axis=1) if len(ts) else np.zeros((0, len(columns)), np.float32)
 
 
 def event_features(
@@ -135,36 +178,32 @@ def event_features(
     """Events sorted by (customer_id, timestamp, _row) -> one row of features per event.
 
     Columns ``<name>__id`` (Int32 vocabulary ids) for ``features.categorical``, then
-    ``features.numeric_names`` (Float32). ``log_gap`` (seconds since the customer's previous
-    event, 0 for the first) and ``log_age`` (seconds before the cutoff) are log1p(s) / 10
-    (about 0..1.7); ``log_amount`` and the extra numeric columns are signed log1p; hour of day
-    (to the minute) and day of week are in ``features.time_zone``, as sin/cos on the circle.
+    ``features.numeric_names`` (Float32, :func:`numeric_event_features`).
     """
     ts = pl.col("timestamp")
-    cid = pl.col("customer_id")
-    first = (cid != cid.shift(1)).fill_null(True)
-    gap_s = ts.dt.epoch("us").diff().cast(pl.Float64) / 1e6
-    age_s = (pl.lit(as_utc(cutoff), pl.Datetime("us", "UTC")) - ts).dt.total_microseconds() / 1e6
     local = ts
     if features.time_zone != "UTC":
         local = ts.dt.convert_time_zone(features.time_zone).dt.replace_time_zone(None)
-    local_us = local.dt.epoch("us")
-    minute_of_day = (local_us // 60_000_000) % 1440
-    weekday = (local_us // 86_400_000_000 + 3) % 7  # Monday = 0; 1970-01-01 was a Thursday
-    hour_sin, hour_cos = _periodic(1440)
-    dow_sin, dow_cos = _periodic(7)
-    numeric = [
-        _signed_log1p(pl.col("amount")).cast(pl.Float32).alias("log_amount"),
-        pl.when(first).then(0.0).otherwise(gap_s.log1p() / 10).cast(pl.Float32).alias("log_gap"),
-        (age_s.log1p() / 10).cast(pl.Float32).alias("log_age"),
-        hour_sin.gather(minute_of_day).alias("hour_sin"),
-        hour_cos.gather(minute_of_day).alias("hour_cos"),
-        dow_sin.gather(weekday).alias("dow_sin"),
-        dow_cos.gather(weekday).alias("dow_cos"),
-        *[_signed_log1p(pl.col(c)).cast(pl.Float32).alias(c) for c in features.numeric],
-    ]
     ids = [_encode(c, vocabs).alias(f"{c}__id") for c in features.categorical]
-    return events.select(*ids, *numeric)
+    cols = events.select(
+        *ids,
+        ts.dt.epoch("us").alias("_ts"),
+        local.dt.epoch("us").alias("_local"),
+        pl.col("amount").cast(pl.Float64).alias("_amount"),
+        *[pl.col(c).cast(pl.Float64).alias(f"_x_{c}") for c in features.numeric],
+    )
+    numeric = numeric_event_features(
+        cols.get_column("_ts").to_numpy(),
+        cols.get_column("_local").to_numpy(),
+        first_rows(events.get_column("customer_id")),
+        _micros(cutoff),
+        cols.get_column("_amount").to_numpy(),
+        {c: cols.get_column(f"_x_{c}").to_numpy() for c in features.numeric},
+        features,
+    )
+    return cols.select(f"{c}__id" for c in features.categorical).with_columns(
+        pl.Series(name, numeric[:, j]) for j, name in enumerate(features.numeric_names)
+    )
 
 
 def _encode(column: str, vocabs: Vocabularies) -> pl.Expr:

@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from journeyformer.data.aggregates import aggregate_features, context_transform
-from journeyformer.data.features import FeatureConfig, context_features
+from journeyformer.data.features import FeatureConfig, context_features, numeric_event_features
 from journeyformer.data.labels import LabelConfig, _micros, as_utc, customer_table, first_rows
 from journeyformer.data.sequences import Sequences, build_sequences, ragged_rows
 from journeyformer.data.vocab import PAD_ID, UNK_ID, Vocabularies
@@ -90,7 +90,7 @@ def few_sequences(
     summary = customer_table(events, cutoff, labels, flags={**flags, "value": np.where(flags["value"], amount, 0.0)})[0]
     lengths = np.minimum(n_events, features.max_len)
     rows = ragged_rows(end - lengths, lengths)
-    numeric = _event_features(ts, first, cut_us, amount, extras, features)[rows]
+    numeric = numeric_event_features(ts, ts, first, cut_us, amount, extras, features)[rows]
     categorical = np.stack([ids[c] for c in features.categorical], axis=1)[rows].astype(np.int32)
     aggregates = aggregate_features(
         ts, first, cut_us, ids, flags, amount, extras, summary, vocabs, features.aggregate_categorical, features.numeric
@@ -125,51 +125,6 @@ def _action_flags(actions: list, labels: LabelConfig) -> dict[str, np.ndarray]:
         k: (np.ones(len(actions), bool) if s is None else np.asarray([a in s for a in uniq], bool)[codes] if uniq else np.zeros(0, bool))
         for k, s in sets.items()
     }
-
-
-def _signed_log1p(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.log1p(np.abs(x))
-
-
-def _periodic(period: int) -> tuple[np.ndarray, np.ndarray]:
-    """The float32 sin/cos tables of :func:`journeyformer.data.features._periodic`."""
-    angle = np.arange(period) * (2 * np.pi / period)
-    return np.sin(angle).astype(np.float32), np.cos(angle).astype(np.float32)
-
-
-_TABLES = {1440: _periodic(1440), 7: _periodic(7)}
-
-
-def _event_features(
-    ts: np.ndarray,
-    first: np.ndarray,
-    cut_us: int,
-    amount: np.ndarray,
-    extras: dict[str, np.ndarray],
-    features: FeatureConfig,
-) -> np.ndarray:
-    """(E, F) float32, columns ``features.numeric_names`` (see ``event_features``)."""
-    gap_s = np.zeros(len(ts), dtype=np.float64)
-    if len(ts) > 1:
-        gap_s[1:] = (ts[1:] - ts[:-1]).astype(np.float64) / 1e6
-    with np.errstate(invalid="ignore"):  # a first row's gap is replaced below
-        log_gap = np.where(first, 0.0, np.log1p(gap_s) / 10)
-    age_s = (cut_us - ts).astype(np.float64) / 1e6
-    minute = (ts // 60_000_000) % 1440
-    weekday = (ts // 86_400_000_000 + 3) % 7  # Monday = 0; 1970-01-01 was a Thursday
-    hour_sin, hour_cos = _TABLES[1440]
-    dow_sin, dow_cos = _TABLES[7]
-    columns = [
-        _signed_log1p(amount).astype(np.float32),
-        log_gap.astype(np.float32),
-        (np.log1p(age_s) / 10).astype(np.float32),
-        hour_sin[minute],
-        hour_cos[minute],
-        dow_sin[weekday],
-        dow_cos[weekday],
-        *[_signed_log1p(extras[c]).astype(np.float32) for c in features.numeric],
-    ]
-    return np.stack(columns, axis=1) if len(ts) else np.zeros((0, len(columns)), np.float32)
 
 
 __all__ = ["applies", "few_sequences"]

@@ -27,13 +27,11 @@ from journeyformer.data.aggregates import (
     category_count_columns,
     days_since_columns,
 )
+from journeyformer.data.features import numeric_event_features
 from journeyformer.data.labels import _NO_TIME, _micros, as_utc, summary_frame
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.sequences import Sequences
-from journeyformer.data.sequences_numpy import (
-    _event_features,
-    model_inputs,
-)
+from journeyformer.data.sequences_numpy import model_inputs
 from journeyformer.service.state import PURCHASE, VALUE, CustomerState
 
 _US_PER_DAY = 86_400e6
@@ -144,8 +142,8 @@ def sequences_at(states: Sequence[CustomerState], cutoff: datetime, pre: Preproc
     # Per-event numeric features over the sequence rows (predecessors give the first gap).
     ts_arr = np.asarray(seq_ts, dtype=np.int64)
     extras_arr = np.asarray(extras, dtype=np.float64).reshape(len(seq_ts), n_extra)
-    numeric_all = _event_features(
-        ts_arr, np.asarray(first), cut_us, np.asarray(amount, dtype=np.float64),
+    numeric_all = numeric_event_features(
+        ts_arr, ts_arr, np.asarray(first), cut_us, np.asarray(amount, dtype=np.float64),
         {c: extras_arr[:, j] for j, c in enumerate(features.numeric)}, features,
     )  # fmt: skip
     numeric = numeric_all[np.asarray(keep)]
