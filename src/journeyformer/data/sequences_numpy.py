@@ -1,18 +1,15 @@
-"""Sequences of a few customers in NumPy: the Python API's small-input path.
+"""Sequences of a few customers without Polars queries: the Python API's small-input path.
 
-:func:`journeyformer.data.sequences.build_sequences` plans a dozen Polars queries per call, one
-of them with about a hundred aggregations (:mod:`journeyformer.data.aggregates`): the right
-trade for a million customers, but for one customer's twenty events the planning is most of the
-time (about 15 ms of a 20 ms call). :func:`few_sequences` computes the same arrays for scoring
-(no labels, every customer with history) with NumPy reductions over each customer's contiguous
-rows: the history summary and lifecycle stage (:mod:`journeyformer.data.labels`), the per-event
-features (:mod:`journeyformer.data.features`) and the aggregates, then the same
-:class:`~journeyformer.data.sequences.Sequences`.
-
-Same numbers: integer quantities, ids, timestamps and the summary are identical; float sums and
-means may differ from Polars' in the last bits of float64 (another summation order), which the
-float32 model inputs almost never see. ``tests/unit/test_sequences_numpy.py`` compares every
-field with the Polars path on many customers.
+:func:`journeyformer.data.sequences.build_sequences` plans several Polars queries per call: the
+right trade for a million customers, but for one customer's twenty events the planning is most
+of the time. :func:`few_sequences` prepares the same arrays with NumPy (vocabulary ids and
+action flags through small Python lookups) and calls the one definition of each feature that
+the batch path calls too: the history summary and stage
+(:func:`journeyformer.data.labels.customer_table`), the per-event features
+(:func:`journeyformer.data.features.numeric_event_features`) and the aggregates
+(:func:`journeyformer.data.aggregates.aggregate_features`); then the same
+:class:`~journeyformer.data.sequences.Sequences` (:func:`model_inputs`, shared with the
+service). ``tests/unit/test_sequences_numpy.py`` compares every field with the batch path.
 
 Applies when :func:`applies` says so (event features in UTC); the caller falls back to
 :func:`~journeyformer.data.sequences.build_sequences` otherwise. Needs only Polars and NumPy.
