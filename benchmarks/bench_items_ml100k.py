@@ -54,10 +54,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 from real_logs import LOGS, events_path
 
+from journeyformer.data.preprocessing import SplitConfig
 from journeyformer.machine import cpu_info
 from journeyformer.metrics import ranking
 from journeyformer.metrics.bootstrap import paired_bootstrap
-from journeyformer.data.preprocessing import SplitConfig
 from journeyformer.pipelines import train
 from journeyformer.tasks import registry
 from journeyformer.tasks.item_baselines import item_ids
