@@ -148,7 +148,8 @@ def recbole_rows(seqs, pre, events: Path, args: argparse.Namespace) -> dict[str,
     users = seqs.customer_id.to_numpy()[rows]
     spec = {"events": str(events), "cutoff": args.cutoff, "users": [str(u) for u in users],
             "targets": [tokens[i] for i in y[rows]], "catalogue": list(tokens[2:]),
-            "epochs": args.recbole_epochs, "seed": args.seed}  # fmt: skip
+            "epochs": args.recbole_epochs, "seed": args.seed, "hidden_size": args.recbole_hidden,
+            "max_len": 50, "threads": 1, "eval_at_end": args.recbole_eval_at_end}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "spec.json").write_text(json.dumps(spec))
         here = Path(__file__).resolve().parent
@@ -172,6 +173,8 @@ def main() -> None:
                     help="oot: out of time at --cutoff; loo: leave-one-out (every user's last rating)")
     ap.add_argument("--recbole", action="store_true", help="also RecBole's SASRec and GRU4Rec")
     ap.add_argument("--recbole-epochs", type=int, default=50)
+    ap.add_argument("--recbole-hidden", type=int, default=0, help="hidden size of RecBole's models (0: RecBole's defaults)")
+    ap.add_argument("--recbole-eval-at-end", action="store_true", help="validate RecBole's models once, after the last epoch")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     name, _, cores = cpu_info()
@@ -204,7 +207,11 @@ def main() -> None:
     popularity = np.bincount(item_ids(result.data.splits["train"]), minlength=n_items + 2).astype(float)
     rows = {"model": scored["outputs"]["next_item_ids"], **scored["baselines"]["next_item"]}
     if args.recbole:
-        rows |= recbole_rows(scored["seqs"], result.data.preprocessing, path, args)
+        recbole_events = path
+        if loo:  # the test copies only: RecBole's own leave-one-out on them is the same split
+            recbole_events = Path(work.name) / "loo_test_copies.parquet"
+            pl.read_parquet(path).filter(~pl.col("customer_id").str.contains("#")).write_parquet(recbole_events)
+        rows |= recbole_rows(scored["seqs"], result.data.preprocessing, recbole_events, args)
     table = {}
     for label, ranked in rows.items():
         m = task.score(ranked, y)
