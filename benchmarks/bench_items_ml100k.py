@@ -206,36 +206,44 @@ def main() -> None:
     n_items = len(result.data.preprocessing.items) - 2
     popularity = np.bincount(item_ids(result.data.splits["train"]), minlength=n_items + 2).astype(float)
     rows = {"model": scored["outputs"]["next_item_ids"], **scored["baselines"]["next_item"]}
+    n_labelled = int(ranking.labelled(y).sum())
+    iv = test["intervals"]["next_item"]
+    what = "leave-one-out" if loo else f"test cutoff {args.cutoff}"
+    table: dict = {}
+
+    def report(rows: dict[str, np.ndarray]) -> None:
+        """Print the table of ``rows`` (and keep it in ``--json``)."""
+        for label, ranked in rows.items():
+            m = task.score(ranked, y)
+            m["coverage@10"] = ranking.coverage_at_k(ranked, n_items, 10)
+            m["popularity_bias@10"] = ranking.popularity_bias_at_k(ranked, popularity, 10)
+            table[label] = m
+        print(f"MovieLens-100k, {what}, {n_labelled} test users with a next film, "
+              f"{n_items} films; CPU {name} ({cores} cores); wall {wall:.0f} s")  # fmt: skip
+        print(f"{'':<24}{'HR@10':>8}{'NDCG@10':>9}{'MRR':>8}{'cov@10':>8}{'popbias':>9}")
+        for label, m in table.items():
+            print(f"{label:<24}{m['hr@10']:>8.3f}{m['ndcg@10']:>9.3f}{m['mrr']:>8.3f}{m['coverage@10']:>8.3f}{m['popularity_bias@10']:>9.3f}")
+        print(f"model - {iv['baseline']} NDCG@10: {iv['delta']:+.3f} [{iv['low']:+.3f}, {iv['high']:+.3f}] -> {iv['verdict']}")
+        groups = scored["seqs"].customer_id.to_numpy()
+        for label in [r for r in rows if r.startswith("recbole_")]:
+            b = paired_bootstrap(lambda p, yy: task.score(p, yy)["ndcg@10"], rows["model"], rows[label], y, groups)
+            table[label]["model_minus"] = b
+            print(f"model - {label} NDCG@10: {b['delta']:+.3f} [{b['low']:+.3f}, {b['high']:+.3f}] -> {b['verdict']}")
+        if args.json:
+            args.json.write_text(json.dumps({"cpu": name, "cores": cores, "protocol": args.protocol, "cutoff": args.cutoff,
+                                             "n_test": n_labelled, "n_items": n_items, "overrides": overrides,
+                                             "table": table, "interval": iv, "wall_seconds": wall}, indent=1))  # fmt: skip
+
+    report(rows)  # the model and the baselines first: RecBole takes long
     if args.recbole:
         recbole_events = path
         if loo:  # the test copies only: RecBole's own leave-one-out on them is the same split
             recbole_events = Path(work.name) / "loo_test_copies.parquet"
             pl.read_parquet(path).filter(~pl.col("customer_id").str.contains("#")).write_parquet(recbole_events)
+        start = time.perf_counter()
         rows |= recbole_rows(scored["seqs"], result.data.preprocessing, recbole_events, args)
-    table = {}
-    for label, ranked in rows.items():
-        m = task.score(ranked, y)
-        m["coverage@10"] = ranking.coverage_at_k(ranked, n_items, 10)
-        m["popularity_bias@10"] = ranking.popularity_bias_at_k(ranked, popularity, 10)
-        table[label] = m
-    n_labelled = int(ranking.labelled(y).sum())
-    what = "leave-one-out" if loo else f"test cutoff {args.cutoff}"
-    print(f"MovieLens-100k, {what}, {n_labelled} test users with a next film, "
-          f"{n_items} films; CPU {name} ({cores} cores); wall {wall:.0f} s")  # fmt: skip
-    print(f"{'':<24}{'HR@10':>8}{'NDCG@10':>9}{'MRR':>8}{'cov@10':>8}{'popbias':>9}")
-    for label, m in table.items():
-        print(f"{label:<24}{m['hr@10']:>8.3f}{m['ndcg@10']:>9.3f}{m['mrr']:>8.3f}{m['coverage@10']:>8.3f}{m['popularity_bias@10']:>9.3f}")
-    iv = test["intervals"]["next_item"]
-    print(f"model - {iv['baseline']} NDCG@10: {iv['delta']:+.3f} [{iv['low']:+.3f}, {iv['high']:+.3f}] -> {iv['verdict']}")
-    groups = scored["seqs"].customer_id.to_numpy()
-    for label in [r for r in rows if r.startswith("recbole_")]:
-        b = paired_bootstrap(lambda p, yy: task.score(p, yy)["ndcg@10"], rows["model"], rows[label], y, groups)
-        table[label]["model_minus"] = b
-        print(f"model - {label} NDCG@10: {b['delta']:+.3f} [{b['low']:+.3f}, {b['high']:+.3f}] -> {b['verdict']}")
-    if args.json:
-        args.json.write_text(json.dumps({"cpu": name, "cores": cores, "protocol": args.protocol, "cutoff": args.cutoff, "n_test": n_labelled,
-                                         "n_items": n_items, "overrides": overrides, "table": table,
-                                         "interval": iv, "wall_seconds": wall}, indent=1))  # fmt: skip
+        print(f"RecBole: {time.perf_counter() - start:.0f} s", flush=True)
+        report(rows)
     work.cleanup()
 
 
