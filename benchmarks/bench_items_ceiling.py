@@ -1,12 +1,13 @@
 """How much room is there for next items: the catalogue world's Bayes ceiling beside the model
 and every next-item baseline, on the same test samples.
 
-    .venv/bin/python benchmarks/bench_items_ceiling.py [--k 4000] [--draws 4000] [--seed 0]
+    .venv/bin/python benchmarks/bench_items_ceiling.py [--customers 1500] [--k 4000] [--draws 4000] [--seed 0]
         [--json benchmarks/results/items_ceiling.json] [override ...]
 
 One training run in the integration test's setting (``tests/integration/test_next_item_train.py``:
 1,500 customers, 150 items, 14-day horizon, tiny model with the next_item head alone, 8 epochs,
-batches of 64; Hydra overrides after the options are appended), its test table caught on the
+batches of 64; ``--customers`` more customers of the same world, for narrower intervals; Hydra
+overrides after the options are appended), its test table caught on the
 way (the model's top 20 and every baseline's), then two Bayes predictors of the same target
 (the first catalogue item in the horizon the customer has not had), each ranking the catalogue
 by the probability of being that target:
@@ -33,6 +34,7 @@ baseline -> ``bayes [history]``) the model takes. Not a test.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -172,6 +174,7 @@ def ranking(targets: np.ndarray, n_items: int, to_id: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--customers", type=int, default=WORLD.n_customers)
     ap.add_argument("--k", type=int, default=4000, help="Monte Carlo continuations per sample")
     ap.add_argument("--draws", type=int, default=4000, help="prior interest draws per sample")
     ap.add_argument("--seed", type=int, default=0)
@@ -179,7 +182,8 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     cpu, _, cores = cpu_info()
-    events, state = WORLD.simulate()
+    world = dataclasses.replace(WORLD, n_customers=args.customers)
+    events, state = world.simulate()
     events = events.with_columns(pl.col("item").str.slice(1).cast(pl.Int64))  # integer ids, as the test
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "events.parquet"
@@ -195,7 +199,7 @@ def main() -> None:
     seqs = scored["seqs"]
     y = seqs.labels["next_item"]
     vocab = result.data.preprocessing.vocabs["item"]
-    to_id = np.array([vocab.index.get(str(i), 1) for i in range(WORLD.n_items)])
+    to_id = np.array([vocab.index.get(str(i), 1) for i in range(world.n_items)])
     catalogue = to_id >= 2
     task = registry.get("next_item")
 
@@ -220,14 +224,14 @@ def main() -> None:
             interest=state.interest[int(cid) - 1], topic=int(state.topic[past[-1]]),
         )  # fmt: skip
         k = args.k
-        got = continue_world(WORLD, state, c, np.tile(c.interest, (k, 1)), np.full(k, c.topic), catalogue, rng)
-        oracle[i] = ranking(got, WORLD.n_items, to_id)
-        interests, w, alpha = posterior(WORLD, state, c, args.draws, rng)
+        got = continue_world(world, state, c, np.tile(c.interest, (k, 1)), np.full(k, c.topic), catalogue, rng)
+        oracle[i] = ranking(got, world.n_items, to_id)
+        interests, w, alpha = posterior(world, state, c, args.draws, rng)
         m = rng.choice(len(w), size=k, p=w)
         cum = np.cumsum(alpha[m], 1)
-        topic = np.minimum((cum < rng.random(k)[:, None]).sum(1), WORLD.n_topics - 1)
-        got = continue_world(WORLD, state, c, interests[m], topic, catalogue, rng)
-        bayes[i] = ranking(got, WORLD.n_items, to_id)
+        topic = np.minimum((cum < rng.random(k)[:, None]).sum(1), world.n_topics - 1)
+        got = continue_world(world, state, c, interests[m], topic, catalogue, rng)
+        bayes[i] = ranking(got, world.n_items, to_id)
     ceiling_wall = time.perf_counter() - ceiling_wall
 
     table = {"oracle [latent]": oracle, "bayes [history]": bayes, "model": scored["outputs"]["next_item_ids"],
@@ -236,7 +240,7 @@ def main() -> None:
     baselines = list(scored["baselines"]["next_item"])
     best = max(baselines, key=lambda b: scores[b]["ndcg@10"])
     n = int((y[:, 0] >= 2).sum())
-    print(f"catalogue world (1,500 customers, 150 items, horizon {HORIZON_DAYS} d), {n} labelled test samples; "
+    print(f"catalogue world ({world.n_customers:,} customers, {world.n_items} items, horizon {HORIZON_DAYS} d), {n} labelled test samples; "
           f"CPU {cpu} ({cores} cores); training {wall:.0f} s, ceilings {ceiling_wall:.0f} s (K={args.k}, draws={args.draws})")  # fmt: skip
     print(f"{'':<24}{'NDCG@10':>9}{'HR@10':>8}{'MRR':>8}")
     for name, m in scores.items():
@@ -255,7 +259,8 @@ def main() -> None:
     share = taken / room if room > 0 else float("nan")
     print(f"room (best baseline {best} -> bayes [history]): {room:+.3f} NDCG@10; the model takes {taken:+.3f} = {share:.0%}")
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu, "cores": cores, "n_test": n, "k": args.k, "draws": args.draws,
+        args.json.write_text(json.dumps({"cpu": cpu, "cores": cores, "customers": world.n_customers, "n_test": n,
+                                         "overrides": args.overrides, "k": args.k, "draws": args.draws,
                                          "scores": scores, "best_baseline": best, "bootstrap": diffs, "room": room,
                                          "share": share, "train_seconds": wall}, indent=1))  # fmt: skip
 
