@@ -329,3 +329,17 @@ def test_one_item_catalogue_lists_that_item_and_pads_the_rest(tmp_path, caplog):
     out = _net(3).eval().item_outputs(torch.randn(2, 16), torch.tensor([[[2, 2, 2]], [[2, 2, 0]]]))
     assert out["next_item_ids"].shape == (2, 1) and out["next_item_ids"][1].tolist() == [2]  # k: 1
     assert out["next_item_scores"][0, 0] < -1e8 < out["next_item_scores"][1, 0]  # seen: masked tail
+
+
+def test_catalogue_world_returns_the_latent_state_that_drew_its_events():
+    world = CatalogueWorld(n_customers=200, n_items=60, days=100, seed=11)
+    events, state = world.simulate()
+    assert events.equals(world.generate())  # the same draws, the state beside them
+    assert len(state.topic) == len(state.session_start) == events.height
+    assert state.interest.shape == (200, world.n_topics) and np.allclose(state.interest.sum(1), 1)
+    items = events["item"].str.slice(1).cast(pl.Int64).to_numpy()
+    # Popular draws come from the topic in force; follows and repeats mostly stay in it.
+    assert np.mean(state.topic_of[items] == state.topic) > 0.7
+    gap = events["timestamp"].diff().dt.total_seconds().fill_null(0).to_numpy()
+    first = events["customer_id"].diff().fill_null(1).to_numpy() != 0
+    assert (state.session_start == (first | (gap > 3600))).all()
