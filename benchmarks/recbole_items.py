@@ -72,6 +72,10 @@ def run_model(name: str, data_dir: Path, spec: dict, seen: dict[str, set]) -> di
     from recbole.utils import init_seed
 
     model_cls = {"SASRec": SASRec, "GRU4Rec": GRU4Rec}[name]
+    # RecBole 1.2.1's sequential_recommender/sine.py calls torch.autograd.set_detect_anomaly(True)
+    # when the package is imported, so every op records a Python stack: an epoch that takes
+    # seconds took many minutes. Nothing here needs anomaly detection.
+    torch.autograd.set_detect_anomaly(False)
     torch.set_num_threads(int(spec.get("threads", 1)))
     cheap: dict = {}
     if spec.get("hidden_size"):
