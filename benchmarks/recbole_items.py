@@ -6,7 +6,11 @@ package or the tests).
 
 SPEC.json (written by bench_items_ml100k.py): ``events`` (the MovieLens events parquet),
 ``cutoff`` (ISO), ``users`` and ``targets`` (the test users and their next film), ``catalogue``
-(the model's item ids: the candidate set), ``epochs``, ``seed``. RecBole trains on every rating
+(the model's item ids: the candidate set), ``epochs``, ``seed``, and the cheap settings
+``hidden_size`` (SASRec's hidden and GRU4Rec's embedding and hidden size; RecBole's defaults
+64 / 64 and 128 without it), ``max_len`` (``MAX_ITEM_LIST_LENGTH``, 50), ``threads`` (torch
+threads, 1) and ``eval_at_end`` (validate once, after the last epoch, instead of every epoch
+with early stopping). RecBole trains on every rating
 at or before the cutoff except each test user's last one, which is its validation target
 (early stopping on NDCG@10); the test rows are the benchmark's own targets after each user's
 last 50 ratings at or before the cutoff. Scores come from RecBole's
@@ -20,6 +24,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +32,9 @@ import polars as pl
 import torch
 
 
-def write_atomic(folder: Path, events: pl.DataFrame, cutoff: str, users: list, targets: list) -> dict[str, set]:
+def write_atomic(folder: Path, events: pl.DataFrame, cutoff: str, users: list, targets: list, max_len: int = 50) -> dict[str, set]:
     """RecBole's benchmark files for sequential models (``item_id_list`` pre-built, at most
-    50 films): train = every rating at or before the cutoff after a user's first, but the
+    ``max_len`` films): train = every rating at or before the cutoff after a user's first, but the
     last; valid = each user's last rating there; test = the benchmark's targets after each
     test user's whole history. Returns user -> the films rated (the mask)."""
     cut = pl.lit(cutoff).str.to_datetime(time_zone="UTC")
@@ -47,8 +52,8 @@ def write_atomic(folder: Path, events: pl.DataFrame, cutoff: str, users: list, t
         seen[u] = set(items)
         for j in range(1, len(items)):
             part = "valid" if j == len(items) - 1 else "train"
-            rows[part].append((u, " ".join(items[max(0, j - 50) : j]), items[j], float(stamps[j])))
-    last = {str(u): (" ".join(i[-50:]), float(t[-1]) + 1) for u, i, t in hist.iter_rows()}
+            rows[part].append((u, " ".join(items[max(0, j - max_len) : j]), items[j], float(stamps[j])))
+    last = {str(u): (" ".join(i[-max_len:]), float(t[-1]) + 1) for u, i, t in hist.iter_rows()}
     for u, target in zip(users, targets, strict=True):
         rows["test"].append((str(u), last[str(u)][0], str(target), last[str(u)][1]))
     folder.mkdir(parents=True, exist_ok=True)
@@ -67,17 +72,28 @@ def run_model(name: str, data_dir: Path, spec: dict, seen: dict[str, set]) -> di
     from recbole.utils import init_seed
 
     model_cls = {"SASRec": SASRec, "GRU4Rec": GRU4Rec}[name]
+    # RecBole 1.2.1's sequential_recommender/sine.py calls torch.autograd.set_detect_anomaly(True)
+    # when the package is imported, so every op records a Python stack: an epoch that takes
+    # seconds took many minutes. Nothing here needs anomaly detection.
+    torch.autograd.set_detect_anomaly(False)
+    torch.set_num_threads(int(spec.get("threads", 1)))
+    cheap: dict = {}
+    if spec.get("hidden_size"):
+        h = int(spec["hidden_size"])
+        cheap = {"hidden_size": h, "inner_size": 2 * h} if name == "SASRec" else {"embedding_size": h, "hidden_size": h}
+    if spec.get("eval_at_end"):
+        cheap["eval_step"] = spec["epochs"]  # one validation, after the last epoch
     config = Config(
         model=model_cls,
         dataset="mlbench",
         config_dict={
             "data_path": str(data_dir), "benchmark_filename": ["train", "valid", "test"],
-            "load_col": {"inter": ["user_id", "item_id_list", "item_id", "timestamp"]}, "MAX_ITEM_LIST_LENGTH": 50,
+            "load_col": {"inter": ["user_id", "item_id_list", "item_id", "timestamp"]}, "MAX_ITEM_LIST_LENGTH": int(spec.get("max_len", 50)),
             "train_neg_sample_args": None, "loss_type": "CE", "epochs": spec["epochs"], "stopping_step": 5,
             "eval_args": {"order": "TO", "mode": "full", "group_by": "user"}, "metrics": ["NDCG"], "topk": [10],
             "valid_metric": "NDCG@10", "seed": spec["seed"], "device": "cpu", "use_gpu": False,
             "show_progress": False, "checkpoint_dir": str(data_dir / "saved"), "train_batch_size": 256,
-            "eval_batch_size": 256, "log_wandb": False,
+            "eval_batch_size": 256, "log_wandb": False, **cheap,
         },
     )  # fmt: skip
     init_seed(config["seed"], config["reproducibility"])
@@ -118,9 +134,11 @@ def main() -> None:
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "mlbench"
-        seen = write_atomic(folder, events, spec["cutoff"], spec["users"], spec["targets"])
-        for name in ("SASRec", "GRU4Rec"):
+        seen = write_atomic(folder, events, spec["cutoff"], spec["users"], spec["targets"], int(spec.get("max_len", 50)))
+        for name in spec.get("models", ["SASRec", "GRU4Rec"]):
+            start = time.perf_counter()
             result[name] = run_model(name, Path(tmp), spec, seen)
+            print(f"RecBole {name}: {time.perf_counter() - start:.0f} s", flush=True)
     Path(sys.argv[2]).write_text(json.dumps(result))
 
 

@@ -30,6 +30,7 @@ from journeyformer.tasks.item_baselines import (
     ItemCooccurrence,
     ItemTransitions,
     RepeatItems,
+    item_ids,
 )
 from journeyformer.tasks.next_item import NextItem
 
@@ -271,3 +272,74 @@ def test_next_item_is_in_every_layer(catalogue):
     assert frame.schema == prediction_schema(bundle, sample.customer_id.dtype)
     first = frame["next_items"][0].to_list()
     assert len(first) == 20 and first[0] == f"i{outputs['next_item_ids'][0, 0] - 2}"
+
+
+def _sku_events(tmp_path, name: str, sku: pl.Series) -> pl.DataFrame:
+    """Customer 1: 10, 11 before the cutoff, 12 after; customer 2: 10, 99 (never in
+    training), then 10, 11 after; ``sku`` typed as given, read from parquet."""
+    frame = pl.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 2, 2, 2, 2],
+            "timestamp": ["2025-02-01", "2025-02-10", "2025-03-02", "2025-02-05", "2025-02-06", "2025-03-03", "2025-03-04"],
+            "channel": ["web"] * 7,
+            "action": ["view"] * 7,
+            "amount": [0.0] * 7,
+        }
+    ).with_columns(sku.alias("sku"))
+    frame.write_parquet(tmp_path / name)
+    return load_events(tmp_path / name, ITEM_SCHEMA)
+
+
+def test_integer_and_string_ids_meet_and_unseen_items_are_counted_never_listed(tmp_path):
+    ids = [10, 11, 12, 10, 99, 10, 11]
+    trained = _sku_events(tmp_path, "int.parquet", pl.Series(ids, dtype=pl.Int64))
+    scored = _sku_events(tmp_path, "str.parquet", pl.Series([str(i) for i in ids]))
+    assert trained["item"].to_list() == scored["item"].to_list()  # both read as text
+    vocab = item_vocab(trained.filter(pl.col("item") != "99"), 1, ITEM_SCHEMA, "train")
+    assert "99" not in vocab.index
+    features = FeatureConfig(max_len=8, categorical=("action", "channel", "item"))
+    vocabs = Vocabularies.build(trained, ("action", "channel"))
+    vocabs["item"] = vocab
+    labels = LabelConfig(item_exclude_seen=False)
+    seqs = build_sequences(scored, CUT, vocabs, features, labels, labelers=registry.labelers(["next_item"]))
+    assert seqs.unknown_counts == {"item": 1}  # customer 2's 99, counted
+    kept = item_ids(seqs).tolist()
+    assert kept == [vocab.index["10"], vocab.index["11"], vocab.index["10"], 1]  # 99 is <unk>
+    ctx = BaselineContext(horizon_days=30, n_actions=2, labels=labels)
+    for b in (GlobalPopularity(), RepeatItems(), ItemTransitions(), ItemCooccurrence()):
+        ranked = b.fit(seqs, ctx).predict(seqs)
+        assert 1 not in ranked, f"{b.name} recommends <unk>"
+
+
+def test_one_item_catalogue_lists_that_item_and_pads_the_rest(tmp_path, caplog):
+    events = _events(tmp_path, ["A", "B", "B", "C", "B", "A", None])
+    features = FeatureConfig(max_len=8, categorical=("action", "channel", "item"))
+    vocabs = Vocabularies.build(events, ("action", "channel"))
+    with caplog.at_level(logging.WARNING):
+        vocabs["item"] = item_vocab(events, 3, ITEM_SCHEMA, "test")  # B only
+    assert "catalogue has one item" in caplog.text and vocabs["item"].tokens[2:] == ("B",)
+    for exclude, first in ((False, [2, 2]), (True, [0, 2])):  # customer 1 had B, customer 2 not
+        labels = LabelConfig(item_exclude_seen=exclude)
+        seqs = build_sequences(events, CUT, vocabs, features, labels, labelers=registry.labelers(["next_item"]))
+        ctx = BaselineContext(horizon_days=30, n_actions=2, labels=labels)
+        for b in (GlobalPopularity(), RepeatItems(), ItemTransitions(), ItemCooccurrence()):
+            ranked = b.fit(seqs, ctx).predict(seqs)
+            assert ranked[:, 0].tolist() == first and (ranked[:, 1:] == 0).all(), (b.name, exclude, ranked)
+    assert ranking.popularity_bias_at_k(np.array([[2, 0, 0]]), np.array([0.0, 0.0, 5.0]), 3) == 1.0
+    out = _net(3).eval().item_outputs(torch.randn(2, 16), torch.tensor([[[2, 2, 2]], [[2, 2, 0]]]))
+    assert out["next_item_ids"].shape == (2, 1) and out["next_item_ids"][1].tolist() == [2]  # k: 1
+    assert out["next_item_scores"][0, 0] < -1e8 < out["next_item_scores"][1, 0]  # seen: masked tail
+
+
+def test_catalogue_world_returns_the_latent_state_that_drew_its_events():
+    world = CatalogueWorld(n_customers=200, n_items=60, days=100, seed=11)
+    events, state = world.simulate()
+    assert events.equals(world.generate())  # the same draws, the state beside them
+    assert len(state.topic) == len(state.session_start) == events.height
+    assert state.interest.shape == (200, world.n_topics) and np.allclose(state.interest.sum(1), 1)
+    items = events["item"].str.slice(1).cast(pl.Int64).to_numpy()
+    # Popular draws come from the topic in force; follows and repeats mostly stay in it.
+    assert np.mean(state.topic_of[items] == state.topic) > 0.7
+    gap = events["timestamp"].diff().dt.total_seconds().fill_null(0).to_numpy()
+    first = events["customer_id"].diff().fill_null(1).to_numpy() != 0
+    assert (state.session_start == (first | (gap > 3600))).all()

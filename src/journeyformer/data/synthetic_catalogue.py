@@ -10,7 +10,11 @@ topic; with probability ``repeat`` an event repeats one of the customer's own ea
 transitions and the customer's topics most: the room a sequence model should take.
 
 Columns: the event contract (customer_id, timestamp, channel, action, amount) plus ``item``
-(String ids ``i<n>``); map it with ``data.columns.item=item``. NumPy and Polars only.
+(String ids ``i<n>``); map it with ``data.columns.item=item``. :meth:`CatalogueWorld.simulate`
+also returns what the generator drew and no observer sees (:class:`CatalogueState`: the
+catalogue's topics, popularity and path, each customer's interest and the topic in force at
+each event), for the world's Bayes ceiling (``benchmarks/bench_items_ceiling.py``). NumPy and
+Polars only.
 """
 
 from __future__ import annotations
@@ -20,6 +24,33 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import polars as pl
+
+
+@dataclass(frozen=True)
+class CatalogueState:
+    """The latent side of one generated catalogue world.
+
+    Attributes:
+        topic_of: (n_items,) topic of each item (item ``i<n>`` is index n).
+        members: per topic, its items, most popular first.
+        weights: per topic, the probability of each of ``members`` in a popular draw.
+        successor: (n_items,) the item that follows each on the catalogue's path.
+        interest: (n_customers, n_topics) each customer's interest (customer c + 1 is row c).
+        topic: (E,) the topic in force at each event, in the rows' order of the events.
+        session_start: (E,) bool, the event begins a session (more than an hour after the
+            customer's previous event, or the first).
+    """
+
+    topic_of: np.ndarray
+    members: list[np.ndarray]
+    weights: list[np.ndarray]
+    successor: np.ndarray
+    interest: np.ndarray
+    topic: np.ndarray
+    session_start: np.ndarray
+
+
+SESSION_GAP_S = 3600  # a gap longer than this between two events starts a new session
 
 
 @dataclass(frozen=True)
@@ -41,6 +72,10 @@ class CatalogueWorld:
 
     def generate(self) -> pl.DataFrame:
         """The events, sorted by customer and time."""
+        return self.simulate()[0]
+
+    def simulate(self) -> tuple[pl.DataFrame, CatalogueState]:
+        """The events (as :meth:`generate`) and the latent state that drew them."""
         rng = np.random.default_rng(self.seed)
         topic_of = rng.integers(0, self.n_topics, self.n_items)
         members = [np.flatnonzero(topic_of == t) for t in range(self.n_topics)]
@@ -55,10 +90,11 @@ class CatalogueWorld:
             successor[m] = np.roll(m, -1)
         start = datetime.fromisoformat(self.start).replace(tzinfo=timezone.utc)
         span_s = self.days * 86_400
-        cids, stamps, items = [], [], []
+        cids, stamps, items, topics, fresh, interests = [], [], [], [], [], []
         for c in range(self.n_customers):
             n = max(2, rng.poisson(self.events_per_customer))
             interest = rng.dirichlet(np.full(self.n_topics, 0.1))
+            interests.append(interest)
             # Sessions: starts spread over the period, events minutes apart within one.
             n_sessions = max(1, int(np.ceil(n / self.session_length)))
             session = np.sort(rng.integers(0, n_sessions, n))
@@ -69,9 +105,11 @@ class CatalogueWorld:
             own: list[int] = []
             prev = -1
             for j in range(n):
-                new_session = j == 0 or times[j] - times[j - 1] > 3600
+                new_session = j == 0 or times[j] - times[j - 1] > SESSION_GAP_S
                 if rng.random() < self.drift:
                     topic = rng.choice(self.n_topics, p=interest)
+                topics.append(topic)
+                fresh.append(new_session)
                 if own and rng.random() < self.repeat:
                     item = own[rng.integers(len(own))]
                 elif prev >= 0 and not new_session and rng.random() < self.follow:
@@ -88,7 +126,11 @@ class CatalogueWorld:
         item = np.concatenate(items)
         ts = np.concatenate(stamps)
         buy = rng.random(len(cid)) < 0.3
-        return pl.DataFrame(
+        state = CatalogueState(
+            topic_of, members, weights, successor, np.asarray(interests),
+            np.asarray(topics, dtype=np.int64), np.asarray(fresh, dtype=bool),
+        )  # fmt: skip
+        events = pl.DataFrame(
             {
                 "customer_id": cid,
                 "timestamp": pl.Series([start + timedelta(seconds=int(s)) for s in ts], dtype=pl.Datetime("us", "UTC")),
@@ -98,3 +140,4 @@ class CatalogueWorld:
                 "item": [f"i{i}" for i in item],
             }
         )
+        return events, state

@@ -84,13 +84,14 @@ def popularity_bias_at_k(ranked: np.ndarray, popularity: np.ndarray, k: int) -> 
     order = np.argsort(np.argsort(pop, kind="stable"), kind="stable")
     pct = order / max(len(pop) - 1, 1)
     top = np.asarray(ranked)[:, :k].astype(np.int64)
-    top = top[(top >= 0) & (top < len(pop))]
+    top = top[(top >= 2) & (top < len(pop))]  # padding and <unk> are no recommendation
     return float(pct[top].mean()) if len(top) else float("nan")
 
 
 def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
     """(N, V) scores -> (N, k) ids, best first (ties by lower id); ids 0, 1 (padding,
-    ``<unk>``) and ``exclude`` (N, V) bool never listed."""
+    ``<unk>``) and ``exclude`` (N, V) bool never listed: where fewer than k items are left (a
+    small catalogue, most of it seen), the tail of the row is 0 (padding), never a hit."""
     s = np.asarray(scores, dtype=np.float64).copy()
     s[:, :2] = -np.inf
     if exclude is not None:
@@ -99,4 +100,5 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.n
     part = np.argpartition(-s, k - 1, axis=1)[:, :k]
     picked = np.take_along_axis(s, part, axis=1)
     order = np.lexsort((part, -picked), axis=1)
-    return np.take_along_axis(part, order, axis=1)
+    ids = np.take_along_axis(part, order, axis=1)
+    return np.where(np.take_along_axis(picked, order, axis=1) == -np.inf, 0, ids)
