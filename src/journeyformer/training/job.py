@@ -41,6 +41,7 @@ from journeyformer.training.stream import make_datamodule
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "test_metrics.json"
+UPLIFT_WEIGHT = 1.0  # the uplift head's loss weight when data.exposures is set and model.tasks.uplift is null
 
 
 @dataclass
@@ -85,6 +86,10 @@ def train(cfg: DictConfig) -> TrainResult:
     weights = ModelConfig.task_weights(model_sizes)
     if not pre.items:  # no item column (data.columns.item): the next-item head is simply off
         weights.pop("next_item", None)
+    keep = model_sizes.get("keep_tasks")
+    kept = keep is None or "uplift" in ([keep] if isinstance(keep, str) else list(keep))
+    if data_cfg.get("exposures") and not weights.get("uplift") and kept and weights.get("uplift") != 0:
+        weights["uplift"] = UPLIFT_WEIGHT  # an exposure log switches the uplift head on
     model_sizes["tasks"] = learnable_tasks(weights, dm.data.splits["train"])
     model_cfg = ModelConfig.from_data(model_sizes, pre)
     if cfg.get("resume_from"):
@@ -318,5 +323,6 @@ def _start_blend(
     val = data.splits["val"]
     with torch.inference_mode():
         val_outputs = predict_sequences(module.net, val)
-    widths = {t.name: t.head_size(module.net.cfg) for t in module.net.tasks}
+    # tasks without a boosting objective (uplift: two arms, no single target) stay the network
+    widths = {t.name: t.head_size(module.net.cfg) for t in module.net.tasks if t.boosting}
     return pool.submit(fit_blend, val_outputs, data.splits["train"], val, list(widths), widths, seed=seed)
