@@ -16,7 +16,7 @@ from test_tasks import check_contract
 
 from journeyformer.config import plain
 from journeyformer.data.events import load_events
-from journeyformer.data.exposure_samples import BEFORE, exposure_sequences
+from journeyformer.data.exposure_samples import BEFORE, check_balance, exposure_sequences
 from journeyformer.data.exposures import load_exposures
 from journeyformer.data.features import FeatureConfig
 from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
@@ -158,3 +158,18 @@ def test_exposure_settings_and_late_exposures_speak(campaign_dir, tmp_path, capl
     late.write_parquet(tmp_path / "late.parquet")
     with pytest.raises(EventDataError, match="observed outcome window of 30 days"):
         prepare_data({**data_cfg, "exposures": str(tmp_path / "late.parquet")}, labels_cfg)
+
+
+def test_arms_that_differ_before_the_exposure_are_flagged(exposed_data, caplog):
+    seqs = exposed_data.splits["train"]
+    exposed = seqs.take(np.flatnonzero(np.isfinite(seqs.labels["uplift"][:, 0])))
+    with caplog.at_level(logging.WARNING):
+        fair = check_balance(exposed, "log.parquet")  # the world's random assignment
+    assert max(abs(v) for v in fair.values()) < 0.25
+    recency = exposed.summary["recency_days"].to_numpy()
+    exposed.labels["uplift"][:, 0] = (recency < np.median(recency)).astype(np.float32)  # the recent ones
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        skewed = check_balance(exposed, "log.parquet")
+    assert abs(skewed["recency_days"]) > 1.0
+    assert "UNBALANCED ARMS" in caplog.text and "recency_days" in caplog.text and "log.parquet" in caplog.text

@@ -34,6 +34,7 @@ import polars as pl
 from journeyformer.data.labels import LabelWindow
 from journeyformer.data.sequences import Sequences
 from journeyformer.errors import EventDataError
+from journeyformer.metrics.uplift import standardized_difference
 
 if TYPE_CHECKING:
     from journeyformer.data.preprocessing import Preprocessing
@@ -119,6 +120,7 @@ def exposure_sequences(
     if not parts:
         raise EventDataError(f"{source}: no exposed customer has an event before the exposure")
     every = Sequences.concat(parts)
+    check_balance(every, source)
     out = {}
     for split in SPLITS_WITH_EXPOSURES:
         index = np.flatnonzero(every.customer_id.is_in(split_ids[split].implode()).to_numpy())
@@ -126,6 +128,33 @@ def exposure_sequences(
             out[split] = every.take(index)
     counts = {s: _arm_counts(q) for s, q in out.items()}
     log.info("%s: exposure samples (treated / control) %s", source, counts)
+    return out
+
+
+BALANCE_FEATURES = ("recency_days", "n_events", "spend", "tenure_days")  # history at the exposure
+IMBALANCE = 0.1  # |standardized difference| above which the arms differ (as the experiment's check)
+
+
+def check_balance(seqs: Sequences, source: str) -> dict[str, float]:
+    """Standardized difference treated vs control of the history at the exposure; a warning
+    naming the features above :data:`IMBALANCE`: the head assumes randomised exposures, and
+    arms that differ before the exposure mean the assignment was not random (or the holdout
+    is too small to compare), so its effects would mix in who was chosen."""
+    assert seqs.labels is not None
+    arm = seqs.labels[UPLIFT][:, 0]
+    out = {
+        name: standardized_difference(seqs.summary.get_column(name).cast(pl.Float64).to_numpy(), arm)
+        for name in BALANCE_FEATURES
+    }
+    off = {k: round(v, 3) for k, v in out.items() if abs(v) > IMBALANCE}
+    if off:
+        log.warning(
+            "%s: UNBALANCED ARMS: treated and control exposures differ before the exposure "
+            "(standardized difference above %g: %s; %d treated, %d control). The uplift head "
+            "assumes a randomised holdout; check the assignment (journeyformer experiment "
+            "reports the balance per campaign)",
+            source, IMBALANCE, off, int((arm == 1).sum()), int((arm == 0).sum()),
+        )  # fmt: skip
     return out
 
 
