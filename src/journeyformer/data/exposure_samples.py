@@ -8,7 +8,7 @@ time and would reveal the arm), and the labels are the outcomes in the label hor
 (churn: no event in the window; value: spend of ``labels.value_actions``) - the window
 ``journeyformer experiment`` and ``benchmarks/bench_uplift.py`` measure. Every task's label is
 computed for these samples, so the other heads learn from them too; the uplift label
-(:func:`journeyformer.tasks.uplift.exposure_labels`) adds the arm.
+(:func:`exposure_labels`, the layout :mod:`journeyformer.tasks.uplift` documents) adds the arm.
 
 Exposure samples go to the split of their customer (train / val; test stays the out-of-time
 test at its own cutoff). A training or validation sample of the same customer at (nearly) the

@@ -3,10 +3,13 @@
 Samples are cut at each eligible exposure of a randomised campaign
 (:mod:`journeyformer.data.exposure_samples`): features from the events before the exposure,
 outcomes in the label horizon after it. The head has two arms sharing the encoder, each with
-a retention logit and a zero-inflated log-normal spend (as the value head):
+a retention logit and a zero-inflated log-normal spend (as the value head); the treated arm is
+the control arm plus an effect, so the control part learns from every exposed sample and the
+effect only from the contrast between the arms:
 
-    raw (B, 8) = [retention logit control, retention logit treatment,
-                  ZILN control (3), ZILN treatment (3)]
+    raw (B, 8) = [retention logit control, retention effect,
+                  ZILN control (3), ZILN effect (3)]
+    treated arm = control + effect (logit and each ZILN parameter)
 
 The loss is taken on the arm the customer was in only (the other arm's outcome is never
 observed); randomisation makes each arm's fit an unbiased estimate of that arm's outcome given
@@ -117,9 +120,9 @@ class Uplift(Task):
         if not bool(exposed.any()):
             return raw.sum() * 0.0  # keeps the graph: a batch of ordinary samples adds nothing
         raw, target = raw[exposed], target[exposed]
-        treated = target[:, ARM] > 0.5
-        logit = torch.where(treated, raw[:, 1], raw[:, 0])
-        ziln = torch.where(treated[:, None], raw[:, 5:8], raw[:, 2:5])
+        treated = (target[:, ARM] > 0.5).to(raw.dtype)
+        logit = raw[:, 0] + treated * raw[:, 1]  # the effect enters for the treated only
+        ziln = raw[:, 2:5] + treated[:, None] * raw[:, 5:8]
         bce = F.binary_cross_entropy_with_logits(logit, target[:, RETAINED])
         return bce + VALUE_WEIGHT * ziln_loss(ziln, target[:, SPEND].clamp(min=0))
 
@@ -127,8 +130,9 @@ class Uplift(Task):
         return (Output("uplift_retention", (), PROBABILITY), Output("uplift_value", (), AMOUNT))
 
     def postprocess(self, raw: Tensor, temperature: Tensor | None) -> dict[str, Tensor]:
-        retention = raw[:, 1].sigmoid() - raw[:, 0].sigmoid()
-        value = ziln_expected(raw[:, 5:8])[1] - ziln_expected(raw[:, 2:5])[1]
+        control, effect = raw[:, 0], raw[:, 1]
+        retention = (control + effect).sigmoid() - control.sigmoid()
+        value = ziln_expected(raw[:, 2:5] + raw[:, 5:8])[1] - ziln_expected(raw[:, 2:5])[1]
         return {"uplift_retention": retention, "uplift_value": value}
 
     # ---- evaluation ---------------------------------------------------------------------
