@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 UPLIFT = "uplift"  # the uplift task's label name
 SPLITS_WITH_EXPOSURES = ("train", "val")
+MANY_TIMES = 50  # distinct exposure times above which building the samples is said to be slow
 BEFORE = timedelta(microseconds=1)  # exposure samples are cut this long before the exposure
 
 
@@ -90,6 +91,14 @@ def exposure_sequences(
     split_ids = pre.split.customers(events)
     wanted = pl.concat([split_ids[s] for s in SPLITS_WITH_EXPOSURES])
     usable = usable.filter(pl.col("customer_id").is_in(wanted.implode()))
+    times = usable.get_column("timestamp").n_unique()
+    if times > MANY_TIMES:
+        log.warning(
+            "%s: the exposures fall at %d distinct times; each is one pass over the events "
+            "(exposure samples are built per exposure time), so this takes a while. A campaign "
+            "sent in one batch has one time",
+            source, times,
+        )  # fmt: skip
     parts = []
     for (at,), group in usable.group_by(["timestamp"], maintain_order=True):
         # one sample per customer and time: a customer in two campaigns at once keeps the first
