@@ -53,7 +53,7 @@ def exposed_data(campaign_dir, tmp_path_factory):
 
 def test_loss_is_taken_on_the_arm_the_customer_was_in():
     task = registry.get("uplift")
-    raw = torch.zeros(3, 8, requires_grad=True)
+    raw = torch.zeros(3, 7, requires_grad=True)
     target = torch.tensor([[1.0, 1.0, 5.0], [0.0, 0.0, 0.0], [NAN, NAN, NAN]])
     loss = task.loss(raw, target)
     loss.backward()
@@ -67,7 +67,7 @@ def test_loss_is_taken_on_the_arm_the_customer_was_in():
 
 def test_outputs_are_treatment_minus_control():
     task = registry.get("uplift")
-    raw = torch.zeros(2, 8)
+    raw = torch.zeros(2, 7)
     raw[0, 1] = 2.0  # effect on the retention logit
     raw[1, 5] = 3.0  # effect on the any-spend logit, mu 0
     out = task.postprocess(raw, None)

@@ -7,9 +7,10 @@ a retention logit and a zero-inflated log-normal spend (as the value head); the 
 the control arm plus an effect, so the control part learns from every exposed sample and the
 effect only from the contrast between the arms:
 
-    raw (B, 8) = [retention logit control, retention effect,
-                  ZILN control (3), ZILN effect (3)]
-    treated arm = control + effect (logit and each ZILN parameter)
+    raw (B, 7) = [retention logit control, retention effect,
+                  ZILN control (any-spend logit, mu, sigma), effect on the any-spend logit, on mu]
+    treated arm = control + effect (the spend's sigma is shared: an effect on it would move
+                  the expected spend exp(mu + sigma^2 / 2) by a noisy, convex amount)
 
 The loss is taken on the arm the customer was in only (the other arm's outcome is never
 observed); randomisation makes each arm's fit an unbiased estimate of that arm's outcome given
@@ -75,6 +76,14 @@ def _exposed(y: np.ndarray) -> np.ndarray:
     return np.isfinite(y[:, ARM]) if y.ndim == 2 and len(y) else np.zeros(len(y), dtype=bool)
 
 
+def _effect(raw: Tensor) -> Tensor:
+    """(B, 7) raw head output -> (B, 3) the treatment's effect on the ZILN parameters (any-spend
+    logit, mu; none on sigma)."""
+    import torch
+
+    return torch.cat([raw[:, 5:7], torch.zeros_like(raw[:, :1])], dim=1)
+
+
 class Uplift(Task):
     """Two-arm retention and spend heads; outputs the treatment-minus-control difference."""
 
@@ -105,7 +114,7 @@ class Uplift(Task):
 
     # ---- model --------------------------------------------------------------------------
     def head_size(self, sizes: Sizes) -> int:
-        return 8
+        return 7
 
     def loss(self, raw: Tensor, target: Tensor) -> Tensor:
         """Retention BCE plus ``VALUE_WEIGHT`` x the spend ZILN NLL, each on the arm the
@@ -122,7 +131,7 @@ class Uplift(Task):
         raw, target = raw[exposed], target[exposed]
         treated = (target[:, ARM] > 0.5).to(raw.dtype)
         logit = raw[:, 0] + treated * raw[:, 1]  # the effect enters for the treated only
-        ziln = raw[:, 2:5] + treated[:, None] * raw[:, 5:8]
+        ziln = raw[:, 2:5] + treated[:, None] * _effect(raw)
         bce = F.binary_cross_entropy_with_logits(logit, target[:, RETAINED])
         return bce + VALUE_WEIGHT * ziln_loss(ziln, target[:, SPEND].clamp(min=0))
 
@@ -132,7 +141,7 @@ class Uplift(Task):
     def postprocess(self, raw: Tensor, temperature: Tensor | None) -> dict[str, Tensor]:
         control, effect = raw[:, 0], raw[:, 1]
         retention = (control + effect).sigmoid() - control.sigmoid()
-        value = ziln_expected(raw[:, 2:5] + raw[:, 5:8])[1] - ziln_expected(raw[:, 2:5])[1]
+        value = ziln_expected(raw[:, 2:5] + _effect(raw))[1] - ziln_expected(raw[:, 2:5])[1]
         return {"uplift_retention": retention, "uplift_value": value}
 
     # ---- evaluation ---------------------------------------------------------------------
