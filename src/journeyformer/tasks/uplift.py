@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 ARM, RETAINED, SPEND = range(3)  # columns of the (N, 3) label
 OUTPUTS = ("uplift_retention", "uplift_value")
 VALUE_WEIGHT = 0.5  # the spend NLL beside the retention BCE, as the value head's default weight
+EFFECT_L2 = 0.01  # weight of the squared effects in the loss (see Uplift.loss)
 MIN_PER_ARM = 10  # fewer exposed training samples in an arm: nothing to learn
 
 
@@ -133,7 +134,11 @@ class Uplift(Task):
         logit = raw[:, 0] + treated * raw[:, 1]  # the effect enters for the treated only
         ziln = raw[:, 2:5] + treated[:, None] * _effect(raw)
         bce = F.binary_cross_entropy_with_logits(logit, target[:, RETAINED])
-        return bce + VALUE_WEIGHT * ziln_loss(ziln, target[:, SPEND].clamp(min=0))
+        # Shrink the effects towards none: only the treated customers' outcomes pin them (the
+        # effect on mu only the treated spenders'), and unpinned they drift where the control
+        # part is extrapolated, inflating E[spend | treated] far above the measured effect.
+        shrink = raw[:, [1, 5, 6]].pow(2).sum(dim=1).mean()
+        return bce + VALUE_WEIGHT * ziln_loss(ziln, target[:, SPEND].clamp(min=0)) + EFFECT_L2 * shrink
 
     def outputs(self, sizes: Sizes) -> tuple[Output, ...]:
         return (Output("uplift_retention", (), PROBABILITY), Output("uplift_value", (), AMOUNT))
