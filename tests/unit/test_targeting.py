@@ -24,7 +24,7 @@ def test_contacts_by_net_value_within_the_budget():
     unlimited = target_customers(PRED, TargetingConfig(contact_cost=2.0))
     assert unlimited.filter("contact")["customer_id"].to_list() == [1, 2, 3]  # every positive net value
     # retention uplift x expected value: 10, 0, 2, -8, 2, 0.3
-    by_value = target_customers(PRED, TargetingConfig(score="uplift_retention", value="expected_value",
+    by_value = target_customers(PRED, TargetingConfig(score="uplift_retention", times="expected_value",
                                                       contact_cost=1.0, budget=2.0))  # fmt: skip
     assert by_value.filter("contact")["customer_id"].to_list() in ([1, 3], [1, 5])
 

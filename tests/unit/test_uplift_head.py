@@ -25,7 +25,7 @@ from journeyformer.evaluation.experiment import ExperimentConfig, customer_frame
 from journeyformer.model.config import ModelConfig
 from journeyformer.tasks import registry
 from journeyformer.training.datamodule import prepare_data
-from journeyformer.training.job import learnable_tasks
+from journeyformer.training.job import exposure_weights, learnable_tasks
 from journeyformer.training.stream import make_datamodule
 
 NAN = float("nan")
@@ -173,3 +173,13 @@ def test_arms_that_differ_before_the_exposure_are_flagged(exposed_data, caplog):
         skewed = check_balance(exposed, "log.parquet")
     assert abs(skewed["recency_days"]) > 1.0
     assert "UNBALANCED ARMS" in caplog.text and "recency_days" in caplog.text and "log.parquet" in caplog.text
+
+
+def test_an_exposure_log_switches_the_head_on_unless_told_otherwise():
+    on = {"churn": 1.0, "uplift": None}
+    assert exposure_weights(on)["uplift"] == 1.0
+    assert exposure_weights({"churn": 1.0})["uplift"] == 1.0  # a model config that does not name it
+    assert exposure_weights({"churn": 1.0, "uplift": 0.0})["uplift"] == 0.0  # switched off on purpose
+    assert exposure_weights({"churn": 1.0, "uplift": 3.0})["uplift"] == 3.0
+    assert exposure_weights(on, keep=["churn"])["uplift"] is None  # keep_tasks leaves it out
+    assert exposure_weights(on, keep="uplift")["uplift"] == 1.0

@@ -1,13 +1,13 @@
 """Whom to contact: customers by expected incremental value minus the contact cost, under a budget.
 
-``journeyformer target predictions=<predict output> [score=uplift_value] [value=null]
+``journeyformer target predictions=<predict output> [score=uplift_value] [times=null]
 contact_cost=2 budget=1000 [output=targets.parquet]`` (``configs/target.yaml``) reads the
 predictions of a bundle with an uplift head and writes one row per customer:
 
 =================  ===================================================================
 customer_id        as in the predictions
 incremental_value  ``score`` (an expected incremental value, currency: ``uplift_value``),
-                   or ``score x value`` (``score=uplift_retention value=expected_value``:
+                   or ``score x times`` (``score=uplift_retention times=expected_value``:
                    the retention uplift times the customer's expected value)
 net_value          incremental_value - contact_cost
 contact            true for the customers to contact: by decreasing net value, while it is
@@ -40,12 +40,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TargetingConfig:
-    """``score``: prediction column of an expected effect; ``value``: a column it is
+    """``score``: prediction column of an expected effect; ``times``: a column it is
     multiplied by (None: the score is already in currency); ``contact_cost`` per contact and
     ``budget`` for all contacts, in currency (budget None: no limit)."""
 
     score: str = "uplift_value"
-    value: str | None = None
+    times: str | None = None
     contact_cost: float = 0.0
     budget: float | None = None
 
@@ -56,15 +56,15 @@ class TargetingConfig:
 
 def target_customers(predictions: pl.DataFrame, cfg: TargetingConfig, name: str = "predictions") -> pl.DataFrame:
     """One row per customer of ``predictions``: incremental_value, net_value, contact."""
-    needed = [c for c in ("customer_id", cfg.score, cfg.value) if c]
+    needed = [c for c in ("customer_id", cfg.score, cfg.times) if c]
     missing = [c for c in needed if c not in predictions.columns]
     if missing:
         hint = (" Score with a bundle trained with an exposure log (data.exposures) for the uplift columns."
                 if any(c.startswith("uplift") for c in missing) else "")  # fmt: skip
         raise ConfigError(f"{name}: no column(s) {missing} (columns: {predictions.columns}).{hint}")
     incremental = pl.col(cfg.score).cast(pl.Float64)
-    if cfg.value:
-        incremental = incremental * pl.col(cfg.value).cast(pl.Float64)
+    if cfg.times:
+        incremental = incremental * pl.col(cfg.times).cast(pl.Float64)
     frame = predictions.select("customer_id", incremental.alias("incremental_value"))
     bad = frame.filter(pl.col("incremental_value").is_null() | pl.col("incremental_value").is_nan())
     if bad.height:
@@ -92,7 +92,7 @@ def run_targeting(cfg: dict[str, Any]) -> tuple[pl.DataFrame, Path]:
     output = check_file_output(cfg.get("output") or "targets.parquet", "output", [source])
     settings = TargetingConfig(
         score=str(cfg.get("score") or "uplift_value"),
-        value=cfg.get("value") or None,
+        times=cfg.get("times") or None,
         contact_cost=float(cfg.get("contact_cost") or 0.0),
         budget=None if cfg.get("budget") is None else float(cfg["budget"]),
     )

@@ -90,6 +90,7 @@ class Uplift(Task):
 
     name = "uplift"
     default_weight = 0.0  # off unless the run has exposures (the training job switches it on)
+    needs_exposures = True  # learns from data.exposures only (training.job.exposure_weights)
     headline = "qini"
     metric_output = "uplift_retention"
 

@@ -41,7 +41,7 @@ from journeyformer.training.stream import make_datamodule
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "test_metrics.json"
-UPLIFT_WEIGHT = 1.0  # the uplift head's loss weight when data.exposures is set and model.tasks.uplift is null
+EXPOSURE_WEIGHT = 1.0  # loss weight of a head that learns from exposures (uplift) when data.exposures is set and its weight is null
 
 
 @dataclass
@@ -86,10 +86,8 @@ def train(cfg: DictConfig) -> TrainResult:
     weights = ModelConfig.task_weights(model_sizes)
     if not pre.items:  # no item column (data.columns.item): the next-item head is simply off
         weights.pop("next_item", None)
-    keep = model_sizes.get("keep_tasks")
-    kept = keep is None or "uplift" in ([keep] if isinstance(keep, str) else list(keep))
-    if data_cfg.get("exposures") and not weights.get("uplift") and kept and weights.get("uplift") != 0:
-        weights["uplift"] = UPLIFT_WEIGHT  # an exposure log switches the uplift head on
+    if data_cfg.get("exposures"):  # an exposure log switches on the heads that learn from it
+        weights = exposure_weights(weights, model_sizes.get("keep_tasks"))
     model_sizes["tasks"] = learnable_tasks(weights, dm.data.splits["train"])
     model_cfg = ModelConfig.from_data(model_sizes, pre)
     if cfg.get("resume_from"):
@@ -140,6 +138,19 @@ def train(cfg: DictConfig) -> TrainResult:
     result.seconds = time.perf_counter() - start
     print(f"wall time: {result.seconds:.1f} s")
     return result
+
+
+def exposure_weights(weights: dict[str, float], keep: Any = None) -> dict[str, float]:
+    """``weights`` with each task that learns from exposures (``needs_exposures``: uplift) at
+    ``EXPOSURE_WEIGHT`` where its weight is null (``model.tasks.<task>: null``) and
+    ``model.keep_tasks`` does not leave it out; an explicit weight (0: off) stays."""
+    kept = None if keep is None else ([keep] if isinstance(keep, str) else list(keep))
+    out = dict(weights)
+    for task in registry.TASKS.values():
+        if getattr(task, "needs_exposures", False) and out.get(task.name) is None:
+            if kept is None or task.name in kept:
+                out[task.name] = EXPOSURE_WEIGHT
+    return out
 
 
 def learnable_tasks(tasks: dict[str, float], train: Sequences) -> dict[str, float]:
