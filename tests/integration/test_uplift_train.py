@@ -6,7 +6,6 @@ ranking by churn risk (which targets the lost causes and sleeping dogs)."""
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 import pytest
 from support import compose_train, tiny_overrides
