@@ -6,6 +6,7 @@ ranking by churn risk (which targets the lost causes and sleeping dogs)."""
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 from support import compose_train, tiny_overrides
@@ -27,9 +28,11 @@ def test_uplift_head_trains_exports_predicts_and_ranks_by_the_true_effect(tmp_pa
     exposures = world.exposures.filter(pl.col("customer_id") % 2 == 0)
     exposures.write_parquet(tmp_path / "fit.parquet")
     overrides = [*tiny_overrides(tmp_path / "world" / "events.parquet"), f"data.exposures={tmp_path / 'fit.parquet'}",
-                 "trainer.max_epochs=8", "evaluate=false"]  # fmt: skip
+                 "trainer.max_epochs=8"]  # fmt: skip
     run = train(compose_train(overrides, tmp_path / "run"))
     assert run.module is not None and run.module.cfg.tasks["uplift"] == 1.0
+    val = run.metrics["val"]  # validation customers' exposures: the head and its T-learner scored
+    assert np.isfinite(val["model"]["uplift"]["qini"]) and "t_learner" in val["baselines"]["uplift"]
 
     bundle = build_bundle(run.best_checkpoint, tmp_path / "bundle")
     assert {"uplift_retention", "uplift_value"} <= {o["name"] for o in bundle.spec["onnx"]["outputs"]}
