@@ -120,7 +120,8 @@ class Uplift(Task):
 
     def loss(self, raw: Tensor, target: Tensor) -> Tensor:
         """Retention BCE plus ``VALUE_WEIGHT`` x the spend ZILN NLL, each on the arm the
-        sample was in; mean over the exposed samples of the batch (0 when there are none)."""
+        sample was in, plus ``EFFECT_L2`` x the squared effects; mean over the exposed samples
+        of the batch (0 when there are none)."""
         import torch
         import torch.nn.functional as F
 
