@@ -183,3 +183,21 @@ def test_an_exposure_log_switches_the_head_on_unless_told_otherwise():
     assert exposure_weights({"churn": 1.0, "uplift": 3.0})["uplift"] == 3.0
     assert exposure_weights(on, keep=["churn"])["uplift"] is None  # keep_tasks leaves it out
     assert exposure_weights(on, keep="uplift")["uplift"] == 1.0
+
+
+def test_finished_campaigns_in_one_directory_all_become_exposure_samples(campaign_dir, exposed_data, tmp_path):
+    """Feedback: a finished experiment's log added beside the others trains the next run."""
+    first = pl.read_parquet(campaign_dir / "exposures.parquet")
+    logs = tmp_path / "exposures"
+    logs.mkdir()
+    first.write_parquet(logs / "retention_offer.parquet")
+    earlier = first.with_columns(pl.col("timestamp") - pl.duration(days=45), pl.lit("spring_offer").alias("campaign"))
+    earlier.write_parquet(logs / "spring_offer.parquet")
+    data_cfg, labels_cfg = _configs(campaign_dir, tmp_path, None)
+    both = prepare_data({**data_cfg, "exposures": str(logs)}, labels_cfg)
+    for split in ("train", "val"):
+        one = np.isfinite(exposed_data.splits[split].labels["uplift"][:, 0])
+        seqs = both.splits[split]
+        two = np.isfinite(seqs.labels["uplift"][:, 0])
+        cutoffs = np.unique(seqs.cutoff[two])
+        assert len(cutoffs) == 2 and two.sum() > one.sum()  # samples at both campaigns' exposures
