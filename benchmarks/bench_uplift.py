@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_uplift.py [--seeds 1 2 3] [--customers 20000]
         [--causalml ~/.cache/journeyformer/causalml-venv/bin/python] [--out results.json]
+        [--transformer [--train-overrides trainer.max_epochs=10 ...]]
 
 Per seed: the campaigns world (``world=campaigns``: a randomised retention offer with a 50%
 holdout, four response types; :mod:`journeyformer.data._synthetic_campaigns`), the project's
@@ -19,6 +20,10 @@ Uplift scores, each for retention (1 - churn) and spend:
 * ``causalml_t`` / ``causalml_x``: causalml's BaseTRegressor / BaseXRegressor with
   LightGBM learners, when ``--causalml`` names a Python with causalml installed (a separate
   benchmark-only venv);
+* ``transformer`` (``--transformer``): the project's uplift head
+  (:mod:`journeyformer.tasks.uplift`), trained by ``pipelines.train`` on the world's events
+  with ``data.exposures`` = the exposure log of the fitting half only, scored at the exposure
+  on the held-out half (``uplift_retention``, ``uplift_value``);
 * ``churn_risk`` (LightGBM P(churn) on the control arm) and ``random``: the targeting rules
   uplift is meant to replace.
 
@@ -47,7 +52,12 @@ import polars as pl
 from journeyformer.data.features import FeatureConfig
 from journeyformer.data.labels import LabelConfig
 from journeyformer.data.sequences import build_sequences
-from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
+from journeyformer.data.synthetic import (
+    SyntheticConfig,
+    SyntheticJourneys,
+    generate_journeys,
+    write_journeys,
+)
 from journeyformer.data.vocab import Vocabularies
 from journeyformer.evaluation.experiment import ExperimentConfig, customer_frame
 from journeyformer.machine import cpu_line
@@ -58,9 +68,8 @@ PARAMS = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15, "min_chi
           "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "verbose": -1, "n_jobs": 1}  # fmt: skip
 
 
-def features(seed: int, n: int) -> tuple[np.ndarray, pl.DataFrame]:
+def features(world: SyntheticJourneys) -> tuple[np.ndarray, pl.DataFrame]:
     """Aggregates at the exposure and the outcome frame (with the true effects) per customer."""
-    world = generate_journeys(SyntheticConfig(n_customers=n, seed=seed, world="campaigns"))
     assert world.exposures is not None and world.effects is not None
     frame = customer_frame(world.events, world.exposures, ExperimentConfig(window_days=30))
     frame = frame.join(world.effects.select("customer_id", "type", "tau_churn", "tau_value"), on="customer_id")
@@ -74,6 +83,54 @@ def features(seed: int, n: int) -> tuple[np.ndarray, pl.DataFrame]:
     )
     frame = frame.join(x, on="customer_id", how="inner").sort("_i")
     return seqs.aggregates.astype(np.float32), frame
+
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def transformer_scores(world: SyntheticJourneys, fit_ids: pl.Series, test_ids: pl.Series, seed: int,
+                       overrides: list[str]) -> tuple[dict[str, np.ndarray], dict]:  # fmt: skip
+    """Train the Transformer with its uplift head on the world's events and the exposures of
+    ``fit_ids`` only; (uplift_retention, uplift_value) of ``test_ids`` at the exposure, in
+    that order (0 for a customer without history), and the run's facts."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    from journeyformer.data.exposure_samples import BEFORE
+    from journeyformer.model.runner import predict_sequences
+    from journeyformer.pipelines import train
+
+    assert world.exposures is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        write_journeys(world, tmp)
+        exposures = Path(tmp, "exposures_fit.parquet")
+        world.exposures.filter(pl.col("customer_id").is_in(fit_ids.implode())).write_parquet(exposures)
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=[
+                f"data.path={tmp}/events.parquet", "data.synthetic=null", f"data.exposures={exposures}",
+                f"seed={seed}", "logger=csv", "trainer.enable_progress_bar=false", *overrides])  # fmt: skip
+        with open_dict(cfg):
+            cfg.paths.output_dir = cfg.run_dir = str(Path(tmp, "run"))
+        result = train(cfg)
+        assert result.module is not None and result.data is not None
+        at = world.exposures.get_column("timestamp").min()
+        seqs = result.data.preprocessing.sequences(world.events, at - BEFORE, customers=test_ids,
+                                                   with_labels=False, active_only=False)  # fmt: skip
+        out = predict_sequences(result.module.net, seqs)
+        facts = {"seconds": result.seconds,
+                 "val_uplift": (result.metrics.get("val") or {}).get("model", {}).get("uplift"),
+                 "model": result.module.cfg.to_dict()["d_model"]}  # fmt: skip
+    pos = pl.DataFrame({"customer_id": seqs.customer_id, "_j": np.arange(len(seqs))})
+    j = pl.DataFrame({"customer_id": test_ids}).join(pos, on="customer_id", how="left")["_j"].to_numpy()
+    have = ~np.isnan(j.astype(float))
+    scores = {}
+    for name in ("uplift_retention", "uplift_value"):
+        v = np.zeros(len(test_ids), dtype=np.float64)
+        v[have] = out[name][j[have].astype(int)]
+        scores[name] = v
+    return scores, facts
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> lgb.LGBMRegressor:
@@ -130,18 +187,22 @@ def _boot(values: dict[str, np.ndarray], y: np.ndarray, t: np.ndarray, metric, n
     return draws
 
 
-def run_seed(seed: int, n: int, causalml: str | None, n_boot: int) -> dict:
+def run_seed(seed: int, n: int, causalml: str | None, n_boot: int, transformer: list[str] | None = None) -> dict:
     start = time.time()
-    x, frame = features(seed, n)
+    world = generate_journeys(SyntheticConfig(n_customers=n, seed=seed, world="campaigns"))
+    x, frame = features(world)
     rng = np.random.default_rng(seed + 1000)
     test = rng.random(len(x)) < 0.5
+    ids = frame["customer_id"]
+    net, run = transformer_scores(world, ids.filter(~test), ids.filter(test), seed, transformer) if transformer is not None else ({}, {})
+    net_names = {"retention": "uplift_retention", "spend": "uplift_value"}
     t = frame["t"].to_numpy().astype(int)
     ys = {"retention": 1.0 - frame["churn"].to_numpy(), "spend": frame["spend"].to_numpy()}
     truth = {"retention": -frame["tau_churn"].to_numpy(), "spend": frame["tau_value"].to_numpy()}
     ext = causalml_scores(causalml, x[~test], t[~test], {k: v[~test] for k, v in ys.items()}, x[test]) if causalml else {}
     risk = lgb.LGBMClassifier(**PARAMS).fit(x[~test][t[~test] == 0], frame["churn"].to_numpy()[~test][t[~test] == 0])
     churn_risk = risk.predict_proba(x[test])[:, 1]
-    out: dict = {"seed": seed, "customers": len(x), "held_out": int(test.sum()), "outcomes": {}}
+    out: dict = {"seed": seed, "customers": len(x), "held_out": int(test.sum()), "outcomes": {}, "transformer_run": run}
     for name, y in ys.items():
         yt, tt = y[test], t[test]
         scores = {
@@ -149,6 +210,7 @@ def run_seed(seed: int, n: int, causalml: str | None, n_boot: int) -> dict:
             "t_learner": t_learner(x[~test], y[~test], t[~test], x[test]),
             "x_learner": x_learner(x[~test], y[~test], t[~test], x[test]),
             **{k.rsplit("_", 1)[0]: v for k, v in ext.items() if k.endswith(name)},
+            **({"transformer": net[net_names[name]]} if net else {}),
             "churn_risk": churn_risk,
             "random": np.random.default_rng(seed).random(int(test.sum())),
         }
@@ -166,6 +228,12 @@ def run_seed(seed: int, n: int, causalml: str | None, n_boot: int) -> dict:
         row["room"] = {"best_meta": best, "oracle_minus_best": row["oracle"]["qini"] - row[best]["qini"],
                        "ci": list(np.percentile(room, [2.5, 97.5])),
                        "best_share_of_oracle": row[best]["qini"] / row["oracle"]["qini"]}  # fmt: skip
+        if "transformer" in scores:  # the head against the best meta-learner, paired draws
+            d = qini["transformer"] - qini[best]
+            row["transformer_vs_best"] = {
+                "best_meta": best, "delta": row["transformer"]["qini"] - row[best]["qini"],
+                "ci": list(np.percentile(d, [2.5, 97.5])),
+                "share_of_oracle": row["transformer"]["qini"] / row["oracle"]["qini"]}  # fmt: skip
         for rule in ("churn_risk", "random"):
             d = gain[best] - gain[rule]
             row[f"{best}_minus_{rule}_incremental"] = {
@@ -183,11 +251,13 @@ def main() -> None:
     parser.add_argument("--causalml", default=None, help="a Python with causalml installed")
     parser.add_argument("--boot", type=int, default=200)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--transformer", action="store_true", help="train and score the uplift head")
+    parser.add_argument("--train-overrides", nargs="*", default=[], help="train config overrides")
     args = parser.parse_args()
     print(f"CPU: {cpu_line()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     results = []
     for seed in args.seeds:
-        r = run_seed(seed, args.customers, args.causalml, args.boot)
+        r = run_seed(seed, args.customers, args.causalml, args.boot, args.train_overrides if args.transformer else None)
         results.append(r)
         print(f"\nseed {seed}: {r['customers']} eligible customers, {r['held_out']} held out ({r['seconds']:.0f} s)")
         for name, row in r["outcomes"].items():
@@ -197,6 +267,10 @@ def main() -> None:
                     ci = v["incremental_ci"]
                     print(f"  {'':<{len(name)}}  {k:<12} {v['qini']:>9.4f} {v['auuc']:>9.4f} {v['uplift_at_30']:>9.4f} "
                           f"{v['incremental_at_budget']:>9.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]")  # fmt: skip
+            if "transformer_vs_best" in row:
+                tv = row["transformer_vs_best"]
+                print(f"  transformer - {tv['best_meta']} Qini = {tv['delta']:+.4f} [{tv['ci'][0]:+.4f}, "
+                      f"{tv['ci'][1]:+.4f}]; transformer reaches {tv['share_of_oracle']:.0%} of the oracle")  # fmt: skip
             room = row["room"]
             print(f"  room: oracle - {room['best_meta']} Qini = {room['oracle_minus_best']:+.4f} "
                   f"[{room['ci'][0]:+.4f}, {room['ci'][1]:+.4f}]; best meta-learner reaches "

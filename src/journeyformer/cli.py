@@ -117,6 +117,17 @@ def experiment_job(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
+def target_job(cfg: DictConfig) -> Any:
+    """Predictions with an uplift column -> whom to contact under a budget (configs/target.yaml)."""
+    from journeyformer.inference.targeting import run_targeting
+
+    targets, out = run_targeting(_plain(cfg))
+    chosen = targets.filter("contact")
+    print(f"{chosen.height} of {targets.height} customers to contact, expected net incremental value "
+          f"{float(chosen['net_value'].sum()):.2f}: {out}")  # fmt: skip
+    return out
+
+
 def serve_job(cfg: DictConfig) -> None:
     """The real-time scoring service over a bundle (``configs/serve.yaml``); runs until stopped."""
     from journeyformer.service.job import serve_from_config
@@ -181,6 +192,7 @@ COMMANDS: dict[str, tuple[str, Callable[[DictConfig], Any], str | None]] = {
     "evaluate": ("evaluate", evaluate_job, "report"),
     "monitor": ("monitor", monitor_job, None),  # plots only with [report]
     "experiment": ("campaign_experiment", experiment_job, None),
+    "target": ("target", target_job, None),
     "serve": ("serve", serve_job, "serve"),
     "generate-data": ("generate_data", generate_data_job, None),
     "build-store": ("build_store", build_store_job, "train"),  # resolve_events_path lives in training
@@ -196,6 +208,7 @@ commands:
   evaluate       metrics + report.html (evaluate.yaml)       needs journeyformer[report]
   monitor        drift vs the bundle's reference (monitor.yaml)  base install (plots: [report])
   experiment     effects of a campaign with a holdout (campaign_experiment.yaml)  base install
+  target         whom to contact by net incremental value under a budget (target.yaml)  base install
   serve          real-time scoring service over a bundle (serve.yaml)  needs journeyformer[serve]
   generate-data  write the synthetic data set (generate_data.yaml)
   build-store    training samples as Parquet shards (build_store.yaml)  needs journeyformer[train]

@@ -9,8 +9,13 @@ import polars as pl
 import pytest
 
 from journeyformer.data.synthetic import SyntheticConfig, generate_dataset, generate_journeys
-from journeyformer.errors import EventDataError
-from journeyformer.evaluation.experiment import ExperimentConfig, analyse, customer_frame
+from journeyformer.errors import ConfigError, EventDataError
+from journeyformer.evaluation.experiment import (
+    ExperimentConfig,
+    analyse,
+    compare_policies,
+    customer_frame,
+)
 from journeyformer.evaluation.experiment_page import run_experiment
 
 CONFIG = SyntheticConfig(n_customers=12_000, days=200, seed=5, world="campaigns")
@@ -124,3 +129,28 @@ def test_exposure_ids_in_another_type_match_or_error(world: tuple[Path, dict[str
     bad = as_text.with_columns(pl.when(pl.int_range(pl.len()) < 3).then(pl.lit("c-x")).otherwise(pl.col("customer_id")).alias("customer_id"))
     with pytest.raises(EventDataError, match=r"3 of \d+ exposure customer ids are not.*c-x"):
         customer_frame(events, bad, EXP)
+
+
+def test_net_value_targeting_under_a_currency_budget() -> None:
+    rng = np.random.default_rng(0)
+    n = 4000
+    tau = np.where(rng.random(n) < 0.3, 10.0, np.where(rng.random(n) < 0.3, -5.0, 0.0))  # persuaded, harmed
+    t = (rng.random(n) < 0.5).astype(int)
+    y = rng.gamma(2.0, 10.0, n) + t * tau
+    scores = {"uplift": tau + rng.normal(0, 1, n), "risk": rng.random(n)}
+    cfg = ExperimentConfig(policies={"uplift": "u", "risk": "r"}, contact_cost=2.0, budget=1000.0,
+                           net_value=("uplift",), n_boot=100)  # fmt: skip
+    out = compare_policies(y, t, scores, cfg)
+    p = out["policies"]
+    assert out["max_contacts"] == 500 and p["risk"]["contacted"] == p["random"]["contacted"] == 500
+    assert 0 < p["uplift"]["contacted"] <= 500  # the budget binds: more than 500 are worth a contact
+    assert p["uplift"]["minus_random_low"] > 0 and p["uplift"]["value_per_customer"] > p["risk"]["value_per_customer"]
+    # a contact dearer than any expected gain: net-value targeting contacts no one and loses nothing
+    dear = compare_policies(y, t, scores, ExperimentConfig(policies={"uplift": "u", "risk": "r"}, contact_cost=50.0,
+                                                           budget=1e6, net_value=("uplift",), n_boot=20))  # fmt: skip
+    assert dear["policies"]["uplift"]["contacted"] == 0 and dear["policies"]["uplift"]["value_per_customer"] == 0
+    assert dear["policies"]["random"]["value_per_customer"] < 0
+    with pytest.raises(ConfigError, match="needs a contact budget"):
+        ExperimentConfig(policies={"uplift": "u"}, net_value=("uplift",))
+    with pytest.raises(ConfigError, match="not policies"):
+        ExperimentConfig(policies={"uplift": "u"}, budget=10.0, net_value=("upl",))

@@ -56,6 +56,7 @@ DATA_KEYS = (
     "path", "synthetic", "generated_dir", "max_len", "context", "batch_size", "num_workers", "split",
     "store", "store_stats_samples",  # training from a sample store (training/stream.py)
     "item_min_count",  # items seen fewer times in training are <unk> (data.columns.item)
+    "exposures",  # an exposure log: samples at its exposures train the uplift head (data/exposure_samples.py)
 )  # fmt: skip
 SPLIT_KEYS = ("val_fraction", "test_fraction", "salt", "train_customers")
 LABEL_KEYS = (*LabelConfig.__dataclass_fields__, "cutoffs")

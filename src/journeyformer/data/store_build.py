@@ -53,7 +53,8 @@ from journeyformer.publish import check_dir_output
 log = logging.getLogger(__name__)
 
 
-_NOT_FIT = ("path", "store", "store_stats_samples", "batch_size", "num_workers", "generated_dir", "synthetic")
+_NOT_FIT = ("path", "store", "store_stats_samples", "batch_size", "num_workers", "generated_dir", "synthetic",
+            "exposures")  # fmt: skip  # exposures: refused with a store (training/stream.py)
 
 
 def fit_settings(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> dict[str, Any]:

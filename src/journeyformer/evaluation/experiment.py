@@ -68,6 +68,12 @@ class ExperimentConfig:
     policies: Mapping[str, str] = field(default_factory=dict)
     budget_share: float = 0.3  # share of customers a policy may contact
     contact_cost: float = 0.0  # currency per contact
+    # A contact budget in currency instead of budget_share: every policy contacts at most
+    # budget / contact_cost customers; those named in ``net_value`` (scores in currency: the
+    # uplift head's ``uplift_value``) contact by expected incremental value minus the contact
+    # cost, only while that is positive (:func:`journeyformer.metrics.uplift.select_by_net_value`).
+    budget: float | None = None
+    net_value: tuple[str, ...] = ()
     policy_outcome: str = "spend"
     n_boot: int = 200
 
@@ -78,6 +84,17 @@ class ExperimentConfig:
             raise ConfigError(f"treated_share must be in (0, 1) or null, got {self.treated_share}")
         object.__setattr__(self, "purchase_actions", tuple(self.purchase_actions))
         object.__setattr__(self, "relative_effects", tuple(float(e) for e in self.relative_effects))
+        object.__setattr__(self, "net_value", tuple(self.net_value))
+        if (self.budget is not None and self.budget < 0) or self.contact_cost < 0:
+            raise ConfigError(f"budget={self.budget} and contact_cost={self.contact_cost} must be >= 0")
+        unknown = sorted(set(self.net_value) - set(self.policies))
+        if unknown:
+            raise ConfigError(
+                f"net_value names {unknown}, which are not policies {sorted(self.policies)}; "
+                "list the policies whose score is an expected incremental value (e.g. uplift)"
+            )
+        if self.net_value and self.budget is None:
+            raise ConfigError("net_value targeting needs a contact budget in currency: set budget=<amount>")
 
 
 def pick_campaign(exposures: pl.DataFrame, campaign: str | None, name: str) -> pl.DataFrame:
@@ -224,11 +241,17 @@ def compare_policies(y: np.ndarray, t: np.ndarray, scores: Mapping[str, np.ndarr
     over customers, and each policy minus random on the same resamples. The scores must come
     from a model that did not see these customers' outcomes."""
     n = len(y)
-    k = max(1, int(round(cfg.budget_share * n)))
+    if cfg.budget is None:
+        k = max(1, int(round(cfg.budget_share * n)))
+    else:  # a budget in currency: as many contacts as it pays for
+        k = n if cfg.contact_cost <= 0 else min(n, int(cfg.budget // cfg.contact_cost))
     rng = np.random.default_rng(0)
     ranked = {**scores, "random": rng.random(n)}
     masks = {}
     for name, s in ranked.items():
+        if name in cfg.net_value:  # expected incremental value net of the contact, while positive
+            masks[name] = U.select_by_net_value(np.asarray(s, float), cfg.contact_cost, float(cfg.budget or 0.0))
+            continue
         m = np.zeros(n, bool)
         m[np.argsort(-np.asarray(s, float), kind="stable")[:k]] = True
         masks[name] = m
@@ -239,12 +262,14 @@ def compare_policies(y: np.ndarray, t: np.ndarray, scores: Mapping[str, np.ndarr
         for name, m in masks.items():
             draws[name][b] = U.policy_value(y[idx], t[idx], m[idx], cfg.contact_cost)
     out: dict[str, Any] = {"outcome": cfg.policy_outcome, "budget_share": cfg.budget_share,
+                           "budget": cfg.budget, "max_contacts": k, "net_value": list(cfg.net_value),
                            "contact_cost": cfg.contact_cost, "customers": n, "policies": {}}  # fmt: skip
     for name in masks:
         low, high = np.nanpercentile(draws[name], [2.5, 97.5])
         d = draws[name] - draws["random"]
         dlow, dhigh = np.nanpercentile(d, [2.5, 97.5])
         out["policies"][name] = {"value_per_customer": point[name], "low": float(low), "high": float(high),
+                                 "contacted": int(masks[name].sum()),
                                  "minus_random": point[name] - point["random"],
                                  "minus_random_low": float(dlow), "minus_random_high": float(dhigh)}  # fmt: skip
     return out

@@ -91,13 +91,16 @@ def render_html(result: dict[str, Any]) -> str:
     ]
     if "policies" in result:
         p = result["policies"]
-        rows = [[name, v["value_per_customer"], f"[{v['low']:+.4f}, {v['high']:+.4f}]",
+        reach = (f"top {p['budget_share']:.0%} contacted" if p.get("budget") is None else
+                 f"budget {p['budget']:g} (at most {p['max_contacts']} contacts; by net value: "
+                 f"{', '.join(p['net_value']) or 'none'})")  # fmt: skip
+        rows = [[name, v.get("contacted", ""), v["value_per_customer"], f"[{v['low']:+.4f}, {v['high']:+.4f}]",
                  f"{v['minus_random']:+.4f} [{v['minus_random_low']:+.4f}, {v['minus_random_high']:+.4f}]"]
                 for name, v in p["policies"].items()]  # fmt: skip
         parts += [
-            f"<h2>Targeting policies: incremental {html.escape(p['outcome'])} per customer, top "
-            f"{p['budget_share']:.0%} contacted at {p['contact_cost']:g} per contact</h2>",
-            _table(["policy (score)", "incremental per customer", "95% CI", "minus random [95% CI]"], rows),
+            f"<h2>Targeting policies: incremental {html.escape(p['outcome'])} per customer, {reach} "
+            f"at {p['contact_cost']:g} per contact</h2>",
+            _table(["policy (score)", "contacted", "incremental per customer", "95% CI", "minus random [95% CI]"], rows),
         ]
     b = result["balance"]
     srm = "not tested (no planned treated_share)" if b["sample_ratio_p"] is None else f"p = {b['sample_ratio_p']:.3g}"
@@ -133,6 +136,8 @@ def run_experiment(cfg: dict[str, Any]) -> tuple[dict[str, Any], Path]:
         covariates=dict(cfg.get("covariates") or {}) or ExperimentConfig().covariates,
         policies=dict(cfg.get("policies") or {}),
         budget_share=float(cfg.get("budget_share", 0.3)),
+        budget=None if cfg.get("budget") is None else float(cfg["budget"]),
+        net_value=tuple(cfg.get("net_value") or ()),
         contact_cost=float(cfg.get("contact_cost", 0.0)),
     )
     events = load_events(cfg["input"], EventSchema.from_config(cfg.get("data") or {}))

@@ -175,6 +175,8 @@ class Task:
             (``data.columns.item``); without it the head is off whatever its weight (next item).
         counted: the binary label whose positives and negatives the sample checks count per
             cutoff (a split with fewer than 5 of either decides nothing; churn).
+        needs_exposures: the task learns from an exposure log (``data.exposures``) only; it is
+            on with one and off without (uplift).
     """
 
     name: ClassVar[str]
@@ -190,6 +192,7 @@ class Task:
     next_event: ClassVar[bool] = False
     ranks_items: ClassVar[bool] = False
     counted: ClassVar[bool] = False
+    needs_exposures: ClassVar[bool] = False
 
     # ---- data ---------------------------------------------------------------------------
     def label(self, window: LabelWindow) -> np.ndarray:

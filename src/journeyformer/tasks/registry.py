@@ -18,9 +18,12 @@ from journeyformer.tasks.binary import Churn
 from journeyformer.tasks.next_action import NextAction
 from journeyformer.tasks.next_item import NextItem
 from journeyformer.tasks.stage import Stage
+from journeyformer.tasks.uplift import Uplift
 from journeyformer.tasks.value import Value
 
-TASKS: dict[str, Task] = {t.name: t for t in (NextAction(), Churn(), Stage(), Value(), NextItem())}
+TASKS: dict[str, Task] = {
+    t.name: t for t in (NextAction(), Churn(), Stage(), Value(), NextItem(), Uplift())
+}  # uplift: off without exposures
 
 
 def get(name: str) -> Task:

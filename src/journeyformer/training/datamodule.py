@@ -14,10 +14,13 @@ import numpy as np
 from torch.utils.data import DataLoader, Sampler
 
 from journeyformer.data.events import load_events
+from journeyformer.data.exposure_samples import exposure_sequences, with_exposures
+from journeyformer.data.exposures import ExposureSchema, load_exposures
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.data.samples import CutoffSchedule, positives
 from journeyformer.data.schema import EventSchema
 from journeyformer.data.sequences import Sequences
+from journeyformer.errors import ConfigError
 from journeyformer.tasks import registry
 from journeyformer.training.batch import Collate
 
@@ -57,6 +60,21 @@ def resolve_events_path(data_cfg: Mapping[str, Any]) -> Path:
     return path
 
 
+def exposures_config(data_cfg: Mapping[str, Any]) -> tuple[str, ExposureSchema] | None:
+    """``data.exposures``: the exposure log's path, or a mapping with ``path`` and the
+    exposure schema's settings (``columns``, ``arms``, ...; :class:`ExposureSchema`); None when
+    the run has no exposures (the uplift head is off)."""
+    cfg = data_cfg.get("exposures")
+    if not cfg:
+        return None
+    if isinstance(cfg, str):
+        return cfg, ExposureSchema()
+    cfg = dict(cfg)
+    if not cfg.get("path"):
+        raise ConfigError(f"data.exposures needs a path (data.exposures.path=<exposure log>), got {cfg}")
+    return str(cfg["path"]), ExposureSchema.from_config(cfg)
+
+
 def prepare_data(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> JourneyData:
     """Read events, fit the preprocessing (cutoffs, split, vocabularies from training
     customers' events before the last training cutoff) and build every split's samples with
@@ -70,6 +88,13 @@ def prepare_data(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> 
     splits, counts = pre.split_sequences(
         events, labelers=registry.labelers(), source=str(path), counted=registry.counted_label()
     )
+    exposures = exposures_config(data_cfg)
+    if exposures is not None:  # samples at each eligible exposure: the uplift head's data
+        log_path, schema = exposures
+        exposed = exposure_sequences(
+            pre, events, load_exposures(log_path, schema), registry.labelers(), source=log_path
+        )
+        splits = with_exposures(splits, exposed)
     schedule = CutoffSchedule.from_config(labels_cfg.get("cutoffs") or {}, pre.horizon_days)
     schedule.check_sample_counts(counts, str(path))
     return JourneyData(pre, splits, str(path), events.get_column("timestamp").max())

@@ -41,6 +41,7 @@ from journeyformer.training.stream import make_datamodule
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "test_metrics.json"
+EXPOSURE_WEIGHT = 1.0  # loss weight of a head that learns from exposures (uplift) when data.exposures is set and its weight is null
 
 
 @dataclass
@@ -85,6 +86,8 @@ def train(cfg: DictConfig) -> TrainResult:
     weights = ModelConfig.task_weights(model_sizes)
     if not pre.items:  # no item column (data.columns.item): heads that rank items are simply off
         weights = {k: w for k, w in weights.items() if not registry.get(k).ranks_items}
+    if data_cfg.get("exposures"):  # an exposure log switches on the heads that learn from it
+        weights = exposure_weights(weights, model_sizes.get("keep_tasks"))
     model_sizes["tasks"] = learnable_tasks(weights, dm.data.splits["train"])
     model_cfg = ModelConfig.from_data(model_sizes, pre)
     if cfg.get("resume_from"):
@@ -136,6 +139,19 @@ def train(cfg: DictConfig) -> TrainResult:
     result.seconds = time.perf_counter() - start
     print(f"wall time: {result.seconds:.1f} s")
     return result
+
+
+def exposure_weights(weights: dict[str, float], keep: Any = None) -> dict[str, float]:
+    """``weights`` with each task that learns from exposures (``needs_exposures``: uplift) at
+    ``EXPOSURE_WEIGHT`` where its weight is null (``model.tasks.<task>: null``) and
+    ``model.keep_tasks`` does not leave it out; an explicit weight (0: off) stays."""
+    kept = None if keep is None else ([keep] if isinstance(keep, str) else list(keep))
+    out = dict(weights)
+    for task in registry.TASKS.values():
+        if task.needs_exposures and out.get(task.name) is None:
+            if kept is None or task.name in kept:
+                out[task.name] = EXPOSURE_WEIGHT
+    return out
 
 
 def learnable_tasks(tasks: dict[str, float], train: Sequences) -> dict[str, float]:
@@ -319,5 +335,6 @@ def _start_blend(
     val = data.splits["val"]
     with torch.inference_mode():
         val_outputs = predict_sequences(module.net, val)
-    widths = {t.name: t.head_size(module.net.cfg) for t in module.net.tasks}
+    # tasks without a boosting objective (uplift: two arms, no single target) stay the network
+    widths = {t.name: t.head_size(module.net.cfg) for t in module.net.tasks if t.boosting}
     return pool.submit(fit_blend, val_outputs, data.splits["train"], val, list(widths), widths, seed=seed)

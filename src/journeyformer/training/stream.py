@@ -129,5 +129,10 @@ def check_settings(store: SampleStore, data_cfg: Mapping[str, Any], labels_cfg: 
 def make_datamodule(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any], batch_size: int = 256,
                     num_workers: int = 0, seed: int = 0) -> JourneyDataModule:  # fmt: skip
     """The store-backed datamodule when ``data.store`` is set, else the in-memory one."""
+    if data_cfg.get("store") and data_cfg.get("exposures"):
+        raise ConfigError(
+            "data.exposures (the uplift head's samples) is not supported with data.store: "
+            "train from the events (data.store=null) to use an exposure log"
+        )
     cls = StoreDataModule if data_cfg.get("store") else JourneyDataModule
     return cls(data_cfg, labels_cfg, batch_size=batch_size, num_workers=num_workers, seed=seed)
