@@ -17,15 +17,17 @@ ORT_MATRIX := 1.15.0 1.18.0 1.20.1 1.21.0
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e ".[dev]"
-	rm -rf $(ORT_DIR) $(VENV)/ort-oldest
+	rm -rf $(ORT_DIR) $(VENV)/ort-oldest $(VENV)/optuna-oldest
+	# The side installs, each into its own folder, run in the background beside the main one: the
+	# runtime matrix, NumPy 1 for the releases before 1.19, and the declared optuna floor for
+	# tests/integration/test_search.py's minimum-version run.
+	pids=""; \
 	for v in $(ORT_MATRIX); do \
-		$(PY) -m pip install -q --no-deps --target $(ORT_DIR)/$$v onnxruntime==$$v || exit 1; done
-	$(PY) -m pip install -q --no-deps --target $(ORT_DIR)/numpy1 "numpy<2"
-	# the declared optuna floor, for tests/integration/test_search.py's minimum-version run
-	rm -rf $(VENV)/optuna-oldest
-	$(PY) -m pip install -q --no-deps --target $(VENV)/optuna-oldest optuna==4.0.0
+		$(PY) -m pip install -q --no-deps --target $(ORT_DIR)/$$v onnxruntime==$$v & pids="$$pids $$!"; done; \
+	$(PY) -m pip install -q --no-deps --target $(ORT_DIR)/numpy1 "numpy<2" & pids="$$pids $$!"; \
+	$(PY) -m pip install -q --no-deps --target $(VENV)/optuna-oldest optuna==4.0.0 & pids="$$pids $$!"; \
+	$(PY) -m pip install -q $(TORCH_SPEC) && $(PY) -m pip install -q -e ".[dev]" || exit 1; \
+	for p in $$pids; do wait $$p || exit 1; done
 	touch $@
 
 venv: $(VENV)/.installed
