@@ -48,14 +48,14 @@ from ceiling_history import check, history_futures, redraw_future_times
 from hydra import compose, initialize_config_dir
 
 from journeyformer.config import plain
-from journeyformer.data import _synthetic_params as P
-from journeyformer.data import _synthetic_process as sp
-from journeyformer.data import _synthetic_purchases as pp
-from journeyformer.data.events import load_events
-from journeyformer.data.labels import STAGES, LabelConfig, customer_table, label_facts
-from journeyformer.data.schema import EventSchema
-from journeyformer.data.synthetic import SyntheticConfig
+from journeyformer.data.events.load import load_events
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.labels.lifecycle import STAGES, LabelConfig, customer_table, label_facts
 from journeyformer.metrics.bootstrap import paired_bootstrap
+from journeyformer.synthetic import params as P
+from journeyformer.synthetic import process as sp
+from journeyformer.synthetic import purchases as pp
+from journeyformer.synthetic.config import SyntheticConfig
 from journeyformer.tasks import registry
 from journeyformer.tasks.boosting import BoostingBaseline
 from journeyformer.training.datamodule import JourneyData, prepare_data, resolve_events_path
@@ -70,34 +70,11 @@ _US_PER_DAY = 86_400_000_000
 Future = dict[str, np.ndarray]
 
 
-# --- the cross-channel world: re-run the package's day loop, then fork it K times ------------
-def _run_days(config: SyntheticConfig, stop: int) -> tuple[np.random.Generator, sp._Population, sp._Buffers]:
-    """``simulate``'s loop (same seed, same calls) over days ``0 .. stop - 1``."""
-    rng = np.random.default_rng(config.seed)
-    pop = sp._Population(rng, config)
-    out = sp._Buffers()
-    ctx = _context(config)
-    for t in range(stop):
-        if t % 16 == 15:
-            pop.compact()
-        prev_hi = pop.hi
-        pop.hi = int(np.searchsorted(pop.acquired_sorted, t + 1.0))
-        s = pop.view()
-        new = np.arange(prev_hi - pop.lo, pop.hi - pop.lo)
-        out.add_stage(s["cid"][new], P.ACQ, s["acquired"][new])
-        sp._step(rng, s, new, float(t), (config.start_datetime.weekday() + t) % 7, ctx, out)
-    return rng, pop, out
-
-
-def _context(config: SyntheticConfig) -> sp._Context:
-    hazard = config.ticket_hazard * config.churn_scale
-    return sp._Context(config.days, hazard, min(P.EMAILS_PER_DAY * config.intensity, 0.95))
-
-
+# --- the cross-channel world: run the package's day loop up to the fork, then fork it K times --
 def journeys_futures(config: SyntheticConfig, events: pl.DataFrame, ids: np.ndarray, day: int,
                      k: int, seed: int) -> Future:  # fmt: skip
     """Simulated events of days ``day ..`` for ``k`` copies of customers ``ids`` (1-based)."""
-    _, pop, out = _run_days(config, day)
+    _, pop, out = sp.run_days(config, day)
     raw = sp._collect(pop, out)
     ms = np.floor(raw.event_time * 86_400_000).astype(np.int64)
     mine = pl.DataFrame({"customer_id": raw.event_customer + 1, "ms": ms,
@@ -118,7 +95,7 @@ def journeys_futures(config: SyntheticConfig, events: pl.DataFrame, ids: np.ndar
     rng = np.random.default_rng(seed)
     redraw_future_times(s, day, rng)
     gone = s["stage"][:n] == P.CHURNED
-    future, ctx, none = sp._Buffers(), _context(config), np.zeros(0, np.int64)
+    future, ctx, none = sp._Buffers(), sp.context(config), np.zeros(0, np.int64)
     for t in range(day, config.days):
         sp._step(rng, s, none, float(t), (config.start_datetime.weekday() + t) % 7, ctx, future)
     cid = np.concatenate(future.events.get("customer", [none]))
@@ -319,7 +296,7 @@ def main() -> None:
           f"{len(test)} test customers; data ready in {time.perf_counter() - started:.0f} s")  # fmt: skip
     n_actions = data.preprocessing.vocabs.sizes()["action"]
     started = time.perf_counter()
-    boost = BoostingBaseline.fit(data.splits["train"], data.splits["val"], TASKS,
+    boost = BoostingBaseline.fit(data.splits["train"], data.splits["val"], [registry.get(t) for t in TASKS],
                                  {"next_action": n_actions, "stage": len(STAGES)}, seed=args.seed)
     lgbm = boost.predict(test)
     tasks = [t for t in TASKS if t in lgbm]  # a task with one class in training has no booster

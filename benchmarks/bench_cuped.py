@@ -21,13 +21,14 @@ from datetime import datetime, timedelta, timezone
 import lightgbm as lgb
 import polars as pl
 
-from journeyformer.data.features import FeatureConfig
-from journeyformer.data.labels import LabelConfig
-from journeyformer.data.sequences import build_sequences
-from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
-from journeyformer.data.vocab import Vocabularies
+from journeyformer.data.features.definitions import FeatureConfig
+from journeyformer.data.features.sequences import build_sequences
+from journeyformer.data.features.vocab import Vocabularies
+from journeyformer.data.labels.lifecycle import LabelConfig
 from journeyformer.evaluation.experiment import ExperimentConfig, analyse, customer_frame
 from journeyformer.machine import cpu_line
+from journeyformer.synthetic.config import SyntheticConfig
+from journeyformer.synthetic.journeys import generate_journeys
 
 PARAMS = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "n_jobs": 1}
 

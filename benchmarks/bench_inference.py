@@ -53,8 +53,8 @@ from inference_workloads import (
     torch_run,
 )
 
-from journeyformer.data.batch import length_batches, run_in_batches
-from journeyformer.data.events import load_events
+from journeyformer.data.events.load import load_events
+from journeyformer.data.features.batch import length_batches, run_in_batches
 from journeyformer.export.bundle import ValidationData, build_bundle
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.local import predict_events

@@ -47,10 +47,10 @@ from bench_real import CONFIG_DIR, scored_predictions
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from journeyformer.data.synthetic_catalogue import CatalogueState, CatalogueWorld
 from journeyformer.machine import cpu_info
 from journeyformer.metrics.bootstrap import paired_bootstrap
 from journeyformer.pipelines import train
+from journeyformer.synthetic.catalogue import CatalogueState, CatalogueWorld
 from journeyformer.tasks import registry
 
 WORLD = CatalogueWorld(n_customers=1500, n_items=150, days=200, events_per_customer=20, seed=5)

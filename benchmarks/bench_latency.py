@@ -37,10 +37,10 @@ import polars as pl
 
 from journeyformer import Predictor
 from journeyformer import api as api_module
-from journeyformer.data import validate as validate_module
-from journeyformer.data.batch import length_batches, run_in_batches
-from journeyformer.data.samples import parse_time
-from journeyformer.inference.partition import prediction_frame
+from journeyformer.data.events import validate as validate_module
+from journeyformer.data.features.batch import length_batches, run_in_batches
+from journeyformer.data.labels.samples import parse_time
+from journeyformer.inference.loop import prediction_frame
 
 
 def cpu() -> tuple[str, int]:

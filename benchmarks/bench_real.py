@@ -53,13 +53,13 @@ from omegaconf import open_dict
 from real_logs import LOGS, cache_dir, describe, events_path
 
 from journeyformer.io import atomic_write_text
+from journeyformer.jobs import train as job
 from journeyformer.machine import cpu_line
 from journeyformer.metrics.bootstrap import paired_bootstrap
 from journeyformer.model.runner import predict_sequences
 from journeyformer.pipelines import train
 from journeyformer.tasks import registry
 from journeyformer.tasks.boosting import NAME as BOOSTING
-from journeyformer.training import job
 from journeyformer.training.blend import model_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def run(log: str, seed: int, overrides: list[str], root: Path, cache: Path) -> d
     }
     out = Path(cfg.run_dir) / PREDICTIONS
     record["transformer_intervals"] = keep_predictions(scored, network, record["test"], out, parts)
-    record["predictions"] = str(out)
+    record["predictions"] = str(out.resolve())  # --summarize may run from another directory
     record["blend"] = result.metrics.get("blend")
     return record
 
@@ -108,10 +108,10 @@ def scored_predictions() -> Iterator[dict[str, Any]]:
     per-head blend's fitted boosters (``blend``, when the run fits one).
 
     The job calls :func:`journeyformer.evaluation.protocol.evaluate` once, for the test
-    table, and :func:`journeyformer.training.blend.fit_blend` once; both are wrapped here for
+    table, and :func:`journeyformer.training.blend.choose_blend` once; both are wrapped here for
     the run, so nothing is predicted or fitted twice."""
     caught: dict[str, Any] = {}
-    original, original_blend = job.evaluate, job.fit_blend
+    original, original_blend = job.evaluate, job.choose_blend
 
     def evaluate(protocol: Any, outputs: Any, *args: Any, **kwargs: Any) -> Any:
         metrics, baselines = original(protocol, outputs, *args, **kwargs)
@@ -119,15 +119,15 @@ def scored_predictions() -> Iterator[dict[str, Any]]:
         caught.update(seqs=seqs, outputs=dict(outputs), baselines=baselines.predict(seqs))
         return metrics, baselines
 
-    def fit_blend(*args: Any, **kwargs: Any) -> Any:
+    def choose_blend(*args: Any, **kwargs: Any) -> Any:
         caught["blend"] = original_blend(*args, **kwargs)
         return caught["blend"]
 
-    job.evaluate, job.fit_blend = evaluate, fit_blend
+    job.evaluate, job.choose_blend = evaluate, choose_blend
     try:
         yield caught
     finally:
-        job.evaluate, job.fit_blend = original, original_blend
+        job.evaluate, job.choose_blend = original, original_blend
 
 
 # The ablation's rows beside the shipped model and LightGBM on aggregates: what each part of the
@@ -392,10 +392,12 @@ def table(
         key = task.headline
         have = [s for s in seeds if task.name in runs[s]["test"]["model"]]
         if not have:
-            lines.append(
-                f"| {task.name} | {key} | all | head switched off: one class in the training "
-                "labels | | | | | |"
-            )
+            why = (
+                "off: the log has no item column" if task.ranks_items
+                else "off: no exposure log" if task.needs_exposures
+                else "head switched off: one class in the training labels"
+            )  # fmt: skip
+            lines.append(f"| {task.name} | {key} | all | {why} | | | | | |")
             continue
         for s in have:
             t = runs[s]["test"]

@@ -69,8 +69,8 @@ def cmd_data(args: argparse.Namespace) -> None:
         out = data_dir(args.root, n)
         code = (
             "import json, polars as pl\n"
-            "from journeyformer.data.synthetic import SyntheticConfig\n"
-            "from journeyformer.data.synthetic_pieces import write_in_pieces\n"
+            "from journeyformer.synthetic.journeys import SyntheticConfig\n"
+            "from journeyformer.synthetic.pieces import write_in_pieces\n"
             f"d = write_in_pieces(SyntheticConfig(n_customers={customers}, intensity=0.4, seed=1), "
             f"{str(out)!r}, piece_customers={args.piece}, generated_dir={str(args.root)!r})\n"
             "n = pl.scan_parquet(str(d['events']) + '/*.parquet').select(pl.len()).collect().item()\n"
@@ -163,7 +163,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             build = run_child(
                 "import json\nfrom journeyformer.cli import main\n"
                 f"main(['build-store', *{data!r}, 'data.store={store}'])\n"
-                "from journeyformer.data.sample_store import SampleStore\n"
+                "from journeyformer.training.sample_store import SampleStore\n"
                 f"s = SampleStore.open({store!r})\nprint(json.dumps({{'samples': sum(s.samples('train'))}}))\n"
             )
             print(f"| {n:,.0f} | store | {build['samples']:,} | build store | {build['wall_s']:.0f} | "

@@ -34,13 +34,14 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from journeyformer.data.events import load_events
-from journeyformer.data.features import FeatureConfig
-from journeyformer.data.labels import IGNORE_INDEX, STAGES, LabelConfig
-from journeyformer.data.schema import EventSchema
-from journeyformer.data.sequences import Sequences, build_sequences
-from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
-from journeyformer.data.vocab import Vocabularies
+from journeyformer.data.events.load import load_events
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.features.definitions import FeatureConfig
+from journeyformer.data.features.sequences import Sequences, build_sequences
+from journeyformer.data.features.vocab import Vocabularies
+from journeyformer.data.labels.lifecycle import IGNORE_INDEX, STAGES, LabelConfig
+from journeyformer.synthetic.config import SyntheticConfig
+from journeyformer.synthetic.journeys import generate_journeys
 
 SCHEMA = EventSchema(extra_categorical=("device",), extra_numeric=("items",))
 FEATURES = FeatureConfig(

@@ -174,7 +174,8 @@ def main() -> None:
     ap.add_argument("--load-customers", type=int, default=4000, help="customers whose events the load sends (each event once)")
     ap.add_argument("--skip-closed", action="store_true", help="only the paced 1,000 events/s runs and the memory")
     args = ap.parse_args()
-    from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
+    from journeyformer.synthetic.config import SyntheticConfig
+    from journeyformer.synthetic.journeys import generate_journeys, write_journeys
 
     print(cpu_line())
     print(f"load average: {os.getloadavg()} (1/5/15 min) before the run")

@@ -17,7 +17,8 @@ import statistics
 import time
 from pathlib import Path
 
-from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
+from journeyformer.synthetic.config import SyntheticConfig
+from journeyformer.synthetic.journeys import generate_journeys, write_journeys
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ Variants, timed interleaved on the same batches (one optimizer step per batch):
 * ``no_attn_dropout``: fp32 with the attention-probability dropout off (the other dropouts
   stay). Measures what ``model.attention_dropout`` costs; the same as fp32 when it is 0 (the
   default since configs/model/_common.yaml set it so).
+* ``torch_dropout``: fp32 with torch's own CPU dropout mask instead of the model's
+  (:mod:`journeyformer.model.dropout`): what the fast mask saves.
 * ``compiled``: fp32 with ``torch.compile(net)`` (compile time excluded; needs a C++ compiler).
 * ``masked``: fp32 with the explicit (B, 1, T, T) padding mask in attention, as training ran
   before it used the causal flag alone (:meth:`journeyformer.model.encoder.JourneyEncoder.forward`;
@@ -35,9 +37,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
-from journeyformer.data.batch import MODEL_INPUTS
+from journeyformer.data.features.batch import MODEL_INPUTS
 from journeyformer.machine import cpu_line
 from journeyformer.model.config import ModelConfig
+from journeyformer.model.dropout import Dropout
 from journeyformer.model.encoder import SelfAttention
 from journeyformer.training.datamodule import JourneyDataModule
 from journeyformer.training.module import JourneyModule
@@ -86,7 +89,7 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         default="fp32,masked,bf16",
-        help="comma-separated: fp32, bf16 (CPU autocast), no_attn_dropout, compiled, masked",
+        help="comma-separated: fp32, bf16 (CPU autocast), no_attn_dropout, torch_dropout, compiled, masked",
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per variant")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -112,7 +115,7 @@ def main() -> None:
 
     attention = [m for m in module.net.modules() if isinstance(m, SelfAttention)]
     variants = args.variants.split(",")
-    unknown = set(variants) - {"fp32", "bf16", "no_attn_dropout", "compiled", "masked"}
+    unknown = set(variants) - {"fp32", "bf16", "no_attn_dropout", "torch_dropout", "compiled", "masked"}
     if unknown:
         parser.error(f"--variants: unknown {sorted(unknown)}")
     compiled = torch.compile(module.net) if "compiled" in variants else None
@@ -123,6 +126,7 @@ def main() -> None:
             m.dropout = 0.0 if variant == "no_attn_dropout" else model_cfg.attention_dropout
         # the encoder's own flag only (its blocks' dropout stays on): the eval-path mask
         module.net.encoder.training = variant != "masked"
+        Dropout.fast = variant != "torch_dropout"
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant == "bf16"):
             out = net(*(batch.inputs[k] for k in MODEL_INPUTS))
             loss = module.weighted(module.losses(batch, out))
@@ -148,6 +152,7 @@ def main() -> None:
     for m in attention:
         m.dropout = model_cfg.attention_dropout
     module.net.encoder.training = True
+    Dropout.fast = True
     events = sum(int(b.inputs["lengths"].sum()) for b in timed)
     slots = sum(b.inputs["lengths"].numel() * b.inputs["categorical"].shape[1] for b in timed)
     flops = 0

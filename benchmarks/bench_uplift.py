@@ -5,7 +5,7 @@
         [--transformer [--train-overrides trainer.max_epochs=10 ...]]
 
 Per seed: the campaigns world (``world=campaigns``: a randomised retention offer with a 50%
-holdout, four response types; :mod:`journeyformer.data._synthetic_campaigns`), the project's
+holdout, four response types; :mod:`journeyformer.synthetic.campaigns`), the project's
 aggregates at the exposure (the table the LightGBM baseline is fitted on), the outcomes in the
 30 days after it (:func:`journeyformer.evaluation.experiment.customer_frame`), and one random
 half of the eligible customers for fitting, the other half held out (same split for all).
@@ -49,19 +49,16 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from journeyformer.data.features import FeatureConfig
-from journeyformer.data.labels import LabelConfig
-from journeyformer.data.sequences import build_sequences
-from journeyformer.data.synthetic import (
-    SyntheticConfig,
-    SyntheticJourneys,
-    generate_journeys,
-    write_journeys,
-)
-from journeyformer.data.vocab import Vocabularies
+from journeyformer.data.features.definitions import FeatureConfig
+from journeyformer.data.features.sequences import build_sequences
+from journeyformer.data.features.vocab import Vocabularies
+from journeyformer.data.labels.lifecycle import LabelConfig
 from journeyformer.evaluation.experiment import ExperimentConfig, customer_frame
 from journeyformer.machine import cpu_line
 from journeyformer.metrics import uplift as U
+from journeyformer.metrics.scores import spearman
+from journeyformer.synthetic.config import SyntheticConfig
+from journeyformer.synthetic.journeys import SyntheticJourneys, generate_journeys, write_journeys
 
 BUDGET = 0.3  # share of customers the campaign can reach
 PARAMS = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 40,
@@ -72,7 +69,9 @@ def features(world: SyntheticJourneys) -> tuple[np.ndarray, pl.DataFrame]:
     """Aggregates at the exposure and the outcome frame (with the true effects) per customer."""
     assert world.exposures is not None and world.effects is not None
     frame = customer_frame(world.events, world.exposures, ExperimentConfig(window_days=30))
-    frame = frame.join(world.effects.select("customer_id", "type", "tau_churn", "tau_value"), on="customer_id")
+    frame = frame.join(
+        world.effects.select("customer_id", "type", "tau_churn", "tau_value"), on="customer_id"
+    )
     cutoff = world.exposures.get_column("timestamp").min()
     events = world.events.filter(pl.col("timestamp") < cutoff)
     vocabs = Vocabularies.build(events, ["action", "channel"])
@@ -97,7 +96,7 @@ def transformer_scores(world: SyntheticJourneys, fit_ids: pl.Series, test_ids: p
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
-    from journeyformer.data.exposure_samples import BEFORE
+    from journeyformer.data.labels.exposure_samples import BEFORE
     from journeyformer.model.runner import predict_sequences
     from journeyformer.pipelines import train
 
@@ -105,7 +104,9 @@ def transformer_scores(world: SyntheticJourneys, fit_ids: pl.Series, test_ids: p
     with tempfile.TemporaryDirectory() as tmp:
         write_journeys(world, tmp)
         exposures = Path(tmp, "exposures_fit.parquet")
-        world.exposures.filter(pl.col("customer_id").is_in(fit_ids.implode())).write_parquet(exposures)
+        world.exposures.filter(pl.col("customer_id").is_in(fit_ids.implode())).write_parquet(
+            exposures
+        )
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = compose(config_name="train", overrides=[
@@ -119,11 +120,16 @@ def transformer_scores(world: SyntheticJourneys, fit_ids: pl.Series, test_ids: p
         seqs = result.data.preprocessing.sequences(world.events, at - BEFORE, customers=test_ids,
                                                    with_labels=False, active_only=False)  # fmt: skip
         out = predict_sequences(result.module.net, seqs)
-        facts = {"seconds": result.seconds,
+        curves = _val_curves(Path(tmp, "run"))
+        facts = {"seconds": result.seconds, "val_curves": curves,
                  "val_uplift": (result.metrics.get("val") or {}).get("model", {}).get("uplift"),
                  "model": result.module.cfg.to_dict()["d_model"]}  # fmt: skip
     pos = pl.DataFrame({"customer_id": seqs.customer_id, "_j": np.arange(len(seqs))})
-    j = pl.DataFrame({"customer_id": test_ids}).join(pos, on="customer_id", how="left")["_j"].to_numpy()
+    j = (
+        pl.DataFrame({"customer_id": test_ids})
+        .join(pos, on="customer_id", how="left")["_j"]
+        .to_numpy()
+    )
     have = ~np.isnan(j.astype(float))
     scores = {}
     for name in ("uplift_retention", "uplift_value"):
@@ -131,6 +137,24 @@ def transformer_scores(world: SyntheticJourneys, fit_ids: pl.Series, test_ids: p
         v[have] = out[name][j[have].astype(int)]
         scores[name] = v
     return scores, facts
+
+
+def _val_curves(run_dir: Path) -> dict[str, list[float]]:
+    """Per-epoch validation loss and uplift Qini/AUUC of the run (the CSV logger's file)."""
+    files = sorted(run_dir.rglob("metrics.csv"))
+    if not files:
+        return {}
+    log = pl.read_csv(files[-1], infer_schema_length=None)
+    cols = [c for c in log.columns if c in ("epoch", "val/loss") or c.startswith("val/uplift")]
+    rows = log.select(cols).filter(pl.col("val/loss").is_not_null()) if "val/loss" in cols else log
+    return {c: rows.get_column(c).to_list() for c in cols}
+
+
+def truth_capture(truth: np.ndarray, score: np.ndarray, k: float = BUDGET) -> float:
+    """Mean true effect of the top ``k`` by ``score`` minus the mean over all: the gain a
+    contact list earns in expectation, free of the outcome noise Qini carries."""
+    top = np.argsort(-score, kind="stable")[: max(1, int(round(k * len(score))))]
+    return float(truth[top].mean() - truth.mean())
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> lgb.LGBMRegressor:
@@ -142,7 +166,9 @@ def t_learner(x: np.ndarray, y: np.ndarray, t: np.ndarray, x_test: np.ndarray) -
     return m1.predict(x_test) - m0.predict(x_test)
 
 
-def x_learner(x: np.ndarray, y: np.ndarray, t: np.ndarray, x_test: np.ndarray, p: float = 0.5) -> np.ndarray:
+def x_learner(
+    x: np.ndarray, y: np.ndarray, t: np.ndarray, x_test: np.ndarray, p: float = 0.5
+) -> np.ndarray:
     m1, m0 = _fit(x[t == 1], y[t == 1]), _fit(x[t == 0], y[t == 0])
     d1 = y[t == 1] - m0.predict(x[t == 1])  # imputed effects of the treated
     d0 = m1.predict(x[t == 0]) - y[t == 0]  # and of the controls
@@ -168,7 +194,9 @@ CAUSALML = textwrap.dedent("""
 """)
 
 
-def causalml_scores(python: str, x: np.ndarray, t: np.ndarray, ys: dict[str, np.ndarray], x_test: np.ndarray) -> dict[str, np.ndarray]:
+def causalml_scores(
+    python: str, x: np.ndarray, t: np.ndarray, ys: dict[str, np.ndarray], x_test: np.ndarray
+) -> dict[str, np.ndarray]:
     with tempfile.TemporaryDirectory() as tmp:
         src, dst, script = Path(tmp, "in.npz"), Path(tmp, "out.npz"), Path(tmp, "fit.py")
         np.savez(src, x=x, t=t, x_test=x_test, **{f"y_{k}": v for k, v in ys.items()})
@@ -177,7 +205,9 @@ def causalml_scores(python: str, x: np.ndarray, t: np.ndarray, ys: dict[str, np.
         return dict(np.load(dst))
 
 
-def _boot(values: dict[str, np.ndarray], y: np.ndarray, t: np.ndarray, metric, n_boot: int, seed: int) -> dict[str, np.ndarray]:  # noqa: ANN001
+def _boot(
+    values: dict[str, np.ndarray], y: np.ndarray, t: np.ndarray, metric, n_boot: int, seed: int
+) -> dict[str, np.ndarray]:  # noqa: ANN001
     rng = np.random.default_rng(seed)
     draws = {k: np.empty(n_boot) for k in values}
     for b in range(n_boot):
@@ -187,22 +217,40 @@ def _boot(values: dict[str, np.ndarray], y: np.ndarray, t: np.ndarray, metric, n
     return draws
 
 
-def run_seed(seed: int, n: int, causalml: str | None, n_boot: int, transformer: list[str] | None = None) -> dict:
+def run_seed(
+    seed: int, n: int, causalml: str | None, n_boot: int, transformer: list[str] | None = None
+) -> dict:
     start = time.time()
     world = generate_journeys(SyntheticConfig(n_customers=n, seed=seed, world="campaigns"))
     x, frame = features(world)
     rng = np.random.default_rng(seed + 1000)
     test = rng.random(len(x)) < 0.5
     ids = frame["customer_id"]
-    net, run = transformer_scores(world, ids.filter(~test), ids.filter(test), seed, transformer) if transformer is not None else ({}, {})
+    net, run = (
+        transformer_scores(world, ids.filter(~test), ids.filter(test), seed, transformer)
+        if transformer is not None
+        else ({}, {})
+    )
     net_names = {"retention": "uplift_retention", "spend": "uplift_value"}
     t = frame["t"].to_numpy().astype(int)
     ys = {"retention": 1.0 - frame["churn"].to_numpy(), "spend": frame["spend"].to_numpy()}
     truth = {"retention": -frame["tau_churn"].to_numpy(), "spend": frame["tau_value"].to_numpy()}
-    ext = causalml_scores(causalml, x[~test], t[~test], {k: v[~test] for k, v in ys.items()}, x[test]) if causalml else {}
-    risk = lgb.LGBMClassifier(**PARAMS).fit(x[~test][t[~test] == 0], frame["churn"].to_numpy()[~test][t[~test] == 0])
+    ext = (
+        causalml_scores(causalml, x[~test], t[~test], {k: v[~test] for k, v in ys.items()}, x[test])
+        if causalml
+        else {}
+    )
+    risk = lgb.LGBMClassifier(**PARAMS).fit(
+        x[~test][t[~test] == 0], frame["churn"].to_numpy()[~test][t[~test] == 0]
+    )
     churn_risk = risk.predict_proba(x[test])[:, 1]
-    out: dict = {"seed": seed, "customers": len(x), "held_out": int(test.sum()), "outcomes": {}, "transformer_run": run}
+    out: dict = {
+        "seed": seed,
+        "customers": len(x),
+        "held_out": int(test.sum()),
+        "outcomes": {},
+        "transformer_run": run,
+    }
     for name, y in ys.items():
         yt, tt = y[test], t[test]
         scores = {
@@ -216,12 +264,17 @@ def run_seed(seed: int, n: int, causalml: str | None, n_boot: int, transformer: 
         }
         row: dict = {}
         qini = _boot(scores, yt, tt, U.qini_coefficient, n_boot, seed)
-        gain = _boot(scores, yt, tt, lambda a, b, s: U.incremental_value(a, b, s, BUDGET), n_boot, seed)
+        gain = _boot(
+            scores, yt, tt, lambda a, b, s: U.incremental_value(a, b, s, BUDGET), n_boot, seed
+        )
         for k, s in scores.items():
             row[k] = {"qini": U.qini_coefficient(yt, tt, s), "auuc": U.auuc(yt, tt, s),
                       "uplift_at_30": U.uplift_at_k(yt, tt, s, BUDGET),
                       "incremental_at_budget": U.incremental_value(yt, tt, s, BUDGET),
-                      "incremental_ci": list(np.percentile(gain[k], [2.5, 97.5]))}  # fmt: skip
+                      "incremental_ci": list(np.percentile(gain[k], [2.5, 97.5])),
+                      # noise-free: the true effects of whom each score ranks first
+                      "true_gain_at_30": truth_capture(truth[name][test], s),
+                      "true_rank_corr": float(spearman(s, truth[name][test]))}  # fmt: skip
         metas = [k for k in scores if k.endswith("learner") or k.startswith("causalml")]
         best = max(metas, key=lambda k: row[k]["qini"])
         room = qini["oracle"] - qini[best]
@@ -251,22 +304,38 @@ def main() -> None:
     parser.add_argument("--causalml", default=None, help="a Python with causalml installed")
     parser.add_argument("--boot", type=int, default=200)
     parser.add_argument("--out", default=None)
-    parser.add_argument("--transformer", action="store_true", help="train and score the uplift head")
+    parser.add_argument(
+        "--transformer", action="store_true", help="train and score the uplift head"
+    )
     parser.add_argument("--train-overrides", nargs="*", default=[], help="train config overrides")
     args = parser.parse_args()
     print(f"CPU: {cpu_line()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     results = []
     for seed in args.seeds:
-        r = run_seed(seed, args.customers, args.causalml, args.boot, args.train_overrides if args.transformer else None)
+        r = run_seed(
+            seed,
+            args.customers,
+            args.causalml,
+            args.boot,
+            args.train_overrides if args.transformer else None,
+        )
         results.append(r)
-        print(f"\nseed {seed}: {r['customers']} eligible customers, {r['held_out']} held out ({r['seconds']:.0f} s)")
+        print(
+            f"\nseed {seed}: {r['customers']} eligible customers, {r['held_out']} held out ({r['seconds']:.0f} s)"
+        )
+        if r["transformer_run"].get("val_curves"):
+            print(f"  transformer validation per epoch: {r['transformer_run']['val_curves']}")
         for name, row in r["outcomes"].items():
-            print(f"  {name}: {'score':<12} {'qini':>9} {'auuc':>9} {'upl@30%':>9} {'incr@30% [95% CI]':>30}")
+            print(
+                f"  {name}: {'score':<12} {'qini':>9} {'auuc':>9} {'upl@30%':>9} {'incr@30% [95% CI]':>30}"
+            )
             for k, v in row.items():
                 if isinstance(v, dict) and "qini" in v:
                     ci = v["incremental_ci"]
                     print(f"  {'':<{len(name)}}  {k:<12} {v['qini']:>9.4f} {v['auuc']:>9.4f} {v['uplift_at_30']:>9.4f} "
-                          f"{v['incremental_at_budget']:>9.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]")  # fmt: skip
+                      f"{v['incremental_at_budget']:>9.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]  true gain@30% "
+                      f"{v['true_gain_at_30']:+.5f} ({v['true_gain_at_30'] / row['oracle']['true_gain_at_30']:.0%} "
+                      f"of the oracle), rank corr. with the truth {v['true_rank_corr']:+.3f}")  # fmt: skip
             if "transformer_vs_best" in row:
                 tv = row["transformer_vs_best"]
                 print(f"  transformer - {tv['best_meta']} Qini = {tv['delta']:+.4f} [{tv['ci'][0]:+.4f}, "
@@ -280,7 +349,9 @@ def main() -> None:
                 print(f"  incremental at 30% budget, {room['best_meta']} - {rule}: {d['delta']:+.4f} "
                       f"[{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]")  # fmt: skip
     if args.out:
-        Path(args.out).write_text(json.dumps({"cpu": cpu_line(), "results": results}, indent=1, default=float))
+        Path(args.out).write_text(
+            json.dumps({"cpu": cpu_line(), "results": results}, indent=1, default=float)
+        )
     sys.stdout.flush()
 
 

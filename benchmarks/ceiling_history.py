@@ -1,7 +1,7 @@
 """The Bayes predictor given the observable history, for the cross-channel journeys world.
 
 Used by ``benchmarks/bench_ceiling.py`` (rows marked ``[history]``). Given a customer's events
-before the cutoff, the day-by-day process of ``journeyformer.data._synthetic_process`` has a
+before the cutoff, the day-by-day process of ``journeyformer.synthetic.process`` has a
 likelihood that is computable in closed form for every value of the latent parameters:
 
 * what the history fixes exactly: the acquisition time (the first event), every session (at
@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from journeyformer.data import _synthetic_params as P
-from journeyformer.data import _synthetic_process as sp
+from journeyformer.synthetic import params as P
+from journeyformer.synthetic import process as sp
 
 _MS_PER_DAY = 86_400_000
 SESSION_ACTIONS = ("page_view", "product_view", "add_to_cart", "purchase", "app_open", "social_engage", "support_ticket")

@@ -18,15 +18,16 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from journeyformer.data.batch import MODEL_INPUTS, length_batches, make_batch
-from journeyformer.data.events import load_events
+from journeyformer.data.events.load import load_events
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.features.batch import MODEL_INPUTS, length_batches, make_batch
+from journeyformer.data.features.sequences import Sequences
 from journeyformer.data.preprocessing import Preprocessing
-from journeyformer.data.schema import EventSchema
-from journeyformer.data.sequences import Sequences
-from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
-from journeyformer.inference.partition import prediction_frame
+from journeyformer.inference.loop import prediction_frame
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.network import JourneyTransformer
+from journeyformer.synthetic.config import SyntheticConfig
+from journeyformer.synthetic.journeys import generate_journeys
 from journeyformer.training.module import JourneyModule
 
 ROOT = Path(__file__).resolve().parents[1]

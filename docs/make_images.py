@@ -31,10 +31,11 @@ from pathlib import Path
 
 import polars as pl
 
-from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
 from journeyformer.inference.local import predict_events
 from journeyformer.monitoring.job import monitor_events
 from journeyformer.monitoring.page import plots as drift_plots
+from journeyformer.synthetic.config import SyntheticConfig
+from journeyformer.synthetic.journeys import generate_journeys, write_journeys
 
 
 def arg(name: str, default: str | None = None) -> str:

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from journeyformer.errors import entry_point
+from journeyformer.cli import entry_point
 from journeyformer.export.contract import check_page, contract_markdown
 from journeyformer.io import atomic_write_text
 

@@ -20,7 +20,15 @@ from support import SMALL_CUSTOMERS, compose_train, tiny_overrides
 
 # The session fixtures below that train or export (each takes seconds to minutes on a CPU).
 TRAINING_FIXTURES = frozenset(
-    {"tiny_run", "tiny_bundle", "quantized_bundle", "blended_run", "blended_bundle", "default_net"}
+    {
+        "tiny_run",
+        "tiny_bundle",
+        "quantized_bundle",
+        "blended_run",
+        "blended_bundle",
+        "default_net",
+        "onnx_graphs",
+    }
 )
 UNIT_DIR = Path(__file__).resolve().parent / "unit"
 _running_unmarked: list[str] = []  # the node id of the test being set up or run, when not slow
@@ -83,7 +91,8 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """events.parquet + truth files for a small synthetic population (made once a session)."""
-    from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
+    from journeyformer.synthetic.config import SyntheticConfig
+    from journeyformer.synthetic.journeys import generate_journeys, write_journeys
 
     out = tmp_path_factory.mktemp("synthetic")
     write_journeys(generate_journeys(SyntheticConfig(n_customers=SMALL_CUSTOMERS, seed=3)), out)
@@ -165,3 +174,27 @@ def default_net(tiny_run, tmp_path_factory: pytest.TempPathFactory):
     net = JourneyTransformer(ModelConfig.from_data(sizes, pre)).eval()
     assert net.cfg.n_layers >= 2, "the fusion controls need a block after the first"
     return net
+
+
+@pytest.fixture(scope="session")
+def onnx_graphs(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple]:
+    """``onnx_graphs(net, last_position_only)``: the net's plain ONNX graph, its fused-attention
+    graph and the fusion's count (export/fuse.py), exported once per net and setting in the
+    session (default_net's serve the fusion and int8 tests). Read-only: a test that changes a
+    graph saves a copy."""
+    from journeyformer.export.fuse import fuse_attention
+    from journeyformer.export.onnx import export_onnx
+
+    made: dict[tuple[int, bool], tuple] = {}
+
+    def export(net: Any, last_position_only: bool) -> tuple:
+        key = (id(net), last_position_only)
+        if key not in made:
+            out = tmp_path_factory.mktemp("graphs")
+            plain = export_onnx(net, out / "model.onnx", last_position_only=last_position_only)
+            fused = out / "fused.onnx"
+            count = fuse_attention(plain, fused, net.cfg.n_heads, net.cfg.n_layers)
+            made[key] = (net, plain, fused, count)  # the net kept alive: its id stays its own
+        return made[key][1:]
+
+    return export

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-from journeyformer.data.event_order import ROW
+from journeyformer.data.events.order import ROW
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
 SMALL_CUSTOMERS = 1500
@@ -95,8 +95,62 @@ def model_inputs(cfg: Any, b: int = 4, t: int = 10, seed: int = 0) -> tuple[Any,
     the first sample is exactly ``t`` long. The same batches as the export's parity check."""
     import torch
 
-    from journeyformer.data.batch import MODEL_INPUTS
+    from journeyformer.data.features.batch import MODEL_INPUTS
     from journeyformer.export.onnx import random_inputs
 
     inputs = random_inputs(cfg, b, t, seed=seed)
     return tuple(torch.from_numpy(inputs[name]) for name in MODEL_INPUTS)
+
+
+def assert_same_predictions(left: pl.DataFrame, right: pl.DataFrame, rel: float = 1e-5) -> None:
+    """``left`` and ``right`` are the same predictions up to float rounding.
+
+    Scores agree to ``rel``. A driver effect is a difference of two scores, so it agrees to
+    ``rel`` times the largest score it was taken from (not times the effect itself: two paths
+    that batch customers differently round a value of 500 by a few 1e-4, and an effect of -28
+    inherits that). Driver names may differ only where the effects beside them tie to within
+    that tolerance (a near tie ordered either way) or at the last place (the next driver, not
+    shown, may tie with it)."""
+    from polars.testing import assert_frame_equal
+
+    assert left.columns == right.columns and left.height == right.height
+    drivers = [c for c in left.columns if c.endswith("_drivers") or c.endswith("_driver_effects")]
+    plain = [c for c in left.columns if c not in drivers]
+    assert_frame_equal(left.select(plain), right.select(plain), check_exact=False, rel_tol=rel, abs_tol=rel)
+    scores = {"churn": "churn_probability", "value": "expected_value"}
+    for target in sorted({c.rsplit("_driver", 1)[0] for c in drivers}):
+        score = scores.get(target)
+        scale = max(1.0, float(left[score].abs().max())) if score in left.columns else 1.0
+        tol = 2 * rel * scale
+        names_a, names_b = left[f"{target}_drivers"].to_list(), right[f"{target}_drivers"].to_list()
+        eff_a, eff_b = left[f"{target}_driver_effects"].to_list(), right[f"{target}_driver_effects"].to_list()
+        for row, (na, nb, ea, eb) in enumerate(zip(names_a, names_b, eff_a, eff_b, strict=True)):
+            if na is None or nb is None:
+                assert na is None and nb is None and ea is None and eb is None, (target, row)
+                continue
+            assert len(na) == len(nb) == len(ea) == len(eb), (target, row, na, nb)
+            gaps = [abs(x - y) for x, y in zip(ea, eb, strict=True)]
+            assert max(gaps, default=0.0) <= tol, f"{target} driver effects, row {row}: {ea} vs {eb} (tolerance {tol:.2g})"
+            for i, (x, y) in enumerate(zip(na, nb, strict=True)):
+                tied = i == len(na) - 1 or any(abs(abs(ea[i]) - abs(ea[j])) <= tol for j in range(len(ea)) if j != i)
+                assert x == y or tied, f"{target} drivers, row {row}: {na} vs {nb} (effects {ea})"
+
+
+class SlowUnpickle:
+    """Pickles to something that takes ``seconds`` to load in another process, then is
+    ``blob`` unpickled: a side process stays busy long enough for a test to see whether it
+    was stopped."""
+
+    def __init__(self, blob: bytes, seconds: float) -> None:
+        self.blob, self.seconds = blob, seconds
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _slow_load, (self.blob, self.seconds)
+
+
+def _slow_load(blob: bytes, seconds: float) -> Any:
+    import pickle
+    import time
+
+    time.sleep(seconds)
+    return pickle.loads(blob)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels import LabelWindow
+from journeyformer.data.labels.lifecycle import LabelWindow
 from journeyformer.tasks.binary import BinaryTask
 
 

@@ -8,7 +8,7 @@
 
 The numbers are those of ``journeyformer predict`` (the same validation, sequences, batching
 and onnxruntime settings); the table has the same columns (see
-:func:`journeyformer.inference.partition.prediction_frame`). Customers without an event at or
+:func:`journeyformer.inference.loop.prediction_frame`). Customers without an event at or
 before ``as_of`` are left out; :attr:`Predictor.last_rejected` lists them.
 
 Like the job, predictions carry ``segment`` (the rules of ``configs/segments/default.yaml``
@@ -20,10 +20,10 @@ For near-real-time scoring (a few customers after each event) keep one Predictor
 :meth:`Predictor.predict` with just those customers' events: there is no file I/O or chunk
 planning, one onnxruntime call scores up to ``batch_size`` customers, the session stays warm,
 and inputs of up to ``small_events`` events build their sequences in NumPy
-(:mod:`journeyformer.data.sequences_numpy`: the same arrays without a dozen Polars query plans
+(:mod:`journeyformer.data.features.few`: the same arrays without a dozen Polars query plans
 per call; ``benchmarks/bench_latency.py`` measures it). A frame already in the canonical types
 (customer_id Int64, timestamp Datetime("us", "UTC"), text categories without nulls, Float64
-numbers; :func:`journeyformer.data.normalize.already_canonical`) with nothing to report is read
+numbers; :func:`journeyformer.data.events.normalize.already_canonical`) with nothing to report is read
 without a Polars query, its rows in any order. For files too large for memory use the
 ``journeyformer predict`` job, which streams customer chunks.
 
@@ -40,20 +40,20 @@ from typing import Any
 
 import polars as pl
 
-from journeyformer.data.as_of import data_end
-from journeyformer.data.events import load_events
-from journeyformer.data.labels import first_rows
-from journeyformer.data.normalize import already_canonical, normalize
-from journeyformer.data.samples import parse_time
-from journeyformer.data.sequences import Sequences
-from journeyformer.data.sequences_numpy import applies, few_sequences
-from journeyformer.data.validate import clean, validate
+from journeyformer.data.events.as_of import data_end
+from journeyformer.data.events.load import load_events
+from journeyformer.data.events.normalize import already_canonical, normalize
+from journeyformer.data.events.validate import clean, validate
+from journeyformer.data.features.few import applies, few_sequences
+from journeyformer.data.features.sequences import Sequences
+from journeyformer.data.labels.lifecycle import first_rows
+from journeyformer.data.labels.samples import parse_time
 from journeyformer.errors import EventDataError
 from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.decisions import Decisions
-from journeyformer.inference.partition import prediction_schema
+from journeyformer.inference.loop import BATCH_SIZE, prediction_schema
 from journeyformer.inference.runner import OnnxRunner
-from journeyformer.inference.scoring import BATCH_SIZE, ModelChoice, ScoringJob
+from journeyformer.inference.scoring import ModelChoice, ScoringJob
 from journeyformer.tasks.base import TOP_K
 
 SMALL_EVENTS = 50_000  # inputs up to this many events build sequences in NumPy
@@ -176,7 +176,7 @@ class Predictor:
             events: a Polars frame in the bundle's column names (or ``data`` overrides), or a
                 Parquet/CSV file, directory or glob.
             as_of: ISO-8601 string or datetime (naive means UTC); default: the end of the data
-                as ``journeyformer predict`` finds it (:mod:`journeyformer.data.as_of`).
+                as ``journeyformer predict`` finds it (:mod:`journeyformer.data.events.as_of`).
             explain: add ``churn_drivers``, ``churn_driver_effects``, ``value_drivers``,
                 ``value_driver_effects`` (about 35 extra model rows per customer; needs a
                 bundle exported with ``data.path``).

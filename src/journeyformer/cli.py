@@ -21,16 +21,54 @@ checking that the extra providing it is installed (:mod:`journeyformer.extras`),
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
 from journeyformer import __version__
-from journeyformer.errors import ConfigError, entry_point
+from journeyformer.errors import (
+    DEBUG_ENV,
+    EXIT_USER_ERROR,
+    ConfigError,
+    debug_enabled,
+    describe,
+    user_errors,
+)
 from journeyformer.extras import MissingExtraError, require
+from journeyformer.publish import exit_cleanly_on_signals
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def entry_point(main: F) -> F:
+    """Decorate a script's main function (inside ``@hydra.main``): errors a user can cause
+    (:func:`journeyformer.errors.user_errors`) print one line and exit 2, and SIGTERM (what
+    schedulers send) becomes a clean exit that removes temporary files.
+
+    Example::
+
+        @hydra.main(version_base="1.3", config_path="../configs", config_name="predict")
+        @entry_point
+        def main(cfg): ...
+    """
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with exit_cleanly_on_signals():
+            try:
+                return main(*args, **kwargs)
+            except user_errors() as err:
+                if debug_enabled():
+                    raise
+                print(f"error: {describe(err)}", file=sys.stderr)
+                print(f"(set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
+                raise SystemExit(EXIT_USER_ERROR) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def config_dir() -> Path:
@@ -114,6 +152,9 @@ def experiment_job(cfg: DictConfig) -> dict[str, Any]:
     result, out = run_experiment(_plain(cfg))
     print(render_text(result))
     print(f"experiment: {out / 'experiment.html'}")
+    if result.get("feedback"):  # the labelled exposure log for the next training run
+        fb = result["feedback"]
+        print(f"feedback: {fb['path']} ({fb['rows']} exposures, {fb['labelled']} labelled)")
     return result
 
 
@@ -143,7 +184,8 @@ def generate_data_job(cfg: DictConfig) -> dict[str, Path]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import get_original_cwd
 
-    from journeyformer.data.synthetic import SyntheticConfig, generate_dataset, summarize
+    from journeyformer.synthetic.config import SyntheticConfig
+    from journeyformer.synthetic.journeys import generate_dataset, summarize
 
     settings = _plain(cfg.data.synthetic)
     if not isinstance(settings, dict):
@@ -167,9 +209,9 @@ def generate_data_job(cfg: DictConfig) -> dict[str, Path]:
 
 def build_store_job(cfg: DictConfig) -> Path:
     """Write the sample store of ``data.path`` at ``data.store`` (configs/build_store.yaml)."""
-    from journeyformer.data.store_build import build_sample_store
     from journeyformer.tasks import registry
     from journeyformer.training.datamodule import resolve_events_path
+    from journeyformer.training.store_build import build_sample_store
 
     data, labels = _plain(cfg.data), _plain(cfg.labels)
     if not data.get("store"):

@@ -2,11 +2,10 @@
 
 Every error the project raises for bad input, settings or artefacts derives from
 :class:`JourneyformerError` (and from ValueError, so ``except ValueError`` keeps working).
-:func:`entry_point` wraps a script's main function: such errors, and operating-system errors
-(permission denied, disk full, file too large, ...), print one line ``error: <message>`` on
-stderr and exit with status 2; set ``JOURNEYFORMER_DEBUG=1`` to get the traceback instead.
-It also turns SIGTERM (what schedulers send) into a clean exit that removes temporary files
-(:mod:`journeyformer.publish`).
+:func:`journeyformer.cli.entry_point` wraps a script's main function: such errors, and
+operating-system errors (permission denied, disk full, file too large, ...), print one line
+``error: <message>`` on stderr and exit with status 2; set ``JOURNEYFORMER_DEBUG=1`` to get the
+traceback instead.
 
 Torch-free: imports only the standard library.
 """
@@ -14,16 +13,10 @@ Torch-free: imports only the standard library.
 from __future__ import annotations
 
 import errno
-import functools
 import os
-import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 DEBUG_ENV = "JOURNEYFORMER_DEBUG"
 EXIT_USER_ERROR = 2
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class JourneyformerError(ValueError):
@@ -81,30 +74,3 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def debug_enabled() -> bool:
     return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def entry_point(main: F) -> F:
-    """Decorate a script's main function (inside ``@hydra.main``): one-line errors, exit 2.
-
-    Example::
-
-        @hydra.main(version_base="1.3", config_path="../configs", config_name="predict")
-        @entry_point
-        def main(cfg): ...
-    """
-
-    @functools.wraps(main)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from journeyformer.publish import exit_cleanly_on_signals
-
-        with exit_cleanly_on_signals():
-            try:
-                return main(*args, **kwargs)
-            except user_errors() as err:
-                if debug_enabled():
-                    raise
-                print(f"error: {describe(err)}", file=sys.stderr)
-                print(f"(set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
-                raise SystemExit(EXIT_USER_ERROR) from None
-
-    return wrapper  # type: ignore[return-value]

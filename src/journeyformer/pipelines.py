@@ -22,13 +22,13 @@ def train(cfg: DictConfig) -> Any:
     """Train, calibrate and score (``configs/train.yaml``); returns a TrainResult.
 
     ``refit=true``: retrain the run in ``run_dir`` on all labelled data for the epochs it
-    selected (:mod:`journeyformer.training.refit`), into ``<run_dir>_refit``.
+    selected (:mod:`journeyformer.jobs.refit`), into ``<run_dir>_refit``.
     """
     if cfg.get("refit"):
-        from journeyformer.training.refit import refit
+        from journeyformer.jobs.refit import refit
 
         return refit(cfg)
-    from journeyformer.training.job import train as train_job
+    from journeyformer.jobs.train import train as train_job
 
     return train_job(cfg)
 

@@ -10,11 +10,11 @@ import numpy as np
 import polars as pl
 import torch
 
-from journeyformer.data.batch import pad
+from journeyformer.data.features.batch import pad
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.runner import OnnxRunner
 from journeyformer.model.run import RunManifest
-from journeyformer.training.blend import BLEND_GRID, Blend
+from journeyformer.training.blend import BLEND_GRID, Blend, fit_boosters
 
 
 def test_each_head_is_the_best_of_the_grid_on_validation(blended_run):
@@ -58,3 +58,19 @@ def test_the_bundle_returns_the_blend_training_scored(blended_run, blended_bundl
             assert np.max(np.abs(got[name] - expected[name]) / scale) < 1e-4, (graph, name)
     report = json.loads((blended_bundle / "export_report.json").read_text())["blend"]
     assert set(report["parity"]) == {p.name for p in blended_bundle.glob("*.onnx")}
+
+
+def test_boosters_fitted_beside_training_are_the_ones_a_fit_here_gives(blended_run):
+    """The run fits its boosters in a process of its own while the network trains
+    (jobs/train.SideFits); one thread per fit, so fitting them here gives the same boosters."""
+    net = blended_run.module.net
+    widths = {t.name: t.head_size(net.cfg) for t in net.tasks if t.boosting}
+    train, val = blended_run.data.splits["train"], blended_run.data.splits["val"]
+    here = fit_boosters(train, val, list(widths), widths, seed=7)  # tiny_overrides' seed
+    report = blended_run.metrics["blend"]
+    assert here.rounds == report["rounds"]
+    shipped = Blend.load(blended_run.run_dir, RunManifest.read(blended_run.run_dir).blend)
+    assert shipped.blended
+    got, want = shipped.booster_outputs(val), Blend(here, shipped.weights).booster_outputs(val)
+    for name in got:
+        assert np.array_equal(got[name], want[name]), name

@@ -23,10 +23,10 @@ import pytest
 import reference_client as rc
 from support import compose_train
 
-from journeyformer.data.batch import MODEL_INPUTS, pad
-from journeyformer.data.normalize import normalize
+from journeyformer.data.events.normalize import normalize
+from journeyformer.data.events.validate import validate
+from journeyformer.data.features.batch import MODEL_INPUTS, pad
 from journeyformer.data.preprocessing import Preprocessing
-from journeyformer.data.validate import validate
 from journeyformer.errors import EventDataError
 from journeyformer.export.contract import _md, check_page, contract_markdown
 from journeyformer.export.golden import TOLERANCE
@@ -78,8 +78,9 @@ def test_tiny_bundle_has_the_default_configuration_preprocessing(tiny_bundle, tm
     synthetic data, made in memory)."""
     from omegaconf import OmegaConf
 
-    from journeyformer.data.event_order import ROW
-    from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
+    from journeyformer.data.events.order import ROW
+    from journeyformer.synthetic.config import SyntheticConfig
+    from journeyformer.synthetic.journeys import generate_journeys
 
     cfg = compose_train([], tmp_path)
     data = OmegaConf.to_container(cfg.data, resolve=True)

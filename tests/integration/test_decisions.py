@@ -15,15 +15,16 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from support import compose_train, tiny_overrides
+from support import assert_same_predictions, compose_train, tiny_overrides
 
-from journeyformer.data.samples import parse_time
-from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
+from journeyformer.data.labels.samples import parse_time
 from journeyformer.inference.bundle import BundleError, load_bundle
 from journeyformer.inference.decisions import Decisions, default_segments
 from journeyformer.inference.local import predict_events
 from journeyformer.inference.reference import reference_of
 from journeyformer.monitoring.job import EXIT_DRIFT, monitor_events
+from journeyformer.synthetic.config import SyntheticConfig
+from journeyformer.synthetic.journeys import generate_journeys, write_journeys
 
 pytestmark = pytest.mark.slow
 
@@ -189,15 +190,15 @@ def test_the_python_api_gives_the_job_segments_clusters_and_explanations(decisio
     assert {"segment", "cluster", "churn_drivers", "value_driver_effects"} <= set(job.columns)
     predictor = Predictor.load(decision_bundle)
     explained = predictor.predict(some, as_of=as_of, explain=True)
-    assert_frame_equal(explained, job, check_exact=False, rel_tol=1e-5, abs_tol=1e-5)
+    assert_same_predictions(explained, job)
     batch_path = Predictor(predictor.bundle, predictor.runner, small_events=0).predict(some, as_of=as_of, explain=True)
-    assert_frame_equal(explained, batch_path, check_exact=False, rel_tol=1e-5, abs_tol=1e-5)
+    assert_same_predictions(explained, batch_path)
     # two batches explained at once (parallel=batches) give what one at a time gives
     by = {p: Predictor.load(decision_bundle, threads=2, parallel=p, batch_size=16) for p in ("batches", "operators")}
     assert by["batches"].runner.workers == 2 and by["operators"].runner.workers == 1
     at_once, in_turn = (by[p].predict(some, as_of=as_of, explain=True) for p in ("batches", "operators"))
-    assert_frame_equal(at_once, in_turn, check_exact=False, rel_tol=1e-5, abs_tol=1e-5)
-    assert_frame_equal(at_once, explained, check_exact=False, rel_tol=1e-5, abs_tol=1e-5)
+    assert_same_predictions(at_once, in_turn)
+    assert_same_predictions(at_once, explained)
     plain = predictor.predict(some, as_of=as_of)  # no explain: the job's default columns
     assert_frame_equal(plain, job.select(plain.columns), check_exact=False, rel_tol=1e-5, abs_tol=1e-5)
     assert "churn_drivers" not in plain.columns and plain["segment"].null_count() == 0

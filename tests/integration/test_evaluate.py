@@ -11,11 +11,10 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from journeyformer.data.labels import IGNORE_INDEX
+from journeyformer.data.labels.lifecycle import IGNORE_INDEX
 from journeyformer.evaluation.evaluate import evaluate_bundle
 from journeyformer.evaluation.protocol import EvaluationError
 from journeyformer.evaluation.report import evaluate_from_config, write_report
-from journeyformer.export.bundle import build_bundle
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +37,9 @@ def test_metrics_equal_independent_computations(evaluation, tmp_path):
     # churn AUROC as the share of (positive, negative) pairs ranked right, ties half
     p, c = o["churn_probability"], y["churn"].astype(bool)
     diff = p[c][:, None] - p[~c][None, :]
-    assert model["churn"]["auroc"] == pytest.approx(((diff > 0) + 0.5 * (diff == 0)).mean(), abs=1e-9)
+    assert model["churn"]["auroc"] == pytest.approx(
+        ((diff > 0) + 0.5 * (diff == 0)).mean(), abs=1e-9
+    )
     assert model["churn"]["brier"] == pytest.approx(np.mean((p - c) ** 2), rel=1e-6)
     # next action accuracy@1 on customers with a next event
     keep = y["next_action"] != IGNORE_INDEX
@@ -46,17 +47,26 @@ def test_metrics_equal_independent_computations(evaluation, tmp_path):
     assert model["next_action"]["acc@1"] == pytest.approx(acc1)
     # stage accuracy and macro-F1 (classes in labels or predictions)
     pred, true = o["stage_probs"].argmax(1), y["stage"]
-    f1 = [2 * np.sum((pred == k) & (true == k)) / (np.sum(pred == k) + np.sum(true == k)) for k in np.union1d(pred, true)]
+    f1 = [
+        2 * np.sum((pred == k) & (true == k)) / (np.sum(pred == k) + np.sum(true == k))
+        for k in np.union1d(pred, true)
+    ]
     assert model["stage"]["accuracy"] == pytest.approx(np.mean(pred == true))
     assert model["stage"]["macro_f1"] == pytest.approx(np.mean(f1))
     # value Spearman via pandas and MAE of total spend
-    rho = pd.Series(o["expected_value"]).rank().corr(pd.Series(y["value"]).rank())  # Spearman = Pearson of ranks
+    rho = (
+        pd.Series(o["expected_value"]).rank().corr(pd.Series(y["value"]).rank())
+    )  # Spearman = Pearson of ranks
     assert model["value"]["spearman"] == pytest.approx(rho, abs=1e-9)
-    assert model["value"]["mae"] == pytest.approx(np.mean(np.abs(o["expected_value"] - y["value"])), rel=1e-6)
+    assert model["value"]["mae"] == pytest.approx(
+        np.mean(np.abs(o["expected_value"] - y["value"])), rel=1e-6
+    )
     # a baseline, computed from the summary: recency AUROC
     r = ev.test.summary["recency_days"].to_numpy()
     d = r[c][:, None] - r[~c][None, :]
-    assert saved["baselines"]["churn"]["days_since_last_activity"]["auroc"] == pytest.approx(((d > 0) + 0.5 * (d == 0)).mean())
+    assert saved["baselines"]["churn"]["days_since_last_activity"]["auroc"] == pytest.approx(
+        ((d > 0) + 0.5 * (d == 0)).mean()
+    )
     # the threshold table at 0.5
     at_half = saved["churn_thresholds"]["model"]["at_0.5"]
     tp = np.sum((p >= 0.5) & c)
@@ -84,7 +94,7 @@ def test_the_population_is_the_training_sample_rule_at_as_of(evaluation, events_
 def test_train_and_evaluate_jobs_share_the_population_rule(tiny_run, events_path):
     """At the test cutoff on the training events, the evaluate job's population, restricted to
     the test split's customers, is exactly the train job's test population (ids and labels)."""
-    from journeyformer.data.events import load_events
+    from journeyformer.data.events.load import load_events
     from journeyformer.evaluation.protocol import input_protocol, split_protocol
 
     data = tiny_run.data
@@ -103,7 +113,12 @@ def test_train_and_evaluate_jobs_share_the_population_rule(tiny_run, events_path
 
 
 def test_report_and_every_plot_are_written(bundle, events_path, tmp_path):
-    cfg = {"bundle": str(bundle), "data": {"path": str(events_path)}, "output": str(tmp_path / "rep"), "progress": False}
+    cfg = {
+        "bundle": str(bundle),
+        "data": {"path": str(events_path)},
+        "output": str(tmp_path / "rep"),
+        "progress": False,
+    }
     _, out = evaluate_from_config(cfg)
     html = (out / "report.html").read_text()
     PLOTS = [
@@ -124,7 +139,9 @@ def test_report_and_every_plot_are_written(bundle, events_path, tmp_path):
 def test_no_events_after_as_of_is_a_clear_error(bundle, events_path):
     last = pl.read_parquet(events_path)["timestamp"].max()
     with pytest.raises(EvaluationError, match="no events after as_of"):
-        evaluate_bundle(bundle, events_path, as_of=(last + timedelta(days=1)).isoformat(), progress=False)
+        evaluate_bundle(
+            bundle, events_path, as_of=(last + timedelta(days=1)).isoformat(), progress=False
+        )
 
 
 def test_missing_column_names_the_bundle_mapping(bundle, events_path, tmp_path):
@@ -132,24 +149,6 @@ def test_missing_column_names_the_bundle_mapping(bundle, events_path, tmp_path):
     pl.read_parquet(events_path).drop("device").write_parquet(broken)
     with pytest.raises(EvaluationError, match="device"):
         evaluate_bundle(bundle, broken, progress=False)
-
-
-@pytest.mark.slow
-def test_heads_switched_off_are_neither_scored_nor_published(events_path, tmp_path):
-    from support import compose_train, tiny_overrides
-
-    from journeyformer.inference.job import predict_from_config
-    from journeyformer.pipelines import train
-
-    run = train(compose_train([*tiny_overrides(events_path), "experiment=churn_only", "trainer.max_epochs=1"], tmp_path / "run"))
-    bundle = build_bundle(run.best_checkpoint, tmp_path / "bundle").path
-    ev = evaluate_bundle(bundle, events_path, progress=False)
-    assert set(ev.metrics["model"]) == {"churn"}
-    out = tmp_path / "pred.parquet"
-    predict_from_config({"bundle": str(bundle), "data": {"path": str(events_path)}, "output": str(out), "progress": False})
-    pred = pl.read_parquet(out)
-    assert pred.columns == ["customer_id", "as_of", "n_events", "churn_probability"]
-    assert pred["churn_probability"].null_count() == 0
 
 
 def test_boosting_is_a_baseline_with_verdicts_and_curves(evaluation):
@@ -163,9 +162,12 @@ def test_boosting_is_a_baseline_with_verdicts_and_curves(evaluation):
         assert m["intervals"][task]["verdict"] in ("beats", "ties", "loses")
 
 
-def test_a_backtest_loads_the_bundle_and_reads_the_input_once(bundle, events_path, tmp_path, monkeypatch):
+def test_a_backtest_loads_the_bundle_and_reads_the_input_once(
+    bundle, evaluation, events_path, tmp_path, monkeypatch
+):
     """Every as_of of a backtest is evaluated on one loaded bundle and one read of the events,
-    with the numbers a single evaluation at that date gives."""
+    with the numbers a single evaluation at that date gives (the module's evaluation, at the
+    default as_of, given here as the backtest's last date)."""
     import journeyformer.evaluation.evaluate as evaluate_module
     import journeyformer.inference.scoring as scoring
 
@@ -179,14 +181,19 @@ def test_a_backtest_loads_the_bundle_and_reads_the_input_once(bundle, events_pat
         return wrapper
 
     monkeypatch.setattr(scoring, "load_bundle", counted("load_bundle", scoring.load_bundle))
-    monkeypatch.setattr(evaluate_module, "load_events", counted("load_events", evaluate_module.load_events))
+    monkeypatch.setattr(
+        evaluate_module, "load_events", counted("load_events", evaluate_module.load_events)
+    )
     last = pl.read_parquet(events_path)["timestamp"].max()
-    dates = [(last - timedelta(days=d)).date().isoformat() for d in (90, 60)]
+    dates = [(last - timedelta(days=90)).date().isoformat(), evaluation.metrics["as_of"]]
+    assert dates[0] < dates[1][:10]
     cfg = {"bundle": str(bundle), "data": {"path": str(events_path)}, "output": str(tmp_path / "rep"), "progress": False,
            "as_of": dates, "segments": "default"}  # fmt: skip
     ev, _ = evaluate_from_config(cfg)
     assert calls == {"load_bundle": 1, "load_events": 1}
-    assert [d[:10] for d in ev.metrics["backtest"]["as_of"]] == dates
-    single = evaluate_bundle(bundle, events_path, as_of=dates[-1], progress=False)
+    assert [d[:10] for d in ev.metrics["backtest"]["as_of"]] == [d[:10] for d in dates]
+    assert ev.metrics["backtest"]["tasks"]
     for task, entry in ev.metrics["backtest"]["tasks"].items():
-        assert entry["values"]["model"][-1] == pytest.approx(single.metrics["model"][task][entry["metric"]])
+        assert entry["values"]["model"][-1] == pytest.approx(
+            evaluation.metrics["model"][task][entry["metric"]]
+        )

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from support import CONFIG_DIR
 
-from journeyformer.data.batch import MODEL_INPUTS
+from journeyformer.data.features.batch import MODEL_INPUTS
 from journeyformer.export import onnx as onnx_export
 from journeyformer.export.bundle import build_bundle
 from journeyformer.export.onnx import ExportParityError, random_inputs, torch_outputs

@@ -16,7 +16,7 @@ from journeyformer.errors import ConfigError
 from journeyformer.export import fuse
 from journeyformer.export.bundle import build_bundle, parity_batches
 from journeyformer.export.fuse import MS_DOMAIN, fuse_attention
-from journeyformer.export.onnx import check_parity, export_onnx, random_inputs, torch_outputs
+from journeyformer.export.onnx import check_parity, random_inputs, torch_outputs
 from journeyformer.inference import choice
 from journeyformer.inference.bundle import BundleError, load_bundle
 from journeyformer.inference.runner import OnnxRunner
@@ -35,17 +35,17 @@ def _run(path, inputs):
 
 @pytest.fixture(params=["tiny_trained", "default_config"])
 def net(request, tiny_run, default_net) -> JourneyTransformer:
-    return load_network(tiny_run.best_checkpoint) if request.param == "tiny_trained" else default_net
+    return (
+        load_network(tiny_run.best_checkpoint) if request.param == "tiny_trained" else default_net
+    )
 
 
 @pytest.mark.parametrize("last_position_only", [True, False])
-def test_fused_graph_matches_torch(net, tmp_path, last_position_only):
+def test_fused_graph_matches_torch(net, onnx_graphs, last_position_only):
     """Every block fused (full blocks Attention, the last-position block MultiHeadAttention);
     outputs equal torch's and the plain graph's within the bundle's parity tolerance, on new
     shapes with mixed lengths and on the bundle's own parity batches."""
-    plain = export_onnx(net, tmp_path / "model.onnx", last_position_only=last_position_only)
-    fused = tmp_path / "fused.onnx"
-    count = fuse_attention(plain, fused, net.cfg.n_heads, net.cfg.n_layers)
+    plain, fused, count = onnx_graphs(net, last_position_only)
     blocks = net.cfg.n_layers
     assert count.complete and (count.attention, count.one_query) == (
         (blocks - 1, 1) if last_position_only else (blocks, 0)
@@ -59,7 +59,9 @@ def test_fused_graph_matches_torch(net, tmp_path, last_position_only):
         for name in net.output_names:
             np.testing.assert_allclose(got[name], ref[name], atol=ATOL, rtol=1e-5, err_msg=name)
             np.testing.assert_allclose(got[name], base[name], atol=ATOL, rtol=1e-5, err_msg=name)
-    assert check_parity(net, fused, list(parity_batches(net.cfg, (1, 7, 64), (1, 5, None), 0)), ATOL).ok
+    assert check_parity(
+        net, fused, list(parity_batches(net.cfg, (1, 7, 64), (1, 5, None), 0)), ATOL
+    ).ok
 
 
 def _wrong_acausal(node: onnx.NodeProto) -> None:
@@ -93,36 +95,51 @@ WRONG = {
 
 
 @pytest.mark.parametrize("wrong", list(WRONG))
-def test_a_wrong_fusion_is_caught(default_net, tmp_path, wrong):
+def test_a_wrong_fusion_is_caught(default_net, onnx_graphs, tmp_path, wrong):
     """The bundle's parity check can fail on a fused graph: each deliberately wrong fusion of
     the default model differs from torch by well over its tolerance."""
     net, (corrupt, last_position_only) = default_net, WRONG[wrong]
-    plain = export_onnx(net, tmp_path / "model.onnx", last_position_only=last_position_only)
-    assert fuse_attention(plain, tmp_path / "fused.onnx", net.cfg.n_heads, net.cfg.n_layers).complete
-    model = onnx.load(str(tmp_path / "fused.onnx"))
+    _, fused, count = onnx_graphs(net, last_position_only)
+    assert count.complete
+    model = onnx.load(str(fused))
     fused_nodes = [n for n in model.graph.node if n.domain == MS_DOMAIN]
     for node in fused_nodes:
         corrupt(node)
     onnx.save(model, str(tmp_path / "wrong.onnx"))
-    parity = check_parity(net, tmp_path / "wrong.onnx", list(parity_batches(net.cfg, (1, 7, 64), (1, 5, None), 0)), ATOL)
+    parity = check_parity(
+        net,
+        tmp_path / "wrong.onnx",
+        list(parity_batches(net.cfg, (1, 7, 64), (1, 5, None), 0)),
+        ATOL,
+    )
     assert not parity.ok
     assert max(parity.max_abs_diff.values()) > 5 * ATOL, parity.max_abs_diff
 
 
-def test_a_fusion_that_matches_not_every_block_writes_nothing(default_net, tmp_path, monkeypatch, caplog):
+def test_a_fusion_that_matches_not_every_block_writes_nothing(
+    default_net, onnx_graphs, tmp_path, monkeypatch, caplog
+):
     """All or nothing: a pattern drift that leaves a block unmatched (here: the one-query block)
     or every block (here: another value path) writes no fused file and warns."""
     net = default_net
-    plain = export_onnx(net, tmp_path / "model.onnx", last_position_only=True)
+    plain, _, _ = onnx_graphs(net, True)
     monkeypatch.setattr(fuse, "_one_query_block", lambda g, split, n_heads: None)
     with caplog.at_level("WARNING", logger="journeyformer.export.fuse"):
         count = fuse_attention(plain, tmp_path / "partial.onnx", net.cfg.n_heads, net.cfg.n_layers)
     assert (count.total, count.complete) == (net.cfg.n_layers - 1, False)
     assert not (tmp_path / "partial.onnx").exists()
-    assert f"matched {net.cfg.n_layers - 1} of the model's {net.cfg.n_layers} attention blocks" in caplog.text
+    assert (
+        f"matched {net.cfg.n_layers - 1} of the model's {net.cfg.n_layers} attention blocks"
+        in caplog.text
+    )
     monkeypatch.setattr(fuse, "_V_PATH", ("Reshape", "Transpose", "Einsum"))
     count = fuse_attention(plain, tmp_path / "none.onnx", net.cfg.n_heads, net.cfg.n_layers)
-    assert count.to_dict() == {"blocks": net.cfg.n_layers, "attention": 0, "one_query": 0, "written": False}
+    assert count.to_dict() == {
+        "blocks": net.cfg.n_layers,
+        "attention": 0,
+        "one_query": 0,
+        "written": False,
+    }
     assert not (tmp_path / "none.onnx").exists()
 
 
@@ -146,7 +163,9 @@ def test_bundle_has_the_fused_graph_with_its_parity(tiny_bundle):
     assert bundle.graphs("int8") == []  # exported without quantize=true
     report = json.loads((tiny_bundle / "export_report.json").read_text())
     assert report["parity_fused"]["ok"]
-    assert report["fused"]["written"] and report["fused"]["blocks"] == bundle.spec["model"]["n_layers"]
+    assert (
+        report["fused"]["written"] and report["fused"]["blocks"] == bundle.spec["model"]["n_layers"]
+    )
     assert bundle.spec["onnx"]["files"]["fused"] == "model.fused.onnx"
     with pytest.raises(BundleError, match="quantize=true"):
         bundle.model_path("int8", "fused")
@@ -172,12 +191,16 @@ def test_runner_picks_a_graph_by_probe_and_can_be_pinned(tiny_bundle, caplog, mo
 
 def test_predictions_equal_on_either_graph(tiny_bundle, events_path):
     events = pl.read_parquet(events_path)
-    some = events.filter(pl.col("customer_id").is_in(events["customer_id"].unique().head(40).implode()))
+    some = events.filter(
+        pl.col("customer_id").is_in(events["customer_id"].unique().head(40).implode())
+    )
     plain = Predictor.load(tiny_bundle, graph="plain", threads=1).predict(some)
     fused = Predictor.load(tiny_bundle, graph="fused", threads=1).predict(some)
     assert plain.columns == fused.columns and plain.height == fused.height > 0
     for name, dtype in plain.schema.items():
         if dtype.is_float():
-            np.testing.assert_allclose(fused[name].to_numpy(), plain[name].to_numpy(), rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(
+                fused[name].to_numpy(), plain[name].to_numpy(), rtol=1e-5, atol=1e-5
+            )
         elif not isinstance(dtype, pl.List):
             assert fused[name].to_list() == plain[name].to_list(), name

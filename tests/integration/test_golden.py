@@ -123,8 +123,8 @@ def test_golden_inputs_follow_the_stated_rules(tiny_bundle, golden):
 def test_golden_events_are_all_kept_by_validation(tiny_bundle, golden, caplog):
     """No golden event is one that validation drops (a duplicate, a null key): every row of
     the file is part of the example another runtime reproduces."""
-    from journeyformer.data.normalize import normalize
-    from journeyformer.data.validate import validate
+    from journeyformer.data.events.normalize import normalize
+    from journeyformer.data.events.validate import validate
 
     schema = load_bundle(tiny_bundle).schema()
     raw = pl.DataFrame(golden["events"], schema_overrides={schema.source("timestamp"): pl.String},

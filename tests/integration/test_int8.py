@@ -12,8 +12,7 @@ import onnx
 import pytest
 
 from journeyformer.errors import ConfigError
-from journeyformer.export.fuse import fuse_attention
-from journeyformer.export.onnx import export_onnx, random_inputs
+from journeyformer.export.onnx import random_inputs
 from journeyformer.export.quantize import AGREEMENT_BAR, quantize_int8
 from journeyformer.inference import choice
 from journeyformer.inference.bundle import Bundle, load_bundle
@@ -31,14 +30,13 @@ def _ops(path) -> Counter:
     return Counter(n.op_type for n in onnx.load(str(path)).graph.node)
 
 
-def test_only_the_per_event_products_are_quantized(default_net, tmp_path):
+def test_only_the_per_event_products_are_quantized(default_net, onnx_graphs, tmp_path):
     """Default model (2 blocks): the first block's QKV, output and two MLP products and the
     last block's key/value projection run at every event and become int8; the last block's
     one-query products, the context MLP and the heads (Gemm) stay fp32, in both graphs."""
     net = default_net
-    plain = export_onnx(net, tmp_path / "model.onnx", last_position_only=True)
-    fused = tmp_path / "fused.onnx"
-    assert fuse_attention(plain, fused, net.cfg.n_heads, net.cfg.n_layers).complete
+    plain, fused, count = onnx_graphs(net, True)
+    assert count.complete
     full_blocks = net.cfg.n_layers - 1
     for source, qattention in ((plain, 0), (fused, full_blocks)):
         before = _ops(source)
@@ -53,10 +51,10 @@ def test_only_the_per_event_products_are_quantized(default_net, tmp_path):
         assert after["MultiHeadAttention"] == before["MultiHeadAttention"]
 
 
-def test_int8_outputs_are_close_to_fp32_but_not_identical(default_net, tmp_path):
+def test_int8_outputs_are_close_to_fp32_but_not_identical(default_net, onnx_graphs, tmp_path):
     from journeyformer.export.onnx import torch_outputs
 
-    plain = export_onnx(default_net, tmp_path / "model.onnx", last_position_only=True)
+    plain, _, _ = onnx_graphs(default_net, True)
     int8 = quantize_int8(plain, tmp_path / "model.int8.onnx")
     import onnxruntime as ort
 

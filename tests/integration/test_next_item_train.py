@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 from support import compose_train, tiny_overrides
 
-from journeyformer.data.synthetic_catalogue import CatalogueWorld
 from journeyformer.export.bundle import build_bundle
 from journeyformer.inference.job import predict_from_config
 from journeyformer.pipelines import train
+from journeyformer.synthetic.catalogue import CatalogueWorld
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from journeyformer.data.events import scan_events
+from journeyformer.data.events.load import scan_events
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.local import predict_events
 from journeyformer.inference.partition import score_partition

@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from support import CONFIG_DIR
 
-from journeyformer.data.events import load_events
+from journeyformer.data.events.load import load_events
 from journeyformer.errors import EventDataError
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.job import predict_from_config

@@ -154,7 +154,7 @@ def test_export_refuses_the_run_directory_and_damaged_checkpoints(tiny_run, tmp_
 
 
 def test_resume_with_another_model_size_is_a_clear_error(tiny_run):
-    from journeyformer.training.job import _check_resumable
+    from journeyformer.jobs.train import _check_resumable
 
     hp = torch.load(tiny_run.best_checkpoint, weights_only=True)["hyper_parameters"]
     pre = tiny_run.data.preprocessing

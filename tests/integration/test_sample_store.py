@@ -7,11 +7,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from journeyformer.data.sequences import Sequences
-from journeyformer.data.store_build import build_sample_store
+from journeyformer.data.features.sequences import Sequences
 from journeyformer.errors import ConfigError
 from journeyformer.tasks import registry
 from journeyformer.training.datamodule import prepare_data
+from journeyformer.training.store_build import build_sample_store
 
 
 def _key(seqs: Sequences) -> np.ndarray:

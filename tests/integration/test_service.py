@@ -46,7 +46,8 @@ N_CUSTOMERS = 3000
 @pytest.fixture(scope="module")
 def events(tmp_path_factory) -> pl.DataFrame:
     """A few thousand customers of the synthetic world the tiny bundle was trained on."""
-    from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
+    from journeyformer.synthetic.config import SyntheticConfig
+    from journeyformer.synthetic.journeys import generate_journeys, write_journeys
 
     out = tmp_path_factory.mktemp("service_events")
     write_journeys(generate_journeys(SyntheticConfig(n_customers=N_CUSTOMERS, seed=11)), out)

@@ -16,7 +16,8 @@ FEW_CUSTOMERS = 300
 
 @pytest.fixture(scope="module")
 def few_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
+    from journeyformer.synthetic.config import SyntheticConfig
+    from journeyformer.synthetic.journeys import generate_journeys, write_journeys
 
     out = tmp_path_factory.mktemp("few")
     write_journeys(generate_journeys(SyntheticConfig(n_customers=FEW_CUSTOMERS, seed=5)), out)

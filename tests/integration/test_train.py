@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,12 +15,13 @@ import torch
 from omegaconf import OmegaConf
 from support import compose_train, tiny_overrides
 
-from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
 from journeyformer.errors import CheckpointError
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.run import RunManifest, load_run_network, spec_hash
 from journeyformer.model.runner import predict_sequences
 from journeyformer.pipelines import train
+from journeyformer.synthetic.config import SyntheticConfig
+from journeyformer.synthetic.journeys import generate_journeys, write_journeys
 from journeyformer.training.module import load_module
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -78,11 +80,11 @@ def test_run_manifest_names_the_run_artifacts(tiny_run, tmp_path):
         load_run_network(other)
 
 
-@pytest.mark.slow
-def test_model_learns_beats_recency_churn_baseline(tmp_path):
-    """The learning test: on a small synthetic set (3,000 customers, where unresolved support
-    tickets raise the churn hazard), the trained model beats days-since-last-activity on churn
-    AUROC, out of time, on both validation and test customers."""
+@pytest.fixture(scope="module")
+def churn_learner(tmp_path_factory: pytest.TempPathFactory):
+    """The learning test's run (experiment=churn_only: the other heads switched off), trained
+    once for the tests of this module that need a churn-only model."""
+    tmp_path = tmp_path_factory.mktemp("churn_learner")
     out = tmp_path / "data"
     write_journeys(generate_journeys(SyntheticConfig(n_customers=3000, seed=3, ticket_hazard=0.1)), out)
     overrides = [
@@ -97,13 +99,44 @@ def test_model_learns_beats_recency_churn_baseline(tmp_path):
         "data.split.val_fraction=0.25",
         "data.split.test_fraction=0.25",
     ]
-    result = train(compose_train(overrides, tmp_path / "run"))
+    return train(compose_train(overrides, tmp_path / "run"))
+
+
+@pytest.mark.slow
+def test_model_learns_beats_recency_churn_baseline(churn_learner):
+    """The learning test: on a small synthetic set (3,000 customers, where unresolved support
+    tickets raise the churn hazard), the trained model beats days-since-last-activity on churn
+    AUROC, out of time, on both validation and test customers."""
     for split in ("val", "test"):
-        scores = result.metrics[split]
+        scores = churn_learner.metrics[split]
         model = scores["model"]["churn"]["auroc"]
         recency = scores["baselines"]["churn"]["days_since_last_activity"]["auroc"]
         assert scores["n"] > 400
         assert model > recency, f"{split}: model {model:.4f} <= recency baseline {recency:.4f}"
+
+
+@pytest.mark.slow
+def test_heads_switched_off_are_neither_scored_nor_published(churn_learner, events_path, tmp_path):
+    """A churn-only bundle (the learning test's run) evaluates and predicts churn alone."""
+    from journeyformer.evaluation.evaluate import evaluate_bundle
+    from journeyformer.export.bundle import build_bundle
+    from journeyformer.inference.job import predict_from_config
+
+    bundle = build_bundle(churn_learner.best_checkpoint, tmp_path / "bundle").path
+    ev = evaluate_bundle(bundle, events_path, progress=False)
+    assert set(ev.metrics["model"]) == {"churn"}
+    out = tmp_path / "pred.parquet"
+    predict_from_config(
+        {
+            "bundle": str(bundle),
+            "data": {"path": str(events_path)},
+            "output": str(out),
+            "progress": False,
+        }
+    )
+    pred = pl.read_parquet(out)
+    assert pred.columns == ["customer_id", "as_of", "n_events", "churn_probability"]
+    assert pred["churn_probability"].null_count() == 0
 
 
 def _leaves(node, prefix: str = ""):
@@ -154,27 +187,28 @@ def test_every_experiment_composes_and_runs(experiment, events_path, tmp_path):
         assert cfg.callbacks[callback].monitor in logged, callback
 
 
-@pytest.mark.slow
-def test_same_seed_same_metrics(events_path, tmp_path):
-    overrides = [*tiny_overrides(events_path), "trainer.max_epochs=1"]
-    first = train(compose_train(overrides, tmp_path / "a")).metrics["test"]
-    second = train(compose_train(overrides, tmp_path / "b")).metrics["test"]
-    assert first == second
+def test_same_seed_same_metrics(tiny_run, events_path, tmp_path):
+    """The session's tiny run, trained again with its settings in this process (after every
+    test before this one), gives the same test metrics."""
+    again = train(compose_train(tiny_overrides(events_path), tmp_path / "again"))
+    assert again.metrics["test"] == tiny_run.metrics["test"]
 
 
-@pytest.mark.slow
-def test_resume_from_checkpoint(events_path, tmp_path):
-    overrides = [*tiny_overrides(events_path), "trainer.max_epochs=1", "evaluate=false"]
-    first = train(compose_train(overrides, tmp_path))
-    last = tmp_path / "last.ckpt"
-    assert last.exists()
-    step_after_one = torch.load(last, weights_only=True)["global_step"]
+def test_resume_from_checkpoint(tiny_run, events_path, tmp_path):
+    """The session's tiny run (two epochs) resumed from its last.ckpt for a third epoch."""
+    ran = torch.load(tiny_run.run_dir / "last.ckpt", weights_only=True)
+    per_epoch = ran["global_step"] // 2
+    assert ran["epoch"] == 1 and ran["global_step"] == 2 * per_epoch  # two epochs, no early stop
+    last = tmp_path / "from" / "last.ckpt"  # a copy: the session's run is only read
+    last.parent.mkdir()
+    shutil.copy(tiny_run.run_dir / "last.ckpt", last)
+    overrides = [*tiny_overrides(events_path), "evaluate=false"]
     resumed = train(
-        compose_train([*overrides, "trainer.max_epochs=2", f"resume_from={last}"], tmp_path)
+        compose_train([*overrides, "trainer.max_epochs=3", f"resume_from={last}"], tmp_path)
     )
     ckpt = torch.load(tmp_path / "last.ckpt", weights_only=True)
-    assert ckpt["epoch"] == 1 and ckpt["global_step"] == 2 * step_after_one
-    assert first.best_checkpoint is not None and resumed.best_checkpoint is not None
+    assert ckpt["epoch"] == 2 and ckpt["global_step"] == 3 * per_epoch
+    assert tiny_run.best_checkpoint is not None and resumed.best_checkpoint is not None
 
 
 def _odd_events(path: Path) -> Path:
@@ -231,8 +265,8 @@ def test_load_module_rejects_files_that_are_not_checkpoints(tmp_path):
 def test_resume_refuses_data_with_other_vocabularies(tiny_run):
     from dataclasses import replace
 
-    from journeyformer.data.vocab import Vocab
-    from journeyformer.training.job import _check_resumable
+    from journeyformer.data.features.vocab import Vocab
+    from journeyformer.jobs.train import _check_resumable
 
     pre = tiny_run.data.preprocessing
     _check_resumable(tiny_run.best_checkpoint, pre)  # same data: fine
@@ -240,3 +274,54 @@ def test_resume_refuses_data_with_other_vocabularies(tiny_run):
     vocabs["channel"] = Vocab((*pre.vocabs["channel"].tokens, "kiosk"))
     with pytest.raises(ValueError, match=r"changed: \['channel'\]"):
         _check_resumable(tiny_run.best_checkpoint, replace(pre, vocabs=vocabs))
+
+
+def test_a_failed_fit_leaves_no_side_process_running(events_path, tmp_path, monkeypatch):
+    """The LightGBM side fits (jobs/train.SideFits) start with training; a run that fails
+    ends them instead of leaving them to finish after it."""
+    import multiprocessing
+
+    import lightning as L
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("the fit failed")
+
+    import pickle
+
+    from support import SlowUnpickle
+
+    from journeyformer.jobs import train as train_job
+    from journeyformer.jobs.train import SideFits
+
+    started: list[int] = []
+    close = SideFits.close
+
+    def watched_close(self, stop=False):
+        started.extend(p.pid for p in multiprocessing.active_children() if p not in before)
+        close(self, stop)
+
+    monkeypatch.setattr(L.Trainer, "fit", fail)
+    monkeypatch.setattr(SideFits, "close", watched_close)
+    # the side processes stay a minute in their start-up: only a stop ends them in time
+    blob = train_job._registry_blob()
+    monkeypatch.setattr(train_job, "_registry_blob", lambda: pickle.dumps(SlowUnpickle(blob, 60)))
+    overrides = [o for o in tiny_overrides(events_path) if o != "blend=false"] + ["blend=true"]
+    before = set(multiprocessing.active_children())
+    with pytest.raises(RuntimeError, match="the fit failed"):
+        train(compose_train(overrides, tmp_path / "run"))
+    assert started  # the side fits had started: the test checks something
+    # Ask the OS, not Process.is_alive(): the pool's own thread reaps its workers, and a
+    # Process whose exit another thread collected can report itself alive.
+    deadline = time.monotonic() + 10
+    while [pid for pid in started if _running(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in started if _running(pid)]
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` still runs (gone or a zombie: it has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

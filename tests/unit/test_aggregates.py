@@ -8,11 +8,11 @@ import numpy as np
 import polars as pl
 from support import event_frame
 
-from journeyformer.data.aggregates import CATEGORICAL_AGGREGATES, context_transform
-from journeyformer.data.features import FeatureConfig
-from journeyformer.data.labels import LabelConfig
-from journeyformer.data.sequences import build_sequences
-from journeyformer.data.vocab import Vocabularies
+from journeyformer.data.features.aggregates import CATEGORICAL_AGGREGATES, context_transform
+from journeyformer.data.features.definitions import FeatureConfig
+from journeyformer.data.features.sequences import build_sequences
+from journeyformer.data.features.vocab import Vocabularies
+from journeyformer.data.labels.lifecycle import LabelConfig
 
 UTC = timezone.utc
 CUTOFF = datetime(2025, 3, 1, tzinfo=UTC)

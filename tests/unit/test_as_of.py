@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import polars as pl
 
-from journeyformer.data.as_of import data_end
+from journeyformer.data.events.as_of import data_end
 
 UTC = timezone.utc
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -43,7 +43,7 @@ def test_ordinary_data_ends_at_its_latest_event() -> None:
 
 def test_a_first_pass_run_elsewhere_gives_the_same_end() -> None:
     """EventChunks runs data_end's first pass inside its own plan query (span=...)."""
-    from journeyformer.data.as_of import span_exprs
+    from journeyformer.data.events.as_of import span_exprs
 
     daily = [T0 + timedelta(minutes=10 * i) for i in range(20_000)]
     for values in (daily, [*daily, *(datetime(2026, 6, d, tzinfo=UTC) for d in range(1, 11))], [None, *daily[:3]]):

@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 from support import event_frame
 
-from journeyformer.data.features import FeatureConfig
-from journeyformer.data.labels import STAGES, LabelConfig
-from journeyformer.data.sequences import build_sequences
-from journeyformer.data.vocab import Vocabularies
+from journeyformer.data.features.definitions import FeatureConfig
+from journeyformer.data.features.sequences import build_sequences
+from journeyformer.data.features.vocab import Vocabularies
+from journeyformer.data.labels.lifecycle import STAGES, LabelConfig
 from journeyformer.tasks.registry import Baselines
 
 UTC = timezone.utc

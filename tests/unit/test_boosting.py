@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("lightgbm", reason="the boosting baseline needs the [baseline] extra")
 
-from journeyformer.data.labels import STAGES  # noqa: E402
+from journeyformer.data.labels.lifecycle import STAGES  # noqa: E402
 from journeyformer.metrics.scores import accuracy_at_k, auroc, spearman  # noqa: E402
 from journeyformer.tasks import registry  # noqa: E402
 from journeyformer.tasks.boosting import BoostingBaseline  # noqa: E402
@@ -26,7 +26,7 @@ def test_boosting_learns_every_task(data):
     train, val, test = (data.splits[s] for s in ("train", "val", "test"))
     n_actions = len(data.preprocessing.vocabs["action"])
     tasks = ["churn", "next_action", "stage", "value"]
-    fitted = BoostingBaseline.fit(train, val, tasks, {"next_action": n_actions, "stage": len(STAGES)})
+    fitted = BoostingBaseline.fit(train, val, [registry.get(t) for t in tasks], {"next_action": n_actions, "stage": len(STAGES)})
     assert set(fitted.rounds) == set(tasks) and min(fitted.rounds.values()) >= 1
     pred = fitted.predict(test)
     y = test.labels
@@ -45,8 +45,8 @@ def test_boosting_learns_every_task(data):
 
 def test_same_seed_same_predictions(data):
     train, val, test = (data.splits[s] for s in ("train", "val", "test"))
-    a = BoostingBaseline.fit(train, val, ["churn"], {}, seed=3).predict(test)["churn"]
-    b = BoostingBaseline.fit(train, val, ["churn"], {}, seed=3).predict(test)["churn"]
+    a = BoostingBaseline.fit(train, val, [registry.get("churn")], {}, seed=3).predict(test)["churn"]
+    b = BoostingBaseline.fit(train, val, [registry.get("churn")], {}, seed=3).predict(test)["churn"]
     np.testing.assert_array_equal(a, b)
 
 
@@ -54,7 +54,7 @@ def test_a_task_its_rule_finds_unlearnable_gets_no_booster(data):
     train, val = data.splits["train"], data.splits["val"]
     no_spend = replace(train, labels={**train.labels, "value": np.zeros(len(train), np.float32)})
     assert registry.get("value").unlearnable_reason(no_spend.labels["value"])
-    fitted = BoostingBaseline.fit(no_spend, val, ["value", "churn"], {})
+    fitted = BoostingBaseline.fit(no_spend, val, [registry.get("value"), registry.get("churn")], {})
     assert set(fitted.boosters) == {"churn"}
 
 
@@ -67,3 +67,31 @@ def test_the_label_mask_leaves_samples_out(data):
     fitted = BoostingBaseline.fit(train, val, [task], {"next_action": n_actions}, max_rounds=5)
     assert (~task.label_mask(y)).any()  # some samples have no next action
     np.testing.assert_array_equal(fitted.classes["next_action"], np.unique(y[task.label_mask(y)]))
+
+
+def test_every_fit_and_prediction_holds_the_native_lock(data, monkeypatch):
+    """LightGBM is not safe for two fits at once in one process, and the train job fits the
+    per-head choice's boosters in a thread beside the test table's: each call into LightGBM
+    holds ``NATIVE_LOCK`` (a test run died with a segmentation fault before it did)."""
+    import lightgbm as lgb
+
+    from journeyformer.tasks import boosting
+
+    held = []
+    train_fn, predict_fn = lgb.train, lgb.Booster.predict
+
+    def train(*args, **kwargs):
+        held.append(("train", boosting.NATIVE_LOCK._is_owned()))
+        return train_fn(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        held.append(("predict", boosting.NATIVE_LOCK._is_owned()))
+        return predict_fn(self, *args, **kwargs)
+
+    monkeypatch.setattr(lgb, "train", train)
+    monkeypatch.setattr(lgb.Booster, "predict", predict)
+    train_split, val = data.splits["train"], data.splits["val"]
+    fitted = BoostingBaseline.fit(train_split, val, [registry.get("churn")], {}, max_rounds=5)
+    fitted.predict(val)
+    assert [k for k, _ in held] == ["train", "predict"]
+    assert all(owned for _, owned in held)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from journeyformer.data.labels import IGNORE_INDEX
+from journeyformer.data.labels.lifecycle import IGNORE_INDEX
 from journeyformer.metrics.bootstrap import paired_bootstrap, verdict
 from journeyformer.metrics.scores import accuracy_at_k, auroc, macro_f1, spearman
 

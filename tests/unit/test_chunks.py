@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from journeyformer.data.partitions import EventChunks
-from journeyformer.data.schema import EventSchema
-from journeyformer.data.synthetic import SyntheticConfig, generate_journeys
+from journeyformer.data.events.partitions import EventChunks
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.synthetic.config import SyntheticConfig
+from journeyformer.synthetic.journeys import generate_journeys
 
 
 def test_one_spill_pass_gives_every_chunk_without_the_input(tmp_path):

@@ -43,3 +43,21 @@ def test_no_signal_to_gain_keeps_the_plain_argmax():
     rule = fit_decision_rule(logits, now, y, macro_f1)
     assert rule.carry == 0.0 and not rule.offset.any()
     assert rule.val_after == rule.val_before == 1.0
+
+
+def test_heldout_logits_score_what_the_rule_gains_on_data_it_was_not_fitted_on():
+    """What a later choice on the same validation samples compares: each half under the rule
+    fitted on the other half, never the rule refitted on all of them (which saw their labels)."""
+    logits, now, y = _persistent_world(1500, 4)
+    rule = fit_decision_rule(logits, now, y, macro_f1, seed=2)
+    assert rule.heldout_logits.shape == logits.shape and rule.heldout_gain > 0
+    order = np.random.default_rng(2).permutation(len(y))
+    halves = (order[: len(y) // 2], order[len(y) // 2 :])
+    gains = [macro_f1(rule.heldout_logits[h].argmax(1), y[h]) - macro_f1(logits[h].argmax(1), y[h]) for h in halves]
+    assert np.isclose(np.mean(gains), rule.heldout_gain)
+    in_sample = rule.val_after - rule.val_before
+    assert in_sample > macro_f1(rule.heldout_logits.argmax(1), y) - rule.val_before  # the refit is optimistic
+    # without a kept rule the held-out logits are the plain ones
+    flat = np.log(np.full((300, 3), 1 / 3)) + np.random.default_rng(5).normal(0, 1e-3, (300, 3))
+    none = fit_decision_rule(flat, np.zeros(300, np.int64), np.random.default_rng(6).integers(0, 3, 300), macro_f1)
+    assert none.carry == 0 and np.array_equal(none.heldout_logits, flat)

@@ -6,7 +6,8 @@ import errno
 
 import pytest
 
-from journeyformer.errors import DEBUG_ENV, EventDataError, entry_point
+from journeyformer.cli import entry_point
+from journeyformer.errors import DEBUG_ENV, EventDataError
 
 
 def _fails_with(err: BaseException):

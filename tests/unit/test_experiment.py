@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from journeyformer.data.synthetic import SyntheticConfig, generate_dataset, generate_journeys
-from journeyformer.errors import ConfigError, EventDataError
+from journeyformer.data.events.exposures import load_exposures
+from journeyformer.errors import ConfigError, EventDataError, OutputError
 from journeyformer.evaluation.experiment import (
     ExperimentConfig,
     analyse,
@@ -17,6 +17,8 @@ from journeyformer.evaluation.experiment import (
     customer_frame,
 )
 from journeyformer.evaluation.experiment_page import run_experiment
+from journeyformer.synthetic.config import SyntheticConfig
+from journeyformer.synthetic.journeys import generate_dataset, generate_journeys
 
 CONFIG = SyntheticConfig(n_customers=12_000, days=200, seed=5, world="campaigns")
 EXP = ExperimentConfig(window_days=30, treated_share=0.5)
@@ -154,3 +156,50 @@ def test_net_value_targeting_under_a_currency_budget() -> None:
         ExperimentConfig(policies={"uplift": "u"}, net_value=("uplift",))
     with pytest.raises(ConfigError, match="not policies"):
         ExperimentConfig(policies={"uplift": "u"}, budget=10.0, net_value=("upl",))
+
+
+def test_feedback_writes_every_exposure_with_its_outcomes(
+    world: tuple[Path, dict[str, Path]], tmp_path: Path
+) -> None:
+    root, paths = world
+    log = pl.read_parquet(paths["exposures"])
+    # a second campaign and a few customers outside the randomised population
+    log = pl.concat([
+        log.with_columns((pl.int_range(pl.len()) >= 20).alias("eligible")),
+        log.head(50).with_columns(pl.lit("other").alias("campaign")),
+    ])  # fmt: skip
+    log.write_parquet(tmp_path / "log.parquet")
+    cfg = {"input": str(paths["events"]), "exposures": {"path": str(tmp_path / "log.parquet")},
+           "campaign": "retention_offer", "output": str(tmp_path / "out"),
+           "feedback": str(tmp_path / "next" / "retention_offer.parquet")}  # fmt: skip
+    result, _ = run_experiment(cfg)
+    fed = pl.read_parquet(tmp_path / "next" / "retention_offer.parquet")
+    assert fed.height == result["feedback"]["rows"] == log.height - 50  # nothing lost
+    assert fed.filter(~pl.col("eligible"))["outcome_churn"].is_null().all()
+    eligible = fed.filter("eligible")
+    assert result["feedback"]["labelled"] == eligible.height == log.height - 70
+    frame = customer_frame(
+        pl.read_parquet(paths["events"]),
+        log.filter(pl.col("campaign") == "retention_offer", "eligible"),
+        EXP,
+    )
+    joined = eligible.join(frame, on="customer_id")
+    for outcome in ("churn", "spend", "conversion"):
+        # the same sums (up to the order Polars adds them in)
+        assert np.allclose(joined[f"outcome_{outcome}"].to_numpy(), joined[outcome].to_numpy())
+    assert (eligible["outcome_window_days"] == 30.0).all()
+    loaded = load_exposures(tmp_path / "next")  # the next run's data.exposures reads it
+    assert loaded.height == fed.height and set(loaded["campaign"]) == {"retention_offer"}
+    run_experiment(cfg)  # its own file of the same campaign: replaced
+    with pytest.raises(
+        OutputError, match=r"holds the labelled exposures of campaign\(s\) \['retention_offer'\]"
+    ):
+        run_experiment({**cfg, "campaign": "other"})
+    (tmp_path / "mine.parquet").write_bytes((tmp_path / "log.parquet").read_bytes())
+    with pytest.raises(OutputError, match="not a labelled exposure log written by experiment"):
+        run_experiment({**cfg, "feedback": str(tmp_path / "mine.parquet")})
+    with pytest.raises(OutputError, match="the input itself"):
+        run_experiment({**cfg, "feedback": str(tmp_path / "log.parquet")})
+    with pytest.raises(OutputError, match=r"\.parquet file"):
+        run_experiment({**cfg, "feedback": str(tmp_path / "f.csv")})
+    assert (tmp_path / "mine.parquet").read_bytes() == (tmp_path / "log.parquet").read_bytes()

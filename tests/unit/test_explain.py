@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from journeyformer.data.batch import Batch
+from journeyformer.data.features.batch import Batch
 from journeyformer.inference.explain import Explainer, feature_groups
 
 TICKET = 3  # action id of the planted driver

@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from journeyformer.data.exposures import ExposureSchema, exposure_events, load_exposures
+from journeyformer.data.events.exposures import ExposureSchema, exposure_events, load_exposures
 from journeyformer.errors import ConfigError, EventDataError
 
 HEADER = "customer_id,timestamp,campaign,arm,eligible\n"

@@ -14,11 +14,11 @@ import polars as pl
 import pytest
 from support import event_frame
 
-from journeyformer.data.features import FeatureConfig
-from journeyformer.data.labels import IGNORE_INDEX, STAGES, LabelConfig
-from journeyformer.data.labels_reference import compute_labels, history_summary
-from journeyformer.data.sequences import build_sequences
-from journeyformer.data.vocab import PAD, UNK, Vocabularies
+from journeyformer.data.features.definitions import FeatureConfig
+from journeyformer.data.features.sequences import build_sequences
+from journeyformer.data.features.vocab import PAD, UNK, Vocabularies
+from journeyformer.data.labels.lifecycle import IGNORE_INDEX, STAGES, LabelConfig
+from journeyformer.data.labels.reference import compute_labels, history_summary
 
 UTC = timezone.utc
 CUTOFF = datetime(2025, 3, 1, tzinfo=UTC)

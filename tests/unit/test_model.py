@@ -167,7 +167,7 @@ def test_next_event_loss_is_tied_to_the_next_action_head(caplog):
     head says once that the loss is off (not silently), and trains without it."""
     import logging
 
-    from journeyformer.data.batch import MODEL_INPUTS, Batch
+    from journeyformer.data.features.batch import MODEL_INPUTS, Batch
     from journeyformer.training.module import JourneyModule
 
     def losses(tasks):
@@ -185,3 +185,23 @@ def test_next_event_loss_is_tied_to_the_next_action_head(caplog):
     module, got = losses({"churn": 1.0})
     assert not module.next_event_on and set(got) == {"churn"}
     assert any("next-event loss is off" in r.message for r in caplog.records)
+
+
+def test_cpu_dropout_drops_p_scales_the_rest_and_repeats_under_a_seed():
+    from journeyformer.model.dropout import Dropout
+
+    drop = Dropout(0.1).train()
+    x = torch.ones(64, 50, 32, requires_grad=True)
+    torch.manual_seed(3)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.9) < 0.005  # 102,400 elements: sd 0.001
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.9))
+    y.sum().backward()  # the gradient is the same mask and scale
+    assert torch.equal(x.grad, y.detach())
+    torch.manual_seed(3)
+    assert torch.equal(drop(x), y)  # same seed, same mask
+    assert not torch.equal(drop(x), y)  # the generator moved on: a new mask
+    # positions are independent: no period in the mask along any axis
+    assert not torch.equal(kept[:32], kept[32:]) and not torch.equal(kept[..., :16], kept[..., 16:])
+    assert torch.equal(drop.eval()(x), x) and torch.equal(Dropout(0.0).train()(x), x)

@@ -11,18 +11,18 @@ import polars as pl
 import pytest
 import torch
 
-from journeyformer.data.events import load_events
-from journeyformer.data.features import FeatureConfig
-from journeyformer.data.labels import LabelConfig
+from journeyformer.data.events.load import load_events
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.features.definitions import FeatureConfig
+from journeyformer.data.features.sequences import build_sequences
+from journeyformer.data.features.vocab import Vocabularies
+from journeyformer.data.labels.lifecycle import LabelConfig
 from journeyformer.data.preprocessing import item_vocab
-from journeyformer.data.schema import EventSchema
-from journeyformer.data.sequences import build_sequences
-from journeyformer.data.synthetic_catalogue import CatalogueWorld
-from journeyformer.data.vocab import Vocabularies
 from journeyformer.errors import ConfigError, EventDataError
 from journeyformer.metrics import ranking
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.network import JourneyTransformer
+from journeyformer.synthetic.catalogue import CatalogueWorld
 from journeyformer.tasks import registry
 from journeyformer.tasks.base import BaselineContext
 from journeyformer.tasks.item_baselines import (
@@ -222,11 +222,11 @@ def test_next_item_is_in_every_layer(catalogue):
     from journeyformer.evaluation.render import render_text
     from journeyformer.export.onnx import io_spec
     from journeyformer.inference.bundle import Bundle
-    from journeyformer.inference.partition import prediction_frame, prediction_schema
+    from journeyformer.inference.loop import prediction_frame, prediction_schema
+    from journeyformer.jobs.train import learnable_tasks
     from journeyformer.model.runner import predict_sequences
     from journeyformer.tasks.boosting import Boosted, available
     from journeyformer.tasks.registry import Baselines
-    from journeyformer.training.job import learnable_tasks
     from journeyformer.training.module import JourneyModule
 
     train, test = catalogue

@@ -1,4 +1,4 @@
-"""Batches run at once (data/batch.py map_batches, run_in_batches) and how the onnxruntime
+"""Batches run at once (data/features/batch.py map_batches, run_in_batches) and how the onnxruntime
 runner shares its threads (inference/runner.py parallel_plan, parallel=)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from journeyformer.data.batch import Batch, map_batches, run_in_batches
+from journeyformer.data.features.batch import Batch, map_batches, run_in_batches
 from journeyformer.errors import ConfigError
 from journeyformer.inference.runner import parallel_plan
 

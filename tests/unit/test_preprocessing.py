@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from journeyformer.data.events import load_events
+from journeyformer.data.events.load import load_events
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.features.sequences import build_sequences
 from journeyformer.data.preprocessing import FEATURE_VERSION, Preprocessing, PreprocessingMismatch
-from journeyformer.data.schema import EventSchema
-from journeyformer.data.sequences import build_sequences
 
 DATA_CFG = {"extra_categorical": ["device"], "extra_numeric": ["items"], "max_len": 16}
 LABELS_CFG = {"horizon_days": 30, "cutoffs": {"n_train": 2, "active_within_days": 120, "max_val_cutoffs": 1}}

@@ -8,9 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from journeyformer.data.events import load_events
-from journeyformer.data.readers import READERS, SUFFIXES
-from journeyformer.data.schema import EventSchema
+from journeyformer.data.events.load import load_events
+from journeyformer.data.events.readers import READERS, SUFFIXES
+from journeyformer.data.events.schema import EventSchema
 from journeyformer.errors import EventDataError
 
 ROWS = [

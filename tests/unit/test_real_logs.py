@@ -16,9 +16,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from journeyformer.config import plain
-from journeyformer.data.events import load_events
-from journeyformer.data.labels import LabelConfig
-from journeyformer.data.schema import EventSchema
+from journeyformer.data.events.load import load_events
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.labels.lifecycle import LabelConfig
 
 REPO = Path(__file__).resolve().parents[2]
 

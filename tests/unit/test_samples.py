@@ -9,12 +9,17 @@ import numpy as np
 import polars as pl
 import pytest
 
-from journeyformer.data.event_order import ROW
-from journeyformer.data.features import FeatureConfig
-from journeyformer.data.labels import LabelConfig
-from journeyformer.data.samples import CutoffSchedule, customers_by_split, parse_time, split_of
-from journeyformer.data.sequences import Sequences, build_sequences
-from journeyformer.data.vocab import Vocabularies
+from journeyformer.data.events.order import ROW
+from journeyformer.data.features.definitions import FeatureConfig
+from journeyformer.data.features.sequences import Sequences, build_sequences
+from journeyformer.data.features.vocab import Vocabularies
+from journeyformer.data.labels.lifecycle import LabelConfig
+from journeyformer.data.labels.samples import (
+    CutoffSchedule,
+    customers_by_split,
+    parse_time,
+    split_of,
+)
 
 UTC = timezone.utc
 FIRST, LAST = datetime(2024, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC)
@@ -80,7 +85,7 @@ def test_parse_time() -> None:
 
 def test_naive_bounds_and_a_late_test_cutoff(caplog: pytest.LogCaptureFixture) -> None:
     schedule = CutoffSchedule(horizon_days=30, test=datetime(2024, 12, 15))  # naive: UTC
-    with caplog.at_level("WARNING", logger="journeyformer.data.samples"):
+    with caplog.at_level("WARNING", logger="journeyformer.data.labels.samples"):
         cutoffs = schedule.resolve(FIRST.replace(tzinfo=None), LAST.replace(tzinfo=None))
     assert cutoffs["test"] == [datetime(2024, 12, 15, tzinfo=UTC)]
     assert "label window ends after the last event" in caplog.text
@@ -220,7 +225,7 @@ def test_training_label_windows_never_overlap_validation_or_test() -> None:
 
 
 def _counts(train: list[int], val: int, test: int, churners: int = 20):
-    from journeyformer.data.samples import SampleCount
+    from journeyformer.data.labels.samples import SampleCount
 
     cut = [datetime(2025, m, 1, tzinfo=UTC) for m in range(1, 7)]
     return {

@@ -11,13 +11,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from journeyformer.data.as_of import data_end
-from journeyformer.data.event_order import ROW
-from journeyformer.data.events import load_events
-from journeyformer.data.labels import LabelConfig
+from journeyformer.data.events.as_of import data_end
+from journeyformer.data.events.load import load_events
+from journeyformer.data.events.order import ROW
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.labels.lifecycle import LabelConfig
+from journeyformer.data.labels.samples import ActivityStart, CutoffSchedule
 from journeyformer.data.preprocessing import Preprocessing
-from journeyformer.data.samples import ActivityStart, CutoffSchedule
-from journeyformer.data.schema import EventSchema
 from journeyformer.errors import EventDataError
 
 UTC = timezone.utc
@@ -85,7 +85,7 @@ def test_mailings_before_the_first_purchase_train_with_the_defaults(caplog) -> N
     caplog.clear()
 
     # Now: cutoffs where the activity is, samples enough, and the log says where and why.
-    with caplog.at_level(logging.INFO, logger="journeyformer.data.samples"):
+    with caplog.at_level(logging.INFO, logger="journeyformer.data.labels.samples"):
         pre = Preprocessing.fit(events, {}, LABELS_CFG)
     assert start.actions == ("purchase",)  # activity_actions null: the label actions that occur
     assert first_visit <= start.at <= first_visit + timedelta(days=14)
@@ -136,7 +136,7 @@ def test_steady_arrivals_keep_their_schedule(events_path, caplog) -> None:
     no cutoff, so the schedule (and the default run's metrics) is what it was."""
     events = load_events(events_path, EventSchema.from_config({}))
     for labels in ({}, {"horizon_days": 14}, {"horizon_days": 60, "cutoffs": {"n_train": 2}}):
-        with caplog.at_level(logging.INFO, logger="journeyformer.data.samples"):
+        with caplog.at_level(logging.INFO, logger="journeyformer.data.labels.samples"):
             pre = Preprocessing.fit(events, {}, labels)
         first, end = events.get_column("timestamp").min(), data_end(events).end
         old = CutoffSchedule.from_config(labels.get("cutoffs", {}), pre.horizon_days).resolve(first, end)
@@ -150,13 +150,13 @@ def test_a_small_log_pools_validation_over_earlier_cutoffs(caplog) -> None:
     validation: a log with a few dozen validation customers at one cutoff pools earlier ones
     (every train_stride_days back), says so, and keeps validation out of time for its own
     customers; the streaming fit finds the same cutoffs."""
-    from journeyformer.data.labels import samples_at
+    from journeyformer.data.labels.lifecycle import samples_at
 
     events = mailed_log(n=400)
     labels = {**LABELS_CFG, "cutoffs": {"val_samples": 150}}
     one = Preprocessing.fit(events, {}, {**LABELS_CFG, "cutoffs": {"max_val_cutoffs": 1}})
     (val,) = one.cutoffs["val"]
-    with caplog.at_level(logging.WARNING, logger="journeyformer.data.samples"):
+    with caplog.at_level(logging.WARNING, logger="journeyformer.data.labels.samples"):
         pre = Preprocessing.fit(events, {}, labels)
     cuts = list(pre.cutoffs["val"])
     assert max(cuts) == val and 1 < len(cuts) <= 4

@@ -11,14 +11,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from journeyformer.data.event_order import ROW
-from journeyformer.data.events import load_events, scan_events
-from journeyformer.data.features import FeatureConfig
-from journeyformer.data.labels import LabelConfig
-from journeyformer.data.schema import EventSchema
-from journeyformer.data.sequences import build_sequences
-from journeyformer.data.validate import validate
-from journeyformer.data.vocab import Vocabularies
+from journeyformer.data.events.load import load_events, scan_events
+from journeyformer.data.events.order import ROW
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.events.validate import validate
+from journeyformer.data.features.definitions import FeatureConfig
+from journeyformer.data.features.sequences import build_sequences
+from journeyformer.data.features.vocab import Vocabularies
+from journeyformer.data.labels.lifecycle import LabelConfig
 from journeyformer.errors import EventDataError
 
 UTC = timezone.utc
@@ -415,7 +415,7 @@ def test_null_keys_dropped_with_a_logged_count(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     df = frame(customer_id=[1, None, 2], timestamp=["2025-01-01", "2025-01-02", None])
-    with caplog.at_level(logging.WARNING, logger="journeyformer.data.validate"):
+    with caplog.at_level(logging.WARNING, logger="journeyformer.data.events.validate"):
         events = load(df, tmp_path, EventSchema(null_keys="drop"))
     assert events["customer_id"].to_list() == [1]
     assert "dropped 2 of 3 rows with a null key" in caplog.text
@@ -445,7 +445,7 @@ def test_exact_duplicates_dropped_keeping_the_first(
             "amount": [1.0, 1.0, 1.0, 2.0, 1.0],
         }
     )
-    with caplog.at_level(logging.INFO, logger="journeyformer.data.validate"):
+    with caplog.at_level(logging.INFO, logger="journeyformer.data.events.validate"):
         events = load(df, tmp_path)
     # row 2 repeats row 0 exactly (A, B, A: not adjacent); row 3 differs in amount
     assert events[ROW].to_list() == [0, 1, 3, 4]
@@ -531,7 +531,7 @@ def test_duplicates_are_judged_on_every_column_of_the_file(
         action=["redeem"] * 3,
         amount=[5.0] * 3,
     ).with_columns(pl.Series("coupon", ["A", "B", "A"]))
-    with caplog.at_level(logging.WARNING, logger="journeyformer.data.validate"):
+    with caplog.at_level(logging.WARNING, logger="journeyformer.data.events.validate"):
         events = load(df, tmp_path)
     assert events[ROW].to_list() == [0, 1]  # row 2 repeats row 0 in every column
     assert "dropped 1 of 3 events as exact duplicates" in caplog.text
@@ -550,7 +550,7 @@ def test_events_after_the_wall_clock(
         assert "['1 @ 2200-01-01 00:00:00 purchase']" in message
         assert "data.future_events=drop" in message
         return
-    with caplog.at_level(logging.WARNING, logger="journeyformer.data.validate"):
+    with caplog.at_level(logging.WARNING, logger="journeyformer.data.events.validate"):
         events = load(df, tmp_path, schema)
     assert events.height == (2 if policy == "drop" else 3)
     assert "1 of 3 events are dated after the wall clock" in caplog.text

@@ -12,13 +12,13 @@ import polars as pl
 import pytest
 from support import event_frame
 
-from journeyformer.data.batch import pad
-from journeyformer.data.event_order import ROW
-from journeyformer.data.features import CONTEXT_NUMERIC, EVENT_NUMERIC, FeatureConfig
-from journeyformer.data.labels import IGNORE_INDEX, SUMMARY_COLUMNS, LabelConfig
-from journeyformer.data.labels_reference import compute_labels, history_summary
-from journeyformer.data.sequences import Sequences, build_sequences
-from journeyformer.data.vocab import PAD, UNK, Vocab, Vocabularies
+from journeyformer.data.events.order import ROW
+from journeyformer.data.features.batch import pad
+from journeyformer.data.features.definitions import CONTEXT_NUMERIC, EVENT_NUMERIC, FeatureConfig
+from journeyformer.data.features.sequences import Sequences, build_sequences
+from journeyformer.data.features.vocab import PAD, UNK, Vocab, Vocabularies
+from journeyformer.data.labels.lifecycle import IGNORE_INDEX, SUMMARY_COLUMNS, LabelConfig
+from journeyformer.data.labels.reference import compute_labels, history_summary
 
 UTC = timezone.utc
 CUTOFF = datetime(2025, 3, 1, tzinfo=UTC)
@@ -164,7 +164,7 @@ def test_unseen_values_map_to_unknown_and_are_counted(caplog: pytest.LogCaptureF
             (2, "2025-02-03", "refund", "web"),
         ]
     )
-    with caplog.at_level(logging.INFO, logger="journeyformer.data.sequences"):
+    with caplog.at_level(logging.INFO, logger="journeyformer.data.features.sequences"):
         seqs = build(frame, source="new.parquet")
     assert seqs.categorical.tolist() == [[ACTION["view"], 1], [1, 1], [1, 2]]
     assert seqs.unknown_counts == {"action": 2, "channel": 2}

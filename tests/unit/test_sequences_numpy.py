@@ -10,15 +10,15 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal, assert_series_equal
 
-from journeyformer.data.events import load_events
-from journeyformer.data.features import FeatureConfig
-from journeyformer.data.labels import LabelConfig
-from journeyformer.data.normalize import already_canonical, normalize
-from journeyformer.data.schema import EventSchema
-from journeyformer.data.sequences import Sequences, build_sequences
-from journeyformer.data.sequences_numpy import applies, few_sequences
-from journeyformer.data.validate import _validate_steps, clean, validate
-from journeyformer.data.vocab import Vocabularies
+from journeyformer.data.events.load import load_events
+from journeyformer.data.events.normalize import already_canonical, normalize
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.events.validate import _validate_steps, clean, validate
+from journeyformer.data.features.definitions import FeatureConfig
+from journeyformer.data.features.few import applies, few_sequences
+from journeyformer.data.features.sequences import Sequences, build_sequences
+from journeyformer.data.features.vocab import Vocabularies
+from journeyformer.data.labels.lifecycle import LabelConfig
 
 UTC = timezone.utc
 SCHEMA = {"extra_categorical": ["device"], "extra_numeric": ["items"]}
@@ -114,7 +114,7 @@ def test_validate_in_one_query_equals_the_steps_on_clean_input(events_path, dupl
 
 
 def test_clean_check_in_numpy_agrees_with_the_query(events_path, monkeypatch):
-    from journeyformer.data import validate as validation
+    from journeyformer.data.events import validate as validation
 
     schema = EventSchema.from_config(SCHEMA)
     raw = pl.read_parquet(events_path).head(400).sort("customer_id", "timestamp")

@@ -10,11 +10,11 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from journeyformer.data.event_order import ROW
-from journeyformer.data.features import EVENT_NUMERIC, FeatureConfig
-from journeyformer.data.labels import IGNORE_INDEX, STAGES, LabelConfig
-from journeyformer.data.sequences import build_sequences
-from journeyformer.data.vocab import PAD, UNK, Vocabularies
+from journeyformer.data.events.order import ROW
+from journeyformer.data.features.definitions import EVENT_NUMERIC, FeatureConfig
+from journeyformer.data.features.sequences import build_sequences
+from journeyformer.data.features.vocab import PAD, UNK, Vocabularies
+from journeyformer.data.labels.lifecycle import IGNORE_INDEX, STAGES, LabelConfig
 
 UTC = timezone.utc
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

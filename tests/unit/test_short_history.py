@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from journeyformer.data.samples import CutoffSchedule
+from journeyformer.data.labels.samples import CutoffSchedule
 
 UTC = timezone.utc
 

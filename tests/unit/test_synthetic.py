@@ -8,16 +8,16 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from journeyformer.data._synthetic_params import ACTIONS, CHANNELS, LATENT_STAGES
-from journeyformer.data.synthetic import (
-    SyntheticConfig,
+from journeyformer.errors import OutputError
+from journeyformer.synthetic.config import SyntheticConfig
+from journeyformer.synthetic.journeys import (
     SyntheticJourneys,
     ensure_synthetic,
     generate_journeys,
     summarize,
     write_journeys,
 )
-from journeyformer.errors import OutputError
+from journeyformer.synthetic.params import ACTIONS, CHANNELS, LATENT_STAGES
 
 N = 2000
 UTC_US = pl.Datetime("us", "UTC")
@@ -285,7 +285,7 @@ def test_generator_never_writes_over_data_it_did_not_make(tmp_path: Path) -> Non
 
 
 def test_pieces_cover_every_customer_once_with_the_process_of_one_piece(tmp_path):
-    from journeyformer.data.synthetic_pieces import write_in_pieces
+    from journeyformer.synthetic.pieces import write_in_pieces
 
     config = SyntheticConfig(n_customers=250, seed=4, days=90)
     dirs = write_in_pieces(config, tmp_path / "big", piece_customers=100, generated_dir=tmp_path)

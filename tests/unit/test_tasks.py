@@ -13,20 +13,21 @@ import torch
 from support import model_inputs
 from support_tasks import PurchaseInHorizon
 
-from journeyformer.data.events import load_events
-from journeyformer.data.features import FeatureConfig
-from journeyformer.data.labels import STAGES, LabelConfig
+from journeyformer.data.events.load import load_events
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.features.definitions import FeatureConfig
+from journeyformer.data.features.sequences import build_sequences
+from journeyformer.data.features.vocab import Vocabularies
+from journeyformer.data.labels.lifecycle import STAGES, LabelConfig
 from journeyformer.data.preprocessing import Preprocessing
-from journeyformer.data.schema import EventSchema
-from journeyformer.data.sequences import build_sequences
-from journeyformer.data.vocab import Vocabularies
 from journeyformer.evaluation import plots
 from journeyformer.evaluation.protocol import BaselineData, Population, score
 from journeyformer.evaluation.render import render_text
 from journeyformer.evaluation.segments import mean_pairs, segment_table
 from journeyformer.export.onnx import io_spec
 from journeyformer.inference.bundle import Bundle
-from journeyformer.inference.partition import prediction_frame, prediction_schema
+from journeyformer.inference.loop import prediction_frame, prediction_schema
+from journeyformer.jobs.train import learnable_tasks
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.network import JourneyTransformer
 from journeyformer.model.runner import predict_sequences
@@ -35,7 +36,6 @@ from journeyformer.tasks.base import Task
 from journeyformer.tasks.boosting import NAME as BOOSTING
 from journeyformer.tasks.boosting import Boosted, available
 from journeyformer.tasks.registry import Baselines
-from journeyformer.training.job import learnable_tasks
 from journeyformer.training.module import JourneyModule
 
 CUTOFF = datetime(2025, 9, 1, tzinfo=timezone.utc)
@@ -94,6 +94,10 @@ def check_contract(task: Task, seqs, vocabs, features) -> None:
     for name, scores in result["baselines"][task.name].items():
         assert set(scores) <= set(result["model"][task.name]), f"baseline {name}"
     assert task.name in render_text(result), "printed table"
+    # the headline alone (what the bootstrap resamples) is the headline of the full score
+    y = sample.labels[task.name]
+    for pred in (outputs[task.metric_output], *base.predict(sample)[task.name].values()):
+        np.testing.assert_equal(task.headline_score(pred, y), task.score(pred, y)[task.headline])
     # predictions: declared columns, filled from the outputs
     pre = Preprocessing(EventSchema.from_config({"extra_categorical": ["device"]}), features, LabelConfig(), vocabs)
     bundle = Bundle(Path("."), {"tasks": {task.name: 1.0}, "preprocessing": pre.to_dict()})

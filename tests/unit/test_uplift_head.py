@@ -15,17 +15,18 @@ from support import compose_train, tiny_overrides
 from test_tasks import check_contract
 
 from journeyformer.config import plain
-from journeyformer.data.events import load_events
-from journeyformer.data.exposure_samples import BEFORE, check_balance, exposure_sequences
-from journeyformer.data.exposures import load_exposures
-from journeyformer.data.features import FeatureConfig
-from journeyformer.data.synthetic import SyntheticConfig, generate_journeys, write_journeys
+from journeyformer.data.events.exposures import load_exposures
+from journeyformer.data.events.load import load_events
+from journeyformer.data.features.definitions import FeatureConfig
+from journeyformer.data.labels.exposure_samples import BEFORE, check_balance, exposure_sequences
 from journeyformer.errors import ConfigError, EventDataError
 from journeyformer.evaluation.experiment import ExperimentConfig, customer_frame
+from journeyformer.jobs.train import exposure_weights, learnable_tasks
 from journeyformer.model.config import ModelConfig
+from journeyformer.synthetic.config import SyntheticConfig
+from journeyformer.synthetic.journeys import generate_journeys, write_journeys
 from journeyformer.tasks import registry
 from journeyformer.training.datamodule import prepare_data
-from journeyformer.training.job import exposure_weights, learnable_tasks
 from journeyformer.training.stream import make_datamodule
 
 NAN = float("nan")

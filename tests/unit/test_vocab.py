@@ -9,7 +9,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from journeyformer.data.vocab import PAD, PAD_ID, UNK, UNK_ID, Vocab, Vocabularies, count_unknown
+from journeyformer.data.features.vocab import (
+    PAD,
+    PAD_ID,
+    UNK,
+    UNK_ID,
+    Vocab,
+    Vocabularies,
+    count_unknown,
+)
 
 
 def test_reserved_ids_then_most_frequent_first() -> None:
@@ -80,7 +88,7 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
 def test_count_unknown_logs_one_line(caplog: pytest.LogCaptureFixture) -> None:
     vocabs = Vocabularies.from_dict({"action": [PAD, UNK, "a"], "channel": [PAD, UNK, "web"]})
     frame = pl.DataFrame({"action": ["a", "b", "c"], "channel": ["web"] * 3})
-    with caplog.at_level(logging.INFO, logger="journeyformer.data.vocab"):
+    with caplog.at_level(logging.INFO, logger="journeyformer.data.features.vocab"):
         counts = count_unknown(frame, vocabs, source="new.parquet")
     assert counts == {"action": 2}
     assert "new.parquet: values unseen in training mapped to <unk>: {'action': 2}" in caplog.text

@@ -22,10 +22,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.as_of import data_end
-from journeyformer.data.features import FeatureConfig
-from journeyformer.data.labels import STAGES, LabelConfig, LabelWindow, samples_at
-from journeyformer.data.samples import (
+from journeyformer.data.events.as_of import data_end
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.features.definitions import FeatureConfig
+from journeyformer.data.features.sequences import Sequences, build_sequences
+from journeyformer.data.features.vocab import Vocab, Vocabularies
+from journeyformer.data.labels.lifecycle import STAGES, LabelConfig, LabelWindow, samples_at
+from journeyformer.data.labels.samples import (
     SPLITS,
     ActivityStart,
     CutoffSchedule,
@@ -34,9 +37,6 @@ from journeyformer.data.samples import (
     parse_time,
     positives,
 )
-from journeyformer.data.schema import EventSchema
-from journeyformer.data.sequences import Sequences, build_sequences
-from journeyformer.data.vocab import Vocab, Vocabularies
 from journeyformer.errors import ConfigError, EventDataError
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ DATA_KEYS = (
     "path", "synthetic", "generated_dir", "max_len", "context", "batch_size", "num_workers", "split",
     "store", "store_stats_samples",  # training from a sample store (training/stream.py)
     "item_min_count",  # items seen fewer times in training are <unk> (data.columns.item)
-    "exposures",  # an exposure log: samples at its exposures train the uplift head (data/exposure_samples.py)
+    "exposures",  # an exposure log: samples at its exposures train the uplift head (data/labels/exposure_samples.py)
 )  # fmt: skip
 SPLIT_KEYS = ("val_fraction", "test_fraction", "salt", "train_customers")
 LABEL_KEYS = (*LabelConfig.__dataclass_fields__, "cutoffs")
@@ -137,7 +137,7 @@ def widen_validation(
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Stable customer hash split (see :func:`journeyformer.data.samples.split_of`)."""
+    """Stable customer hash split (see :func:`journeyformer.data.labels.samples.split_of`)."""
 
     val_fraction: float = 0.15
     test_fraction: float = 0.15
@@ -314,7 +314,7 @@ class Preprocessing:
         source: str = "events",
     ) -> Sequences:
         """Sequences (and labels) of ``events`` at ``cutoff`` with these vocabularies and
-        features; see :func:`journeyformer.data.sequences.build_sequences`.
+        features; see :func:`journeyformer.data.features.sequences.build_sequences`.
 
         ``active_only``: keep only customers active within ``active_within_days`` (as the
         training samples were); False scores everyone with history (predict).

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from journeyformer.data.samples import parse_time
+from journeyformer.data.labels.samples import parse_time
 from journeyformer.errors import ConfigError
 
 MAX_DATES = 60  # a backtest longer than this is most likely a typo in every_days

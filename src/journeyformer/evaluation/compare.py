@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from journeyformer.data.sequences import Sequences
+from journeyformer.data.features.sequences import Sequences
 from journeyformer.metrics.bootstrap import NO_VERDICT, paired_bootstrap
 from journeyformer.tasks import registry
 from journeyformer.tasks.boosting import NAME as BOOSTING
@@ -52,9 +52,7 @@ def compare(
             continue
         best = max(finite, key=finite.__getitem__)
 
-        def headline(p: np.ndarray, yy: np.ndarray, task: Any = task) -> float:
-            return task.score(p, yy)[task.headline]
-
+        headline = task.headline_score
         result["intervals"][task.name] = _interval(headline, task.headline, pred, base[task.name], best, y, groups, n_boot, window)
         simple = {n: v for n, v in finite.items() if n != BOOSTING}
         if best == BOOSTING and simple:  # also against the best of the simple baselines

@@ -23,7 +23,7 @@ from journeyformer.evaluation.backtest import backtest_dates, backtest_series
 from journeyformer.evaluation.evaluate import EvaluationInput
 from journeyformer.evaluation.segments import predicted_segments, segment_report
 from journeyformer.inference.decisions import Decisions
-from journeyformer.inference.scoring import BULK_BATCH_SIZE, score_sequences
+from journeyformer.inference.loop import BULK_BATCH_SIZE, score_sequences
 
 log = logging.getLogger(__name__)
 

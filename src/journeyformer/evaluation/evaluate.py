@@ -21,20 +21,16 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
-from journeyformer.data.as_of import DataEnd, data_end
-from journeyformer.data.events import load_events
-from journeyformer.data.samples import parse_time
-from journeyformer.data.sequences import Sequences
+from journeyformer.data.events.as_of import DataEnd, data_end
+from journeyformer.data.events.load import load_events
+from journeyformer.data.features.sequences import Sequences
+from journeyformer.data.labels.samples import parse_time
 from journeyformer.errors import EventDataError
 from journeyformer.evaluation.protocol import EvaluationError, evaluate, input_protocol
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.decisions import Decisions
-from journeyformer.inference.scoring import (
-    BULK_BATCH_SIZE,
-    ModelChoice,
-    ScoringJob,
-    score_sequences,
-)
+from journeyformer.inference.loop import BULK_BATCH_SIZE, score_sequences
+from journeyformer.inference.scoring import ModelChoice, ScoringJob
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Measure a campaign with a randomised holdout: effects, CUPED, power and arm balance.
 
-Input: the events, the exposure log (:mod:`journeyformer.data.exposures`) and, optionally, the
+Input: the events, the exposure log (:mod:`journeyformer.data.events.exposures`) and, optionally, the
 model's predictions made at the exposure (``journeyformer predict as_of=<exposure time>``) and
 a segment per customer. For one campaign, each eligible exposed customer gets three outcomes
 from the events in ``(exposure, exposure + window_days]``:
@@ -19,6 +19,12 @@ to detect a relative effect, with and without CUPED, and the smallest effect thi
 detect. Balance: the standardized difference of pre-period features between the arms (flagged
 above 0.1) and the sample-ratio test against the planned split; either problem is a warning in
 the page and the JSON, and the effects are then not to be trusted.
+
+Feedback (:func:`labelled_exposures`): the campaign's rows of the exposure log, every one of
+them (eligible or not), with the outcomes measured here (``outcome_churn``, ``outcome_spend``,
+``outcome_conversion``, ``outcome_window_days``; null for rows outside the randomised
+population), in the canonical exposure columns: a finished experiment, ready to be a
+``data.exposures`` input of the next training run, which learns the uplift head from it.
 
 Errors: an outcome window that ends after the last event (the outcome is not observed yet),
 a campaign name not in the log, a campaign with an arm of fewer than two eligible customers.
@@ -41,8 +47,20 @@ from journeyformer.metrics import uplift as U
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("churn", "spend", "conversion")
-PREDICTION_COVARIATES = {"churn": "churn_probability", "spend": "expected_value", "conversion": "spend_probability"}
-FEATURES = ("events_30d", "events_90d", "purchases_90d", "spend_90d", "days_since_last", "tenure_days")
+PREDICTION_COVARIATES = {
+    "churn": "churn_probability",
+    "spend": "expected_value",
+    "conversion": "spend_probability",
+}
+FEATURES = (
+    "events_30d",
+    "events_90d",
+    "purchases_90d",
+    "spend_90d",
+    "days_since_last",
+    "tenure_days",
+)
+FEEDBACK_COLUMNS = ("outcome_churn", "outcome_spend", "outcome_conversion", "outcome_window_days")
 SMD_FLAG = 0.1  # |standardized difference| above which a feature is called unbalanced
 SRM_ALPHA = 0.001  # sample-ratio p-value below which the split is called off plan
 
@@ -86,7 +104,9 @@ class ExperimentConfig:
         object.__setattr__(self, "relative_effects", tuple(float(e) for e in self.relative_effects))
         object.__setattr__(self, "net_value", tuple(self.net_value))
         if (self.budget is not None and self.budget < 0) or self.contact_cost < 0:
-            raise ConfigError(f"budget={self.budget} and contact_cost={self.contact_cost} must be >= 0")
+            raise ConfigError(
+                f"budget={self.budget} and contact_cost={self.contact_cost} must be >= 0"
+            )
         unknown = sorted(set(self.net_value) - set(self.policies))
         if unknown:
             raise ConfigError(
@@ -94,7 +114,9 @@ class ExperimentConfig:
                 "list the policies whose score is an expected incremental value (e.g. uplift)"
             )
         if self.net_value and self.budget is None:
-            raise ConfigError("net_value targeting needs a contact budget in currency: set budget=<amount>")
+            raise ConfigError(
+                "net_value targeting needs a contact budget in currency: set budget=<amount>"
+            )
 
 
 def pick_campaign(exposures: pl.DataFrame, campaign: str | None, name: str) -> pl.DataFrame:
@@ -102,11 +124,44 @@ def pick_campaign(exposures: pl.DataFrame, campaign: str | None, name: str) -> p
     campaigns = exposures.get_column("campaign").unique().sort().to_list()
     if campaign is None:
         if len(campaigns) != 1:
-            raise ConfigError(f"{name} holds campaigns {campaigns}; choose one with campaign=<name>")
+            raise ConfigError(
+                f"{name} holds campaigns {campaigns}; choose one with campaign=<name>"
+            )
         campaign = campaigns[0]
     if campaign not in campaigns:
         raise ConfigError(f"campaign={campaign!r} is not in {name}; it holds {campaigns}")
     return exposures.filter((pl.col("campaign") == campaign) & pl.col("eligible"))
+
+
+def labelled_exposures(
+    rows: pl.DataFrame, frame: pl.DataFrame, cfg: ExperimentConfig
+) -> pl.DataFrame:
+    """Every row of ``rows`` (one campaign's exposure log, eligible or not, as loaded) with
+    the outcomes of :func:`customer_frame` ``frame`` joined on: ``outcome_<churn|spend|
+    conversion>`` and ``outcome_window_days``, null where a row is not eligible. Canonical
+    exposure columns (customer_id, timestamp, campaign, arm, eligible), so the result reads
+    with the default exposure settings; sorted like a loaded log."""
+    ids = frame.schema["customer_id"]
+    outcomes = frame.select(
+        "customer_id",
+        *(pl.col(o).alias(f"outcome_{o}") for o in OUTCOMES),
+        pl.lit(float(cfg.window_days)).alias("outcome_window_days"),
+    )
+    out = (
+        _same_ids(rows, ids, "exposures")
+        .select("customer_id", "timestamp", "campaign", "arm", "eligible")
+        .with_columns(pl.col("eligible").alias("_e"))
+        .join(outcomes, on="customer_id", how="left")
+    )
+    out = out.with_columns(
+        pl.when(pl.col("_e")).then(pl.col(c)).otherwise(None).alias(c) for c in FEEDBACK_COLUMNS
+    ).drop("_e")
+    if out.height != rows.height:  # a customer twice in one campaign would multiply rows
+        raise EventDataError(
+            f"exposures: the labelled log has {out.height} rows for {rows.height} exposures; "
+            "a customer is in the campaign more than once"
+        )
+    return out.sort("campaign", "customer_id", "timestamp")
 
 
 def customer_frame(events: pl.DataFrame, exposures: pl.DataFrame, cfg: ExperimentConfig,
@@ -147,8 +202,13 @@ def customer_frame(events: pl.DataFrame, exposures: pl.DataFrame, cfg: Experimen
         (pre & pl.col("buy")).any().cast(pl.Float64).alias("conversion_pre"),
         (before & (pl.col("dt") > -30)).sum().cast(pl.Float64).alias("events_30d"),
         (before & (pl.col("dt") > -90)).sum().cast(pl.Float64).alias("events_90d"),
-        (before & (pl.col("dt") > -90) & pl.col("buy")).sum().cast(pl.Float64).alias("purchases_90d"),
-        (pl.col("amount") * (before & (pl.col("dt") > -90) & pl.col("buy"))).sum().alias("spend_90d"),
+        (before & (pl.col("dt") > -90) & pl.col("buy"))
+        .sum()
+        .cast(pl.Float64)
+        .alias("purchases_90d"),
+        (pl.col("amount") * (before & (pl.col("dt") > -90) & pl.col("buy")))
+        .sum()
+        .alias("spend_90d"),
         (-pl.col("dt")).filter(before).min().alias("days_since_last"),
         (-pl.col("dt")).filter(before).max().alias("tenure_days"),
     )
@@ -158,7 +218,9 @@ def customer_frame(events: pl.DataFrame, exposures: pl.DataFrame, cfg: Experimen
     )
     fill = {c: 0.0 for c in ("spend", "conversion", "spend_pre", "conversion_pre", *FEATURES)}
     fill["days_since_last"] = fill["tenure_days"] = 365.0  # no history: long ago
-    return out.drop("_n_post", "_n_pre").with_columns(pl.col(c).fill_null(v) for c, v in fill.items())
+    return out.drop("_n_post", "_n_pre").with_columns(
+        pl.col(c).fill_null(v) for c, v in fill.items()
+    )
 
 
 def _same_ids(exposures: pl.DataFrame, dtype: pl.DataType, name: str) -> pl.DataFrame:
@@ -225,11 +287,15 @@ def analyse(frame: pl.DataFrame, cfg: ExperimentConfig, covariates: Mapping[str,
         }  # fmt: skip
     if "segment" in frame.columns:
         result["segments"] = _by_segment(frame, cfg, covariates)
-    result["balance"] = balance(frame, [*FEATURES, *sorted(set(covariates.values()) - set(FEATURES))], cfg)
+    result["balance"] = balance(
+        frame, [*FEATURES, *sorted(set(covariates.values()) - set(FEATURES))], cfg
+    )
     result["warnings"] += result["balance"]["warnings"]
     if cfg.policies:
         scores = {n: frame.get_column(c).to_numpy() for n, c in cfg.policies.items()}
-        result["policies"] = compare_policies(frame.get_column(cfg.policy_outcome).to_numpy(), t, scores, cfg)
+        result["policies"] = compare_policies(
+            frame.get_column(cfg.policy_outcome).to_numpy(), t, scores, cfg
+        )
     return result
 
 
@@ -250,7 +316,9 @@ def compare_policies(y: np.ndarray, t: np.ndarray, scores: Mapping[str, np.ndarr
     masks = {}
     for name, s in ranked.items():
         if name in cfg.net_value:  # expected incremental value net of the contact, while positive
-            masks[name] = U.select_by_net_value(np.asarray(s, float), cfg.contact_cost, float(cfg.budget or 0.0))
+            masks[name] = U.select_by_net_value(
+                np.asarray(s, float), cfg.contact_cost, float(cfg.budget or 0.0)
+            )
             continue
         m = np.zeros(n, bool)
         m[np.argsort(-np.asarray(s, float), kind="stable")[:k]] = True
@@ -275,8 +343,12 @@ def compare_policies(y: np.ndarray, t: np.ndarray, scores: Mapping[str, np.ndarr
     return out
 
 
-def _by_segment(frame: pl.DataFrame, cfg: ExperimentConfig, covariates: Mapping[str, str]) -> dict[str, Any]:
-    counts = frame.group_by("segment").agg(pl.col("t").sum().alias("nt"), (1 - pl.col("t")).sum().alias("nc"))
+def _by_segment(
+    frame: pl.DataFrame, cfg: ExperimentConfig, covariates: Mapping[str, str]
+) -> dict[str, Any]:
+    counts = frame.group_by("segment").agg(
+        pl.col("t").sum().alias("nt"), (1 - pl.col("t")).sum().alias("nc")
+    )
     small = counts.filter(pl.min_horizontal("nt", "nc") < cfg.min_segment).get_column("segment")
     frame = frame.with_columns(
         pl.when(pl.col("segment").is_in(small.implode())).then(pl.lit("other"))
@@ -346,7 +418,9 @@ def attach(frame: pl.DataFrame, predictions: pl.DataFrame | None, segments: pl.D
                 f"predictions (columns {predictions.columns}); set covariates.<outcome>=<column>"
             )
         extra = [c for c in dict.fromkeys(cfg.policies.values()) if c not in cols]
-        keyed = predictions.select("customer_id", *cols, *extra).with_columns(pl.col("customer_id").cast(frame.schema["customer_id"]))
+        keyed = predictions.select("customer_id", *cols, *extra).with_columns(
+            pl.col("customer_id").cast(frame.schema["customer_id"])
+        )
         frame = frame.join(keyed, on="customer_id", how="left")
         lacking = frame.filter(pl.col(cols[0]).is_null())
         if lacking.height:
@@ -357,7 +431,10 @@ def attach(frame: pl.DataFrame, predictions: pl.DataFrame | None, segments: pl.D
             )
         covariates = {o: c for o, c in cfg.covariates.items() if c in cols}
     if segments is not None:
-        seg = segments.select(pl.col("customer_id").cast(frame.schema["customer_id"]), pl.col("segment").cast(pl.String))
+        seg = segments.select(
+            pl.col("customer_id").cast(frame.schema["customer_id"]),
+            pl.col("segment").cast(pl.String),
+        )
         frame = frame.join(seg.unique("customer_id"), on="customer_id", how="left").with_columns(
             pl.col("segment").fill_null("unknown"))  # fmt: skip
     return frame, covariates

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from journeyformer.data.labels import IGNORE_INDEX  # noqa: E402
+from journeyformer.data.labels.lifecycle import IGNORE_INDEX  # noqa: E402
 from journeyformer.metrics.scores import accuracy_at_k  # noqa: E402
 from journeyformer.tasks import registry  # noqa: E402
 

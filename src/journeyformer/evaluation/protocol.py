@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels import LabelConfig, as_utc
+from journeyformer.data.features.sequences import Sequences
+from journeyformer.data.labels.lifecycle import LabelConfig, as_utc
+from journeyformer.data.labels.samples import split_of
 from journeyformer.data.preprocessing import Preprocessing
-from journeyformer.data.samples import split_of
-from journeyformer.data.sequences import Sequences
 from journeyformer.errors import JourneyformerError
 from journeyformer.evaluation.compare import compare
 from journeyformer.tasks import registry

@@ -16,7 +16,7 @@ from journeyformer.evaluation.evaluate import Evaluation
 from journeyformer.evaluation.render import header_lines, interval_lines, metric_rows
 from journeyformer.evaluation.render import html_table as _table
 from journeyformer.extras import require
-from journeyformer.inference.scoring import BULK_BATCH_SIZE
+from journeyformer.inference.loop import BULK_BATCH_SIZE
 from journeyformer.io import atomic_dir
 from journeyformer.publish import OutputPlan, check_dir_output
 

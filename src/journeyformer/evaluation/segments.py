@@ -87,7 +87,7 @@ def predicted_segments(
 ) -> pl.DataFrame:
     """customer_id and segment (and cluster) of the customers of ``seqs`` scored ``outputs``,
     by ``decisions`` (:class:`journeyformer.inference.decisions.Decisions`)."""
-    from journeyformer.inference.partition import prediction_frame
+    from journeyformer.inference.loop import prediction_frame
 
     frame = prediction_frame(seqs, outputs, bundle, as_of)
     frame = decisions.annotate(frame, seqs, outputs, [], lambda inputs: {})

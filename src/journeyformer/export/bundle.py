@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from journeyformer import __version__
-from journeyformer.data.batch import length_batches
-from journeyformer.data.events import load_events
+from journeyformer.data.events.load import load_events
+from journeyformer.data.features.batch import length_batches
+from journeyformer.data.features.sequences import Sequences
 from journeyformer.data.preprocessing import Preprocessing, SplitConfig
-from journeyformer.data.sequences import Sequences
 from journeyformer.errors import ConfigError
 from journeyformer.export.blend import blend_bundle
 from journeyformer.export.decisions import ClusterSettings, add_decision_files

@@ -22,14 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from journeyformer.data.events import load_events
-from journeyformer.data.sequences import Sequences
+from journeyformer.data.events.load import load_events
+from journeyformer.data.features.sequences import Sequences
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.clusters import CLUSTERS, Clusters
 from journeyformer.inference.decisions import Decisions
+from journeyformer.inference.loop import BULK_BATCH_SIZE, score_sequences
 from journeyformer.inference.reference import REFERENCE, build_reference
 from journeyformer.inference.runner import OnnxRunner
-from journeyformer.inference.scoring import BULK_BATCH_SIZE, score_sequences
 from journeyformer.io import atomic_write_text
 
 log = logging.getLogger(__name__)

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.batch import pad
-from journeyformer.data.normalize import normalize
-from journeyformer.data.validate import validate
-from journeyformer.data.vocab import PAD, UNK
+from journeyformer.data.events.normalize import normalize
+from journeyformer.data.events.validate import validate
+from journeyformer.data.features.batch import pad
+from journeyformer.data.features.vocab import PAD, UNK
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.session import make_session
 

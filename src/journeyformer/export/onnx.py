@@ -32,7 +32,7 @@ import numpy as np
 import onnx
 import torch
 
-from journeyformer.data.batch import MODEL_INPUTS
+from journeyformer.data.features.batch import MODEL_INPUTS
 from journeyformer.errors import JourneyformerError
 from journeyformer.inference.session import make_session
 from journeyformer.model.config import ModelConfig

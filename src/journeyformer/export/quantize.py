@@ -26,8 +26,8 @@ import onnx
 from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-from journeyformer.data.sequences import Sequences
-from journeyformer.inference.scoring import BULK_BATCH_SIZE, score_sequences
+from journeyformer.data.features.sequences import Sequences
+from journeyformer.inference.loop import BULK_BATCH_SIZE, score_sequences
 from journeyformer.inference.session import make_session
 from journeyformer.model.network import EMBEDDING_OUTPUT
 from journeyformer.tasks import registry
@@ -189,8 +189,8 @@ def compare_int8(
     headline = {}
     for task in registry.enabled(tasks):
         y = seqs.labels[task.name]
-        a32 = task.score(fp32[task.metric_output], y)[task.headline]
-        a8 = task.score(int8[task.metric_output], y)[task.headline]
+        a32 = task.headline_score(fp32[task.metric_output], y)
+        a8 = task.headline_score(int8[task.metric_output], y)
         headline[task.name] = {"metric": task.headline, "fp32": a32, "int8": a8, "diff": a8 - a32}
     distributions = [k for k, v in fp32.items() if v.ndim == 2 and k != EMBEDDING_OUTPUT]
     return Int8Report(

@@ -8,12 +8,12 @@ name ``preprocessing.json`` paths in full (``preprocessing.feature_names.context
 ``context`` inputs by name, in input order; a column this module has no definition for is an
 error at export (add its rule here when you add a feature).
 
-Each statement mirrors code: :mod:`journeyformer.data.timestamps`, :mod:`~journeyformer.data.schema`,
-:mod:`~journeyformer.data.validate`, :mod:`~journeyformer.data.event_order`,
-:mod:`~journeyformer.data.as_of`, :mod:`~journeyformer.data.vocab`,
-:mod:`~journeyformer.data.labels` (history summary, stages), :mod:`~journeyformer.data.features`
-(per-event features, the summary context), :mod:`~journeyformer.data.aggregates` (the aggregate
-context) and :mod:`~journeyformer.data.sequences` (truncation, rows). ``tests/reference_client.py``
+Each statement mirrors code: :mod:`journeyformer.data.events.timestamps`, :mod:`~journeyformer.data.events.schema`,
+:mod:`~journeyformer.data.events.validate`, :mod:`~journeyformer.data.events.order`,
+:mod:`~journeyformer.data.events.as_of`, :mod:`~journeyformer.data.features.vocab`,
+:mod:`~journeyformer.data.labels.lifecycle` (history summary, stages), :mod:`~journeyformer.data.features.definitions`
+(per-event features, the summary context), :mod:`~journeyformer.data.features.aggregates` (the aggregate
+context) and :mod:`~journeyformer.data.features.sequences` (truncation, rows). ``tests/reference_client.py``
 rebuilds the golden inputs from these statements alone, and ``docs/onnx-contract.md`` is
 rendered from them (:mod:`journeyformer.export.contract`).
 """
@@ -23,16 +23,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from journeyformer.data.aggregates import WINDOWS_DAYS
-from journeyformer.data.as_of import MIN_SLACK, SLACK_SHARE, STRAY_SHARE
-from journeyformer.data.features import CONTEXT_NUMERIC, EVENT_NUMERIC
-from journeyformer.data.labels import STAGES
-from journeyformer.data.schema import NULL_CATEGORY
-from journeyformer.data.vocab import PAD, PAD_ID, UNK, UNK_ID
+from journeyformer.data.events.as_of import MIN_SLACK, SLACK_SHARE, STRAY_SHARE
+from journeyformer.data.events.schema import NULL_CATEGORY
+from journeyformer.data.features.aggregates import WINDOWS_DAYS
+from journeyformer.data.features.definitions import CONTEXT_NUMERIC, EVENT_NUMERIC
+from journeyformer.data.features.vocab import PAD, PAD_ID, UNK, UNK_ID
+from journeyformer.data.labels.lifecycle import STAGES
 from journeyformer.export.golden import TOLERANCE
 
 DAY_US = "86400000000"  # microseconds per day, as written in the rules
-RECENT_DAYS = 30  # the n30_<col>=<value> window of data/aggregates.py
+RECENT_DAYS = 30  # the n30_<col>=<value> window of data/features/aggregates.py
 
 
 def _list(values: Any) -> str:
@@ -84,7 +84,7 @@ def numeric_columns(pre: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _aggregate_columns(pre: Mapping[str, Any]) -> dict[str, str]:
-    """Definitions of the aggregate context (data/aggregates.py ``aggregate_names``)."""
+    """Definitions of the aggregate context (data/features/aggregates.py ``aggregate_names``)."""
     labels, vocabs = pre["labels"], pre["vocabs"]
     purchase = f"an action in preprocessing.labels.purchase_actions {_list(labels['purchase_actions'])}"
     value = f"an action in preprocessing.labels.value_actions {_list(labels['value_actions'])}"
@@ -145,7 +145,7 @@ def _aggregate_columns(pre: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _summary_columns(pre: Mapping[str, Any]) -> dict[str, str]:
-    """Definitions of the summary context (data/features.py ``CONTEXT_NUMERIC``)."""
+    """Definitions of the summary context (data/features/definitions.py ``CONTEXT_NUMERIC``)."""
     agg = _aggregate_columns(pre)
     defs = {
         f"log_{k}": agg[k]

@@ -36,8 +36,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from journeyformer.data.events.schema import EventSchema
 from journeyformer.data.preprocessing import Preprocessing, PreprocessingMismatch
-from journeyformer.data.schema import EventSchema
 from journeyformer.errors import ConfigError, JourneyformerError
 from journeyformer.publish import sha256
 from journeyformer.tasks import registry

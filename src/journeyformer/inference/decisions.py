@@ -23,8 +23,8 @@ import numpy as np
 import polars as pl
 from omegaconf import OmegaConf
 
-from journeyformer.data.batch import Batch
-from journeyformer.data.sequences import Sequences
+from journeyformer.data.features.batch import Batch
+from journeyformer.data.features.sequences import Sequences
 from journeyformer.errors import ConfigError
 from journeyformer.inference.clusters import Clusters, clusters_of
 from journeyformer.inference.explain import Explainer

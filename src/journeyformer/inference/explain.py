@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.batch import Batch, map_batches
+from journeyformer.data.features.batch import Batch, map_batches
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.errors import ConfigError
 from journeyformer.inference.reference import Reference
@@ -149,7 +149,7 @@ class Explainer:
     ) -> dict[str, list[Any]]:
         """Driver columns for the ``n`` customers of ``batches`` (rows at ``batch.index``);
         ``outputs``: the customers' own outputs, ``run``: the runner, ``workers``: batches
-        explained at once (:func:`journeyformer.data.batch.map_batches`)."""
+        explained at once (:func:`journeyformer.data.features.batch.map_batches`)."""
         cols: dict[str, list[Any]] = {c: [None] * n for c in self.columns()}
 
         def one(batch: Batch) -> tuple[list[list[str]], dict[str, np.ndarray]]:

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from journeyformer.config import events_path, refuse_unused, schema_overrides
-from journeyformer.data.partitions import CHUNK_CUSTOMERS
+from journeyformer.data.events.partitions import CHUNK_CUSTOMERS
 from journeyformer.errors import ConfigError
 from journeyformer.inference.local import predict_events
+from journeyformer.inference.loop import BATCH_SIZE
 from journeyformer.inference.result import PredictResult, rejects_path
-from journeyformer.inference.scoring import BATCH_SIZE
 from journeyformer.tasks.base import TOP_K
 
 __all__ = ["ENGINES", "PredictResult", "predict_events", "predict_from_config", "rejects_path"]

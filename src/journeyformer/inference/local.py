@@ -1,7 +1,7 @@
 """The local scoring driver: events (Parquet/CSV, a file, directory or glob) -> one
 predictions Parquet file, on one machine.
 
-Flow (the input is read a fixed number of times, whatever its size; :mod:`journeyformer.data.partitions`)::
+Flow (the input is read a fixed number of times, whatever its size; :mod:`journeyformer.data.events.partitions`)::
 
     plan:           3 streaming passes over customer_id and timestamp (size, customers, as_of)
     spill:          1 streaming pass over every column -> temporary Parquet partition per chunk
@@ -37,11 +37,12 @@ import polars as pl
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from journeyformer.data.partitions import CHUNK_CUSTOMERS
+from journeyformer.data.events.partitions import CHUNK_CUSTOMERS
 from journeyformer.inference.bundle import Bundle
+from journeyformer.inference.loop import BATCH_SIZE
 from journeyformer.inference.partition import Prepared
 from journeyformer.inference.result import PredictResult, check_accounted, rejects_path
-from journeyformer.inference.scoring import BATCH_SIZE, ModelChoice, ScoringJob
+from journeyformer.inference.scoring import ModelChoice, ScoringJob
 from journeyformer.io import temp_file
 from journeyformer.publish import OutputPlan, manifest_path
 from journeyformer.tasks.base import TOP_K
@@ -97,9 +98,9 @@ def predict_events(
         bundle: a bundle directory (or a loaded :class:`Bundle`).
         input: events: a file, a directory of Parquet files or a glob.
         output: predictions Parquet file (see
-            :func:`journeyformer.inference.partition.prediction_frame` for the columns).
+            :func:`journeyformer.inference.loop.prediction_frame` for the columns).
         as_of: score with events at or before this time (ISO-8601; naive means UTC).
-            Default: the end of the data (:mod:`journeyformer.data.as_of`).
+            Default: the end of the data (:mod:`journeyformer.data.events.as_of`).
         chunk_customers: about this many customers are in memory at a time (two chunks).
         threads, optimization: onnxruntime settings (:mod:`journeyformer.inference.session`).
         graph: auto | plain | fused (:mod:`journeyformer.inference.choice`).

@@ -9,7 +9,7 @@ streams the results to Parquet. A distributed driver maps the same function over
 A partition must hold *all* events of its customers (partition by customer, never by time).
 Every customer seen is accounted for: it is scored, or rejected with a reason.
 
-A runner turns one padded batch (input name -> array, :data:`journeyformer.data.batch.MODEL_INPUTS`)
+A runner turns one padded batch (input name -> array, :data:`journeyformer.data.features.batch.MODEL_INPUTS`)
 into named outputs: :class:`journeyformer.inference.runner.OnnxRunner` (fp32 or int8, no
 torch) or :class:`journeyformer.model.runner.TorchRunner` (a checkpoint, eager torch).
 """
@@ -17,22 +17,26 @@ torch) or :class:`journeyformer.model.runner.TorchRunner` (a checkpoint, eager t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
 
-from journeyformer.data.batch import Batch, length_batches
-from journeyformer.data.preprocessing import Preprocessing
-from journeyformer.data.schema import EventSchema
-from journeyformer.data.sequences import Sequences
-from journeyformer.data.timestamps import UTC_US, epoch_micros
-from journeyformer.data.validate import validate
-from journeyformer.inference.scoring import BATCH_SIZE, score_sequences
-from journeyformer.tasks.base import TOP_K, Task, TaskContext, lists
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.events.timestamps import UTC_US
+from journeyformer.data.events.validate import validate
+from journeyformer.data.features.batch import Batch, length_batches
+from journeyformer.data.features.sequences import Sequences
+from journeyformer.inference.loop import (
+    BATCH_SIZE,
+    Runner,
+    ScoringSpec,
+    prediction_schema,
+    score_sequences,
+)
+from journeyformer.tasks.base import TOP_K
 
 if TYPE_CHECKING:
     from journeyformer.inference.decisions import Decisions
@@ -41,28 +45,6 @@ log = logging.getLogger(__name__)
 
 REASON_NO_HISTORY = "no events at or before as_of"
 REASON_NO_VALID = "no valid events (every row had a null timestamp; data.null_keys=drop)"
-
-
-class Runner(Protocol):
-    """Runs the model on one padded batch: input name -> (B, ...) array to output name ->
-    (B, ...) array, for the outputs in ``output_names``."""
-
-    output_names: tuple[str, ...]
-    workers: int  # batches to run at once (run_in_batches)
-
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
-
-
-class ScoringSpec(Protocol):
-    """What scoring needs besides the runner (a loaded bundle fits)."""
-
-    @property
-    def preprocessing(self) -> Preprocessing: ...
-
-    @property
-    def tasks(self) -> list[Task]: ...
-
-    def context(self, top_k: int = TOP_K) -> TaskContext: ...
 
 
 @dataclass
@@ -112,7 +94,7 @@ def prepare_partition(
     source: str = "partition",
 ) -> Prepared:
     """Validate the partition's events (read with ``schema`` by
-    :func:`journeyformer.data.events.scan_events`), build sequences at ``as_of`` and cut them
+    :func:`journeyformer.data.events.load.scan_events`), build sequences at ``as_of`` and cut them
     into length-sorted batches; customers without a sequence become rejects."""
     seen = events.select(pl.col("customer_id").drop_nulls().unique())
     if events.height == 0:
@@ -124,7 +106,9 @@ def prepare_partition(
         unparseable = events.filter(pl.col("timestamp").is_null() & pl.col("_ts_raw").is_not_null())
         if unparseable.height:
             validate(unparseable, schema, source)  # raises, quoting the bad values
-        log.warning("%s: dropped %d rows with a null key (data.null_keys=drop)", source, events.height)
+        log.warning(
+            "%s: dropped %d rows with a null key (data.null_keys=drop)", source, events.height
+        )
         return Prepared(None, [], _rejects(seen, events.head(0), None), events.height)
     valid = validate(events, schema, source)
     seqs = spec.preprocessing.sequences(
@@ -194,61 +178,9 @@ def score_partition(
     )
 
 
-def prediction_schema(
-    spec: ScoringSpec,
-    customer_id: pl.DataType,
-    with_embedding: bool = False,
-    decisions: Decisions | None = None,
-) -> pl.Schema:
-    """Column -> dtype of the predictions table (see :func:`prediction_frame`), then the
-    columns ``decisions`` adds (segment, cluster, drivers)."""
-    ctx = spec.context()
-    return pl.Schema(
-        {
-            "customer_id": customer_id,
-            "as_of": pl.Datetime("us", "UTC"),
-            "n_events": pl.Int64,
-            **{c: t for task in spec.tasks for c, t in task.columns(ctx).items()},
-            **({"embedding": pl.List(pl.Float32)} if with_embedding else {}),
-            **(decisions.schema() if decisions is not None else {}),
-        }
-    )
-
-
-def prediction_frame(
-    seqs: Sequences,
-    outputs: Mapping[str, np.ndarray],
-    spec: ScoringSpec,
-    as_of: datetime,
-    top_k: int = TOP_K,
-    with_embedding: bool = False,
+def _rejects(
+    seen: pl.DataFrame, events: pl.DataFrame | None, seqs: Sequences | None
 ) -> pl.DataFrame:
-    """The predictions table, one row per customer of ``seqs``, in ``seqs`` order.
-
-    Columns: customer_id, as_of (UTC), n_events (events at or before as_of), then each enabled
-    task's columns (:meth:`journeyformer.tasks.base.Task.columns`), e.g. churn_probability (no
-    activity within the horizon), next_action, next_action_probability, top_actions (``top_k``
-    action names, best first), top_action_probabilities, stage (most likely lifecycle stage at
-    as_of + horizon) and stage_probability_<stage>, spend_probability (any spend within the
-    horizon), expected_value (expected spend within the horizon, currency units); and with
-    ``with_embedding``, embedding (D floats).
-    """
-    ctx = spec.context(top_k)
-    columns = {
-        "customer_id": seqs.customer_id,
-        # From epoch microseconds: a time-zone-aware literal costs milliseconds to build.
-        "as_of": pl.Series(np.full(len(seqs), epoch_micros(as_of), dtype=np.int64)).cast(UTC_US),
-        "n_events": seqs.summary.get_column("n_events"),
-    }
-    for task in spec.tasks:
-        columns |= task.column_values(outputs, ctx)
-    if with_embedding:
-        columns["embedding"] = lists(outputs["embedding"], pl.Float32)
-    schema = prediction_schema(spec, seqs.customer_id.dtype, with_embedding)
-    return pl.DataFrame([pl.Series(name, values).cast(schema[name]) for name, values in columns.items()])
-
-
-def _rejects(seen: pl.DataFrame, events: pl.DataFrame | None, seqs: Sequences | None) -> pl.DataFrame:
     """Customers in ``seen`` without a sequence, with why."""
     empty = pl.DataFrame(
         {"customer_id": seen.get_column("customer_id").clear(), "reason": [], "first_event": []},

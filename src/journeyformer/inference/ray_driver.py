@@ -35,15 +35,16 @@ from typing import Any
 
 import polars as pl
 
-from journeyformer.data.event_order import ROW
-from journeyformer.data.normalize import normalize
-from journeyformer.data.partitions import CHUNK_CUSTOMERS, chunk_key
-from journeyformer.data.readers import format_of, resolve_files
-from journeyformer.data.schema import EventSchema
+from journeyformer.data.events.normalize import normalize
+from journeyformer.data.events.order import ROW
+from journeyformer.data.events.partitions import CHUNK_CUSTOMERS, chunk_key
+from journeyformer.data.events.readers import format_of, resolve_files
+from journeyformer.data.events.schema import EventSchema
 from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle
+from journeyformer.inference.loop import BATCH_SIZE
 from journeyformer.inference.result import PredictResult, check_accounted
-from journeyformer.inference.scoring import BATCH_SIZE, ModelChoice, ScoringJob
+from journeyformer.inference.scoring import ModelChoice, ScoringJob
 from journeyformer.io import atomic_write_parquet
 from journeyformer.publish import OutputPlan, write_dir_manifest
 from journeyformer.tasks.base import TOP_K
@@ -87,7 +88,7 @@ def read_units(files: list[Path], fmt: str) -> list[dict[str, Any]]:
 def read_unit(batch: dict[str, Any], schema: EventSchema, fmt: str, name: str, n_chunks: int) -> Any:
     """One read task (a batch of one unit): the unit's events, normalized as the local reader
     does, with global row numbers and the chunk key. Returns a pyarrow Table."""
-    from journeyformer.data.readers import READERS
+    from journeyformer.data.events.readers import READERS
 
     file, group, offset = str(batch["file"][0]), int(batch["group"][0]), int(batch["offset"][0])
     if fmt == "parquet":

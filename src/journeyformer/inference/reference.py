@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.aggregates import CATEGORICAL_AGGREGATES
+from journeyformer.data.features.aggregates import CATEGORICAL_AGGREGATES
+from journeyformer.data.features.sequences import Sequences
 from journeyformer.data.preprocessing import Preprocessing
-from journeyformer.data.sequences import Sequences
 from journeyformer.errors import ConfigError
 from journeyformer.metrics.drift import CATEGORICAL, CONTINUOUS, Profile, profile
 

@@ -31,7 +31,7 @@ class OnnxRunner:
             (model.onnx, model.int8.onnx) or "fused" (fused attention, onnxruntime only).
         parallel: how ``threads`` cores share the work. "batches": the session runs each call
             on one thread and up to ``threads`` batches run at once (:attr:`workers`; callers
-            pass it to :func:`journeyformer.data.batch.run_in_batches`); "operators": one batch
+            pass it to :func:`journeyformer.data.features.batch.run_in_batches`); "operators": one batch
             at a time, each operator split across ``threads`` intra-op threads; "auto":
             batches on the CPU with more than one thread, operators otherwise. At d_model 64 a
             batch's operators are too small to split well (onnxruntime on 2 threads ran the

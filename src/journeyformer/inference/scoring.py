@@ -1,10 +1,5 @@
-"""The scoring job: what every driver needs, resolved once, and the one scoring loop.
-
-:func:`score_sequences` is the loop (sequences -> length batches -> runner -> predictions
-frame -> decision columns). Every scorer calls it: the local, Ray and Spark drivers and the
-Python API (through :class:`ScoringJob`), evaluate, monitor, and export's decision files and
-int8 comparison. The torch runners of :mod:`journeyformer.model.runner` share its model step,
-:func:`journeyformer.data.batch.run_model`.
+"""The scoring job: what every driver needs, resolved once, over the one scoring loop
+(:func:`journeyformer.inference.loop.score_sequences`).
 
 :class:`ScoringJob` holds what a driver resolves before it reads a row: the bundle, the event
 schema, as_of, the chunk plan of the input, the model choice (graph, precision, threads), the
@@ -24,31 +19,35 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
-from journeyformer.data.batch import Batch, run_model
-from journeyformer.data.partitions import CHUNK_CUSTOMERS
-from journeyformer.data.samples import parse_time
-from journeyformer.data.schema import EventSchema
-from journeyformer.data.sequences import Sequences
+from journeyformer.data.events.partitions import CHUNK_CUSTOMERS
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.features.sequences import Sequences
+from journeyformer.data.labels.samples import parse_time
 from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle, load_bundle
+from journeyformer.inference.loop import (
+    BATCH_SIZE,
+    Runner,
+    Scored,
+    prediction_schema,
+    score_sequences,
+)
+from journeyformer.inference.partition import (
+    PartitionResult,
+    Prepared,
+    prepare_partition,
+    score_prepared,
+)
 from journeyformer.tasks.base import TOP_K
 
 if TYPE_CHECKING:
-    from journeyformer.data.partitions import EventChunks
+    from journeyformer.data.events.partitions import EventChunks
     from journeyformer.inference.decisions import Decisions
-    from journeyformer.inference.partition import PartitionResult, Prepared, Runner, ScoringSpec
     from journeyformer.publish import OutputPlan
 
 log = logging.getLogger(__name__)
-
-# The defaults of the scoring settings, each in one place: these two here, CHUNK_CUSTOMERS with
-# the chunks (data/partitions.py), TOP_K with the task context (tasks/base.py). The job configs
-# (configs/predict.yaml, ...) show the same values to the command line.
-BATCH_SIZE = 64  # customers per model call when predicting: small batches stay in cache
-BULK_BATCH_SIZE = 256  # customers per call where whole populations are scored (evaluate, monitor, export)
 
 
 @dataclass(frozen=True)
@@ -69,44 +68,6 @@ class ModelChoice:
             bundle, self.device, self.precision, self.threads,
             optimization=self.optimization, graph=self.graph, parallel=self.parallel,
         )  # fmt: skip
-
-
-@dataclass
-class Scored:
-    """What :func:`score_sequences` gives: the model's outputs (name -> (N, ...) in ``seqs``
-    order), the batches they came from, and the predictions frame (None when not asked)."""
-
-    outputs: dict[str, np.ndarray]
-    batches: list[Batch]
-    frame: pl.DataFrame | None = None
-
-
-def score_sequences(
-    seqs: Sequences,
-    runner: Runner,
-    spec: ScoringSpec | None = None,
-    as_of: datetime | None = None,
-    *,
-    batch_size: int = BATCH_SIZE,
-    top_k: int = TOP_K,
-    with_embedding: bool = False,
-    decisions: Decisions | None = None,
-    batches: list[Batch] | None = None,
-    on_batch: Callable[[int], None] | None = None,
-) -> Scored:
-    """The scoring loop: ``seqs`` -> length batches (or ``batches`` already cut) -> ``runner``
-    -> outputs; with ``spec`` and ``as_of`` also the predictions frame
-    (:func:`journeyformer.inference.partition.prediction_frame`) and the columns ``decisions``
-    adds (segment, cluster, drivers)."""
-    outputs, batches = run_model(seqs, runner, batch_size, on_batch, batches)
-    if spec is None or as_of is None:
-        return Scored(outputs, batches)
-    from journeyformer.inference.partition import prediction_frame
-
-    frame = prediction_frame(seqs, outputs, spec, as_of, top_k, with_embedding)
-    if decisions is not None:
-        frame = decisions.annotate(frame, seqs, outputs, batches, runner.run, getattr(runner, "workers", 1))
-    return Scored(outputs, batches, frame)
 
 
 def resolve_as_of(as_of: datetime | str | None) -> datetime | None:
@@ -180,9 +141,11 @@ class ScoringJob:
             job.runner  # noqa: B018 - started now, see above
         elif runner is not False:
             job._runner = runner
-        job.decisions = decisions if decisions is not None else Decisions.from_config(loaded, decide or {})
+        job.decisions = (
+            decisions if decisions is not None else Decisions.from_config(loaded, decide or {})
+        )
         if input is not None:
-            from journeyformer.data.partitions import EventChunks
+            from journeyformer.data.events.partitions import EventChunks
 
             job.chunks = EventChunks(input, job.schema, chunk_customers)
             if job.as_of is None:
@@ -209,17 +172,21 @@ class ScoringJob:
 
     def output_schema(self, customer_id: pl.DataType | None = None) -> pl.Schema:
         """The predictions' columns (customer_id's dtype: the input's, by default)."""
-        from journeyformer.inference.partition import prediction_schema
 
         if customer_id is None:
-            customer_id = self.chunks.lf.collect_schema()["customer_id"] if self.chunks is not None else pl.Int64
+            customer_id = (
+                self.chunks.lf.collect_schema()["customer_id"]
+                if self.chunks is not None
+                else pl.Int64
+            )
         return prediction_schema(self.bundle, customer_id, self.with_embedding, self.decisions)
 
     def prepare(self, events: pl.DataFrame, source: str = "partition") -> Prepared:
         """One partition's events -> sequences, batches and rejects (no model)."""
-        from journeyformer.inference.partition import prepare_partition
 
-        return prepare_partition(events, self.bundle, self.schema, self._when(), self.batch_size, source)
+        return prepare_partition(
+            events, self.bundle, self.schema, self._when(), self.batch_size, source
+        )
 
     def score(
         self,
@@ -228,7 +195,6 @@ class ScoringJob:
         on_batch: Callable[[int], None] | None = None,
     ) -> PartitionResult:
         """A prepared partition -> predictions and rejects (:func:`score_sequences`)."""
-        from journeyformer.inference.partition import score_prepared
 
         return score_prepared(
             prepared, self.bundle, self._when(), self.runner, self.top_k, self.with_embedding, customer_id,
@@ -240,7 +206,10 @@ class ScoringJob:
         return self.score(self.prepare(events, source), events.schema.get("customer_id", pl.Int64))
 
     def score_sequences(
-        self, seqs: Sequences, as_of: datetime | None = None, on_batch: Callable[[int], None] | None = None
+        self,
+        seqs: Sequences,
+        as_of: datetime | None = None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> Scored:
         """:func:`score_sequences` with this job's runner, settings and decisions."""
         return score_sequences(
@@ -250,5 +219,7 @@ class ScoringJob:
 
     def _when(self) -> datetime:
         if self.as_of is None:
-            raise ConfigError("as_of is not known: give as_of= or an input to take the end of the data from")
+            raise ConfigError(
+                "as_of is not known: give as_of= or an input to take the end of the data from"
+            )
         return self.as_of

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels import STAGES
+from journeyformer.data.labels.lifecycle import STAGES
 from journeyformer.errors import ConfigError
 from journeyformer.inference.reference import Reference
 

@@ -31,7 +31,7 @@ import polars as pl
 import pyarrow as pa
 
 from journeyformer.errors import ConfigError
-from journeyformer.inference.scoring import BATCH_SIZE
+from journeyformer.inference.loop import BATCH_SIZE
 from journeyformer.tasks.base import TOP_K
 
 REJECT_REASON = "reject_reason"
@@ -48,7 +48,7 @@ def _session(bundle: str, threads: int) -> tuple[Any, Any]:
 
 def output_schema(bundle: str, customer_id: pl.DataType = pl.Int64, with_embedding: bool = False) -> pl.Schema:
     """The columns :func:`arrow_scorer` yields: the predictions table plus ``reject_reason``."""
-    from journeyformer.inference.partition import prediction_schema
+    from journeyformer.inference.loop import prediction_schema
 
     loaded, _ = _session(str(bundle), 1)
     return pl.Schema({**prediction_schema(loaded, customer_id, with_embedding), REJECT_REASON: pl.String})
@@ -107,7 +107,7 @@ def arrow_scorer(
     bundle = str(bundle)
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from journeyformer.data.normalize import normalize
+        from journeyformer.data.events.normalize import normalize
         from journeyformer.inference.decisions import Decisions
         from journeyformer.inference.scoring import ModelChoice, ScoringJob
 

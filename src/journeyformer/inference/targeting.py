@@ -15,8 +15,15 @@ contact            true for the customers to contact: by decreasing net value, w
                    (:func:`journeyformer.metrics.uplift.select_by_net_value`)
 =================  ===================================================================
 
+With ``holdout_share`` (e.g. 0.1) the customers to contact are split at random into the arm
+``treatment`` (send) and ``control`` (the holdout: chosen, not sent), column ``arm`` (null for
+the others), so the campaign can be measured afterwards; with ``exposures_output`` (and
+``campaign``, ``send_at``) the job also writes the campaign's exposure log
+(:func:`exposure_log`: the contacted customers and their arm, ``journeyformer experiment``'s
+input, and with its ``feedback=`` the next training run's).
+
 Every input customer is in the output (nothing lost); a customer whose score is missing (null
-or NaN) is an error naming the count and examples. The output is written atomically and never
+or NaN) is an error naming the count and examples. The outputs are written atomically and never
 over the predictions. Polars and NumPy only.
 """
 
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +41,7 @@ import polars as pl
 from journeyformer.errors import ConfigError, EventDataError
 from journeyformer.io import atomic_write_parquet
 from journeyformer.metrics.uplift import select_by_net_value
-from journeyformer.publish import check_file_output
+from journeyformer.publish import check_distinct, check_file_output
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +56,21 @@ class TargetingConfig:
     times: str | None = None
     contact_cost: float = 0.0
     budget: float | None = None
+    holdout_share: float = 0.0  # share of the chosen customers held out at random (arm control)
+    seed: int = 0  # the holdout draw
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.holdout_share < 1.0:
+            raise ConfigError(f"holdout_share must be in [0, 1), got {self.holdout_share}")
         if self.contact_cost < 0 or (self.budget is not None and self.budget < 0):
-            raise ConfigError(f"contact_cost={self.contact_cost} and budget={self.budget} must be >= 0")
+            raise ConfigError(
+                f"contact_cost={self.contact_cost} and budget={self.budget} must be >= 0"
+            )
 
 
-def target_customers(predictions: pl.DataFrame, cfg: TargetingConfig, name: str = "predictions") -> pl.DataFrame:
+def target_customers(
+    predictions: pl.DataFrame, cfg: TargetingConfig, name: str = "predictions"
+) -> pl.DataFrame:
     """One row per customer of ``predictions``: incremental_value, net_value, contact."""
     needed = [c for c in ("customer_id", cfg.score, cfg.times) if c]
     missing = [c for c in needed if c not in predictions.columns]
@@ -81,9 +97,41 @@ def target_customers(predictions: pl.DataFrame, cfg: TargetingConfig, name: str 
             log.warning("contact_cost=0: the budget does not limit the contacts")
     else:
         contact = select_by_net_value(value, cfg.contact_cost, budget)
-    return frame.with_columns(
-        (pl.col("incremental_value") - cfg.contact_cost).alias("net_value"), pl.Series("contact", contact)
+    frame = frame.with_columns(
+        (pl.col("incremental_value") - cfg.contact_cost).alias("net_value"),
+        pl.Series("contact", contact),
     )
+    if cfg.holdout_share <= 0:
+        return frame
+    held = np.random.default_rng(cfg.seed).random(len(contact)) < cfg.holdout_share
+    if contact.any() and (held[contact].all() or not held[contact].any()):
+        raise EventDataError(
+            f"{name}: holdout_share={cfg.holdout_share:g} of {int(contact.sum())} customers to "
+            "contact leaves one arm empty; contact more customers or change holdout_share"
+        )
+    arm = pl.when(~pl.col("contact")).then(None)
+    arm = arm.when(pl.Series(held)).then(pl.lit("control")).otherwise(pl.lit("treatment"))
+    return frame.with_columns(arm.cast(pl.String).alias("arm"))
+
+
+def exposure_log(targets: pl.DataFrame, campaign: str, send_at: datetime) -> pl.DataFrame:
+    """The exposure log of a targeted campaign (:mod:`journeyformer.data.events.exposures`):
+    one row per customer to contact (``arm`` from :func:`target_customers` with a holdout),
+    all eligible (the holdout is random among them), exposed at ``send_at``."""
+    if "arm" not in targets.columns:
+        raise ConfigError(
+            "an exposure log needs a random holdout among the contacted customers: set "
+            "holdout_share (e.g. 0.1), or the campaign cannot be measured or learnt from"
+        )
+    at = send_at if send_at.tzinfo else send_at.replace(tzinfo=timezone.utc)
+    chosen = targets.filter("contact")
+    return chosen.select(
+        "customer_id",
+        pl.lit(at).cast(pl.Datetime("us", "UTC")).alias("timestamp"),
+        pl.lit(campaign, pl.String).alias("campaign"),
+        "arm",
+        pl.lit(True).alias("eligible"),
+    ).sort("customer_id")
 
 
 def run_targeting(cfg: dict[str, Any]) -> tuple[pl.DataFrame, Path]:
@@ -95,11 +143,35 @@ def run_targeting(cfg: dict[str, Any]) -> tuple[pl.DataFrame, Path]:
         times=cfg.get("times") or None,
         contact_cost=float(cfg.get("contact_cost") or 0.0),
         budget=None if cfg.get("budget") is None else float(cfg["budget"]),
+        holdout_share=float(cfg.get("holdout_share") or 0.0),
+        seed=int(cfg.get("seed") or 0),
     )
-    predictions = pl.read_csv(source) if source.endswith((".csv", ".tsv")) else pl.read_parquet(source)
+    log_out = cfg.get("exposures_output") or None
+    if log_out is not None:
+        if not cfg.get("campaign") or not cfg.get("send_at"):
+            raise ConfigError(
+                "exposures_output needs campaign=<name> and send_at=<time of sending>"
+            )
+        check_file_output(log_out, "exposures_output", [source])
+        check_distinct({"output": output, "exposures_output": log_out})
+        send_at = datetime.fromisoformat(str(cfg["send_at"]))
+    predictions = (
+        pl.read_csv(source) if source.endswith((".csv", ".tsv")) else pl.read_parquet(source)
+    )
     targets = target_customers(predictions, settings, source)
+    if log_out is not None:
+        exposures = exposure_log(targets, str(cfg["campaign"]), send_at)
+        atomic_write_parquet(log_out, exposures)
+        log.info("%s: the exposure log of %d customers (%d held out)", log_out, exposures.height,
+                 int((exposures["arm"] == "control").sum()))  # fmt: skip
     atomic_write_parquet(output, targets)
     n = int(targets["contact"].sum())
     gain = float(targets.filter("contact")["net_value"].sum()) if n else 0.0
-    log.info("%s: %d of %d customers to contact, expected net incremental value %.2f", output, n, targets.height, gain)
+    log.info(
+        "%s: %d of %d customers to contact, expected net incremental value %.2f",
+        output,
+        n,
+        targets.height,
+        gain,
+    )
     return targets, Path(output)

@@ -11,13 +11,16 @@ with ``offset`` (K,) and ``carry`` (a scalar) chosen by coordinate ascent on the
 kept only when it pays off on data it was not fitted on: the validation samples are split in
 two halves, the rule fitted on each half is scored on the other, and the rule (refitted on
 all) is used only if that held-out gain is positive; otherwise offsets and carry stay 0 (the
-plain argmax). NumPy only.
+plain argmax). The same two half-fits give ``heldout_logits``: each sample's logits under the
+rule fitted on the other half, what a choice made afterwards on the same validation samples
+(the per-head blend) must compare, since the rule refitted on all of them has seen their labels.
+NumPy only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,13 +33,16 @@ OFFSET_GRID = np.round(np.arange(-3.0, 3.01, 0.25), 2)
 @dataclass(frozen=True)
 class DecisionRule:
     """``offset`` (K,) and ``carry``; ``heldout_gain``: metric gained on the half it was not
-    fitted on (mean of both halves), ``val_before`` / ``val_after``: on all validation."""
+    fitted on (mean of both halves), ``val_before`` / ``val_after``: on all validation;
+    ``heldout_logits`` (N, K): each validation sample's logits under the rule fitted on the
+    other half (the plain logits where the rule is not kept)."""
 
     offset: np.ndarray
     carry: float
     heldout_gain: float
     val_before: float
     val_after: float
+    heldout_logits: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
 
     def decide(self, logits: np.ndarray, now: np.ndarray) -> np.ndarray:
         return apply_rule(logits, now, self.offset, self.carry).argmax(axis=1)
@@ -91,16 +97,15 @@ def fit_decision_rule(
     order = np.random.default_rng(seed).permutation(len(y))
     halves = (order[: len(y) // 2], order[len(y) // 2 :])
     gains = []
+    heldout = logits.copy()
     for fit_on, score_on in (halves, halves[::-1]):
         offset, carry = _fit(logits[fit_on], now[fit_on], y[fit_on], score)
-        held = logits[score_on], now[score_on], y[score_on]
-        gains.append(
-            score(apply_rule(held[0], held[1], offset, carry).argmax(1), held[2])
-            - score(held[0].argmax(1), held[2])
-        )
+        heldout[score_on] = apply_rule(logits[score_on], now[score_on], offset, carry)
+        held = heldout[score_on], logits[score_on], y[score_on]
+        gains.append(score(held[0].argmax(1), held[2]) - score(held[1].argmax(1), held[2]))
     gain = float(np.mean(gains))
     if gain <= 0:
-        return DecisionRule(np.zeros(logits.shape[1]), 0.0, gain, plain, plain)
+        return DecisionRule(np.zeros(logits.shape[1]), 0.0, gain, plain, plain, logits)
     offset, carry = _fit(logits, now, y, score)
     after = score(apply_rule(logits, now, offset, carry).argmax(1), y)
-    return DecisionRule(offset, float(carry), gain, plain, after)
+    return DecisionRule(offset, float(carry), gain, plain, after, heldout)

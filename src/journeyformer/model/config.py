@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from journeyformer.data.labels import STAGES
+from journeyformer.data.labels.lifecycle import STAGES
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.errors import ConfigError
 from journeyformer.tasks import registry

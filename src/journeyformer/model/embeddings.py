@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from journeyformer.data.features import EVENT_NUMERIC
+from journeyformer.data.features.definitions import EVENT_NUMERIC
 from journeyformer.model.config import ModelConfig
+from journeyformer.model.dropout import Dropout
 
 # Bins of log_age and log_gap (log1p(seconds) / 10, see data.sequences.event_features): width
 # 0.2 in log1p(seconds) (about 22% per bin), from 1 minute up; 48 bins reach about 1.7 years.
@@ -38,7 +39,7 @@ class EventEmbedding(nn.Module):
             self.age_bin = nn.Embedding(_TIME_BINS, cfg.d_model)
             self.gap_bin = nn.Embedding(_TIME_BINS, cfg.d_model)
         self.norm = nn.LayerNorm(cfg.d_model)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.max_len = cfg.max_len
 
     def forward(self, categorical: Tensor, numeric: Tensor, lengths: Tensor) -> Tensor:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from journeyformer.model.config import ModelConfig
+from journeyformer.model.dropout import Dropout
 
 
 class SelfAttention(nn.Module):
@@ -59,9 +60,9 @@ class Block(nn.Module):
             nn.Linear(cfg.d_model, cfg.d_ff),
             nn.GELU(),
             nn.Linear(cfg.d_ff, cfg.d_model),
-            nn.Dropout(cfg.dropout),
+            Dropout(cfg.dropout),
         )
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, x: Tensor, mask: Tensor | None, query_at: Tensor | None = None) -> Tensor:
         """(B, T, D) -> (B, T, D), or (B, 1, D) at ``query_at`` (see SelfAttention)."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 from torch import nn
 
 from journeyformer.model.config import ModelConfig
+from journeyformer.model.dropout import Dropout
 from journeyformer.tasks import registry
 
 
 def mlp_head(d_model: int, out: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_model, out))
+    return nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), Dropout(dropout), nn.Linear(d_model, out))
 
 
 def build_heads(cfg: ModelConfig) -> nn.ModuleDict:

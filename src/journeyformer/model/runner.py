@@ -1,4 +1,4 @@
-"""Runners in torch for the scoring loop (:func:`journeyformer.inference.scoring.score_sequences`),
+"""Runners in torch for the scoring loop (:func:`journeyformer.inference.loop.score_sequences`),
 and torch scoring of whole Sequences (calibration, train-time evaluation, the torch/ONNX comparisons)."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from journeyformer.data.batch import MODEL_INPUTS, run_model
-from journeyformer.data.sequences import Sequences
+from journeyformer.data.features.batch import MODEL_INPUTS, run_model
+from journeyformer.data.features.sequences import Sequences
 from journeyformer.model.network import JourneyTransformer
 
 

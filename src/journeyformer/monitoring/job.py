@@ -27,14 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from journeyformer.config import events_path, schema_overrides
-from journeyformer.data.partitions import CHUNK_CUSTOMERS
-from journeyformer.data.validate import validate
+from journeyformer.data.events.partitions import CHUNK_CUSTOMERS
+from journeyformer.data.events.validate import validate
 from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle, BundleError, load_bundle
 from journeyformer.inference.clusters import clusters_of
 from journeyformer.inference.decisions import Decisions
+from journeyformer.inference.loop import BULK_BATCH_SIZE
 from journeyformer.inference.reference import measures, reference_of
-from journeyformer.inference.scoring import BULK_BATCH_SIZE, ModelChoice, ScoringJob
+from journeyformer.inference.scoring import ModelChoice, ScoringJob
 from journeyformer.metrics.drift import Counts
 from journeyformer.monitoring.drift import DriftReport, Thresholds, drift_report
 from journeyformer.publish import OutputPlan

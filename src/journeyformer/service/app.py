@@ -35,7 +35,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from journeyformer import __version__
 from journeyformer.errors import JourneyformerError
-from journeyformer.service.core import ScoringService, rows
+from journeyformer.service.core import ScoringService
+from journeyformer.service.triggers import rows
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from journeyformer.api import Predictor
-from journeyformer.data.samples import parse_time
+from journeyformer.data.labels.samples import parse_time
 from journeyformer.errors import EventDataError
 from journeyformer.service.features import sequences_at, tail_days
 from journeyformer.service.state import (
@@ -32,7 +32,7 @@ from journeyformer.service.state import (
     identity,
 )
 from journeyformer.service.store import Encoded, Store
-from journeyformer.service.triggers import Triggers
+from journeyformer.service.triggers import Triggers, rows
 
 AS_OF = ("now", "latest")
 
@@ -184,7 +184,7 @@ def _frame(records: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
 
 def _typed(frame: pl.DataFrame, schema: Any) -> pl.DataFrame:
     """JSON's usual types made canonical where that is unambiguous, so the API's query-free
-    path (:func:`journeyformer.data.normalize.already_canonical`) takes small requests:
+    path (:func:`journeyformer.data.events.normalize.already_canonical`) takes small requests:
     timestamps that all carry a UTC offset ("...Z", "+02:00") become Datetime("us", "UTC")
     (the same instants whatever ``data.time_zone`` says), whole numbers of the amount and extra
     numeric columns Float64. Anything else is left for the batch job's normalisation."""
@@ -202,10 +202,4 @@ def _typed(frame: pl.DataFrame, schema: Any) -> pl.DataFrame:
     return frame.with_columns(fixes) if fixes else frame
 
 
-def rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    """Prediction rows as JSON-ready dicts (times as ISO-8601, floats as floats)."""
-    out = frame.with_columns(pl.col(c).dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ") for c, t in frame.schema.items() if isinstance(t, pl.Datetime))
-    return out.to_dicts()
-
-
-__all__ = ["Encoder", "ScoringService", "rows"]
+__all__ = ["Encoder", "ScoringService"]

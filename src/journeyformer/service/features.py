@@ -1,9 +1,9 @@
-"""Customer states -> :class:`~journeyformer.data.sequences.Sequences` at a cutoff: the model
+"""Customer states -> :class:`~journeyformer.data.features.sequences.Sequences` at a cutoff: the model
 inputs ``journeyformer predict`` builds from the same events, read from the running state.
 
-The per-event features are :mod:`journeyformer.data.sequences_numpy`'s own functions over the
+The per-event features are :mod:`journeyformer.data.features.few`'s own functions over the
 tail's last ``max_len`` events (with the predecessor's time for the first one's gap); the
-history summary and lifecycle stage are :func:`journeyformer.data.labels.summary_frame`; the aggregates are assembled
+history summary and lifecycle stage are :func:`journeyformer.data.labels.lifecycle.summary_frame`; the aggregates are assembled
 by its :func:`aggregate_table` from the state's running values, the tail's windowed counts and
 the same float expressions (ages as ``(cutoff - t) / 86400e6`` days). One batch of N customers
 costs O(N x (max_len + tail)), independent of how long their histories are.
@@ -21,17 +21,16 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from journeyformer.data.aggregates import (
+from journeyformer.data.features.aggregates import (
     WINDOWS_DAYS,
     aggregate_table,
     category_count_columns,
     days_since_columns,
 )
-from journeyformer.data.features import numeric_event_features
-from journeyformer.data.labels import _NO_TIME, _micros, as_utc, summary_frame
+from journeyformer.data.features.definitions import numeric_event_features
+from journeyformer.data.features.sequences import Sequences, model_inputs
+from journeyformer.data.labels.lifecycle import _NO_TIME, _micros, as_utc, summary_frame
 from journeyformer.data.preprocessing import Preprocessing
-from journeyformer.data.sequences import Sequences
-from journeyformer.data.sequences_numpy import model_inputs
 from journeyformer.service.state import PURCHASE, VALUE, CustomerState
 
 _US_PER_DAY = 86_400e6
@@ -149,7 +148,7 @@ def sequences_at(states: Sequence[CustomerState], cutoff: datetime, pre: Preproc
     numeric = numeric_all[np.asarray(keep)]
     categorical = np.asarray(cats, dtype=np.int32).reshape(len(cats), len(features.categorical))
 
-    # Aggregates, named as sequences_numpy._aggregates names them.
+    # Aggregates, named as features.few._aggregates names them.
     out: dict[str, np.ndarray] = {}
     val = np.where(value, t_amount, 0.0)
     for w in WINDOWS_DAYS:

@@ -1,7 +1,7 @@
 """What the service keeps per customer: enough to score at any cutoff at or after its newest
 event without re-reading its history.
 
-The features (:mod:`journeyformer.data.sequences_numpy`, :mod:`journeyformer.data.aggregates`)
+The features (:mod:`journeyformer.data.features.few`, :mod:`journeyformer.data.features.aggregates`)
 read three kinds of quantity, and :class:`CustomerState` holds each in the form that updates in
 constant time per event:
 

@@ -144,8 +144,6 @@ class Triggers:
 
     def evaluate(self, frame: pl.DataFrame, states: Sequence[Any], store: Any) -> list[dict[str, Any]]:
         """Decisions for the rows of ``frame`` (emitted; also returned)."""
-        from journeyformer.service.core import rows
-
         out = []
         for row in rows(frame):
             cid = str(row["customer_id"])
@@ -188,3 +186,13 @@ def triggers_from_config(cfg: Mapping[str, Any] | None, client: Any = None) -> T
 
 
 __all__ = ["Condition", "Rule", "Sink", "Triggers", "triggers_from_config"]
+
+
+def rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Prediction rows as JSON-ready dicts (times as ISO-8601, floats as floats)."""
+    out = frame.with_columns(
+        pl.col(c).dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ")
+        for c, t in frame.schema.items()
+        if isinstance(t, pl.Datetime)
+    )
+    return out.to_dicts()

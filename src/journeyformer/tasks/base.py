@@ -22,8 +22,8 @@ import polars as pl
 if TYPE_CHECKING:  # types only: torch is imported where a loss or post-processing runs
     from torch import Tensor
 
-    from journeyformer.data.labels import LabelConfig, LabelWindow
-    from journeyformer.data.sequences import Sequences
+    from journeyformer.data.features.sequences import Sequences
+    from journeyformer.data.labels.lifecycle import LabelConfig, LabelWindow
 
 # Output kinds, which decide how export compares onnxruntime with torch:
 DISTRIBUTION = "distribution"  # (B, K) class probabilities: max abs diff and the same top-1
@@ -237,6 +237,11 @@ class Task:
         """Every metric of the task, for the model (``outputs[metric_output]``) and for the
         baselines alike. Also the ``val/<task>/<metric>`` values logged in training."""
         raise NotImplementedError
+
+    def headline_score(self, prediction: np.ndarray, y: np.ndarray) -> float:
+        """``score(prediction, y)[headline]`` without the other metrics: what the paired
+        bootstrap resamples a thousand times, and what the per-head choice compares."""
+        return float(self.score(prediction, y)[self.headline])
 
     def baselines(self) -> tuple[Baseline, ...]:
         return ()

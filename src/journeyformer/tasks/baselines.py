@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from journeyformer.data.sequences import Sequences
-from journeyformer.data.vocab import PAD_ID, UNK_ID
+from journeyformer.data.features.sequences import Sequences
+from journeyformer.data.features.vocab import PAD_ID, UNK_ID
 from journeyformer.tasks.base import Baseline, BaselineContext
 
 

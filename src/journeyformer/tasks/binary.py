@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels import LabelWindow
+from journeyformer.data.labels.lifecycle import LabelWindow
 from journeyformer.metrics.calibration import apply_temperature
 from journeyformer.metrics.scores import (
     auprc,
@@ -82,6 +82,9 @@ class BinaryTask(Task):
             out["brier"] = brier(prediction, y)
             out["ece"] = expected_calibration_error(prediction, y)
         return out
+
+    def headline_score(self, prediction: np.ndarray, y: np.ndarray) -> float:
+        return float(auroc(np.asarray(prediction), y))
 
     def baselines(self) -> tuple[Baseline, ...]:
         return (RfmLogisticRegression(self.name), Boosted(self))

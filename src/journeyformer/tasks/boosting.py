@@ -3,7 +3,7 @@ baseline, fitted on the model's own training samples and early-stopped on its va
 Every task lists :class:`Boosted` among its baselines, so it is in every table and the bar the
 headline metrics are judged against.
 
-One booster per task on ``Sequences.aggregates`` (:mod:`journeyformer.data.aggregates`; the
+One booster per task on ``Sequences.aggregates`` (:mod:`journeyformer.data.features.aggregates`; the
 last action, last channel and current stage as categorical features), with the objective the
 task declares (``Task.boosting``): a binary log-loss gives a probability, a multiclass one a
 (N, head_size) matrix of probabilities over the classes seen as labels in training (0 for the
@@ -19,6 +19,7 @@ is False and the baseline is left out, said in the log.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +27,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from journeyformer.data.aggregates import CATEGORICAL_AGGREGATES
-from journeyformer.data.labels import STAGES
-from journeyformer.data.sequences import Sequences
+from journeyformer.data.features.aggregates import CATEGORICAL_AGGREGATES
+from journeyformer.data.features.sequences import Sequences
+from journeyformer.data.labels.lifecycle import STAGES
 from journeyformer.tasks.base import Baseline, BaselineContext, Task
 
 log = logging.getLogger(__name__)
+
+# LightGBM's native library is not safe for two trainings or predictions at once in one process
+# (its docs on num_threads; a test run here died with a segmentation fault while the per-head
+# choice's fits ran in a thread beside the test table's): every call into it holds this lock.
+# Torch and NumPy work still runs beside a fit.
+NATIVE_LOCK = threading.RLock()
 
 NAME = "lightgbm"
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -75,14 +82,6 @@ def objective(task: Task) -> dict[str, Any]:
     return dict(task.boosting)
 
 
-def _resolve(task: str | Task) -> Task:
-    if isinstance(task, Task):
-        return task
-    from journeyformer.tasks import registry  # the registry imports the tasks, which import this
-
-    return registry.get(task)
-
-
 def _target(task: Task, seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
     """(rows with a label, label) for ``task``: the rows of its ``label_mask``."""
     assert seqs.labels is not None, "the boosting baseline is fitted on labelled samples"
@@ -122,14 +121,14 @@ class BoostingBaseline:
         cls,
         train: Sequences,
         val: Sequences,
-        tasks: Sequence[str | Task],
+        tasks: Sequence[Task],
         n_classes: Mapping[str, int],
         seed: int = 0,
         params: Mapping[str, Any] | None = None,
         max_rounds: int = 2000,
         patience: int = 50,
     ) -> BoostingBaseline:
-        """Fit one booster per task (a registered name or a :class:`Task`) on ``train``,
+        """Fit one booster per task (:class:`Task`, e.g. ``registry.get(name)``) on ``train``,
         stopping early on ``val``.
 
         ``n_classes``: task -> output width of the tasks with a multiclass objective (the
@@ -143,7 +142,7 @@ class BoostingBaseline:
         cat = _categorical_columns(train.aggregates.shape[1])
         out = cls(boosters={})
         assert train.labels is not None, "the boosting baseline is fitted on labelled samples"
-        for task in map(_resolve, tasks):
+        for task in tasks:
             name = task.name
             p = {**base, **objective(task)}
             why = task.unlearnable_reason(train.labels[name])
@@ -167,15 +166,16 @@ class BoostingBaseline:
                 vrows, vy = vrows[known], np.array([lookup[c] for c in vy[known]])
                 p["num_class"] = len(classes)
                 out.classes[name], out.n_classes[name] = classes, int(n_classes[name])
-            dtrain = lgb.Dataset(train.aggregates[rows], y, categorical_feature=cat, free_raw_data=True)
-            dval = lgb.Dataset(val.aggregates[vrows], vy, reference=dtrain)
-            booster = lgb.train(
-                p,
-                dtrain,
-                num_boost_round=max_rounds,
-                valid_sets=[dval],
-                callbacks=[lgb.early_stopping(patience, verbose=False)],
-            )
+            with NATIVE_LOCK:
+                dtrain = lgb.Dataset(train.aggregates[rows], y, categorical_feature=cat, free_raw_data=True)
+                dval = lgb.Dataset(val.aggregates[vrows], vy, reference=dtrain)
+                booster = lgb.train(
+                    p,
+                    dtrain,
+                    num_boost_round=max_rounds,
+                    valid_sets=[dval],
+                    callbacks=[lgb.early_stopping(patience, verbose=False)],
+                )
             out.boosters[name] = booster
             out.rounds[name] = int(booster.best_iteration or booster.current_iteration())
         out.seconds = time.perf_counter() - start
@@ -188,7 +188,8 @@ class BoostingBaseline:
         a binary objective, an expected amount for Tweedie)."""
         out: dict[str, np.ndarray] = {}
         for task, booster in self.boosters.items():
-            raw = booster.predict(seqs.aggregates, num_iteration=self.rounds[task])
+            with NATIVE_LOCK:
+                raw = booster.predict(seqs.aggregates, num_iteration=self.rounds[task])
             if task in self.classes:
                 probs = np.zeros((len(seqs), self.n_classes[task]))
                 probs[:, self.classes[task]] = raw.reshape(len(seqs), -1)

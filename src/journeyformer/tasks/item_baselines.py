@@ -3,7 +3,7 @@ LightGBM lambdarank ranker over their candidates.
 
 Every baseline returns (N, LIST_K) item ids, best first, like the model's ``next_item_ids``;
 ids 0 and 1 (padding, ``<unk>``) are never listed. The item column is the last column of
-``Sequences.categorical`` (see :class:`journeyformer.data.features.FeatureConfig`); an event
+``Sequences.categorical`` (see :class:`journeyformer.data.features.definitions.FeatureConfig`); an event
 without an item has id 0. With ``exclude_seen`` (the label settings') the items of a sample's
 kept events are never listed, as in the model's graph.
 
@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from journeyformer.data.features import EVENT_NUMERIC
-from journeyformer.data.labels import LabelConfig
-from journeyformer.data.sequences import Sequences
+from journeyformer.data.features.definitions import EVENT_NUMERIC
+from journeyformer.data.features.sequences import Sequences
+from journeyformer.data.labels.lifecycle import LabelConfig
 from journeyformer.metrics.ranking import top_k
 from journeyformer.tasks.base import Baseline, BaselineContext
 

@@ -4,7 +4,7 @@ the generators (:mod:`journeyformer.tasks.item_baselines`), with the aggregate f
 Per sample, the candidates are the union of every generator's list; each (sample,
 candidate) pair has the reciprocal rank of the candidate in each generator's list (0 when
 absent), the item's log training popularity, how often the sample's kept events had it, and
-the sample's aggregate numbers (:mod:`journeyformer.data.aggregates`). Relevance is 1 when
+the sample's aggregate numbers (:mod:`journeyformer.data.features.aggregates`). Relevance is 1 when
 the candidate is a target. Rounds stop early on the validation samples (another set of
 customers than the fitted generators'). Items no generator proposes are never ranked.
 """
@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from journeyformer.data.aggregates import CATEGORICAL_AGGREGATES
-from journeyformer.data.sequences import Sequences
+from journeyformer.data.features.aggregates import CATEGORICAL_AGGREGATES
+from journeyformer.data.features.sequences import Sequences
 from journeyformer.tasks.base import BaselineContext, Task
-from journeyformer.tasks.boosting import DEFAULT_PARAMS, Boosted, available, objective
+from journeyformer.tasks.boosting import DEFAULT_PARAMS, NATIVE_LOCK, Boosted, available, objective
 from journeyformer.tasks.item_baselines import (
     LIST_K,
     GlobalPopularity,
@@ -57,12 +57,13 @@ class ItemRanker(Boosted):
             log.info("next_item: no target among the candidates; no LightGBM ranker")
             return None
         params = {**DEFAULT_PARAMS, **objective(self.task), "seed": ctx.seed}
-        dtrain = lgb.Dataset(x, rel, group=groups)
-        dval = lgb.Dataset(vx, vrel, group=vgroups, reference=dtrain)
-        self.booster = lgb.train(
-            params, dtrain, num_boost_round=500, valid_sets=[dval],
-            callbacks=[lgb.early_stopping(30, verbose=False)],
-        )  # fmt: skip
+        with NATIVE_LOCK:
+            dtrain = lgb.Dataset(x, rel, group=groups)
+            dval = lgb.Dataset(vx, vrel, group=vgroups, reference=dtrain)
+            self.booster = lgb.train(
+                params, dtrain, num_boost_round=500, valid_sets=[dval],
+                callbacks=[lgb.early_stopping(30, verbose=False)],
+            )  # fmt: skip
         self.rounds = int(self.booster.best_iteration or self.booster.current_iteration())
         return self
 
@@ -103,7 +104,8 @@ class ItemRanker(Boosted):
     def predict(self, seqs: Sequences) -> np.ndarray:
         assert self.booster is not None, "fit first"
         x, _, _, pairs = self._pairs(seqs)
-        score = self.booster.predict(x, num_iteration=self.rounds) if len(x) else np.zeros(0)
+        with NATIVE_LOCK:
+            score = self.booster.predict(x, num_iteration=self.rounds) if len(x) else np.zeros(0)
         fallback = self.generators[0].predict(seqs)  # global popularity fills short lists
         out = np.zeros((len(seqs), LIST_K), dtype=np.int64)
         order = np.lexsort((-score, pairs[:, 0])) if len(x) else np.zeros(0, dtype=np.int64)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels import IGNORE_INDEX, LabelWindow
-from journeyformer.data.vocab import PAD_ID, UNK_ID
+from journeyformer.data.features.vocab import PAD_ID, UNK_ID
+from journeyformer.data.labels.lifecycle import IGNORE_INDEX, LabelWindow
 from journeyformer.metrics.scores import accuracy_at_k, mean_reciprocal_rank
 from journeyformer.tasks.base import (
     DISTRIBUTION,
@@ -85,6 +85,9 @@ class NextAction(Task):
             "acc@5": accuracy_at_k(prediction, y, 5),
             "mrr": mean_reciprocal_rank(prediction, y),
         }
+
+    def headline_score(self, prediction: np.ndarray, y: np.ndarray) -> float:
+        return float(accuracy_at_k(prediction, y, 1))
 
     def baselines(self) -> tuple[Baseline, ...]:
         return (MostFrequentAction(), MarkovChain(), Boosted(self))

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels import IGNORE_INDEX, LabelWindow
-from journeyformer.data.vocab import PAD_ID
+from journeyformer.data.features.vocab import PAD_ID
+from journeyformer.data.labels.lifecycle import IGNORE_INDEX, LabelWindow
 from journeyformer.metrics.ranking import basket_recall_at_k, hit_rate_at_k, mrr, ndcg_at_k
 from journeyformer.tasks.base import (
     RANKED_IDS,

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from journeyformer.data.labels import LabelConfig, LabelWindow
-from journeyformer.data.sequences import Sequences
+from journeyformer.data.features.sequences import Sequences
+from journeyformer.data.labels.lifecycle import LabelConfig, LabelWindow
 from journeyformer.tasks.base import Baseline, BaselineContext, Task
 from journeyformer.tasks.binary import Churn
 from journeyformer.tasks.next_action import NextAction

@@ -1,4 +1,4 @@
-"""Lifecycle stage at the end of the horizon (the rules live in journeyformer.data.labels)."""
+"""Lifecycle stage at the end of the horizon (the rules live in journeyformer.data.labels.lifecycle)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels import LabelWindow
+from journeyformer.data.labels.lifecycle import LabelWindow
 from journeyformer.metrics.scores import macro_f1, per_class_recall
 from journeyformer.tasks.base import (
     DISTRIBUTION,
@@ -62,6 +62,10 @@ class Stage(Task):
         prediction = np.asarray(prediction)
         pred = prediction.argmax(axis=1) if prediction.ndim == 2 else prediction
         return {"accuracy": float(np.mean(pred == y)), "macro_f1": macro_f1(pred, y)}
+
+    def headline_score(self, prediction: np.ndarray, y: np.ndarray) -> float:
+        prediction = np.asarray(prediction)
+        return float(macro_f1(prediction.argmax(axis=1) if prediction.ndim == 2 else prediction, y))
 
     def baselines(self) -> tuple[Baseline, ...]:
         return (CurrentStage(), Boosted(self))

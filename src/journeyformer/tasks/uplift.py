@@ -1,7 +1,7 @@
 """Uplift: the effect of a campaign on each customer's retention and spend, from exposure logs.
 
 Samples are cut at each eligible exposure of a randomised campaign
-(:mod:`journeyformer.data.exposure_samples`): features from the events before the exposure,
+(:mod:`journeyformer.data.labels.exposure_samples`): features from the events before the exposure,
 outcomes in the label horizon after it. The head has two arms sharing the encoder, each with
 a retention logit and a zero-inflated log-normal spend (as the value head); the treated arm is
 the control arm plus an effect, so the control part learns from every exposed sample and the
@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels import LabelWindow
+from journeyformer.data.labels.lifecycle import LabelWindow
 from journeyformer.metrics.uplift import auuc, qini_coefficient
 from journeyformer.tasks.base import (
     AMOUNT,
@@ -50,13 +50,13 @@ from journeyformer.tasks.base import (
     Task,
     TaskContext,
 )
-from journeyformer.tasks.boosting import Boosted, available
+from journeyformer.tasks.boosting import NATIVE_LOCK, Boosted, available
 from journeyformer.tasks.value import ziln_expected, ziln_loss
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from journeyformer.data.sequences import Sequences
+    from journeyformer.data.features.sequences import Sequences
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class Uplift(Task):
 
     name = "uplift"
     default_weight = 0.0  # off unless the run has exposures (the training job switches it on)
-    needs_exposures = True  # learns from data.exposures only (training.job.exposure_weights)
+    needs_exposures = True  # learns from data.exposures only (jobs.train.exposure_weights)
     headline = "qini"
     metric_output = "uplift_retention"
 
@@ -200,11 +200,13 @@ class TLearner(Boosted):
             return None
         x = train.aggregates[exposed]
         params = {**self.PARAMS, "random_state": ctx.seed}
-        self.models = [
-            lgb.LGBMRegressor(**params).fit(x[arm == a], y[exposed, RETAINED][arm == a]) for a in (0, 1)
-        ]
+        with NATIVE_LOCK:
+            self.models = [
+                lgb.LGBMRegressor(**params).fit(x[arm == a], y[exposed, RETAINED][arm == a]) for a in (0, 1)
+            ]
         return self
 
     def predict(self, seqs: Sequences) -> np.ndarray:
-        control, treated = (m.predict(seqs.aggregates) for m in self.models)
+        with NATIVE_LOCK:
+            control, treated = (m.predict(seqs.aggregates) for m in self.models)
         return (treated - control).astype(np.float32)

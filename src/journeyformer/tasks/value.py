@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels import LabelWindow
+from journeyformer.data.labels.lifecycle import LabelWindow
 from journeyformer.metrics.scores import normalized_gini, spearman
 from journeyformer.tasks.base import (
     AMOUNT,
@@ -109,6 +109,9 @@ class Value(Task):
             "gini": normalized_gini(prediction, y),
             "mae": float(np.mean(np.abs(prediction - y))),
         }
+
+    def headline_score(self, prediction: np.ndarray, y: np.ndarray) -> float:
+        return float(spearman(np.asarray(prediction), y))
 
     def baselines(self) -> tuple[Baseline, ...]:
         return (SpendRate(), Boosted(self))

@@ -1,1 +1,1 @@
-"""Training: the datamodule, the batch in torch, the LightningModule and its logged metrics."""
+"""Training: the datamodule, the sample store, the batch in torch, the LightningModule and its logged metrics."""

@@ -1,12 +1,12 @@
-"""The batch in torch: :class:`journeyformer.data.batch.Batch` with tensors, for training."""
+"""The batch in torch: :class:`journeyformer.data.features.batch.Batch` with tensors, for training."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from journeyformer.data.batch import Batch, make_batch
-from journeyformer.data.sequences import Sequences
+from journeyformer.data.features.batch import Batch, make_batch
+from journeyformer.data.features.sequences import Sequences
 
 
 def to_torch(batch: Batch) -> Batch:

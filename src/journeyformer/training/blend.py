@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from journeyformer.data.sequences import Sequences
+from journeyformer.data.features.sequences import Sequences
 from journeyformer.tasks import registry
 from journeyformer.tasks.boosting import BoostingBaseline
 
@@ -65,6 +65,11 @@ class Blend:
     boosting: BoostingBaseline
     weights: dict[str, float]
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return "per-head choice on validation (network weight; 1 = Transformer alone, 0 = LightGBM alone): " + ", ".join(
+            f"{t} {w:g}" for t, w in self.weights.items()
+        )
 
     def booster_outputs(self, seqs: Sequences) -> dict[str, np.ndarray]:
         """Output name -> the booster's prediction of that output, for the blended tasks."""
@@ -122,25 +127,28 @@ class Blend:
         return cls(boosting, {t: float(w) for t, w in entry["weights"].items()})
 
 
-def fit_blend(
-    val_outputs: Mapping[str, np.ndarray],
-    train: Sequences,
-    val: Sequences,
-    tasks: Sequence[str],
-    n_classes: Mapping[str, int],
-    seed: int = 0,
-) -> Blend | None:
-    """Fit the boosters on ``train`` (early-stopped on ``val``) and pick each task's weight on
-    ``val`` (``val_outputs``: the calibrated network's outputs there). None without lightgbm."""
+def fit_boosters(
+    train: Sequences, val: Sequences, tasks: Sequence[str], n_classes: Mapping[str, int], seed: int = 0
+) -> BoostingBaseline | None:
+    """The blend's boosters: LightGBM on the model's inputs of ``train``, early-stopped on
+    ``val``; None without lightgbm. Needs no network, so the train job fits them in a
+    process beside training (:mod:`journeyformer.jobs.train`)."""
     from journeyformer.tasks import boosting
 
     if not boosting.available():
         log.warning("lightgbm is not installed: every head is the network alone (no blend)")
         return None
-    assert val.labels is not None
-    fitted = BoostingBaseline.fit(
-        model_inputs(train), model_inputs(val), tasks, n_classes, seed=seed
+    return BoostingBaseline.fit(
+        model_inputs(train), model_inputs(val), [registry.get(t) for t in tasks], n_classes, seed=seed
     )
+
+
+def choose_blend(
+    fitted: BoostingBaseline, tasks: Sequence[str], val_outputs: Mapping[str, np.ndarray], val: Sequences
+) -> Blend:
+    """Each of ``tasks``' network weight, picked on ``val`` (``val_outputs``: the calibrated
+    network's outputs there) by the task's headline metric; ties go to the network."""
+    assert val.labels is not None
     blend = Blend(fitted, {t: 1.0 for t in tasks})
     preds = fitted.predict(model_inputs(val))
     for name in tasks:
@@ -152,13 +160,8 @@ def fit_blend(
         scores = {}
         for w in BLEND_GRID:
             mixed = w * net + (1 - w) * preds[name]
-            scores[w] = float(task.score(mixed[keep], y[keep])[task.headline])
+            scores[w] = task.headline_score(mixed[keep], y[keep])
         best = max(BLEND_GRID, key=lambda w: (round(scores[w], 6), w))  # ties: more network
         blend.weights[name] = best
         blend.scores[name] = {f"{w:g}": s for w, s in scores.items()}
-    log.info(
-        "per-head choice on validation (network weight; 1 = Transformer alone, 0 = LightGBM "
-        "alone): %s",
-        ", ".join(f"{t} {w:g}" for t, w in blend.weights.items()),
-    )
     return blend

@@ -13,13 +13,13 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Sampler
 
-from journeyformer.data.events import load_events
-from journeyformer.data.exposure_samples import exposure_sequences, with_exposures
-from journeyformer.data.exposures import ExposureSchema, load_exposures
+from journeyformer.data.events.exposures import ExposureSchema, load_exposures
+from journeyformer.data.events.load import load_events
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.features.sequences import Sequences
+from journeyformer.data.labels.exposure_samples import exposure_sequences, with_exposures
+from journeyformer.data.labels.samples import CutoffSchedule, positives
 from journeyformer.data.preprocessing import Preprocessing
-from journeyformer.data.samples import CutoffSchedule, positives
-from journeyformer.data.schema import EventSchema
-from journeyformer.data.sequences import Sequences
 from journeyformer.errors import ConfigError
 from journeyformer.tasks import registry
 from journeyformer.training.batch import Collate
@@ -52,7 +52,8 @@ def resolve_events_path(data_cfg: Mapping[str, Any]) -> Path:
     path = Path(str(data_cfg["path"]))
     synthetic = data_cfg.get("synthetic")
     if synthetic:
-        from journeyformer.data.synthetic import SyntheticConfig, ensure_synthetic
+        from journeyformer.synthetic.config import SyntheticConfig
+        from journeyformer.synthetic.journeys import ensure_synthetic
 
         ensure_synthetic(
             path, SyntheticConfig.from_dict(dict(synthetic)), data_cfg.get("generated_dir")

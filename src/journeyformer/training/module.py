@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from journeyformer.config import shipped
-from journeyformer.data.batch import MODEL_INPUTS, Batch
+from journeyformer.data.features.batch import MODEL_INPUTS, Batch
 from journeyformer.model.checkpoint import load_weights, read_checkpoint
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.network import JourneyTransformer, NetworkOutput

@@ -1,4 +1,4 @@
-"""Training from the sample store (:mod:`journeyformer.data.sample_store`): shards streamed,
+"""Training from the sample store (:mod:`journeyformer.training.sample_store`): shards streamed,
 so memory holds one training shard (plus validation and test), however large the data.
 
 ``data.store=<dir>`` selects this path in ``train`` (:func:`make_datamodule`); without it the
@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader, IterableDataset
 
-from journeyformer.data.batch import Batch
-from journeyformer.data.sample_store import SampleStore
+from journeyformer.data.features.batch import Batch
 from journeyformer.errors import ConfigError
 from journeyformer.training.batch import Collate
 from journeyformer.training.datamodule import JourneyData, JourneyDataModule, LengthBucketSampler
+from journeyformer.training.sample_store import SampleStore
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class StoreDataModule(JourneyDataModule):
 def check_settings(store: SampleStore, data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> None:
     """Refuse training settings the store's samples were not built with."""
     from journeyformer.data.preprocessing import SplitConfig
-    from journeyformer.data.store_build import fit_settings
+    from journeyformer.training.store_build import fit_settings
 
     built, wanted = dict(store.spec.get("settings", {})), fit_settings(data_cfg, labels_cfg)
     built["data.split"] = SplitConfig.from_config(built.get("data.split")).to_dict()  # older stores

@@ -1,0 +1,1 @@
+"""Features: definitions, vocabularies, aggregates, per-customer sequences and padded batches."""

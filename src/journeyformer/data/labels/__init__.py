@@ -1,0 +1,1 @@
+"""Labels at a cutoff: lifecycle rules and summaries, training samples and splits, exposure samples."""

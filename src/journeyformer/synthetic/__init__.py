@@ -1,0 +1,1 @@
+"""The synthetic worlds: journeys (the default data), purchases, catalogue and campaigns."""
