@@ -16,6 +16,7 @@ batches.
 
     python benchmarks/bench_items.py                                    # 1M x 50k, 200k training
     python benchmarks/bench_items.py --customers 20000 --items 5000     # quick look
+    python benchmarks/bench_items.py --variants topk_in_graph --train-steps 0   # the bundle's graph only
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import torch
 
 from journeyformer.export.onnx import export_onnx, random_inputs
 from journeyformer.inference.session import make_session
+from journeyformer.io import atomic_write_text
 from journeyformer.machine import cpu_info
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.network import JourneyTransformer
@@ -123,19 +125,26 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--train-batch", type=int, default=256)
     ap.add_argument("--negatives", type=int, default=2048)
+    ap.add_argument("--variants", default="topk_in_graph,outside", help="which scoring variants, comma-separated")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = set(variants) - {"topk_in_graph", "outside"}
+    if unknown:
+        ap.error(f"--variants: unknown {sorted(unknown)}; choose from topk_in_graph, outside")
     name, flags, cores = cpu_info()
-    print(f"CPU: {name}, {cores} cores; torch {torch.__version__}; {args.threads} onnxruntime threads")
+    print(f"CPU: {name}, {cores} cores, {' '.join(flags) or 'no listed extensions'}; torch {torch.__version__}; {args.threads} onnxruntime threads")
     n_items = args.items + 2  # + <pad>, <unk>
     net = JourneyTransformer(config(n_items)).eval()
-    result: dict = {"cpu": name, "cores": cores, "args": {k: str(v) for k, v in vars(args).items()}}
+    result: dict = {"cpu": name, "flags": flags, "cores": cores, "args": {k: str(v) for k, v in vars(args).items()}}
     with tempfile.TemporaryDirectory() as tmp:
         topk, full = Path(tmp) / f"topk_{n_items}.onnx", Path(tmp) / f"full_{n_items}.onnx"
         export_onnx(net, topk)
         export_full(net, full)
         ctx = mp.get_context("spawn")
         for variant, path in (("topk_in_graph", topk), ("outside", full)):
+            if variant not in variants:
+                continue
             q: mp.Queue = ctx.Queue()
             p = ctx.Process(target=score, args=(str(path), variant, args.customers, args.batch_size, args.threads, args.k, q))
             p.start()
@@ -144,13 +153,18 @@ def main() -> None:
             result[variant] = r
             print(f"{variant:>14}: {r['customers_per_s']:,.0f} customers/s, peak RSS {r['peak_rss_mib']:,.0f} MiB "
                   f"({args.customers:,} customers x {args.items:,} items, top {args.k})")  # fmt: skip
-    torch.set_num_threads(args.threads)
-    t = train_throughput(args.train_items + 2, args.train_batch, args.train_steps, args.negatives)
-    result["training"] = t
-    print(f"training at {args.train_items:,} items (sampled softmax, {args.negatives} negatives, every-position "
-          f"auxiliary): {t['samples_per_s']:,.0f} samples/s, {t['seconds_per_step']:.2f} s/step of {args.train_batch}")  # fmt: skip
+    if "topk_in_graph" in result and "outside" in result:
+        a, b = result["topk_in_graph"], result["outside"]
+        print(f"TopK in the graph: {a['customers_per_s'] / b['customers_per_s']:.2f}x the customers/s, "
+              f"{b['peak_rss_mib'] - a['peak_rss_mib']:,.0f} MiB less peak memory")  # fmt: skip
+    if args.train_steps > 0:
+        torch.set_num_threads(args.threads)
+        t = train_throughput(args.train_items + 2, args.train_batch, args.train_steps, args.negatives)
+        result["training"] = t
+        print(f"training at {args.train_items:,} items (sampled softmax, {args.negatives} negatives, every-position "
+              f"auxiliary): {t['samples_per_s']:,.0f} samples/s, {t['seconds_per_step']:.2f} s/step of {args.train_batch}")  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+        atomic_write_text(args.json, json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

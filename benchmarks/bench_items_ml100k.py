@@ -1,6 +1,7 @@
 """Next items on MovieLens-100k, out of time: the model against every next-item baseline.
 
-Not a test. One training run (``data.columns.item=item_id``, the next_item head alone, small
+Not a test. One training run per seed (``--seeds``; the table holds means over seeds, and
+the paired bootstraps draw users once per replicate for every seed) (``data.columns.item=item_id``, the next_item head alone, small
 model) on the ratings inside the ``recbole==1.2.1`` wheel (``real_logs.py``), test cutoff
 ``--cutoff`` (default 1998-01-31): the test customers are the users with a rating before it
 and one within the 30-day horizon; the next film is the first film rated after the cutoff that
@@ -34,7 +35,7 @@ The model's settings for it (``LOO_OVERRIDES``): ``data.max_len=50`` (RecBole's)
 head's loss weighted 0.1 and the every-position loss 1.0, 15 epochs (see the comment there).
 Hydra overrides on the command line come after them.
 
-    python benchmarks/bench_items_ml100k.py [--seed 0] [--protocol oot|loo] [--recbole]
+    python benchmarks/bench_items_ml100k.py [--seeds 0,1,2] [--protocol oot|loo] [--recbole]
         [--json benchmarks/results/items_ml100k.json] [hydra overrides]
 """
 
@@ -59,6 +60,7 @@ from omegaconf import open_dict
 from real_logs import LOGS, events_path
 
 from journeyformer.data.preprocessing import SplitConfig
+from journeyformer.io import atomic_write_text
 from journeyformer.machine import cpu_info
 from journeyformer.metrics import ranking
 from journeyformer.metrics.bootstrap import paired_bootstrap
@@ -98,26 +100,38 @@ LOO_OVERRIDES = [
 ]
 
 
-def leave_one_out_events(events: pl.DataFrame, cutoff: datetime, horizon_days: float) -> pl.DataFrame:
+def leave_one_out_events(
+    events: pl.DataFrame, cutoff: datetime, horizon_days: float, window: int | None = None
+) -> pl.DataFrame:
     """The leave-one-out copies of every user (see the module docstring): the test copy
     (target the last rating, cutoff ``cutoff``), ``<id>#val`` (target the one before, cutoff
     one horizon earlier) and ``<id>#train`` (target the one before that, two horizons
-    earlier). A user's order is the file's (time, then film); users need 4 ratings."""
+    earlier). ``window`` (the model's max_len): also ``<id>#<j>#train``, training copies
+    whose target is ``j * window`` ratings earlier, so that the every-position loss over the
+    kept ``window`` events of each copy covers every training rating once, as SASRec's
+    training on every prefix does (a copy keeps only its last ``window`` events). A user's
+    order is the file's (time, then film); users need 4 ratings."""
     h = timedelta(days=horizon_days)
     ordered = (
         events.with_row_index("_row").sort("customer_id", "timestamp", "_row")
         .with_columns(
             pl.int_range(pl.len()).over("customer_id").alias("_pos"),
-            pl.len().over("customer_id").alias("_n"),
+            pl.len().over("customer_id").cast(pl.Int64).alias("_n"),
         )
     )  # fmt: skip
     short = ordered.filter(pl.col("_n") < 4).get_column("customer_id").unique()
     if len(short):
         raise ValueError(f"leave-one-out needs 4 ratings per user; {len(short)} have fewer, e.g. {short[0]}")
     copies = []
-    for back, suffix, cut in ((1, "", cutoff), (2, LOO_SUFFIX["val"], cutoff - h), (3, LOO_SUFFIX["train"], cutoff - 2 * h)):
+    kinds = [(1, "", cutoff), (2, LOO_SUFFIX["val"], cutoff - h), (3, LOO_SUFFIX["train"], cutoff - 2 * h)]
+    if window:
+        longest = int(ordered.get_column("_n").max())
+        kinds += [(3 + j * window, f"#{j}{LOO_SUFFIX['train']}", cutoff - 2 * h) for j in range(1, longest // window + 1)]
+    for back, suffix, cut in kinds:
         k = pl.col("_n") - back  # position of this copy's target
-        part = ordered.filter(pl.col("_pos") <= k)
+        part = ordered.filter((pl.col("_pos") <= k) & (k >= 1))  # a target and one rating before it
+        if back > 3:  # an extra training copy: its window and target only
+            part = part.filter(pl.col("_pos") >= k - window)
         before = pl.col("timestamp").filter(pl.col("_pos") == k - 1).first().over("customer_id")
         target = pl.col("timestamp").filter(pl.col("_pos") == k).first().over("customer_id")
         gap = pl.min_horizontal(target - before, pl.lit(h - timedelta(days=1)))
@@ -176,9 +190,20 @@ def recbole_rows(seqs, pre, events: Path, args: argparse.Namespace) -> dict[str,
     return out
 
 
+def train_seed(cfg, seed: int, run_dir: Path | None, loo: bool) -> tuple[dict, object, float]:  # noqa: ANN001
+    """One training run of ``cfg`` with ``seed``: (what the test table scored, the run, seconds)."""
+    with tempfile.TemporaryDirectory() as tmp, open_dict(cfg):
+        cfg.seed = seed
+        cfg.run_dir = cfg.paths.output_dir = str(run_dir / f"seed{seed}" if run_dir else tmp)
+        wall = time.perf_counter()
+        with scored_predictions() as scored, by_suffix() if loo else contextlib.nullcontext():
+            result = train(cfg)
+        return scored, result, time.perf_counter() - wall
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds: one training run each, the table pooled")
     ap.add_argument("--cutoff", default="1998-01-31")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--protocol", choices=["oot", "loo"], default="oot",
@@ -187,9 +212,13 @@ def main() -> None:
     ap.add_argument("--recbole-epochs", type=int, default=50)
     ap.add_argument("--recbole-hidden", type=int, default=0, help="hidden size of RecBole's models (0: RecBole's defaults)")
     ap.add_argument("--recbole-eval-at-end", action="store_true", help="validate RecBole's models once, after the last epoch")
-    ap.add_argument("--run-dir", type=Path, default=None, help="keep the training run here (default: a temporary folder)")
+    ap.add_argument("--run-dir", type=Path, default=None, help="keep the training runs here (default: temporary folders)")
+    ap.add_argument("--prefix-copies", action="store_true",
+                    help="loo: training copies every data.max_len ratings back, so every training rating is a target")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
+    seeds = [int(x) for x in args.seeds.split(",")]
+    args.seed = seeds[0]  # RecBole's runs
     name, _, cores = cpu_info()
     path = events_path("movielens100k")
     loo = args.protocol == "loo"
@@ -197,58 +226,65 @@ def main() -> None:
     overrides = [*LOGS["movielens100k"].overrides, *OVERRIDES, *protocol, *args.overrides]
     work = tempfile.TemporaryDirectory()
     if loo:
-        horizon = float(next(o for o in reversed(overrides) if o.startswith("labels.horizon_days=")).split("=")[1])
+        last = lambda key: next(o for o in reversed(overrides) if o.startswith(f"{key}=")).split("=")[1]  # noqa: E731
+        horizon, window = float(last("labels.horizon_days")), int(last("data.max_len")) if args.prefix_copies else None
         path = Path(work.name) / "loo_events.parquet"
-        leave_one_out_events(pl.read_parquet(events_path("movielens100k")), LOO_CUTOFF, horizon).write_parquet(path)
+        leave_one_out_events(pl.read_parquet(events_path("movielens100k")), LOO_CUTOFF, horizon, window).write_parquet(path)
         args.cutoff = f"{LOO_CUTOFF:%Y-%m-%d}"
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(
             "train",
-            overrides=["data=events", f"data.path={path}", f"seed={args.seed}",
+            overrides=["data=events", f"data.path={path}",
                        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *overrides],
         )  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp, open_dict(cfg):
-        cfg.run_dir = cfg.paths.output_dir = str(args.run_dir or tmp)
-        wall = time.perf_counter()
-        with scored_predictions() as scored, by_suffix() if loo else contextlib.nullcontext():
-            result = train(cfg)
-        wall = time.perf_counter() - wall
-    test = result.metrics["test"]
+    runs = [train_seed(cfg, seed, args.run_dir, loo) for seed in seeds]
+    scored, result, _ = runs[0]
+    walls = [w for _, _, w in runs]
     task = registry.get("next_item")
     y = scored["seqs"].labels["next_item"]
+    ids = scored["seqs"].customer_id.to_numpy()
+    for seed, (other, _, _) in zip(seeds, runs, strict=True):
+        if not (np.array_equal(other["seqs"].customer_id.to_numpy(), ids) and np.array_equal(other["seqs"].labels["next_item"], y)):
+            raise RuntimeError(f"seed {seed} scored other test users or targets than seed {seeds[0]}")
     n_items = len(result.data.preprocessing.items) - 2
     popularity = np.bincount(item_ids(result.data.splits["train"]), minlength=n_items + 2).astype(float)
-    rows = {"model": scored["outputs"]["next_item_ids"], **scored["baselines"]["next_item"]}
+    # rows: (N, seeds, k) ranked ids; a row one run gives (RecBole's) is the same for every seed
+    rows = {"model": np.stack([sc["outputs"]["next_item_ids"] for sc, _, _ in runs], axis=1)}
+    for label in scored["baselines"]["next_item"]:
+        rows[label] = np.stack([sc["baselines"]["next_item"][label] for sc, _, _ in runs], axis=1)
     n_labelled = int(ranking.labelled(y).sum())
-    iv = test["intervals"]["next_item"]
     what = "leave-one-out" if loo else f"test cutoff {args.cutoff}"
     table: dict = {}
 
+    def mean_over_seeds(ranked: np.ndarray, yy: np.ndarray, key: str = "ndcg@10") -> float:
+        return float(np.mean([task.score(ranked[:, i], yy)[key] for i in range(ranked.shape[1])]))
+
     def report(rows: dict[str, np.ndarray]) -> None:
-        """Print the table of ``rows`` (and keep it in ``--json``)."""
+        """Print the table of ``rows`` (means over seeds; kept in ``--json``)."""
         for label, ranked in rows.items():
-            m = task.score(ranked, y)
-            m["coverage@10"] = ranking.coverage_at_k(ranked, n_items, 10)
-            m["popularity_bias@10"] = ranking.popularity_bias_at_k(ranked, popularity, 10)
+            per_seed = [task.score(ranked[:, i], y) for i in range(ranked.shape[1])]
+            m = {k: float(np.mean([p[k] for p in per_seed])) for k in per_seed[0]}
+            m["coverage@10"] = float(np.mean([ranking.coverage_at_k(ranked[:, i], n_items, 10) for i in range(ranked.shape[1])]))
+            m["popularity_bias@10"] = float(np.mean([ranking.popularity_bias_at_k(ranked[:, i], popularity, 10) for i in range(ranked.shape[1])]))
+            m["ndcg@10_per_seed"] = [p["ndcg@10"] for p in per_seed]
             table[label] = m
-        print(f"MovieLens-100k, {what}, {n_labelled} test users with a next film, "
-              f"{n_items} films; CPU {name} ({cores} cores); wall {wall:.0f} s")  # fmt: skip
+        print(f"MovieLens-100k, {what}, {n_labelled} test users with a next film, {n_items} films; seeds {seeds} "
+              f"(means); CPU {name} ({cores} cores); training runs {', '.join(f'{w:.0f}' for w in walls)} s")  # fmt: skip
         print(f"{'':<24}{'HR@10':>8}{'NDCG@10':>9}{'MRR':>8}{'cov@10':>8}{'popbias':>9}")
         for label, m in table.items():
             print(f"{label:<24}{m['hr@10']:>8.3f}{m['ndcg@10']:>9.3f}{m['mrr']:>8.3f}{m['coverage@10']:>8.3f}{m['popularity_bias@10']:>9.3f}")
-        print(f"model - {iv['baseline']} NDCG@10: {iv['delta']:+.3f} [{iv['low']:+.3f}, {iv['high']:+.3f}] -> {iv['verdict']}")
-        groups = scored["seqs"].customer_id.to_numpy()
-        # The job gives no verdict where the label window passes the data's end, which a
-        # leave-one-out test always does (nothing follows the last rating): the same paired
-        # bootstrap here, against every row that is not the model.
-        for label in [r for r in rows if r != "model" and (loo or r.startswith("recbole_"))]:
-            b = paired_bootstrap(lambda p, yy: task.score(p, yy)["ndcg@10"], rows["model"], rows[label], y, groups)
+        # The paired bootstrap of the model against every row, users drawn once per replicate
+        # for every seed (the job withholds its verdict where the label window passes the
+        # data's end, which a leave-one-out test always does).
+        for label in [r for r in rows if r != "model"]:
+            b = paired_bootstrap(mean_over_seeds, rows["model"], rows[label], y, ids)
             table[label]["model_minus"] = b
             print(f"model - {label} NDCG@10: {b['delta']:+.3f} [{b['low']:+.3f}, {b['high']:+.3f}] -> {b['verdict']}")
         if args.json:
-            args.json.write_text(json.dumps({"cpu": name, "cores": cores, "protocol": args.protocol, "cutoff": args.cutoff,
-                                             "n_test": n_labelled, "n_items": n_items, "overrides": overrides,
-                                             "table": table, "interval": iv, "wall_seconds": wall}, indent=1))  # fmt: skip
+            atomic_write_text(args.json, json.dumps({
+                "cpu": name, "cores": cores, "protocol": args.protocol, "cutoff": args.cutoff, "seeds": seeds,
+                "n_test": n_labelled, "n_items": n_items, "overrides": overrides, "table": table,
+                "training_seconds": walls}, indent=1))  # fmt: skip
 
     report(rows)  # the model and the baselines first: RecBole takes long
     if args.recbole:
@@ -257,8 +293,9 @@ def main() -> None:
             recbole_events = Path(work.name) / "loo_test_copies.parquet"
             pl.read_parquet(path).filter(~pl.col("customer_id").str.contains("#")).write_parquet(recbole_events)
         start = time.perf_counter()
-        rows |= recbole_rows(scored["seqs"], result.data.preprocessing, recbole_events, args)
-        print(f"RecBole: {time.perf_counter() - start:.0f} s", flush=True)
+        got = recbole_rows(scored["seqs"], result.data.preprocessing, recbole_events, args)
+        rows |= {label: np.repeat(r[:, None], len(seeds), axis=1) for label, r in got.items()}
+        print(f"RecBole: {time.perf_counter() - start:.0f} s (one run each, RecBole's seed {args.seed})", flush=True)
         report(rows)
     work.cleanup()
 

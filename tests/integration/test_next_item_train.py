@@ -64,3 +64,22 @@ def test_next_item_learns_exports_and_predicts(tmp_path):
     assert set(np.concatenate(lists)) <= known  # the user's own ids, never <pad> / <unk>
     scores = np.array(pred["next_item_scores"].to_list())
     assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("settings", [{"positions": "causal", "item_query": "state"}, {"positions": "causal"}])
+def test_causal_positions_and_the_state_query_export_with_parity(tmp_path, settings):
+    """The SASRec-style settings (model.positions=causal, model.item_query=state) export:
+    onnxruntime gives the torch outputs, ranked items included."""
+    from journeyformer.export.bundle import parity_batches
+    from journeyformer.export.onnx import check_parity, export_onnx
+    from journeyformer.model.config import ModelConfig
+    from journeyformer.model.network import JourneyTransformer
+
+    cfg = ModelConfig(
+        categorical_sizes=(6, 4, 40), n_numeric=7, n_context=6, max_len=8, d_model=16, n_heads=2,
+        d_ff=16, n_layers=2, n_items=40, item_exclude_seen=True, time_bins=True, **settings,
+    )  # fmt: skip
+    net = JourneyTransformer(cfg).eval()
+    report = check_parity(net, export_onnx(net, tmp_path / "m.onnx"), parity_batches(cfg, [1, 5], [3, None], seed=0))
+    assert report.ok, report.failures()

@@ -343,3 +343,51 @@ def test_catalogue_world_returns_the_latent_state_that_drew_its_events():
     gap = events["timestamp"].diff().dt.total_seconds().fill_null(0).to_numpy()
     first = events["customer_id"].diff().fill_null(1).to_numpy() != 0
     assert (state.session_start == (first | (gap > 3600))).all()
+
+
+def _states(net: JourneyTransformer, categorical, numeric, lengths, stage_now, context) -> torch.Tensor:
+    with torch.no_grad():
+        return net(categorical, numeric, lengths, stage_now, context).hidden
+
+
+def test_causal_positions_make_each_state_depend_only_on_its_prefix():
+    """model.positions=causal: the states of a journey's first events are the same whether or
+    not more events follow, and the event's age does not enter; the default (recency) counts
+    positions back from the last event, so both change its states."""
+    from support import model_inputs
+
+    for positions, prefix_free in (("causal", True), ("recency", False)):
+        net = _net(12, positions=positions).eval()
+        categorical, numeric, lengths, stage_now, context = model_inputs(net.cfg, b=1, t=8)
+        whole = _states(net, categorical, numeric, lengths, stage_now, context)[0]
+        cut = _states(net, categorical[:, :5], numeric[:, :5], torch.tensor([5]), stage_now, context)[0]
+        aged = numeric.clone()
+        aged[..., 2] += 1.0  # log_age
+        other_age = _states(net, categorical, aged, lengths, stage_now, context)[0]
+        assert torch.allclose(whole[:5], cut, atol=1e-5) == prefix_free, positions
+        assert torch.allclose(whole, other_age, atol=1e-5) == prefix_free, positions
+
+
+def test_item_query_state_reads_the_last_state_alone():
+    """model.item_query=state: the next-item scores come from the state after the last event
+    (the input the every-position loss trains), not from the context or the stage; the
+    default reads the representation, which does."""
+    from support import model_inputs
+
+    for query, context_free in (("state", True), ("representation", False)):
+        net = _net(12, item_query=query, positions="causal").eval()
+        categorical, numeric, lengths, stage_now, context = model_inputs(net.cfg, b=3, t=8)
+        with torch.no_grad():
+            out = net(categorical, numeric, lengths, stage_now, context)
+            moved = net(categorical, numeric, lengths, stage_now, context + 3.0).raw["next_item"]
+        assert torch.allclose(out.raw["next_item"], moved, atol=1e-6) == context_free, query
+        if context_free:
+            last = out.hidden[torch.arange(3), lengths - 1]
+            assert torch.allclose(out.raw["next_item"], net.heads["next_item"](last), atol=1e-6)
+
+
+def test_unknown_position_or_query_settings_are_refused():
+    with pytest.raises(ConfigError, match=r"model.positions must be one of \['recency', 'causal'\]"):
+        _net(12, positions="absolute")
+    with pytest.raises(ConfigError, match="model.item_query"):
+        _net(12, item_query="rep")

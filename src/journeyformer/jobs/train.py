@@ -25,7 +25,13 @@ from journeyformer.data.features.sequences import Sequences
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.errors import CheckpointError
 from journeyformer.evaluation.compare import beats_baselines
-from journeyformer.evaluation.protocol import evaluate, fit_baselines, score, split_protocol
+from journeyformer.evaluation.protocol import (
+    Protocol,
+    evaluate,
+    fit_baselines,
+    score,
+    split_protocol,
+)
 from journeyformer.evaluation.render import render_text
 from journeyformer.io import atomic_write_text
 from journeyformer.metrics.calibration import apply_temperature, fit_temperature, logit
@@ -130,7 +136,7 @@ def train(cfg: DictConfig) -> TrainResult:
             result.metrics["blend"] = blend.report() if blend is not None else None
     metrics_file = None
     if cfg.get("evaluate", True) and trainer.global_rank == 0:
-        metrics = evaluate_splits(result.module, dm.data, int(cfg.seed), blend, side.baselines.result())
+        metrics = evaluate_splits(result.module, dm.data, int(cfg.seed), blend, side.baselines.result(), side.protocol)
         result.metrics.update(metrics)
     side.close()
     if cfg.get("evaluate", True) and trainer.global_rank == 0:
@@ -313,14 +319,16 @@ def evaluate_splits(
     seed: int = 0,
     blend: Blend | None = None,
     baselines: Baselines | None = None,
+    protocol: Protocol | None = None,
 ) -> dict[str, Any]:
     """The evaluation protocol over the splits (:func:`journeyformer.evaluation.protocol.split_protocol`):
     ``test``, the out-of-time test table with the decisions tuned on validation; ``val``, the
     same comparison on the validation split (what sweeps select on). With a ``blend`` the
     model row is the shipped model (each head as chosen on validation) and ``components``
-    holds the Transformer alone beside it. ``baselines``: fitted already (else fitted here)."""
+    holds the Transformer alone beside it. ``baselines`` and ``protocol``: built already (else
+    built here)."""
     tasks = list(module.cfg.tasks)
-    protocol = split_protocol(data.preprocessing, data.splits, data.last_event)
+    protocol = protocol or split_protocol(data.preprocessing, data.splits, data.last_event)
     with torch.inference_mode():
         outputs = predict_sequences(module.net, protocol.test.seqs)
         val_outputs = predict_sequences(module.net, protocol.val.seqs)
@@ -386,8 +394,11 @@ class SideFits:
     devices, a process that may not start one, such as a sweep's worker, or a registered task
     that cannot be pickled) each is fitted here when first asked for."""
 
-    def __init__(self, boosters: Any, baselines: Any, widths: dict[str, int], pool: Executor | None) -> None:
+    def __init__(
+        self, boosters: Any, baselines: Any, widths: dict[str, int], protocol: Protocol, pool: Executor | None
+    ) -> None:
         self.boosters, self.baselines, self.widths, self._pool = boosters, baselines, widths, pool
+        self.protocol = protocol  # the evaluation's splits, built once for the baselines and the test table
 
     @classmethod
     def start(cls, cfg: DictConfig, trainer: L.Trainer, data: JourneyData, module: JourneyModule) -> SideFits:
@@ -408,7 +419,7 @@ class SideFits:
         out = {}
         for name, (fn, args) in jobs.items():
             out[name] = pool.submit(fn, *args) if pool is not None and wanted[name] else _Later(fn, *args)
-        return cls(out["boosters"], out["baselines"], widths, pool)
+        return cls(out["boosters"], out["baselines"], widths, protocol, pool)
 
     def blend(self, module: JourneyModule, val: Sequences, heldout: dict[str, np.ndarray]) -> Blend | None:
         """Each head among the network, the boosters and their blends, picked on ``val``;

@@ -57,6 +57,17 @@ class ModelConfig:
     item_top_k: int = 20
     item_full_softmax_max: int = 50_000
     item_negatives: int = 2048
+    # Where an event's position comes from (see model/embeddings.py): "recency", counted back
+    # from the last event, with the event's age before the cutoff among its inputs (the
+    # default); "causal", counted from the first kept event, without the age, so an event's
+    # state depends only on the events up to it, as in SASRec's training: the every-position
+    # loss then trains the state the cutoff reads (with recency, that state is the only one at
+    # position 0, which no next-event target trains).
+    positions: str = "recency"
+    # What the next-item head reads: "representation" (the state after the last event plus
+    # the stage and the per-customer context, as every head) or "state" (the state after the
+    # last event alone, the input the every-position next-item loss trains the head on).
+    item_query: str = "representation"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "categorical_sizes", tuple(int(s) for s in self.categorical_sizes))
@@ -92,6 +103,9 @@ class ModelConfig:
         for name in ("item_top_k", "item_negatives"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        for name, allowed in (("positions", ("recency", "causal")), ("item_query", ("representation", "state"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"model.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
         for name in ("dropout", "attention_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")

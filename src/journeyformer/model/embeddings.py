@@ -18,10 +18,13 @@ _TIME_BIN_WIDTH = 0.02
 
 class EventEmbedding(nn.Module):
     """Sum of one embedding per categorical column, a projection of the numeric features and a
-    learned embedding of the position counted back from the most recent event.
+    learned position embedding.
 
-    Counting back from the end means "the last event" has the same position embedding for
-    every customer, whatever their length, which is what a right-padded batch needs.
+    ``positions="recency"`` (default): the position counted back from the most recent event,
+    so "the last event" has the same position embedding for every customer, whatever their
+    length, which is what a right-padded batch needs. ``"causal"``: the position from the
+    first kept event, and the event's age before the cutoff (``log_age``) left out of the
+    numeric input, so an event's embedding does not depend on what follows it.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -31,6 +34,11 @@ class EventEmbedding(nn.Module):
         )
         self.numeric = nn.Linear(cfg.n_numeric, cfg.d_model)
         self.recency_position = nn.Embedding(cfg.max_len, cfg.d_model)
+        self.causal = cfg.positions == "causal"
+        if self.causal:  # a buffer only here: the default's checkpoints and graphs stay as they were
+            keep = torch.ones(cfg.n_numeric)
+            keep[_AGE] = 0.0
+            self.register_buffer("numeric_keep", keep)
         # Time-aware input: a learned vector per log-binned age (time before the cutoff) and
         # gap (time since the previous event), so attention can tell "last week" from "last
         # quarter" without reading it off one linear feature.
@@ -44,15 +52,20 @@ class EventEmbedding(nn.Module):
 
     def forward(self, categorical: Tensor, numeric: Tensor, lengths: Tensor) -> Tensor:
         """categorical (B, T, C) int64, numeric (B, T, F), lengths (B,) -> (B, T, D)."""
-        x = self.numeric(numeric)  # (B, T, D)
+        x = self.numeric(numeric * self.numeric_keep if self.causal else numeric)  # (B, T, D)
         for i, table in enumerate(self.categorical):
             x = x + table(categorical[..., i])
         t = categorical.shape[1]
         steps = torch.arange(t, device=lengths.device)
-        back = (lengths[:, None] - 1 - steps[None, :]).clamp(0, self.max_len - 1)  # (B, T)
-        x = x + self.recency_position(back)
+        if self.causal:
+            x = x + self.recency_position(steps.clamp(max=self.max_len - 1))[None]
+        else:
+            back = (lengths[:, None] - 1 - steps[None, :]).clamp(0, self.max_len - 1)  # (B, T)
+            x = x + self.recency_position(back)
         if self.time_bins:
-            x = x + self.age_bin(_bin(numeric[..., _AGE])) + self.gap_bin(_bin(numeric[..., _GAP]))
+            x = x + self.gap_bin(_bin(numeric[..., _GAP]))
+            if not self.causal:
+                x = x + self.age_bin(_bin(numeric[..., _AGE]))
         return self.dropout(self.norm(x))
 
 

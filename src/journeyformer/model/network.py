@@ -217,7 +217,10 @@ class JourneyTransformer(nn.Module):
             last = (lengths - 1).clamp(min=0)[:, None, None].expand(-1, 1, hidden.shape[-1])
             at_last = hidden.gather(1, last).squeeze(1)  # (B, D): state after the last event
         rep = self.ln_rep(at_last + self.stage_now(stage_now) + self.context(self.encode_context(context)))
-        return NetworkOutput(hidden, rep, {name: head(rep) for name, head in self.heads.items()})
+        # model.item_query=state: the next-item head reads the state alone (model/config.py)
+        state_query = self.item_task.name if self.item_task and self.cfg.item_query == "state" else None
+        raw = {name: head(at_last if name == state_query else rep) for name, head in self.heads.items()}
+        return NetworkOutput(hidden, rep, raw)
 
     def postprocess(self, raw: dict[str, Tensor], categorical: Tensor | None = None) -> dict[str, Tensor]:
         """task -> raw head output to output name -> probabilities/amounts (see outputs);
