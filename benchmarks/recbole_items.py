@@ -22,6 +22,7 @@ by the benchmark's own metric code.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -132,14 +133,17 @@ def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     events = pl.read_parquet(spec["events"])
     result = {}
+    out = Path(sys.argv[2]).resolve()
     with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)  # RecBole writes its log_tensorboard/ folder into the working directory
         folder = Path(tmp) / "mlbench"
         seen = write_atomic(folder, events, spec["cutoff"], spec["users"], spec["targets"], int(spec.get("max_len", 50)))
         for name in spec.get("models", ["SASRec", "GRU4Rec"]):
             start = time.perf_counter()
             result[name] = run_model(name, Path(tmp), spec, seen)
             print(f"RecBole {name}: {time.perf_counter() - start:.0f} s", flush=True)
-    Path(sys.argv[2]).write_text(json.dumps(result))
+        os.chdir(Path(__file__).resolve().parent)
+    out.write_text(json.dumps(result))
 
 
 if __name__ == "__main__":
