@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import subprocess
 import tempfile
@@ -175,6 +176,7 @@ def by_suffix() -> Iterator[None]:
 
 
 VENV = Path("~/.cache/journeyformer/recbole-venv/bin/python").expanduser()
+RECBOLE_RUNS = Path("~/.cache/journeyformer/recbole-runs").expanduser()  # RecBole's lists per spec
 
 
 def recbole_rows(seqs, pre, events: Path, args: argparse.Namespace) -> dict[str, np.ndarray]:  # noqa: ANN001
@@ -189,11 +191,22 @@ def recbole_rows(seqs, pre, events: Path, args: argparse.Namespace) -> dict[str,
             "targets": [tokens[i] for i in y[rows]], "catalogue": list(tokens[2:]),
             "epochs": args.recbole_epochs, "seed": args.seed, "hidden_size": args.recbole_hidden,
             "max_len": 50, "threads": args.recbole_threads, "eval_at_end": args.recbole_eval_at_end}  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "spec.json").write_text(json.dumps(spec))
-        here = Path(__file__).resolve().parent
-        subprocess.run([str(VENV), str(here / "recbole_items.py"), f"{tmp}/spec.json", f"{tmp}/out.json"], check=True)
-        lists = json.loads((Path(tmp) / "out.json").read_text())
+    # RecBole's lists depend only on the spec and the events: kept, so that trying a model
+    # setting beside them does not retrain RecBole (delete RECBOLE_RUNS to retrain).
+    same = {k: v for k, v in spec.items() if k not in ("events", "threads")}
+    key = hashlib.sha256(json.dumps(same, sort_keys=True).encode() + Path(events).read_bytes()).hexdigest()[:20]
+    kept = RECBOLE_RUNS / f"{key}.json"
+    if kept.exists():
+        print(f"RecBole: the lists of an identical earlier run ({kept})", flush=True)
+        lists = json.loads(kept.read_text())
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "spec.json").write_text(json.dumps(spec))
+            here = Path(__file__).resolve().parent
+            subprocess.run([str(VENV), str(here / "recbole_items.py"), f"{tmp}/spec.json", f"{tmp}/out.json"], check=True)
+            lists = json.loads((Path(tmp) / "out.json").read_text())
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(kept, json.dumps(lists))
     out = {}
     for name, by_user in lists.items():
         ranked = np.zeros((len(seqs), 20), dtype=np.int64)

@@ -276,22 +276,22 @@ def test_resume_refuses_data_with_other_vocabularies(tiny_run):
         _check_resumable(tiny_run.best_checkpoint, replace(pre, vocabs=vocabs))
 
 
-def test_a_failed_fit_leaves_no_side_process_running(events_path, tmp_path, monkeypatch):
-    """The LightGBM side fits (jobs/train.SideFits) start with training; a run that fails
-    ends them instead of leaving them to finish after it."""
+@pytest.mark.slow
+@pytest.mark.parametrize("failing", ["fit", "calibration"])
+def test_a_failed_run_leaves_no_side_process_running(events_path, tmp_path, monkeypatch, failing):
+    """The LightGBM side fits (jobs/train.SideFits) start with training; a run that fails,
+    in the fit or after it, ends them instead of leaving them to finish after it."""
     import multiprocessing
-
-    import lightning as L
-
-    def fail(*args, **kwargs):
-        raise RuntimeError("the fit failed")
-
     import pickle
 
+    import lightning as L
     from support import SlowUnpickle
 
     from journeyformer.jobs import train as train_job
     from journeyformer.jobs.train import SideFits
+
+    def fail(*args, **kwargs):
+        raise RuntimeError(f"the {failing} failed")
 
     started: list[int] = []
     close = SideFits.close
@@ -300,14 +300,17 @@ def test_a_failed_fit_leaves_no_side_process_running(events_path, tmp_path, monk
         started.extend(p.pid for p in multiprocessing.active_children() if p not in before)
         close(self, stop)
 
-    monkeypatch.setattr(L.Trainer, "fit", fail)
+    if failing == "fit":
+        monkeypatch.setattr(L.Trainer, "fit", fail)
+    else:
+        monkeypatch.setattr(train_job, "calibrate", fail)
     monkeypatch.setattr(SideFits, "close", watched_close)
     # the side processes stay a minute in their start-up: only a stop ends them in time
     blob = train_job._registry_blob()
     monkeypatch.setattr(train_job, "_registry_blob", lambda: pickle.dumps(SlowUnpickle(blob, 60)))
     overrides = [o for o in tiny_overrides(events_path) if o != "blend=false"] + ["blend=true"]
     before = set(multiprocessing.active_children())
-    with pytest.raises(RuntimeError, match="the fit failed"):
+    with pytest.raises(RuntimeError, match=f"the {failing} failed"):
         train(compose_train(overrides, tmp_path / "run"))
     assert started  # the side fits had started: the test checks something
     # Ask the OS, not Process.is_alive(): the pool's own thread reaps its workers, and a

@@ -115,30 +115,26 @@ def train(cfg: DictConfig) -> TrainResult:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    side = SideFits.start(cfg, trainer, dm.data, module)
-    fit_start = time.perf_counter()
-    try:
+    # the side fits end with the run; a run that fails stops them (no LightGBM left running)
+    with SideFits.start(cfg, trainer, dm.data, module) as side:
+        fit_start = time.perf_counter()
         trainer.fit(module, datamodule=dm, ckpt_path=cfg.get("resume_from"))
-    except BaseException:
-        side.close(stop=True)  # no LightGBM left running for a run that failed
-        raise
-    phases["fit"] = time.perf_counter() - fit_start
-    best = _best_checkpoint(trainer)
-    result = TrainResult(run_dir=run_dir, best_checkpoint=best, data=dm.data, module=module)
-    if best is not None:
-        result.module = load_module(best)
-    buffers: dict[str, float] = {}
-    blend: Blend | None = None
-    if best is not None and trainer.global_rank == 0:
-        result.metrics["calibration"], buffers, heldout = calibrate(result.module, dm.data.splits["val"])
-        if cfg.get("blend", True):
-            blend = side.blend(result.module, dm.data.splits["val"], heldout)
-            result.metrics["blend"] = blend.report() if blend is not None else None
-    metrics_file = None
-    if cfg.get("evaluate", True) and trainer.global_rank == 0:
-        metrics = evaluate_splits(result.module, dm.data, int(cfg.seed), blend, side.baselines.result(), side.protocol)
-        result.metrics.update(metrics)
-    side.close()
+        phases["fit"] = time.perf_counter() - fit_start
+        best = _best_checkpoint(trainer)
+        result = TrainResult(run_dir=run_dir, best_checkpoint=best, data=dm.data, module=module)
+        if best is not None:
+            result.module = load_module(best)
+        buffers: dict[str, float] = {}
+        blend: Blend | None = None
+        if best is not None and trainer.global_rank == 0:
+            result.metrics["calibration"], buffers, heldout = calibrate(result.module, dm.data.splits["val"])
+            if cfg.get("blend", True):
+                blend = side.blend(result.module, dm.data.splits["val"], heldout)
+                result.metrics["blend"] = blend.report() if blend is not None else None
+        metrics_file = None
+        if cfg.get("evaluate", True) and trainer.global_rank == 0:
+            metrics = evaluate_splits(result.module, dm.data, int(cfg.seed), blend, side.baselines.result(), side.protocol)
+            result.metrics.update(metrics)
     if cfg.get("evaluate", True) and trainer.global_rank == 0:
         result.table = render_text(result.metrics["test"])
         result.metrics["verdicts"] = beats_baselines(result.metrics["test"])
@@ -433,6 +429,12 @@ class SideFits:
         blend = choose_blend(fitted, list(self.widths), val_outputs, val)
         log.info("%s", blend.describe())
         return blend
+
+    def __enter__(self) -> SideFits:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        self.close(stop=kind is not None)
 
     def close(self, stop: bool = False) -> None:
         """Shut the side processes down; ``stop``: end fits still running too."""
