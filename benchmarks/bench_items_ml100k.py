@@ -16,7 +16,9 @@ scored by the same code, with a paired bootstrap of the model against each
 (``recbole_items.py``). The environment: ``python -m venv`` there, a ``.pth`` file naming this
 project's site-packages (torch, numpy, polars), then ``pip install --no-deps recbole==1.2.1
 colorlog==4.7.2 colorama==0.4.4 texttable tabulate``, ``pip install tensorboard "numpy<2" "pandas<3"``
-(RecBole 1.2.1 uses ``np.float_``, gone in NumPy 2).
+(RecBole 1.2.1 uses ``np.float_``, gone in NumPy 2). RecBole's lists are kept in
+``~/.cache/journeyformer/recbole-runs/`` per spec and events: a rerun with the same RecBole
+options and split reads them instead of retraining RecBole (delete the file to retrain).
 
 With ``--protocol loo``, the literature's leave-one-out instead (SASRec, BERT4Rec, RecBole's
 leaderboards): every user's last rating is the test target, the one before it validation, the
