@@ -117,7 +117,7 @@ LOO_OVERRIDES = [
 
 
 def leave_one_out_events(
-    events: pl.DataFrame, cutoff: datetime, horizon_days: float, window: int | None = None
+    events: pl.DataFrame, cutoff: datetime, horizon_days: float, window: int | None = None, stride: int | None = None
 ) -> pl.DataFrame:
     """The leave-one-out copies of every user (see the module docstring): the test copy
     (target the last rating, cutoff ``cutoff``), ``<id>#val`` (target the one before, cutoff
@@ -125,7 +125,9 @@ def leave_one_out_events(
     earlier). ``window`` (the model's max_len): also ``<id>#<j>#train``, training copies
     whose target is ``j * window`` ratings earlier, so that the every-position loss over the
     kept ``window`` events of each copy covers every training rating once, as SASRec's
-    training on every prefix does (a copy keeps only its last ``window`` events). A user's
+    training on every prefix does (a copy keeps only its last ``window`` events). ``stride``
+    (default ``window``): the copies' targets are that many ratings apart instead, so that a
+    rating is a target of several copies with more of the ratings before it in view. A user's
     order is the file's (time, then film); users need 4 ratings."""
     h = timedelta(days=horizon_days)
     ordered = (
@@ -142,7 +144,8 @@ def leave_one_out_events(
     kinds = [(1, "", cutoff), (2, LOO_SUFFIX["val"], cutoff - h), (3, LOO_SUFFIX["train"], cutoff - 2 * h)]
     if window:
         longest = int(ordered.get_column("_n").max())
-        kinds += [(3 + j * window, f"#{j}{LOO_SUFFIX['train']}", cutoff - 2 * h) for j in range(1, longest // window + 1)]
+        stride = stride or window
+        kinds += [(3 + j * stride, f"#{j}{LOO_SUFFIX['train']}", cutoff - 2 * h) for j in range(1, longest // stride + 1)]
     for back, suffix, cut in kinds:
         k = pl.col("_n") - back  # position of this copy's target
         part = ordered.filter((pl.col("_pos") <= k) & (k >= 1))  # a target and one rating before it
@@ -243,6 +246,8 @@ def main() -> None:
     ap.add_argument("--run-dir", type=Path, default=None, help="keep the training runs here (default: temporary folders)")
     ap.add_argument("--prefix-copies", action=argparse.BooleanOptionalAction, default=True,
                     help="loo: training copies every data.max_len ratings back, so every training rating is a target")
+    ap.add_argument("--prefix-stride", type=int, default=0,
+                    help="loo: the training copies' targets this many ratings apart (0: data.max_len)")
     ap.add_argument("--recbole-threads", type=int, default=1, help="torch threads of RecBole's runs")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
@@ -258,7 +263,7 @@ def main() -> None:
         last = lambda key: next(o for o in reversed(overrides) if o.startswith(f"{key}=")).split("=")[1]  # noqa: E731
         horizon, window = float(last("labels.horizon_days")), int(last("data.max_len")) if args.prefix_copies else None
         path = Path(work.name) / "loo_events.parquet"
-        leave_one_out_events(pl.read_parquet(events_path("movielens100k")), LOO_CUTOFF, horizon, window).write_parquet(path)
+        leave_one_out_events(pl.read_parquet(events_path("movielens100k")), LOO_CUTOFF, horizon, window, args.prefix_stride or None).write_parquet(path)
         args.cutoff = f"{LOO_CUTOFF:%Y-%m-%d}"
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(
