@@ -266,7 +266,7 @@ def main() -> None:
         last = lambda key: next(o for o in reversed(overrides) if o.startswith(f"{key}=")).split("=")[1]  # noqa: E731
         horizon, window = float(last("labels.horizon_days")), int(last("data.max_len")) if args.prefix_copies else None
         path = Path(work.name) / "loo_events.parquet"
-        leave_one_out_events(pl.read_parquet(events_path("movielens100k")), LOO_CUTOFF, horizon, window, args.prefix_stride or None).write_parquet(path)
+        leave_one_out_events(pl.read_parquet(events_path("movielens100k")), LOO_CUTOFF, horizon, window, args.prefix_stride).write_parquet(path)
         args.cutoff = f"{LOO_CUTOFF:%Y-%m-%d}"
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(

@@ -242,8 +242,8 @@ def run_seed(
     else:  # fit on a random ``fit_customers`` of the world (only their events), test on the rest
         everyone = world.customers.get_column("customer_id").to_numpy()
         fit = pl.Series(rng.choice(everyone, size=fit_customers, replace=False))
-        test = ~ids.is_in(fit.implode()).to_numpy()
         keep = pl.col("customer_id").is_in(fit.implode())
+        test = ~frame.select(keep).to_series().to_numpy()
         train_world = dataclasses.replace(world, events=world.events.filter(keep),
                                           customers=world.customers.filter(keep), stages=world.stages.filter(keep))  # fmt: skip
     net, run = (
