@@ -30,7 +30,18 @@ Uplift scores, each for retention (1 - churn) and spend:
   with ``data.exposures`` = the exposure log of the fitting half only, scored at the exposure
   on the held-out half (``uplift_retention``, ``uplift_value``);
 * ``churn_risk`` (LightGBM P(churn) on the control arm) and ``random``: the targeting rules
-  uplift is meant to replace.
+  uplift is meant to replace;
+* with ``--latent``, two references that read what no real learner sees, the generator's
+  latent state at the exposure, fitted on the same fitting customers: ``latent_type`` (the
+  difference of the arms' mean outcomes within each response type, assigned by type: four
+  numbers to estimate) and ``latent_x`` (the X-learner on the aggregates plus the type and the
+  exposure-day churn hazard); and ``history_type``, the type as the history reveals it: a
+  LightGBM classifier on the aggregates taught the fitting customers' true types gives each
+  held-out customer P(type), times ``latent_type``'s means. They are not baselines (each reads
+  the generator's latent labels): the first two say how much of the oracle's Qini a learner
+  that knew the latent state reaches from this many randomised exposures, the third how much
+  of the type the aggregates reveal when it is taught directly instead of through the arms'
+  noisy contrast.
 
 On the held-out half: Qini coefficient, AUUC and uplift@30% (definitions in
 :mod:`journeyformer.metrics.uplift`), the room (oracle minus the best meta-learner's Qini, 95%
@@ -76,7 +87,8 @@ def features(world: SyntheticJourneys) -> tuple[np.ndarray, pl.DataFrame]:
     assert world.exposures is not None and world.effects is not None
     frame = customer_frame(world.events, world.exposures, ExperimentConfig(window_days=30))
     frame = frame.join(
-        world.effects.select("customer_id", "type", "tau_churn", "tau_value"), on="customer_id"
+        world.effects.select("customer_id", "type", "hazard", "tau_churn", "tau_value"),
+        on="customer_id",
     )
     cutoff = world.exposures.get_column("timestamp").min()
     events = world.events.filter(pl.col("timestamp") < cutoff)
@@ -211,6 +223,28 @@ def causalml_scores(
         return dict(np.load(dst))
 
 
+def latent_scores(
+    frame: pl.DataFrame, x: np.ndarray, ys: dict[str, np.ndarray], t: np.ndarray, test: np.ndarray
+) -> dict[str, dict[str, np.ndarray]]:
+    """outcome -> {latent_type, latent_x, history_type} on the held-out rows (see the module
+    docstring)."""
+    fit = ~test
+    types, codes = np.unique(frame["type"].to_numpy(), return_inverse=True)
+    onehot = np.eye(len(types), dtype=np.float32)[codes]
+    xl = np.hstack([x, onehot, np.log(frame["hazard"].to_numpy())[:, None].astype(np.float32)])
+    # the type as the history reveals it: a classifier on the aggregates, taught the true types
+    # of the fitting customers, gives each held-out customer P(type)
+    p_type = lgb.LGBMClassifier(**PARAMS).fit(x[fit], codes[fit]).predict_proba(x[test])
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name, y in ys.items():
+        means = np.array([y[fit & (codes == k) & (t == 1)].mean() - y[fit & (codes == k) & (t == 0)].mean()
+                          for k in range(len(types))])  # fmt: skip
+        out[name] = {"latent_type": means[codes[test]],
+                     "latent_x": x_learner(xl[fit], y[fit], t[fit], xl[test]),
+                     "history_type": p_type @ means}  # fmt: skip
+    return out
+
+
 def _boot(
     values: dict[str, np.ndarray], y: np.ndarray, t: np.ndarray, metric, n_boot: int, seed: int
 ) -> dict[str, np.ndarray]:  # noqa: ANN001
@@ -230,6 +264,7 @@ def run_seed(
     n_boot: int,
     transformer: list[str] | None = None,
     fit_customers: int | None = None,
+    latent: bool = False,
 ) -> dict:
     start = time.time()
     world = generate_journeys(SyntheticConfig(n_customers=n, seed=seed, world="campaigns"))
@@ -260,6 +295,7 @@ def run_seed(
         if causalml
         else {}
     )
+    ref = latent_scores(frame, x, ys, t, test) if latent else {}
     risk = lgb.LGBMClassifier(**PARAMS).fit(
         x[~test][t[~test] == 0], frame["churn"].to_numpy()[~test][t[~test] == 0]
     )
@@ -279,6 +315,7 @@ def run_seed(
             "x_learner": x_learner(x[~test], y[~test], t[~test], x[test]),
             **{k.rsplit("_", 1)[0]: v for k, v in ext.items() if k.endswith(name)},
             **({"transformer": net[net_names[name]]} if net else {}),
+            **ref.get(name, {}),
             "churn_risk": churn_risk,
             "random": np.random.default_rng(seed).random(int(test.sum())),
         }
@@ -307,6 +344,9 @@ def run_seed(
                 "best_meta": best, "delta": row["transformer"]["qini"] - row[best]["qini"],
                 "ci": list(np.percentile(d, [2.5, 97.5])),
                 "share_of_oracle": row["transformer"]["qini"] / row["oracle"]["qini"]}  # fmt: skip
+        for k in ("transformer", "latent_type", "latent_x", "history_type"):  # share of the oracle's Qini
+            if k in scores:
+                row[k]["share_of_oracle"] = row[k]["qini"] / row["oracle"]["qini"]
         for rule in ("churn_risk", "random"):
             d = gain[best] - gain[rule]
             row[f"{best}_minus_{rule}_incremental"] = {
@@ -333,6 +373,8 @@ def main() -> None:
         help="fit on this many random customers of the world (their events only) and hold out "
         "every other eligible customer (default: half of the eligible customers each)",
     )  # fmt: skip
+    parser.add_argument("--latent", action="store_true",
+                        help="add the latent-state references latent_type and latent_x")
     args = parser.parse_args()
     print(f"CPU: {cpu_line()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     results = []
@@ -344,6 +386,7 @@ def main() -> None:
             args.boot,
             args.train_overrides if args.transformer else None,
             args.fit_customers,
+            args.latent,
         )
         results.append(r)
         print(
@@ -361,7 +404,8 @@ def main() -> None:
                     print(f"  {'':<{len(name)}}  {k:<12} {v['qini']:>9.4f} {v['auuc']:>9.4f} {v['uplift_at_30']:>9.4f} "
                       f"{v['incremental_at_budget']:>9.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]  true gain@30% "
                       f"{v['true_gain_at_30']:+.5f} ({v['true_gain_at_30'] / row['oracle']['true_gain_at_30']:.0%} "
-                      f"of the oracle), rank corr. with the truth {v['true_rank_corr']:+.3f}")  # fmt: skip
+                      f"of the oracle), rank corr. with the truth {v['true_rank_corr']:+.3f}"
+                      + (f", Qini {v['share_of_oracle']:.0%} of the oracle's" if "share_of_oracle" in v else ""))  # fmt: skip
             if "transformer_vs_best" in row:
                 tv = row["transformer_vs_best"]
                 print(f"  transformer - {tv['best_meta']} Qini = {tv['delta']:+.4f} [{tv['ci'][0]:+.4f}, "
