@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_uplift.py [--seeds 1 2 3] [--customers 20000]
         [--causalml ~/.cache/journeyformer/causalml-venv/bin/python] [--out results.json]
-        [--transformer [--train-overrides trainer.max_epochs=10 ...]]
+        [--transformer [--train-overrides trainer.max_epochs=10 ...]] [--latent]
 
 Per seed: the campaigns world (``world=campaigns``: a randomised retention offer with a 50%
 holdout, four response types; :mod:`journeyformer.synthetic.campaigns`), the project's
@@ -31,7 +31,7 @@ Uplift scores, each for retention (1 - churn) and spend:
   on the held-out half (``uplift_retention``, ``uplift_value``);
 * ``churn_risk`` (LightGBM P(churn) on the control arm) and ``random``: the targeting rules
   uplift is meant to replace;
-* with ``--latent``, two references that read what no real learner sees, the generator's
+* with ``--latent``, three references that read what no real learner sees, the generator's
   latent state at the exposure, fitted on the same fitting customers: ``latent_type`` (the
   difference of the arms' mean outcomes within each response type, assigned by type: four
   numbers to estimate) and ``latent_x`` (the X-learner on the aggregates plus the type and the
@@ -374,7 +374,7 @@ def main() -> None:
         "every other eligible customer (default: half of the eligible customers each)",
     )  # fmt: skip
     parser.add_argument("--latent", action="store_true",
-                        help="add the latent-state references latent_type and latent_x")
+                        help="add the latent-state references latent_type, latent_x and history_type")
     args = parser.parse_args()
     print(f"CPU: {cpu_line()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     results = []
