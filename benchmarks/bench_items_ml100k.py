@@ -196,11 +196,13 @@ def recbole_rows(seqs, pre, events: Path, args: argparse.Namespace) -> dict[str,
     index = pre.vocabs["item"].index
     users = seqs.customer_id.to_numpy()[rows]
     spec = {"events": str(events), "cutoff": args.cutoff, "users": [str(u) for u in users],
-            "targets": [tokens[i] for i in y[rows]], "catalogue": list(tokens[2:]),
+            "targets": [tokens[i] for i in y[rows]], "catalogue": sorted(tokens[2:]),
             "epochs": args.recbole_epochs, "seed": args.seed, "hidden_size": args.recbole_hidden,
             "max_len": 50, "threads": args.recbole_threads, "eval_at_end": args.recbole_eval_at_end}  # fmt: skip
     # RecBole's lists depend only on the spec and the events: kept, so that trying a model
-    # setting beside them does not retrain RecBole (delete RECBOLE_RUNS to retrain).
+    # setting beside them does not retrain RecBole (delete RECBOLE_RUNS to retrain). The
+    # catalogue is a set to RecBole's runner: sorted, so that a setting that reorders the
+    # model's vocabulary (its frequencies) without changing it finds the same lists.
     same = {k: v for k, v in spec.items() if k not in ("events", "threads")}
     key = hashlib.sha256(json.dumps(same, sort_keys=True).encode() + Path(events).read_bytes()).hexdigest()[:20]
     kept = RECBOLE_RUNS / f"{key}.json"
