@@ -338,15 +338,15 @@ def run_seed(
         row["room"] = {"best_meta": best, "oracle_minus_best": row["oracle"]["qini"] - row[best]["qini"],
                        "ci": list(np.percentile(room, [2.5, 97.5])),
                        "best_share_of_oracle": row[best]["qini"] / row["oracle"]["qini"]}  # fmt: skip
+        for k in ("transformer", "latent_type", "latent_x", "history_type"):  # share of the oracle's Qini
+            if k in scores:
+                row[k]["share_of_oracle"] = row[k]["qini"] / row["oracle"]["qini"]
         if "transformer" in scores:  # the head against the best meta-learner, paired draws
             d = qini["transformer"] - qini[best]
             row["transformer_vs_best"] = {
                 "best_meta": best, "delta": row["transformer"]["qini"] - row[best]["qini"],
                 "ci": list(np.percentile(d, [2.5, 97.5])),
-                "share_of_oracle": row["transformer"]["qini"] / row["oracle"]["qini"]}  # fmt: skip
-        for k in ("transformer", "latent_type", "latent_x", "history_type"):  # share of the oracle's Qini
-            if k in scores:
-                row[k]["share_of_oracle"] = row[k]["qini"] / row["oracle"]["qini"]
+                "share_of_oracle": row["transformer"]["share_of_oracle"]}  # fmt: skip
         for rule in ("churn_risk", "random"):
             d = gain[best] - gain[rule]
             row[f"{best}_minus_{rule}_incremental"] = {
