@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ from journeyformer.data.labels.samples import parse_time
 from journeyformer.errors import EventDataError
 from journeyformer.inference.bundle import Bundle, load_bundle
 from journeyformer.inference.decisions import Decisions
-from journeyformer.inference.loop import BATCH_SIZE, prediction_schema
+from journeyformer.inference.loop import BATCH_SIZE
 from journeyformer.inference.runner import OnnxRunner
 from journeyformer.inference.scoring import ModelChoice, ScoringJob
 from journeyformer.tasks.base import TOP_K
@@ -92,11 +93,8 @@ class Predictor:
             bundle, model=ModelChoice(), batch_size=batch_size, schema_overrides=schema_overrides, runner=runner,
             decisions=Decisions.for_bundle(bundle, segments),
         )  # fmt: skip
-        self.bundle, self.runner, self.batch_size, self.schema = bundle, runner, batch_size, self.job.schema
-        self.small_events = small_events
-        self.decisions = self.job.decisions
+        self.bundle, self.runner, self.schema, self.small_events = bundle, runner, self.job.schema, small_events
         self._explain = (segments, explain_events, explain_top)
-        self._explaining: Decisions | None = None
         self.last_rejected: list[Any] = []
 
     @classmethod
@@ -181,16 +179,15 @@ class Predictor:
                 ``value_driver_effects`` (about 35 extra model rows per customer; needs a
                 bundle exported with ``data.path``).
         """
-        decisions = self._decisions(explain)
+        job = self._job(None, top_k, with_embedding, explain)  # first: explain needs reference.json
         canonical = self.events(events)
         # Default: the end of the data by the predict job's rule (stray late events ignored).
-        when = parse_time(as_of) if as_of is not None else data_end(canonical).end
-        seqs = self.sequences(canonical, when)
+        job.as_of = parse_time(as_of) if as_of is not None else data_end(canonical).end
+        seqs = self.sequences(canonical, job.as_of)
         self.last_rejected = _without_history(canonical.get_column("customer_id"), seqs)
         if len(seqs) == 0:
-            dtype = canonical.schema["customer_id"]
-            return pl.DataFrame(schema=prediction_schema(self.bundle, dtype, with_embedding, decisions))
-        return self.score(seqs, when, top_k=top_k, with_embedding=with_embedding, explain=explain)
+            return pl.DataFrame(schema=job.output_schema(canonical.schema["customer_id"]))
+        return job.score_sequences(seqs).frame
 
     def score(
         self,
@@ -204,18 +201,17 @@ class Predictor:
         """The prediction rows of ready model inputs (at least one sample), in their order,
         through the one scoring loop (:meth:`journeyformer.inference.scoring.ScoringJob.score_sequences`);
         :meth:`predict` and the service's state (:mod:`journeyformer.service`) call it."""
-        decisions = self._decisions(explain)
-        job = replace(self.job, as_of=when, top_k=top_k, with_embedding=with_embedding, decisions=decisions)
-        return job.score_sequences(seqs).frame
+        return self._job(when, top_k, with_embedding, explain).score_sequences(seqs).frame
 
-    def _decisions(self, explain: bool) -> Decisions:
-        """The segment/cluster columns, plus the explainer when asked (built once)."""
-        if not explain:
-            return self.decisions
-        if self._explaining is None:
-            segments, events, top = self._explain
-            self._explaining = Decisions.for_bundle(self.bundle, segments, True, events, top)
-        return self._explaining
+    def _job(self, when: datetime | None, top_k: int, with_embedding: bool, explain: bool) -> ScoringJob:
+        return replace(self.job, as_of=when, top_k=top_k, with_embedding=with_embedding,
+                       decisions=self._explaining if explain else self.job.decisions)  # fmt: skip
+
+    @cached_property
+    def _explaining(self) -> Decisions:
+        """The segment/cluster columns plus the explainer (built on first use)."""
+        segments, events, top = self._explain
+        return Decisions.for_bundle(self.bundle, segments, True, events, top)
 
 
 def _without_history(customer_id: pl.Series, seqs: Sequences) -> list[Any]:

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 
 from journeyformer import __version__
+from journeyformer.config import plain as _plain
 from journeyformer.errors import (
     DEBUG_ENV,
     EXIT_USER_ERROR,
@@ -82,8 +83,15 @@ def config_dir() -> Path:
     return path
 
 
-def _plain(cfg: DictConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+def _from_start(path: Any) -> Path:
+    """``path``, a relative one against the directory the command was started from."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd
+
+    path = Path(str(path))
+    if path.is_absolute():
+        return path
+    return Path(get_original_cwd() if HydraConfig.initialized() else Path.cwd()) / path
 
 
 def train_job(cfg: DictConfig) -> float | None:
@@ -181,23 +189,16 @@ def generate_data_job(cfg: DictConfig) -> dict[str, Path]:
 
     A relative ``data.path`` resolves against the directory the command was started from.
     """
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import get_original_cwd
-
     from journeyformer.synthetic.config import SyntheticConfig
     from journeyformer.synthetic.journeys import generate_dataset, summarize
 
-    settings = _plain(cfg.data.synthetic)
+    settings = OmegaConf.to_container(cfg.data.synthetic, resolve=True)
     if not isinstance(settings, dict):
         raise ValueError(f"data.synthetic must be a mapping of settings, got {settings!r}")
-    events_path = Path(str(cfg.data.path))
-    if not events_path.is_absolute():
-        base = get_original_cwd() if HydraConfig.initialized() else Path.cwd()
-        events_path = Path(base) / events_path
+    events_path = _from_start(cfg.data.path)
     generated_dir = cfg.data.get("generated_dir")
-    if generated_dir and not Path(str(generated_dir)).is_absolute():
-        base = get_original_cwd() if HydraConfig.initialized() else Path.cwd()
-        generated_dir = Path(base) / str(generated_dir)
+    if generated_dir:
+        generated_dir = _from_start(generated_dir)
     journeys, paths = generate_dataset(
         events_path.resolve(), SyntheticConfig.from_dict(settings), generated_dir
     )

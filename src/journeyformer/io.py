@@ -1,14 +1,9 @@
-"""Atomic file output: write to a temp file beside the target, then rename.
+"""Atomic file output: write to a temp file beside the target, then rename, so a reader never
+sees a partial file and a failure mid-write leaves nothing behind.
 
-A reader never sees a partial file, and a failure mid-write leaves nothing behind.
-
-Temp names are ``.<target name>.<pid>-<random>.tmp`` in the target's directory: a later run of
-the same output recognises temps of killed runs by their dead pid and removes them
-(:func:`journeyformer.publish.clean_stale`). Temps of this process are registered in
-:data:`LIVE_TEMPS` while they exist, so a signal handler can remove them
-(:func:`journeyformer.publish.exit_cleanly_on_signals`).
-
-Policy (what may be overwritten, publishing several files as one unit) lives in
+Temp names carry the pid (``.<target name>.<pid>-<random>.tmp``), so a later run removes those
+of killed runs (:func:`journeyformer.publish.clean_stale`); this process's live temps are in
+:data:`LIVE_TEMPS` for a signal handler. Policy (what may be overwritten) lives in
 :mod:`journeyformer.publish`; this module holds the mechanisms. Torch-free.
 """
 
@@ -29,15 +24,11 @@ import polars as pl
 LIVE_TEMPS: set[Path] = set()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# Finished files and directories get the usual permissions.
-_FILE_MODE = 0o666 & ~_umask()
-_DIR_MODE = 0o777 & ~_umask()
+# Finished files and directories get the usual permissions (reading the umask means setting it).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+_DIR_MODE = 0o777 & ~_UMASK
 
 
 def temp_path(path: str | Path) -> Path:
@@ -84,23 +75,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
-
-
-def atomic_write_parquet(path: str | Path, frame: pl.DataFrame) -> Path:
-    with atomic_path(path) as tmp:
-        frame.write_parquet(tmp)
-    return Path(path)
-
-
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` and move the result into place."""
     with atomic_path(path) as tmp:
         write(tmp)
     return Path(path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def atomic_write_parquet(path: str | Path, frame: pl.DataFrame) -> Path:
+    return atomic_write(path, frame.write_parquet)
 
 
 _RENAME_EXCHANGE = 2

@@ -11,9 +11,7 @@
   with its row count, size and SHA-256 is written last. The manifest is the commit record:
   :func:`verify_manifest` tells a complete result from a mix. SIGTERM/SIGINT arriving during
   those renames is held until they are done.
-* **One plan per job** (:class:`OutputPlan`): what a job writes, checked (:meth:`~OutputPlan.check`),
-  cleaned of killed runs' temps (:meth:`~OutputPlan.clean`) and published as one unit
-  (:meth:`~OutputPlan.publish`), the same for every job.
+* **One plan per job** (:class:`OutputPlan`), the same for every job.
 * **Signals and stale temps.** :func:`exit_cleanly_on_signals` turns SIGTERM into SystemExit
   (and leaves SIGINT as KeyboardInterrupt), so every temp file is removed on the way out; as a
   backstop the handler removes this process's registered temps itself. :func:`clean_stale`,
@@ -36,7 +34,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -284,9 +282,16 @@ def manifest_path(output: str | Path) -> Path:
     return output.with_name(f"{output.stem}.manifest.json")
 
 
-def _entry(final: Path, tmp: Path, manifest: Path) -> dict[str, Any]:
-    rel = os.path.relpath(final, manifest.parent)
-    return {"path": rel, "rows": _parquet_rows(tmp), "bytes": tmp.stat().st_size, "sha256": sha256(tmp)}
+def _record(manifest: Path, files: Mapping[str, tuple[Path, Path]], extra: Mapping[str, Any] | None = None) -> str:
+    """The manifest's JSON: each file (name -> (final path, the file to measure)) by its path
+    relative to the manifest, rows, bytes and SHA-256, then ``extra``."""
+    entries = {
+        k: {"path": os.path.relpath(final, manifest.parent), "rows": _parquet_rows(tmp),
+            "bytes": tmp.stat().st_size, "sha256": sha256(tmp)}
+        for k, (final, tmp) in files.items()
+    }  # fmt: skip
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return json.dumps({"kind": MANIFEST_KIND, "created_at": created, "files": entries, **dict(extra or {})}, indent=1)
 
 
 @contextmanager
@@ -302,20 +307,15 @@ def publish_files(outputs: Mapping[str, str | Path], manifest: str | Path) -> It
     """
     finals = {k: Path(v) for k, v in outputs.items()}
     manifest = Path(manifest)
-    with _temps(list(finals.values())) as tmps:
-        named = dict(zip(finals, tmps, strict=True))
+    with ExitStack() as stack:
+        named = {k: stack.enter_context(temp_file(final)) for k, final in finals.items()}
         yield named
-        entries = {k: _entry(finals[k], named[k], manifest) for k in finals}
-        record = {
-            "kind": MANIFEST_KIND,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "files": entries,
-        }
+        record = _record(manifest, {k: (finals[k], named[k]) for k in finals})
         with _signals_held():
             manifest.unlink(missing_ok=True)  # the old files are no longer a certified unit
             for k, final in finals.items():
                 os.replace(named[k], final)
-            atomic_write_text(manifest, json.dumps(record, indent=1))
+            atomic_write_text(manifest, record)
 
 
 def write_dir_manifest(
@@ -325,22 +325,7 @@ def write_dir_manifest(
     ``extra`` (e.g. counts). For a directory output published as one unit by
     :func:`journeyformer.io.atomic_dir`; write it last, :func:`verify_manifest` reads it."""
     manifest = directory / name
-    record = {
-        "kind": MANIFEST_KIND,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "files": {k: _entry(f, f, manifest) for k, f in files.items()},
-        **dict(extra or {}),
-    }
-    return atomic_write_text(manifest, json.dumps(record, indent=1))
-
-
-@contextmanager
-def _temps(paths: list[Path]) -> Iterator[list[Path]]:
-    if not paths:
-        yield []
-        return
-    with temp_file(paths[0]) as first, _temps(paths[1:]) as rest:
-        yield [first, *rest]
+    return atomic_write_text(manifest, _record(manifest, {k: (f, f) for k, f in files.items()}, extra))
 
 
 def verify_manifest(manifest: str | Path) -> dict[str, Any]:
@@ -395,24 +380,13 @@ class OutputPlan:
     scratch: list[Path] = field(default_factory=list)
 
     @classmethod
-    def files_unit(
-        cls,
-        files: Mapping[str, tuple[str, str | Path]],
-        manifest: str | Path,
-        inputs: Iterable[str | Path | None] = (),
-        scratch: Iterable[str | Path] = (),
-    ) -> OutputPlan:
-        return cls(
-            [i for i in inputs if i is not None],
-            {k: (name, Path(p)) for k, (name, p) in files.items()},
-            Path(manifest),
-            scratch=[Path(p) for p in scratch],
-        )
+    def files_unit(cls, files: Mapping[str, tuple[str, str | Path]], manifest: str | Path,
+                   inputs: Iterable[str | Path | None] = (), scratch: Iterable[str | Path] = ()) -> OutputPlan:  # fmt: skip
+        return cls([i for i in inputs if i is not None], {k: (name, Path(p)) for k, (name, p) in files.items()},
+                   Path(manifest), scratch=[Path(p) for p in scratch])  # fmt: skip
 
     @classmethod
-    def dir_unit(
-        cls, directory: str | Path, marker: str, job: str, inputs: Iterable[str | Path | None] = ()
-    ) -> OutputPlan:
+    def dir_unit(cls, directory: str | Path, marker: str, job: str, inputs: Iterable[str | Path | None] = ()) -> OutputPlan:
         return cls([i for i in inputs if i is not None], directory=Path(directory), marker=marker, job=job)
 
     def check(self) -> None:
@@ -421,9 +395,7 @@ class OutputPlan:
         if self.directory is not None:
             check_dir_output(self.directory, "output", self.marker, self.job, self.inputs)
             return
-        paths = {setting: path for setting, (_, path) in self.files.items()}
-        if self.manifest is not None:
-            paths["manifest"] = self.manifest
+        paths = {**{setting: path for setting, (_, path) in self.files.items()}, "manifest": self.manifest}
         for setting, path in paths.items():
             check_file_output(path, setting, self.inputs)
         check_distinct(paths)
@@ -432,8 +404,7 @@ class OutputPlan:
         """Remove temps left beside the outputs by killed runs (:func:`clean_stale`)."""
         if self.directory is not None:
             return clean_stale([self.directory])
-        paths = [path for _, path in self.files.values()]
-        return clean_stale([*paths, *([self.manifest] if self.manifest else []), *self.scratch])
+        return clean_stale([*(path for _, path in self.files.values()), self.manifest, *self.scratch])
 
     @contextmanager
     def publish(self) -> Iterator[Any]:

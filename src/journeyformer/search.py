@@ -1,29 +1,19 @@
-"""Hyperparameter search: an Optuna study over :func:`journeyformer.pipelines.train`.
+"""Hyperparameter search: an Optuna study over :func:`journeyformer.pipelines.train` (docs/search.md).
 
-``journeyformer search`` (``configs/search.yaml``; the space is a ``configs/hparams_search/``
-option) trains once per trial, with settings sampled from ``hparams_search.params`` put into the
-train config, each trial in its own folder ``<run_dir>/trial_<n>/``. A trial's value is the
-config's ``optimized_metric`` ("val/<task>/<metric>") read from the VALIDATION scoring of the
-trial's best checkpoint (:func:`journeyformer.pipelines.optimized_value`), never from test.
-
-The study lives in ``hparams_search.storage``, by default ``sqlite:///<run_dir>/optuna.db``.
-The same command with the same storage and study name resumes it: it runs trials until
-``hparams_search.n_trials`` have finished (completed or pruned) in total, not that many more.
-A trial that fails is recorded and the search goes on (failed trials are not counted, so a rerun
-makes them up), except when no trial of the study has completed yet: then its error stops the
-search, as it is most likely a setting rather than the sampled values. The best trial is printed
-and written to ``<run_dir>/best_params.json``. Example::
-
-    journeyformer search model=tiny hparams_search.n_trials=2 trainer.max_epochs=1
-    journeyformer search model=tiny hparams_search.n_trials=3 trainer.max_epochs=1  # 1 more
-
-Trials run one after another in this process (a pruning callback reports to the running trial).
+Each trial trains in its own folder ``<run_dir>/trial_<n>/`` with settings sampled from
+``hparams_search.params``; its value is ``optimized_metric`` ("val/<task>/<metric>") read from
+the VALIDATION scoring of its best checkpoint, never from test. The same command with the same
+storage and study name resumes the study until ``n_trials`` have finished in total. A failed
+trial is recorded and the search goes on, unless no trial has completed yet: then its error
+stops the search, as it is most likely a setting rather than the sampled values. Trials run one
+after another in this process (a pruning callback reports to the running trial).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,10 +222,10 @@ def open_study(hs: DictConfig, metric: str) -> optuna.Study:
             f"{where} optimises {recorded}, not optimized_metric={metric}: values of two metrics do "
             f"not compare; resume with optimized_metric={recorded} or choose another study_name"
         )
-    sampler = OmegaConf.to_container(hs.sampler, resolve=True) if hs.get("sampler") else None
-    if sampler is None:
+    if not hs.get("sampler"):
         study.sampler = optuna.samplers.TPESampler()
     else:
+        sampler = OmegaConf.to_container(hs.sampler, resolve=True)
         if sampler.get("seed") is not None:
             sampler["seed"] = int(sampler["seed"]) + len(study.trials)
         study.sampler = instantiate(sampler)
@@ -321,9 +311,7 @@ def summarize(study: optuna.Study, metric: str, storage: str | None, n_trials: i
     """best_params.json: the best trial (its value, params and folder), the state counts and
     every trial. Raises when no trial has completed."""
     trials = study.trials
-    counts: dict[str, int] = {}
-    for t in trials:
-        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    counts = dict(Counter(t.state.name.lower() for t in trials))
     if not any(t.state == TrialState.COMPLETE for t in trials):
         errors = [f"trial {t.number}: {t.user_attrs['error']}" for t in trials if "error" in t.user_attrs]
         raise RuntimeError(f"study {study.study_name!r}: no trial completed ({counts}); " + "; ".join(errors[-3:]))

@@ -21,7 +21,7 @@ from journeyformer.errors import EventDataError
 from journeyformer.inference.bundle import load_bundle
 from journeyformer.inference.job import predict_from_config
 from journeyformer.inference.local import predict_events
-from journeyformer.inference.partition import REASON_NO_HISTORY, REASON_NO_VALID
+from journeyformer.inference.result import REASON_NO_HISTORY, REASON_NO_VALID
 from journeyformer.inference.scoring import ScoringJob
 from journeyformer.model.run import load_run_network
 from journeyformer.model.runner import predict_sequences

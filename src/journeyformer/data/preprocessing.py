@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -58,7 +58,6 @@ DATA_KEYS = (
     "item_min_count",  # items seen fewer times in training are <unk> (data.columns.item)
     "exposures",  # an exposure log: samples at its exposures train the uplift head (data/labels/exposure_samples.py)
 )  # fmt: skip
-SPLIT_KEYS = ("val_fraction", "test_fraction", "salt", "train_customers")
 LABEL_KEYS = (*LabelConfig.__dataclass_fields__, "cutoffs")
 CUTOFF_KEYS = (
     *(k for k in CutoffSchedule.__dataclass_fields__ if k != "horizon_days"),
@@ -111,28 +110,12 @@ def check_keys(cfg: Mapping[str, Any], known: tuple[str, ...], where: str) -> No
 
 def check_data_keys(data_cfg: Mapping[str, Any]) -> None:
     check_keys(data_cfg, DATA_KEYS, "data config")
-    check_keys(data_cfg.get("split") or {}, SPLIT_KEYS, "data.split")
+    check_keys(data_cfg.get("split") or {}, tuple(SplitConfig.__dataclass_fields__), "data.split")
 
 
 def check_label_keys(labels_cfg: Mapping[str, Any]) -> None:
     check_keys(labels_cfg, LABEL_KEYS, "labels config")
     check_keys(labels_cfg.get("cutoffs") or {}, CUTOFF_KEYS, "labels.cutoffs")
-
-
-def widen_validation(
-    schedule: CutoffSchedule,
-    cutoffs: dict[str, list[datetime]],
-    start: datetime,
-    events: pl.DataFrame | pl.LazyFrame,
-    val_ids: pl.Series,
-    labels: LabelConfig,
-    active_within_days: float | None,
-) -> dict[str, list[datetime]]:
-    """:meth:`CutoffSchedule.widen_validation`, counting the validation customers' samples."""
-    val_events = events.lazy().filter(pl.col("customer_id").is_in(val_ids.implode()))
-    return schedule.widen_validation(
-        cutoffs, start, lambda cut: samples_at(val_events, cut, labels, active_within_days)
-    )
 
 
 @dataclass(frozen=True)
@@ -155,19 +138,11 @@ class SplitConfig:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> SplitConfig:
-        cfg = dict(cfg or {})
-        return cls(
-            float(cfg.get("val_fraction", cls.val_fraction)),
-            float(cfg.get("test_fraction", cls.test_fraction)),
-            str(cfg.get("salt", cls.salt)),
-            str(cfg.get("train_customers", cls.train_customers)),
-        )
+        cfg = cfg or {}
+        return cls(**{k: type(getattr(cls, k))(cfg[k]) for k in cls.__dataclass_fields__ if k in cfg})
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "val_fraction": self.val_fraction, "test_fraction": self.test_fraction, "salt": self.salt,
-            "train_customers": self.train_customers,
-        }  # fmt: skip
+        return asdict(self)
 
     def customers(self, events: pl.DataFrame) -> dict[str, pl.Series]:
         """split name -> sorted customer ids of ``events`` in it."""
@@ -274,7 +249,10 @@ class Preprocessing:
         by_split = split.customers(_collect(lazy.select(pl.col("customer_id").unique())))
         active = cutoffs_cfg.get("active_within_days")
         active = None if active is None else float(active)
-        cutoffs = widen_validation(schedule, cutoffs, start.at, lazy, by_split["val"], labels, active)
+        val_events = lazy.filter(pl.col("customer_id").is_in(by_split["val"].implode()))
+        cutoffs = schedule.widen_validation(
+            cutoffs, start.at, lambda cut: samples_at(val_events, cut, labels, active)
+        )
         last_train = pl.col("timestamp") <= max(cutoffs["train"])
         train = lazy.filter(pl.col("customer_id").is_in(by_split["train"].implode()) & last_train)
         if _collect(train.select(pl.len())).item() == 0:
@@ -292,15 +270,8 @@ class Preprocessing:
             seen = lazy.filter(last_train) if split.train_customers == "all" else train
             items = _collect(seen.select("item"))
             vocabs["item"] = item_vocab(items, int(data_cfg.get("item_min_count") or 1), schema, source)
-        return cls(
-            schema=schema,
-            features=features,
-            labels=labels,
-            vocabs=vocabs,
-            split=split,
-            cutoffs={k: tuple(v) for k, v in cutoffs.items()},
-            active_within_days=active,
-        )
+        cutoffs = {k: tuple(v) for k, v in cutoffs.items()}
+        return cls(schema, features, labels, vocabs, split, cutoffs, active_within_days=active)
 
     def sequences(
         self,
@@ -319,18 +290,11 @@ class Preprocessing:
         ``active_only``: keep only customers active within ``active_within_days`` (as the
         training samples were); False scores everyone with history (predict).
         """
+        active = self.active_within_days if active_only else None
         return build_sequences(
-            events,
-            cutoff,
-            self.vocabs,
-            self.features,
-            self.labels,
-            customers=customers,
-            active_within_days=self.active_within_days if active_only else None,
-            with_labels=with_labels,
-            labelers=labelers,
-            source=source,
-        )
+            events, cutoff, self.vocabs, self.features, self.labels, customers=customers,
+            active_within_days=active, with_labels=with_labels, labelers=labelers, source=source,
+        )  # fmt: skip
 
     def split_sequences(
         self,
@@ -347,21 +311,13 @@ class Preprocessing:
         for name in SPLITS:
             parts = [
                 self.sequences(
-                    events,
-                    cut,
-                    customers=self.customers_at(customers, name, cut),
-                    labelers=labelers,
+                    events, cut, customers=self.customers_at(customers, name, cut), labelers=labelers,
                     source=f"{source} [{name} @ {cut:%Y-%m-%d}]",
-                )
+                )  # fmt: skip
                 for cut in self.cutoffs[name]
             ]
             counts[name] = [
-                SampleCount(
-                    cut,
-                    len(p),
-                    p.customer_id.n_unique(),
-                    positives(p, counted),
-                )
+                SampleCount(cut, len(p), p.customer_id.n_unique(), positives(p, counted))
                 for cut, p in zip(self.cutoffs[name], parts, strict=True)
             ]
             out[name] = Sequences.concat([p for p in parts if len(p)] or parts[:1])
@@ -389,24 +345,16 @@ class Preprocessing:
         return pl.concat([customers["train"], *later]).sort()
 
     # ---- the dict that travels -----------------------------------------------------------
+    def _feature_names(self) -> dict[str, list[str]]:
+        return {"numeric": list(self.numeric_names), "context": list(self.context_names), "stages": list(self.stages)}
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (JSON and ``torch.load(weights_only=True)`` safe)."""
         return {
             "feature_version": self.feature_version,
             "schema": self.schema.to_dict(),
-            "features": {
-                "max_len": self.features.max_len,
-                "categorical": list(self.features.categorical),
-                "numeric": list(self.features.numeric),
-                "time_zone": self.features.time_zone,
-                "context": self.features.context,
-            },
-            # Recorded to check them on load (from_dict), never read as values.
-            "feature_names": {
-                "numeric": list(self.numeric_names),
-                "context": list(self.context_names),
-                "stages": list(self.stages),
-            },
+            "features": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.features).items()},
+            "feature_names": self._feature_names(),  # checked on load (from_dict), never read
             "labels": self.labels.to_dict(),
             "vocabs": self.vocabs.to_dict(),
             "split": self.split.to_dict(),
@@ -425,16 +373,9 @@ class Preprocessing:
                 f"{FEATURE_VERSION}; re-export the bundle from a checkpoint trained with this "
                 "version of journeyformer (or retrain)"
             )
-        f = d["features"]
         pre = cls(
             schema=EventSchema.from_config(d["schema"]),
-            features=FeatureConfig(
-                max_len=int(f["max_len"]),
-                categorical=tuple(f["categorical"]),
-                numeric=tuple(f["numeric"]),
-                time_zone=str(f["time_zone"]),
-                context=str(f.get("context", "summary")),  # older dicts: the summary context
-            ),
+            features=FeatureConfig(**d["features"]),  # older dicts lack context: the summary
             labels=LabelConfig.from_config(d["labels"]),
             vocabs=Vocabularies.from_dict(d["vocabs"]),
             split=SplitConfig.from_config(d.get("split")),
@@ -443,8 +384,7 @@ class Preprocessing:
             feature_version=int(version),
         )
         recorded = d.get("feature_names") or {}
-        now = {"numeric": list(pre.numeric_names), "context": list(pre.context_names), "stages": list(pre.stages)}
-        changed = {k: (recorded.get(k), v) for k, v in now.items() if recorded.get(k) != v}
+        changed = {k: (recorded.get(k), v) for k, v in pre._feature_names().items() if recorded.get(k) != v}
         if changed:
             detail = "; ".join(f"{k}: trained {old}, now {new}" for k, (old, new) in changed.items())
             raise PreprocessingMismatch(

@@ -16,14 +16,8 @@ from journeyformer.tasks.boosting import NAME as BOOSTING
 from journeyformer.tasks.registry import Baselines
 
 
-def compare(
-    outputs: Mapping[str, np.ndarray],
-    seqs: Sequences,
-    baselines: Baselines,
-    tasks: Iterable[str],
-    n_boot: int = 1000,
-    label_window: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+def compare(outputs: Mapping[str, np.ndarray], seqs: Sequences, baselines: Baselines, tasks: Iterable[str],
+            n_boot: int = 1000, label_window: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Metrics of the model and every baseline on ``seqs``, and a paired bootstrap over
     customers of the model minus the best baseline (by the headline point estimate) per task.
 
@@ -50,34 +44,20 @@ def compare(
         finite = {n: m[task.headline] for n, m in scores.items() if not math.isnan(m[task.headline])}
         if not finite:
             continue
-        best = max(finite, key=finite.__getitem__)
 
-        headline = task.headline_score
-        result["intervals"][task.name] = _interval(headline, task.headline, pred, base[task.name], best, y, groups, n_boot, window)
+        def interval(name: str, task: Any = task, pred: np.ndarray = pred, y: np.ndarray = y) -> dict[str, Any]:
+            """The paired bootstrap of the model minus baseline ``name`` on the headline metric."""
+            iv = paired_bootstrap(task.headline_score, pred, base[task.name][name], y, groups, n_boot=n_boot)
+            if window["status"] != "complete":
+                iv["verdict"] = NO_VERDICT
+            return {"baseline": name, "metric": task.headline, **iv}
+
+        best = max(finite, key=finite.__getitem__)
+        result["intervals"][task.name] = interval(best)
         simple = {n: v for n, v in finite.items() if n != BOOSTING}
         if best == BOOSTING and simple:  # also against the best of the simple baselines
-            other = max(simple, key=simple.__getitem__)
-            result["intervals_without_boosting"][task.name] = _interval(
-                headline, task.headline, pred, base[task.name], other, y, groups, n_boot, window
-            )
+            result["intervals_without_boosting"][task.name] = interval(max(simple, key=simple.__getitem__))
     return result
-
-
-def _interval(
-    headline: Any,
-    metric: str,
-    pred: np.ndarray,
-    base: Mapping[str, np.ndarray],
-    name: str,
-    y: np.ndarray,
-    groups: np.ndarray,
-    n_boot: int,
-    window: Mapping[str, Any],
-) -> dict[str, Any]:
-    interval = paired_bootstrap(headline, pred, base[name], y, groups, n_boot=n_boot)
-    if window["status"] != "complete":
-        interval["verdict"] = NO_VERDICT
-    return {"baseline": name, "metric": metric, **interval}
 
 
 def beats_baselines(result: Mapping[str, Any]) -> dict[str, str]:

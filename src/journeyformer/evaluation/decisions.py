@@ -21,6 +21,7 @@ import polars as pl
 
 from journeyformer.evaluation.backtest import backtest_dates, backtest_series
 from journeyformer.evaluation.evaluate import EvaluationInput
+from journeyformer.evaluation.render import html_table
 from journeyformer.evaluation.segments import predicted_segments, segment_report
 from journeyformer.inference.decisions import Decisions
 from journeyformer.inference.loop import BULK_BATCH_SIZE, score_sequences
@@ -102,26 +103,16 @@ def decision_html(metrics: Mapping[str, Any]) -> str:
     if "backtest" in metrics:
         bt = metrics["backtest"]
         dates = [d[:10] for d in bt["as_of"]]
-        rows = [
-            f"<tr><td>{html.escape(t)}</td><td>{html.escape(e['metric'])}</td><td>{html.escape(name)}</td>"
-            + "".join(f"<td>{_cell(v)}</td>" for v in values)
-            + "</tr>"
-            for t, e in bt["tasks"].items()
-            for name, values in e["values"].items()
-        ]
-        head = "".join(f"<th>{d}</th>" for d in dates)
-        parts.append(
-            f"<h2>Backtest ({len(dates)} as_of dates)</h2><table><thead><tr><th>task</th><th>metric</th>"
-            f"<th>scores</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        )
+        rows = [[t, e["metric"], name, *values] for t, e in bt["tasks"].items() for name, values in e["values"].items()]
+        table = html_table(["task", "metric", "scores", *dates], rows, _cell)
+        parts.append(f"<h2>Backtest ({len(dates)} as_of dates)</h2>{table}")
     if "segments" in metrics:
         seg = metrics["segments"]
         cols = [c for c in seg["table"][0]] if seg["table"] else []
-        body = "".join("<tr>" + "".join(f"<td>{_cell(r[c])}</td>" for c in cols) + "</tr>" for r in seg["table"])
+        table = html_table(cols, [[r[c] for c in cols] for r in seg["table"]], _cell)
         rules = "".join(f"<li><b>{html.escape(r['segment'])}</b>: {html.escape(r['rule'])}</li>" for r in seg["rules"])
         parts.append(
-            f"<h2>Segments at as_of</h2><table><thead><tr>{''.join(f'<th>{html.escape(c)}</th>' for c in cols)}"
-            f"</tr></thead><tbody>{body}</tbody></table><p>Predicted: mean score; actual: churn rate and "
+            f"<h2>Segments at as_of</h2>{table}<p>Predicted: mean score; actual: churn rate and "
             f"mean spend in the horizon after as_of. First matching rule wins:</p><ul>{rules}</ul>"
         )
     return "".join(parts)

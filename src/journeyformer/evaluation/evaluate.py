@@ -63,13 +63,8 @@ class EvaluationInput:
         return self.job.bundle
 
 
-def load_input(
-    bundle: Bundle | str | Path,
-    input_path: str | Path,
-    data_overrides: Mapping[str, Any] | None = None,
-    device: str = "cpu",
-    batch_size: int = BULK_BATCH_SIZE,
-) -> EvaluationInput:
+def load_input(bundle: Bundle | str | Path, input_path: str | Path, data_overrides: Mapping[str, Any] | None = None,
+               device: str = "cpu", batch_size: int = BULK_BATCH_SIZE) -> EvaluationInput:  # fmt: skip
     """Load the bundle and read the events once; the model starts on first use."""
     job = ScoringJob.resolve(
         bundle, model=ModelChoice(device, precision="fp32"), batch_size=batch_size,
@@ -86,15 +81,9 @@ def load_input(
     return EvaluationInput(job, events, data_end(events), str(input_path))
 
 
-def evaluate_bundle(
-    bundle_path: str | Path | Bundle | None,
-    input_path: str | Path | EvaluationInput,
-    as_of: str | datetime | None = None,
-    data_overrides: Mapping[str, Any] | None = None,
-    device: str = "cpu",
-    batch_size: int = BULK_BATCH_SIZE,
-    progress: bool = True,
-) -> Evaluation:
+def evaluate_bundle(bundle_path: str | Path | Bundle | None, input_path: str | Path | EvaluationInput,
+                    as_of: str | datetime | None = None, data_overrides: Mapping[str, Any] | None = None,
+                    device: str = "cpu", batch_size: int = BULK_BATCH_SIZE, progress: bool = True) -> Evaluation:  # fmt: skip
     """Score, label and compare; see the module docstring. Raises :class:`EvaluationError`.
 
     ``input_path`` may be an :class:`EvaluationInput` already loaded (a backtest evaluates

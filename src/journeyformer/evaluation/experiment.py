@@ -47,20 +47,12 @@ from journeyformer.metrics import uplift as U
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("churn", "spend", "conversion")
-PREDICTION_COVARIATES = {
-    "churn": "churn_probability",
-    "spend": "expected_value",
-    "conversion": "spend_probability",
-}
-FEATURES = (
-    "events_30d",
-    "events_90d",
-    "purchases_90d",
-    "spend_90d",
-    "days_since_last",
-    "tenure_days",
-)
+PREDICTION_COVARIATES = {"churn": "churn_probability", "spend": "expected_value", "conversion": "spend_probability"}
+FEATURES = ("events_30d", "events_90d", "purchases_90d", "spend_90d", "days_since_last", "tenure_days")
 FEEDBACK_COLUMNS = ("outcome_churn", "outcome_spend", "outcome_conversion", "outcome_window_days")
+# the settings of configs/campaign_experiment.yaml that ExperimentConfig reads
+CONFIG_KEYS = ("campaign", "window_days", "purchase_actions", "treated_share", "alpha", "power", "relative_effects",
+               "covariates", "policies", "budget_share", "budget", "net_value", "contact_cost")  # fmt: skip
 SMD_FLAG = 0.1  # |standardized difference| above which a feature is called unbalanced
 SRM_ALPHA = 0.001  # sample-ratio p-value below which the split is called off plan
 
@@ -96,17 +88,18 @@ class ExperimentConfig:
     n_boot: int = 200
 
     def __post_init__(self) -> None:
+        for name in ("window_days", "alpha", "power", "budget_share", "contact_cost"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "budget", None if self.budget is None else float(self.budget))
+        object.__setattr__(self, "purchase_actions", tuple(self.purchase_actions))
+        object.__setattr__(self, "relative_effects", tuple(float(e) for e in self.relative_effects))
+        object.__setattr__(self, "net_value", tuple(self.net_value))
         if self.window_days <= 0:
             raise ConfigError(f"window_days must be > 0, got {self.window_days}")
         if self.treated_share is not None and not 0 < self.treated_share < 1:
             raise ConfigError(f"treated_share must be in (0, 1) or null, got {self.treated_share}")
-        object.__setattr__(self, "purchase_actions", tuple(self.purchase_actions))
-        object.__setattr__(self, "relative_effects", tuple(float(e) for e in self.relative_effects))
-        object.__setattr__(self, "net_value", tuple(self.net_value))
         if (self.budget is not None and self.budget < 0) or self.contact_cost < 0:
-            raise ConfigError(
-                f"budget={self.budget} and contact_cost={self.contact_cost} must be >= 0"
-            )
+            raise ConfigError(f"budget={self.budget} and contact_cost={self.contact_cost} must be >= 0")
         unknown = sorted(set(self.net_value) - set(self.policies))
         if unknown:
             raise ConfigError(
@@ -114,9 +107,12 @@ class ExperimentConfig:
                 "list the policies whose score is an expected incremental value (e.g. uplift)"
             )
         if self.net_value and self.budget is None:
-            raise ConfigError(
-                "net_value targeting needs a contact budget in currency: set budget=<amount>"
-            )
+            raise ConfigError("net_value targeting needs a contact budget in currency: set budget=<amount>")
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> ExperimentConfig:
+        """The :data:`CONFIG_KEYS` of a plain config; an unset (null) or empty one keeps its default."""
+        return cls(**{k: cfg[k] for k in CONFIG_KEYS if cfg.get(k) not in (None, [], (), {})})
 
 
 def pick_campaign(exposures: pl.DataFrame, campaign: str | None, name: str) -> pl.DataFrame:
@@ -124,31 +120,26 @@ def pick_campaign(exposures: pl.DataFrame, campaign: str | None, name: str) -> p
     campaigns = exposures.get_column("campaign").unique().sort().to_list()
     if campaign is None:
         if len(campaigns) != 1:
-            raise ConfigError(
-                f"{name} holds campaigns {campaigns}; choose one with campaign=<name>"
-            )
+            raise ConfigError(f"{name} holds campaigns {campaigns}; choose one with campaign=<name>")
         campaign = campaigns[0]
     if campaign not in campaigns:
         raise ConfigError(f"campaign={campaign!r} is not in {name}; it holds {campaigns}")
     return exposures.filter((pl.col("campaign") == campaign) & pl.col("eligible"))
 
 
-def labelled_exposures(
-    rows: pl.DataFrame, frame: pl.DataFrame, cfg: ExperimentConfig
-) -> pl.DataFrame:
+def labelled_exposures(rows: pl.DataFrame, frame: pl.DataFrame, cfg: ExperimentConfig) -> pl.DataFrame:
     """Every row of ``rows`` (one campaign's exposure log, eligible or not, as loaded) with
     the outcomes of :func:`customer_frame` ``frame`` joined on: ``outcome_<churn|spend|
     conversion>`` and ``outcome_window_days``, null where a row is not eligible. Canonical
     exposure columns (customer_id, timestamp, campaign, arm, eligible), so the result reads
     with the default exposure settings; sorted like a loaded log."""
-    ids = frame.schema["customer_id"]
     outcomes = frame.select(
         "customer_id",
         *(pl.col(o).alias(f"outcome_{o}") for o in OUTCOMES),
         pl.lit(float(cfg.window_days)).alias("outcome_window_days"),
     )
     out = (
-        _same_ids(rows, ids, "exposures")
+        _same_ids(rows, frame.schema["customer_id"], "exposures")
         .select("customer_id", "timestamp", "campaign", "arm", "eligible")
         .with_columns(pl.col("eligible").alias("_e"))
         .join(outcomes, on="customer_id", how="left")
@@ -190,27 +181,22 @@ def customer_frame(events: pl.DataFrame, exposures: pl.DataFrame, cfg: Experimen
     ev = events.select("customer_id", "timestamp", "action", "amount").join(ex, on="customer_id")
     dt = (pl.col("timestamp") - pl.col("exposed_at")).dt.total_seconds() / 86_400.0
     ev = ev.with_columns(dt.alias("dt"), pl.col("action").is_in(cfg.purchase_actions).alias("buy"))
-    w = cfg.window_days
-    post, pre = (pl.col("dt") > 0) & (pl.col("dt") <= w), (pl.col("dt") <= 0) & (pl.col("dt") > -w)
-    before = pl.col("dt") <= 0
+    w, dt, buy, amount = cfg.window_days, pl.col("dt"), pl.col("buy"), pl.col("amount")
+    post, pre, before = (dt > 0) & (dt <= w), (dt <= 0) & (dt > -w), dt <= 0
+    in_90d = before & (dt > -90)
     agg = ev.group_by("customer_id").agg(
         post.sum().alias("_n_post"),
-        (pl.col("amount") * (post & pl.col("buy"))).sum().alias("spend"),
-        (post & pl.col("buy")).any().cast(pl.Float64).alias("conversion"),
+        (amount * (post & buy)).sum().alias("spend"),
+        (post & buy).any().cast(pl.Float64).alias("conversion"),
         pre.sum().alias("_n_pre"),
-        (pl.col("amount") * (pre & pl.col("buy"))).sum().alias("spend_pre"),
-        (pre & pl.col("buy")).any().cast(pl.Float64).alias("conversion_pre"),
-        (before & (pl.col("dt") > -30)).sum().cast(pl.Float64).alias("events_30d"),
-        (before & (pl.col("dt") > -90)).sum().cast(pl.Float64).alias("events_90d"),
-        (before & (pl.col("dt") > -90) & pl.col("buy"))
-        .sum()
-        .cast(pl.Float64)
-        .alias("purchases_90d"),
-        (pl.col("amount") * (before & (pl.col("dt") > -90) & pl.col("buy")))
-        .sum()
-        .alias("spend_90d"),
-        (-pl.col("dt")).filter(before).min().alias("days_since_last"),
-        (-pl.col("dt")).filter(before).max().alias("tenure_days"),
+        (amount * (pre & buy)).sum().alias("spend_pre"),
+        (pre & buy).any().cast(pl.Float64).alias("conversion_pre"),
+        (before & (dt > -30)).sum().cast(pl.Float64).alias("events_30d"),
+        in_90d.sum().cast(pl.Float64).alias("events_90d"),
+        (in_90d & buy).sum().cast(pl.Float64).alias("purchases_90d"),
+        (amount * (in_90d & buy)).sum().alias("spend_90d"),
+        (-dt).filter(before).min().alias("days_since_last"),
+        (-dt).filter(before).max().alias("tenure_days"),
     )
     out = ex.join(agg, on="customer_id", how="left").with_columns(
         (pl.col("_n_post").fill_null(0) == 0).cast(pl.Float64).alias("churn"),
@@ -218,9 +204,7 @@ def customer_frame(events: pl.DataFrame, exposures: pl.DataFrame, cfg: Experimen
     )
     fill = {c: 0.0 for c in ("spend", "conversion", "spend_pre", "conversion_pre", *FEATURES)}
     fill["days_since_last"] = fill["tenure_days"] = 365.0  # no history: long ago
-    return out.drop("_n_post", "_n_pre").with_columns(
-        pl.col(c).fill_null(v) for c, v in fill.items()
-    )
+    return out.drop("_n_post", "_n_pre").with_columns(pl.col(c).fill_null(v) for c, v in fill.items())
 
 
 def _same_ids(exposures: pl.DataFrame, dtype: pl.DataType, name: str) -> pl.DataFrame:
@@ -240,14 +224,16 @@ def _same_ids(exposures: pl.DataFrame, dtype: pl.DataType, name: str) -> pl.Data
     return exposures.with_columns(cast.alias("customer_id"))
 
 
-def _arm_check(frame: pl.DataFrame, name: str) -> None:
-    n_t = int(frame.get_column("t").sum())
-    n_c = frame.height - n_t
-    if min(n_t, n_c) < 2:
-        raise EventDataError(
-            f"{name}: the campaign has {n_t} treated and {n_c} control eligible customers; an "
-            "effect needs at least 2 in each arm (a randomised holdout)."
-        )
+def _arms(frame: pl.DataFrame) -> tuple[np.ndarray, int, int]:
+    """The treatment indicator and the customers treated and in control."""
+    t = frame.get_column("t").to_numpy()
+    return t, int(t.sum()), int(len(t) - t.sum())
+
+
+def _estimates(frame: pl.DataFrame, t: np.ndarray, outcome: str, covariate: str) -> dict[str, Any]:
+    """The plain difference and the CUPED estimate of ``outcome``."""
+    y = frame.get_column(outcome).to_numpy()
+    return {"plain": U.difference(y, t), "cuped": U.cuped(y, t, frame.get_column(covariate).to_numpy())}
 
 
 def analyse(frame: pl.DataFrame, cfg: ExperimentConfig, covariates: Mapping[str, str] | None = None,
@@ -255,47 +241,44 @@ def analyse(frame: pl.DataFrame, cfg: ExperimentConfig, covariates: Mapping[str,
     """Effects, CUPED, power and balance of a :func:`customer_frame` (optionally joined with
     prediction columns and a ``segment`` column). ``covariates``: outcome -> column of
     ``frame`` used as the CUPED covariate (default: ``<outcome>_pre``)."""
-    _arm_check(frame, name)
+    t, n_t, n_c = _arms(frame)
+    if min(n_t, n_c) < 2:
+        raise EventDataError(
+            f"{name}: the campaign has {n_t} treated and {n_c} control eligible customers; an "
+            "effect needs at least 2 in each arm (a randomised holdout)."
+        )
     covariates = dict(covariates or {})
-    t = frame.get_column("t").to_numpy()
-    n_t, n_c = int(t.sum()), int(len(t) - t.sum())
     result: dict[str, Any] = {"n_treatment": n_t, "n_control": n_c, "window_days": cfg.window_days,
                               "outcomes": {}, "segments": {}, "power": {}, "warnings": []}  # fmt: skip
     for outcome in OUTCOMES:
         cov = covariates.get(outcome, f"{outcome}_pre")
-        y, x = frame.get_column(outcome).to_numpy(), frame.get_column(cov).to_numpy()
-        plain, adj = U.difference(y, t), U.cuped(y, t, x)
-        result["outcomes"][outcome] = {"covariate": cov, "plain": plain, "cuped": adj,
-                                       "variance_reduction": adj["variance_reduction"]}  # fmt: skip
+        est = _estimates(frame, t, outcome, cov)
+        reduction = est["cuped"]["variance_reduction"]
+        result["outcomes"][outcome] = {"covariate": cov, **est, "variance_reduction": reduction}
+        y = frame.get_column(outcome).to_numpy()
         sd = float(np.std(y[t == 0], ddof=1))
-        base = plain["mean_control"]
+        sd_cuped = sd * np.sqrt(max(1 - reduction, 0.0))
+        base = est["plain"]["mean_control"]
         sizes = []
         for rel in cfg.relative_effects:
             effect = rel * base if base else rel
             sizes.append({
                 "relative_effect": rel, "absolute_effect": effect,
                 "customers_plain": U.sample_size(effect, sd, cfg.alpha, cfg.power, n_t / (n_t + n_c))["total"],
-                "customers_cuped": U.sample_size(
-                    effect, sd * np.sqrt(max(1 - adj["variance_reduction"], 0.0)), cfg.alpha, cfg.power,
-                    n_t / (n_t + n_c))["total"],
+                "customers_cuped": U.sample_size(effect, sd_cuped, cfg.alpha, cfg.power, n_t / (n_t + n_c))["total"],
             })  # fmt: skip
         result["power"][outcome] = {
             "sd_control": sd, "mean_control": base, "sizes": sizes,
             "mde_plain": U.minimum_detectable_effect(sd, n_t, n_c, cfg.alpha, cfg.power),
-            "mde_cuped": U.minimum_detectable_effect(
-                sd * np.sqrt(max(1 - adj["variance_reduction"], 0.0)), n_t, n_c, cfg.alpha, cfg.power),
+            "mde_cuped": U.minimum_detectable_effect(sd_cuped, n_t, n_c, cfg.alpha, cfg.power),
         }  # fmt: skip
     if "segment" in frame.columns:
         result["segments"] = _by_segment(frame, cfg, covariates)
-    result["balance"] = balance(
-        frame, [*FEATURES, *sorted(set(covariates.values()) - set(FEATURES))], cfg
-    )
+    result["balance"] = balance(frame, [*FEATURES, *sorted(set(covariates.values()) - set(FEATURES))], cfg)
     result["warnings"] += result["balance"]["warnings"]
     if cfg.policies:
         scores = {n: frame.get_column(c).to_numpy() for n, c in cfg.policies.items()}
-        result["policies"] = compare_policies(
-            frame.get_column(cfg.policy_outcome).to_numpy(), t, scores, cfg
-        )
+        result["policies"] = compare_policies(frame.get_column(cfg.policy_outcome).to_numpy(), t, scores, cfg)
     return result
 
 
@@ -316,9 +299,7 @@ def compare_policies(y: np.ndarray, t: np.ndarray, scores: Mapping[str, np.ndarr
     masks = {}
     for name, s in ranked.items():
         if name in cfg.net_value:  # expected incremental value net of the contact, while positive
-            masks[name] = U.select_by_net_value(
-                np.asarray(s, float), cfg.contact_cost, float(cfg.budget or 0.0)
-            )
+            masks[name] = U.select_by_net_value(np.asarray(s, float), cfg.contact_cost, float(cfg.budget or 0.0))
             continue
         m = np.zeros(n, bool)
         m[np.argsort(-np.asarray(s, float), kind="stable")[:k]] = True
@@ -343,9 +324,7 @@ def compare_policies(y: np.ndarray, t: np.ndarray, scores: Mapping[str, np.ndarr
     return out
 
 
-def _by_segment(
-    frame: pl.DataFrame, cfg: ExperimentConfig, covariates: Mapping[str, str]
-) -> dict[str, Any]:
+def _by_segment(frame: pl.DataFrame, cfg: ExperimentConfig, covariates: Mapping[str, str]) -> dict[str, Any]:
     counts = frame.group_by("segment").agg(
         pl.col("t").sum().alias("nt"), (1 - pl.col("t")).sum().alias("nc")
     )
@@ -356,27 +335,21 @@ def _by_segment(
     )  # fmt: skip
     out: dict[str, Any] = {}
     for (segment,), part in sorted(frame.group_by("segment"), key=lambda g: str(g[0][0])):
-        t = part.get_column("t").to_numpy()
-        if min(t.sum(), len(t) - t.sum()) < 2:
+        t, n_t, n_c = _arms(part)
+        if min(n_t, n_c) < 2:
             continue
         out[str(segment)] = {"n": part.height} | {
-            o: {
-                "plain": U.difference(part.get_column(o).to_numpy(), t),
-                "cuped": U.cuped(part.get_column(o).to_numpy(), t,
-                                 part.get_column(covariates.get(o, f"{o}_pre")).to_numpy()),
-            }
-            for o in OUTCOMES
-        }  # fmt: skip
+            o: _estimates(part, t, o, covariates.get(o, f"{o}_pre")) for o in OUTCOMES
+        }
     return out
 
 
 def balance(frame: pl.DataFrame, features: list[str], cfg: ExperimentConfig) -> dict[str, Any]:
     """Standardized differences of pre-period ``features`` between the arms and the
     sample-ratio test; ``warnings`` says what is off."""
-    t = frame.get_column("t").to_numpy()
+    t, n_t, n_c = _arms(frame)
     smd = {f: U.standardized_difference(frame.get_column(f).to_numpy(), t) for f in features}
     flagged = [f for f, d in smd.items() if abs(d) > SMD_FLAG]
-    n_t, n_c = int(t.sum()), int(len(t) - t.sum())
     share = cfg.treated_share
     srm = U.sample_ratio_pvalue(n_t, n_c, share) if share is not None else None
     warnings = []

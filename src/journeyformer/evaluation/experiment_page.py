@@ -27,18 +27,14 @@ from journeyformer.evaluation.experiment import (
     labelled_exposures,
     pick_campaign,
 )
+from journeyformer.evaluation.render import PAGE_STYLE, html_page
 from journeyformer.evaluation.render import html_table as _table
-from journeyformer.io import atomic_dir, atomic_write_parquet
-from journeyformer.publish import check_dir_output, check_file_output, clean_stale
+from journeyformer.io import atomic_write_parquet
+from journeyformer.publish import OutputPlan, check_file_output, clean_stale
 
 log = logging.getLogger(__name__)
 
 MARKER = "experiment.html"
-STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-    "th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}.warn{color:#a40}"
-)
 
 
 def _ci(d: dict[str, float]) -> str:
@@ -79,20 +75,11 @@ def render_html(result: dict[str, Any]) -> str:
         "after each exposure. Intervals: 95%, normal (Welch).</p>",
     ]
     parts += [f"<p class='warn'>Warning: {html.escape(w)}</p>" for w in result["warnings"]]
+    effects = ["outcome", "control mean", "treatment mean", "plain difference [95% CI]", "CUPED [95% CI]",
+               "CUPED covariate", "variance reduction"]  # fmt: skip
     parts += [
         "<h2>Effects (treatment minus control)</h2>",
-        _table(
-            [
-                "outcome",
-                "control mean",
-                "treatment mean",
-                "plain difference [95% CI]",
-                "CUPED [95% CI]",
-                "CUPED covariate",
-                "variance reduction",
-            ],
-            effect_rows(result),
-        ),  # fmt: skip
+        _table(effects, effect_rows(result)),
         "<p>CUPED subtracts theta (x - mean x) from each outcome, x the covariate measured before "
         "the exposure; the variance reduction is 1 - (se CUPED / se plain)^2.</p>",
     ]
@@ -105,24 +92,13 @@ def render_html(result: dict[str, Any]) -> str:
         ]
     rows = [[o, p["mean_control"], p["sd_control"], s["relative_effect"], s["absolute_effect"], s["customers_plain"],
              s["customers_cuped"]] for o, p in result["power"].items() for s in p["sizes"]]  # fmt: skip
+    power = ["outcome", "control mean", "control sd", "relative effect", "absolute effect", "customers needed",
+             "with CUPED"]  # fmt: skip
     parts += [
         f"<h2>Power (alpha {result['alpha']}, power {result['power_target']})</h2>",
-        _table(
-            [
-                "outcome",
-                "control mean",
-                "control sd",
-                "relative effect",
-                "absolute effect",
-                "customers needed",
-                "with CUPED",
-            ],
-            rows,
-        ),  # fmt: skip
-        _table(
-            ["outcome", "smallest detectable effect", "with CUPED"],
-            [[o, p["mde_plain"], p["mde_cuped"]] for o, p in result["power"].items()],
-        ),  # fmt: skip
+        _table(power, rows),
+        _table(["outcome", "smallest detectable effect", "with CUPED"],
+               [[o, p["mde_plain"], p["mde_cuped"]] for o, p in result["power"].items()]),  # fmt: skip
     ]
     if "policies" in result:
         p = result["policies"]
@@ -132,37 +108,21 @@ def render_html(result: dict[str, Any]) -> str:
         rows = [[name, v.get("contacted", ""), v["value_per_customer"], f"[{v['low']:+.4f}, {v['high']:+.4f}]",
                  f"{v['minus_random']:+.4f} [{v['minus_random_low']:+.4f}, {v['minus_random_high']:+.4f}]"]
                 for name, v in p["policies"].items()]  # fmt: skip
+        header = ["policy (score)", "contacted", "incremental per customer", "95% CI", "minus random [95% CI]"]
         parts += [
             f"<h2>Targeting policies: incremental {html.escape(p['outcome'])} per customer, {reach} "
             f"at {p['contact_cost']:g} per contact</h2>",
-            _table(
-                [
-                    "policy (score)",
-                    "contacted",
-                    "incremental per customer",
-                    "95% CI",
-                    "minus random [95% CI]",
-                ],
-                rows,
-            ),
+            _table(header, rows),
         ]
     b = result["balance"]
-    srm = (
-        "not tested (no planned treated_share)"
-        if b["sample_ratio_p"] is None
-        else f"p = {b['sample_ratio_p']:.3g}"
-    )
+    srm = "not tested (no planned treated_share)" if b["sample_ratio_p"] is None else f"p = {b['sample_ratio_p']:.3g}"
     parts += [
         "<h2>Balance of the arms before the exposure</h2>",
         f"<p>{'balanced' if b['balanced'] else 'NOT balanced'}; sample ratio: {html.escape(srm)}; "
         f"features flagged above |0.1| standard deviations: {html.escape(', '.join(b['flagged']) or 'none')}</p>",
-        _table(
-            ["feature", "standardized difference"],
-            [[f, d] for f, d in b["standardized_difference"].items()],
-        ),
+        _table(["feature", "standardized difference"], [[f, d] for f, d in b["standardized_difference"].items()]),
     ]
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>journeyformer experiment</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")  # fmt: skip
+    return html_page("journeyformer experiment", PAGE_STYLE, parts)
 
 
 def _read_table(path: str) -> pl.DataFrame:
@@ -174,23 +134,10 @@ def run_experiment(cfg: dict[str, Any]) -> tuple[dict[str, Any], Path]:
     out = cfg.get("output") or "experiment"
     exposures_cfg = dict(cfg.get("exposures") or {})
     inputs = [cfg["input"], exposures_cfg.get("path"), cfg.get("predictions")]
-    check_dir_output(out, "output", MARKER, "experiment", inputs)
-    clean_stale([out])
-    exp = ExperimentConfig(
-        campaign=cfg.get("campaign"),
-        window_days=float(cfg.get("window_days", 30.0)),
-        purchase_actions=tuple(cfg.get("purchase_actions") or ("purchase",)),
-        treated_share=cfg.get("treated_share"),
-        alpha=float(cfg.get("alpha", 0.05)),
-        power=float(cfg.get("power", 0.8)),
-        relative_effects=tuple(cfg.get("relative_effects") or (0.05, 0.10)),
-        covariates=dict(cfg.get("covariates") or {}) or ExperimentConfig().covariates,
-        policies=dict(cfg.get("policies") or {}),
-        budget_share=float(cfg.get("budget_share", 0.3)),
-        budget=None if cfg.get("budget") is None else float(cfg["budget"]),
-        net_value=tuple(cfg.get("net_value") or ()),
-        contact_cost=float(cfg.get("contact_cost", 0.0)),
-    )
+    plan = OutputPlan.dir_unit(out, MARKER, "experiment", inputs)
+    plan.check()
+    plan.clean()
+    exp = ExperimentConfig.from_config(cfg)
     feedback = cfg.get("feedback") or None
     if feedback is not None:
         check_feedback_output(str(feedback), inputs, out)
@@ -204,9 +151,7 @@ def run_experiment(cfg: dict[str, Any]) -> tuple[dict[str, Any], Path]:
     seg_cfg = dict(cfg.get("segments") or {})
     segments = None
     if seg_cfg.get("path"):
-        segments = _read_table(seg_cfg["path"]).rename(
-            {seg_cfg.get("column", "segment"): "segment"}
-        )
+        segments = _read_table(seg_cfg["path"]).rename({seg_cfg.get("column", "segment"): "segment"})
     elif predictions is not None and "segment" in predictions.columns:
         segments = predictions.select("customer_id", "segment")
     frame, covariates = attach(frame, predictions, segments, exp, str(cfg.get("predictions")))
@@ -225,15 +170,13 @@ def run_experiment(cfg: dict[str, Any]) -> tuple[dict[str, Any], Path]:
         log.info("feedback: %s, %d exposures of campaign %r (%d labelled); add it to the "
                  "data.exposures of the next training run", feedback, labelled.height, campaign,
                  result["feedback"]["labelled"])  # fmt: skip
-    with atomic_dir(out) as tmp:
+    with plan.publish() as tmp:
         (tmp / "experiment.json").write_text(json.dumps(result, indent=1, default=float))
         (tmp / MARKER).write_text(render_html(result))
     return result, Path(out)
 
 
-def check_feedback_output(
-    path: str, inputs: list[Any], out: str, campaign: str | None = None
-) -> None:
+def check_feedback_output(path: str, inputs: list[Any], out: str, campaign: str | None = None) -> None:
     """Refuse a ``feedback=`` path that is an input, inside an input directory or the output
     directory, that is not a ``.parquet`` file, or that exists and is not a labelled exposure
     log of ``campaign`` (when known) written by ``experiment``: never replace what the job
@@ -258,9 +201,7 @@ def check_feedback_output(
             f"(no {list(FEEDBACK_COLUMNS)} columns); choose a new path, one per campaign"
         )
     if campaign is not None:
-        held = (
-            pl.read_parquet(target, columns=["campaign"]).get_column("campaign").unique().to_list()
-        )
+        held = pl.read_parquet(target, columns=["campaign"]).get_column("campaign").unique().to_list()
         if held != [campaign]:
             raise OutputError(
                 f"feedback={path} holds the labelled exposures of campaign(s) {sorted(held)}, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -28,22 +29,37 @@ def _png(fig: plt.Figure) -> bytes:
     return buf.getvalue()
 
 
-def roc_points(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False and true positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+def _ranked(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The labels ordered by descending score, and the last index of each distinct score."""
     order = np.argsort(-scores, kind="mergesort")
     s, yy = scores[order], y[order].astype(bool)
-    last = np.append(np.flatnonzero(np.diff(s)), len(s) - 1)
+    return yy, np.append(np.flatnonzero(np.diff(s)), len(s) - 1)
+
+
+def _style(name: str) -> dict[str, Any]:  # the model's line bold, the others dashed
+    return {"lw": 2.2} if name == "model" else {"lw": 1.2, "ls": "--"}
+
+
+def roc_points(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False and true positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+    yy, last = _ranked(scores, y)
     tp, fp = np.cumsum(yy)[last], (last + 1) - np.cumsum(yy)[last]
     return np.concatenate([[0], fp / max(fp[-1], 1)]), np.concatenate([[0], tp / max(tp[-1], 1)])
 
 
 def pr_points(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Recall and precision at every distinct threshold."""
-    order = np.argsort(-scores, kind="mergesort")
-    s, yy = scores[order], y[order].astype(bool)
-    last = np.append(np.flatnonzero(np.diff(s)), len(s) - 1)
+    yy, last = _ranked(scores, y)
     tp = np.cumsum(yy)[last]
     return tp / max(yy.sum(), 1), tp / (last + 1)
+
+
+def _annotate(ax: Any, shares: np.ndarray, fmt: str, fontsize: int) -> None:
+    """Write each share of at least 0.5% in its cell (white on dark cells)."""
+    for i, j in np.ndindex(shares.shape):
+        if not np.isnan(shares[i, j]) and shares[i, j] >= 0.005:
+            ax.text(j, i, format(shares[i, j], fmt), ha="center", va="center", fontsize=fontsize,
+                    color="white" if shares[i, j] > 0.6 else "black")  # fmt: skip
 
 
 def binary_curves(
@@ -52,9 +68,8 @@ def binary_curves(
     """ROC and precision-recall curves of a binary task, model and baselines on the same axes."""
     fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4.2))
     for name, scores in {"model": model, **baselines}.items():
-        style = {"lw": 2.2} if name == "model" else {"lw": 1.2, "ls": "--"}
-        roc.plot(*roc_points(scores, y), label=name, **style)
-        pr.plot(*pr_points(scores, y), label=name, **style)
+        roc.plot(*roc_points(scores, y), label=name, **_style(name))
+        pr.plot(*pr_points(scores, y), label=name, **_style(name))
     roc.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
     roc.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{title} ROC")
     pr.axhline(y.mean(), color="grey", lw=0.8, ls=":", label=f"base rate {y.mean():.2f}")
@@ -103,11 +118,7 @@ def stage_confusion(y: np.ndarray, pred: np.ndarray, names: Sequence[str]) -> by
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
     ax.set_yticks(range(len(names)), [f"{n} (n={int(r)})" for n, r in zip(names, rows[:, 0], strict=True)])
-    for i in range(len(names)):
-        for j in range(len(names)):
-            if norm[i, j] >= 0.005:
-                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                        color="white" if norm[i, j] > 0.6 else "black")  # fmt: skip
+    _annotate(ax, norm, ".2f", 8)
     ax.set(xlabel="predicted stage", ylabel="true stage", title="Stage at horizon end (row-normalised)")
     fig.colorbar(im, ax=ax, fraction=0.046)
     return _png(fig)
@@ -117,8 +128,7 @@ def accuracy_at_k_curve(y: np.ndarray, scores: Mapping[str, np.ndarray], max_k: 
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     ks = np.arange(1, max_k + 1)
     for name, s in scores.items():
-        style = {"lw": 2.2} if name == "model" else {"lw": 1.2, "ls": "--"}
-        ax.plot(ks, [accuracy_at_k(s, y, int(k)) for k in ks], marker="o", label=name, **style)
+        ax.plot(ks, [accuracy_at_k(s, y, int(k)) for k in ks], marker="o", label=name, **_style(name))
     n = int(np.sum(y != IGNORE_INDEX))
     ax.set(xlabel="k", ylabel="accuracy@k", title=f"Next action accuracy@k (n={n})", ylim=(0, 1.02))
     ax.set_xticks(ks)
@@ -150,8 +160,7 @@ def value_plots(y: np.ndarray, model: np.ndarray, baselines: Mapping[str, np.nda
     dec.set_xticks(x)
     dec.legend(fontsize=8)
     for name, p in {"model": model, **baselines, "perfect": y}.items():
-        style = {"lw": 2.2} if name == "model" else {"lw": 1.2, "ls": "--"}
-        gain.plot(*cumulative_gain(y, p), label=name, **style)
+        gain.plot(*cumulative_gain(y, p), label=name, **_style(name))
     gain.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8, label="random")
     gain.set(xlabel="share of customers targeted", ylabel="share of spend captured", title="Cumulative gain")
     gain.legend(fontsize=8)
@@ -182,11 +191,7 @@ def transition_plot(names: Sequence[str], shares: np.ndarray, counts: Sequence[i
     """Heat map of a row-normalised segment transition matrix (rows: before, columns: after)."""
     fig, ax = plt.subplots(figsize=(1.0 * len(names) + 2.5, 0.7 * len(names) + 1.8))
     ax.imshow(np.nan_to_num(shares), cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(names)):
-        for j in range(len(names)):
-            if not np.isnan(shares[i, j]) and shares[i, j] >= 0.005:
-                ax.text(j, i, f"{shares[i, j]:.0%}", ha="center", va="center", fontsize=7,
-                        color="white" if shares[i, j] > 0.6 else "black")  # fmt: skip
+    _annotate(ax, shares, ".0%", 7)
     ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=7)
     ax.set_yticks(range(len(names)), [f"{n} ({c})" for n, c in zip(names, counts, strict=True)], fontsize=7)
     ax.set(xlabel="segment after", ylabel="segment before (customers)", title=title)

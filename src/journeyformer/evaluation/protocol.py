@@ -95,6 +95,11 @@ class Protocol:
     stages: tuple[str, ...]
     labels: LabelConfig | None = None  # the label settings (the next-item baselines read them)
 
+    @classmethod
+    def of(cls, pre: Preprocessing, test: Population, val: Population, baselines: BaselineData) -> Protocol:
+        """The protocol of ``pre``'s horizon, actions, stages and label settings."""
+        return cls(test, val, baselines, pre.horizon_days, len(pre.actions), tuple(pre.stages), pre.labels)
+
 
 def _rule(pre: Preprocessing, who: str) -> str:
     days = pre.active_within_days
@@ -134,24 +139,12 @@ def split_protocol(
         f"early-stopped on the validation split ({len(splits['val'])} samples at "
         f"{_dates(pre.cutoffs['val'])})"
     )
-    return Protocol(
-        test=population("test", "out-of-time test set"),
-        val=population("val", "validation set"),
-        baselines=BaselineData(splits["train"], splits["val"], description),
-        horizon_days=pre.horizon_days,
-        n_actions=len(pre.actions),
-        stages=tuple(pre.stages),
-        labels=pre.labels,
-    )
+    return Protocol.of(pre, population("test", "out-of-time test set"), population("val", "validation set"),
+                       BaselineData(splits["train"], splits["val"], description))  # fmt: skip
 
 
 def input_protocol(
-    pre: Preprocessing,
-    events: pl.DataFrame,
-    as_of: datetime,
-    last_event: datetime,
-    tasks: Iterable[str],
-    source: str,
+    pre: Preprocessing, events: pl.DataFrame, as_of: datetime, last_event: datetime, tasks: Iterable[str], source: str
 ) -> tuple[Protocol, list[str]]:
     """The evaluate job's protocol on ``events`` at ``as_of`` (see the module doc), and the
     warnings to show. Raises :class:`EvaluationError` when ``as_of`` leaves no labels after it or
@@ -191,14 +184,11 @@ def input_protocol(
         f"{val_cut:%Y-%m-%d}, labels up to {as_of:%Y-%m-%d}; {stop_note}"
     )
     who = _rule(pre, "every customer of the input")
-    protocol = Protocol(
-        test=Population(test, f"evaluation input {source}", who, _window(as_of, labels.horizon, last_event)),
-        val=Population(val, "one horizon earlier", who, _window(val_cut, labels.horizon, last_event)),
-        baselines=BaselineData(fit, stop, description),
-        horizon_days=labels.horizon_days,
-        n_actions=len(pre.actions),
-        stages=tuple(pre.stages),
-        labels=pre.labels,
+    protocol = Protocol.of(
+        pre,
+        Population(test, f"evaluation input {source}", who, _window(as_of, labels.horizon, last_event)),
+        Population(val, "one horizon earlier", who, _window(val_cut, labels.horizon, last_event)),
+        BaselineData(fit, stop, description),
     )
     return protocol, warnings
 
@@ -222,34 +212,20 @@ def fit_baselines(protocol: Protocol, tasks: Iterable[str], seed: int = 0) -> Ba
     )
 
 
-def score(
-    population: Population,
-    outputs: Mapping[str, np.ndarray],
-    baselines: Baselines,
-    baseline_data: BaselineData,
-    tasks: Iterable[str],
-    n_boot: int = 1000,
-) -> dict[str, Any]:
+def score(population: Population, outputs: Mapping[str, np.ndarray], baselines: Baselines,
+          baseline_data: BaselineData, tasks: Iterable[str], n_boot: int = 1000) -> dict[str, Any]:  # fmt: skip
     """:func:`compare` on ``population``, with the descriptions a rendered table prints."""
     tasks = list(tasks)
-    result = compare(
-        outputs, population.seqs, baselines, tasks, n_boot, label_window=population.label_window
-    )
+    result = compare(outputs, population.seqs, baselines, tasks, n_boot, label_window=population.label_window)
     result["population"] = population.describe()
     result["baselines_fitted_on"] = baseline_data.description
     result["headline"] = {t.name: t.headline for t in registry.enabled(tasks)}
     return result
 
 
-def evaluate(
-    protocol: Protocol,
-    outputs: Mapping[str, np.ndarray],
-    val_outputs: Mapping[str, np.ndarray],
-    tasks: Iterable[str],
-    temperatures: Mapping[str, float] | None = None,
-    seed: int = 0,
-    baselines: Baselines | None = None,
-) -> tuple[dict[str, Any], Baselines]:
+def evaluate(protocol: Protocol, outputs: Mapping[str, np.ndarray], val_outputs: Mapping[str, np.ndarray],
+             tasks: Iterable[str], temperatures: Mapping[str, float] | None = None, seed: int = 0,
+             baselines: Baselines | None = None) -> tuple[dict[str, Any], Baselines]:  # fmt: skip
     """The test population's table and the decisions tuned on the validation population.
 
     ``outputs`` / ``val_outputs``: the model's named outputs on ``protocol.test.seqs`` /
@@ -268,14 +244,8 @@ def evaluate(
     return metrics, baselines
 
 
-def decisions(
-    protocol: Protocol,
-    outputs: Mapping[str, np.ndarray],
-    val_outputs: Mapping[str, np.ndarray],
-    baselines: Baselines,
-    tasks: Iterable[str],
-    temperatures: Mapping[str, float],
-) -> dict[str, Any]:
+def decisions(protocol: Protocol, outputs: Mapping[str, np.ndarray], val_outputs: Mapping[str, np.ndarray],
+              baselines: Baselines, tasks: Iterable[str], temperatures: Mapping[str, float]) -> dict[str, Any]:  # fmt: skip
     """Each enabled task's decision metrics (:meth:`~journeyformer.tasks.base.Task.decisions`:
     thresholds tuned on the validation population, calibration, recall per true class) on
     the test population."""

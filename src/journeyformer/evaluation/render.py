@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 BOOSTING_NOTE = "lightgbm = gradient boosting on aggregates"
+# the report's and the experiment's pages
+PAGE_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    "th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}.warn{color:#a40}"
+)
+FIGURE_STYLE = "img{max-width:100%}figure{margin:1.5em 0}"
 
 
 def header_lines(result: Mapping[str, Any]) -> list[str]:
@@ -91,8 +98,21 @@ def html_cell(v: Any) -> str:
     return html.escape(str(v))
 
 
-def html_table(header: list[str], rows: list[list[Any]]) -> str:
-    """An HTML table of ``rows`` under ``header`` (cells by :func:`html_cell`)."""
+def html_table(header: list[str], rows: list[list[Any]], cell: Callable[[Any], str] = html_cell) -> str:
+    """An HTML table of ``rows`` under ``header`` (cells by ``cell``, :func:`html_cell`)."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def html_figure(png_base64: str, caption: str, alt: str = "") -> str:
+    """An embedded PNG (base64) with its caption."""
+    alt = f" alt='{alt}'" if alt else ""
+    return (f"<figure><img src='data:image/png;base64,{png_base64}'{alt}>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")  # fmt: skip
+
+
+def html_page(title: str, style: str, parts: Iterable[str]) -> str:
+    """A self-contained HTML page: ``parts`` under ``title``, styled by ``style`` (CSS)."""
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")  # fmt: skip

@@ -11,10 +11,9 @@ from typing import Any
 import numpy as np
 
 from journeyformer.config import events_path, schema_overrides
+from journeyformer.evaluation import render
 from journeyformer.evaluation.decisions import decision_html, decision_plots, run_evaluations
 from journeyformer.evaluation.evaluate import Evaluation
-from journeyformer.evaluation.render import header_lines, interval_lines, metric_rows
-from journeyformer.evaluation.render import html_table as _table
 from journeyformer.extras import require
 from journeyformer.inference.loop import BULK_BATCH_SIZE
 from journeyformer.io import atomic_dir
@@ -40,32 +39,24 @@ def make_plots(ev: Evaluation) -> dict[str, tuple[str, bytes]]:
 
 def render_html(ev: Evaluation, pngs: dict[str, tuple[str, bytes]]) -> str:
     m = ev.metrics
-    header, rows = metric_rows(m)
+    header, rows = render.metric_rows(m)
     parts = [
         f"<h1>journeyformer evaluation</h1><p>bundle <code>{html.escape(m['bundle'])}</code>, input "
         f"<code>{html.escape(m['input'])}</code>, as_of {html.escape(m['as_of'])}, horizon "
         f"{m['horizon_days']:g} days.</p>",
-        *(f"<p>{html.escape(line)}</p>" for line in header_lines(m)),
+        *(f"<p>{html.escape(line)}</p>" for line in render.header_lines(m)),
         f"<p>decisions (thresholds) tuned on the {html.escape(m['decisions_tuned_on'])}</p>",
     ]
     parts += [f"<p class='warn'>Warning: {html.escape(w)}</p>" for w in m.get("warnings", [])]
-    parts += ["<h2>Model and baselines</h2>", _table(header, rows), "<p>* headline metric of the task</p>"]
-    parts += ["<pre>" + html.escape("\n".join(interval_lines(m))) + "</pre>"]
+    parts += ["<h2>Model and baselines</h2>", render.html_table(header, rows), "<p>* headline metric of the task</p>"]
+    parts += ["<pre>" + html.escape("\n".join(render.interval_lines(m))) + "</pre>"]
     for task in ev.bundle.tasks:
         for t in task.decision_tables(m):
-            parts += [f"<h2>{html.escape(t.title)}</h2>", _table(t.header, t.rows)]
+            parts += [f"<h2>{html.escape(t.title)}</h2>", render.html_table(t.header, t.rows)]
     parts.append(decision_html(m))
     parts.append("<h2>Plots</h2>")
-    for name, (caption, png) in pngs.items():
-        data = base64.b64encode(png).decode()
-        parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{name}'><figcaption>{html.escape(caption)}</figcaption></figure>")
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-        "th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}.warn{color:#a40}"
-        "img{max-width:100%}figure{margin:1.5em 0}"
-    )
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>journeyformer evaluation</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
+    parts += [render.html_figure(base64.b64encode(png).decode(), caption, name) for name, (caption, png) in pngs.items()]
+    return render.html_page("journeyformer evaluation", render.PAGE_STYLE + render.FIGURE_STYLE, parts)
 
 
 def _json_default(o: Any) -> Any:

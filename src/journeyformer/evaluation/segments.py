@@ -94,14 +94,8 @@ def predicted_segments(
     return frame.select("customer_id", *[c for c in ("segment", "cluster") if c in frame.columns])
 
 
-def segment_report(
-    bundle: Any,
-    test: Any,
-    outputs: dict[str, np.ndarray],
-    as_of: Any,
-    before: pl.DataFrame | None,
-    decisions: Any,
-) -> dict[str, Any]:
+def segment_report(bundle: Any, test: Any, outputs: dict[str, np.ndarray], as_of: Any, before: pl.DataFrame | None,
+                   decisions: Any) -> dict[str, Any]:  # fmt: skip
     """metrics.json's ``segments`` (the table at as_of, with the rules as resolved) and
     ``segment_transitions`` (from ``before``: customer_id, segment at an earlier date)."""
     rules = decisions.segments

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnx
@@ -31,6 +31,17 @@ log = logging.getLogger(__name__)
 # emits for boosters (TreeEnsemble*, Identity, Cast, Mul, Exp) mean the same at opset 18.
 BOOSTER_OPSET = 15
 ML_DOMAIN = "ai.onnx.ml"
+
+
+class Heads(NamedTuple):
+    """The blended heads (network weight < 1), per task: that weight, the LightGBM booster,
+    the output blended and, for a multiclass booster, its classes and the output's width."""
+
+    weights: Mapping[str, float]
+    boosters: Mapping[str, Any]
+    outputs: Mapping[str, str]
+    classes: Mapping[str, list[int]]
+    widths: Mapping[str, int]
 
 
 def features_numpy(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -73,23 +84,14 @@ def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
         node.input[:] = [new if i == old else i for i in node.input]
 
 
-def add_blend(
-    path: Path,
-    weights: Mapping[str, float],
-    boosters: Mapping[str, Any],
-    outputs: Mapping[str, str],
-    classes: Mapping[str, list[int]],
-    widths: Mapping[str, int],
-) -> None:
-    """Append the boosters and the blend of each task in ``weights`` (network weight < 1) to
-    the graph at ``path``, in place. ``outputs``: task -> the output it blends; ``classes`` /
-    ``widths``: the classes a multiclass booster predicts and its output's width."""
+def add_blend(path: Path, heads: Heads) -> None:
+    """Append the boosters and the blend of each blended task to the graph at ``path``, in
+    place."""
     model = onnx.load(str(path))
     graph = model.graph
-    names = {i.name for i in graph.input}
-    assert {"categorical", "lengths", "context", "stage_now"} <= names, names
-    n_cat = graph.input[[i.name for i in graph.input].index("categorical")].type.tensor_type.shape.dim[2].dim_value
-    n_context = graph.input[[i.name for i in graph.input].index("context")].type.tensor_type.shape.dim[1].dim_value
+    dims = {i.name: i.type.tensor_type.shape.dim for i in graph.input}
+    assert {"categorical", "lengths", "context", "stage_now"} <= set(dims), list(dims)
+    n_cat, n_context = dims["categorical"][2].dim_value, dims["context"][1].dim_value
     p = "blend_"
     const = []
 
@@ -122,13 +124,11 @@ def add_blend(
         helper.make_node("Unsqueeze", [p + "stagef", axis1], [p + "stage2"]),
         helper.make_node("Concat", ["context", p + "ids", p + "stage2"], [p + "features"], axis=1),
     ]
-    graph_outputs = {o.name: o for o in graph.output}
-    for task, w in weights.items():
-        if w >= 1.0:
-            continue
-        name, q = outputs[task], f"{p}{task}_"
+    graph_outputs = {o.name for o in graph.output}
+    for task, w in heads.weights.items():
+        name, q = heads.outputs[task], f"{p}{task}_"
         _rename(graph, name, q + "network")
-        sub = booster_model(boosters[task], n_context + 3).graph
+        sub = booster_model(heads.boosters[task], n_context + 3).graph
         prob = sub.output[-1].name  # probabilities (classifiers) or variable (regressors)
         renamed = {i.name: q + i.name for i in sub.initializer}
         renamed.update({o: q + o for n in sub.node for o in n.output})
@@ -144,9 +144,10 @@ def add_blend(
             init.name = renamed[init.name]
             const.append(init)
         booster = renamed[prob]
-        if task in classes:  # multiclass: (B, k) -> (B, width) columns of the classes seen
-            spread = np.zeros((len(classes[task]), widths[task]), np.float32)
-            spread[np.arange(len(classes[task])), classes[task]] = 1.0
+        if task in heads.classes:  # multiclass: (B, k) -> (B, width) columns of the classes seen
+            seen = heads.classes[task]
+            spread = np.zeros((len(seen), heads.widths[task]), np.float32)
+            spread[np.arange(len(seen)), seen] = 1.0
             nodes.append(helper.make_node("MatMul", [booster, c(f"{task}_spread", spread)], [q + "boost"]))
         elif sub.node[0].op_type == "TreeEnsembleClassifier":  # binary: P(class 1), (B,)
             nodes.append(helper.make_node("Gather", [booster, c(f"{task}_col1", np.array(1, np.int64))], [q + "boost"], axis=1))
@@ -167,44 +168,44 @@ def add_blend(
     onnx.save(model, str(path))
 
 
-def blend_parity(
-    blended: Path,
-    network: Mapping[str, np.ndarray],
-    inputs: Mapping[str, np.ndarray],
-    weights: Mapping[str, float],
-    boosters: Mapping[str, Any],
-    outputs: Mapping[str, str],
-    classes: Mapping[str, list[int]],
-    widths: Mapping[str, int],
-    atol: float = 1e-4,
-) -> dict[str, float]:
-    """Largest |graph - expected| per blended output on ``inputs``, where expected is the
-    network graph's ``network`` outputs blended with LightGBM's own prediction of
-    :func:`features_numpy`; raises ValueError beyond ``atol`` (relative for amounts > 1)."""
+def _outputs(path: Path, batches: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """Every output of the graph at ``path`` on each batch."""
     from journeyformer.inference.session import make_session
 
-    session = make_session(blended, "cpu")
-    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, dict(inputs)), strict=True))
-    x = features_numpy(inputs)
-    report = {}
-    for task, w in weights.items():
-        if w >= 1.0:
-            continue
-        raw = np.asarray(boosters[task].predict(x.astype(np.float64)))
-        if task in classes:
-            full = np.zeros((len(x), widths[task]))
-            full[:, classes[task]] = raw.reshape(len(x), -1)
-            raw = full
-        name = outputs[task]
-        want = w * network[name].astype(np.float64) + (1 - w) * raw
-        diff = np.abs(got[name] - want) / np.maximum(1.0, np.abs(want))
-        report[name] = float(diff.max())
-        if report[name] > atol:
-            raise ValueError(
-                f"{blended}: the blended {name} differs from network + LightGBM by {report[name]:.3g} "
-                f"(> {atol}); the booster conversion or the feature extraction is wrong"
-            )
-    return report
+    session = make_session(path, "cpu")
+    names = [o.name for o in session.get_outputs()]
+    return [dict(zip(names, session.run(None, b), strict=True)) for b in batches]
+
+
+def blend_parity(
+    blended: Path,
+    network: list[dict[str, np.ndarray]],
+    batches: list[dict[str, np.ndarray]],
+    heads: Heads,
+    atol: float = 1e-4,
+) -> dict[str, float]:
+    """Largest |graph - expected| per blended output over ``batches``, where expected is the
+    network graph's outputs (``network``, per batch) blended with LightGBM's own prediction of
+    :func:`features_numpy`; raises ValueError beyond ``atol`` (relative for amounts > 1)."""
+    worst: dict[str, float] = {}
+    for inputs, net, got in zip(batches, network, _outputs(blended, batches), strict=True):
+        x = features_numpy(inputs)
+        for task, w in heads.weights.items():
+            raw = np.asarray(heads.boosters[task].predict(x.astype(np.float64)))
+            if task in heads.classes:
+                full = np.zeros((len(x), heads.widths[task]))
+                full[:, heads.classes[task]] = raw.reshape(len(x), -1)
+                raw = full
+            name = heads.outputs[task]
+            want = w * net[name].astype(np.float64) + (1 - w) * raw
+            diff = float((np.abs(got[name] - want) / np.maximum(1.0, np.abs(want))).max())
+            worst[name] = max(worst.get(name, 0.0), diff)
+            if diff > atol:
+                raise ValueError(
+                    f"{blended}: the blended {name} differs from network + LightGBM by {diff:.3g} "
+                    f"(> {atol}); the booster conversion or the feature extraction is wrong"
+                )
+    return worst
 
 
 def blend_bundle(
@@ -213,37 +214,33 @@ def blend_bundle(
     """Put the run's per-head choice (its manifest's ``blend`` entry) into every graph file in
     the bundle directory ``tmp``, checking each against NumPy + LightGBM on ``batches``."""
     from journeyformer.errors import RuntimeSetupError
-    from journeyformer.inference.session import make_session
     from journeyformer.tasks import registry
 
     weights = {t: float(w) for t, w in entry["weights"].items()}
-    if all(w >= 1.0 for w in weights.values()):  # every head is the network alone
+    blended = {t: w for t, w in weights.items() if w < 1.0}
+    if not blended:  # every head is the network alone
         return {"weights": weights, "outputs": {}, "parity": {}}
     try:
         import lightgbm as lgb
         import onnxmltools  # noqa: F401
     except ImportError as err:
-        blended = sorted(t for t, w in weights.items() if w < 1.0)
         raise RuntimeSetupError(
-            f"{run_dir}: the run ships LightGBM in the heads {blended} (run.json blend), and "
+            f"{run_dir}: the run ships LightGBM in the heads {sorted(blended)} (run.json blend), and "
             f"exporting them needs lightgbm and onnxmltools ({err.name} is missing): "
             "pip install 'journeyformer[baseline]', or retrain with blend=false"
         ) from None
-    boosters = {t: lgb.Booster(model_str=(run_dir / f).read_text()) for t, f in entry["files"].items()}
-    outputs = {t: registry.get(t).metric_output for t in weights}
-    classes = {t: list(c) for t, c in entry.get("classes", {}).items()}
-    widths = {t: int(n) for t, n in entry.get("n_classes", {}).items()}
+    heads = Heads(
+        blended,
+        boosters={t: lgb.Booster(model_str=(run_dir / f).read_text()) for t, f in entry["files"].items()},
+        outputs={t: registry.get(t).metric_output for t in weights},
+        classes={t: list(c) for t, c in entry.get("classes", {}).items()},
+        widths={t: int(n) for t, n in entry.get("n_classes", {}).items()},
+    )
     parity: dict[str, dict[str, float]] = {}
     for path in sorted(tmp.glob("*.onnx")):
-        session = make_session(path, "cpu")
-        names = [o.name for o in session.get_outputs()]
-        before = [dict(zip(names, session.run(None, b), strict=True)) for b in batches]
-        add_blend(path, weights, boosters, outputs, classes, widths)
-        worst: dict[str, float] = {}
-        for b, net in zip(batches, before, strict=True):
-            for k, v in blend_parity(path, net, b, weights, boosters, outputs, classes, widths).items():
-                worst[k] = max(worst.get(k, 0.0), v)
-        parity[path.name] = worst
+        before = _outputs(path, batches)
+        add_blend(path, heads)
+        parity[path.name] = blend_parity(path, before, batches, heads)
     log.info("per-head choice in every graph (network weights %s); largest difference from "
              "network + LightGBM: %s", weights, parity)  # fmt: skip
-    return {"weights": weights, "outputs": outputs, "parity": parity}
+    return {"weights": weights, "outputs": heads.outputs, "parity": parity}

@@ -20,13 +20,12 @@ from typing import Any
 import numpy as np
 
 from journeyformer import __version__
-from journeyformer.data.events.load import load_events
 from journeyformer.data.features.batch import length_batches
 from journeyformer.data.features.sequences import Sequences
 from journeyformer.data.preprocessing import Preprocessing, SplitConfig
 from journeyformer.errors import ConfigError
 from journeyformer.export.blend import blend_bundle
-from journeyformer.export.decisions import ClusterSettings, add_decision_files
+from journeyformer.export.decisions import ClusterSettings, add_decision_files, split_sequences
 from journeyformer.export.fuse import fuse_attention
 from journeyformer.export.golden import GOLDEN, golden_examples
 from journeyformer.export.onnx import (
@@ -129,25 +128,13 @@ def validation_sequences(bundle: Bundle, data: ValidationData) -> Sequences:
     split = SplitConfig.from_config({**pre.split.to_dict(), **dict(data.split)})
     active = pre.active_within_days if data.active_within_days is None else data.active_within_days
     pre = replace(pre, schema=bundle.schema(data.schema_overrides), split=split, active_within_days=active)
-    events = load_events(data.path, pre.schema)
-    cutoff = max(pre.cutoffs["val"])
-    seqs = pre.sequences(
-        events,
-        cutoff,
-        customers=pre.split.customers(events)["val"],
-        labelers=registry.labelers(bundle.spec["tasks"]),
-        source=f"{data.path} [validation @ {cutoff:%Y-%m-%d}]",
-    )
+    labelers = registry.labelers(bundle.spec["tasks"])
+    seqs = split_sequences(pre, data.path, "val", data.max_customers, 0, labelers=labelers)
     if len(seqs) == 0:
         raise ConfigError(
-            f"{data.path}: no validation customers with events before {cutoff:%Y-%m-%d}; is this "
-            "the data the checkpoint was trained on? (set data.path, data.split)"
+            f"{data.path}: no validation customers with events before {max(pre.cutoffs['val']):%Y-%m-%d}; "
+            "is this the data the checkpoint was trained on? (set data.path, data.split)"
         )
-    if len(seqs) > data.max_customers:
-        keep = np.sort(
-            np.random.default_rng(0).choice(len(seqs), data.max_customers, replace=False)
-        )
-        seqs = seqs.take(keep)
     return seqs
 
 
@@ -200,17 +187,14 @@ def build_bundle(
     inputs = [checkpoint, validation.path if validation is not None else None]
     check_dir_output(output, "output", PREPROCESSING, "export", inputs)
     clean_stale([output])
-    ckpt = read_checkpoint(checkpoint)
-    pre = Preprocessing.from_dict(ckpt["hyper_parameters"]["preprocessing"], str(checkpoint))
+    pre = Preprocessing.from_dict(read_checkpoint(checkpoint)["hyper_parameters"]["preprocessing"], str(checkpoint))
     net, manifest, _ = load_run_network(checkpoint)
     if item_top_k is not None and net.item_task is not None:  # k of the graph's TopK, set here
         if item_top_k < 1:
             raise ConfigError(f"item_top_k must be >= 1, got {item_top_k}")
         net.cfg = replace(net.cfg, item_top_k=int(item_top_k))
     with atomic_dir(output) as tmp:
-        fp32 = export_onnx(
-            net, tmp / MODEL_FILES["fp32"], opset=opset, last_position_only=last_position_only
-        )
+        fp32 = export_onnx(net, tmp / MODEL_FILES["fp32"], opset=opset, last_position_only=last_position_only)
         spec = preprocessing_spec(pre, net, opset, checkpoint)
         spec["onnx"]["last_position_only"] = last_position_only
         bundle = Bundle(tmp, spec)
@@ -220,23 +204,19 @@ def build_bundle(
             batches += [
                 dict(b.inputs) for b in length_batches(seqs.take(np.arange(min(len(seqs), 1024))), 256)
             ]
-        parity = _checked_parity(net, fp32, batches, atol, checkpoint, output, last_position_only)
-        result = BundleResult(output, parity, spec=spec)
-        report: dict[str, Any] = {"parity": parity.to_dict()}
+        where = (checkpoint, output, last_position_only)
+        result = BundleResult(output, _checked_parity(net, fp32, batches, atol, *where), spec=spec)
+        report: dict[str, Any] = {"parity": result.parity.to_dict()}
         # The same graph with fused attention kernels (onnxruntime only), held to torch alike;
         # when not every block matched, no fused file (warned, and recorded in the report).
-        fused = tmp / FUSED_FILE
-        fusion = fuse_attention(fp32, fused, net.cfg.n_heads, net.cfg.n_layers)
+        fusion = fuse_attention(fp32, tmp / FUSED_FILE, net.cfg.n_heads, net.cfg.n_layers)
         report["fused"] = fusion.to_dict()
         if fusion.complete:
-            fused_parity = _checked_parity(
-                net, fused, batches, atol, checkpoint, output, last_position_only
-            )
+            report["parity_fused"] = _checked_parity(net, tmp / FUSED_FILE, batches, atol, *where).to_dict()
             spec["onnx"]["files"]["fused"] = FUSED_FILE
-            report["parity_fused"] = fused_parity.to_dict()
         if quantize:
             assert seqs is not None
-            _add_int8(tmp, spec, report, result, seqs, net.cfg.tasks, fusion.complete)
+            result.int8 = _add_int8(tmp, spec, report, seqs, net.cfg.tasks, fusion.complete)
         if manifest is not None and manifest.blend:  # the run's per-head choice, in every graph
             report["blend"] = blend_bundle(tmp, run_dir, manifest.blend, batches[:8])
             spec["blend"] = {k: report["blend"][k] for k in ("weights", "outputs")}
@@ -244,50 +224,45 @@ def build_bundle(
         settings = clusters or ClusterSettings()
         report["decisions"] = add_decision_files(tmp, spec, seqs, validation, settings)
         result.metrics = _run_metrics(run_dir, manifest)
-        _write_bundle_files(tmp, spec, result.metrics, report)
+        _write_bundle_files(bundle, spec, result.metrics, report)
     return result
 
 
 def _add_int8(
-    tmp: Path,
-    spec: dict[str, Any],
-    report: dict[str, Any],
-    result: BundleResult,
-    seqs: Sequences,
-    tasks: Mapping[str, float],
-    fused: bool,
-) -> None:
+    tmp: Path, spec: dict[str, Any], report: dict[str, Any], seqs: Sequences, tasks: Mapping[str, float], fused: bool
+) -> Int8Report:
     """Quantize the plain (and the fused) graph, compare each with fp32 ``model.onnx`` on the
     validation ``seqs`` and record the agreement (and whether it meets the bar the predictor
-    asks before it picks int8 by itself) in the spec; the full comparison goes in the report."""
+    asks before it picks int8 by itself) in the spec; the full comparison goes in the report.
+    Returns the plain graph's comparison."""
     fp32 = tmp / MODEL_FILES["fp32"]
-    graphs = {"plain": (fp32, MODEL_FILES["int8"])}
+    # graph -> (its fp32 file, its int8 file, key of that in spec onnx.files, key in the report)
+    graphs = {"plain": (fp32, MODEL_FILES["int8"], "int8", "int8")}
     if fused:
-        graphs["fused"] = (tmp / FUSED_FILE, FUSED_FILES["int8"])
+        graphs["fused"] = (tmp / FUSED_FILE, FUSED_FILES["int8"], "fused_int8", "int8_fused")
     spec["onnx"]["int8_agreement"] = {}
-    for graph, (source, name) in graphs.items():
-        int8 = quantize_int8(source, tmp / name)
-        compared = compare_int8(fp32, int8, seqs, tasks)
-        agreement = compared.agreement()
-        log.info("%s graph: %s; meets the bar for precision=auto: %s", graph, compared.table(), agreement["passes"])
-        spec["onnx"]["files"]["int8" if graph == "plain" else "fused_int8"] = name
+    compared = {}
+    for graph, (source, name, file_key, report_key) in graphs.items():
+        compared[graph] = compare_int8(fp32, quantize_int8(source, tmp / name), seqs, tasks)
+        agreement = compared[graph].agreement()
+        log.info("%s graph: %s; meets the bar for precision=auto: %s", graph, compared[graph].table(), agreement["passes"])
+        spec["onnx"]["files"][file_key] = name
         spec["onnx"]["int8_agreement"][graph] = agreement
-        report["int8" if graph == "plain" else "int8_fused"] = compared.to_dict()
-        if graph == "plain":
-            result.int8 = compared
+        report[report_key] = compared[graph].to_dict()
+    return compared["plain"]
 
 
 def _checked_parity(
     net: JourneyTransformer,
-    fp32: Path,
+    graph: Path,
     batches: list[dict[str, np.ndarray]],
     atol: float,
     checkpoint: Path,
     output: Path,
     last_position_only: bool,
 ) -> ParityReport:
-    """The parity of ``fp32`` with ``net`` on ``batches``; raises ExportParityError if it fails."""
-    parity = check_parity(net, fp32, batches, atol)
+    """The parity of ``graph`` with ``net`` on ``batches``; raises ExportParityError if it fails."""
+    parity = check_parity(net, graph, batches, atol)
     log.info("%s", parity.table())
     if not parity.ok:
         hint = (
@@ -314,10 +289,11 @@ def _run_metrics(run_dir: Path, manifest: RunManifest | None) -> dict[str, Any] 
 
 
 def _write_bundle_files(
-    tmp: Path, spec: dict[str, Any], metrics: dict[str, Any] | None, report: dict[str, Any]
+    bundle: Bundle, spec: dict[str, Any], metrics: dict[str, Any] | None, report: dict[str, Any]
 ) -> None:
-    """Metrics, export report, rules, golden examples and last the spec with every file's
-    checksum, into the bundle's temporary directory ``tmp``."""
+    """Metrics, export report, rules, golden examples and last the spec (``bundle.spec``) with
+    every file's checksum, into the bundle's temporary directory."""
+    tmp = bundle.path
     if metrics is not None:
         atomic_write_text(tmp / METRICS, json.dumps(metrics, indent=1))
     spec["metrics"] = METRICS if metrics is not None else None
@@ -327,7 +303,7 @@ def _write_bundle_files(
     graphs = sorted(f.name for f in tmp.glob("*.onnx"))
     spec["onnx"]["min_onnxruntime"] = {f: MIN_ONNXRUNTIME[f] for f in graphs}
     # The golden examples run through the same code as `journeyformer predict`.
-    golden = golden_examples(Bundle(tmp, spec))
+    golden = golden_examples(bundle)
     atomic_write_text(tmp / GOLDEN, json.dumps(golden, indent=1))
     # Integrity, checked by load_bundle: every other file, then the spec itself.
     spec["files"] = {f.name: file_record(f) for f in sorted(tmp.iterdir()) if f.is_file()}

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from journeyformer.data.events.load import load_events
 from journeyformer.data.features.sequences import Sequences
+from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.clusters import CLUSTERS, Clusters
 from journeyformer.inference.decisions import Decisions
@@ -44,17 +44,19 @@ class ClusterSettings:
     seed: int = 0
 
 
-def training_sequences(bundle: Bundle, path: str, schema_overrides: Any, max_customers: int, seed: int) -> Sequences:
-    """Training-split customers at the last training cutoff (at most ``max_customers``)."""
-    pre = replace(bundle.preprocessing, schema=bundle.schema(schema_overrides))
+def split_sequences(
+    pre: Preprocessing, path: str, split: str, max_customers: int, seed: int, **kwargs: Any
+) -> Sequences:
+    """The ``split`` ("train" or "val") customers of the events at ``path`` at that split's last
+    cutoff, at most ``max_customers`` of them; ``kwargs`` go to ``pre.sequences``."""
     events = load_events(path, pre.schema)
-    cutoff = max(pre.cutoffs["train"])
+    cutoff = max(pre.cutoffs[split])
     seqs = pre.sequences(
         events,
         cutoff,
-        customers=pre.split.customers(events)["train"],
-        with_labels=False,
-        source=f"{path} [train @ {cutoff:%Y-%m-%d}]",
+        customers=pre.split.customers(events)[split],
+        source=f"{path} [{'validation' if split == 'val' else split} @ {cutoff:%Y-%m-%d}]",
+        **kwargs,
     )
     if len(seqs) > max_customers:
         keep = np.sort(np.random.default_rng(seed).choice(len(seqs), max_customers, replace=False))
@@ -62,19 +64,28 @@ def training_sequences(bundle: Bundle, path: str, schema_overrides: Any, max_cus
     return seqs
 
 
-def write_decision_files(
-    tmp: Path,
-    spec: dict[str, Any],
-    validation: Sequences,
-    train: Sequences,
-    settings: ClusterSettings,
-    as_of: datetime,
-    population: str,
-) -> dict[str, Any]:
-    """Fit the clusters and profile the validation customers through ``tmp``'s model; write
-    ``clusters.json`` and ``reference.json`` into ``tmp`` and name them in ``spec``. Returns a
-    summary for the export report."""
+def add_decision_files(
+    tmp: Path, spec: dict[str, Any], validation: Sequences | None, data: Any, settings: ClusterSettings
+) -> dict[str, Any] | None:
+    """clusters.json and reference.json into the bundle directory ``tmp`` when export has the
+    validation customers (``data``: its ValidationData); names them (or None) in ``spec``.
+
+    The clusters are fitted on training customers' embeddings and the validation customers
+    profiled through ``tmp``'s model. Returns a summary for the export report."""
+    spec["clusters"] = spec["reference"] = None
+    if validation is None:
+        log.warning(
+            "no data.path: the bundle has no reference.json and no clusters.json (no drift "
+            "monitoring, no explanations, no cluster column, no quantile segment rules); "
+            "export with data.path=<the training events> to have them"
+        )
+        return None
     bundle = Bundle(tmp, spec)
+    pre = bundle.preprocessing
+    train_pre = replace(pre, schema=bundle.schema(data.schema_overrides))
+    train = split_sequences(train_pre, data.path, "train", settings.max_customers, settings.seed, with_labels=False)
+    as_of = max(pre.cutoffs["val"])
+    population = f"{len(validation)} validation customers @ {as_of:%Y-%m-%d} ({data.path})"
     runner = OnnxRunner(bundle)
     train_out = score_sequences(train, runner, batch_size=BULK_BATCH_SIZE).outputs
     clusters = Clusters.fit(
@@ -82,7 +93,6 @@ def write_decision_files(
     )
     atomic_write_text(tmp / CLUSTERS, json.dumps(clusters.to_dict()))
     spec["clusters"] = CLUSTERS
-    pre = bundle.preprocessing
     # The reference profiles the cluster shares, not the segments: those depend on predict's rules.
     frame = score_sequences(
         validation, runner, bundle, as_of, batch_size=BULK_BATCH_SIZE, decisions=Decisions(clusters=clusters)
@@ -95,23 +105,3 @@ def write_decision_files(
         len(clusters.centroids), len(train), list(clusters.sizes), len(reference["columns"]), population,
     )  # fmt: skip
     return {"clusters": {"k": len(clusters.centroids), "sizes": list(clusters.sizes)}, "reference": {"population": population, "columns": len(reference["columns"])}}
-
-
-def add_decision_files(
-    tmp: Path, spec: dict[str, Any], validation: Sequences | None, data: Any, settings: ClusterSettings
-) -> dict[str, Any] | None:
-    """clusters.json and reference.json into the bundle directory ``tmp`` when export has the
-    validation customers (``data``: its ValidationData); names them (or None) in ``spec``."""
-    spec["clusters"] = spec["reference"] = None
-    if validation is None:
-        log.warning(
-            "no data.path: the bundle has no reference.json and no clusters.json (no drift "
-            "monitoring, no explanations, no cluster column, no quantile segment rules); "
-            "export with data.path=<the training events> to have them"
-        )
-        return None
-    bundle = Bundle(tmp, spec)
-    train = training_sequences(bundle, data.path, data.schema_overrides, settings.max_customers, settings.seed)
-    cutoff = max(bundle.preprocessing.cutoffs["val"])
-    population = f"{len(validation)} validation customers @ {cutoff:%Y-%m-%d} ({data.path})"
-    return write_decision_files(tmp, spec, validation, train, settings, cutoff, population)

@@ -73,24 +73,21 @@ class _Graph:
             for i in n.input:
                 self.consumers.setdefault(i, []).append(n)
 
-    def only_consumer(self, value: str, op: str) -> onnx.NodeProto | None:
-        users = self.consumers.get(value, [])
-        return users[0] if len(users) == 1 and users[0].op_type == op else None
-
-    def chain(self, value: str, ops: tuple[str, ...]) -> list[onnx.NodeProto] | None:
-        """Nodes ``ops`` each the only consumer of the previous one's first output."""
+    def chain(self, value: str, ops: tuple[str, ...], up: bool = False) -> list[onnx.NodeProto] | None:
+        """Nodes ``ops`` from ``value`` on, each the only consumer of the previous one's first
+        output (``up``: the producer of its first input); None where one is another op."""
         nodes = []
         for op in ops:
-            node = self.only_consumer(value, op)
-            if node is None:
+            if up:
+                node = self.producer.get(value)
+            else:
+                users = self.consumers.get(value, [])
+                node = users[0] if len(users) == 1 else None
+            if node is None or node.op_type != op:
                 return None
             nodes.append(node)
-            value = node.output[0]
+            value = (node.input if up else node.output)[0]
         return nodes
-
-    def made_by(self, value: str, op: str) -> onnx.NodeProto | None:
-        node = self.producer.get(value)
-        return node if node is not None and node.op_type == op else None
 
 
 _V_PATH = ("Reshape", "Transpose", "MatMul", "Transpose", "Reshape")
@@ -98,11 +95,11 @@ _V_PATH = ("Reshape", "Transpose", "MatMul", "Transpose", "Reshape")
 
 def _full_block(g: _Graph, split: onnx.NodeProto, n_heads: int) -> tuple[list[str], onnx.NodeProto] | None:
     """QKV MatMul -> Add(bias) -> Split(3) ... -> merged heads, as one Attention node."""
-    add = g.made_by(split.input[0], "Add")
-    matmul = g.made_by(add.input[0], "MatMul") if add is not None else None
+    qkv = g.chain(split.input[0], ("Add", "MatMul"), up=True)
     v_path = g.chain(split.output[2], _V_PATH)
-    if matmul is None or v_path is None:
+    if qkv is None or v_path is None:
         return None
+    add, matmul = qkv
     x, weight = matmul.input
     merged = v_path[-1].output[0]  # (B, T, D), the input of the output projection
     node = helper.make_node(
@@ -121,20 +118,12 @@ def _one_query_block(
     g: _Graph, split: onnx.NodeProto, n_heads: int
 ) -> tuple[list[str], onnx.NodeProto] | None:
     """K/V MatMul -> Add -> Split(2) and a separate one-position Q projection -> one MHA node."""
-    add_kv = g.made_by(split.input[0], "Add")
     v_path = g.chain(split.output[1], _V_PATH)
-    if add_kv is None or v_path is None:
+    # MatMul(probs, v) <- Softmax <- Add(mask) <- MatMul(q, k) <- Mul(scale) <- heads of q
+    q_path = v_path and g.chain(v_path[2].input[0], ("Softmax", "Add", "MatMul", "Mul", "Transpose", "Reshape"), up=True)
+    if not q_path or g.chain(split.input[0], ("Add",), up=True) is None:
         return None
-    pv = v_path[2]  # MatMul(probs, v)
-    softmax = g.made_by(pv.input[0], "Softmax")
-    masked = g.made_by(softmax.input[0], "Add") if softmax is not None else None
-    scores = g.made_by(masked.input[0], "MatMul") if masked is not None else None
-    q_scaled = g.made_by(scores.input[0], "Mul") if scores is not None else None
-    q_t = g.made_by(q_scaled.input[0], "Transpose") if q_scaled is not None else None
-    q_r = g.made_by(q_t.input[0], "Reshape") if q_t is not None else None
-    if q_r is None:
-        return None
-    query = q_r.input[0]  # (B, 1, D), bias already added
+    query = q_path[-1].input[0]  # (B, 1, D), bias already added
     merged = v_path[-1].output[0]
     node = helper.make_node(
         "MultiHeadAttention",
@@ -183,12 +172,7 @@ def fuse_attention(source: str | Path, target: str | Path, n_heads: int, n_block
         )
         return count
     cast = helper.make_node("Cast", ["lengths"], [LENGTHS_I32], name="lengths_to_int32", to=TensorProto.INT32)
-    nodes = [cast]
-    for node in graph.node:
-        if node.name in replace:
-            nodes.append(replace[node.name])
-        elif node.name not in drop:
-            nodes.append(node)
+    nodes = [cast, *(replace.get(n.name, n) for n in graph.node if n.name not in drop)]
     nodes = _live(nodes, {o.name for o in graph.output})
     del graph.node[:]
     graph.node.extend(_topological(nodes, {i.name for i in graph.input} | {i.name for i in graph.initializer}))

@@ -178,17 +178,13 @@ def golden_events(bundle: Bundle, as_of: datetime) -> tuple[list[dict[str, Any]]
 
 def _plain(a: np.ndarray) -> list:
     """Exact JSON numbers: float32 values as the doubles they are, ints as ints."""
-    if a.dtype.kind == "f":
-        return a.astype(np.float64).tolist()
-    return a.tolist()
+    return (a.astype(np.float64) if a.dtype.kind == "f" else a).tolist()
 
 
-def golden_examples(bundle: Bundle, as_of: datetime | None = None) -> dict[str, Any]:
-    """The content of golden.json for ``bundle`` (see the module docstring)."""
-    if as_of is None:
-        cutoffs = [c for v in bundle.preprocessing.cutoffs.values() for c in v]
-        as_of = max(cutoffs) if cutoffs else None
-        as_of = as_of or datetime(2025, 12, 1, tzinfo=timezone.utc)
+def golden_examples(bundle: Bundle) -> dict[str, Any]:
+    """The content of golden.json for ``bundle`` (see the module docstring), at its last cutoff."""
+    cutoffs = [c for v in bundle.preprocessing.cutoffs.values() for c in v]
+    as_of = max(cutoffs) if cutoffs else datetime(2025, 12, 1, tzinfo=timezone.utc)
     # Customer 5's events lie after as_of and must not be after the wall clock (future_events).
     as_of = min(as_of.astimezone(timezone.utc), datetime.now(timezone.utc) - timedelta(days=7))
     rows, cases = golden_events(bundle, as_of)

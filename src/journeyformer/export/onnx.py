@@ -42,6 +42,7 @@ from journeyformer.tasks.base import AMOUNT, DISTRIBUTION, RANKED_IDS, RANKED_SC
 log = logging.getLogger(__name__)
 
 BATCH, SEQ = "batch", "seq_len"
+PER_EVENT = ("categorical", "numeric")  # the inputs with a seq_len axis
 # The lowest opset the exporter writes (it raises opsets below 18 to 18 or fails on them), saved
 # with the lowest IR version that carries it (8), so older runtimes load the model (IR 10 needed
 # onnxruntime >= 1.18).
@@ -119,13 +120,8 @@ def random_inputs(
     lengths = rng.integers(1, seq_len + 1, size=batch)
     lengths[0] = seq_len
     real = np.arange(seq_len)[None, :] < lengths[:, None]  # (B, T)
-    categorical = (
-        np.stack(
-            [rng.integers(1, size, size=(batch, seq_len)) for size in cfg.categorical_sizes],
-            axis=-1,
-        )
-        * real[..., None]
-    )
+    ids = [rng.integers(1, size, size=(batch, seq_len)) for size in cfg.categorical_sizes]
+    categorical = np.stack(ids, axis=-1) * real[..., None]
     numeric = rng.normal(size=(batch, seq_len, cfg.n_numeric)).astype(np.float32) * real[..., None]
     return {
         "categorical": categorical.astype(np.int64),
@@ -142,7 +138,6 @@ def export_onnx(
     *,
     opset: int = OPSET,
     last_position_only: bool = True,
-    example: tuple[int, int] = (3, 11),
 ) -> Path:
     """Write ``net``'s inference outputs (eval mode) to ``path`` and run ``onnx.checker``.
 
@@ -150,23 +145,11 @@ def export_onnx(
         opset: ONNX opset (>= 18); the file gets the lowest IR version that carries it.
         last_position_only: the last block at the last event only (same outputs, ~40% fewer
             FLOPs for 2 blocks); False exports every position of every block.
-        example: (B, T) of the traced batch; both >= 2 so that they stay dynamic.
     """
-    b, t = example
-    if b < 2 or t < 2:
-        raise ValueError(
-            f"the example batch must have B, T >= 2 to keep axes dynamic, got {example}"
-        )
     wrapper = InferenceWrapper(net.eval(), last_only=last_position_only).eval()
-    args = tuple(torch.from_numpy(v) for v in random_inputs(net.cfg, b, t).values())
+    args = tuple(torch.from_numpy(v) for v in random_inputs(net.cfg, 3, 11).values())
     batch, seq = torch.export.Dim(BATCH), torch.export.Dim(SEQ)
-    dynamic = {
-        "categorical": {0: batch, 1: seq},
-        "numeric": {0: batch, 1: seq},
-        "lengths": {0: batch},
-        "stage_now": {0: batch},
-        "context": {0: batch},
-    }
+    dynamic = {n: {0: batch, 1: seq} if n in PER_EVENT else {0: batch} for n in MODEL_INPUTS}
     with torch.no_grad(), quiet_exporter():
         program = torch.onnx.export(
             wrapper,
@@ -185,9 +168,7 @@ def export_onnx(
     _name_dims(model)
     written = {o.domain: o.version for o in model.opset_import}.get("", 0)
     if written != opset:
-        raise ValueError(
-            f"opset={opset}: the exporter wrote opset {written}; use opset >= {OPSET}"
-        )
+        raise ValueError(f"opset={opset}: the exporter wrote opset {written}; use opset >= {OPSET}")
     model.ir_version = lowest_ir_version(opset)
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
@@ -226,11 +207,7 @@ def _name_dims(model: onnx.ModelProto) -> None:
     for value in model.graph.input:
         dims = value.type.tensor_type.shape.dim
         for axis, name in ((0, BATCH), (1, SEQ)):
-            if (
-                axis < len(dims)
-                and dims[axis].dim_param
-                and value.name in ("categorical", "numeric")
-            ):
+            if value.name in PER_EVENT and axis < len(dims) and dims[axis].dim_param:
                 first[dims[axis].dim_param] = name
     for value in (*model.graph.input, *model.graph.output):
         for dim in value.type.tensor_type.shape.dim:
@@ -340,43 +317,39 @@ def check_parity(
     """Compare torch and onnxruntime (with the predictor's session settings) on ``batches``."""
     session = make_session(model_path, "cpu")
     names = list(net.output_names)
-    report = ParityReport(atol=atol, outputs=net.outputs)
-    for name in names:
-        report.max_abs_diff[name] = report.max_rel_diff[name] = 0.0
-    classes = [o.name for o in net.outputs if o.kind == DISTRIBUTION]
+    of_kind = {k: [o.name for o in net.outputs if o.kind == k] for k in (DISTRIBUTION, RANKED_IDS, RANKED_SCORES)}
+    classes = of_kind[DISTRIBUTION]
     # Ranked ids (next items) are compared through their scores: a near-tie may swap places.
-    scores_of = [o.name for o in net.outputs if o.kind == RANKED_SCORES]
-    ranked = {o.name: s for o, s in zip([o for o in net.outputs if o.kind == RANKED_IDS], scores_of, strict=True)}
-    for name in (*classes, *ranked):
-        report.top1_mismatches[name] = report.ties[name] = 0
+    ranked = dict(zip(of_kind[RANKED_IDS], of_kind[RANKED_SCORES], strict=True))
+    compared = (*classes, *ranked)
+    report = ParityReport(
+        atol=atol,
+        outputs=net.outputs,
+        max_abs_diff=dict.fromkeys(names, 0.0),
+        max_rel_diff=dict.fromkeys(names, 0.0),
+        top1_mismatches=dict.fromkeys(compared, 0),
+        ties=dict.fromkeys(compared, 0),
+    )
     for inputs in batches:
         ref = torch_outputs(net, inputs)
         got = dict(zip(names, session.run(names, inputs), strict=True))
         report.shapes.append(tuple(int(x) for x in inputs["categorical"].shape[:2]))
         report.rows += len(inputs["lengths"])
-        for name in ranked:  # ids: equal wherever their scores are not tied
-            mismatch, ties = _ranked_mismatch(ref[name], got[name], ref[ranked[name]])
-            report.top1_mismatches[name] += mismatch
-            report.ties[name] += ties
-        for name in names:
-            if name in ranked:
-                continue
+        # ids: equal wherever their scores are not tied
+        counts = {n: _ranked_mismatch(ref[n], got[n], ref[s]) for n, s in ranked.items()}
+        for name in (n for n in names if n not in ranked):
             if got[name].shape != ref[name].shape:
                 raise ExportParityError(
                     f"{name}: onnxruntime shape {got[name].shape} != torch {ref[name].shape}"
                 )
             diff = np.abs(got[name].astype(np.float64) - ref[name])
             rel = diff / np.maximum(1.0, np.abs(ref[name]))
-            report.max_abs_diff[name] = max(
-                report.max_abs_diff[name], float(np.max(diff, initial=0.0))
-            )
-            report.max_rel_diff[name] = max(
-                report.max_rel_diff[name], float(np.max(rel, initial=0.0))
-            )
+            report.max_abs_diff[name] = max(report.max_abs_diff[name], float(np.max(diff, initial=0.0)))
+            report.max_rel_diff[name] = max(report.max_rel_diff[name], float(np.max(rel, initial=0.0)))
             if np.isnan(diff).any():
                 report.max_abs_diff[name] = report.max_rel_diff[name] = float("nan")
-        for name in classes:
-            mismatch, ties = _top1_mismatch(ref[name], got[name])
+        counts |= {n: _top1_mismatch(ref[n], got[n]) for n in classes}
+        for name, (mismatch, ties) in counts.items():
             report.top1_mismatches[name] += mismatch
             report.ties[name] += ties
     return report

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # What int8 must keep, against fp32 on the validation sequences, before the predictor may choose
 # it by itself: the same top-1 class for this share of customers (every class output) and every
-# task's headline metric (churn AUROC, ...) within this absolute difference (issue 14).
+# task's headline metric (churn AUROC, ...) within this absolute difference.
 AGREEMENT_BAR = {"top1_agreement": 0.995, "headline_abs_diff": 0.001}
 # Products with fewer input features than this stay fp32 (the numeric-feature projection: int8
 # has nothing to gain at K = 8 and its inputs are raw feature values).
@@ -44,11 +44,11 @@ MIN_K = 16
 _QUANTIZED_OPS = ("MatMul", "Attention")
 
 
-def token_nodes(model: onnx.ModelProto, min_k: int = MIN_K) -> list[str]:
+def token_nodes(model: onnx.ModelProto) -> list[str]:
     """Names of the nodes that multiply every event's activations by a constant weight.
 
     A ``MatMul`` (or a fused ``Attention``, whose weight is the QKV projection) whose second
-    input is an initializer of K >= ``min_k`` rows and whose activation is
+    input is an initializer of K >= :data:`MIN_K` rows and whose activation is
     ``(batch, seq_len, K)`` with a symbolic sequence axis, as onnxruntime's symbolic shape
     inference finds it; (B, 1, K) one-query products and (B, K) per-customer ones are left out.
     """
@@ -64,7 +64,7 @@ def token_nodes(model: onnx.ModelProto, min_k: int = MIN_K) -> list[str]:
             continue
         weight, shape = weights.get(node.input[1]), shapes.get(node.input[0])
         per_event = shape is not None and len(shape) == 3 and isinstance(shape[1], str)
-        if weight is not None and len(weight) == 2 and weight[0] >= min_k and per_event:
+        if weight is not None and len(weight) == 2 and weight[0] >= MIN_K and per_event:
             chosen.append(node.name)
     return chosen
 
@@ -127,10 +127,10 @@ class Int8Report:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
-    def agreement(self, bar: dict[str, float] | None = None) -> dict[str, Any]:
-        """The worst top-1 agreement and headline change, and whether both meet ``bar``
-        (default :data:`AGREEMENT_BAR`); what the bundle records for the predictor."""
-        bar = dict(bar or AGREEMENT_BAR)
+    def agreement(self) -> dict[str, Any]:
+        """The worst top-1 agreement and headline change, and whether both meet
+        :data:`AGREEMENT_BAR`; what the bundle records for the predictor."""
+        bar = dict(AGREEMENT_BAR)
         top1 = min(self.top1_agreement.values(), default=1.0)
         diffs = [abs(h["diff"]) for h in self.headline.values()]
         worst = max(diffs, default=0.0)
@@ -169,23 +169,17 @@ class _GraphRunner:
         return dict(zip(self.output_names, self.session.run(list(self.output_names), inputs), strict=True))
 
 
-def _run(path: Path, seqs: Sequences, batch_size: int) -> dict[str, np.ndarray]:
-    return score_sequences(seqs, _GraphRunner(path), batch_size=batch_size).outputs
+def _run(path: Path, seqs: Sequences) -> dict[str, np.ndarray]:
+    return score_sequences(seqs, _GraphRunner(path), batch_size=BULK_BATCH_SIZE).outputs
 
 
-def compare_int8(
-    fp32_path: Path,
-    int8_path: Path,
-    seqs: Sequences,
-    tasks: Iterable[str],
-    batch_size: int = BULK_BATCH_SIZE,
-) -> Int8Report:
+def compare_int8(fp32_path: Path, int8_path: Path, seqs: Sequences, tasks: Iterable[str]) -> Int8Report:
     """Agreement of the int8 model with fp32 on labelled ``seqs`` for the enabled ``tasks``."""
     if seqs.labels is None:
         raise ValueError(
             "compare_int8 needs labelled sequences (build_sequences(with_labels=True))"
         )
-    fp32, int8 = _run(fp32_path, seqs, batch_size), _run(int8_path, seqs, batch_size)
+    fp32, int8 = _run(fp32_path, seqs), _run(int8_path, seqs)
     headline = {}
     for task in registry.enabled(tasks):
         y = seqs.labels[task.name]

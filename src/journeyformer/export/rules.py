@@ -39,13 +39,13 @@ def _list(values: Any) -> str:
     return "[" + ", ".join(f"'{v}'" for v in values) + "]" if values is not None else "null"
 
 
-def tolerance_text(tolerance: Mapping[str, Mapping[str, Any]] = TOLERANCE) -> str:
+def tolerance_text() -> str:
     """The comparison golden.json asks for, in words (from its one definition, ``TOLERANCE``)."""
     def bound(t: Mapping[str, Any]) -> str:
         return f"within |got - expected| <= atol + rtol * |expected|, atol = {t['atol']:g}, rtol = {t['rtol']:g}"
 
     parts = []
-    for key, t in tolerance.items():
+    for key, t in TOLERANCE.items():
         if key == "inputs":
             parts.append(
                 "inputs (golden.json `inputs`) first: ids (categorical, lengths, stage_now) "
@@ -90,12 +90,11 @@ def _aggregate_columns(pre: Mapping[str, Any]) -> dict[str, str]:
     value = f"an action in preprocessing.labels.value_actions {_list(labels['value_actions'])}"
     days = f"in days: microseconds / {DAY_US}"
     defs: dict[str, str] = {}
-    for w in WINDOWS_DAYS:
-        defs[f"n_events_{w}d"] = f"events of H in (as_of - {w} days, as_of]"
-    for w in WINDOWS_DAYS:
-        defs[f"n_purchases_{w}d"] = f"events of H in (as_of - {w} days, as_of] with {purchase}"
-    for w in WINDOWS_DAYS:
-        defs[f"spend_{w}d"] = f"sum of amount over events of H in (as_of - {w} days, as_of] with {value} (0 when none)"
+    for w in WINDOWS_DAYS:  # (the order of the columns is the context's: _in_order)
+        window = f"events of H in (as_of - {w} days, as_of]"
+        defs[f"n_events_{w}d"] = window
+        defs[f"n_purchases_{w}d"] = f"{window} with {purchase}"
+        defs[f"spend_{w}d"] = f"sum of amount over {window} with {value} (0 when none)"
     activity = labels.get("activity_actions")
     defs |= {
         "n_events": "events of H (after the duplicate rule)",

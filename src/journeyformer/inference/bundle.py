@@ -112,11 +112,9 @@ def _check_schema(spec: Any, schema: Mapping[str, Any], where: str, prefix: str 
         if isinstance(want, dict):
             _check_schema(spec[key], want, where, f"{name}.")
             continue
-        types = want if isinstance(want, tuple) else (want,)
         value = spec[key]
-        if isinstance(value, bool) or not isinstance(value, types):
-            expected = " or ".join(_JSON_NAMES.get(t, "a number") for t in types)
-            raise BundleError(f"{where}: key '{name}' is {type(value).__name__}, expected {expected}; re-export the bundle")
+        if isinstance(value, bool) or not isinstance(value, want):
+            raise BundleError(f"{where}: key '{name}' is {type(value).__name__}, expected {_JSON_NAMES[want]}; re-export the bundle")
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,19 +182,17 @@ class Bundle:
         """
         base = self.preprocessing.schema.to_dict()
         for key, value in (overrides or {}).items():
+            if value is None:
+                continue
             if key not in SCHEMA_OVERRIDES:
-                if value is None:
-                    continue
                 raise ConfigError(
                     f"data.{key} cannot be overridden at predict time; allowed: "
                     f"{list(SCHEMA_OVERRIDES)} "
                     "(the extra feature columns are fixed by the model)"
                 )
             if key == "columns":  # a null entry keeps the training column
-                value = {k: v for k, v in dict(value).items() if v is not None}
-            if value is None or (key == "columns" and not value):
-                continue
-            base[key] = {**base["columns"], **value} if key == "columns" else value
+                value = {**base["columns"], **{k: v for k, v in dict(value).items() if v is not None}}
+            base[key] = value
         return EventSchema.from_config(base)
 
     def model_path(self, precision: str = "fp32", graph: str = "plain") -> Path:

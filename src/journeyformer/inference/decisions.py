@@ -1,10 +1,9 @@
 """From scores to decisions: the columns predict adds after the model's, in one object.
 
-:class:`Decisions` holds what a driver passes to
-:func:`journeyformer.inference.partition.score_prepared` besides the model: the segment rules
-(``segment``), the bundle's embedding clusters (``cluster``) and, when asked, the explainer
-(``churn_drivers`` ... :mod:`journeyformer.inference.explain`). Every driver (local, Ray) builds
-it once with :meth:`Decisions.for_bundle` and hands it to each partition.
+:class:`Decisions` holds what a scoring job adds besides the model's columns: the segment
+rules (``segment``), the bundle's embedding clusters (``cluster``) and, when asked, the
+explainer (``churn_drivers`` ... :mod:`journeyformer.inference.explain`). A job builds it once
+(:meth:`Decisions.for_bundle`) and hands it to each partition.
 
 Needs only Polars, NumPy and PyYAML (Hydra's own dependency, for the default rules).
 """

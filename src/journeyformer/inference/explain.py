@@ -104,21 +104,20 @@ class Explainer:
         reference: Reference | None,
         last_events: int = 8,
         top: int = 3,
-        where: str = "explain",
     ) -> Explainer:
         if reference is None:
             raise ConfigError(
-                f"{where}: explanations reset features to their median on the validation "
+                "explain: explanations reset features to their median on the validation "
                 "customers, but the bundle has no reference.json (exported without data.path); "
                 "re-export with data.path=<the training events>"
             )
         if last_events < 0 or top < 1:
-            raise ConfigError(f"{where}: explain_events must be >= 0 and explain_top >= 1, got {last_events}, {top}")
+            raise ConfigError(f"explain: explain_events must be >= 0 and explain_top >= 1, got {last_events}, {top}")
         # Explained score -> output name: each task's mean output the model has.
         explained = registry.mean_outputs()
         targets = {k: v for k, v in explained.items() if v in output_names}
         if not targets:
-            raise ConfigError(f"{where}: the model has none of the explained outputs {list(explained.values())}")
+            raise ConfigError(f"explain: the model has none of the explained outputs {list(explained.values())}")
         names = pre.context_names
         typical = np.asarray([reference.quantile(f"context/{n}", 0.5) for n in names], np.float32)
         numeric = pre.numeric_names

@@ -1,14 +1,11 @@
 """The batch scoring job: ``journeyformer predict`` / ``scripts/predict.py`` with an engine.
 
-* ``engine=local`` (default): one machine, one predictions file
-  (:func:`journeyformer.inference.local.predict_events`).
-* ``engine=ray``: Ray Data across the machines of a Ray cluster, a directory of part files
-  (:func:`journeyformer.inference.ray_driver.predict_events_ray`; ``pip install
-  'journeyformer[ray]'``).
-
-Both resolve one :class:`journeyformer.inference.scoring.ScoringJob` and map its
-``score_partition`` over the same partitions of customers, so they give the same customers and
-the same numbers. Needs no torch.
+``engine=local`` (default; one machine, one predictions file:
+:func:`journeyformer.inference.local.predict_events`) or ``engine=ray`` (the machines of a Ray
+cluster, a directory of part files: :func:`journeyformer.inference.ray_driver.predict_events_ray`;
+``pip install 'journeyformer[ray]'``). Both map one
+:class:`journeyformer.inference.scoring.ScoringJob` over the same partitions of customers, so
+they give the same customers and the same numbers. Needs no torch.
 """
 
 from __future__ import annotations

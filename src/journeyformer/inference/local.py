@@ -5,11 +5,10 @@ Flow (the input is read a fixed number of times, whatever its size; :mod:`journe
 
     plan:           3 streaming passes over customer_id and timestamp (size, customers, as_of)
     spill:          1 streaming pass over every column -> temporary Parquet partition per chunk
-    worker thread:  read partition i+1 -> prepare_partition (validate, sequences, batches)
-    main thread:    score_prepared on partition i (onnxruntime) -> predictions -> row group
+    worker thread:  read partition i+1 -> ScoringJob.prepare (validate, sequences, batches)
+    main thread:    ScoringJob.score on partition i (onnxruntime) -> predictions -> row group
 
-Each partition goes through :func:`journeyformer.inference.partition.score_partition`'s two
-halves. Polars and onnxruntime both release the GIL, so preparing the next chunk overlaps with
+Polars and onnxruntime both release the GIL, so preparing the next chunk overlaps with
 inference on the current one; at most two chunks are in memory. The partitions live in a temp
 directory beside the output (``scratch=`` to put it elsewhere), removed when the job ends,
 fails or is killed (and by the next run after a hard kill). Predictions stream into a
@@ -40,34 +39,13 @@ from tqdm.auto import tqdm
 from journeyformer.data.events.partitions import CHUNK_CUSTOMERS
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.loop import BATCH_SIZE
-from journeyformer.inference.partition import Prepared
-from journeyformer.inference.result import PredictResult, check_accounted, rejects_path
+from journeyformer.inference.result import PredictResult, Prepared, rejects_path
 from journeyformer.inference.scoring import ModelChoice, ScoringJob
 from journeyformer.io import temp_file
 from journeyformer.publish import OutputPlan, manifest_path
 from journeyformer.tasks.base import TOP_K
 
 log = logging.getLogger(__name__)
-
-
-def scratch_path(output: Path, scratch: str | Path | None) -> Path:
-    """The name the temporary partitions are kept under (a temp directory beside it)."""
-    base = Path(scratch) if scratch else output.parent
-    return base / f"{output.name}.partitions"
-
-
-def output_plan(
-    output: str | Path, rejects: str | Path | None, input: str | Path, scratch: str | Path | None = None
-) -> OutputPlan:
-    """The local job's outputs: predictions and rejects published with their manifest."""
-    output = Path(output)
-    rejects = Path(rejects) if rejects else rejects_path(output)
-    return OutputPlan.files_unit(
-        {"output": ("predictions", output), "rejects": ("rejects", rejects)},
-        manifest_path(output),
-        [input],
-        [scratch_path(output, scratch)],
-    )
 
 
 def predict_events(
@@ -117,20 +95,19 @@ def predict_events(
             default segments, no explanations.
     """
     start = time.perf_counter()
+    output = Path(output)
+    parts_name = (Path(scratch) if scratch else output.parent) / f"{output.name}.partitions"
+    outputs = OutputPlan.files_unit(
+        {"output": ("predictions", output), "rejects": ("rejects", rejects or rejects_path(output))},
+        manifest_path(output), [input], [parts_name],
+    )  # fmt: skip
     job = ScoringJob.resolve(
         bundle, input, as_of=as_of, model=ModelChoice(device, precision, threads, optimization, graph, parallel),
         batch_size=batch_size, top_k=top_k, with_embedding=with_embedding, schema_overrides=schema_overrides,
-        decide=decide, chunk_customers=chunk_customers, outputs=output_plan(output, rejects, input, scratch),
+        decide=decide, chunk_customers=chunk_customers, outputs=outputs,
     )  # fmt: skip
-    return score_locally(job, scratch_path(Path(output), scratch), progress, start)
-
-
-def score_locally(job: ScoringJob, parts_name: Path, progress: bool = True, start: float | None = None) -> PredictResult:
-    """Run a resolved job on this machine (see the module docstring); its outputs plan names
-    the predictions and rejects files."""
-    start = time.perf_counter() if start is None else start
-    chunks, when, outputs = job.chunks, job.as_of, job.outputs
-    assert chunks is not None and when is not None and outputs is not None
+    chunks, when = job.chunks, job.as_of
+    assert chunks is not None and when is not None
     plan = chunks.plan
     log.info(
         "%s: %d events, %d customers, %d chunk(s); as_of %s; onnxruntime on %s",
@@ -142,7 +119,7 @@ def score_locally(job: ScoringJob, parts_name: Path, progress: bool = True, star
 
     customer_id = chunks.lf.collect_schema()["customer_id"]
     out_schema = job.output_schema(customer_id)
-    result = PredictResult(outputs.files["output"][1], outputs.files["rejects"][1], when, 0, 0, 0, 0, plan.n_chunks, 0.0)
+    result = PredictResult(outputs.files["output"][1], outputs.files["rejects"][1], when, n_chunks=plan.n_chunks)
     reject_parts: list[pl.DataFrame] = []
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
     bar = tqdm(total=plan.n_customers, unit="customer", desc="scoring", disable=not progress)
@@ -159,18 +136,18 @@ def score_locally(job: ScoringJob, parts_name: Path, progress: bool = True, star
                     part = job.score(prepared, customer_id, bar.update)
                     if part.n_scored:
                         writer.write_table(part.predictions.to_arrow())
-                    result.add(part)
+                    result.add(part.n_events, part.n_scored, part.unknown)
                     reject_parts.append(part.rejects)
                     bar.update(part.n_rejected)
             finally:
                 writer.close()
             rejected = pl.concat(reject_parts)
             rejected.write_parquet(tmp["rejects"])
-            check_accounted(plan.name, plan.n_customers, result.n_scored, rejected.height)
+            result.finish(plan.name, plan.n_customers, rejected)
     finally:
         bar.close()
         pool.shutdown(wait=True, cancel_futures=True)
-    result.finish(rejected, time.perf_counter() - start)
+    result.seconds = time.perf_counter() - start
     if result.unknown:
         log.info("values unseen in training mapped to <unk> (events): %s", result.unknown)
     log.info("\n%s", result.summary())

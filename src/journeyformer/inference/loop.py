@@ -1,18 +1,12 @@
 """The one scoring loop: sequences -> length batches -> runner -> outputs -> predictions frame.
 
-:func:`score_sequences` is the loop (sequences -> length batches -> runner -> predictions
-frame -> decision columns). Every scorer calls it: the local, Ray and Spark drivers and the
-Python API (through :class:`journeyformer.inference.scoring.ScoringJob`), evaluate, monitor,
-and export's decision files and int8 comparison. The torch runners of
-:mod:`journeyformer.model.runner` share its model step,
-:func:`journeyformer.data.features.batch.run_model`.
-
-A runner turns one padded batch (input name -> array,
-:data:`journeyformer.data.features.batch.MODEL_INPUTS`) into named outputs:
+Every scorer calls :func:`score_sequences`: the drivers and the Python API through
+:class:`journeyformer.inference.scoring.ScoringJob`, evaluate, monitor and export directly; the
+torch runners of :mod:`journeyformer.model.runner` share its model step,
+:func:`journeyformer.data.features.batch.run_model`. A runner turns one padded batch (input
+name -> array, :data:`journeyformer.data.features.batch.MODEL_INPUTS`) into named outputs:
 :class:`journeyformer.inference.runner.OnnxRunner` (fp32 or int8, no torch) or
-:class:`journeyformer.model.runner.TorchRunner` (a checkpoint, eager torch).
-
-Needs no torch.
+:class:`journeyformer.model.runner.TorchRunner` (a checkpoint, eager torch). Needs no torch.
 """
 
 from __future__ import annotations
@@ -38,9 +32,8 @@ if TYPE_CHECKING:
 # the chunks (data/events/partitions.py), TOP_K with the task context (tasks/base.py). The job
 # configs (configs/predict.yaml, ...) show the same values to the command line.
 BATCH_SIZE = 64  # customers per model call when predicting: small batches stay in cache
-BULK_BATCH_SIZE = (
-    256  # customers per call where whole populations are scored (evaluate, monitor, export)
-)
+# customers per call where whole populations are scored (evaluate, monitor, export)
+BULK_BATCH_SIZE = 256
 
 
 class Runner(Protocol):

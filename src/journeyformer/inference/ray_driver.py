@@ -43,7 +43,7 @@ from journeyformer.data.events.schema import EventSchema
 from journeyformer.errors import ConfigError
 from journeyformer.inference.bundle import Bundle
 from journeyformer.inference.loop import BATCH_SIZE
-from journeyformer.inference.result import PredictResult, check_accounted
+from journeyformer.inference.result import PredictResult
 from journeyformer.inference.scoring import ModelChoice, ScoringJob
 from journeyformer.io import atomic_write_parquet
 from journeyformer.publish import OutputPlan, write_dir_manifest
@@ -74,13 +74,11 @@ def read_units(files: list[Path], fmt: str) -> list[dict[str, Any]]:
             import pyarrow.parquet as pq
 
             meta = pq.ParquetFile(f).metadata
-            for g in range(meta.num_row_groups):
-                n = meta.row_group(g).num_rows
-                units.append({"file": str(f), "group": g, "offset": offset, "rows": n})
-                offset += n
+            groups = [(g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
         else:
-            n = pl.scan_csv(f).select(pl.len()).collect().item()
-            units.append({"file": str(f), "group": -1, "offset": offset, "rows": n})
+            groups = [(-1, pl.scan_csv(f).select(pl.len()).collect().item())]
+        for g, n in groups:
+            units.append({"file": str(f), "group": g, "offset": offset, "rows": n})
             offset += n
     return units
 
@@ -184,7 +182,7 @@ def predict_events_ray(
         job.pin_model()  # one model file for every partition: the probe runs once here, not once per actor
     log.info("%s: %d events, %d customers, %d partition(s) on Ray (%d actors); as_of %s",
              plan.name, plan.n_rows, plan.n_customers, plan.n_chunks, opts["num_workers"], when.isoformat())  # fmt: skip
-    result = PredictResult(output, output / REJECTS, when, 0, 0, 0, 0, plan.n_chunks, 0.0, engine="ray")
+    result = PredictResult(output, output / REJECTS, when, n_chunks=plan.n_chunks, engine="ray")
     with job.outputs.publish() as work:  # type: ignore[union-attr]
         ds = ray.data.from_items(units, override_num_blocks=len(units)).map_batches(
             read_unit, batch_size=1, fn_kwargs={"schema": schema, "fmt": fmt, "name": plan.name,
@@ -203,17 +201,13 @@ def predict_events_ray(
         table = pl.DataFrame(counts.take_all(), schema=_COUNTS)
         _check_chunks(table, work, plan.name)
         for row in table.iter_rows(named=True):
-            result.n_events += row["n_events"]
-            result.n_scored += row["n_scored"]
-            for col, n in json.loads(row["unknown"]).items():
-                result.unknown[col] = result.unknown.get(col, 0) + n
+            result.add(row["n_events"], row["n_scored"], json.loads(row["unknown"]))
         reject_files = sorted(work.glob("rejects-*.parquet"))
         rejected = pl.concat([pl.read_parquet(f) for f in reject_files]).sort("customer_id")
         atomic_write_parquet(work / REJECTS, rejected)
         for f in reject_files:
             f.unlink()
-        check_accounted(plan.name, plan.n_customers, result.n_scored, rejected.height)
-        result.finish(rejected, time.perf_counter() - start)
+        result.finish(plan.name, plan.n_customers, rejected)
         counts_record = {"customers": result.n_customers, "scored": result.n_scored,
                          "rejected": result.n_rejected, "events": result.n_events,
                          "partitions": plan.n_chunks, "as_of": when.isoformat(),

@@ -141,21 +141,15 @@ class Reference:
     def profiles(self) -> dict[str, Profile]:
         return {name: Profile.from_dict(p) for name, p in self.columns.items()}
 
-    def profile(self, name: str) -> Profile:
+    def quantile(self, name: str, q: float) -> float:
+        """The ``q`` quantile (0..1) of continuous column ``name`` on the reference customers."""
         if name not in self.columns:
             known = sorted(self.columns)
             raise ConfigError(f"{self.path}: no reference profile of {name!r}; known: {known}")
-        return self.profiles[name]
-
-    def quantile(self, name: str, q: float) -> float:
-        """The ``q`` quantile (0..1) of continuous column ``name`` on the reference customers."""
-        return self.profile(name).quantile(q)
+        return self.profiles[name].quantile(q)
 
 
 def reference_of(bundle: Any) -> Reference | None:
     """The bundle's :class:`Reference`, or None when it was exported without validation data."""
     name = bundle.spec.get("reference")
     return Reference.load(Path(bundle.path) / name) if name else None
-
-
-__all__ = ["REFERENCE", "Reference", "build_reference", "measures", "reference_of"]

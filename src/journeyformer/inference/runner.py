@@ -26,7 +26,7 @@ class OnnxRunner:
         precision: "fp32", "int8" (the bundle's int8 files, export with quantize=true) or
             "auto" (fp32, and int8 where the bundle records that it met the agreement bar and
             the probe finds it faster on this machine; see :mod:`journeyformer.inference.choice`).
-        threads, spinning, optimization: see :mod:`journeyformer.inference.session`.
+        threads, optimization: see :mod:`journeyformer.inference.session`.
         graph: "auto" (time the bundle's graphs on this machine and run the faster), "plain"
             (model.onnx, model.int8.onnx) or "fused" (fused attention, onnxruntime only).
         parallel: how ``threads`` cores share the work. "batches": the session runs each call
@@ -52,7 +52,6 @@ class OnnxRunner:
         device: str = "cpu",
         precision: str = "fp32",
         threads: int | None = None,
-        spinning: bool = False,
         optimization: str = "basic",
         graph: str = "auto",
         parallel: str = "auto",
@@ -65,10 +64,6 @@ class OnnxRunner:
         self.input_names = bundle.input_names
         self.output_names = bundle.output_names
         self.parallel, self.workers, session_threads = parallel_plan(parallel, device, threads)
-
-        def session(c: choice.Candidate) -> ort.InferenceSession:
-            return make_session(bundle.model_path(*c), device, session_threads, spinning, optimization)
-
         self.graph_timings_ms: dict[str, float] = {}
         candidates = choice.candidates(bundle, precision, graph, device)
         if not candidates:  # what was pinned is missing: model_path says which file and why
@@ -84,7 +79,7 @@ class OnnxRunner:
             candidates = [known]
         sessions = {}
         for c in candidates:  # only graphs that reproduce the golden outputs here may score
-            s = session(c)
+            s = make_session(bundle.model_path(*c), device, session_threads, optimization=optimization)
             check = verify.check_graph(bundle, *c, s, device, optimization)
             if check is None or check.ok:
                 sessions[c] = s

@@ -1,13 +1,9 @@
 """The scoring job: what every driver needs, resolved once, over the one scoring loop
 (:func:`journeyformer.inference.loop.score_sequences`).
 
-:class:`ScoringJob` holds what a driver resolves before it reads a row: the bundle, the event
-schema, as_of, the chunk plan of the input, the model choice (graph, precision, threads), the
-scoring settings, the decision columns, the output schema and the outputs to publish
-(:class:`journeyformer.publish.OutputPlan`). A driver only decides what to feed
-:meth:`ScoringJob.prepare` and :meth:`ScoringJob.score`, and where their results go.
-
-Needs no torch.
+A driver (local, Ray, Spark, the Python API, evaluate, monitor) resolves one
+:class:`ScoringJob`, then only decides what to feed :meth:`ScoringJob.prepare` and
+:meth:`ScoringJob.score`, and where their results go. Needs no torch.
 """
 
 from __future__ import annotations
@@ -23,6 +19,9 @@ import polars as pl
 
 from journeyformer.data.events.partitions import CHUNK_CUSTOMERS
 from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.events.timestamps import UTC_US
+from journeyformer.data.events.validate import validate
+from journeyformer.data.features.batch import Batch, length_batches
 from journeyformer.data.features.sequences import Sequences
 from journeyformer.data.labels.samples import parse_time
 from journeyformer.errors import ConfigError
@@ -34,12 +33,7 @@ from journeyformer.inference.loop import (
     prediction_schema,
     score_sequences,
 )
-from journeyformer.inference.partition import (
-    PartitionResult,
-    Prepared,
-    prepare_partition,
-    score_prepared,
-)
+from journeyformer.inference.result import PartitionResult, Prepared, partition_rejects
 from journeyformer.tasks.base import TOP_K
 
 if TYPE_CHECKING:
@@ -80,7 +74,7 @@ def resolve_as_of(as_of: datetime | str | None) -> datetime | None:
 
 @dataclass
 class ScoringJob:
-    """Everything a driver needs to score, resolved once (see the module docstring).
+    """Everything a driver needs to score, resolved once.
 
     Attributes:
         bundle, schema: the loaded bundle and the event schema (its own with ``data``
@@ -170,23 +164,37 @@ class ScoringJob:
         to workers; each starts its own runner on first use."""
         return replace(self, chunks=None, outputs=None, _runner=None)
 
-    def output_schema(self, customer_id: pl.DataType | None = None) -> pl.Schema:
-        """The predictions' columns (customer_id's dtype: the input's, by default)."""
-
-        if customer_id is None:
-            customer_id = (
-                self.chunks.lf.collect_schema()["customer_id"]
-                if self.chunks is not None
-                else pl.Int64
-            )
+    def output_schema(self, customer_id: pl.DataType) -> pl.Schema:
+        """The predictions' columns, customer_id of dtype ``customer_id`` (the input's)."""
         return prediction_schema(self.bundle, customer_id, self.with_embedding, self.decisions)
 
     def prepare(self, events: pl.DataFrame, source: str = "partition") -> Prepared:
-        """One partition's events -> sequences, batches and rejects (no model)."""
-
-        return prepare_partition(
-            events, self.bundle, self.schema, self._when(), self.batch_size, source
+        """One partition's events (read with :attr:`schema` by
+        :func:`journeyformer.data.events.load.scan_events`) -> validated, sequences at as_of,
+        length-sorted batches; customers without a sequence become rejects. No model."""
+        seen = events.select(pl.col("customer_id").drop_nulls().unique())
+        if events.height == 0:
+            return Prepared(None, [], partition_rejects(seen, None, None), 0)
+        schema = self.schema
+        keyed = pl.col("customer_id").is_not_null() & pl.col("timestamp").is_not_null()
+        if schema.null_keys == "drop" and not events.select(keyed.any()).item():
+            # validate() calls a partition of only null keys an error; it is not one while the
+            # rest of the input has events. Unparseable timestamps stay an error.
+            unparseable = events.filter(pl.col("timestamp").is_null() & pl.col("_ts_raw").is_not_null())
+            if unparseable.height:
+                validate(unparseable, schema, source)  # raises, quoting the bad values
+            log.warning(
+                "%s: dropped %d rows with a null key (data.null_keys=drop)", source, events.height
+            )
+            return Prepared(None, [], partition_rejects(seen, events.head(0), None), events.height)
+        valid = validate(events, schema, source)
+        seqs = self.bundle.preprocessing.sequences(
+            valid, self._when(), with_labels=False, active_only=False, source=source
         )
+        rejects = partition_rejects(seen, valid, seqs)
+        if len(seqs) == 0:
+            return Prepared(None, [], rejects, valid.height)
+        return Prepared(seqs, length_batches(seqs, self.batch_size), rejects, valid.height)
 
     def score(
         self,
@@ -194,12 +202,17 @@ class ScoringJob:
         customer_id: pl.DataType = pl.Int64,
         on_batch: Callable[[int], None] | None = None,
     ) -> PartitionResult:
-        """A prepared partition -> predictions and rejects (:func:`score_sequences`)."""
-
-        return score_prepared(
-            prepared, self.bundle, self._when(), self.runner, self.top_k, self.with_embedding, customer_id,
-            on_batch, decisions=self.decisions,
-        )  # fmt: skip
+        """A prepared partition -> predictions (with :attr:`decisions`' columns) and rejects;
+        ``customer_id``: the input's dtype, for an empty partition."""
+        when = self._when()
+        rejects = prepared.rejects.select(
+            "customer_id", pl.lit(when, UTC_US).alias("as_of"), "reason", "first_event"
+        )
+        if prepared.seqs is None:
+            empty = pl.DataFrame(schema=self.output_schema(customer_id))
+            return PartitionResult(empty, rejects, prepared.n_events)
+        scored = self.score_sequences(prepared.seqs, on_batch=on_batch, batches=prepared.batches)
+        return PartitionResult(scored.frame, rejects, prepared.n_events, dict(prepared.seqs.unknown_counts))
 
     def score_partition(self, events: pl.DataFrame, source: str = "partition") -> PartitionResult:
         """:meth:`prepare` then :meth:`score`: reads and writes nothing."""
@@ -208,13 +221,13 @@ class ScoringJob:
     def score_sequences(
         self,
         seqs: Sequences,
-        as_of: datetime | None = None,
         on_batch: Callable[[int], None] | None = None,
+        batches: list[Batch] | None = None,
     ) -> Scored:
         """:func:`score_sequences` with this job's runner, settings and decisions."""
         return score_sequences(
-            seqs, self.runner, self.bundle, as_of or self._when(), batch_size=self.batch_size, top_k=self.top_k,
-            with_embedding=self.with_embedding, decisions=self.decisions, on_batch=on_batch,
+            seqs, self.runner, self.bundle, self._when(), batch_size=self.batch_size, top_k=self.top_k,
+            with_embedding=self.with_embedding, decisions=self.decisions, batches=batches, on_batch=on_batch,
         )  # fmt: skip
 
     def _when(self) -> datetime:

@@ -71,9 +71,7 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def session_options(
-    threads: int | None = None, spinning: bool = False, optimization: str = "basic"
-) -> ort.SessionOptions:
+def session_options(threads: int | None = None, optimization: str = "basic") -> ort.SessionOptions:
     """Session options as documented in the module docstring."""
     if optimization not in OPTIMIZATION:
         raise ConfigError(f"optimization={optimization!r} is not one of {list(OPTIMIZATION)}")
@@ -82,7 +80,7 @@ def session_options(
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.intra_op_num_threads = int(threads or default_threads())
     opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3  # errors only: shape-inference chatter is not for users
     return opts
 
@@ -113,12 +111,11 @@ def make_session(
     model_path: str | Path,
     device: str = "cpu",
     threads: int | None = None,
-    spinning: bool = False,
     optimization: str = "basic",
 ) -> ort.InferenceSession:
     """An inference session for ``model_path`` on ``device`` ("cpu" or "cuda")."""
     providers = providers_for(device)
-    options = session_options(threads, spinning, optimization)
+    options = session_options(threads, optimization)
     session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
     if device == "cuda" and session.get_providers()[0] != _CUDA:
         # onnxruntime falls back to CPU silently when the CUDA libraries fail to load.

@@ -90,13 +90,12 @@ def target_customers(
             "or drop them from the predictions"
         )
     value = frame.get_column("incremental_value").to_numpy()
-    budget = np.inf if cfg.budget is None else cfg.budget
     if cfg.budget is None or cfg.contact_cost <= 0:
         contact = value - cfg.contact_cost > 0  # no binding budget: everyone worth a contact
         if cfg.budget is not None and cfg.contact_cost <= 0:
             log.warning("contact_cost=0: the budget does not limit the contacts")
     else:
-        contact = select_by_net_value(value, cfg.contact_cost, budget)
+        contact = select_by_net_value(value, cfg.contact_cost, cfg.budget)
     frame = frame.with_columns(
         (pl.col("incremental_value") - cfg.contact_cost).alias("net_value"),
         pl.Series("contact", contact),

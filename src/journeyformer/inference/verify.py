@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -63,14 +62,6 @@ class GraphCheck:
         )
 
 
-def golden(bundle: Bundle) -> dict[str, Any] | None:
-    """The bundle's golden.json (None for a bundle exported without one)."""
-    name = bundle.spec.get("golden")
-    if not name or not (bundle.path / name).is_file():
-        return None
-    return json.loads((bundle.path / name).read_text())
-
-
 def _compare(
     got: dict[str, np.ndarray], expected: dict[str, list], tol: dict[str, float]
 ) -> tuple[float, float, str]:
@@ -104,7 +95,8 @@ def check_graph(
         return _CHECKED[key]
     if "golden" not in bundle.spec:  # a bundle being built: export writes golden.json last
         return None
-    data = golden(bundle)
+    path = bundle.path / str(bundle.spec["golden"])
+    data = json.loads(path.read_text()) if path.is_file() else None
     expected = None
     if data is not None:
         expected = data["outputs"] if precision == "fp32" else data.get("int8_outputs", {}).get(graph)

@@ -38,7 +38,7 @@ from journeyformer.data.features.vocab import Vocabularies
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.errors import ConfigError
 from journeyformer.io import atomic_write, atomic_write_text
-from journeyformer.jobs.train import TrainResult
+from journeyformer.jobs.train import TrainResult, changed_settings
 from journeyformer.model.checkpoint import read_checkpoint
 from journeyformer.model.config import DATA_DERIVED, ModelConfig
 from journeyformer.model.run import MANIFEST, RunManifest, apply_buffers, spec_hash
@@ -103,18 +103,6 @@ def refit_data(data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any]) -> Jo
     return JourneyData(pre, {"train": train}, str(path), last_event)
 
 
-def _same_settings(selected: Mapping[str, Any], now: Mapping[str, Any], best: Path) -> None:
-    """The refit must train the selected recipe: every non-data model setting equal."""
-    keys = (set(selected) | set(now)) - set(DATA_DERIVED)
-    changed = sorted(k for k in keys if selected.get(k) != now.get(k))
-    if changed:
-        diff = ", ".join(f"{k}={selected.get(k)!r} there, {now.get(k)!r} now" for k in changed[:4])
-        raise ConfigError(
-            f"refit=true: the model settings differ from the selected run's ({best}: {diff}); "
-            "refit with the settings of that run"
-        )
-
-
 def refit(cfg: DictConfig) -> TrainResult:
     """Retrain the run in ``cfg.run_dir`` on all labelled data (see the module doc).
 
@@ -134,25 +122,22 @@ def refit(cfg: DictConfig) -> TrainResult:
     model_sizes = _plain(cfg.model)
     model_sizes["tasks"] = {k: v for k, v in selected["hyper_parameters"]["model"]["tasks"].items()}
     model_cfg = ModelConfig.from_data(model_sizes, pre)
-    _same_settings(selected["hyper_parameters"]["model"], model_cfg.to_dict(), best)
+    diff = changed_settings(selected["hyper_parameters"]["model"], model_cfg.to_dict(), DATA_DERIVED)
+    if diff:  # the refit must train the selected recipe: every non-data model setting equal
+        raise ConfigError(
+            f"refit=true: the model settings differ from the selected run's ({best}: {diff}); "
+            "refit with the settings of that run"
+        )
     module = JourneyModule(model_cfg.to_dict(), pre.to_dict(), _plain(cfg.model.get("optimizer")))
     if model_cfg.standardize_context:
         module.net.set_context_stats(train.context)
     out_dir.mkdir(parents=True, exist_ok=True)
-    loggers = [
-        instantiate(c, save_dir=str(out_dir)) if "save_dir" in c else instantiate(c)
-        for c in (cfg.get("logger") or {}).values()
-        if c is not None
-    ]
+    loggers = [instantiate(c, save_dir=str(out_dir)) if "save_dir" in c else instantiate(c)
+               for c in (cfg.get("logger") or {}).values() if c is not None]  # fmt: skip
     trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        max_epochs=epochs,
-        default_root_dir=str(out_dir),
-        limit_val_batches=0,
-        enable_checkpointing=False,
-        callbacks=[],
-        logger=loggers or False,
-    )
+        cfg.trainer, max_epochs=epochs, default_root_dir=str(out_dir), limit_val_batches=0,
+        enable_checkpointing=False, callbacks=[], logger=loggers or False,
+    )  # fmt: skip
     dm = JourneyDataModule(
         data_cfg, labels_cfg, int(data_cfg.get("batch_size", 256)), int(data_cfg.get("num_workers", 0)),
         seed=int(cfg.seed),

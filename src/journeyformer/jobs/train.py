@@ -8,7 +8,7 @@ import multiprocessing
 import os
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,12 +84,9 @@ def train(cfg: DictConfig) -> TrainResult:
     L.seed_everything(int(cfg.seed), workers=True)
     data_cfg, labels_cfg = _plain(cfg.data), _plain(cfg.labels)
     dm = make_datamodule(  # data.store set: training batches stream from the sample store
-        data_cfg,
-        labels_cfg,
-        batch_size=int(data_cfg.get("batch_size", 256)),
-        num_workers=int(data_cfg.get("num_workers", 0)),
-        seed=int(cfg.seed),
-    )
+        data_cfg, labels_cfg, batch_size=int(data_cfg.get("batch_size", 256)),
+        num_workers=int(data_cfg.get("num_workers", 0)), seed=int(cfg.seed),
+    )  # fmt: skip
     dm.setup()
     phases = {"data": time.perf_counter() - start}
     assert dm.data is not None
@@ -121,9 +118,8 @@ def train(cfg: DictConfig) -> TrainResult:
         trainer.fit(module, datamodule=dm, ckpt_path=cfg.get("resume_from"))
         phases["fit"] = time.perf_counter() - fit_start
         best = _best_checkpoint(trainer)
+        module = load_module(best) if best is not None else module
         result = TrainResult(run_dir=run_dir, best_checkpoint=best, data=dm.data, module=module)
-        if best is not None:
-            result.module = load_module(best)
         buffers: dict[str, float] = {}
         blend: Blend | None = None
         if best is not None and trainer.global_rank == 0:
@@ -133,8 +129,9 @@ def train(cfg: DictConfig) -> TrainResult:
                 result.metrics["blend"] = blend.report() if blend is not None else None
         metrics_file = None
         if cfg.get("evaluate", True) and trainer.global_rank == 0:
-            metrics = evaluate_splits(result.module, dm.data, int(cfg.seed), blend, side.baselines.result(), side.protocol)
-            result.metrics.update(metrics)
+            result.metrics.update(
+                evaluate_splits(result.module, side.protocol, side.baselines.result(), blend, int(cfg.seed))
+            )
     if cfg.get("evaluate", True) and trainer.global_rank == 0:
         result.table = render_text(result.metrics["test"])
         result.metrics["verdicts"] = beats_baselines(result.metrics["test"])
@@ -243,20 +240,22 @@ def calibrate(
     return report, buffers, heldout
 
 
-def _check_resumable(
-    checkpoint: Path, pre: Preprocessing, model: dict[str, Any] | None = None
-) -> None:
+def changed_settings(old: Mapping[str, Any], new: Mapping[str, Any], ignore: Iterable[str] = ()) -> str:
+    """``key=<old> there, <new> now`` for (up to four of) the settings that differ; "" if none."""
+    changed = sorted(k for k in (set(old) | set(new)) - set(ignore) if old.get(k) != new.get(k))
+    return ", ".join(f"{k}={old.get(k)!r} there, {new.get(k)!r} now" for k in changed[:4])
+
+
+def _check_resumable(checkpoint: Path, pre: Preprocessing, model: dict[str, Any] | None = None) -> None:
     """Resuming is only sound with the same model settings, on data that gives the same
     vocabularies and features."""
     if not checkpoint.exists():
         raise CheckpointError(f"resume_from={checkpoint}: no such checkpoint")
     hp = read_checkpoint(checkpoint)["hyper_parameters"]
     if model is not None and hp["model"] != model:
-        changed = sorted(k for k in set(hp["model"]) | set(model) if hp["model"].get(k) != model.get(k))
-        diff = ", ".join(f"{k}={hp['model'].get(k)!r} there, {model.get(k)!r} now" for k in changed[:4])
         raise CheckpointError(
             f"resume_from={checkpoint}: the checkpoint was trained with other model settings "
-            f"(differ: {diff}). "
+            f"(differ: {changed_settings(hp['model'], model)}). "
             "Resume with the model settings of that run (e.g. the same model=...), or start a new run."
         )
     old, spec = hp["preprocessing"], pre.to_dict()
@@ -270,14 +269,8 @@ def _check_resumable(
             )
 
 
-def _manifest(
-    cfg: DictConfig,
-    trainer: L.Trainer,
-    best: Path,
-    result: TrainResult,
-    buffers: dict[str, float],
-    metrics_file: Path | None,
-) -> RunManifest:
+def _manifest(cfg: DictConfig, trainer: L.Trainer, best: Path, result: TrainResult, buffers: dict[str, float],
+              metrics_file: Path | None) -> RunManifest:  # fmt: skip
     """The run manifest: the files by name (relative to the run directory), the calibration."""
     run_dir = result.run_dir.resolve()
 
@@ -310,33 +303,23 @@ def _best_checkpoint(trainer: L.Trainer) -> Path | None:
 
 
 def evaluate_splits(
-    module: JourneyModule,
-    data: JourneyData,
-    seed: int = 0,
-    blend: Blend | None = None,
-    baselines: Baselines | None = None,
-    protocol: Protocol | None = None,
+    module: JourneyModule, protocol: Protocol, baselines: Baselines, blend: Blend | None = None, seed: int = 0
 ) -> dict[str, Any]:
     """The evaluation protocol over the splits (:func:`journeyformer.evaluation.protocol.split_protocol`):
     ``test``, the out-of-time test table with the decisions tuned on validation; ``val``, the
     same comparison on the validation split (what sweeps select on). With a ``blend`` the
     model row is the shipped model (each head as chosen on validation) and ``components``
-    holds the Transformer alone beside it. ``baselines`` and ``protocol``: built already (else
-    built here)."""
+    holds the Transformer alone beside it."""
     tasks = list(module.cfg.tasks)
-    protocol = protocol or split_protocol(data.preprocessing, data.splits, data.last_event)
     with torch.inference_mode():
         outputs = predict_sequences(module.net, protocol.test.seqs)
         val_outputs = predict_sequences(module.net, protocol.val.seqs)
     network = outputs
-    fitted = baselines if baselines is not None else fit_baselines(protocol, tasks, seed)
     if blend is not None:
         outputs = blend.apply(outputs, protocol.test.seqs)
         val_outputs = blend.apply(val_outputs, protocol.val.seqs)
     temperatures = {t.name: float(module.net.temperature(t.name)) for t in module.net.tasks if t.calibrated}
-    test, baselines = evaluate(
-        protocol, outputs, val_outputs, tasks, temperatures, seed=seed, baselines=fitted
-    )
+    test, baselines = evaluate(protocol, outputs, val_outputs, tasks, temperatures, seed=seed, baselines=baselines)
     if blend is not None:
         test["components"] = {
             "weights": dict(blend.weights),

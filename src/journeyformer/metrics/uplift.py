@@ -34,8 +34,6 @@ from statistics import NormalDist
 
 import numpy as np
 
-Z95 = NormalDist().inv_cdf(0.975)
-
 
 def _arms(y: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y, t = np.asarray(y, float), np.asarray(t).astype(bool)

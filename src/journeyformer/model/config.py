@@ -88,7 +88,7 @@ class ModelConfig:
             raise ConfigError(f"model.tasks weights must be >= 0, got {dict(self.tasks)}")
         if not self.categorical_sizes or min(self.categorical_sizes) < 2:
             raise ConfigError(f"categorical sizes must include <pad> and <unk>: {self.categorical_sizes}")
-        for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_len"):
+        for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_len", "item_top_k", "item_negatives"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         if self.context_layers not in (1, 2):
@@ -100,9 +100,6 @@ class ModelConfig:
             )
         if self.n_items and self.categorical_sizes[-1] != self.n_items:
             raise ConfigError(f"n_items={self.n_items} is not the last categorical size {self.categorical_sizes}")
-        for name in ("item_top_k", "item_negatives"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         for name, allowed in (("positions", ("recency", "causal")), ("item_query", ("representation", "state"))):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"model.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
@@ -174,5 +171,4 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["categorical_sizes"] = list(self.categorical_sizes)
-        d["tasks"] = dict(self.tasks)
         return d

@@ -9,8 +9,9 @@ from journeyformer.data.features.definitions import EVENT_NUMERIC
 from journeyformer.model.config import ModelConfig
 from journeyformer.model.dropout import Dropout
 
-# Bins of log_age and log_gap (log1p(seconds) / 10, see data.sequences.event_features): width
-# 0.2 in log1p(seconds) (about 22% per bin), from 1 minute up; 48 bins reach about 1.7 years.
+# Bins of log_age and log_gap (log1p(seconds) / 10, see
+# data.features.definitions.numeric_event_features): width 0.2 in log1p(seconds) (about 22% per
+# bin), from 1 minute up; 48 bins reach about 1.7 years.
 _TIME_BINS = 48
 _TIME_BIN_FROM = 0.4  # log1p(60 s) / 10 ~ 0.41
 _TIME_BIN_WIDTH = 0.02

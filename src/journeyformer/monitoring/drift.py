@@ -59,10 +59,6 @@ class ColumnDrift:
     status: str
     ks_critical: float | None
 
-    @property
-    def group(self) -> str:
-        return self.name.split("/", 1)[0]
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -97,20 +93,23 @@ class DriftReport:
         level = STATUSES.index(status)
         return [c for c in self.columns if STATUSES.index(c.status) >= level]
 
+    def by_status(self) -> dict[str, int]:
+        """How many columns are at each status."""
+        return {s: sum(c.status == s for c in self.columns) for s in STATUSES}
+
     def to_dict(self) -> dict[str, Any]:
-        counts = {s: sum(c.status == s for c in self.columns) for s in STATUSES}
         return {
             **self.about,
             "status": self.status,
             "n_customers": self.n_customers,
             "reference_customers": self.reference_customers,
             "thresholds": {"psi_warn": self.thresholds.psi_warn, "psi_drift": self.thresholds.psi_drift},
-            "columns_by_status": counts,
+            "columns_by_status": self.by_status(),
             "columns": {c.name: c.to_dict() for c in self.columns},
         }
 
     def summary(self, top: int = 10) -> str:
-        counts = ", ".join(f"{sum(c.status == s for c in self.columns)} {s}" for s in STATUSES)
+        counts = ", ".join(f"{k} {s}" for s, k in self.by_status().items())
         lines = [
             f"drift status: {self.status.upper()} ({len(self.columns)} columns: {counts}); "
             f"{self.n_customers} customers vs {self.reference_customers} reference customers"
@@ -121,13 +120,8 @@ class DriftReport:
         return "\n".join(lines)
 
 
-def drift_report(
-    counts: Mapping[str, Counts],
-    thresholds: Thresholds,
-    n_customers: int,
-    reference_customers: int,
-    about: Mapping[str, Any] | None = None,
-) -> DriftReport:
+def drift_report(counts: Mapping[str, Counts], thresholds: Thresholds, n_customers: int, reference_customers: int,
+                 about: Mapping[str, Any] | None = None) -> DriftReport:  # fmt: skip
     """Compare every column's counts with its reference profile; columns sorted worst first."""
     columns = []
     for name, c in counts.items():

@@ -54,21 +54,13 @@ class MonitorResult:
     seconds: float
 
 
-def monitor_job(
-    bundle: Bundle | str | Path,
-    input: str | Path,
-    as_of: datetime | str | None = None,
-    *,
-    schema_overrides: Mapping[str, Any] | None = None,
-    chunk_customers: int = CHUNK_CUSTOMERS,
-    batch_size: int = BULK_BATCH_SIZE,
-    outputs: OutputPlan | None = None,
-) -> ScoringJob:
-    """The scoring job monitor runs: the bundle's fp32 model, the cluster column only.
-    Refuses a bundle without ``reference.json`` before the input is read."""
-    if outputs is not None:
-        outputs.check()
-        outputs.clean()
+def monitor_job(bundle: Bundle | str | Path, input: str | Path, as_of: datetime | str | None, outputs: OutputPlan,
+                **settings: Any) -> ScoringJob:  # fmt: skip
+    """The scoring job monitor runs: the bundle's fp32 model, the cluster column only; ``settings``:
+    schema_overrides, chunk_customers, batch_size. Refuses the outputs (:meth:`OutputPlan.check`)
+    and a bundle without ``reference.json`` before the input is read."""
+    outputs.check()
+    outputs.clean()
     loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     if reference_of(loaded) is None:
         raise BundleError(
@@ -76,33 +68,13 @@ def monitor_job(
             "data.path), so there is nothing to compare with; re-export with "
             "data.path=<the training events>"
         )
-    job = ScoringJob.resolve(
-        loaded, input, as_of=as_of, model=ModelChoice(precision="fp32"), batch_size=batch_size,
-        schema_overrides=schema_overrides, chunk_customers=chunk_customers, runner=False,
-        decisions=Decisions(clusters=clusters_of(loaded)),
-    )  # fmt: skip
-    job.outputs = outputs
-    return job
+    return ScoringJob.resolve(loaded, input, as_of=as_of, model=ModelChoice(precision="fp32"), runner=False,
+                              decisions=Decisions(clusters=clusters_of(loaded)), **settings)  # fmt: skip
 
 
-def profile_population(
-    bundle: Bundle | ScoringJob,
-    input: str | Path | None = None,
-    as_of: datetime | None = None,
-    *,
-    schema_overrides: Mapping[str, Any] | None = None,
-    chunk_customers: int = CHUNK_CUSTOMERS,
-    batch_size: int = BULK_BATCH_SIZE,
-) -> tuple[dict[str, Counts], int, datetime]:
-    """Counts of every reference column over the active customers of ``input`` at ``as_of``
-    (default: the end of the data); returns (counts, customers, as_of). ``bundle`` may be a
-    resolved :func:`monitor_job` (then ``input`` and the settings are its own)."""
-    if isinstance(bundle, ScoringJob):
-        job = bundle
-    else:
-        assert input is not None
-        job = monitor_job(bundle, input, as_of, schema_overrides=schema_overrides,
-                          chunk_customers=chunk_customers, batch_size=batch_size)  # fmt: skip
+def profile_population(job: ScoringJob) -> tuple[dict[str, Counts], int, datetime]:
+    """Counts of every reference column over the active customers of the job's input at its
+    as_of (default: the end of the data); returns (counts, customers, as_of)."""
     reference = reference_of(job.bundle)
     assert reference is not None
     pre, chunks, when, schema = job.bundle.preprocessing, job.chunks, job.as_of, job.schema
@@ -129,18 +101,10 @@ def profile_population(
     return counts, n, when
 
 
-def monitor_events(
-    bundle: Bundle | str | Path,
-    input: str | Path,
-    output: str | Path | None = None,
-    *,
-    as_of: datetime | str | None = None,
-    thresholds: Thresholds | None = None,
-    fail_on_drift: bool = False,
-    schema_overrides: Mapping[str, Any] | None = None,
-    chunk_customers: int = CHUNK_CUSTOMERS,
-    batch_size: int = BULK_BATCH_SIZE,
-) -> MonitorResult:
+def monitor_events(bundle: Bundle | str | Path, input: str | Path, output: str | Path | None = None, *,
+                   as_of: datetime | str | None = None, thresholds: Thresholds | None = None,
+                   fail_on_drift: bool = False, schema_overrides: Mapping[str, Any] | None = None,
+                   chunk_customers: int = CHUNK_CUSTOMERS, batch_size: int = BULK_BATCH_SIZE) -> MonitorResult:  # fmt: skip
     """Compare ``input`` at ``as_of`` with the bundle's validation customers; write
     ``monitor.json`` and ``monitor.html`` into ``output`` (default ``<bundle>/monitor``).
 
@@ -148,10 +112,9 @@ def monitor_events(
     """
     start = time.perf_counter()
     out = Path(output) if output else Path(bundle if not isinstance(bundle, Bundle) else bundle.path) / "monitor"
-    job = monitor_job(
-        bundle, input, as_of, schema_overrides=schema_overrides, chunk_customers=chunk_customers,
-        batch_size=batch_size, outputs=OutputPlan.dir_unit(out, MONITOR_JSON, "monitor", [input]),
-    )  # fmt: skip
+    plan = OutputPlan.dir_unit(out, MONITOR_JSON, "monitor", [input])
+    job = monitor_job(bundle, input, as_of, plan, schema_overrides=schema_overrides,
+                      chunk_customers=chunk_customers, batch_size=batch_size)  # fmt: skip
     bundle = job.bundle
     counts, n, when = profile_population(job)
     reference = reference_of(bundle)
@@ -166,17 +129,16 @@ def monitor_events(
     report = drift_report(counts, thresholds or Thresholds(), n, reference.n_customers, about)
     from journeyformer.monitoring.page import render_page  # plots only when writing
 
-    with job.outputs.publish() as tmp:  # type: ignore[union-attr]
+    with plan.publish() as tmp:
         (tmp / MONITOR_JSON).write_text(json.dumps(report.to_dict(), indent=1))
         (tmp / MONITOR_HTML).write_text(render_page(report))
     seconds = time.perf_counter() - start
     log.info("\n%s\nmonitor: %s (%.1f s)", report.summary(), out / MONITOR_HTML, seconds)
-    result = MonitorResult(report, out, seconds)
     if fail_on_drift and report.status == "drift":
         print(report.summary())
         print(f"drift detected (fail_on_drift=true): see {out / MONITOR_HTML}")
         raise SystemExit(EXIT_DRIFT)
-    return result
+    return MonitorResult(report, out, seconds)
 
 
 def monitor_from_config(cfg: Mapping[str, Any]) -> MonitorResult:

@@ -1,20 +1,6 @@
-"""The HTTP app of ``journeyformer serve`` (FastAPI on uvicorn).
-
-==========================  =================================================================
-``POST /events``            one event object, a list, or ``{"events": [...]}`` in the bundle's
-                            column names; applied to the customers' state; ``?score=true``
-                            returns the changed customers' scores. Replies after the events
-                            are durable in the store (journal or Redis).
-``GET /customers/{id}``     the customer's current scores: one row with the columns of
-                            ``journeyformer predict``; ``?as_of=`` (ISO-8601) scores at another
-                            time at or after the customer's newest event. 404: no events yet.
-``POST /score``             stateless: ``{"events": [...], "as_of": ...}`` -> the rows the
-                            Python API (and ``journeyformer predict``) gives for those events.
-``GET /health``             ``{"status": "ok", ...}`` once the bundle is loaded and verified.
-``GET /metrics``            Prometheus text: requests and latency per route, events applied
-                            and duplicate, customers, decisions, dead letters.
-``GET /openapi.json``       the OpenAPI schema (``/docs`` renders it).
-==========================  =================================================================
+"""The HTTP app of ``journeyformer serve`` (FastAPI on uvicorn): ``POST /events``,
+``GET /customers/{id}``, ``POST /score``, ``/health``, ``/metrics`` and ``/openapi.json``
+(docs/service.md#endpoints).
 
 Bad input gets a 422 whose ``detail`` is the batch job's one-line message (the same
 validation); an unexpected error is a 500 with its message, logged with its traceback, and the
@@ -34,7 +20,6 @@ from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from journeyformer import __version__
-from journeyformer.errors import JourneyformerError
 from journeyformer.service.core import ScoringService
 from journeyformer.service.triggers import rows
 
@@ -103,13 +88,8 @@ def create_app(service: ScoringService, *, on_start: Callable[[], None] | None =
 
     app.add_middleware(timed)
 
-    @app.exception_handler(JourneyformerError)
-    async def bad_input(request: Request, err: JourneyformerError) -> JSONResponse:
-        service.counters["requests_rejected"] += 1
-        return JSONResponse({"detail": str(err)}, status_code=422)
-
-    @app.exception_handler(ValueError)
-    async def bad_value(request: Request, err: ValueError) -> JSONResponse:
+    @app.exception_handler(ValueError)  # JourneyformerError included
+    async def bad_input(request: Request, err: ValueError) -> JSONResponse:
         service.counters["requests_rejected"] += 1
         return JSONResponse({"detail": str(err)}, status_code=422)
 

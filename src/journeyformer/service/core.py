@@ -1,11 +1,8 @@
 """The service without HTTP: events in (validated like the batch job), state updated, scores out.
 
-:class:`ScoringService` is what the HTTP app (:mod:`journeyformer.service.app`) and the stream
-consumer (:mod:`journeyformer.service.stream`) call. Events are validated by the Python API's
-:meth:`journeyformer.api.Predictor.events` (the batch job's normalisation and checks, so a bad
-request gets the batch job's one-line message), encoded once (:class:`Encoder`) and applied to
-the store; scores come from :func:`journeyformer.service.features.sequences_at` and
-:meth:`journeyformer.api.Predictor.score`, the scoring loop ``journeyformer predict`` runs.
+Events are validated by :meth:`journeyformer.api.Predictor.events` (so a bad request gets the
+batch job's one-line message); scores come from :func:`journeyformer.service.features.sequences_at`
+and :meth:`journeyformer.api.Predictor.score`, the scoring loop ``journeyformer predict`` runs.
 """
 
 from __future__ import annotations
@@ -59,23 +56,16 @@ class Encoder:
 
     def encode(self, canonical: pl.DataFrame) -> list[Encoded]:
         f = self.features
-        cols = [
-            canonical.get_column("customer_id").to_list(),
-            canonical.get_column("timestamp").cast(pl.Int64).to_list(),
-            *[canonical.get_column(c).to_list() for c in f.categorical],
-            canonical.get_column("amount").to_list(),
-            *[canonical.get_column(c).to_list() for c in f.numeric],
-        ]
+        frame = canonical.with_columns(pl.col("timestamp").cast(pl.Int64))
+        cols = [frame.get_column(c).to_list() for c in ("customer_id", "timestamp", *f.categorical, "amount", *f.numeric)]
         n_cat = len(f.categorical)
         out = []
-        for row in zip(*cols, strict=True):
-            customer, ts = row[0], row[1]
-            texts = tuple(row[2 : 2 + n_cat])
-            amount = float(row[2 + n_cat])
-            extras = tuple(float(x) for x in row[3 + n_cat :])
+        for customer, ts, *rest in zip(*cols, strict=True):
+            texts = tuple(rest[:n_cat])
+            amount = float(rest[n_cat])
+            extras = tuple(float(x) for x in rest[n_cat + 1 :])
             ids = tuple(ix.get(t, 1) for ix, t in zip(self.index, texts, strict=True))
-            action = texts[0]
-            flags = sum(bit for bit, s in self.sets if s is None or action in s)
+            flags = sum(bit for bit, s in self.sets if s is None or texts[0] in s)
             out.append((str(customer), customer, Event(ts, ids, flags, amount, extras, identity(customer, ts, texts, amount, extras))))
         return out
 
@@ -107,38 +97,28 @@ class ScoringService:
         self.lock = threading.RLock()
         self.counters = {"events_received": 0, "events_applied": 0, "events_duplicate": 0, "requests_rejected": 0, "scores": 0, "decisions": 0}
 
-    def validate(self, records: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
-        """JSON events (the bundle's column names) -> canonical events; EventDataError as the
-        batch job words it."""
-        return self.predictor.events(_typed(_frame(records), self.predictor.schema))
-
     def ingest(self, records: Sequence[Mapping[str, Any]], score: bool = False) -> dict[str, Any]:
-        """Validate, apply and (with triggers or ``score``) rescore the customers changed."""
-        canonical = self.validate(records)
-        return self.apply(self.encoder.encode(canonical), received=len(records), score=score)
-
-    def apply(self, encoded: Sequence[Encoded], received: int | None = None, score: bool = False) -> dict[str, Any]:
+        """Validate JSON events (the bundle's column names; EventDataError as the batch job
+        words it), apply them and (with triggers or ``score``) rescore the customers changed."""
+        canonical = self.predictor.events(_typed(_frame(records), self.predictor.schema))
+        encoded = self.encoder.encode(canonical)
         with self.lock:
-            return self._apply(encoded, received, score)
-
-    def _apply(self, encoded: Sequence[Encoded], received: int | None, score: bool) -> dict[str, Any]:
-        applied, touched = self.store.apply(encoded)
-        if encoded:
-            self.latest_us = max(self.latest_us, max(e.ts for _, _, e in encoded))
-        self.counters["events_received"] += len(encoded) if received is None else received
-        self.counters["events_applied"] += applied
-        self.counters["events_duplicate"] += len(encoded) - applied
-        out: dict[str, Any] = {"received": len(encoded), "applied": applied, "duplicates": len(encoded) - applied}
-        if touched and (score or self.triggers is not None):
-            when = self.cutoff(None, touched)
-            frame = self.score_states(touched, when)
-            if self.triggers is not None:
-                decisions = self.triggers.evaluate(frame, touched, self.store)
-                self.counters["decisions"] += len(decisions)
-                out["decisions"] = len(decisions)
-            if score:
-                out["scores"] = rows(frame)
-        return out
+            applied, touched = self.store.apply(encoded)
+            if encoded:
+                self.latest_us = max(self.latest_us, max(e.ts for _, _, e in encoded))
+            self.counters["events_received"] += len(records)
+            self.counters["events_applied"] += applied
+            self.counters["events_duplicate"] += len(encoded) - applied
+            out: dict[str, Any] = {"received": len(encoded), "applied": applied, "duplicates": len(encoded) - applied}
+            if touched and (score or self.triggers is not None):
+                frame = self.score_states(touched, self.cutoff(None, touched))
+                if self.triggers is not None:
+                    decisions = self.triggers.evaluate(frame, self.store)
+                    self.counters["decisions"] += len(decisions)
+                    out["decisions"] = len(decisions)
+                if score:
+                    out["scores"] = rows(frame)
+            return out
 
     def cutoff(self, as_of: str | None, states: Sequence[CustomerState]) -> datetime:
         """``as_of`` (ISO-8601) or the default rule; never before a state's newest event under

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
+from journeyformer.data.events.timestamps import epoch_micros
 from journeyformer.data.features.aggregates import (
     WINDOWS_DAYS,
     aggregate_table,
@@ -29,7 +30,7 @@ from journeyformer.data.features.aggregates import (
 )
 from journeyformer.data.features.definitions import numeric_event_features
 from journeyformer.data.features.sequences import Sequences, model_inputs
-from journeyformer.data.labels.lifecycle import _NO_TIME, _micros, as_utc, summary_frame
+from journeyformer.data.labels.lifecycle import _NO_TIME, as_utc, summary_frame
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.service.state import PURCHASE, VALUE, CustomerState
 
@@ -47,21 +48,18 @@ def sequences_at(states: Sequence[CustomerState], cutoff: datetime, pre: Preproc
     Raises ValueError when ``cutoff`` is before a customer's newest event.
     """
     cutoff = as_utc(cutoff)
-    cut_us = _micros(cutoff)
+    cut_us = epoch_micros(cutoff)
     features, labels, vocabs = pre.features, pre.labels, pre.vocabs
-    window_start = _micros(cutoff - timedelta(days=labels.loyalty_window_days))
+    window_start = epoch_micros(cutoff - timedelta(days=labels.loyalty_window_days))
     n = len(states)
-    seq_ts: list[int] = []  # predecessor (when there is one) + the sequence events, per customer
-    first: list[bool] = []
-    keep: list[bool] = []
-    amount: list[float] = []
-    extras: list[tuple[float, ...]] = []
-    cats: list[tuple[int, ...]] = []
-    lengths = np.zeros(n, dtype=np.int64)
-    tail_ts, tail_owner, tail_flags, tail_amount, tail_ids = [], [], [], [], []
-    scalars = {k: np.zeros(n, dtype=np.int64) for k in ("n_events", "n_purchases", "n_window", "n_intent", "first", "last", "activity", "n_days", "n_value")}
-    floats = {k: np.zeros(n) for k in ("spend", "value_max", "gap_mean", "gap_std", "gap_max", "gap_last")}
     n_extra = len(features.numeric)
+    # (ts, first, keep, amount, extras): the predecessor (when there is one) + the sequence events
+    seq: list[tuple] = []
+    cats: list[tuple[int, ...]] = []
+    tail_rows: list[tuple] = []  # (ts, owner, flags, amount, ids) of every tail event
+    lengths = np.zeros(n, dtype=np.int64)
+    scalars = {k: np.zeros(n, dtype=np.int64) for k in ("n_events", "n_purchases", "n_window", "n_intent", "first", "last", "activity", "n_days", "n_value")}
+    floats = {"spend": np.zeros(n), "value_max": np.zeros(n)} | {k: np.full(n, math.nan) for k in ("gap_mean", "gap_std", "gap_max", "gap_last")}
     extras_mean = np.zeros((n, n_extra))
     totals = [np.zeros((n, len(vocabs[c].tokens)), dtype=np.int64) for c in features.categorical]
     action_last = np.full((n, len(vocabs["action"].tokens)), np.inf)
@@ -76,56 +74,33 @@ def sequences_at(states: Sequence[CustomerState], cutoff: datetime, pre: Preproc
         length = min(s.n_events, s.max_len)
         lengths[k] = length
         if s.n_events > length:
-            seq_ts.append(s.times[-length - 1])
-            first.append(True)
-            keep.append(False)
-            amount.append(0.0)
-            extras.append((0.0,) * n_extra)
+            seq.append((s.times[-length - 1], True, False, 0.0, (0.0,) * n_extra))
         tail = s.tail  # unpacked once
-        for j, e in enumerate(tail[-length:]):
-            seq_ts.append(e.ts)
-            first.append(j == 0 and s.n_events == length)
-            keep.append(True)
-            amount.append(e.amount)
-            extras.append(e.extras)
-            cats.append(e.ids)
-        for e in tail:
-            tail_ts.append(e.ts)
-            tail_owner.append(k)
-            tail_flags.append(e.flags)
-            tail_amount.append(e.amount)
-            tail_ids.append(e.ids)
-        scalars["n_events"][k] = s.n_events
-        scalars["n_purchases"][k] = s.n_purchases
-        scalars["n_intent"][k] = s.n_intent
-        scalars["n_value"][k] = s.n_value
-        scalars["first"][k] = s.times[0]
-        scalars["last"][k] = newest
+        seq += [(e.ts, j == 0 and s.n_events == length, True, e.amount, e.extras) for j, e in enumerate(tail[-length:])]
+        cats += [e.ids for e in tail[-length:]]
+        tail_rows += [(e.ts, k, e.flags, e.amount, e.ids) for e in tail]
+        for name in ("n_events", "n_purchases", "n_intent", "n_value", "n_days"):
+            scalars[name][k] = getattr(s, name)
+        scalars["first"][k], scalars["last"][k] = s.times[0], newest
         scalars["activity"][k] = _NO_TIME if s.activity_last is None else s.activity_last
-        scalars["n_days"][k] = s.n_days
-        floats["spend"][k] = s.spend
-        floats["value_max"][k] = s.value_max
+        floats["spend"][k], floats["value_max"][k] = s.spend, s.value_max
         n_gaps = s.n_events - 1
         if n_gaps >= 1:
             span = newest - s.times[0]  # the sum of the gaps
             floats["gap_mean"][k] = span / _US_PER_DAY / n_gaps
             floats["gap_max"][k] = s.gap_max / _US_PER_DAY
             floats["gap_last"][k] = (newest - s.times[-2]) / _US_PER_DAY
-            # sum of squared deviations = S2 - S1^2 / n, exact in integers, then to days^2
-            floats["gap_std"][k] = math.sqrt(max(n_gaps * s.gap_s2 - span * span, 0) / n_gaps / (n_gaps - 1)) / _US_PER_DAY if n_gaps >= 2 else math.nan
-        else:
-            floats["gap_mean"][k] = floats["gap_max"][k] = floats["gap_last"][k] = floats["gap_std"][k] = math.nan
+            if n_gaps >= 2:  # sum of squared deviations = S2 - S1^2 / n, exact in integers
+                floats["gap_std"][k] = math.sqrt(max(n_gaps * s.gap_s2 - span * span, 0) / n_gaps / (n_gaps - 1)) / _US_PER_DAY
         if n_extra:
             extras_mean[k] = np.asarray(s.extras_sum) / s.n_events
         for c, counts in enumerate(s.counts):
             totals[c][k] = counts
         action_last[k] = [math.inf if t is None else (cut_us - t) / _US_PER_DAY for t in s.action_last]
 
-    t_ts = np.asarray(tail_ts, dtype=np.int64)
-    owner = np.asarray(tail_owner, dtype=np.int64)
-    flags = np.asarray(tail_flags, dtype=np.int64)
-    t_amount = np.asarray(tail_amount, dtype=np.float64)
-    t_ids = np.asarray(tail_ids, dtype=np.int64).reshape(len(tail_ts), len(features.categorical))
+    t_ts, owner, flags, t_amount, t_ids = (
+        np.asarray(c, dtype=d) for c, d in zip(zip(*tail_rows, strict=True), (np.int64, np.int64, np.int64, np.float64, np.int64), strict=True)
+    )
     age = (cut_us - t_ts).astype(np.float64) / _US_PER_DAY
     purchase = (flags & PURCHASE) != 0
     value = (flags & VALUE) != 0
@@ -139,8 +114,9 @@ def sequences_at(states: Sequence[CustomerState], cutoff: datetime, pre: Preproc
     )  # fmt: skip
 
     # Per-event numeric features over the sequence rows (predecessors give the first gap).
+    seq_ts, first, keep, amount, extras = zip(*seq, strict=True)
     ts_arr = np.asarray(seq_ts, dtype=np.int64)
-    extras_arr = np.asarray(extras, dtype=np.float64).reshape(len(seq_ts), n_extra)
+    extras_arr = np.asarray(extras, dtype=np.float64).reshape(len(seq), n_extra)
     numeric_all = numeric_event_features(
         ts_arr, ts_arr, np.asarray(first), cut_us, np.asarray(amount, dtype=np.float64),
         {c: extras_arr[:, j] for j, c in enumerate(features.numeric)}, features,
@@ -152,18 +128,15 @@ def sequences_at(states: Sequence[CustomerState], cutoff: datetime, pre: Preproc
     out: dict[str, np.ndarray] = {}
     val = np.where(value, t_amount, 0.0)
     for w in WINDOWS_DAYS:
-        out[f"n_events_{w}d"] = np.bincount(owner, weights=age < w, minlength=n)
-    for w in WINDOWS_DAYS:
-        out[f"n_purchases_{w}d"] = np.bincount(owner, weights=purchase & (age < w), minlength=n)
-    for w in WINDOWS_DAYS:
-        out[f"spend_{w}d"] = np.bincount(owner, weights=np.where(age < w, val, 0.0), minlength=n)
+        within = age < w
+        out[f"n_events_{w}d"] = np.bincount(owner, weights=within, minlength=n)
+        out[f"n_purchases_{w}d"] = np.bincount(owner, weights=purchase & within, minlength=n)
+        out[f"spend_{w}d"] = np.bincount(owner, weights=np.where(within, val, 0.0), minlength=n)
     for name in ("n_events", "n_purchases", "spend", "tenure_days", "recency_days"):
         out[name] = summary.get_column(name).to_numpy().astype(np.float64)
     out["n_active_days"] = scalars["n_days"].astype(np.float64)
-    out["gap_mean_days"] = floats["gap_mean"]
-    out["gap_std_days"] = floats["gap_std"]
-    out["gap_max_days"] = floats["gap_max"]
-    out["gap_last_days"] = floats["gap_last"]
+    for g in ("mean", "std", "max", "last"):
+        out[f"gap_{g}_days"] = floats[f"gap_{g}"]
     n_value = scalars["n_value"]
     with np.errstate(invalid="ignore", divide="ignore"):
         out["purchase_amount_mean"] = np.where(n_value > 0, floats["spend"] / n_value, np.nan)

@@ -8,10 +8,11 @@ stops the consumer and closes the store (the embedded store writes its snapshot)
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from journeyformer.api import Predictor
@@ -28,9 +29,7 @@ STORES = ("memory", "redis")
 @dataclass
 class Assembled:
     service: ScoringService
-    store: Store
     consumer: Any = None  # journeyformer.service.stream.StreamConsumer when stream.enabled
-    client: Any = None  # the redis client, when one is configured
 
 
 def redis_client(url: str) -> Any:
@@ -66,9 +65,8 @@ def build_service(cfg: Mapping[str, Any], predictor: Predictor | None = None) ->
             raise ConfigError("state.store=redis needs redis.url (e.g. redis://127.0.0.1:6379/0)")
         store: Store = RedisStore(encoder.new_state, client, prefix)
     else:
-        path = state.get("path")
-        store = MemoryStore(encoder.new_state, Path(path) if path else None, bool(state.get("fsync", False)))
-        if getattr(store, "replayed", 0):
+        store = MemoryStore(encoder.new_state, state.get("path"), bool(state.get("fsync", False)))
+        if store.replayed:
             log.info("state: replayed %d journaled events onto the snapshot", store.replayed)
     triggers = triggers_from_config(cfg.get("triggers"), client)
     service = ScoringService(predictor, store, encoder, as_of=str(cfg.get("as_of", "now")), triggers=triggers, top_k=int(cfg.get("top_k", 3)))
@@ -81,18 +79,11 @@ def build_service(cfg: Mapping[str, Any], predictor: Predictor | None = None) ->
             raise ConfigError("stream.enabled=true needs redis.url")
         source = RedisStreamSource(
             client, str(stream.get("key", "jf:events")), str(stream.get("group", "journeyformer")),
-            str(stream.get("consumer") or _consumer_name()), dead_letter=str(stream.get("dead_letter", "jf:events:dead")),
+            str(stream.get("consumer") or f"{socket.gethostname()}-{os.getpid()}"), dead_letter=str(stream.get("dead_letter", "jf:events:dead")),
             claim_idle_ms=int(stream.get("claim_idle_ms", 60_000)),
         )  # fmt: skip
         consumer = StreamConsumer(service, source, batch=int(stream.get("batch", 256)), block_ms=int(stream.get("block_ms", 1000)))
-    return Assembled(service, store, consumer, client)
-
-
-def _consumer_name() -> str:
-    import os
-    import socket
-
-    return f"{socket.gethostname()}-{os.getpid()}"
+    return Assembled(service, consumer)
 
 
 def serve_from_config(cfg: Mapping[str, Any]) -> None:
@@ -105,26 +96,27 @@ def serve_from_config(cfg: Mapping[str, Any]) -> None:
     from journeyformer.service.app import create_app
 
     parts = build_service(cfg)
+    store = parts.service.store
 
     stopping = threading.Event()
     every = float((cfg.get("state") or {}).get("snapshot_every_s") or 0)
 
     def snapshots() -> None:  # bounds the journal (and the replay at start) of a long run
         while not stopping.wait(every):
-            parts.store.snapshot()  # type: ignore[union-attr]
+            store.snapshot()  # type: ignore[union-attr]
 
     def start() -> None:
         if parts.consumer is not None:
             parts.consumer.start()
-        if every > 0 and isinstance(parts.store, MemoryStore) and parts.store.path is not None:
+        if every > 0 and isinstance(store, MemoryStore) and store.path is not None:
             threading.Thread(target=snapshots, name="journeyformer-snapshot", daemon=True).start()
 
     def stop() -> None:
         stopping.set()
         if parts.consumer is not None:
             parts.consumer.stop()
-        parts.store.close()
-        log.info("serve: stopped; state closed (%d customers)", len(parts.store))
+        store.close()
+        log.info("serve: stopped; state closed (%d customers)", len(store))
 
     extra = (lambda: parts.consumer.metrics()) if parts.consumer is not None else None
     app = create_app(parts.service, on_start=start, on_stop=stop, extra_metrics=extra)

@@ -1,36 +1,21 @@
 """What the service keeps per customer: enough to score at any cutoff at or after its newest
-event without re-reading its history.
+event without re-reading its history (docs/service.md#state-per-customer).
 
-The features (:mod:`journeyformer.data.features.few`, :mod:`journeyformer.data.features.aggregates`)
-read three kinds of quantity, and :class:`CustomerState` holds each in the form that updates in
-constant time per event:
+:class:`CustomerState` holds each quantity the features read in a form that updates in constant
+time per event:
 
-* **whole-history sums** (events, purchases, spend, per-vocabulary counts, extra-column sums,
-  each action's latest time, the latest activity, the sum of squared gaps, the largest gap,
-  the active days): plain running values;
-* **windowed quantities** (events, purchases and spend in the last 7/30/90 days, per-value
-  counts in the last 30 days, purchases in the loyalty window) and **the sequence** (the last
-  ``max_len`` events): the *tail*, every event of the last ``tail_days`` before the newest
-  event plus at least the last ``max_len`` events, in time order. Older events are dropped
-  from it (they are outside every window for any cutoff at or after the newest event);
-* **event times and identities** (``times``, ``ids``: 16 bytes per event): the neighbours a
-  late event needs (the gap it splits, whether its day was already active), the predecessor of
-  the first sequence event (its gap feature) and duplicate detection.
+* **whole-history sums** (counts, spend, each action's latest time, the sum of squared gaps,
+  the largest gap, the active days): plain running values;
+* **the tail**: every event of the last ``tail_days`` before the newest event plus at least the
+  last ``max_len`` events, in time order, for the windowed quantities and the sequence; older
+  events are outside every window for any cutoff at or after the newest event;
+* **event times and identities** (16 bytes per event): the neighbours a late event needs, the
+  predecessor of the first sequence event and duplicate detection.
 
-An event in time order costs O(1) (appends, plus O(tail) when the tail's oldest event leaves
-it). A **late** event (older than the newest seen for that customer) is inserted where it
-belongs: O(log n) to find its neighbours, O(n) memmove of the two 8-byte arrays, and an O(n)
-recomputation of the largest gap only when it splits the largest one; the answer is the batch
-job's answer for the same events.
-
-Events of the same customer and timestamp keep their arrival order (the batch job keeps the
-input's row order). An event equal to one already applied (same customer, time, categories,
-amount and extra numbers: :func:`identity`) is a duplicate and changes nothing, as the batch
-job's ``duplicates: drop`` does.
-
-Serialised with :meth:`CustomerState.to_bytes` (a versioned JSON header plus raw arrays), the
-same bytes in the embedded store's snapshot and in Redis. Needs only NumPy and the standard
-library.
+A late event is inserted where it belongs (O(log n) search, O(n) memmove; an O(n) rescan of the
+largest gap only when it splits it), so the answer is the batch job's. An event equal to one
+already applied (:func:`identity`) changes nothing, as the batch job's ``duplicates: drop``.
+Serialised by :meth:`CustomerState.to_bytes`, the same bytes in the snapshot and in Redis.
 """
 
 from __future__ import annotations
@@ -42,6 +27,7 @@ import struct
 from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 US_PER_DAY = 86_400_000_000
@@ -73,15 +59,12 @@ class Event:
 
 
 _TS = struct.Struct("<q")
-_PACKERS: dict[tuple[int, int], struct.Struct] = {}
 
 
+@cache
 def _packer(n_cat: int, n_extras: int) -> struct.Struct:
     """A tail record: ts, identity, flags, the category ids (uint16), amount, extras."""
-    key = (n_cat, n_extras)
-    if key not in _PACKERS:
-        _PACKERS[key] = struct.Struct(f"<qQB{n_cat}Hd{n_extras}d")
-    return _PACKERS[key]
+    return struct.Struct(f"<qQB{n_cat}Hd{n_extras}d")
 
 
 def identity(customer: Any, ts: int, texts: tuple[str, ...], amount: float, extras: tuple[float, ...]) -> int:
@@ -144,15 +127,8 @@ class CustomerState:
             for r in self.packer.iter_unpack(self.packed)
         ]
 
-    def tail_len(self) -> int:
-        return len(self.packed) // self.packer.size
-
     def _tail_ts(self, i: int) -> int:
         return _TS.unpack_from(self.packed, i * self.packer.size)[0]
-
-    @property
-    def newest(self) -> int | None:
-        return self.times[-1] if self.times else None
 
     def add(self, e: Event) -> bool:
         """Apply ``e``; False (nothing changed) when it is a duplicate of an applied event."""
@@ -162,18 +138,14 @@ class CustomerState:
             return False
         prev = times[pos - 1] if pos > 0 else None
         nxt = times[pos] if pos < len(times) else None
+        new = ([] if prev is None else [e.ts - prev]) + ([] if nxt is None else [nxt - e.ts])
         rescan = False
-        if prev is not None and nxt is not None:  # a late event splits the gap prev -> nxt
+        if len(new) == 2:  # a late event splits the gap prev -> nxt
             whole = nxt - prev
-            self.gap_s2 += (e.ts - prev) ** 2 + (nxt - e.ts) ** 2 - whole**2
-            rescan = whole == self.gap_max and whole > max(e.ts - prev, nxt - e.ts)
-            self.gap_max = max(self.gap_max, e.ts - prev, nxt - e.ts)
-        elif prev is not None:
-            self.gap_s2 += (e.ts - prev) ** 2
-            self.gap_max = max(self.gap_max, e.ts - prev)
-        elif nxt is not None:
-            self.gap_s2 += (nxt - e.ts) ** 2
-            self.gap_max = max(self.gap_max, nxt - e.ts)
+            self.gap_s2 -= whole**2
+            rescan = whole == self.gap_max and whole > max(new)
+        self.gap_s2 += sum(g * g for g in new)
+        self.gap_max = max([self.gap_max, *new])
         day = e.ts // US_PER_DAY
         if not ((prev is not None and prev // US_PER_DAY == day) or (nxt is not None and nxt // US_PER_DAY == day)):
             self.n_days += 1
@@ -206,7 +178,8 @@ class CustomerState:
             self.action_last[e.ids[0]] = e.ts
 
     def _tail(self, e: Event) -> None:
-        n, newest, size = self.tail_len(), self.times[-1], self.packer.size
+        size, newest = self.packer.size, self.times[-1]
+        n = len(self.packed) // size
         horizon = newest - self.tail_days * US_PER_DAY
         if self.trimmed and n and e.ts < self._tail_ts(0) and e.ts <= horizon:
             return  # older than the trimmed tail and outside every window: sums only

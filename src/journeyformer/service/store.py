@@ -1,21 +1,14 @@
-"""Where customer states live: in this process (the default) or in a Redis-compatible server.
-
-Both stores answer the same four calls (:class:`Store`): ``get`` states, ``apply`` encoded
-events (a duplicate of an applied event changes nothing), ``claim`` a named slot for a while
-(the triggers' cooldown, at most once across workers) and ``close``.
+"""Where customer states live: in this process (the default) or in a Redis-compatible server
+(docs/service.md#stores). Both answer the calls of :class:`Store`.
 
 * :class:`MemoryStore` keeps states in a dict. Every applied batch is appended to a journal
-  file (``<path>.journal``, flushed to the operating system before ``apply`` returns, so
-  before the HTTP reply or the stream acknowledgement); ``close`` writes a snapshot
-  (``<path>``, temp file then rename) and empties the journal; opening reads the snapshot and
-  replays the journal (replays are idempotent: applied events are recognised as duplicates).
-  A killed process therefore loses nothing it acknowledged. ``fsync=True`` also survives a
-  machine crash, at the cost of a disk flush per batch.
-* :class:`RedisStore` keeps each state under ``<prefix>state:<customer>`` (the same bytes as
-  the snapshot) and updates a batch's customers in one optimistic transaction (WATCH / MGET /
-  MULTI / MSET / EXEC, retried on conflict), so several workers on several machines may apply events for the same customer.
-
-Needs the standard library (and ``redis`` for :class:`RedisStore`).
+  (``<path>.journal``, flushed before ``apply`` returns, so before the reply or the stream
+  acknowledgement); ``close`` writes a snapshot (temp file then rename) and empties the journal;
+  opening reads the snapshot and replays the journal (idempotent: applied events are
+  duplicates), so a killed process loses nothing it acknowledged.
+* :class:`RedisStore` keeps each state under ``<prefix>state:<customer>`` and updates a batch's
+  customers in one optimistic transaction (WATCH / MGET / MULTI / MSET / EXEC, retried on
+  conflict), so several workers may apply events for the same customer.
 """
 
 from __future__ import annotations
@@ -90,7 +83,7 @@ class MemoryStore:
 
     def apply(self, events: Sequence[Encoded]) -> tuple[int, list[CustomerState]]:
         with self.lock:
-            if self._journal is not None and events:
+            if events:
                 self._write({"e": [_event_row(*x) for x in events]})
             return self._apply(events)
 
@@ -111,12 +104,12 @@ class MemoryStore:
             if self.claims.get(name, 0.0) > now:
                 return False
             self.claims[name] = now + seconds
-            if self._journal is not None:
-                self._write({"c": [name, now + seconds]})
+            self._write({"c": [name, now + seconds]})
             return True
 
     def _write(self, record: dict) -> None:
-        assert self._journal is not None
+        if self._journal is None:  # nothing persisted
+            return
         self._journal.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
         self._journal.flush()
         if self.fsync:

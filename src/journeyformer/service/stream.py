@@ -1,23 +1,12 @@
-"""Events from a stream: a consumer over a :class:`Source`, with Redis Streams as the built-in one.
+"""Events from a stream: a consumer over a :class:`Source`, with Redis Streams as the built-in one
+(docs/service.md#streams).
 
-Delivery is at least once and the effect exactly once: :class:`StreamConsumer` reads a batch,
-applies its events to the store (durable when ``apply`` returns), and only then acknowledges
-the messages; a message delivered again (the consumer died between the two, or another
-consumer claimed it) finds its events already applied, recognised by their identity
-(:func:`journeyformer.service.state.identity`), and changes nothing. A message that cannot be
-read or whose events fail validation goes to the dead-letter stream with its reason (the batch
-job's one-line message) and is acknowledged; it never blocks the stream.
-
-A :class:`Source` is three calls, so another broker is one class (docs/service.md has the Kafka
-one): ``read(n, block_ms)`` -> messages, ``ack(messages)`` after the state update,
-``dead_letter(message, reason)``.
-
-:class:`RedisStreamSource`: ``XREADGROUP`` in a consumer group (created at the stream's start
-when missing). On start it first re-reads its own pending messages (delivered before a crash,
-never acknowledged), then new ones; every ``claim_idle_ms`` it takes over messages pending that
-long at another consumer (``XAUTOCLAIM``: a consumer that died). A message holds ``event`` (a
-JSON object or list of objects) or the event's fields themselves (values JSON-decoded where
-they parse, e.g. numbers).
+Delivery is at least once and the effect exactly once: :class:`StreamConsumer` applies a batch's
+events to the store (durable when ``apply`` returns) and only then acknowledges the messages; a
+message delivered again finds its events already applied (:func:`journeyformer.service.state.identity`).
+A message that cannot be read or fails validation goes to the dead-letter stream with its reason
+and is acknowledged; it never blocks the stream. A :class:`Source` is three calls, so another
+broker is one class (docs/service.md has the Kafka one).
 """
 
 from __future__ import annotations
@@ -55,7 +44,8 @@ class Source(Protocol):
 
 
 def parse_fields(fields: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, str | None]:
-    """A message's events from its fields (module docstring), or (None, reason)."""
+    """A message's events, or (None, reason): ``event`` (a JSON object or list of objects) or
+    the event's fields themselves (values JSON-decoded where they parse, e.g. numbers)."""
     if "event" in fields:
         try:
             value = json.loads(fields["event"])
@@ -78,7 +68,9 @@ def parse_fields(fields: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, s
 
 
 class RedisStreamSource:
-    """Redis Streams with a consumer group (module docstring)."""
+    """``XREADGROUP`` in a consumer group (created when missing). It first re-reads its own
+    pending messages (delivered before a crash), and every ``claim_idle_ms`` takes over
+    messages pending that long at another consumer (``XAUTOCLAIM``: a consumer that died)."""
 
     def __init__(self, client: Any, key: str, group: str, consumer: str, *, dead_letter: str, claim_idle_ms: int = 60_000) -> None:
         import redis
@@ -141,15 +133,14 @@ class StreamConsumer:
         if not messages:
             return 0
         self.counts["stream_messages"] += len(messages)
-        good = [m for m in messages if m.events is not None]
-        for m in messages:
-            if m.events is None:
-                self._dead(m, m.error or "unreadable")
         # Messages with the same fields are validated together (a message missing a field
         # must fail alone, as it would by itself, not become nulls in a wider table).
         groups: dict[frozenset, list[Message]] = {}
-        for m in good:
-            groups.setdefault(frozenset(k for e in m.events for k in e), []).append(m)
+        for m in messages:
+            if m.events is None:
+                self._dead(m, m.error or "unreadable")
+            else:
+                groups.setdefault(frozenset(k for e in m.events for k in e), []).append(m)
         for group in groups.values():
             try:
                 self.service.ingest([e for m in group for e in m.events])

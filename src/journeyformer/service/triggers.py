@@ -1,28 +1,11 @@
 """Triggers: rules on a customer's fresh scores that emit a decision to a sink, at most once per
-customer and rule per cooldown.
+customer and rule per cooldown (docs/service.md#triggers; ``triggers`` of configs/serve.yaml).
 
-A rule (``configs/serve.yaml``, ``triggers.rules``) holds when every one of its conditions
-holds on the prediction row (the columns of ``journeyformer predict``)::
-
-    - name: churn_risk_high_value
-      when:
-        - {column: churn_probability, op: ">=", value: 0.6}
-        - {column: expected_value, op: ">=", value: 100}
-    - name: segment_changed
-      when:
-        - {column: segment, op: changed}
-
-``changed`` holds when the column differs from the value this process last scored for the
-customer (a restart forgets those values: the first score after it is no change). The
-cooldown is claimed in the store (:meth:`journeyformer.service.store.Store.claim`; with Redis
-``SET NX PX``), so a rule fires at most once per customer per ``cooldown_s`` across workers
-and restarts. A decision is a JSON object: rule, customer_id, reason (the conditions and the
-values that met them), scores (the whole row) and decided_at.
-
-Sinks: ``stream`` (XADD to a Redis stream), ``webhook`` (an HTTP POST of the decision from a
-background thread, 5 s timeout, a failure logged and counted, never raised into or waited
-for by the scoring path), ``memory`` (a list,
-for tests and the Python API) and ``log``.
+A rule holds when every one of its conditions holds on the prediction row; ``changed`` compares
+with the value this process last scored for the customer. The cooldown is claimed in the store
+(:meth:`journeyformer.service.store.Store.claim`), so it holds across workers and restarts.
+Sinks: ``stream`` (XADD), ``webhook`` (POSTed from a background thread: a slow or failing
+receiver is logged and counted, never waited for by scoring), ``memory`` (tests) and ``log``.
 """
 
 from __future__ import annotations
@@ -142,7 +125,7 @@ class Triggers:
         self.rules, self.sink, self.cooldown_s = list(rules), sink, float(cooldown_s)
         self.previous: dict[tuple[str, str], Any] = {}  # (customer, column) -> last scored value
 
-    def evaluate(self, frame: pl.DataFrame, states: Sequence[Any], store: Any) -> list[dict[str, Any]]:
+    def evaluate(self, frame: pl.DataFrame, store: Any) -> list[dict[str, Any]]:
         """Decisions for the rows of ``frame`` (emitted; also returned)."""
         out = []
         for row in rows(frame):

@@ -1,48 +1,26 @@
-"""The campaigns world: the journeys world plus one randomised retention campaign with a holdout.
+"""The campaigns world: the journeys world plus one randomised retention campaign with a holdout
+(docs/experiments.md#the-campaigns-world).
 
-On day ``exposure_day(config)`` (60 days before the window ends) every customer who is live
-(acquired before that day and not churned) is eligible and is assigned at random: treatment
-with probability :data:`TREATED_SHARE`, else the control arm (the holdout). The campaign's
-own random stream draws the assignment, so the days before the exposure are exactly those of
-the journeys world with the same seed.
+On day :func:`exposure_day` every live customer is eligible and is assigned at random
+(treatment with probability :data:`TREATED_SHARE`, else the holdout) from the campaign's own
+random stream, so the days before the exposure are exactly those of the journeys world with the
+same seed. A treated customer responds by type, decided from the latent state that day in this
+order: **lost cause** (an old unresolved ticket, or engagement below :data:`LOST_ENGAGEMENT`:
+no effect), **sleeping dog** (e-mail averse and not loyal: the contact annoys), **persuadable**
+(a streak above :data:`STREAK_MIN` or fading engagement, not loyal) and **sure thing** (no
+effect). The multipliers apply from the exposure to the end of the window. A :class:`FollowUp`
+is a second round to chosen customers in chosen arms, decided the same way on its day; it
+draws nothing, so the world up to its day is the world without it.
 
-A treated customer's response depends on the journey up to the exposure, through four types
-(decided from the latent state that day, in this order):
-
-* **lost cause**: an unresolved support ticket older than the grace period, or e-mail
-  engagement faded below :data:`LOST_ENGAGEMENT`: the offer fixes neither, no effect;
-* **sleeping dog**: e-mail averse (base e-mail open probability below :data:`AVERSE_EMAIL`)
-  and not loyal: the contact annoys, churn hazard x :data:`DOG_HAZARD`, sessions x
-  :data:`DOG_SESSIONS`;
-* **persuadable**: a streak of views and abandoned carts above :data:`STREAK_MIN`, or
-  engagement starting to fade: churn hazard x :data:`PERSUADE_HAZARD`, sessions x
-  :data:`PERSUADE_SESSIONS` (more visits, more purchases);
-* **sure thing**: everyone else (loyal, recently buying): no effect.
-
-The multipliers apply from the exposure to the end of the window; the control arm is untouched.
-
-A **follow-up campaign** (:class:`FollowUp`, ``generate_journeys(config, follow_up=...)``) is a
-second round sent on a later day to customers *you* choose, in the arms you choose (a list
-targeted by a model, with a random holdout): the same response types and multipliers, decided
-from the state on its day. Its true effects are written for every customer live that day
-(contacted or not: ``arm`` null for the others), so a targeting rule can be scored against
-them; its exposure log lists the contacted customers only. Its own random stream is not used
-and the main simulation's draws are not touched, so the world up to its day is exactly the
-world without it.
-
-The true individual effects are written out (``truth_effects.parquet``) for every eligible
-customer, treated or not: the type, the multipliers, the churn hazard on the exposure day,
-and the expected effect over :data:`WINDOW_DAYS` days after the exposure *holding the
-exposure-day hazard and session rate fixed* (a customer's journey keeps moving, so this is the
-effect given the state at exposure, not of the realised path):
+The true effects of every eligible customer hold the exposure-day hazard h and session rate
+fixed over :data:`WINDOW_DAYS` = W days (the effect given the state at exposure, not of the
+realised path):
 
 * ``tau_churn`` = P(churn | treated) - P(churn | control), churn as the labels define it (no
-  event in the window): P(h, s) = E[exp(-s min(C, W))] with C ~ Exp(h) the churn time, h the
-  daily hazard (x m when treated) and s the rate of sessions and e-mail opens (sessions x r
-  when treated); negative: the campaign prevents churn;
-* ``tau_value`` = d (r A(m h) - A(h)), the expected change of spend in the window, with d the
-  expected spend per live day, r the session multiplier and A(h) = (1 - exp(-h W)) / h the
-  expected live days in the window.
+  event in the window): P(h, s) = E[exp(-s min(C, W))] with C ~ Exp(h) the churn time and s
+  the rate of sessions and e-mail opens (h x m and sessions x r when treated);
+* ``tau_value`` = d (r A(m h) - A(h)), with d the expected spend per live day and
+  A(h) = (1 - exp(-h W)) / h the expected live days in the window.
 """
 
 from __future__ import annotations

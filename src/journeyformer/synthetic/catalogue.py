@@ -11,10 +11,8 @@ transitions and the customer's topics most: the room a sequence model should tak
 
 Columns: the event contract (customer_id, timestamp, channel, action, amount) plus ``item``
 (String ids ``i<n>``); map it with ``data.columns.item=item``. :meth:`CatalogueWorld.simulate`
-also returns what the generator drew and no observer sees (:class:`CatalogueState`: the
-catalogue's topics, popularity and path, each customer's interest and the topic in force at
-each event), for the world's Bayes ceiling (``benchmarks/bench_items_ceiling.py``). NumPy and
-Polars only.
+also returns what the generator drew and no observer sees (:class:`CatalogueState`), for the
+world's Bayes ceiling (``benchmarks/bench_items_ceiling.py``).
 """
 
 from __future__ import annotations
@@ -80,10 +78,7 @@ class CatalogueWorld:
         topic_of = rng.integers(0, self.n_topics, self.n_items)
         members = [np.flatnonzero(topic_of == t) for t in range(self.n_topics)]
         members = [m if len(m) else np.array([t % self.n_items]) for t, m in enumerate(members)]
-        weights = []
-        for m in members:
-            w = 1.0 / np.arange(1, len(m) + 1) ** self.zipf
-            weights.append(w / w.sum())
+        weights = [w / w.sum() for w in (1.0 / np.arange(1, len(m) + 1) ** self.zipf for m in members)]
         # The catalogue's path: each item's successor is the next item of its topic.
         successor = np.empty(self.n_items, dtype=np.int64)
         for m in members:

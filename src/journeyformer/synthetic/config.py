@@ -38,9 +38,7 @@ class SyntheticConfig:
     churn_scale: float = 1.0
     ticket_hazard: float = 0.03  # churns per day
     acquisition_span: float = 0.9
-    world: str = (
-        "journeys"  # journeys (cross-channel) | purchases (a BTYD purchase log) | campaigns
-    )
+    world: str = "journeys"  # journeys (cross-channel) | purchases (a BTYD purchase log) | campaigns
 
     def __post_init__(self) -> None:
         if self.world not in WORLDS:
@@ -52,21 +50,15 @@ class SyntheticConfig:
         try:
             date.fromisoformat(str(self.start))
         except ValueError:
-            raise ConfigError(
-                f"SyntheticConfig.start must be an ISO date such as '2025-01-01', "
-                f"got {self.start!r}"
-            ) from None
+            raise ConfigError(f"SyntheticConfig.start must be an ISO date such as '2025-01-01', got {self.start!r}") from None
         rules = {  # name -> (holds, rule)
             "n_customers": (self.n_customers >= 1, ">= 1"),
             "days": (self.days >= 1, ">= 1"),
             "seed": (self.seed >= 0, ">= 0"),
             "intensity": (_is_number(self.intensity) and 0 < self.intensity < math.inf, "> 0"),
-            "churn_scale": (_is_number(self.churn_scale) and 0 < self.churn_scale < math.inf,
-                            "> 0"),
-            "ticket_hazard": (_is_number(self.ticket_hazard) and 0 <= self.ticket_hazard <= 1,
-                              "in [0, 1] (churns per day)"),
-            "acquisition_span": (_is_number(self.acquisition_span)
-                                 and 0 < self.acquisition_span <= 1, "in (0, 1]"),
+            "churn_scale": (_is_number(self.churn_scale) and 0 < self.churn_scale < math.inf, "> 0"),
+            "ticket_hazard": (_is_number(self.ticket_hazard) and 0 <= self.ticket_hazard <= 1, "in [0, 1] (churns per day)"),
+            "acquisition_span": (_is_number(self.acquisition_span) and 0 < self.acquisition_span <= 1, "in (0, 1]"),
         }  # fmt: skip
         for name, (holds, rule) in rules.items():
             if not holds:
@@ -85,7 +77,5 @@ class SyntheticConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(
-                f"unknown synthetic data setting(s) {unknown}; valid settings: {sorted(known)}"
-            )
+            raise ConfigError(f"unknown synthetic data setting(s) {unknown}; valid settings: {sorted(known)}")
         return cls(**dict(values))

@@ -51,10 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EVENT_SCHEMA = pl.Schema(
-    {"customer_id": pl.Int64, "timestamp": UTC_US, "channel": pl.String, "action": pl.String,
-     "amount": pl.Float64, "device": pl.String, "items": pl.Float64}
-)  # fmt: skip
 CUSTOMER_SCHEMA = pl.Schema(
     {"customer_id": pl.Int64, "segment": pl.String, "acquired_at": UTC_US, "churned_at": UTC_US}
 )
@@ -74,7 +70,8 @@ class SyntheticJourneys:
     """Generated events plus the latent truth behind them.
 
     Customer ids are 1..n_customers in order of acquisition.
-    ``events``: one row per event (see ``EVENT_SCHEMA``), sorted by (customer_id, timestamp);
+    ``events``: customer_id, timestamp (UTC), channel, action, amount, device, items (the purchases
+    world: no device or items), sorted by (customer_id, timestamp);
     timestamps have millisecond resolution, ``amount`` is the spend of purchases (0.0 otherwise),
     ``items`` the item count of add_to_cart / purchase events (0.0 otherwise).
     ``customers``: customer_id, segment, acquired_at, churned_at (null = not churned in the window).
@@ -105,39 +102,32 @@ def generate_journeys(
     (:class:`journeyformer.synthetic.campaigns.FollowUp`); the world before its day is the
     world without it, and its rows follow the first campaign's in ``exposures`` and ``effects``.
     """
-    start = config.start_datetime
     if config.world == "purchases":
         return _purchase_log(config)
     share = C.TREATED_SHARE if treated_share is None else treated_share
-    campaign = (
-        C.Campaign(C.exposure_day(config.days), config.seed, share)
-        if config.world == "campaigns"
-        else None
-    )
-    second = None
+    campaigns = [C.Campaign(C.exposure_day(config.days), config.seed, share)] if config.world == "campaigns" else []
     if follow_up is not None:
-        if campaign is None or not campaign.day < follow_up.day < config.days:
+        first = campaigns[0].day if campaigns else None
+        if first is None or not first < follow_up.day < config.days:
             raise ConfigError(
                 f"follow_up: day {follow_up.day} must come after the first campaign "
-                f"({None if campaign is None else campaign.day}) and before the end "
+                f"({first}) and before the end "
                 f"({config.days}), in the campaigns world (world={config.world!r})"
             )
-        second = C.Campaign(follow_up.day, config.seed, name=follow_up.name,
-                            treat=np.asarray(follow_up.treatment, np.int64) - 1,
-                            hold=np.asarray(follow_up.control, np.int64) - 1)  # fmt: skip
-    raw = simulate(config, campaign, *([second] if second is not None else []))
-    start_us = int(start.timestamp()) * 1_000_000
+        campaigns.append(C.Campaign(follow_up.day, config.seed, name=follow_up.name,
+                                    treat=np.asarray(follow_up.treatment, np.int64) - 1,
+                                    hold=np.asarray(follow_up.control, np.int64) - 1))  # fmt: skip
+    raw = simulate(config, *campaigns)
+    start_us = int(config.start_datetime.timestamp()) * 1_000_000
     journeys = SyntheticJourneys(
         events=_events_frame(raw, config.days, start_us),
         customers=_customers_frame(raw, start_us),
         stages=_stages_frame(raw, start_us),
     )
-    if campaign is not None:
-        journeys.exposures, journeys.effects = _campaign_frames(campaign, start_us)
-    if second is not None:
-        exposures, effects = _campaign_frames(second, start_us)
-        journeys.exposures = pl.concat([journeys.exposures, exposures])
-        journeys.effects = pl.concat([journeys.effects, effects])
+    if campaigns:  # the follow-up's rows after the first campaign's
+        frames = [_campaign_frames(c, start_us) for c in campaigns]
+        journeys.exposures = pl.concat([exposures for exposures, _ in frames])
+        journeys.effects = pl.concat([effects for _, effects in frames])
     return journeys
 
 
@@ -171,33 +161,16 @@ def _purchase_log(config: SyntheticConfig) -> SyntheticJourneys:
     same schemas (no device or items columns: a purchase log has none)."""
     events, customers, stages = simulate_purchases(config)
     start_us = int(config.start_datetime.timestamp()) * 1_000_000
-    ms = (pl.col("day") * _MS_PER_DAY).floor().cast(pl.Int64)
-    churned = pl.col("churned_day").fill_nan(None)
+
+    def at(days: pl.Expr, name: str) -> pl.Expr:
+        return _timestamps((days * _MS_PER_DAY).floor().cast(pl.Int64), start_us).alias(name)
+
+    cid = pl.col("customer_id").cast(pl.Int64)
     return SyntheticJourneys(
-        events=events.select(
-            pl.col("customer_id").cast(pl.Int64),
-            _timestamps(ms, start_us).alias("timestamp"),
-            "channel",
-            "action",
-            pl.col("amount").cast(pl.Float64),
-        ),
-        customers=customers.select(
-            pl.col("customer_id").cast(pl.Int64),
-            "segment",
-            _timestamps(
-                (pl.col("acquired_day") * _MS_PER_DAY).floor().cast(pl.Int64), start_us
-            ).alias("acquired_at"),
-            _timestamps((churned * _MS_PER_DAY).floor().cast(pl.Int64), start_us).alias(
-                "churned_at"
-            ),
-        ),
-        stages=stages.select(
-            pl.col("customer_id").cast(pl.Int64),
-            "stage",
-            _timestamps((pl.col("day") * _MS_PER_DAY).floor().cast(pl.Int64), start_us).alias(
-                "start"
-            ),
-        ),
+        events=events.select(cid, at(pl.col("day"), "timestamp"), "channel", "action", pl.col("amount").cast(pl.Float64)),
+        customers=customers.select(cid, "segment", at(pl.col("acquired_day"), "acquired_at"),
+                                   at(pl.col("churned_day").fill_nan(None), "churned_at")),  # fmt: skip
+        stages=stages.select(cid, "stage", at(pl.col("day"), "start")),
     )
 
 
@@ -266,20 +239,14 @@ def _stages_frame(raw: RawJourneys, start_us: int) -> pl.DataFrame:
 def write_journeys(
     journeys: SyntheticJourneys, out_dir: str | Path, *, events_filename: str = FILENAMES["events"]
 ) -> dict[str, Path]:
-    """Write events.parquet, truth_customers.parquet and truth_stages.parquet into ``out_dir``.
-
-    Each file is written to a temporary file in ``out_dir`` and moved into place with
-    ``os.replace``, so readers never see a half-written file; the events file comes last.
-    Returns the paths by name: ``{"customers": ..., "stages": ..., "events": ...}``.
-    """
+    """Write the frames (:data:`FILENAMES`; the campaigns world's too) into ``out_dir``, each
+    atomically and the events file last; returns the paths by name (``"events"``, ...)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = {**FILENAMES, "events": events_filename}
-    frames = {"exposures": journeys.exposures, "effects": journeys.effects,
-              "customers": journeys.customers, "stages": journeys.stages, "events": journeys.events}  # fmt: skip
     paths: dict[str, Path] = {}
-    for name, frame in frames.items():
-        if frame is not None:
+    for name in FILENAMES:  # the events last
+        if (frame := getattr(journeys, name)) is not None:
             paths[name] = atomic_write_parquet(out / names[name], frame)
     return paths
 
@@ -302,24 +269,12 @@ def check_owned(events_path: str | Path, generated_dir: str | Path | None) -> No
         if path.resolve().is_relative_to(root):
             return
     where = f"under {Path(generated_dir)} (data.generated_dir) or " if generated_dir else ""
-    exists = (
-        "exists and was not made by the generator"
-        if path.exists()
-        else "is not a generated-data path"
-    )
+    exists = "exists and was not made by the generator" if path.exists() else "is not a generated-data path"
     raise OutputError(
         f"data.path={path} {exists}: synthetic data is only written {where}over data the "
         f"generator made before (stamp file {stamp_path(path).name}). To train on your own "
         f"events use data=events data.path={path}."
     )
-
-
-def _check_parquet(path: Path) -> None:
-    if path.suffix != ".parquet":
-        raise OutputError(
-            f"synthetic data is written as Parquet, but data.path is {str(path)!r}; "
-            "use a path ending in .parquet"
-        )
 
 
 def generate_dataset(
@@ -328,7 +283,11 @@ def generate_dataset(
     """Generate journeys for ``config`` and write them next to ``events_path``, replacing data
     the generator made before; refuses other paths (:func:`check_owned`)."""
     path = Path(events_path)
-    _check_parquet(path)
+    if path.suffix != ".parquet":
+        raise OutputError(
+            f"synthetic data is written as Parquet, but data.path is {str(path)!r}; "
+            "use a path ending in .parquet"
+        )
     check_owned(path, generated_dir)
     journeys = generate_journeys(config)
     paths = write_journeys(journeys, path.parent, events_filename=path.name)
@@ -349,8 +308,6 @@ def ensure_synthetic(
     wanted = json.dumps({"config": asdict(config), "generator": GENERATOR_VERSION}, sort_keys=True)
     if path.exists() and stamp.exists() and stamp.read_text() == wanted:
         return path
-    _check_parquet(path)
-    check_owned(path, generated_dir)
     log.info("generating synthetic data at %s with %s", path, config)
     journeys, _ = generate_dataset(path, config, generated_dir)
     log.info("synthetic data summary:\n%s", summarize(journeys))

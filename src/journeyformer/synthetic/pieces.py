@@ -1,25 +1,17 @@
 """Synthetic data larger than memory: a directory of Parquet files written one piece at a time.
 
-:func:`journeyformer.synthetic.journeys.generate_journeys` simulates every customer at once (about
-10 GB for a million customers). :func:`write_in_pieces` simulates ``piece_customers`` at a
-time, each piece with its own seed derived from ``(seed, piece)``, and writes it before the
-next starts, so peak memory is that of one piece whatever the total::
+:func:`write_in_pieces` simulates ``piece_customers`` at a time, each piece with its own seed
+derived from ``(seed, piece)``, and writes it before the next starts, so peak memory is that of
+one piece whatever the total::
 
     out/events/part-00000.parquet ...          # sorted by (customer_id, timestamp) within a file
     out/truth_customers/part-00000.parquet ...
     out/truth_stages/part-00000.parquet ...
     out/events.config.json                     # the settings; written last
 
-Customer ids run 1..n_customers across pieces (piece ``i`` holds ids ``i * piece + 1 ..``).
-The pieces are independent populations with the same settings, so the data are statistically
-the data ``generate_journeys`` gives but not the same draws; the default data set (20,000
-customers, one piece) is never made this way. Every file is written atomically; a directory
-the generator did not make is refused (:func:`journeyformer.synthetic.journeys.check_owned`).
-
-Example::
-
-    write_in_pieces(SyntheticConfig(n_customers=5_000_000, intensity=0.4), "data/generated/big")
-    # predict input=data/generated/big/events   (a directory of Parquet files)
+Customer ids run 1..n_customers across pieces. The pieces are independent populations with the
+same settings: statistically the data ``generate_journeys`` gives, not the same draws. A
+directory the generator did not make is refused (:func:`journeyformer.synthetic.journeys.check_owned`).
 """
 
 from __future__ import annotations

@@ -184,12 +184,9 @@ def simulate(
 ) -> RawJourneys:
     """Simulate ``config.n_customers`` customers over ``config.days`` days (see the module doc).
 
-    ``intensity`` scales session and e-mail rates, ``churn_scale`` the churn hazard,
-    ``ticket_hazard`` is the extra churn hazard (per day) of an unresolved ticket, and
-    ``acquisition_span`` the share of the window over which customers arrive. A ``campaign``
-    (:mod:`journeyformer.synthetic.campaigns`) is sent to the live customers at the start
-    of its day and changes the treated customers' rates from then on; ``more`` campaigns
-    (follow-ups) likewise on their days.
+    A ``campaign`` (:mod:`journeyformer.synthetic.campaigns`) is sent to the live customers at
+    the start of its day and changes the treated customers' rates from then on; ``more``
+    campaigns (follow-ups) likewise on their days.
     """
     _, pop, out = run_days(config, config.days, [c for c in (campaign, *more) if c is not None])
     return _collect(pop, out)
@@ -428,18 +425,11 @@ def _collect(pop: _Population, out: _Buffers) -> RawJourneys:
               "device": np.uint8, "amount": np.float64, "items": np.float64}  # fmt: skip
     ev = {k: np.concatenate(out.events.get(k, [np.zeros(0, d)])) for k, d in dtypes.items()}
     stages = out.stages or [(np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(0))]
+    stage_customer, stage_code, stage_time = (np.concatenate(parts) for parts in zip(*stages, strict=True))
     return RawJourneys(
-        event_customer=ev["customer"],
-        event_time=ev["time"],
-        event_action=ev["action"],
-        event_channel=ev["channel"],
-        event_device=ev["device"],
-        event_amount=ev["amount"],
-        event_items=ev["items"],
+        **{f"event_{k}": v for k, v in ev.items()},
         segment=by_customer(pop.s["segment"]),
         acquired=by_customer(pop.s["acquired"]),
         churned=by_customer(pop.s["churn_at"]),
-        stage_customer=np.concatenate([c for c, _, _ in stages]),
-        stage_code=np.concatenate([k for _, k, _ in stages]),
-        stage_time=np.concatenate([x for _, _, x in stages]),
+        stage_customer=stage_customer, stage_code=stage_code, stage_time=stage_time,
     )

@@ -12,7 +12,7 @@ and the report, which never call them, run without torch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -32,6 +32,9 @@ AMOUNT = "amount"  # (B,) currency units: relative diff above 1 unit
 EMBEDDING = "embedding"  # (B, D): max abs diff
 RANKED_IDS = "ranked_ids"  # (B, k) int64 ids, best first: equal wherever the scores are not tied
 RANKED_SCORES = "ranked_scores"  # (B, k) the scores of those ids, best first: max abs diff
+
+Arrays = Mapping[str, np.ndarray]  # name -> (N, ...) values (outputs, baselines' scores)
+Metric = Callable[[np.ndarray, np.ndarray], float]  # (prediction, y) -> value
 
 
 class Sizes(Protocol):
@@ -107,10 +110,10 @@ class DecisionData:
 
     test: Sequences
     val: Sequences
-    outputs: Mapping[str, np.ndarray]
-    val_outputs: Mapping[str, np.ndarray]
-    baselines: Mapping[str, np.ndarray]
-    val_baselines: Mapping[str, np.ndarray]
+    outputs: Arrays
+    val_outputs: Arrays
+    baselines: Arrays
+    val_baselines: Arrays
     temperature: float = 1.0
     stages: tuple[str, ...] = ()
 
@@ -133,7 +136,9 @@ class Baseline:
     name: ClassVar[str]
 
     def fit(self, train: Sequences, ctx: BaselineContext) -> Baseline | None:
-        """Fit on ``train``; None when this baseline cannot be fitted here (left out)."""
+        """Fit on ``train``; None when this baseline cannot be fitted here (left out). By
+        default it only keeps ``ctx``."""
+        self.ctx = ctx
         return self
 
     def predict(self, seqs: Sequences) -> np.ndarray:
@@ -147,8 +152,12 @@ class Task:
         name: key of the head, the loss (``train/<name>/loss``), the label in
             ``Sequences.labels`` and the metrics (``val/<name>/<metric>``).
         default_weight: loss weight when the model config does not name the task.
-        headline: the metric that decides "beats the baselines".
+        metrics: metric name -> function of (prediction, y), what :meth:`score` computes.
+        headline: the metric of ``metrics`` that decides "beats the baselines".
         metric_output: the named output :meth:`score` takes for the model.
+        scalars: output name -> kind of the task's (B,) float outputs, each also a Float32
+            prediction column (the default :meth:`outputs`, :meth:`columns` and
+            :meth:`column_values`).
         calibrated: the model holds a temperature for this task (binary tasks), fitted on
             validation data after training.
         scaled_output: an amount output the model multiplies by ``<name>_scale``, fitted on
@@ -181,8 +190,10 @@ class Task:
 
     name: ClassVar[str]
     default_weight: ClassVar[float] = 1.0
+    metrics: ClassVar[Mapping[str, Metric]] = {}
     headline: ClassVar[str]
     metric_output: ClassVar[str]
+    scalars: ClassVar[Mapping[str, str]] = {}
     calibrated: ClassVar[bool] = False
     scaled_output: ClassVar[str | None] = None
     decision_rule: ClassVar[bool] = False
@@ -196,8 +207,9 @@ class Task:
 
     # ---- data ---------------------------------------------------------------------------
     def label(self, window: LabelWindow) -> np.ndarray:
-        """(N,) label of every customer of ``window`` (see :class:`LabelWindow`)."""
-        raise NotImplementedError
+        """(N,) label of every customer of ``window`` (see :class:`LabelWindow`): by default
+        the window's fact named as the task."""
+        return window.facts[self.name]
 
     def label_mask(self, y: np.ndarray) -> np.ndarray:
         """(N,) bool: the samples whose label ``y`` (N,) counts; the others are left out of
@@ -226,7 +238,7 @@ class Task:
         raise NotImplementedError
 
     def outputs(self, sizes: Sizes) -> tuple[Output, ...]:
-        raise NotImplementedError
+        return tuple(Output(name, (), kind) for name, kind in self.scalars.items())
 
     def postprocess(self, raw: Tensor, temperature: Tensor | None) -> dict[str, Tensor]:
         """Raw head output (B, head_size) -> the named outputs of :meth:`outputs`."""
@@ -236,23 +248,24 @@ class Task:
     def score(self, prediction: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Every metric of the task, for the model (``outputs[metric_output]``) and for the
         baselines alike. Also the ``val/<task>/<metric>`` values logged in training."""
-        raise NotImplementedError
+        prediction = np.asarray(prediction)
+        return {name: float(metric(prediction, y)) for name, metric in self.metrics.items()}
 
     def headline_score(self, prediction: np.ndarray, y: np.ndarray) -> float:
         """``score(prediction, y)[headline]`` without the other metrics: what the paired
         bootstrap resamples a thousand times, and what the per-head choice compares."""
-        return float(self.score(prediction, y)[self.headline])
+        return float(self.metrics[self.headline](np.asarray(prediction), y))
 
     def baselines(self) -> tuple[Baseline, ...]:
         return ()
 
     def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
         """Prediction-table column -> dtype."""
-        raise NotImplementedError
+        return {name: pl.Float32 for name in self.scalars}
 
-    def column_values(self, outputs: Mapping[str, np.ndarray], ctx: TaskContext) -> dict[str, Any]:
+    def column_values(self, outputs: Arrays, ctx: TaskContext) -> dict[str, Any]:
         """Prediction-table column -> (N,) values (cast to :meth:`columns` dtypes later)."""
-        raise NotImplementedError
+        return {name: outputs[name] for name in self.scalars}
 
     def decisions(self, d: DecisionData) -> dict[str, Any]:
         """Metrics of the decisions made from the task's outputs (thresholds, calibration,
@@ -264,13 +277,7 @@ class Task:
         """The report's tables of what :meth:`decisions` put in ``metrics``."""
         return []
 
-    def plots(
-        self,
-        y: np.ndarray,
-        outputs: Mapping[str, np.ndarray],
-        baselines: Mapping[str, np.ndarray],
-        ctx: TaskContext,
-    ) -> list[Plot]:
+    def plots(self, y: np.ndarray, outputs: Arrays, baselines: Arrays, ctx: TaskContext) -> list[Plot]:
         return []
 
     def __repr__(self) -> str:

@@ -1,4 +1,5 @@
-"""Binary tasks (a probability of an event in the horizon), and churn, the first of them."""
+"""Binary tasks (a probability of an event in the horizon), and churn, the first of them, with
+their simple baselines."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 
-from journeyformer.data.labels.lifecycle import LabelWindow
+from journeyformer.data.features.sequences import Sequences
 from journeyformer.metrics.calibration import apply_temperature
 from journeyformer.metrics.scores import (
     auprc,
@@ -20,16 +20,16 @@ from journeyformer.metrics.scores import (
 )
 from journeyformer.tasks.base import (
     PROBABILITY,
+    Arrays,
     Baseline,
+    BaselineContext,
     DecisionData,
-    Output,
     Plot,
     Sizes,
     Table,
     Task,
     TaskContext,
 )
-from journeyformer.tasks.baselines import DaysSinceLastActivity, RfmLogisticRegression
 from journeyformer.tasks.boosting import Boosted
 
 if TYPE_CHECKING:
@@ -41,23 +41,18 @@ class BinaryTask(Task):
     validation data after training. A subclass sets ``name`` and :meth:`label`; its baselines
     are a logistic regression on recency, frequency, monetary and tenure, and LightGBM."""
 
+    metrics = {"auroc": auroc, "auprc": auprc}
     headline = "auroc"
     calibrated = True
     boosting = {"objective": "binary", "metric": "binary_logloss"}
-
-    @property
-    def output_name(self) -> str:
-        return f"{self.name}_probability"
-
-    @property
-    def metric_output(self) -> str:  # type: ignore[override]
-        return self.output_name
-
-    @property
-    def mean_output(self) -> str:  # type: ignore[override]
-        return self.output_name
-
     mean_unit = "probability / rate"
+    output_name: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's one output, ``<name>_probability``, is its metric and mean output."""
+        super().__init_subclass__(**kwargs)
+        cls.output_name = cls.metric_output = cls.mean_output = f"{cls.name}_probability"
+        cls.scalars = {cls.output_name: PROBABILITY}
 
     def head_size(self, sizes: Sizes) -> int:
         return 1
@@ -67,9 +62,6 @@ class BinaryTask(Task):
 
         return F.binary_cross_entropy_with_logits(raw[:, 0], target.to(raw.dtype))
 
-    def outputs(self, sizes: Sizes) -> tuple[Output, ...]:
-        return (Output(self.output_name, (), PROBABILITY),)
-
     def postprocess(self, raw: Tensor, temperature: Tensor | None) -> dict[str, Tensor]:
         logit = raw[:, 0] if temperature is None else raw[:, 0] / temperature
         return {self.output_name: logit.sigmoid()}
@@ -77,23 +69,14 @@ class BinaryTask(Task):
     def score(self, prediction: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """AUROC and AUPRC for any score; Brier and ECE when the scores are probabilities."""
         prediction = np.asarray(prediction)
-        out = {"auroc": auroc(prediction, y), "auprc": auprc(prediction, y)}
+        out = super().score(prediction, y)
         if len(prediction) and prediction.min() >= 0 and prediction.max() <= 1:
             out["brier"] = brier(prediction, y)
             out["ece"] = expected_calibration_error(prediction, y)
         return out
 
-    def headline_score(self, prediction: np.ndarray, y: np.ndarray) -> float:
-        return float(auroc(np.asarray(prediction), y))
-
     def baselines(self) -> tuple[Baseline, ...]:
         return (RfmLogisticRegression(self.name), Boosted(self))
-
-    def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
-        return {self.output_name: pl.Float32}
-
-    def column_values(self, outputs: Mapping[str, np.ndarray], ctx: TaskContext) -> dict[str, Any]:
-        return {self.output_name: outputs[self.output_name]}
 
     def decisions(self, d: DecisionData) -> dict[str, Any]:
         """``<name>_thresholds``: precision, recall and F1 at 0.5 and at the F1-best threshold
@@ -135,13 +118,7 @@ class BinaryTask(Task):
             out.append(Table(f"{title} decisions", ["model", "threshold rule", "threshold", "precision", "recall", "F1"], rows))
         return out
 
-    def plots(
-        self,
-        y: np.ndarray,
-        outputs: Mapping[str, np.ndarray],
-        baselines: Mapping[str, np.ndarray],
-        ctx: TaskContext,
-    ) -> list[Plot]:
+    def plots(self, y: np.ndarray, outputs: Arrays, baselines: Arrays, ctx: TaskContext) -> list[Plot]:
         title = self.name.replace("_", " ").capitalize()
         p = outputs[self.output_name]
         # Scores that are not probabilities are scaled to [0, 1] for the curves (same ranking).
@@ -174,8 +151,58 @@ class Churn(BinaryTask):
     default_weight = 1.0
     counted = True
 
-    def label(self, window: LabelWindow) -> np.ndarray:
-        return window.facts["churn"]
-
     def baselines(self) -> tuple[Baseline, ...]:
         return (DaysSinceLastActivity(), *super().baselines())
+
+
+def rfm_features(seqs: Sequences) -> np.ndarray:
+    """(N, 4) log1p of recency (days), frequency (events), monetary (spend), tenure (days)."""
+    s = seqs.summary
+    cols = [s["recency_days"], s["n_events"], s["spend"], s["tenure_days"]]
+    return np.log1p(np.stack([c.cast(float).to_numpy() for c in cols], axis=1).clip(0))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50) -> np.ndarray:
+    """Newton-Raphson logistic regression with an intercept; returns weights (F + 1,)."""
+    mu, sd = x.mean(0), x.std(0) + 1e-9
+    z = np.hstack([np.ones((len(x), 1)), (x - mu) / sd])
+    w = np.zeros(z.shape[1])
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-z @ w))
+        grad = z.T @ (p - y) + l2 * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + l2 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    # Fold the standardisation into the weights so predict needs only x.
+    return np.concatenate([[w[0] - np.sum(w[1:] * mu / sd)], w[1:] / sd])
+
+
+class DaysSinceLastActivity(Baseline):
+    """Churn score: days since the last activity (the longer, the likelier)."""
+
+    name = "days_since_last_activity"
+
+    def predict(self, seqs: Sequences) -> np.ndarray:
+        return seqs.summary["recency_days"].cast(float).to_numpy()
+
+
+class RfmLogisticRegression(Baseline):
+    """Probability of the binary ``label``: logistic regression on log recency, frequency,
+    monetary, tenure."""
+
+    name = "rfm_logistic_regression"
+
+    def __init__(self, label: str = "churn") -> None:
+        self.label = label
+        self.weights = np.zeros(5)
+
+    def fit(self, train: Sequences, ctx: BaselineContext) -> RfmLogisticRegression:
+        assert train.labels is not None, "baselines are fitted on labelled training samples"
+        self.weights = fit_logistic(rfm_features(train), train.labels[self.label].astype(np.float64))
+        return self
+
+    def predict(self, seqs: Sequences) -> np.ndarray:
+        w = self.weights
+        return 1 / (1 + np.exp(-(w[0] + rfm_features(seqs) @ w[1:])))

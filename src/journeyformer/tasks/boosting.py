@@ -160,10 +160,9 @@ class BoostingBaseline:
                 if len(classes) < 2:  # a task's own rule may let one class through
                     log.info("boosting: %s has a single class in training; no booster", name)
                     continue
-                lookup = {c: i for i, c in enumerate(classes)}
-                y = np.array([lookup[c] for c in y])
+                y = np.searchsorted(classes, y)  # class ids 0..k-1
                 known = np.isin(vy, classes)
-                vrows, vy = vrows[known], np.array([lookup[c] for c in vy[known]])
+                vrows, vy = vrows[known], np.searchsorted(classes, vy[known])
                 p["num_class"] = len(classes)
                 out.classes[name], out.n_classes[name] = classes, int(n_classes[name])
             with NATIVE_LOCK:

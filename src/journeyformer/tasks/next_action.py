@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
+from journeyformer.data.features.sequences import Sequences
 from journeyformer.data.features.vocab import PAD_ID, UNK_ID
-from journeyformer.data.labels.lifecycle import IGNORE_INDEX, LabelWindow
+from journeyformer.data.labels.lifecycle import IGNORE_INDEX
 from journeyformer.metrics.scores import accuracy_at_k, mean_reciprocal_rank
 from journeyformer.tasks.base import (
     DISTRIBUTION,
+    Arrays,
     Baseline,
+    BaselineContext,
     Output,
     Plot,
     Sizes,
@@ -21,7 +23,6 @@ from journeyformer.tasks.base import (
     TaskContext,
     lists,
 )
-from journeyformer.tasks.baselines import MarkovChain, MostFrequentAction
 from journeyformer.tasks.boosting import Boosted
 
 if TYPE_CHECKING:
@@ -50,13 +51,15 @@ class NextAction(Task):
 
     name = "next_action"
     default_weight = 1.0
+    metrics = {
+        "acc@1": lambda p, y: accuracy_at_k(p, y, 1),
+        "acc@5": lambda p, y: accuracy_at_k(p, y, 5),
+        "mrr": mean_reciprocal_rank,
+    }
     headline = "acc@1"
     metric_output = "next_action_probs"
     boosting = {"objective": "multiclass", "metric": "multi_logloss"}
     next_event = True
-
-    def label(self, window: LabelWindow) -> np.ndarray:
-        return window.facts["next_action"]
 
     def label_mask(self, y: np.ndarray) -> np.ndarray:
         """Samples with no action in the horizon (IGNORE_INDEX) have no label."""
@@ -79,16 +82,6 @@ class NextAction(Task):
     def postprocess(self, raw: Tensor, temperature: Tensor | None) -> dict[str, Tensor]:
         return {"next_action_probs": raw.softmax(-1)}
 
-    def score(self, prediction: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        return {
-            "acc@1": accuracy_at_k(prediction, y, 1),
-            "acc@5": accuracy_at_k(prediction, y, 5),
-            "mrr": mean_reciprocal_rank(prediction, y),
-        }
-
-    def headline_score(self, prediction: np.ndarray, y: np.ndarray) -> float:
-        return float(accuracy_at_k(prediction, y, 1))
-
     def baselines(self) -> tuple[Baseline, ...]:
         return (MostFrequentAction(), MarkovChain(), Boosted(self))
 
@@ -100,7 +93,7 @@ class NextAction(Task):
             "top_action_probabilities": pl.List(pl.Float32),
         }
 
-    def column_values(self, outputs: Mapping[str, np.ndarray], ctx: TaskContext) -> dict[str, Any]:
+    def column_values(self, outputs: Arrays, ctx: TaskContext) -> dict[str, Any]:
         actions = np.asarray(ctx.actions, dtype=object)
         ids, probs = top_actions(outputs["next_action_probs"], ctx.top_k)
         return {
@@ -110,13 +103,7 @@ class NextAction(Task):
             "top_action_probabilities": lists(probs, pl.Float32),
         }
 
-    def plots(
-        self,
-        y: np.ndarray,
-        outputs: Mapping[str, np.ndarray],
-        baselines: Mapping[str, np.ndarray],
-        ctx: TaskContext,
-    ) -> list[Plot]:
+    def plots(self, y: np.ndarray, outputs: Arrays, baselines: Arrays, ctx: TaskContext) -> list[Plot]:
         scores = {"model": outputs["next_action_probs"], **baselines}
         return [
             Plot(
@@ -126,3 +113,53 @@ class NextAction(Task):
                 {"y": y, "scores": scores},
             )
         ]
+
+
+def last_actions(seqs: Sequences) -> np.ndarray:
+    """(N,) the action id of each sample's last kept event."""
+    return seqs.categorical[seqs.offsets[1:] - 1, 0].astype(np.int64)
+
+
+def action_counts(seqs: Sequences, n_actions: int) -> np.ndarray:
+    """(N, A) how often each action occurs among the kept events, plus a tiny recency bonus so
+    ties go to the most recent action."""
+    rows = np.repeat(np.arange(len(seqs)), seqs.lengths)
+    counts = np.zeros((len(seqs), n_actions))
+    np.add.at(counts, (rows, seqs.categorical[:, 0]), 1.0)
+    counts[np.arange(len(seqs)), last_actions(seqs)] += 0.5
+    counts[:, [PAD_ID, UNK_ID]] = -1.0  # never predict padding/unknown
+    return counts
+
+
+class MostFrequentAction(Baseline):
+    """The customer's most frequent past action."""
+
+    name = "most_frequent_action"
+
+    def predict(self, seqs: Sequences) -> np.ndarray:
+        return action_counts(seqs, self.ctx.n_actions)
+
+
+class MarkovChain(Baseline):
+    """P(next action | last action), from consecutive pairs in the training sequences and
+    from each training sample's last event to its label (add-one smoothing)."""
+
+    name = "markov_chain"
+
+    def fit(self, train: Sequences, ctx: BaselineContext) -> MarkovChain:
+        assert train.labels is not None, "baselines are fitted on labelled training samples"
+        y = train.labels["next_action"]
+        n = ctx.n_actions
+        counts = np.ones((n, n))
+        same = np.repeat(np.arange(len(train)), train.lengths)
+        a = train.categorical[:, 0].astype(np.int64)
+        pair = same[1:] == same[:-1]
+        np.add.at(counts, (a[:-1][pair], a[1:][pair]), 1.0)
+        has = y >= 0
+        np.add.at(counts, (last_actions(train)[has], y[has]), 1.0)
+        counts[:, [PAD_ID, UNK_ID]] = 0.0
+        self.transitions = counts / counts.sum(1, keepdims=True)  # (A, A) row-normalised
+        return self
+
+    def predict(self, seqs: Sequences) -> np.ndarray:
+        return self.transitions[last_actions(seqs)]

@@ -20,7 +20,6 @@ for ``basket`` (the distinct catalogue items in the horizon, in time order). Wit
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,6 +31,7 @@ from journeyformer.metrics.ranking import basket_recall_at_k, hit_rate_at_k, mrr
 from journeyformer.tasks.base import (
     RANKED_IDS,
     RANKED_SCORES,
+    Arrays,
     Baseline,
     Output,
     Sizes,
@@ -39,8 +39,7 @@ from journeyformer.tasks.base import (
     TaskContext,
     lists,
 )
-from journeyformer.tasks.item_baselines import generators
-from journeyformer.tasks.item_ranker import ItemRanker
+from journeyformer.tasks.item_baselines import ItemRanker, generators
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -58,6 +57,12 @@ class NextItem(Task):
 
     name = "next_item"
     default_weight = 1.0
+    metrics = {
+        "hr@10": lambda r, y: hit_rate_at_k(r, y, 10),
+        "ndcg@10": lambda r, y: ndcg_at_k(r, y, 10),
+        "mrr": mrr,
+        "recall@20": lambda r, y: basket_recall_at_k(r, y, 20),
+    }
     headline = "ndcg@10"
     metric_output = "next_item_ids"
     boosting = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10]}
@@ -175,35 +180,26 @@ class NextItem(Task):
         raise NotImplementedError("next_item's outputs need the item table: JourneyTransformer.item_outputs")
 
     # ---- evaluation ---------------------------------------------------------------------
-    def score(self, prediction: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        ranked = np.asarray(prediction).astype(np.int64)
-        return {
-            "hr@10": hit_rate_at_k(ranked, y, 10),
-            "ndcg@10": ndcg_at_k(ranked, y, 10),
-            "mrr": mrr(ranked, y),
-            "recall@20": basket_recall_at_k(ranked, y, 20),
-        }
-
     def baselines(self) -> tuple[Baseline, ...]:
         return (*generators(), ItemRanker(self))
 
     def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
         return {"next_items": pl.List(pl.String), "next_item_scores": pl.List(pl.Float32)}
 
-    def column_values(self, outputs: Mapping[str, np.ndarray], ctx: TaskContext) -> dict[str, Any]:
+    def column_values(self, outputs: Arrays, ctx: TaskContext) -> dict[str, Any]:
         """The user's item ids, best first; masked entries (a catalogue smaller than k after
         the seen items) are left out of each row's list."""
         items = np.asarray(ctx.items, dtype=object)
         ids = np.asarray(outputs["next_item_ids"]).astype(np.int64)
         scores = np.asarray(outputs["next_item_scores"], dtype=np.float32)
         keep = (scores > MASKED / 2) & (ids >= 2) & (ids < len(items))
-        names = [items[r[k]].tolist() for r, k in zip(ids, keep, strict=True)]
-        vals = [s[k].tolist() for s, k in zip(scores, keep, strict=True)]
         if keep.all():  # the usual case: fixed-length lists
             return {
                 "next_items": lists(items[ids].astype(str), pl.String),
                 "next_item_scores": lists(scores, pl.Float32),
             }
+        names = [items[r[k]].tolist() for r, k in zip(ids, keep, strict=True)]
+        vals = [s[k].tolist() for s, k in zip(scores, keep, strict=True)]
         return {
             "next_items": pl.Series(names, dtype=pl.List(pl.String)),
             "next_item_scores": pl.Series(vals, dtype=pl.List(pl.Float32)),

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from journeyformer.data.labels.lifecycle import LabelWindow
+from journeyformer.data.features.sequences import Sequences
 from journeyformer.metrics.scores import macro_f1, per_class_recall
 from journeyformer.tasks.base import (
     DISTRIBUTION,
+    Arrays,
     Baseline,
     DecisionData,
     Output,
@@ -21,11 +22,15 @@ from journeyformer.tasks.base import (
     Task,
     TaskContext,
 )
-from journeyformer.tasks.baselines import CurrentStage
 from journeyformer.tasks.boosting import Boosted
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+
+def _ids(prediction: np.ndarray) -> np.ndarray:
+    """(N, S) scores or (N,) stage ids -> (N,) stage ids."""
+    return prediction.argmax(axis=1) if prediction.ndim == 2 else prediction
 
 
 class Stage(Task):
@@ -33,15 +38,16 @@ class Stage(Task):
 
     name = "stage"
     default_weight = 1.0
+    metrics = {
+        "accuracy": lambda p, y: np.mean(_ids(p) == y),
+        "macro_f1": lambda p, y: macro_f1(_ids(p), y),
+    }
     headline = "macro_f1"
     metric_output = "stage_probs"
     # Stages persist and macro-F1 rewards the rare ones: the argmax is shifted per stage and
     # towards the stage now where that gains on held-out validation samples.
     decision_rule = True
     boosting = {"objective": "multiclass", "metric": "multi_logloss"}
-
-    def label(self, window: LabelWindow) -> np.ndarray:
-        return window.facts["stage"]
 
     def head_size(self, sizes: Sizes) -> int:
         return sizes.n_stages
@@ -57,23 +63,13 @@ class Stage(Task):
     def postprocess(self, raw: Tensor, temperature: Tensor | None) -> dict[str, Tensor]:
         return {"stage_probs": raw.softmax(-1)}
 
-    def score(self, prediction: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        """``prediction``: (N, S) scores or (N,) stage ids."""
-        prediction = np.asarray(prediction)
-        pred = prediction.argmax(axis=1) if prediction.ndim == 2 else prediction
-        return {"accuracy": float(np.mean(pred == y)), "macro_f1": macro_f1(pred, y)}
-
-    def headline_score(self, prediction: np.ndarray, y: np.ndarray) -> float:
-        prediction = np.asarray(prediction)
-        return float(macro_f1(prediction.argmax(axis=1) if prediction.ndim == 2 else prediction, y))
-
     def baselines(self) -> tuple[Baseline, ...]:
         return (CurrentStage(), Boosted(self))
 
     def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
         return {"stage": pl.String, **{f"stage_probability_{s}": pl.Float32 for s in ctx.stages}}
 
-    def column_values(self, outputs: Mapping[str, np.ndarray], ctx: TaskContext) -> dict[str, Any]:
+    def column_values(self, outputs: Arrays, ctx: TaskContext) -> dict[str, Any]:
         probs = outputs["stage_probs"]
         stages = np.asarray(ctx.stages, dtype=object)
         return {
@@ -100,13 +96,7 @@ class Stage(Task):
         rows = [[who, *[by[s] for s in names]] for who, by in metrics["stage_recall"].items()]
         return [Table("Recall per true stage", ["", *names], rows)]
 
-    def plots(
-        self,
-        y: np.ndarray,
-        outputs: Mapping[str, np.ndarray],
-        baselines: Mapping[str, np.ndarray],
-        ctx: TaskContext,
-    ) -> list[Plot]:
+    def plots(self, y: np.ndarray, outputs: Arrays, baselines: Arrays, ctx: TaskContext) -> list[Plot]:
         pred = outputs["stage_probs"].argmax(1)
         return [
             Plot(
@@ -116,3 +106,12 @@ class Stage(Task):
                 {"y": y, "pred": pred, "names": list(ctx.stages)},
             )
         ]
+
+
+class CurrentStage(Baseline):
+    """The current stage carries over."""
+
+    name = "current_stage"
+
+    def predict(self, seqs: Sequences) -> np.ndarray:
+        return seqs.stage_now.copy()

@@ -32,11 +32,10 @@ T-learner, LightGBM per arm on the aggregates (the one the uplift benchmark comp
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 
 from journeyformer.data.labels.lifecycle import LabelWindow
 from journeyformer.metrics.uplift import auuc, qini_coefficient
@@ -45,10 +44,9 @@ from journeyformer.tasks.base import (
     PROBABILITY,
     Baseline,
     BaselineContext,
-    Output,
+    Metric,
     Sizes,
     Task,
-    TaskContext,
 )
 from journeyformer.tasks.boosting import NATIVE_LOCK, Boosted, available
 from journeyformer.tasks.value import ziln_expected, ziln_loss
@@ -61,7 +59,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ARM, RETAINED, SPEND = range(3)  # columns of the (N, 3) label
-OUTPUTS = ("uplift_retention", "uplift_value")
 VALUE_WEIGHT = 0.5  # the spend NLL beside the retention BCE, as the value head's default weight
 EFFECT_L2 = 0.01  # weight of the squared effects in the loss (see Uplift.loss)
 MIN_PER_ARM = 10  # fewer exposed training samples in an arm: nothing to learn
@@ -85,14 +82,31 @@ def _effect(raw: Tensor) -> Tensor:
     return torch.cat([raw[:, 5:7], torch.zeros_like(raw[:, :1])], dim=1)
 
 
+def _on_exposed(metric: Callable[[np.ndarray, np.ndarray, np.ndarray], float]) -> Metric:
+    """A metric of retention ``(y, t, score)`` -> one of ``(prediction, labels)`` on the exposed
+    samples only (NaN without both arms)."""
+
+    def score(prediction: np.ndarray, y: np.ndarray) -> float:
+        y = np.asarray(y)
+        exposed = _exposed(y)
+        if not exposed.any() or len(np.unique(y[exposed, ARM])) < 2:
+            return float("nan")
+        p, y = np.asarray(prediction, float)[exposed], y[exposed]
+        return metric(y[:, RETAINED], y[:, ARM].astype(int), p)
+
+    return score
+
+
 class Uplift(Task):
     """Two-arm retention and spend heads; outputs the treatment-minus-control difference."""
 
     name = "uplift"
     default_weight = 0.0  # off unless the run has exposures (the training job switches it on)
     needs_exposures = True  # learns from data.exposures only (jobs.train.exposure_weights)
+    metrics = {"qini": _on_exposed(qini_coefficient), "auuc": _on_exposed(auuc)}  # held-out exposures
     headline = "qini"
     metric_output = "uplift_retention"
+    scalars = {"uplift_retention": PROBABILITY, "uplift_value": AMOUNT}
 
     def label(self, window: LabelWindow) -> np.ndarray:
         # An ordinary sample is no exposure; exposure samples get their labels from the log.
@@ -142,9 +156,6 @@ class Uplift(Task):
         shrink = raw[:, [1, 5, 6]].pow(2).sum(dim=1).mean()
         return bce + VALUE_WEIGHT * ziln_loss(ziln, target[:, SPEND].clamp(min=0)) + EFFECT_L2 * shrink
 
-    def outputs(self, sizes: Sizes) -> tuple[Output, ...]:
-        return (Output("uplift_retention", (), PROBABILITY), Output("uplift_value", (), AMOUNT))
-
     def postprocess(self, raw: Tensor, temperature: Tensor | None) -> dict[str, Tensor]:
         control, effect = raw[:, 0], raw[:, 1]
         retention = (control + effect).sigmoid() - control.sigmoid()
@@ -152,24 +163,8 @@ class Uplift(Task):
         return {"uplift_retention": retention, "uplift_value": value}
 
     # ---- evaluation ---------------------------------------------------------------------
-    def score(self, prediction: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        """Qini and AUUC of a retention-uplift score on the exposed samples (NaN without any)."""
-        y = np.asarray(y)
-        exposed = _exposed(y)
-        if not exposed.any() or len(np.unique(y[exposed, ARM])) < 2:
-            return {"qini": float("nan"), "auuc": float("nan")}
-        p, y = np.asarray(prediction, float)[exposed], y[exposed]
-        t = y[:, ARM].astype(int)
-        return {"qini": qini_coefficient(y[:, RETAINED], t, p), "auuc": auuc(y[:, RETAINED], t, p)}
-
     def baselines(self) -> tuple[Baseline, ...]:
         return (TLearner(self),)
-
-    def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
-        return {name: pl.Float32 for name in OUTPUTS}
-
-    def column_values(self, outputs: Mapping[str, np.ndarray], ctx: TaskContext) -> dict[str, Any]:
-        return {name: outputs[name] for name in OUTPUTS}
 
 
 class TLearner(Boosted):
@@ -183,9 +178,6 @@ class TLearner(Boosted):
         "n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 40,
         "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "verbose": -1, "n_jobs": 1,
     }  # fmt: skip
-
-    def __init__(self, task: Task | None = None) -> None:
-        super().__init__(task if task is not None else Uplift())
 
     def fit(self, train: Sequences, ctx: BaselineContext) -> TLearner | None:  # type: ignore[override]
         if not available():

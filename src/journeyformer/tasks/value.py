@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 
-from journeyformer.data.labels.lifecycle import LabelWindow
+from journeyformer.data.features.sequences import Sequences
 from journeyformer.metrics.scores import normalized_gini, spearman
 from journeyformer.tasks.base import (
     AMOUNT,
     PROBABILITY,
+    Arrays,
     Baseline,
-    Output,
     Plot,
     Sizes,
     Task,
     TaskContext,
 )
-from journeyformer.tasks.baselines import SpendRate
 from journeyformer.tasks.boosting import Boosted
 
 if TYPE_CHECKING:
@@ -72,16 +69,19 @@ class Value(Task):
 
     name = "value"
     default_weight = 0.5
+    metrics = {
+        "spearman": spearman,
+        "gini": normalized_gini,
+        "mae": lambda p, y: np.mean(np.abs(p - y)),
+    }
     headline = "spearman"
     metric_output = "expected_value"
+    scalars = {"spend_probability": PROBABILITY, "expected_value": AMOUNT}
     scaled_output = "expected_value"
     mean_output = "expected_value"
     mean_unit = "spend in the horizon"
     # Tweedie with variance power 1.5: many zeros and a long tail of spend.
     boosting = {"objective": "tweedie", "tweedie_variance_power": 1.5, "metric": "tweedie"}
-
-    def label(self, window: LabelWindow) -> np.ndarray:
-        return window.facts["value"]
 
     def unlearnable_reason(self, y: np.ndarray) -> str | None:
         """Nothing to learn when no training sample spends (any spend at all is something)."""
@@ -95,40 +95,14 @@ class Value(Task):
     def loss(self, raw: Tensor, target: Tensor) -> Tensor:
         return ziln_loss(raw, target.to(raw.dtype))
 
-    def outputs(self, sizes: Sizes) -> tuple[Output, ...]:
-        return (Output("spend_probability", (), PROBABILITY), Output("expected_value", (), AMOUNT))
-
     def postprocess(self, raw: Tensor, temperature: Tensor | None) -> dict[str, Tensor]:
         p, expected = ziln_expected(raw)
         return {"spend_probability": p, "expected_value": expected}
 
-    def score(self, prediction: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        prediction = np.asarray(prediction)
-        return {
-            "spearman": spearman(prediction, y),
-            "gini": normalized_gini(prediction, y),
-            "mae": float(np.mean(np.abs(prediction - y))),
-        }
-
-    def headline_score(self, prediction: np.ndarray, y: np.ndarray) -> float:
-        return float(spearman(np.asarray(prediction), y))
-
     def baselines(self) -> tuple[Baseline, ...]:
         return (SpendRate(), Boosted(self))
 
-    def columns(self, ctx: TaskContext) -> dict[str, pl.DataType]:
-        return {"spend_probability": pl.Float32, "expected_value": pl.Float32}
-
-    def column_values(self, outputs: Mapping[str, np.ndarray], ctx: TaskContext) -> dict[str, Any]:
-        return {n: outputs[n] for n in ("spend_probability", "expected_value")}
-
-    def plots(
-        self,
-        y: np.ndarray,
-        outputs: Mapping[str, np.ndarray],
-        baselines: Mapping[str, np.ndarray],
-        ctx: TaskContext,
-    ) -> list[Plot]:
+    def plots(self, y: np.ndarray, outputs: Arrays, baselines: Arrays, ctx: TaskContext) -> list[Plot]:
         return [
             Plot(
                 "value.png",
@@ -137,3 +111,15 @@ class Value(Task):
                 {"y": y, "model": outputs["expected_value"], "baselines": dict(baselines)},
             )
         ]
+
+
+class SpendRate(Baseline):
+    """Expected spend: past spend per day of tenure x horizon."""
+
+    name = "spend_rate"
+
+    def predict(self, seqs: Sequences) -> np.ndarray:
+        s = seqs.summary
+        spend = s["spend"].cast(float).to_numpy()
+        tenure = s["tenure_days"].cast(float).to_numpy()
+        return spend / np.maximum(tenure, 1.0) * self.ctx.horizon_days

@@ -25,9 +25,8 @@ def to_device(batch: Batch, device: torch.device | str) -> Batch:
 class Collate:
     """Picklable collate_fn for DataLoader workers: list of sample indices -> torch Batch."""
 
-    def __init__(self, seqs: Sequences, max_len: int | None = None) -> None:
+    def __init__(self, seqs: Sequences) -> None:
         self.seqs = seqs
-        self.max_len = max_len
 
     def __call__(self, index: list[int]) -> Batch:
-        return to_torch(make_batch(self.seqs, np.asarray(index), self.max_len))
+        return to_torch(make_batch(self.seqs, np.asarray(index)))

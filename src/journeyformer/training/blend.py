@@ -1,23 +1,14 @@
-"""The shipped model per head: the Transformer, gradient boosting on the same inputs, or a blend.
+"""The shipped model per head: the Transformer, gradient boosting on the same inputs, or a blend
+(docs/training.md).
 
-On real customer logs gradient boosting on per-customer aggregates is the bar (pytorch-lifestream's
-tables; our own CDNOW and grocery runs), and a practitioner who gets a worse ranking from the
-deep model than from the LightGBM beside it uses the LightGBM. So after training, each head's
-output is chosen on validation data among the network, a LightGBM fitted on the network's own
-inputs, and blends of the two:
-
-    output = w * network + (1 - w) * booster,   w in BLEND_GRID (1: the network alone)
-
-for each task's scored output (churn probability, next-action and stage probabilities, expected
-value). The booster reads only what the exported graph receives (:func:`model_features`: the
-``context`` input, the last event's action and channel ids, ``stage_now``), so the bundle can
-compute it inside the same ONNX graph (:mod:`journeyformer.export.blend`) and every runtime
-gets the same outputs. The weight is picked by the task's headline metric on the validation
-samples (the booster early-stops on them too, so its validation score is slightly optimistic:
-ties go to the network).
-
-Boosters are kept as LightGBM's text model (plain strings) in the run directory and named by the
-run manifest, beside the weights.
+On real customer logs gradient boosting on per-customer aggregates is the bar, and a
+practitioner who gets a worse ranking from the deep model than from the LightGBM beside it uses
+the LightGBM. So each head's output is chosen on validation data among the network, a LightGBM
+fitted on the network's own inputs, and ``w * network + (1 - w) * booster`` for ``w`` in
+:data:`BLEND_GRID`. The booster reads only what the exported graph receives
+(:func:`model_features`), so the bundle computes it inside the same ONNX graph
+(:mod:`journeyformer.export.blend`). The booster early-stops on the validation samples too, so
+its validation score is slightly optimistic: ties go to the network.
 """
 
 from __future__ import annotations
@@ -157,10 +148,7 @@ def choose_blend(
             continue
         y, net = val.labels[name], val_outputs[task.metric_output]
         keep = task.label_mask(y) if hasattr(task, "label_mask") else np.ones(len(y), bool)
-        scores = {}
-        for w in BLEND_GRID:
-            mixed = w * net + (1 - w) * preds[name]
-            scores[w] = task.headline_score(mixed[keep], y[keep])
+        scores = {w: task.headline_score((w * net + (1 - w) * preds[name])[keep], y[keep]) for w in BLEND_GRID}
         best = max(BLEND_GRID, key=lambda w: (round(scores[w], 6), w))  # ties: more network
         blend.weights[name] = best
         blend.scores[name] = {f"{w:g}": s for w, s in scores.items()}

@@ -111,21 +111,10 @@ class LengthBucketSampler(Sampler[list[int]]):
     on every rank, so no rank waits on a collective that never comes).
     """
 
-    def __init__(
-        self,
-        lengths: np.ndarray,
-        batch_size: int,
-        shuffle: bool,
-        seed: int = 0,
-        pool_batches: int = 50,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
+    def __init__(self, lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0,
+                 pool_batches: int = 50, rank: int = 0, world_size: int = 1) -> None:  # fmt: skip
         self.lengths = np.asarray(lengths)
-        self.rank, self.world_size = rank, world_size
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
+        self.batch_size, self.shuffle, self.seed, self.rank, self.world_size = batch_size, shuffle, seed, rank, world_size
         self.pool = batch_size * pool_batches
         self.epoch = 0
 
@@ -157,20 +146,11 @@ class LengthBucketSampler(Sampler[list[int]]):
 class JourneyDataModule(L.LightningDataModule):
     """Wraps :func:`prepare_data`; ``data`` is available after ``setup()``."""
 
-    def __init__(
-        self,
-        data_cfg: Mapping[str, Any],
-        labels_cfg: Mapping[str, Any],
-        batch_size: int = 256,
-        num_workers: int = 0,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, data_cfg: Mapping[str, Any], labels_cfg: Mapping[str, Any], batch_size: int = 256,
+                 num_workers: int = 0, seed: int = 0) -> None:  # fmt: skip
         super().__init__()
-        self.data_cfg = data_cfg
-        self.labels_cfg = labels_cfg
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.seed = seed
+        self.data_cfg, self.labels_cfg = data_cfg, labels_cfg
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.data: JourneyData | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -181,18 +161,16 @@ class JourneyDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         assert self.data is not None, "call setup() first"
         seqs = self.data.splits[split]
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        rank, world, epoch = self.placement()
         sampler = LengthBucketSampler(seqs.lengths, self.batch_size, shuffle, self.seed, rank=rank, world_size=world)
-        if trainer is not None:
-            sampler.epoch = trainer.current_epoch  # a resumed run shuffles as an uninterrupted one
-        return DataLoader(
-            range(len(seqs)),
-            batch_sampler=sampler,
-            collate_fn=Collate(seqs),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        sampler.epoch = epoch  # a resumed run shuffles as an uninterrupted one
+        return DataLoader(range(len(seqs)), batch_sampler=sampler, collate_fn=Collate(seqs),
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)  # fmt: skip
+
+    def placement(self) -> tuple[int, int, int]:
+        """(rank, world size, epoch) of the trainer; (0, 1, 0) without one."""
+        t = self.trainer
+        return (t.global_rank, t.world_size, t.current_epoch) if t is not None else (0, 1, 0)
 
     def train_dataloader(self) -> DataLoader:
         # debug=overfit repeats the same batches, which a shuffling sampler would change.

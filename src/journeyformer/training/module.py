@@ -24,7 +24,7 @@ from journeyformer.training.metrics import TaskScore
 log = logging.getLogger(__name__)
 
 # The optimizer settings every model size shares, read from the config that sets them
-# (configs/model/_common.yaml: lr 2e-3 there; this module used to say 1e-3 on its own).
+# (configs/model/_common.yaml).
 DEFAULT_OPTIMIZER = shipped("model/_common.yaml")["optimizer"]
 
 
@@ -106,25 +106,24 @@ class JourneyModule(L.LightningModule):
     def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
         return to_device(batch, device)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+    def _losses(self, batch: Batch, stage: str) -> tuple[NetworkOutput, Tensor]:
+        """The forward pass; logs ``<stage>/loss`` and each ``<stage>/<task>/loss``."""
         out = self.net(*(batch.inputs[n] for n in MODEL_INPUTS))
         losses = self.losses(batch, out)
         loss = self.weighted(losses)
-        bs = len(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        # sync_dist (validation): under DDP each rank sees a share of the validation batches; the
+        # epoch's loss (what checkpointing and early stopping watch) is the mean over every rank's.
+        sync, bs = stage == "val", len(batch)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, sync_dist=sync)
         for k, v in losses.items():
-            self.log(f"train/{k}/loss", v, batch_size=bs)
-        return loss
+            self.log(f"{stage}/{k}/loss", v, batch_size=bs, sync_dist=sync)
+        return out, loss
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        return self._losses(batch, "train")[1]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        out = self.net(*(batch.inputs[n] for n in MODEL_INPUTS))
-        losses = self.losses(batch, out)
-        bs = len(batch)
-        # sync_dist: under DDP each rank sees a share of the validation batches; the epoch's
-        # loss (what checkpointing and early stopping watch) is the mean over every rank's.
-        self.log("val/loss", self.weighted(losses), prog_bar=True, batch_size=bs, sync_dist=True)
-        for k, v in losses.items():
-            self.log(f"val/{k}/loss", v, batch_size=bs, sync_dist=True)
+        out, _ = self._losses(batch, "val")
         assert batch.targets is not None
         outputs = self.net.postprocess(out.raw, batch.inputs["categorical"])
         for task in self.net.tasks:

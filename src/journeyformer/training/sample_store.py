@@ -1,19 +1,14 @@
 """The sample store: training samples written once, as Parquet shards plus the spec, so
-training streams them instead of holding every event in memory.
-
-Layout (built by :func:`journeyformer.training.store_build.build_sample_store`)::
+training streams them instead of holding every event in memory::
 
     store/spec.json                  # the fitted preprocessing, shards, counts, widths
     store/train/shard-00000.parquet  # the samples of the customers of hash shard 0, ...
-    store/val/shard-00000.parquet
-    store/test/shard-00000.parquet
 
-A shard holds every sample (all cutoffs) of the customers whose ``customer_id`` hashes to it,
-one row per sample (a customer at a cutoff): customer_id, cutoff, length, stage_now, the
-events' categorical ids and numeric features flattened (length x C, length x F), context (S),
-aggregates (K), ``summary.<name>`` and ``label.<task>`` columns. :meth:`SampleStore.read`
-turns a shard back into :class:`journeyformer.data.features.sequences.Sequences`, the same object the
-in-memory path builds. Torch-free (prep layer).
+A shard holds every sample (all cutoffs) of its customers, one row per sample: customer_id,
+cutoff, length, stage_now, the events' categorical ids and numeric features flattened
+(length x C, length x F), context (S), aggregates (K), ``summary.<name>`` and ``label.<task>``
+columns; :meth:`SampleStore.read` turns it back into the
+:class:`~journeyformer.data.features.sequences.Sequences` the in-memory path builds. Torch-free.
 """
 
 from __future__ import annotations
@@ -71,11 +66,13 @@ def sequences_to_table(seqs: Sequences) -> pa.Table:
     return pa.table(cols)
 
 
-def _numpy(col: pa.ChunkedArray, width: int | None, dtype: str) -> np.ndarray:
-    arr = col.combine_chunks()
+def _numpy(table: pa.Table, name: str, widths: Mapping[str, Any]) -> np.ndarray:
+    """Column ``name`` as (N,) or, for a list column, (rows, width) of the spec's dtype."""
+    width, dtype = widths[name]
+    arr = table.column(name).combine_chunks()
     if width is None:
         return arr.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
-    return arr.flatten().to_numpy(zero_copy_only=False).astype(dtype, copy=False).reshape(len(arr), width)
+    return arr.flatten().to_numpy(zero_copy_only=False).astype(dtype, copy=False).reshape(-1, width)
 
 
 def table_to_sequences(table: pa.Table, widths: Mapping[str, Any], unknown: Mapping[str, int] | None = None) -> Sequences:
@@ -83,27 +80,18 @@ def table_to_sequences(table: pa.Table, widths: Mapping[str, Any], unknown: Mapp
     lengths = table.column("length").to_numpy().astype(np.int64)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-
-    def events(name: str) -> np.ndarray:
-        w, dtype = widths[name]
-        flat = table.column(name).combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        return flat.astype(dtype, copy=False).reshape(-1, w)
-
     summary = pl.from_arrow(table.select([c for c in table.column_names if c.startswith(_SUMMARY)]))
-    labels = {
-        c[len(_LABEL):]: _numpy(table.column(c), widths[c][0], widths[c][1])
-        for c in table.column_names if c.startswith(_LABEL)
-    }  # fmt: skip
+    labels = {c[len(_LABEL):]: _numpy(table, c, widths) for c in table.column_names if c.startswith(_LABEL)}
     return Sequences(
         customer_id=pl.from_arrow(table.column("customer_id")).alias("customer_id"),
         cutoff=table.column("cutoff").to_numpy().astype("datetime64[us]"),
         offsets=offsets,
-        categorical=events("categorical"),
-        numeric=events("numeric"),
-        stage_now=_numpy(table.column("stage_now"), None, widths["stage_now"][1]),
-        context=_numpy(table.column("context"), *widths["context"]),
+        categorical=_numpy(table, "categorical", widths),
+        numeric=_numpy(table, "numeric", widths),
+        stage_now=_numpy(table, "stage_now", widths),
+        context=_numpy(table, "context", widths),
         summary=summary.rename({c: c[len(_SUMMARY):] for c in summary.columns}),
-        aggregates=_numpy(table.column("aggregates"), *widths["aggregates"]),
+        aggregates=_numpy(table, "aggregates", widths),
         labels=labels or None,
         unknown_counts=dict(unknown or {}),
     )

@@ -1,20 +1,13 @@
 """Build the sample store (:mod:`journeyformer.training.sample_store`) from events larger than
-memory, shard by shard.
+memory, shard by shard (docs/scale-out.md#training-data-larger-than-memory-the-sample-store).
 
-Passes over the input (Polars' streaming engine; memory bounded by one shard)::
-
-    1. plan + spill: customers hashed into shards of ``shard_customers`` (the predict job's
-       partitioning, :class:`journeyformer.data.events.partitions.EventChunks`), one temp file each
-    2. per shard: validate (null keys, duplicates: per customer, so per shard is exact) and
-       keep the clean events in a second temp file
-    3. fit (``Preprocessing.fit`` on the clean shards, lazily: data end, cutoffs, split and
-       vocabularies by streaming passes) -- the same function the in-memory path calls
-    4. per shard and split: the samples at every cutoff of the split -> ``<split>/shard-i.parquet``
-
-The spec (``spec.json``, written last) holds the preprocessing, each shard's counts and the
-sample counts per cutoff, checked as the in-memory path checks them. Temps live in a directory
-beside the store, removed at the end or on failure; the store itself is built in a temp
-directory and swapped into place (:func:`journeyformer.io.atomic_dir`). Torch-free.
+Customers are hashed into shards of ``shard_customers`` (the predict job's partitioning,
+:class:`journeyformer.data.events.partitions.EventChunks`) and spilled; each shard is validated
+(per customer, so per shard is exact); ``Preprocessing.fit`` runs on the clean shards lazily (the
+function the in-memory path calls); then each shard's samples of every split's cutoffs are
+written. The spec, written last, holds the sample counts per cutoff, checked as the in-memory
+path checks them. The store is built in a temp directory and swapped into place
+(:func:`journeyformer.io.atomic_dir`). Torch-free.
 """
 
 from __future__ import annotations
@@ -130,7 +123,7 @@ def build_sample_store(
         spec = {"kind": STORE_KIND, "version": STORE_VERSION, "source": source,
                 "preprocessing": pre.to_dict(), "widths": widths, "shards": shards,
                 "last_event": last.isoformat(), "shard_customers": shard_customers,
-                "counts": {s: {c: v for c, v in counts[s].items()} for s in SPLITS},
+                "counts": counts,
                 "settings": fit_settings(data_cfg, labels_cfg)}  # fmt: skip
         (work / SPEC).write_text(json.dumps(spec, indent=1))
     return SampleStore.open(out)

@@ -1,20 +1,12 @@
-"""Training from the sample store (:mod:`journeyformer.training.sample_store`): shards streamed,
-so memory holds one training shard (plus validation and test), however large the data.
+"""Training from the sample store (:mod:`journeyformer.training.sample_store`; ``data.store=<dir>``
+in ``train``, :func:`make_datamodule`): memory holds one training shard plus validation and test.
 
-``data.store=<dir>`` selects this path in ``train`` (:func:`make_datamodule`); without it the
-in-memory :class:`journeyformer.training.datamodule.JourneyDataModule` is used, as for the
-default data. Per epoch:
-
-* the training shards are shuffled (seed, epoch) and dealt out to the DDP ranks, rank ``r``
-  taking shards ``r, r + world, ...`` -- disjoint shards, every rank the same order of work;
-* within a shard, :class:`LengthBucketSampler` batches samples of similar length;
-* every rank yields the same number of batches (the fewest any rank has), so no rank waits on
-  a collective that never comes.
-
-Validation and test (one cutoff each, 15% of the customers by default) are read into memory.
-``data.splits["train"]`` is a bounded subset of the training samples (``store_stats_samples``,
-first samples of every shard in proportion) for what needs training samples at hand: the
-tasks the labels can teach, the context standardisation, and the baselines.
+Per epoch the training shards are shuffled (seed, epoch) and dealt out to the DDP ranks (rank
+``r`` takes shards ``r, r + world, ...``), each shard is cut into length-bucketed batches, and
+every rank yields the same number of batches (the fewest any rank has), so no rank waits on a
+collective that never comes. ``data.splits["train"]`` is a bounded subset of the training
+samples (``store_stats_samples``) for what needs them at hand: the tasks the labels can teach,
+the context standardisation and the baselines.
 """
 
 from __future__ import annotations
@@ -91,21 +83,14 @@ class StoreDataModule(JourneyDataModule):
         store = self.store
         check_settings(store, self.data_cfg, self.labels_cfg)
         n_stats = int(self.data_cfg.get("store_stats_samples") or STATS_SAMPLES)
-        splits = {
-            "train": store.read_all("train", max_samples=n_stats),
-            "val": store.read_all("val"),
-            "test": store.read_all("test"),
-        }
+        splits = {s: store.read_all(s, max_samples=n_stats if s == "train" else None) for s in ("train", "val", "test")}
         last = datetime.fromisoformat(store.spec["last_event"])
         self.data = JourneyData(store.preprocessing, splits, store.spec["source"], last)
         log.info("sample store %s: train %s samples in %d shards (streamed)\n%s", store.path,
                  f"{sum(store.samples('train')):,}", store.n_shards("train"), self.data.describe())  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        epoch = trainer.current_epoch if trainer is not None else 0
-        stream = ShardStream(self.store, "train", self.batch_size, self.seed, rank, world, epoch)
+        stream = ShardStream(self.store, "train", self.batch_size, self.seed, *self.placement())
         return DataLoader(stream, batch_size=None, num_workers=0)
 
 

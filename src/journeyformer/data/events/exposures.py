@@ -53,7 +53,7 @@ from typing import Any
 import polars as pl
 
 from journeyformer.data.events.load import load_events
-from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.events.schema import SETTINGS, EventSchema
 from journeyformer.errors import ConfigError, EventDataError
 
 log = logging.getLogger(__name__)
@@ -113,10 +113,7 @@ class ExposureSchema:
         kwargs: dict[str, Any] = {"columns": dict(cfg.get("columns") or {})}
         if cfg.get("arms"):
             kwargs["arms"] = {k: str(v) for k, v in dict(cfg["arms"]).items()}
-        for key in ("timestamp_unit", "time_zone", "null_keys", "duplicates", "format",
-                    "separator", "future_events"):  # fmt: skip
-            if cfg.get(key) is not None:
-                kwargs[key] = str(cfg[key])
+        kwargs |= {k: str(cfg[k]) for k in SETTINGS if cfg.get(k) is not None}
         return cls(**kwargs)
 
     def source(self, name: str) -> str | None:
@@ -135,13 +132,7 @@ class ExposureSchema:
                 "amount": None,
             },
             extra_categorical=(eligible,) if eligible and eligible_present else (),
-            timestamp_unit=self.timestamp_unit,
-            time_zone=self.time_zone,
-            null_keys=self.null_keys,
-            duplicates=self.duplicates,
-            format=self.format,
-            separator=self.separator,
-            future_events=self.future_events,
+            **{k: getattr(self, k) for k in SETTINGS},
         )
 
 

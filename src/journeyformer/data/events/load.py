@@ -32,9 +32,9 @@ def read_error(name: str, err: Exception) -> EventDataError:
 
 def load_events(path: str | Path, schema: EventSchema) -> pl.DataFrame:
     """Read, normalize and validate events into memory (canonical columns, see module doc)."""
-    lf, name = scan_raw(path, schema)
+    lf, name = scan_events(path, schema)
     try:
-        df = normalize(lf, schema, name).collect()
+        df = lf.collect()
     except pl.exceptions.PolarsError as err:
         raise read_error(name, err) from None
     return validate(df, schema, name)

@@ -13,7 +13,13 @@ import polars as pl
 
 from journeyformer.data.events.order import DUP_KEY, ROW
 from journeyformer.data.events.schema import NULL_CATEGORY, REQUIRED, EventSchema
-from journeyformer.data.events.timestamps import UTC_US, epoch_unit, raw_timestamp, timestamp_expr
+from journeyformer.data.events.timestamps import (
+    UTC_US,
+    epoch_unit,
+    is_text,
+    raw_timestamp,
+    timestamp_expr,
+)
 from journeyformer.errors import EventDataError
 
 
@@ -63,24 +69,16 @@ def already_canonical(df: pl.DataFrame, schema: EventSchema) -> pl.DataFrame | N
 
 
 def _is_categorical_type(dtype: pl.DataType) -> bool:
-    return (
-        dtype in (pl.String, pl.Categorical, pl.Boolean, pl.Null)
-        or isinstance(dtype, pl.Enum)
-        or dtype.is_integer()
-    )
+    return is_text(dtype) or dtype in (pl.Boolean, pl.Null) or dtype.is_integer()
 
 
 def _check_present(have: pl.Schema, schema: EventSchema, name: str) -> None:
     """Every column the schema reads exists (an unmapped, absent amount is allowed)."""
-    wanted = [*REQUIRED, *(["amount"] if schema.source("amount") else []), *(["item"] if schema.has_item else [])]
     missing = [
-        (canon, schema.source(canon))
-        for canon in wanted
-        if schema.source(canon) not in have
-        and not (canon == "amount" and "amount" not in schema.columns)
+        (canon, src)
+        for canon, src in schema.read_columns().items()
+        if src not in have and not (canon == "amount" and "amount" not in schema.columns)
     ]
-    extras = [*schema.extra_categorical, *schema.extra_numeric]
-    missing += [(extra, extra) for extra in extras if extra not in have]
     if missing:
         what = ", ".join(f"'{src}' (for {canon})" for canon, src in missing)
         raise EventDataError(
@@ -97,7 +95,7 @@ def _customer_id(have: pl.Schema, schema: EventSchema, name: str) -> pl.Expr:
     cid_type = have[cid]
     if cid_type.is_integer():
         return pl.col(cid).cast(pl.Int64).alias("customer_id")
-    if cid_type in (pl.String, pl.Categorical, pl.Null) or isinstance(cid_type, pl.Enum):
+    if is_text(cid_type) or cid_type == pl.Null:
         return pl.col(cid).cast(pl.String).alias("customer_id")
     raise EventDataError(
         f"{name}: column '{cid}' (customer_id) has type {cid_type}; expected integers or "

@@ -1,4 +1,4 @@
-"""Event order: rows sorted by (customer_id, timestamp, _row), and exact duplicates dropped.
+"""Event order: rows sorted by (customer_id, timestamp, _row).
 
 Every later step (sequences, labels, samples) relies on this order; ``_row``, the position in
 the input, breaks timestamp ties so equal timestamps keep the order the user gave them.
@@ -24,21 +24,16 @@ def sorted_expr() -> pl.Expr:
     return ok.fill_null(True).all()
 
 
-def has_key_runs_expr() -> pl.Expr:
-    """True (one value) when a row has the (customer_id, timestamp) of the row before it:
-    in sorted order, the only places exact duplicates can be (see :func:`drop_duplicates`)."""
+def same_key_as_prev() -> pl.Expr:
+    """Per row: whether it has the (customer_id, timestamp) of the row before it. In sorted
+    order exact duplicates can only be such rows and the rows they follow."""
     cid, ts = pl.col("customer_id"), pl.col("timestamp")
-    return ((cid == cid.shift(1)) & (ts == ts.shift(1))).fill_null(False).any()
-
-
-def is_sorted(frame: pl.DataFrame | pl.LazyFrame) -> bool:
-    """True when rows are in (customer_id, timestamp, _row) order (one cheap pass)."""
-    return bool(frame.lazy().select(sorted_expr()).collect().item())
+    return ((cid == cid.shift(1)) & (ts == ts.shift(1))).fill_null(False)
 
 
 def sort_events(df: pl.DataFrame) -> pl.DataFrame:
     """Rows in (customer_id, timestamp, _row) order; a no-op pass when they already are."""
-    if df.height and not is_sorted(df):
+    if df.height and not df.select(sorted_expr()).item():
         key = _packed_key(df)
         if key is None:
             df = df.sort("customer_id", "timestamp", ROW)
@@ -72,20 +67,3 @@ def _packed_key(df: pl.DataFrame) -> pl.Expr | None:
     if c_bits == 0:
         return offset_t
     return (cid - lo_c).cast(pl.UInt64) * pl.lit(1 << t_bits, pl.UInt64) + offset_t
-
-
-def drop_duplicates(df: pl.DataFrame) -> pl.DataFrame:
-    """Drop exact duplicates of a sorted frame, keeping the first in input order.
-
-    Duplicates share (customer_id, timestamp), so in sorted order they sit in runs of equal
-    keys; only rows in such runs are compared on every column.
-    """
-    cid, ts = pl.col("customer_id"), pl.col("timestamp")
-    same_as_prev = ((cid == cid.shift(1)) & (ts == ts.shift(1))).fill_null(False)
-    in_run = same_as_prev | same_as_prev.shift(-1).fill_null(False)
-    runs = df.filter(in_run)
-    if runs.height == 0:
-        return df
-    keys = [c for c in df.columns if c != ROW]
-    repeats = runs.filter(~pl.struct(keys).is_first_distinct()).get_column(ROW)
-    return df.filter(~pl.col(ROW).is_in(repeats.implode()))

@@ -117,13 +117,12 @@ class EventChunks:
             times = times.filter(ts <= now)
         try:
             end = data_end(times, span=tuple(first_pass))
-        except pl.exceptions.PolarsError as err:
-            raise read_error(self.name, err) from None
-        except ValueError:
-            end = None
-        if end is not None:
             latest = end.end
             log.info("%s", end.describe(self.name))
+        except pl.exceptions.PolarsError as err:
+            raise read_error(self.name, err) from None
+        except ValueError:  # no timestamp left (every one dropped as future): the latest stays
+            pass
         n_chunks = max(1, math.ceil(customers / chunk_customers))
         return InputPlan(self.name, int(rows), int(customers), latest, n_chunks)
 
@@ -158,7 +157,7 @@ class EventChunks:
 
     def read(self, index: int) -> pl.DataFrame:
         """The events of chunk ``index``, read with the schema but not yet validated (see
-        :func:`journeyformer.inference.partition.prepare_partition`); call :meth:`spill`
+        :func:`journeyformer.inference.scoring.ScoringJob.prepare`); call :meth:`spill`
         first when there is more than one chunk."""
         if self.plan.n_chunks == 1:
             return self._collect(self.lf)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import polars as pl
 
-from journeyformer.data.events.schema import REQUIRED, EventSchema
+from journeyformer.data.events.schema import EventSchema
+from journeyformer.data.events.timestamps import is_text
 from journeyformer.errors import EventDataError
 
 _EXAMPLES = 5
@@ -67,12 +68,6 @@ def format_of(files: list[Path], fmt: str) -> str:
     )
 
 
-def used_columns(schema: EventSchema) -> list[str]:
-    """The user's column names the schema reads."""
-    names = [schema.source(c) for c in (*REQUIRED, "amount", "item")]
-    return [n for n in names if n] + [*schema.extra_categorical, *schema.extra_numeric]
-
-
 # --- Parquet -------------------------------------------------------------------------------
 
 
@@ -84,7 +79,7 @@ def _widen(types: set[pl.DataType]) -> pl.DataType | None:
         return pl.Int64
     if all(t.is_numeric() for t in types):
         return pl.Float64
-    if all(t in (pl.String, pl.Categorical) or isinstance(t, pl.Enum) for t in types):
+    if all(is_text(t) for t in types):
         return pl.String
     if all(isinstance(t, pl.Datetime) for t in types) and len({t.time_zone for t in types}) == 1:
         return pl.Datetime("us", next(iter(types)).time_zone)
@@ -100,7 +95,7 @@ def read_parquet(files: list[Path], schema: EventSchema, name: str) -> pl.LazyFr
     except Exception as err:  # noqa: BLE001 - any unreadable file: name it
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise EventDataError(f"{name}: cannot read a Parquet file: {first}") from None
-    used = set(used_columns(schema))
+    used = set(schema.read_columns().values())
     columns = list(dict.fromkeys(c for s in schemas.values() for c in s))
     keep, casts, problems = [], {}, []
     for col in columns:

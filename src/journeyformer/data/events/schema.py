@@ -19,12 +19,8 @@ item           String (ids as given, as text)  ``data.columns.item`` only: produ
 and its rows sorted by (customer_id, timestamp, _row), the order every later step needs
 (:mod:`journeyformer.data.events.order`).
 
-Timestamps may be datetimes, dates, ISO-8601 strings (``2025-01-31``, ``2025-01-31 12:00``,
-``2025-01-31T12:00:00.5+02:00``, ``...Z``), or epoch seconds / milliseconds as numbers or digit
-strings (``timestamp_unit: auto`` decides the unit once per column: magnitudes below 1e10 are
-seconds, at or above are milliseconds; a column with both is an error). Naive values
-are read in ``time_zone``; a wall time that a daylight-saving change repeats takes the earlier
-instant, one that it skips is an error. Parsing lives in :mod:`journeyformer.data.events.timestamps`.
+Timestamps may be datetimes, dates, ISO-8601 strings or epoch seconds / milliseconds; naive
+values are read in ``time_zone`` (the rules: :mod:`journeyformer.data.events.timestamps`).
 
 Policies: rows with a null customer_id or timestamp raise (``null_keys: error``) or are dropped
 with a logged count (``null_keys: drop``). Exact duplicates, rows equal in every column of the
@@ -34,10 +30,7 @@ Events after the wall clock raise (``future_events: error``, the default), are d
 (``drop``) or kept (``keep``), with a count and examples either way. Null categorical values
 become the category ``"<null>"``; null and NaN numbers become 0; infinite numbers are an error.
 This module holds the contract (:class:`EventSchema`, the settings above); the steps that apply
-it are one module each: reading the file(s) (formats, CSV separators, Parquet directories),
-:mod:`journeyformer.data.events.readers`; renaming and casting, :mod:`journeyformer.data.events.normalize`;
-value checks and the policies, :mod:`journeyformer.data.events.validate`; the three in a row,
-:mod:`journeyformer.data.events.load`.
+it are :mod:`journeyformer.data.events.load`'s.
 
 Errors are :class:`journeyformer.errors.EventDataError` and name the file, the column, the
 problem, how many rows, a few example values and the setting to change.
@@ -45,7 +38,7 @@ problem, how many rows, a few example values and the setting to change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +51,16 @@ REQUIRED = ("customer_id", "timestamp", "channel", "action")
 # next-item head; amount: absent = 0).
 OPTIONAL = ("amount", "item")
 NULL_CATEGORY = "<null>"
+# The reading settings (shared with the exposure log's schema) and the values each allows.
+SETTINGS = {
+    "timestamp_unit": ("auto", "s", "ms"),
+    "time_zone": None,
+    "null_keys": ("error", "drop"),
+    "duplicates": ("drop", "keep"),
+    "format": ("auto", "parquet", "csv"),
+    "separator": None,
+    "future_events": ("error", "drop", "keep"),
+}
 
 
 @dataclass(frozen=True)
@@ -98,11 +101,10 @@ class EventSchema:
                 f"data.columns.{unmapped[0]} is empty; {list(REQUIRED)} are required. Set it to "
                 "the name of your column."
             )
-        _check_choice("data.timestamp_unit", self.timestamp_unit, ("auto", "s", "ms"))
-        _check_choice("data.null_keys", self.null_keys, ("error", "drop"))
-        _check_choice("data.duplicates", self.duplicates, ("drop", "keep"))
-        _check_choice("data.format", self.format, ("auto", "parquet", "csv"))
-        _check_choice("data.future_events", self.future_events, ("error", "drop", "keep"))
+        for name, allowed in SETTINGS.items():
+            value = getattr(self, name)
+            if allowed is not None and value not in allowed:
+                raise ConfigError(f"data.{name}={value!r} is not one of {list(allowed)}")
         if self.separator != "auto" and len(self.separator) != 1:
             raise ConfigError(
                 f"data.separator={self.separator!r} must be one character (e.g. ';' or '\\t') "
@@ -125,17 +127,15 @@ class EventSchema:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> EventSchema:
         """Build from the ``data`` config group (unused keys are ignored)."""
+        settings = {k: str(cfg[k]) for k in SETTINGS if k in cfg}
+        for k in ("separator", "future_events"):  # null: the default
+            if not cfg.get(k):
+                settings.pop(k, None)
         return cls(
             columns=dict(cfg.get("columns") or {}),
             extra_categorical=tuple(cfg.get("extra_categorical") or ()),
             extra_numeric=tuple(cfg.get("extra_numeric") or ()),
-            timestamp_unit=str(cfg.get("timestamp_unit", "auto")),
-            time_zone=str(cfg.get("time_zone", "UTC")),
-            null_keys=str(cfg.get("null_keys", "error")),
-            duplicates=str(cfg.get("duplicates", "drop")),
-            format=str(cfg.get("format", "auto")),
-            separator=str(cfg.get("separator") or "auto"),
-            future_events=str(cfg.get("future_events") or "error"),
+            **settings,
         )
 
     def source(self, name: str) -> str | None:
@@ -144,6 +144,12 @@ class EventSchema:
         if name in self.columns:
             return self.columns[name]
         return None if name == "item" else name
+
+    def read_columns(self) -> dict[str, str]:
+        """Canonical name -> the user's column, for every column read (extras as themselves)."""
+        named = {c: self.source(c) for c in (*REQUIRED, *OPTIONAL)}
+        extras = [*self.extra_categorical, *self.extra_numeric]
+        return {c: src for c, src in named.items() if src} | {e: e for e in extras}
 
     @property
     def has_item(self) -> bool:
@@ -157,16 +163,5 @@ class EventSchema:
             "columns": {**{k: self.source(k) for k in (*REQUIRED, "amount")}, **item},
             "extra_categorical": list(self.extra_categorical),
             "extra_numeric": list(self.extra_numeric),
-            "timestamp_unit": self.timestamp_unit,
-            "time_zone": self.time_zone,
-            "null_keys": self.null_keys,
-            "duplicates": self.duplicates,
-            "format": self.format,
-            "separator": self.separator,
-            "future_events": self.future_events,
+            **{k: getattr(self, k) for k in SETTINGS},
         }
-
-
-def _check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not one of {list(allowed)}")

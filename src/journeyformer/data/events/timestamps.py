@@ -49,6 +49,11 @@ def check_time_zone(value: str, setting: str) -> None:
         ) from None
 
 
+def is_text(dtype: pl.DataType) -> bool:
+    """Whether values of ``dtype`` are text (String, Categorical, Enum)."""
+    return dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum)
+
+
 def timestamp_expr(raw: pl.DataType, col: str, unit: str, tz: str) -> pl.Expr | None:
     """An expression turning column ``col`` of type ``raw`` into Datetime("us", "UTC").
 
@@ -63,19 +68,17 @@ def timestamp_expr(raw: pl.DataType, col: str, unit: str, tz: str) -> pl.Expr | 
         return _localize(c, tz) if raw.time_zone is None else c.dt.convert_time_zone("UTC")
     if raw == pl.Date:
         return _localize(c.cast(pl.Datetime("us")), tz)
+    epoch = epoch_values(raw, col)
     if raw.is_numeric():
-        return _epoch_expr(c, unit)
-    if raw in (pl.String, pl.Categorical) or isinstance(raw, pl.Enum):
+        return _epoch_expr(epoch, unit)
+    if is_text(raw):
         s = _clean_timestamp_strings(c)
         aware = [s.str.to_datetime(f, strict=False, time_unit="us") for f in _ISO_AWARE]
         naive = [s.str.to_datetime(f, strict=False, time_unit="us") for f in _ISO_NAIVE]
-        epoch = pl.when(s.str.contains(_EPOCH_STRING)).then(
-            _epoch_expr(s.cast(pl.Float64, strict=False), unit)
-        )
         return pl.coalesce(
             *[a.dt.convert_time_zone("UTC") for a in aware],
             _localize(pl.coalesce(naive), tz),
-            epoch,
+            _epoch_expr(epoch, unit),
         )
     return None
 
@@ -85,7 +88,7 @@ def raw_timestamp(raw: pl.DataType, col: str) -> pl.Expr:
     c = pl.col(col)
     if raw.is_float():
         return c.fill_nan(None)
-    if raw in (pl.String, pl.Categorical) or isinstance(raw, pl.Enum):
+    if is_text(raw):
         s = c.cast(pl.String)
         return pl.when(s.str.strip_chars() != "").then(s)
     return c
@@ -97,7 +100,7 @@ def epoch_values(raw: pl.DataType, col: str) -> pl.Expr | None:
     c = pl.col(col)
     if raw.is_numeric():
         return c.cast(pl.Float64)
-    if raw in (pl.String, pl.Categorical) or isinstance(raw, pl.Enum):
+    if is_text(raw):
         s = _clean_timestamp_strings(c)
         return pl.when(s.str.contains(_EPOCH_STRING)).then(s.cast(pl.Float64, strict=False))
     return None

@@ -1,11 +1,8 @@
 """Check the values of normalized events and apply the policies of the schema.
 
-:func:`validate` takes a frame from :func:`journeyformer.data.events.normalize.normalize` (collected)
-and returns the clean canonical events sorted by (customer_id, timestamp, _row): timestamps
-that could not be parsed, amounts that are not numbers and infinite numbers are errors; null
-keys, events after the wall clock and exact duplicates follow ``data.null_keys``,
-``data.future_events`` and ``data.duplicates`` (see :mod:`journeyformer.data.events.schema`), with a
-count and examples in every message.
+:func:`validate` takes a collected frame from :func:`journeyformer.data.events.normalize.normalize`
+and returns the clean canonical events sorted by (customer_id, timestamp, _row); the checks and
+policies are :mod:`journeyformer.data.events.schema`'s, with a count and examples in every message.
 """
 
 from __future__ import annotations
@@ -20,8 +17,7 @@ import polars as pl
 from journeyformer.data.events.order import (
     DUP_KEY,
     ROW,
-    drop_duplicates,
-    has_key_runs_expr,
+    same_key_as_prev,
     sort_events,
     sorted_expr,
 )
@@ -33,6 +29,13 @@ log = logging.getLogger(__name__)
 
 _EXAMPLES = 5
 SMALL_FRAME = 50_000  # rows up to which the clean check runs in NumPy
+NULL_KEY = pl.col("customer_id").is_null() | pl.col("timestamp").is_null()
+# Amount text that is not a number (normalize leaves the original in _amount_raw).
+BAD_AMOUNT = pl.col("amount").is_null() & (pl.col("_amount_raw").str.strip_chars() != "")
+
+
+def _numeric(schema: EventSchema) -> list[str]:
+    return ["amount", *schema.extra_numeric]
 
 
 def validate(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
@@ -87,8 +90,7 @@ def clean(df: pl.DataFrame, schema: EventSchema) -> pl.DataFrame | None:
     for helper in ("_ts_raw", "_amount_raw", DUP_KEY):
         if helper in out.columns:
             out.drop_in_place(helper)
-    numeric = ["amount", *schema.extra_numeric]
-    missing = [c for c in numeric if np.isnan(out.get_column(c).to_numpy()).any()]  # null too
+    missing = [c for c in _numeric(schema) if np.isnan(out.get_column(c).to_numpy()).any()]  # null too
     if missing:
         out = out.with_columns(pl.col(c).fill_nan(0.0).fill_null(0.0) for c in missing)
     out.replace_column(out.get_column_index("customer_id"), out.get_column("customer_id").set_sorted())
@@ -117,17 +119,16 @@ def _is_clean(df: pl.DataFrame, schema: EventSchema) -> bool:
         ok, order = _clean_order(df, schema)
         return ok and order is None
     checks = [
-        ~(pl.col("customer_id").is_null() | pl.col("timestamp").is_null()).any(),
-        ~pl.any_horizontal(pl.col(c).is_infinite() for c in ["amount", *schema.extra_numeric]).any(),
+        ~NULL_KEY.any(),
+        ~pl.any_horizontal(pl.col(c).is_infinite() for c in _numeric(schema)).any(),
         # Compared as epoch microseconds: a time-zone-aware literal costs a millisecond to build.
         ~(pl.col("timestamp").dt.epoch("us") > epoch_micros(now_utc())).any(),
         sorted_expr(),
     ]
     if "_amount_raw" in df.columns:
-        bad = pl.col("amount").is_null() & (pl.col("_amount_raw").str.strip_chars() != "")
-        checks.append(~bad.any())
+        checks.append(~BAD_AMOUNT.any())
     if schema.duplicates == "drop":
-        checks.append(~has_key_runs_expr())
+        checks.append(~same_key_as_prev().any())
     return bool(df.select(pl.all_horizontal(checks)).item())
 
 
@@ -147,7 +148,7 @@ def _clean_order(df: pl.DataFrame, schema: EventSchema) -> tuple[bool, np.ndarra
     t = ts.cast(pl.Int64).to_numpy()  # epoch us
     if t.max() > epoch_micros(now_utc()):
         return False, None
-    if any(np.isinf(df.get_column(c).to_numpy()).any() for c in ["amount", *schema.extra_numeric]):
+    if any(np.isinf(df.get_column(c).to_numpy()).any() for c in _numeric(schema)):
         return False, None
     c, row = cid.to_numpy(), df.get_column(ROW).to_numpy()
     same_c, same_t = c[1:] == c[:-1], t[1:] == t[:-1]
@@ -190,16 +191,15 @@ def _check_numbers(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataF
     """Amount and extra numeric columns: text that is not a number and infinities are errors;
     null and NaN become 0."""
     if "_amount_raw" in df.columns:
-        bad = pl.col("amount").is_null() & (pl.col("_amount_raw").str.strip_chars() != "")
-        n_bad = df.select(bad.sum()).item()
+        n_bad = df.select(BAD_AMOUNT.sum()).item()
         if n_bad:
             raise EventDataError(
                 f"{name}: column '{schema.source('amount')}' (amount): {n_bad} of {df.height} "
-                f"values are not numbers, e.g. {_examples(df, bad, '_amount_raw')}. Clean them "
+                f"values are not numbers, e.g. {_examples(df, BAD_AMOUNT, '_amount_raw')}. Clean them "
                 "or set data.columns.amount=null."
             )
         df = df.drop("_amount_raw")
-    numeric = ["amount", *schema.extra_numeric]
+    numeric = _numeric(schema)
     n_inf = df.select(pl.col(c).is_infinite().sum() for c in numeric).row(0)
     for col, n in zip(numeric, n_inf, strict=True):
         if n:
@@ -210,10 +210,10 @@ def _check_numbers(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataF
             )
     return df.with_columns(pl.col(c).fill_nan(0.0).fill_null(0.0) for c in numeric)
 
+
 def _apply_null_keys(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.DataFrame:
     """Rows with a null customer_id or timestamp: an error or dropped (``data.null_keys``)."""
-    null_key = pl.col("customer_id").is_null() | pl.col("timestamp").is_null()
-    n_null = df.select(null_key.sum()).item()
+    n_null = df.select(NULL_KEY.sum()).item()
     if not n_null:
         return df
     detail = (
@@ -227,27 +227,31 @@ def _apply_null_keys(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.Dat
             "or set data.null_keys=drop to drop them."
         )
     log.warning("%s: dropped %d of %d rows with a null key (%s)", name, n_null, df.height, detail)
-    df = df.filter(~null_key)
+    df = df.filter(~NULL_KEY)
     if df.height == 0:
         raise EventDataError(f"{name}: every row has a null customer_id or timestamp")
     return df
 
 
 def _drop_duplicates(df: pl.DataFrame, name: str) -> pl.DataFrame:
-    """Sorted events without exact duplicates (the first in input order stays), logged."""
-    before = df
-    df = drop_duplicates(df)
-    if df.height < before.height:
-        dropped = before.join(df.select(ROW), on=ROW, how="anti")
+    """Sorted events without exact duplicates (the first in input order stays), logged.
+
+    Duplicates share (customer_id, timestamp), so in sorted order they sit in runs of equal
+    keys; only rows in such runs are compared on every column.
+    """
+    same = same_key_as_prev()
+    runs = df.filter(same | same.shift(-1).fill_null(False))
+    if runs.height == 0:
+        return df
+    keys = [c for c in df.columns if c != ROW]
+    repeats = runs.filter(~pl.struct(keys).is_first_distinct())
+    if repeats.height:
         log.warning(
             "%s: dropped %d of %d events as exact duplicates (equal in every column of the "
             "file), e.g. %s; set data.duplicates=keep to keep them",
-            name,
-            dropped.height,
-            before.height,
-            event_examples(dropped),
-        )
-    return df
+            name, repeats.height, df.height, event_examples(repeats),
+        )  # fmt: skip
+    return df.filter(~pl.col(ROW).is_in(repeats.get_column(ROW).implode()))
 
 
 def event_examples(df: pl.DataFrame, n: int = _EXAMPLES) -> list[str]:
@@ -261,12 +265,18 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _future_events(name: str, n: int, total: int, future: pl.DataFrame, now: datetime) -> str:
+    examples = event_examples(future.sort("timestamp", descending=True))
+    return (
+        f"{name}: {n} of {total} events are dated after the wall clock "
+        f"({now:%Y-%m-%d %H:%M} UTC), e.g. {examples}"
+    )
+
+
 def future_events_error(name: str, n: int, total: int, future: pl.DataFrame) -> EventDataError:
     """The error for ``n`` of ``total`` events after the wall clock (``future``: some of them)."""
-    examples = event_examples(future.sort("timestamp", descending=True))
     return EventDataError(
-        f"{name}: {n} of {total} events are dated after the wall clock "
-        f"({now_utc():%Y-%m-%d %H:%M} UTC), e.g. {examples}. Fix their timestamps "
+        f"{_future_events(name, n, total, future, now_utc())}. Fix their timestamps "
         "(data.time_zone / data.timestamp_unit?), or set data.future_events=drop to drop them "
         "or data.future_events=keep to keep them."
     )
@@ -282,11 +292,7 @@ def apply_future_policy(df: pl.DataFrame, schema: EventSchema, name: str) -> pl.
         return df
     if schema.future_events == "error":
         raise future_events_error(name, n, df.height, df.filter(future))
-    examples = event_examples(df.filter(future).sort("timestamp", descending=True))
-    what = (
-        f"{name}: {n} of {df.height} events are dated after the wall clock "
-        f"({now:%Y-%m-%d %H:%M} UTC), e.g. {examples}"
-    )
-    log.warning("%s; data.future_events=%s: %s", what, schema.future_events,
-                "dropped" if schema.future_events == "drop" else "kept")  # fmt: skip
-    return df.filter(~future) if schema.future_events == "drop" else df
+    drop = schema.future_events == "drop"
+    what = _future_events(name, n, df.height, df.filter(future), now)
+    log.warning("%s; data.future_events=%s: %s", what, schema.future_events, "dropped" if drop else "kept")
+    return df.filter(~future) if drop else df

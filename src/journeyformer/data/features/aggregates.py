@@ -62,13 +62,6 @@ def aggregate_names(
     return (*names, *CATEGORICAL_AGGREGATES)
 
 
-def _reduce(values: np.ndarray, start: np.ndarray, ufunc: np.ufunc = np.add) -> np.ndarray:
-    """``ufunc`` over each customer's rows (``start``: first rows, strictly increasing)."""
-    if len(start) == 0:
-        return np.zeros(0, dtype=values.dtype)
-    return ufunc.reduceat(values, start)
-
-
 def aggregate_features(
     ts: np.ndarray,
     first: np.ndarray,
@@ -110,17 +103,16 @@ def aggregate_features(
     val = np.where(value, amount, 0.0)
     out: dict[str, np.ndarray] = {}
     for w in WINDOWS_DAYS:
-        out[f"n_events_{w}d"] = _reduce((age < w).astype(np.int64), start)
-    for w in WINDOWS_DAYS:
-        out[f"n_purchases_{w}d"] = _reduce((flags["purchase"] & (age < w)).astype(np.int64), start)
-    for w in WINDOWS_DAYS:
-        out[f"spend_{w}d"] = _reduce(np.where(age < w, val, 0.0), start)
+        inside = age < w
+        out[f"n_events_{w}d"] = np.add.reduceat(inside.astype(np.int64), start)
+        out[f"n_purchases_{w}d"] = np.add.reduceat((flags["purchase"] & inside).astype(np.int64), start)
+        out[f"spend_{w}d"] = np.add.reduceat(np.where(inside, val, 0.0), start)
     for name in ("n_events", "n_purchases", "spend", "tenure_days", "recency_days"):
         out[name] = summary.get_column(name).to_numpy().astype(np.float64)
     day = ts // int(_US_PER_DAY)
     new_day = first.copy()
     new_day[1:] |= day[1:] != day[:-1]
-    out["n_active_days"] = _reduce(new_day.astype(np.int64), start)
+    out["n_active_days"] = np.add.reduceat(new_day.astype(np.int64), start)
     # Gaps in days between a customer's consecutive events (none before its first).
     gap = np.zeros(n_rows, dtype=np.float64)
     if n_rows > 1:
@@ -129,18 +121,18 @@ def aggregate_features(
     n_gaps = counts - 1
     last = np.append(start[1:], n_rows) - 1
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = _reduce(np.where(has_gap, gap, 0.0), start) / n_gaps
+        mean = np.add.reduceat(np.where(has_gap, gap, 0.0), start) / n_gaps
         dev = np.where(has_gap, gap - np.repeat(mean, counts), 0.0)
-        std = np.sqrt(_reduce(dev * dev, start) / (n_gaps - 1))
+        std = np.sqrt(np.add.reduceat(dev * dev, start) / (n_gaps - 1))
         out["gap_mean_days"] = np.where(n_gaps >= 1, mean, np.nan)
         out["gap_std_days"] = np.where(n_gaps >= 2, std, np.nan)
-        out["gap_max_days"] = np.where(n_gaps >= 1, _reduce(np.where(has_gap, gap, -np.inf), start, np.maximum), np.nan)
+        out["gap_max_days"] = np.where(n_gaps >= 1, np.maximum.reduceat(np.where(has_gap, gap, -np.inf), start), np.nan)
         out["gap_last_days"] = np.where(n_gaps >= 1, gap[last], np.nan)
-        n_value = _reduce(value.astype(np.int64), start)
-        out["purchase_amount_mean"] = np.where(n_value > 0, _reduce(val, start) / n_value, np.nan)
-        out["purchase_amount_max"] = np.where(n_value > 0, _reduce(np.where(value, amount, -np.inf), start, np.maximum), np.nan)
+        n_value = np.add.reduceat(value.astype(np.int64), start)
+        out["purchase_amount_mean"] = np.where(n_value > 0, np.add.reduceat(val, start) / n_value, np.nan)
+        out["purchase_amount_max"] = np.where(n_value > 0, np.maximum.reduceat(np.where(value, amount, -np.inf), start), np.nan)
         for c in numeric:
-            out[f"mean_{c}"] = _reduce(extras[c], start) / counts
+            out[f"mean_{c}"] = np.add.reduceat(extras[c], start) / counts
     recent = (age < 30).astype(np.float64)
     for col in categorical:
         size = len(vocabs[col].tokens)
@@ -188,24 +180,14 @@ def context_transform(aggregates: np.ndarray, names: Sequence[str]) -> np.ndarra
     signed log1p (counts, days and money span orders of magnitude), NaN -> -1 (below every
     real value, so "never" stays distinct from "today")."""
     keep = [i for i, n in enumerate(names) if n not in CATEGORICAL_AGGREGATES]
-    x = aggregates[:, keep].astype(np.float64)
-    out = np.sign(x) * np.log1p(np.abs(x))
+    out = signed_log1p(aggregates[:, keep].astype(np.float64))
     return np.where(np.isnan(out), -1.0, out).astype(np.float32)
+
+
+def signed_log1p(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
 
 
 def context_names(names: Sequence[str]) -> tuple[str, ...]:
     """The columns :func:`context_transform` keeps, in order."""
     return tuple(n for n in names if n not in CATEGORICAL_AGGREGATES)
-
-
-__all__ = [
-    "CATEGORICAL_AGGREGATES",
-    "WINDOWS_DAYS",
-    "aggregate_features",
-    "aggregate_names",
-    "aggregate_table",
-    "category_count_columns",
-    "context_names",
-    "context_transform",
-    "days_since_columns",
-]

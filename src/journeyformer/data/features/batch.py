@@ -47,14 +47,9 @@ class Batch:
 
 
 def pad(seqs: Sequences, index: np.ndarray, max_len: int | None = None) -> dict[str, np.ndarray]:
-    """Right-padded arrays for the samples at ``index`` (the one batch contract, in NumPy).
-
-    Returns ``categorical`` (B, T, C) int64 with 0 as padding, ``numeric`` (B, T, F) float32,
-    ``lengths`` (B,) int64, ``stage_now`` (B,) int64, ``context`` (B, S) float32, where T is
-    the longest sequence in the batch, or ``max_len``. Real events sit at positions
-    0..length-1, the most recent last; with ``max_len`` shorter than a sequence, its most
-    recent ``max_len`` events are kept.
-    """
+    """Right-padded arrays for the samples at ``index`` (the one batch contract, in NumPy):
+    :class:`Batch`'s ``inputs``. With ``max_len`` shorter than a sequence, its most recent
+    ``max_len`` events are kept."""
     index = np.asarray(index, dtype=np.int64)
     lengths = seqs.lengths[index]
     if max_len is not None:

@@ -1,12 +1,12 @@
 """Features: the one place to add one. Which columns are inputs, and how events become numbers.
 
-Per event (:func:`event_features`): the categorical columns as vocabulary ids and the numeric
-features ``EVENT_NUMERIC`` plus the extra numeric columns. Per customer (the model's context
-input): the history summary (``CONTEXT_NUMERIC``, :func:`context_features`) or the aggregate
-table (:mod:`journeyformer.data.features.aggregates`). :class:`FeatureConfig` says which, and how many
-events a sequence keeps. Adding a per-event feature is one expression in :func:`event_features`
-and its name in ``EVENT_NUMERIC`` (then bump the feature version in
-:mod:`journeyformer.data.preprocessing`).
+Per event: the categorical columns as vocabulary ids and the numeric features
+``EVENT_NUMERIC`` plus the extra numeric columns (:func:`numeric_event_features`). Per customer
+(the model's context input): the history summary (``CONTEXT_NUMERIC``, :func:`context_features`)
+or the aggregate table (:mod:`journeyformer.data.features.aggregates`). :class:`FeatureConfig`
+says which, and how many events a sequence keeps. Adding a per-event feature is one column in
+:func:`numeric_event_features` and its name in ``EVENT_NUMERIC`` (then bump the feature version
+in :mod:`journeyformer.data.preprocessing`).
 
 This module needs only Polars and NumPy.
 """
@@ -16,16 +16,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from journeyformer.data.events.timestamps import check_time_zone
-from journeyformer.data.features.aggregates import aggregate_names, context_names
-from journeyformer.data.features.vocab import PAD_ID, Vocabularies
-from journeyformer.data.labels.lifecycle import _micros, first_rows
+from journeyformer.data.features.aggregates import aggregate_names, context_names, signed_log1p
+from journeyformer.data.features.vocab import Vocabularies
 from journeyformer.errors import ConfigError
 
 # Per-event numeric features, in this order, then the extra numeric columns (signed log1p).
@@ -116,10 +114,6 @@ class FeatureConfig:
 
 
 
-def _signed_log1p(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.log1p(np.abs(x))
-
-
 def _periodic(period: int) -> tuple[np.ndarray, np.ndarray]:
     """Float32 lookup tables of sin and cos over ``period`` equal steps of a circle."""
     angle = np.arange(period) * (2 * math.pi / period)
@@ -139,7 +133,8 @@ def numeric_event_features(
     features: FeatureConfig,
 ) -> np.ndarray:
     """(E, F) float32 per-event numbers, columns ``features.numeric_names``: the one definition,
-    which the batch path (:func:`event_features`), the small-input path and the service feed.
+    which the batch and small-input paths (:func:`~journeyformer.data.features.sequences.sequences_of`)
+    and the service feed.
 
     ``ts``: epoch microseconds (UTC) of events sorted by (customer, time); ``local_us`` the
     same instants as wall-clock microseconds in ``features.time_zone`` (``ts`` for UTC);
@@ -163,59 +158,16 @@ def numeric_event_features(
     hour_sin, hour_cos = _TABLES[1440]
     dow_sin, dow_cos = _TABLES[7]
     columns = [
-        _signed_log1p(amount).astype(np.float32),
+        signed_log1p(amount).astype(np.float32),
         log_gap.astype(np.float32),
         log_age.astype(np.float32),
         hour_sin[minute],
         hour_cos[minute],
         dow_sin[weekday],
         dow_cos[weekday],
-        *[_signed_log1p(extras[c]).astype(np.float32) for c in features.numeric],
+        *[signed_log1p(extras[c]).astype(np.float32) for c in features.numeric],
     ]
     return np.stack(columns, axis=1) if len(ts) else np.zeros((0, len(columns)), np.float32)
-
-
-def event_features(
-    events: pl.DataFrame, cutoff: datetime, features: FeatureConfig, vocabs: Vocabularies
-) -> pl.DataFrame:
-    """Events sorted by (customer_id, timestamp, _row) -> one row of features per event.
-
-    Columns ``<name>__id`` (Int32 vocabulary ids) for ``features.categorical``, then
-    ``features.numeric_names`` (Float32, :func:`numeric_event_features`).
-    """
-    ts = pl.col("timestamp")
-    local = ts
-    if features.time_zone != "UTC":
-        local = ts.dt.convert_time_zone(features.time_zone).dt.replace_time_zone(None)
-    ids = [_encode(c, vocabs).alias(f"{c}__id") for c in features.categorical]
-    cols = events.select(
-        *ids,
-        ts.dt.epoch("us").alias("_ts"),
-        local.dt.epoch("us").alias("_local"),
-        pl.col("amount").cast(pl.Float64).alias("_amount"),
-        *[pl.col(c).cast(pl.Float64).alias(f"_x_{c}") for c in features.numeric],
-    )
-    numeric = numeric_event_features(
-        cols.get_column("_ts").to_numpy(),
-        cols.get_column("_local").to_numpy(),
-        first_rows(events.get_column("customer_id")),
-        _micros(cutoff),
-        cols.get_column("_amount").to_numpy(),
-        {c: cols.get_column(f"_x_{c}").to_numpy() for c in features.numeric},
-        features,
-    )
-    return cols.select(f"{c}__id" for c in features.categorical).with_columns(
-        pl.Series(name, numeric[:, j]) for j, name in enumerate(features.numeric_names)
-    )
-
-
-def _encode(column: str, vocabs: Vocabularies) -> pl.Expr:
-    """Vocabulary ids (Int32) of ``column``; an event without an item has item id 0 (padding:
-    no item embedding, never a target), where other null categories are ``<null>`` values."""
-    ids = vocabs[column].encode(column, pl.Int32)
-    if column == ITEM:
-        return pl.when(pl.col(column).is_null()).then(pl.lit(PAD_ID, pl.Int32)).otherwise(ids)
-    return ids
 
 
 def context_features(summary: pl.DataFrame) -> np.ndarray:

@@ -2,15 +2,11 @@
 
 :func:`journeyformer.data.features.sequences.build_sequences` plans several Polars queries per call: the
 right trade for a million customers, but for one customer's twenty events the planning is most
-of the time. :func:`few_sequences` prepares the same arrays with NumPy (vocabulary ids and
-action flags through small Python lookups) and calls the one definition of each feature that
-the batch path calls too: the history summary and stage
-(:func:`journeyformer.data.labels.lifecycle.customer_table`), the per-event features
-(:func:`journeyformer.data.features.definitions.numeric_event_features`) and the aggregates
-(:func:`journeyformer.data.features.aggregates.aggregate_features`); then the same
-:class:`~journeyformer.data.features.sequences.Sequences` through the batch path's own
-assembly (:func:`~journeyformer.data.features.sequences.model_inputs`, shared with the service).
-``tests/unit/test_sequences_numpy.py`` compares every field with the batch path.
+of the time. :func:`few_sequences` finds the per-event arrays (vocabulary ids, action flags)
+with small Python lookups and hands them to the batch path's own evaluator of every feature,
+:func:`journeyformer.data.features.sequences.sequences_of` (shared with the service's
+per-customer state through its parts). ``tests/unit/test_sequences_numpy.py`` compares every
+field with the batch path.
 
 Applies when :func:`applies` says so (event features in UTC); the caller falls back to
 :func:`~journeyformer.data.features.sequences.build_sequences` otherwise. Needs only Polars and NumPy.
@@ -18,35 +14,23 @@ Applies when :func:`applies` says so (event features in UTC); the caller falls b
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from journeyformer.data.features.aggregates import aggregate_features
-from journeyformer.data.features.definitions import (
-    FeatureConfig,
-    numeric_event_features,
-)
+from journeyformer.data.events.timestamps import epoch_micros
+from journeyformer.data.features.definitions import ITEM, FeatureConfig
 from journeyformer.data.features.sequences import (
     Sequences,
     build_sequences,
-    model_inputs,
-    ragged_rows,
+    coded_columns,
+    sequences_of,
 )
 from journeyformer.data.features.vocab import PAD_ID, UNK_ID, Vocabularies
-from journeyformer.data.labels.lifecycle import (
-    LabelConfig,
-    _micros,
-    as_utc,
-    customer_table,
-    first_rows,
-)
-
-log = logging.getLogger(__name__)
-
-_DAY_S = 86_400.0
+from journeyformer.data.labels.lifecycle import LabelConfig, as_utc, flag_actions
 
 
 def applies(features: FeatureConfig) -> bool:
@@ -75,68 +59,36 @@ def few_sequences(
     if not applies(features):
         raise ValueError(f"few_sequences: time_zone {features.time_zone!r} is not UTC")
     cutoff = as_utc(cutoff)
-    cut_us = _micros(cutoff)
     ts = events.get_column("timestamp").cast(pl.Int64).to_numpy()  # epoch us (cast: no query plan)
-    kept = ts <= cut_us
+    kept = ts <= epoch_micros(cutoff)
     if not kept.all():
         events = events.filter(pl.Series(kept))
         ts = ts[kept]
     if len(ts) == 0:  # nobody has history: the Polars path's empty Sequences
         return build_sequences(events, cutoff, vocabs, features, labels, with_labels=False, source=source)
-    cid = events.get_column("customer_id")
-    n_rows = len(ts)
-    first = first_rows(cid)
-    start = np.flatnonzero(first)
-    end = np.append(start[1:], n_rows).astype(np.int64)
-    n_events = end - start
-
     actions = events.get_column("action").to_list()
-    flags = _action_flags(actions, labels)
-    ids = {c: _encode(actions if c == "action" else events.get_column(c).to_list(), vocabs[c].tokens) for c in features.categorical}
-    if features.has_item:  # an event without an item has item id 0 (padding), as in features.py
-        ids["item"][events.get_column("item").is_null().to_numpy()] = PAD_ID
-    amount = events.get_column("amount").to_numpy().astype(np.float64, copy=False)
-    extras = {c: events.get_column(c).to_numpy().astype(np.float64, copy=False) for c in features.numeric}
-
-    # The summary and stage as the batch path computes them, from flags found without Polars.
-    summary = customer_table(events, cutoff, labels, flags={**flags, "value": np.where(flags["value"], amount, 0.0)})[0]
-    lengths = np.minimum(n_events, features.max_len)
-    rows = ragged_rows(end - lengths, lengths)
-    numeric = numeric_event_features(ts, ts, first, cut_us, amount, extras, features)[rows]
-    categorical = np.stack([ids[c] for c in features.categorical], axis=1)[rows].astype(np.int32)
-    aggregates = aggregate_features(
-        ts, first, cut_us, ids, flags, amount, extras, summary, vocabs, features.aggregate_categorical, features.numeric
-    )
-    seqs = model_inputs(summary.get_column("customer_id"), cutoff, lengths, categorical, numeric, summary, aggregates, vocabs, features)
-    if seqs.unknown_counts:
-        log.info("%s: values unseen in training mapped to <unk> (kept events): %s", source, seqs.unknown_counts)
-    return seqs
+    ids = {
+        c: _vocab_ids(actions if c == "action" else events.get_column(c).to_list(), vocabs[c].tokens)
+        for c in coded_columns(features)
+    }
+    if features.has_item:  # an event without an item has item id 0 (padding), as in sequences.py
+        ids[ITEM][events.get_column(ITEM).is_null().to_numpy()] = PAD_ID
+    flags = {k: _per_value(actions, frozenset(a).__contains__, bool) for k, a in flag_actions(labels).items()}
+    return sequences_of(events, cutoff, vocabs, features, labels, ids, flags, ts, ts, source=source)
 
 
-def _encode(values: list, tokens: tuple[str, ...]) -> np.ndarray:
+def _vocab_ids(values: list, tokens: tuple[str, ...]) -> np.ndarray:
     """(E,) int64 vocabulary ids as :meth:`journeyformer.data.features.vocab.Vocab.encode` gives them:
     known tokens (never the literal ``<pad>``/``<unk>``) by index, anything else 1."""
+    index = {t: i for i, t in enumerate(tokens) if i >= 2}
+    return _per_value(values, lambda v: index.get(v, UNK_ID), np.int64)
+
+
+def _per_value(values: list, fn: Callable[[Any], Any], dtype: type) -> np.ndarray:
+    """(E,) ``fn`` of each value, called once per distinct value."""
     local: dict = {}
     codes = np.fromiter((local.setdefault(v, len(local)) for v in values), np.int64, len(values))
-    index = {t: i for i, t in enumerate(tokens) if i >= 2}
-    return np.asarray([index.get(v, UNK_ID) for v in local], dtype=np.int64)[codes] if local else codes
-
-
-def _action_flags(actions: list, labels: LabelConfig) -> dict[str, np.ndarray]:
-    """Per event: purchase, intent, value (a value action) and activity, as bools."""
-    local: dict = {}
-    codes = np.fromiter((local.setdefault(a, len(local)) for a in actions), np.int64, len(actions))
-    uniq = list(local)
-    sets = {
-        "purchase": set(labels.purchase_actions),
-        "intent": set(labels.intent_actions),
-        "value": set(labels.value_actions),
-        "activity": None if labels.activity_actions is None else set(labels.activity_actions),
-    }
-    return {
-        k: (np.ones(len(actions), bool) if s is None else np.asarray([a in s for a in uniq], bool)[codes] if uniq else np.zeros(0, bool))
-        for k, s in sets.items()
-    }
+    return np.asarray([fn(v) for v in local], dtype=dtype)[codes]
 
 
 __all__ = ["applies", "few_sequences"]

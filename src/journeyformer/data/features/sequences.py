@@ -6,18 +6,19 @@ offsets, so memory is proportional to real events, not to ``customers x max_len`
 happens per batch (:func:`journeyformer.data.features.batch.pad`), after length bucketing.
 
 How: the events up to cutoff + horizon are sorted once by (customer_id, timestamp, _row) (a
-cheap check when they already are, as ``load_events`` leaves them); Polars computes the
-per-event features in one select (:mod:`journeyformer.data.features.definitions`); each customer's rows are then a contiguous range, so the
-history summary and the labels are NumPy reductions over those ranges
-(:func:`journeyformer.data.labels.lifecycle.customer_table`), and truncation to ``max_len`` is a slice.
+cheap check when they already are, as ``load_events`` leaves them); one Polars select gives the
+per-event vocabulary ids and action flags; each customer's rows are then a contiguous range, so
+the features (:mod:`journeyformer.data.features.definitions`), the history summary and the
+labels (:func:`journeyformer.data.labels.lifecycle.customer_table`) are NumPy reductions over
+those ranges (:func:`sequences_of`), and truncation to ``max_len`` is a slice.
 
 This module needs only Polars and NumPy (the ONNX predictor uses it without torch).
 """
 
-
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,16 +27,22 @@ import numpy as np
 import polars as pl
 
 from journeyformer.data.events.order import ROW, sort_events
+from journeyformer.data.events.timestamps import epoch_micros
 from journeyformer.data.features.aggregates import aggregate_features, context_transform
-from journeyformer.data.features.definitions import FeatureConfig, context_features, event_features
-from journeyformer.data.features.vocab import UNK_ID, Vocabularies
+from journeyformer.data.features.definitions import (
+    ITEM,
+    FeatureConfig,
+    context_features,
+    numeric_event_features,
+)
+from journeyformer.data.features.vocab import PAD_ID, UNK_ID, Vocabularies
 from journeyformer.data.labels.lifecycle import (
     LabelConfig,
     LabelWindow,
     _is_in,
-    _micros,
     as_utc,
     customer_table,
+    flag_actions,
     label_facts,
 )
 from journeyformer.errors import ConfigError
@@ -88,55 +95,46 @@ class Sequences:
     def take(self, index: np.ndarray) -> Sequences:
         """The samples at ``index`` (in that order), as a new compact Sequences."""
         index = np.asarray(index, dtype=np.int64)
-        starts, lengths = self.offsets[:-1][index], self.lengths[index]
-        rows = ragged_rows(starts, lengths)
-        offsets = np.zeros(len(index) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        lengths = self.lengths[index]
+        rows = ragged_rows(self.offsets[:-1][index], lengths)
         return Sequences(
             customer_id=self.customer_id.gather(index),
-            cutoff=self.cutoff[index],
-            offsets=offsets,
-            categorical=self.categorical[rows],
-            numeric=self.numeric[rows],
-            stage_now=self.stage_now[index],
-            context=self.context[index],
+            offsets=_offsets(lengths),
             summary=self.summary[index],
-            aggregates=self.aggregates[index],
             labels=None if self.labels is None else {k: v[index] for k, v in self.labels.items()},
             unknown_counts=dict(self.unknown_counts),
+            **{k: getattr(self, k)[rows] for k in _PER_EVENT},
+            **{k: getattr(self, k)[index] for k in _PER_SAMPLE},
         )
 
     @staticmethod
     def concat(parts: Sequence[Sequences]) -> Sequences:
         if not parts:
             raise ValueError("nothing to concatenate: no samples were built")
-        sizes = np.array([p.n_events for p in parts])
-        shifts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        offsets = np.concatenate(
-            [[0]] + [p.offsets[1:] + s for p, s in zip(parts, shifts, strict=True)]
-        )
-        has_labels = all(p.labels is not None for p in parts)
-        unknown: dict[str, int] = {}
+        unknown: Counter[str] = Counter()
         for p in parts:
-            for k, v in p.unknown_counts.items():
-                unknown[k] = unknown.get(k, 0) + v
+            unknown.update(p.unknown_counts)
+        labelled = all(p.labels is not None for p in parts)
         return Sequences(
             customer_id=pl.concat([p.customer_id for p in parts]),
-            cutoff=np.concatenate([p.cutoff for p in parts]),
-            offsets=offsets.astype(np.int64),
-            categorical=np.concatenate([p.categorical for p in parts]),
-            numeric=np.concatenate([p.numeric for p in parts]),
-            stage_now=np.concatenate([p.stage_now for p in parts]),
-            context=np.concatenate([p.context for p in parts]),
+            offsets=_offsets(np.concatenate([p.lengths for p in parts])),
             summary=pl.concat([p.summary for p in parts]),
-            aggregates=np.concatenate([p.aggregates for p in parts]),
-            labels=(
-                {k: np.concatenate([p.labels[k] for p in parts]) for k in parts[0].labels}
-                if has_labels
-                else None
-            ),
-            unknown_counts=unknown,
+            labels={k: np.concatenate([p.labels[k] for p in parts]) for k in parts[0].labels} if labelled else None,
+            unknown_counts=dict(unknown),
+            **{k: np.concatenate([getattr(p, k) for p in parts]) for k in (*_PER_EVENT, *_PER_SAMPLE)},
         )
+
+
+# The array fields of Sequences with a row per kept event, and with a row per sample.
+_PER_EVENT = ("categorical", "numeric")
+_PER_SAMPLE = ("cutoff", "stage_now", "context", "aggregates")
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    """(N + 1,) int64 offsets of samples with ``lengths`` events each."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
 
 
 def ragged_rows(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -147,24 +145,6 @@ def ragged_rows(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     ends = np.cumsum(lengths)
     within = np.arange(total, dtype=np.int64) - np.repeat(ends - lengths, lengths)
     return np.repeat(starts, lengths) + within
-
-
-def _check_columns(
-    schema: pl.Schema,
-    needed: Sequence[str],
-    categorical: Sequence[str],
-    vocabs: Vocabularies,
-    source: str,
-) -> None:
-    missing = [c for c in needed if c not in schema]
-    if missing:
-        raise ConfigError(
-            f"{source}: events lack column(s) {missing}; build_sequences takes the canonical frame "
-            "from load_events (check data.extra_categorical / data.extra_numeric)"
-        )
-    no_vocab = [c for c in categorical if c not in vocabs]
-    if no_vocab:
-        raise ConfigError(f"{source}: no vocabulary for categorical column(s) {no_vocab}")
 
 
 def build_sequences(
@@ -202,109 +182,127 @@ def build_sequences(
         lf = lf.with_row_index(ROW)
     needed = ["customer_id", "timestamp", "action", "amount", ROW]
     needed += [c for c in (*features.categorical, *features.numeric) if c not in needed]
-    _check_columns(lf.collect_schema(), needed, features.categorical, vocabs, source)
+    missing = [c for c in needed if c not in lf.collect_schema()]
+    if missing:
+        raise ConfigError(
+            f"{source}: events lack column(s) {missing}; build_sequences takes the canonical frame "
+            "from load_events (check data.extra_categorical / data.extra_numeric)"
+        )
+    no_vocab = [c for c in features.categorical if c not in vocabs]
+    if no_vocab:
+        raise ConfigError(f"{source}: no vocabulary for categorical column(s) {no_vocab}")
     if customers is not None:
         lf = lf.filter(pl.col("customer_id").is_in(customers.implode()))
     lf = lf.filter(pl.col("timestamp") <= pl.lit(end, pl.Datetime("us", "UTC")))
     frame = sort_events(lf.select(needed).collect())
+    ts = pl.col("timestamp")
+    local = ts
+    if features.time_zone != "UTC":
+        local = ts.dt.convert_time_zone(features.time_zone).dt.replace_time_zone(None)
+    coded = coded_columns(features)
+    cols = frame.select(
+        *[_encode(c, vocabs).alias(f"{c}__id") for c in coded],
+        *[_is_in("action", actions).alias(f"{k}__flag") for k, actions in flag_actions(labels).items()],
+        ts.dt.epoch("us").alias("_ts"),
+        local.dt.epoch("us").alias("_local"),
+    )
+    ids = {c: cols.get_column(f"{c}__id").to_numpy() for c in coded}
+    flags = {k: cols.get_column(f"{k}__flag").to_numpy() for k in flag_actions(labels)}
+    return sequences_of(
+        frame, cutoff, vocabs, features, labels, ids, flags, cols.get_column("_ts").to_numpy(),
+        cols.get_column("_local").to_numpy(), with_labels=with_labels, labelers=labelers,
+        active_within_days=active_within_days, source=source,
+    )  # fmt: skip
 
-    def next_action(rows: np.ndarray) -> np.ndarray:
-        actions = frame.select(pl.col("action").gather(rows))
-        return actions.select(vocabs["action"].encode("action")).to_series().to_numpy()
 
+def coded_columns(features: FeatureConfig) -> tuple[str, ...]:
+    """The columns whose vocabulary ids :func:`sequences_of` reads: the categorical features,
+    and action and channel (the aggregates' last action and channel)."""
+    return tuple(dict.fromkeys((*features.categorical, "action", "channel")))
+
+
+def _encode(column: str, vocabs: Vocabularies) -> pl.Expr:
+    """Vocabulary ids (Int64) of ``column``; an event without an item has item id 0 (padding:
+    no item embedding, never a target), where other null categories are ``<null>`` values."""
+    ids = vocabs[column].encode(column)
+    if column == ITEM:
+        return pl.when(pl.col(column).is_null()).then(pl.lit(PAD_ID, pl.Int64)).otherwise(ids)
+    return ids
+
+
+def sequences_of(
+    frame: pl.DataFrame,
+    cutoff: datetime,
+    vocabs: Vocabularies,
+    features: FeatureConfig,
+    labels: LabelConfig,
+    ids: Mapping[str, np.ndarray],
+    flags: Mapping[str, np.ndarray],
+    ts: np.ndarray,
+    local_us: np.ndarray,
+    *,
+    with_labels: bool = False,
+    labelers: Mapping[str, Callable[[LabelWindow], np.ndarray]] | None = None,
+    active_within_days: float | None = None,
+    source: str = "events",
+) -> Sequences:
+    """The one definition of the samples of sorted ``frame`` at ``cutoff``, from its per-event
+    arrays: the batch path (:func:`build_sequences`, arrays from one Polars query) and the
+    small-input path (:mod:`journeyformer.data.features.few`, arrays from Python lookups)
+    differ only in how they find them.
+
+    Args:
+        frame: canonical events sorted by (customer_id, timestamp, _row), none after the
+            cutoff (after cutoff + horizon ``with_labels``).
+        ids: (E,) vocabulary ids of each :func:`coded_columns` column (item id 0 without one).
+        flags: (E,) bool per :func:`~journeyformer.data.labels.lifecycle.flag_actions` key.
+        ts, local_us: (E,) epoch microseconds, UTC and as wall-clock time in
+            ``features.time_zone``.
+    """
     summary, label_frame, split = customer_table(
-        frame, cutoff, labels, next_action if with_labels else None
+        frame, cutoff, labels, (lambda rows: ids["action"][rows]) if with_labels else None, flags
     )
     n_history = summary.get_column("n_events").to_numpy().astype(np.int64)
+    start = split - n_history
+    first = np.zeros(frame.height, dtype=bool)
+    first[start] = True
     keep = n_history > 0
-    # Each customer's rows end where the next one's begin: its label window is split:end.
-    window_end = np.append((split - n_history)[1:], frame.height).astype(np.int64)
     if active_within_days is not None:
         keep &= summary.get_column("recency_days").to_numpy() <= active_within_days
-    summary = summary.filter(pl.Series(keep))
-    lengths = np.minimum(
-        summary.get_column("n_events").to_numpy().astype(np.int64), features.max_len
-    )
-    # Features for every row (gaps need the previous event even when it is dropped), then the
-    # last ``max_len`` history rows of each kept customer.
-    flat = event_features(frame, cutoff, features, vocabs)
+    if not keep.all():
+        summary = summary.filter(pl.Series(keep))
+    # Features of every row (gaps need the previous event even when it is dropped), then the
+    # last ``max_len`` history rows of each kept customer; the aggregates read all of them.
+    cut_us = epoch_micros(cutoff)
+    amount = frame.get_column("amount").cast(pl.Float64).to_numpy()
+    extras = {c: frame.get_column(c).cast(pl.Float64).to_numpy() for c in features.numeric}
+    numeric = numeric_event_features(ts, local_us, first, cut_us, amount, extras, features)
+    lengths = np.minimum(n_history[keep], features.max_len)
     rows = ragged_rows(split[keep] - lengths, lengths)
-    if len(rows) < flat.height:
-        chosen = np.zeros(flat.height, dtype=bool)
-        chosen[rows] = True
-        flat = flat.filter(pl.Series(chosen))
-    aggregates = _aggregates(frame, split[keep] - n_history[keep], n_history[keep], cutoff, vocabs, features, labels, summary)
+    history = ragged_rows(start[keep], n_history[keep])
+    aggregates = aggregate_features(
+        ts[history], first[history], cut_us, {c: v[history] for c, v in ids.items()},
+        {k: v[history] for k, v in flags.items()}, amount[history],
+        {c: x[history] for c, x in extras.items()}, summary, vocabs, features.aggregate_categorical,
+        features.numeric,
+    )  # fmt: skip
+    categorical = np.stack([ids[c][rows] for c in features.categorical], axis=1).astype(np.int32)
     seq = model_inputs(
-        summary.get_column("customer_id"),
-        cutoff,
-        lengths,
-        _as_array(flat, [f"{c}__id" for c in features.categorical], np.int32),
-        _as_array(flat, features.numeric_names, np.float32),
-        summary,
-        aggregates,
-        vocabs,
-        features,
-    )
+        summary.get_column("customer_id"), cutoff, lengths, categorical, numeric[rows], summary,
+        aggregates, vocabs, features,
+    )  # fmt: skip
     if seq.unknown_counts:
-        log.info(
-            "%s: values unseen in training mapped to <unk> (kept events): %s",
-            source,
-            seq.unknown_counts,
-        )
+        log.info("%s: values unseen in training mapped to <unk> (kept events): %s", source, seq.unknown_counts)
     if label_frame is not None:
         facts = label_facts(label_frame.filter(pl.Series(keep)))
         if labelers is None:
             seq.labels = facts
         else:
+            # Each customer's rows end where the next one's begin: its label window is split:end.
+            window_end = np.append(start[1:], frame.height).astype(np.int64)
             window = LabelWindow(frame, split[keep], window_end[keep], facts, labels, vocabs)
             seq.labels = {name: np.asarray(fn(window)) for name, fn in labelers.items()}
     return seq
-
-
-def _aggregates(
-    frame: pl.DataFrame,
-    starts: np.ndarray,
-    lengths: np.ndarray,
-    cutoff: datetime,
-    vocabs: Vocabularies,
-    features: FeatureConfig,
-    labels: LabelConfig,
-    summary: pl.DataFrame,
-) -> np.ndarray:
-    """:func:`~journeyformer.data.features.aggregates.aggregate_features` over each kept customer's
-    whole history (rows ``starts[k]`` to ``starts[k] + lengths[k]`` of the sorted ``frame``),
-    the arrays prepared by Polars in one query."""
-    rows = ragged_rows(starts, lengths)
-    first = np.zeros(len(rows), dtype=bool)
-    first[np.cumsum(lengths) - lengths] = True  # every kept customer has history
-    coded = sorted({*features.aggregate_categorical, "action", "channel"})
-    cols = frame.select(
-        pl.col("timestamp").dt.epoch("us").alias("_ts"),
-        pl.col("amount").cast(pl.Float64).alias("_amount"),
-        _is_in("action", labels.purchase_actions).alias("_purchase"),
-        _is_in("action", labels.value_actions).alias("_value"),
-        *[vocabs[c].encode(c).alias(f"_id_{c}") for c in coded],
-        *[pl.col(c).cast(pl.Float64).alias(f"_x_{c}") for c in features.numeric],
-    )[rows]
-    return aggregate_features(
-        cols.get_column("_ts").to_numpy(),
-        first,
-        _micros(cutoff),
-        {c: cols.get_column(f"_id_{c}").to_numpy() for c in coded},
-        {"purchase": cols.get_column("_purchase").to_numpy(), "value": cols.get_column("_value").to_numpy()},
-        cols.get_column("_amount").to_numpy(),
-        {c: cols.get_column(f"_x_{c}").to_numpy() for c in features.numeric},
-        summary,
-        vocabs,
-        features.aggregate_categorical,
-        features.numeric,
-    )
-
-
-def _as_array(frame: pl.DataFrame, columns: Sequence[str], dtype: type) -> np.ndarray:
-    """(rows, len(columns)) C-ordered array."""
-    out = frame.select(columns).to_numpy(order="c")
-    return np.ascontiguousarray(out.astype(dtype, copy=False).reshape(frame.height, len(columns)))
 
 
 def model_inputs(
@@ -326,8 +324,6 @@ def model_inputs(
         context = context_features(summary)
     else:
         context = context_transform(aggregates, features.aggregate_names(vocabs))
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
     unknown = {
         c: int(m)
         for c, m in zip(features.categorical, (categorical == UNK_ID).sum(axis=0), strict=True)
@@ -336,7 +332,7 @@ def model_inputs(
     return Sequences(
         customer_id=customer_id,
         cutoff=np.full(len(lengths), np.datetime64(as_utc(cutoff).replace(tzinfo=None), "us")),
-        offsets=offsets,
+        offsets=_offsets(lengths),
         categorical=np.ascontiguousarray(categorical),
         numeric=np.ascontiguousarray(numeric),
         stage_now=summary.get_column("stage").to_numpy().astype(np.int64),

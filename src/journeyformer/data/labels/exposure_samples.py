@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from journeyformer.data.features.sequences import Sequences
 from journeyformer.data.labels.lifecycle import LabelWindow
+from journeyformer.data.labels.samples import parse_time
 from journeyformer.errors import EventDataError
 from journeyformer.metrics.uplift import standardized_difference
 
@@ -104,7 +105,7 @@ def exposure_sequences(
         # one sample per customer and time: a customer in two campaigns at once keeps the first
         group = group.unique("customer_id", keep="first", maintain_order=True)
         seqs = pre.sequences(
-            events, _as_datetime(at) - BEFORE, customers=group.get_column("customer_id"),
+            events, parse_time(at) - BEFORE, customers=group.get_column("customer_id"),
             labelers=labelers, active_only=False, source=f"{source} [exposures @ {at}]",
         )  # fmt: skip
         if not len(seqs):
@@ -135,7 +136,8 @@ def exposure_sequences(
         index = np.flatnonzero(every.customer_id.is_in(split_ids[split].implode()).to_numpy())
         if len(index):
             out[split] = every.take(index)
-    counts = {s: _arm_counts(q) for s, q in out.items()}
+    arms = {s: q.labels[UPLIFT][:, 0] for s, q in out.items() if q.labels is not None}
+    counts = {s: f"{int((arm == 1).sum())} / {int((arm == 0).sum())}" for s, arm in arms.items()}
     log.info("%s: exposure samples (treated / control) %s", source, counts)
     return out
 
@@ -174,10 +176,8 @@ def with_exposures(splits: Mapping[str, Sequences], extra: Mapping[str, Sequence
     for split, exposed in extra.items():
         base = splits[split]
         assert base.labels is not None and exposed.labels is not None
-        keys = set(zip(_keys(exposed), _seconds(exposed.cutoff), strict=True))
-        keep = np.array(
-            [k not in keys for k in zip(_keys(base), _seconds(base.cutoff), strict=True)], dtype=bool
-        )
+        keys = set(_keys(exposed))
+        keep = np.array([k not in keys for k in _keys(base)], dtype=bool)
         if UPLIFT not in base.labels:
             base.labels[UPLIFT] = np.full((len(base), 3), np.nan, dtype=np.float32)
         missing = set(base.labels) ^ set(exposed.labels)
@@ -190,23 +190,8 @@ def with_exposures(splits: Mapping[str, Sequences], extra: Mapping[str, Sequence
     return out
 
 
-def _keys(seqs: Sequences) -> list[Any]:
-    return seqs.customer_id.to_list()
-
-
-def _seconds(cutoff: np.ndarray) -> np.ndarray:
-    """Cutoffs rounded up to the second (an exposure sample's is a microsecond early)."""
-    us = cutoff.astype("datetime64[us]").astype(np.int64)
-    return -(-us // 1_000_000)
-
-
-def _arm_counts(seqs: Sequences) -> str:
-    assert seqs.labels is not None
-    arm = seqs.labels[UPLIFT][:, 0]
-    return f"{int((arm == 1).sum())} / {int((arm == 0).sum())}"
-
-
-def _as_datetime(value: Any) -> datetime:
-    from journeyformer.data.labels.samples import parse_time
-
-    return parse_time(value)
+def _keys(seqs: Sequences) -> zip:
+    """(customer, cutoff rounded up to the second) per sample: an exposure sample's cutoff is
+    a microsecond early."""
+    us = seqs.cutoff.astype("datetime64[us]").astype(np.int64)
+    return zip(seqs.customer_id.to_list(), -(-us // 1_000_000), strict=True)

@@ -14,14 +14,14 @@ the benchmark only); the tests check that both give the same answers.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from journeyformer.data.events.timestamps import UTC_US
+from journeyformer.data.events.timestamps import UTC_US, epoch_micros
 from journeyformer.errors import ConfigError
 
 STAGES = ("acquisition", "consideration", "first_purchase", "retention", "loyalty", "churned")
@@ -98,10 +98,7 @@ class LabelConfig:
         return timedelta(days=self.horizon_days)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            k: (list(v) if isinstance(v, tuple) else v)
-            for k, v in ((k, getattr(self, k)) for k in self.__dataclass_fields__)
-        }
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     def check_actions(self, actions: Sequence[str], source: str) -> list[str]:
         """Warnings for configured action names that never occur in the data."""
@@ -142,11 +139,6 @@ def _days_before(at: datetime, col: str | pl.Expr) -> pl.Expr:
 # --- One pass over sorted events: the summary at the cutoff and the labels together. ---------
 
 _NO_TIME = np.iinfo(np.int64).min
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _micros(t: datetime) -> int:
-    return (as_utc(t) - _EPOCH) // timedelta(microseconds=1)
 
 
 class _Segments:
@@ -188,9 +180,6 @@ class _Segments:
         return history, window
 
 
-_STAGE = {name: i for i, name in enumerate(STAGES)}
-
-
 def _days(cut_us: int, micros: np.ndarray) -> np.ndarray:
     """Days from ``micros`` to the cutoff, bit for bit as Polars evaluates
     ``total_microseconds() / 1e6 / 86400`` (multiplying by the reciprocals; the aggregates and
@@ -198,8 +187,9 @@ def _days(cut_us: int, micros: np.ndarray) -> np.ndarray:
     return (cut_us - micros).astype(np.float64) * (1 / 1e6) * (1 / _DAY_S)
 
 
-def _times(name: str, micros: np.ndarray, valid: np.ndarray) -> pl.Series:
-    out = pl.Series(name, micros).cast(UTC_US)
+def _masked(name: str, values: np.ndarray, valid: np.ndarray, dtype: pl.DataType = UTC_US) -> pl.Series:
+    """``values`` as ``dtype`` (epoch microseconds: times), null where not ``valid``."""
+    out = pl.Series(name, values).cast(dtype)
     return out if valid.all() else out.scatter(np.flatnonzero(~valid), None)
 
 
@@ -218,30 +208,23 @@ def summary_frame(
 ) -> pl.DataFrame:
     """The history summary (:data:`SUMMARY_COLUMNS`) from its per-customer reductions (arrays
     of N; times in epoch microseconds, ``activity`` ``_NO_TIME`` for none): recency, tenure
-    and the lifecycle stage. The one definition of the summary and the stage rules, used by
-    :func:`customer_table`, the small-input path (:mod:`journeyformer.data.features.few`)
-    and the service's per-customer state (:mod:`journeyformer.service.features`).
-
-    The stage, first rule that holds: churned (``recency_days >= churned_after_days``),
-    loyalty (``n_purchases_window >= loyalty_min_purchases``), retention (2+ purchases),
-    first purchase (1), consideration (an intent action), acquisition. A customer without
+    and the lifecycle stage (the first rule of :class:`LabelConfig` that holds). The one
+    definition of the summary and the stage rules, used by :func:`customer_table` and the
+    service's per-customer state (:mod:`journeyformer.service.features`). A customer without
     history at the cutoff (``n_events`` 0) has null times, tenure and recency."""
-    cut_us = _micros(cutoff)
+    cut_us = epoch_micros(cutoff)
     has = n_events > 0
     has_activity = activity != _NO_TIME
     recency = np.where(has, _days(cut_us, np.where(has_activity, activity, first_ts)), np.nan)
     tenure = np.where(has, _days(cut_us, first_ts), np.nan)
-    stage = np.select(
-        [
-            recency >= labels.churned_after_days,
-            n_window >= labels.loyalty_min_purchases,
-            n_purchases >= 2,
-            n_purchases == 1,
-            n_intent > 0,
-        ],
-        [_STAGE["churned"], _STAGE["loyalty"], _STAGE["retention"], _STAGE["first_purchase"], _STAGE["consideration"]],
-        _STAGE["acquisition"],
-    ).astype(np.int64)
+    rules = {
+        "churned": recency >= labels.churned_after_days,
+        "loyalty": n_window >= labels.loyalty_min_purchases,
+        "retention": n_purchases >= 2,
+        "first_purchase": n_purchases == 1,
+        "consideration": n_intent > 0,
+    }
+    stage = np.select(list(rules.values()), [STAGES.index(k) for k in rules], STAGES.index("acquisition"))
     return pl.DataFrame(
         [
             customer_id.alias("customer_id"),
@@ -250,9 +233,9 @@ def summary_frame(
             pl.Series("n_purchases", n_purchases, dtype=pl.UInt32),
             pl.Series("n_purchases_window", n_window, dtype=pl.UInt32),
             pl.Series("has_intent", n_intent > 0, dtype=pl.Boolean),
-            _times("first_ts", first_ts, has),
-            _times("last_ts", last, has),
-            _times("last_activity_ts", activity, has_activity & has),
+            _masked("first_ts", first_ts, has),
+            _masked("last_ts", last, has),
+            _masked("last_activity_ts", activity, has_activity & has),
             pl.Series("tenure_days", tenure, dtype=pl.Float64, nan_to_null=True),
             pl.Series("recency_days", recency, dtype=pl.Float64, nan_to_null=True),
             pl.Series("stage", stage, dtype=pl.Int64),
@@ -274,7 +257,7 @@ def customer_table(
             cutoff + horizon (none after the cutoff is enough when no labels are wanted).
         next_action_ids: row indices -> action vocabulary ids; labels are built when given.
         flags: the events' :func:`action_flags`, when the caller has them (the small-input
-            path computes them without a Polars query).
+            path finds them without a Polars query).
     Returns:
         summary: one row per customer in ``events``, sorted, columns as :func:`history_summary`
             (n_events 0 for a customer whose events all lie after the cutoff).
@@ -286,12 +269,12 @@ def customer_table(
     later_at = cutoff + cfg.horizon
     ts = events.get_column("timestamp").to_physical().to_numpy()
     cid = events.get_column("customer_id")
-    seg = _Segments(first_rows(cid), ts, _micros(cutoff))
+    seg = _Segments(first_rows(cid), ts, epoch_micros(cutoff))
     customer_id = cid.gather(seg.start)
     flags = action_flags(events, cfg) if flags is None else flags
     purchase = flags["purchase"]
     n_history = seg.split - seg.start
-    spend, value = seg.reduce(flags["value"])
+    spend, value = seg.reduce(np.where(flags["value"], events.get_column("amount").cast(pl.Float64).to_numpy(), 0.0))
     n_purchases, purchases_after = seg.reduce(purchase)
     n_intent, intent_after = seg.reduce(flags["intent"])
     last_history = np.where(
@@ -305,7 +288,7 @@ def customer_table(
         activity, activity_after = seg.reduce(active_ts, np.maximum, _NO_TIME)
 
     def in_loyalty_window(at: datetime) -> np.ndarray:
-        start_us = _micros(at - timedelta(days=cfg.loyalty_window_days))
+        start_us = epoch_micros(at - timedelta(days=cfg.loyalty_window_days))
         return purchase & (ts > start_us)
 
     first_ts = ts[seg.start] if len(ts) else np.zeros(0, dtype=np.int64)
@@ -326,7 +309,7 @@ def customer_table(
     labels = pl.DataFrame(
         {
             "customer_id": customer_id,
-            "next_action": _masked_int(first_after, has_next),
+            "next_action": _masked("next_action", first_after, has_next, pl.Int64),
             "churn": pl.Series(activity_after == _NO_TIME, dtype=pl.Int8),
             "stage": later.get_column("stage"),
             "value": pl.Series(value, dtype=pl.Float64),
@@ -363,27 +346,17 @@ def first_rows(cid: pl.Series) -> np.ndarray:
     return (cid != cid.shift(1)).fill_null(True).to_numpy()
 
 
+def flag_actions(cfg: LabelConfig) -> dict[str, tuple[str, ...]]:
+    """The per-event flags and the actions that raise them: purchase, intent, value and, when
+    ``activity_actions`` are set, activity."""
+    sets = {"purchase": cfg.purchase_actions, "intent": cfg.intent_actions, "value": cfg.value_actions}
+    return sets if cfg.activity_actions is None else {**sets, "activity": cfg.activity_actions}
+
+
 def action_flags(events: pl.DataFrame, cfg: LabelConfig) -> dict[str, np.ndarray]:
-    """Per event: purchase, intent (bool), value (amount of a value action, else 0) and, when
-    ``activity_actions`` are set, activity (bool)."""
-    activity = [] if cfg.activity_actions is None else [
-        _is_in("action", cfg.activity_actions).alias("activity")
-    ]
-    flags = events.select(
-        _is_in("action", cfg.purchase_actions).alias("purchase"),
-        _is_in("action", cfg.intent_actions).alias("intent"),
-        pl.when(_is_in("action", cfg.value_actions))
-        .then(pl.col("amount"))
-        .otherwise(0.0)
-        .alias("value"),
-        *activity,
-    )
+    """(E,) bool per :func:`flag_actions` key: whether each event's action is one of them."""
+    flags = events.select(_is_in("action", actions).alias(k) for k, actions in flag_actions(cfg).items())
     return {name: flags.get_column(name).to_numpy() for name in flags.columns}
-
-
-def _masked_int(values: np.ndarray, valid: np.ndarray) -> pl.Series:
-    frame = pl.DataFrame({"v": values, "ok": valid})
-    return frame.select(pl.when("ok").then(pl.col("v").cast(pl.Int64))).to_series()
 
 
 @dataclass(frozen=True)
@@ -426,12 +399,7 @@ class LabelWindow:
 
 def label_facts(frame: pl.DataFrame) -> dict[str, np.ndarray]:
     """The :func:`customer_table` label columns as the arrays of :class:`LabelWindow.facts`."""
-    return {
-        "next_action": frame.get_column("next_action")
-        .fill_null(IGNORE_INDEX)
-        .to_numpy()
-        .astype(np.int64),
-        "churn": frame.get_column("churn").to_numpy().astype(np.float32),
-        "stage": frame.get_column("stage").to_numpy().astype(np.int64),
-        "value": frame.get_column("value").to_numpy().astype(np.float32),
-    }
+    facts = {"next_action": frame.get_column("next_action").fill_null(IGNORE_INDEX).to_numpy().astype(np.int64)}
+    for name, dtype in (("churn", np.float32), ("stage", np.int64), ("value", np.float32)):
+        facts[name] = frame.get_column(name).to_numpy().astype(dtype)
+    return facts

@@ -14,31 +14,20 @@ from journeyformer.data.features.vocab import Vocab
 from journeyformer.data.labels.lifecycle import STAGES, LabelConfig, _days_before, _is_in, as_utc
 
 
-def _finish_summary(at: datetime, cfg: LabelConfig) -> list[pl.Expr]:
-    """tenure_days, recency_days from the aggregated timestamps (then :func:`stage_expr`)."""
-    return [
-        _days_before(at, "first_ts").alias("tenure_days"),
-        _days_before(at, pl.coalesce("last_activity_ts", "first_ts")).alias("recency_days"),
-    ]
-
-
 def stage_expr(cfg: LabelConfig) -> pl.Expr:
     """The lifecycle rules over :func:`history_summary` columns -> index into STAGES."""
-    index = {name: i for i, name in enumerate(STAGES)}
-    return (
-        pl.when(pl.col("recency_days") >= cfg.churned_after_days)
-        .then(index["churned"])
-        .when(pl.col("n_purchases_window") >= cfg.loyalty_min_purchases)
-        .then(index["loyalty"])
-        .when(pl.col("n_purchases") >= 2)
-        .then(index["retention"])
-        .when(pl.col("n_purchases") == 1)
-        .then(index["first_purchase"])
-        .when(pl.col("has_intent"))
-        .then(index["consideration"])
-        .otherwise(index["acquisition"])
-        .cast(pl.Int64)
-    )
+    rules = [
+        ("churned", pl.col("recency_days") >= cfg.churned_after_days),
+        ("loyalty", pl.col("n_purchases_window") >= cfg.loyalty_min_purchases),
+        ("retention", pl.col("n_purchases") >= 2),
+        ("first_purchase", pl.col("n_purchases") == 1),
+        ("consideration", pl.col("has_intent")),
+    ]
+    stage = pl.lit(STAGES.index("acquisition"))
+    for name, holds in reversed(rules):  # the first rule that holds
+        stage = pl.when(holds).then(STAGES.index(name)).otherwise(stage)
+    return stage.cast(pl.Int64)
+
 
 def history_summary(events: pl.LazyFrame, at: datetime, cfg: LabelConfig) -> pl.LazyFrame:
     """One row per customer with an event at or before ``at`` (in no particular order).
@@ -67,7 +56,10 @@ def history_summary(events: pl.LazyFrame, at: datetime, cfg: LabelConfig) -> pl.
             pl.col("timestamp").max().alias("last_ts"),
             pl.col("timestamp").filter(activity).max().alias("last_activity_ts"),
         )
-        .with_columns(_finish_summary(at, cfg))
+        .with_columns(
+            _days_before(at, "first_ts").alias("tenure_days"),
+            _days_before(at, pl.coalesce("last_activity_ts", "first_ts")).alias("recency_days"),
+        )
     )
     return summary.with_columns(stage_expr(cfg).alias("stage"))
 

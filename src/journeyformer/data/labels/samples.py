@@ -29,7 +29,7 @@ import math
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,14 +38,12 @@ import polars as pl
 if TYPE_CHECKING:
     from journeyformer.data.features.sequences import Sequences
 
-from journeyformer.data.labels.lifecycle import LabelConfig
+from journeyformer.data.labels.lifecycle import LabelConfig, _is_in, as_utc
 from journeyformer.errors import ConfigError, EventDataError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-
-
 _MIN_CLASS = 5
 
 
@@ -113,9 +111,7 @@ class ActivityStart:
         if wanted is None:
             wanted = (*labels.purchase_actions, *labels.intent_actions, *labels.value_actions)
         actions = tuple(dict.fromkeys(a for a in wanted if a in seen)) or None
-        active = lf
-        if actions is not None:
-            active = lf.filter(pl.col("action").is_in(pl.Series(actions, dtype=pl.String).implode()))
+        active = lf if actions is None else lf.filter(_is_in("action", actions))
         firsts = (
             active.group_by("customer_id").agg(pl.col("timestamp").min())
             .collect(engine="streaming").get_column("timestamp").sort()
@@ -190,18 +186,9 @@ class CutoffSchedule:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], horizon_days: float) -> CutoffSchedule:
-        test = cfg.get("test")
-        return cls(
-            horizon_days=float(horizon_days),
-            test=parse_time(test) if test else None,
-            n_train=int(cfg.get("n_train", 4)),
-            train_stride_days=float(cfg.get("train_stride_days", 30)),
-            min_samples=int(cfg.get("min_samples", 200)),
-            min_eval_samples=int(cfg.get("min_eval_samples", 30)),
-            sparse=str(cfg.get("sparse", "error")),
-            val_samples=int(cfg.get("val_samples", cls.val_samples)),
-            max_val_cutoffs=int(cfg.get("max_val_cutoffs", cls.max_val_cutoffs)),
-        )
+        keys = [k for k in cls.__dataclass_fields__ if k in cfg and k not in ("test", "horizon_days")]
+        typed = {k: type(getattr(cls, k))(cfg[k]) for k in keys}  # as the default's type
+        return cls(horizon_days=float(horizon_days), test=cfg.get("test") or None, **typed)
 
     def check_sample_counts(self, counts: Mapping[str, list[SampleCount]], source: str) -> None:
         """Refuse (or warn, ``sparse: warn``) splits too small for their metrics to mean
@@ -354,7 +341,7 @@ def parse_time(value: str | datetime) -> datetime:
         raise ConfigError(
             f"{value!r} is not an ISO-8601 time; write e.g. 2025-01-31 or 2025-01-31T12:00:00+01:00"
         ) from None
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    return as_utc(t)
 
 
 def split_of(
