@@ -46,6 +46,13 @@ def test_next_item_learns_exports_and_predicts(tmp_path):
     assert {"item_popularity", "recent_popularity_7d", "item_transitions", "cooccurrence_knn"} <= set(base)
     assert model["ndcg@10"] > base["item_popularity"]["ndcg@10"] + 0.03  # it learns the catalogue
     assert test["intervals"]["next_item"]["verdict"] in ("beats", "ties", "loses")
+    # The sampled-softmax proposal is the training items' frequency^0.75, in the run and in its
+    # refit on all labelled data alike (never the uniform one the network starts with).
+    log_q = run.module.net.item_log_q[2:].numpy()
+    assert log_q.std() > 0.1
+    refit = train(compose_train([*overrides, "refit=true"], tmp_path / "run"))
+    refit_q = refit.module.net.item_log_q[2:].numpy()
+    assert refit_q.std() > 0.1 and not np.array_equal(refit_q, log_q)  # refit's own (more) data
 
     bundle = build_bundle(run.best_checkpoint, tmp_path / "bundle")
     assert bundle.parity.ok, bundle.parity.table()

@@ -38,13 +38,12 @@ from journeyformer.data.features.vocab import Vocabularies
 from journeyformer.data.preprocessing import Preprocessing
 from journeyformer.errors import ConfigError
 from journeyformer.io import atomic_write, atomic_write_text
-from journeyformer.jobs.train import TrainResult, changed_settings
+from journeyformer.jobs.train import TrainResult, changed_settings, new_module
 from journeyformer.model.checkpoint import read_checkpoint
 from journeyformer.model.config import DATA_DERIVED, ModelConfig
 from journeyformer.model.run import MANIFEST, RunManifest, apply_buffers, spec_hash
 from journeyformer.tasks import registry
 from journeyformer.training.datamodule import JourneyData, JourneyDataModule, resolve_events_path
-from journeyformer.training.module import JourneyModule
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +127,7 @@ def refit(cfg: DictConfig) -> TrainResult:
             f"refit=true: the model settings differ from the selected run's ({best}: {diff}); "
             "refit with the settings of that run"
         )
-    module = JourneyModule(model_cfg.to_dict(), pre.to_dict(), _plain(cfg.model.get("optimizer")))
-    if model_cfg.standardize_context:
-        module.net.set_context_stats(train.context)
+    module = new_module(model_cfg, pre, _plain(cfg.model.get("optimizer")), train)
     out_dir.mkdir(parents=True, exist_ok=True)
     loggers = [instantiate(c, save_dir=str(out_dir)) if "save_dir" in c else instantiate(c)
                for c in (cfg.get("logger") or {}).values() if c is not None]  # fmt: skip

@@ -101,13 +101,7 @@ def train(cfg: DictConfig) -> TrainResult:
     model_cfg = ModelConfig.from_data(model_sizes, pre)
     if cfg.get("resume_from"):
         _check_resumable(Path(str(cfg.resume_from)), pre, model_cfg.to_dict())
-    module = JourneyModule(model_cfg.to_dict(), pre.to_dict(), _plain(cfg.model.get("optimizer")))
-    if model_cfg.standardize_context:
-        module.net.set_context_stats(dm.data.splits["train"].context)
-    if module.net.item_task is not None:  # the sampled-softmax proposal: training item frequencies
-        train = dm.data.splits["train"]
-        target = train.labels[module.net.item_task.name]
-        module.net.set_item_stats(np.concatenate([train.categorical[:, -1], np.ravel(target)]))
+    module = new_module(model_cfg, pre, _plain(cfg.model.get("optimizer")), dm.data.splits["train"])
     run_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
@@ -152,6 +146,19 @@ def train(cfg: DictConfig) -> TrainResult:
     split = ", ".join(f"{k} {v:.1f} s" for k, v in phases.items())
     print(f"wall time: {result.seconds:.1f} s ({split}; {trainer.current_epoch} epochs)")
     return result
+
+
+def new_module(model_cfg: ModelConfig, pre: Preprocessing, optimizer: Any, train: Sequences) -> JourneyModule:
+    """The module to train, with what it takes from the training split: the context
+    features' standardisation and the sampled-softmax proposal (training item frequencies).
+    The train job and the refit build it alike."""
+    module = JourneyModule(model_cfg.to_dict(), pre.to_dict(), optimizer)
+    if model_cfg.standardize_context:
+        module.net.set_context_stats(train.context)
+    if module.net.item_task is not None:
+        target = train.labels[module.net.item_task.name]
+        module.net.set_item_stats(np.concatenate([train.categorical[:, -1], np.ravel(target)]))
+    return module
 
 
 def exposure_weights(weights: dict[str, float], keep: Any = None) -> dict[str, float]:
