@@ -254,6 +254,8 @@ def main() -> None:
     ap.add_argument("--prefix-stride", type=int, default=25,
                     help="loo: the training copies' targets this many ratings apart (0: data.max_len)")
     ap.add_argument("--recbole-threads", type=int, default=1, help="torch threads of RecBole's runs")
+    ap.add_argument("--calendar", action="store_true",
+                    help="loo: each rating's real date as an input (months since the log's first rating, data.extra_numeric)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     seeds = [int(x) for x in args.seeds.split(",")]
@@ -268,7 +270,12 @@ def main() -> None:
         last = lambda key: next(o for o in reversed(overrides) if o.startswith(f"{key}=")).split("=")[1]  # noqa: E731
         horizon, window = float(last("labels.horizon_days")), int(last("data.max_len")) if args.prefix_copies else None
         path = Path(work.name) / "loo_events.parquet"
-        leave_one_out_events(pl.read_parquet(events_path("movielens100k")), LOO_CUTOFF, horizon, window, args.prefix_stride).write_parquet(path)
+        events = pl.read_parquet(events_path("movielens100k"))
+        if args.calendar:  # the copies are re-timed; the real date travels as a column
+            since = (pl.col("timestamp") - pl.col("timestamp").min()).dt.total_seconds() / (86400 * 30.44)
+            events = events.with_columns(since.alias("months"))
+            overrides.append("data.extra_numeric=[months]")
+        leave_one_out_events(events, LOO_CUTOFF, horizon, window, args.prefix_stride).write_parquet(path)
         args.cutoff = f"{LOO_CUTOFF:%Y-%m-%d}"
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from support import CONFIG_DIR
@@ -158,7 +159,9 @@ def test_quantize_needs_validation_data(tiny_run, tmp_path):
         build_bundle(tiny_run.best_checkpoint, tmp_path / "b", quantize=True)
 
 
-def test_export_pipeline_from_config(tiny_run, tmp_path):
+def test_export_pipeline_from_config(tiny_run, tmp_path, monkeypatch):
+    reads, load = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda path, *a, **k: reads.append(Path(path)) or load(path, *a, **k))
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(
@@ -171,6 +174,7 @@ def test_export_pipeline_from_config(tiny_run, tmp_path):
             ],
         )
     result = export(cfg)
+    assert reads == [tiny_run.best_checkpoint]  # the checkpoint is read once
     # the random shapes asked for, then real batches of the run's own training events
     assert result.parity.ok and result.parity.shapes[:2] == [(2, 4), (5, 4)]
     assert len(result.parity.shapes) > 2

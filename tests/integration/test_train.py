@@ -35,8 +35,8 @@ def test_round_trip_train_checkpoint_reload_predict(tiny_run):
     assert spec == tiny_run.data.preprocessing.to_dict()  # the one preprocessing dict
     assert spec["vocabs"]["action"][:2] == ["<pad>", "<unk>"]
     assert raw["hyper_parameters"]["model"]["categorical_sizes"][0] == len(spec["vocabs"]["action"])
-    reloaded, manifest, read = load_run_network(tiny_run.run_dir)  # calibrated as trained
-    assert read == ckpt and manifest is not None
+    reloaded, manifest, read, pre = load_run_network(tiny_run.run_dir)  # calibrated as trained
+    assert read == ckpt and manifest is not None and pre == spec
     test = tiny_run.data.splits["test"]
     a = predict_sequences(tiny_run.module.net, test)
     b = predict_sequences(reloaded, test)

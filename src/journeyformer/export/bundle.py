@@ -54,7 +54,6 @@ from journeyformer.inference.bundle import (
     spec_checksum,
 )
 from journeyformer.io import atomic_dir, atomic_write_text
-from journeyformer.model.checkpoint import read_checkpoint
 from journeyformer.model.network import JourneyTransformer
 from journeyformer.model.run import RunManifest, find_run, load_run_network
 from journeyformer.publish import check_dir_output, clean_stale
@@ -187,8 +186,8 @@ def build_bundle(
     inputs = [checkpoint, validation.path if validation is not None else None]
     check_dir_output(output, "output", PREPROCESSING, "export", inputs)
     clean_stale([output])
-    pre = Preprocessing.from_dict(read_checkpoint(checkpoint)["hyper_parameters"]["preprocessing"], str(checkpoint))
-    net, manifest, _ = load_run_network(checkpoint)
+    net, manifest, _, pre_dict = load_run_network(checkpoint)
+    pre = Preprocessing.from_dict(pre_dict, str(checkpoint))
     if item_top_k is not None and net.item_task is not None:  # k of the graph's TopK, set here
         if item_top_k < 1:
             raise ConfigError(f"item_top_k must be >= 1, got {item_top_k}")

@@ -61,8 +61,9 @@ def load_weights(net: JourneyTransformer, state: dict[str, Any], path: str | Pat
     return net
 
 
-def load_network(path: str | Path) -> JourneyTransformer:
-    """The trained network of a checkpoint, in eval mode on the CPU."""
-    ckpt = read_checkpoint(path)
+def load_network(path: str | Path, ckpt: dict[str, Any] | None = None) -> JourneyTransformer:
+    """The trained network of a checkpoint, in eval mode on the CPU (``ckpt``: its values,
+    when the caller has read them already)."""
+    ckpt = read_checkpoint(path) if ckpt is None else ckpt
     net = JourneyTransformer(ModelConfig(**ckpt["hyper_parameters"]["model"]))
     return load_weights(net, ckpt["state_dict"], path).eval()

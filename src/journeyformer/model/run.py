@@ -31,7 +31,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -128,21 +128,30 @@ def apply_buffers(net: JourneyTransformer, buffers: Mapping[str, float], source:
             names[name].fill_(float(value))
 
 
-def load_run_network(path: str | Path) -> tuple[JourneyTransformer, RunManifest | None, Path]:
-    """The best network of a run, calibrated as its manifest says (eval mode, CPU), the
-    manifest (None for a checkpoint no manifest names) and the checkpoint read.
+class RunNetwork(NamedTuple):
+    """What :func:`load_run_network` returns."""
+
+    net: JourneyTransformer  # calibrated as the manifest says, eval mode, CPU
+    manifest: RunManifest | None  # None for a checkpoint no manifest names
+    checkpoint: Path  # the checkpoint read
+    preprocessing: dict[str, Any]  # its preprocessing dict
+
+
+def load_run_network(path: str | Path) -> RunNetwork:
+    """The best network of a run (a run directory, its manifest or a checkpoint), calibrated as
+    its manifest says; the checkpoint is read once.
 
     Raises :class:`CheckpointError` when the manifest's spec hash does not match the
     checkpoint's preprocessing (the files belong to different runs)."""
     run_dir, manifest, checkpoint = find_run(path)
-    net = load_network(checkpoint)
+    ckpt = read_checkpoint(checkpoint)
+    net, pre = load_network(checkpoint, ckpt), ckpt["hyper_parameters"]["preprocessing"]
     if manifest is None:
         log.warning(
             "%s: no run manifest (%s) names this checkpoint; it is used without the "
             "calibration fitted after training", checkpoint, run_dir / MANIFEST,
         )  # fmt: skip
-        return net, None, checkpoint
-    pre = read_checkpoint(checkpoint)["hyper_parameters"]["preprocessing"]
+        return RunNetwork(net, None, checkpoint, pre)
     if spec_hash(pre) != manifest.spec_sha256:
         raise CheckpointError(
             f"{run_dir / MANIFEST}: describes another preprocessing than {checkpoint} holds "
@@ -151,4 +160,4 @@ def load_run_network(path: str | Path) -> tuple[JourneyTransformer, RunManifest 
         )
     with torch.no_grad():
         apply_buffers(net, manifest.buffers, str(run_dir / MANIFEST))
-    return net, manifest, checkpoint
+    return RunNetwork(net, manifest, checkpoint, pre)
