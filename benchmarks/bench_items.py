@@ -101,7 +101,7 @@ def train_throughput(n_items: int, batch: int, steps: int, negatives: int) -> di
 
     def step(inputs: dict) -> None:
         out = net(*(torch.from_numpy(inputs[n]) for n in ("categorical", "numeric", "lengths", "stage_now", "context")))
-        loss = net.item_loss(out.raw["next_item"], target) + net.next_item_loss(out.hidden, torch.from_numpy(inputs["categorical"]))
+        loss = net.item_loss(out.raw["next_item"], target) + net.next_item_loss(out.hidden, torch.from_numpy(inputs["categorical"]), torch.from_numpy(inputs["numeric"]))
         opt.zero_grad()
         loss.backward()
         opt.step()

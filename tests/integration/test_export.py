@@ -226,3 +226,30 @@ def test_time_bins_and_binned_context_export_with_parity(tmp_path):
         x["numeric"] = np.abs(x["numeric"]).astype(np.float32)
     report = check_parity(net, path, batches)
     assert report.ok, report
+
+
+@pytest.mark.slow
+def test_an_effect_is_compared_relative_to_its_amounts(tmp_path):
+    """uplift_value is treated minus control expected spend: it inherits their rounding, so
+    export's parity compares it relative to the larger of them (Task.parity_scale), not to its
+    own value, which can be a tiny fraction of theirs (the 12,000-customer campaigns world's
+    export failed on 6e-4 against an uplift of 4.7 before)."""
+    from journeyformer.export.bundle import parity_batches
+    from journeyformer.export.onnx import check_parity, export_onnx
+    from journeyformer.model.config import ModelConfig
+    from journeyformer.model.network import JourneyTransformer
+
+    cfg = ModelConfig(
+        categorical_sizes=(6, 4), n_numeric=7, n_context=6, max_len=8, d_model=16, n_heads=2,
+        d_ff=16, n_layers=1, tasks={"churn": 1.0, "uplift": 1.0},
+    )  # fmt: skip
+    net = JourneyTransformer(cfg).eval()
+    with torch.no_grad():  # spend very likely, about 10,000 in either arm; effects near zero
+        net.heads["uplift"][-1].bias[2:7] = torch.tensor([4.0, 9.0, -5.0, 0.0, 1e-5])
+        net.heads["uplift"][-1].weight[5:7] = 0.0
+    batches = list(parity_batches(cfg, [1, 5, 64], [3, None], seed=0))
+    report = check_parity(net, export_onnx(net, tmp_path / "m.onnx"), batches)
+    assert report.ok, report.failures()
+    # the case is real: against its own value (below 1 unit here) the effect would fail
+    uplift = np.concatenate([torch_outputs(net, b)["uplift_value"] for b in batches])
+    assert np.abs(uplift).max() < 1.0 and report.max_abs_diff["uplift_value"] > 1e-4

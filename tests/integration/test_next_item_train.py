@@ -74,7 +74,10 @@ def test_next_item_learns_exports_and_predicts(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("settings", [{"positions": "causal", "item_query": "state"}, {"positions": "causal"}])
+@pytest.mark.parametrize(
+    "settings",
+    [{"positions": "causal", "item_query": "state"}, {"positions": "causal"}, {"item_query_gap": True}],
+)
 def test_causal_positions_and_the_state_query_export_with_parity(tmp_path, settings):
     """The SASRec-style settings (model.positions=causal, model.item_query=state) export:
     onnxruntime gives the torch outputs, ranked items included."""

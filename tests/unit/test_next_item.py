@@ -165,6 +165,31 @@ def test_sampled_softmax_with_log_q_estimates_the_full_softmax():
     assert abs(sampled - full) / full < 0.05
 
 
+def test_seen_items_leave_the_softmax_the_target_never():
+    """With seen ids, the loss is the cross-entropy over the items the ranking serves (seen
+    items masked, as item_outputs masks them): full softmax exactly, sampled approximately; a
+    target among the seen ids stays in (a finite loss)."""
+    torch.manual_seed(0)
+    task = NextItem()
+    v, d = 400, 8
+    weight, bias = torch.randn(v, d), torch.zeros(v)
+    q, target = torch.randn(32, d), torch.randint(2, v, (32, 1))
+    seen = torch.randint(0, v, (32, 20))  # padding (0) and <unk> (1) among them
+    log_q = torch.full((v,), -np.log(v - 2))
+    log_q[:2] = float("-inf")
+    logits = q @ weight.T + bias
+    logits[:, :2] = float("-inf")
+    hidden = logits.scatter(1, seen, float("-inf")).scatter(1, target, logits.gather(1, target))
+    expected = -hidden.log_softmax(-1).gather(1, target).mean()
+    full = task.item_loss(q, target, weight, bias, log_q, v, 1, seen)
+    assert torch.allclose(full, expected, atol=1e-5)
+    assert full < task.item_loss(q, target, weight, bias, log_q, v, 1)  # fewer competitors
+    sampled = torch.stack([task.item_loss(q, target, weight, bias, log_q, 0, 2000, seen) for _ in range(10)]).mean()
+    assert abs(sampled - full) / full < 0.05
+    seen[:, 0] = target[:, 0]  # a target the customer had: still scored
+    assert torch.isfinite(task.item_loss(q, target, weight, bias, log_q, v, 1, seen))
+
+
 def test_top_k_in_the_model_excludes_seen_items_padding_and_unk():
     net = _net(12).eval()
     categorical = torch.tensor([[[2, 2, 5], [3, 2, 7], [0, 0, 0]]])  # (1, T, C): items 5, 7
@@ -384,6 +409,31 @@ def test_item_query_state_reads_the_last_state_alone():
         if context_free:
             last = out.hidden[torch.arange(3), lengths - 1]
             assert torch.allclose(out.raw["next_item"], net.heads["next_item"](last), atol=1e-6)
+
+
+def test_item_query_gap_reads_when_the_item_comes():
+    """model.item_query_gap: the cutoff's query reads the age of the last event (only the last
+    row's), and position i's query in the every-position loss reads the gap of event i + 1;
+    without it neither moves the next-item scores' query."""
+    from support import model_inputs
+
+    for gap in (True, False):
+        net = _net(12, item_query="state", positions="causal", item_query_gap=gap).eval()
+        categorical, numeric, lengths, stage_now, context = model_inputs(net.cfg, b=3, t=8)
+        lengths, rows = torch.tensor([8, 5, 3]), torch.arange(3)
+        numeric[rows, lengths - 1, 2] = numeric[:, 3, 1] = 0.5  # log1p(s) / 10: about 2.5 minutes
+        older, earlier = numeric.clone(), numeric.clone()
+        older[rows, lengths - 1, 2] = 1.0  # log_age of each row's last event: about 6 days
+        earlier[rows, 0, 2] = 1.0  # the age of a first event the query never reads
+        with torch.no_grad():
+            raw = [net(categorical, x, lengths, stage_now, context).raw["next_item"] for x in (numeric, older, earlier)]
+            hidden = net(categorical, numeric, lengths, stage_now, context).hidden
+            moved = numeric.clone()
+            moved[:, 3, 1] = 1.0  # log_gap of event 3: what position 2 is asked about
+            loss = [net.next_item_loss(hidden, categorical, x) for x in (numeric, moved)]
+        assert torch.allclose(raw[0][1:], raw[2][1:], atol=1e-6)  # row 0's first event is not its last
+        assert (not torch.equal(raw[0], raw[1])) == gap
+        assert (not torch.equal(loss[0], loss[1])) == gap
 
 
 def test_unknown_position_or_query_settings_are_refused():

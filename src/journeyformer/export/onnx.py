@@ -223,7 +223,8 @@ class ParityReport:
         outputs: the compared outputs (name, shape, kind), in graph order.
         max_abs_diff: output -> largest |onnx - torch| over all batches.
         max_rel_diff: output -> largest |onnx - torch| / max(1, |torch|) (what counts for
-            ``amount`` outputs, in currency units and possibly large).
+            ``amount`` outputs, in currency units and possibly large); for an effect, over
+            the amounts it is the difference of (:meth:`Task.parity_scale`).
         top1_mismatches: distribution output -> rows whose top-1 differs (ties excluded).
         ties: distribution output -> rows whose two best classes were within TIE (not compared).
         shapes: (B, T) of every batch compared.
@@ -332,6 +333,9 @@ def check_parity(
     )
     for inputs in batches:
         ref = torch_outputs(net, inputs)
+        with torch.no_grad():  # the size each output's rounding follows, where not its own
+            raw = net.eval()(*(torch.from_numpy(inputs[n]) for n in MODEL_INPUTS)).raw
+        scale = {k: v.numpy() for t in net.tasks for k, v in t.parity_scale(raw[t.name]).items()}
         got = dict(zip(names, session.run(names, inputs), strict=True))
         report.shapes.append(tuple(int(x) for x in inputs["categorical"].shape[:2]))
         report.rows += len(inputs["lengths"])
@@ -343,7 +347,7 @@ def check_parity(
                     f"{name}: onnxruntime shape {got[name].shape} != torch {ref[name].shape}"
                 )
             diff = np.abs(got[name].astype(np.float64) - ref[name])
-            rel = diff / np.maximum(1.0, np.abs(ref[name]))
+            rel = diff / np.maximum(1.0, scale.get(name, np.abs(ref[name])))
             report.max_abs_diff[name] = max(report.max_abs_diff[name], float(np.max(diff, initial=0.0)))
             report.max_rel_diff[name] = max(report.max_rel_diff[name], float(np.max(rel, initial=0.0)))
             if np.isnan(diff).any():

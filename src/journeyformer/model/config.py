@@ -68,6 +68,12 @@ class ModelConfig:
     # the stage and the per-customer context, as every head) or "state" (the state after the
     # last event alone, the input the every-position next-item loss trains the head on).
     item_query: str = "representation"
+    # The next-item query also reads when the item comes (a learned vector per log-binned gap,
+    # the bins of time_bins): every position's, the gap to the following event; the cutoff's,
+    # the time since the last event (the next one comes at least that late). A session's next
+    # item and the first item of the next visit differ; without it the every-position loss,
+    # mostly within sessions, teaches the cutoff's query the in-session answer.
+    item_query_gap: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "categorical_sizes", tuple(int(s) for s in self.categorical_sizes))

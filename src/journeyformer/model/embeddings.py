@@ -47,6 +47,8 @@ class EventEmbedding(nn.Module):
         if cfg.time_bins:
             self.age_bin = nn.Embedding(_TIME_BINS, cfg.d_model)
             self.gap_bin = nn.Embedding(_TIME_BINS, cfg.d_model)
+        if cfg.item_query_gap:  # model.item_query_gap (model/config.py)
+            self.query_gap_bin = nn.Embedding(_TIME_BINS, cfg.d_model)
         self.norm = nn.LayerNorm(cfg.d_model)
         self.dropout = Dropout(cfg.dropout)
         self.max_len = cfg.max_len
@@ -68,6 +70,16 @@ class EventEmbedding(nn.Module):
             if not self.causal:
                 x = x + self.age_bin(_bin(numeric[..., _AGE]))
         return self.dropout(self.norm(x))
+
+
+    def query_gap(self, numeric: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The gap vectors of the next-item queries (``model.item_query_gap``): numeric
+        (B, T, F) -> (B, T - 1, D), position i's from the gap of event i + 1; with ``lengths``
+        (B,): (B, D), the cutoff's, from the age of each row's last event."""
+        if lengths is None:
+            return self.query_gap_bin(_bin(numeric[:, 1:, _GAP]))
+        last = (lengths - 1).clamp(min=0)[:, None]  # (B, 1)
+        return self.query_gap_bin(_bin(numeric[..., _AGE].gather(1, last).squeeze(1)))
 
 
 _AGE, _GAP = EVENT_NUMERIC.index("log_age"), EVENT_NUMERIC.index("log_gap")

@@ -132,18 +132,22 @@ class JourneyTransformer(nn.Module):
         table = torch.nn.functional.normalize(self.embed.categorical[-1].weight, dim=-1)
         return table * self.item_scale.exp()
 
-    def item_loss(self, q: Tensor, target: Tensor) -> Tensor:
-        """The next-item loss of queries q (B, D) against targets (B, K) (tasks/next_item.py)."""
+    def item_loss(self, q: Tensor, target: Tensor, categorical: Tensor | None = None) -> Tensor:
+        """The next-item loss of queries q (B, D) against targets (B, K) (tasks/next_item.py).
+        ``categorical`` (B, T, C), with ``item_exclude_seen``: the items of these events are out
+        of the softmax, as they are out of the ranking the graph serves (the cutoff's target is
+        never one of them)."""
         assert self.item_task is not None
         q = torch.nn.functional.normalize(q, dim=-1)
         # Full softmax up to item_full_softmax_max items, unless the (rows, V) logits would
         # pass 2**25 floats (the every-position auxiliary loss): then sampled.
         full = self.cfg.item_full_softmax_max if len(q) * self.cfg.n_items <= 2**25 else 0
+        seen = categorical[..., -1] if self.cfg.item_exclude_seen and categorical is not None else None
         return self.item_task.item_loss(
-            q, target, self.item_table, self.item_bias, self.item_log_q, full, self.cfg.item_negatives,
+            q, target, self.item_table, self.item_bias, self.item_log_q, full, self.cfg.item_negatives, seen,
         )  # fmt: skip
 
-    def next_item_loss(self, hidden: Tensor, categorical: Tensor) -> Tensor | None:
+    def next_item_loss(self, hidden: Tensor, categorical: Tensor, numeric: Tensor) -> Tensor | None:
         """Auxiliary loss: every position's hidden state (B, T, D) predicts the item of the
         following event through the next_item head (SASRec's training signal, every prefix);
         None without a next item in the batch."""
@@ -152,7 +156,10 @@ class JourneyTransformer(nn.Module):
         valid = target >= 2
         if not valid.any():
             return None
-        q = self.heads[self.item_task.name](hidden[:, :-1][valid])  # (M, D)
+        state = hidden[:, :-1]
+        if self.cfg.item_query_gap:
+            state = state + self.embed.query_gap(numeric)
+        q = self.heads[self.item_task.name](state[valid])  # (M, D)
         return self.item_loss(q, target[valid][:, None])
 
     def item_outputs(self, q: Tensor, categorical: Tensor | None) -> dict[str, Tensor]:
@@ -217,9 +224,13 @@ class JourneyTransformer(nn.Module):
             last = (lengths - 1).clamp(min=0)[:, None, None].expand(-1, 1, hidden.shape[-1])
             at_last = hidden.gather(1, last).squeeze(1)  # (B, D): state after the last event
         rep = self.ln_rep(at_last + self.stage_now(stage_now) + self.context(self.encode_context(context)))
-        # model.item_query=state: the next-item head reads the state alone (model/config.py)
-        state_query = self.item_task.name if self.item_task and self.cfg.item_query == "state" else None
-        raw = {name: head(at_last if name == state_query else rep) for name, head in self.heads.items()}
+        # The next-item head's query (model/config.py): the state alone (item_query=state) or
+        # the representation, plus when the item comes (item_query_gap)
+        item = self.item_task.name if self.item_task is not None else None
+        query = at_last if self.cfg.item_query == "state" else rep
+        if item is not None and self.cfg.item_query_gap:
+            query = query + self.embed.query_gap(numeric, lengths)
+        raw = {name: head(query if name == item else rep) for name, head in self.heads.items()}
         return NetworkOutput(hidden, rep, raw)
 
     def postprocess(self, raw: dict[str, Tensor], categorical: Tensor | None = None) -> dict[str, Tensor]:

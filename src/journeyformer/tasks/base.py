@@ -244,6 +244,13 @@ class Task:
         """Raw head output (B, head_size) -> the named outputs of :meth:`outputs`."""
         raise NotImplementedError
 
+    def parity_scale(self, raw: Tensor) -> dict[str, Tensor]:
+        """Output name -> (B,) the size its float rounding follows, for outputs where that is
+        not their own value: a difference of two amounts (an effect) inherits the amounts'
+        rounding, so export's parity check compares it relative to them (above 1 unit, as
+        amounts). Default: none."""
+        return {}
+
     # ---- evaluation ---------------------------------------------------------------------
     def score(self, prediction: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Every metric of the task, for the model (``outputs[metric_output]``) and for the

@@ -138,13 +138,15 @@ class NextItem(Task):
         log_q: Tensor,
         full_max: int,
         n_negatives: int,
+        seen: Tensor | None = None,
     ) -> Tensor:
         """Mean cross-entropy of every target item of every labelled sample.
 
         q (B, D) queries, target (B, K) ids (IGNORE_INDEX padding), weight (V, D) item
         embeddings, bias (V,), log_q (V,) log sampling probabilities (-inf for padding and
         ``<unk>``). Full softmax when V <= ``full_max``, else sampled softmax with log-Q
-        correction over ``n_negatives`` shared negatives.
+        correction over ``n_negatives`` shared negatives. ``seen`` (B, T) ids: items out of
+        each row's softmax (the ranking serves them masked), a target never.
         """
         import torch
 
@@ -156,7 +158,10 @@ class NextItem(Task):
         v = weight.shape[0]
         if v <= full_max:
             logits = q @ weight.T + bias  # (B, V)
-            logits = logits.masked_fill(torch.isinf(log_q), float("-inf"))
+            hide = torch.isinf(log_q).expand_as(logits)
+            if seen is not None:
+                hide = hide | torch.zeros_like(hide).scatter(1, seen, True).scatter(1, torch.where(valid, target, 0), False)
+            logits = logits.masked_fill(hide, float("-inf"))
             logp = logits.log_softmax(-1).gather(1, safe)  # (B, K)
             return -torch.where(valid, logp, 0.0).sum() / valid.sum()
         # log Z = log sum_i exp(s_i) estimated by importance sampling: the positive exactly,
@@ -165,6 +170,8 @@ class NextItem(Task):
         pos = (q[:, None, :] * weight[safe]).sum(-1) + bias[safe]  # (B, K)
         negs = q @ weight[neg].T + bias[neg] - log_q[neg] - math.log(n_negatives)  # (B, S)
         hit = (target[:, :, None] == neg[None, None, :]).any(1)  # (B, S): accidental hits
+        if seen is not None:
+            hit = hit | (seen[:, :, None] == neg[None, None, :]).any(1)
         negs = negs.masked_fill(hit, float("-inf"))
         logz = torch.logaddexp(pos, torch.logsumexp(negs, -1, keepdim=True))  # (B, K)
         return -torch.where(valid, pos - logz, 0.0).sum() / valid.sum()

@@ -162,6 +162,13 @@ class Uplift(Task):
         value = ziln_expected(raw[:, 2:5] + _effect(raw))[1] - ziln_expected(raw[:, 2:5])[1]
         return {"uplift_retention": retention, "uplift_value": value}
 
+    def parity_scale(self, raw: Tensor) -> dict[str, Tensor]:
+        """uplift_value is treated minus control expected spend: the larger of the two."""
+        import torch
+
+        treated, control = ziln_expected(raw[:, 2:5] + _effect(raw))[1], ziln_expected(raw[:, 2:5])[1]
+        return {"uplift_value": torch.maximum(treated, control)}
+
     # ---- evaluation ---------------------------------------------------------------------
     def baselines(self) -> tuple[Baseline, ...]:
         return (TLearner(self),)

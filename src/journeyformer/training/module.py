@@ -79,7 +79,7 @@ class JourneyModule(L.LightningModule):
         assert batch.targets is not None
         losses = {
             t.name: (
-                self.net.item_loss(out.raw[t.name], batch.targets[t.name])
+                self.net.item_loss(out.raw[t.name], batch.targets[t.name], batch.inputs["categorical"])
                 if t is self.net.item_task
                 else t.loss(out.raw[t.name], batch.targets[t.name])
             )
@@ -93,7 +93,7 @@ class JourneyModule(L.LightningModule):
                 losses["next_event"] = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=0)
         if self.net.item_task is not None and self.cfg.next_event_weight > 0 and batch.inputs["categorical"].shape[1] > 1:
             # Likewise for items: position i predicts the item of event i + 1 (next_item head).
-            aux = self.net.next_item_loss(out.hidden, batch.inputs["categorical"])
+            aux = self.net.next_item_loss(out.hidden, batch.inputs["categorical"], batch.inputs["numeric"])
             if aux is not None:
                 losses["next_item_event"] = aux
         return losses
