@@ -190,6 +190,25 @@ def test_seen_items_leave_the_softmax_the_target_never():
     assert torch.isfinite(task.item_loss(q, target, weight, bias, log_q, v, 1, seen))
 
 
+def test_every_position_loss_targets_new_items_when_the_ranking_excludes_seen_ones():
+    """item_exclude_seen: position i's target is an item not among events 0..i (a repeat is
+    no target) and those items leave its softmax; without it every next item counts, all in."""
+    torch.manual_seed(0)
+    categorical = torch.tensor([[[2, 2, 5], [3, 2, 7], [2, 3, 5], [3, 3, 9], [0, 0, 0]]])  # items 5 7 5 9
+    numeric = torch.zeros(1, 5, 7)
+    for exclude in (True, False):
+        net = _net(12, exclude=exclude).eval()
+        hidden = torch.randn(1, 5, 16)
+        with torch.no_grad():
+            got = net.next_item_loss(hidden, categorical, numeric)
+            q = net.heads["next_item"](hidden[0, :3])  # positions 0, 1, 2 predict items 7, 5, 9
+            if exclude:  # position 1's 5 is a repeat; 0 sees {5}, 2 sees {5, 7, 5}
+                want = net.item_loss(q[[0, 2]], torch.tensor([[7], [9]]), torch.tensor([[5, 0, 0, 0, 0], [5, 7, 5, 0, 0]]))
+            else:
+                want = net.item_loss(q, torch.tensor([[7], [5], [9]]))
+        assert got is not None and torch.allclose(got, want, atol=1e-6), exclude
+
+
 def test_top_k_in_the_model_excludes_seen_items_padding_and_unk():
     net = _net(12).eval()
     categorical = torch.tensor([[[2, 2, 5], [3, 2, 7], [0, 0, 0]]])  # (1, T, C): items 5, 7

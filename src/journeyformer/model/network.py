@@ -132,35 +132,49 @@ class JourneyTransformer(nn.Module):
         table = torch.nn.functional.normalize(self.embed.categorical[-1].weight, dim=-1)
         return table * self.item_scale.exp()
 
-    def item_loss(self, q: Tensor, target: Tensor, categorical: Tensor | None = None) -> Tensor:
-        """The next-item loss of queries q (B, D) against targets (B, K) (tasks/next_item.py).
-        ``categorical`` (B, T, C), with ``item_exclude_seen``: the items of these events are out
-        of the softmax, as they are out of the ranking the graph serves (the cutoff's target is
-        never one of them)."""
+    def item_loss(self, q: Tensor, target: Tensor, seen: Tensor | None = None) -> Tensor:
+        """The next-item loss of queries q (B, D) against targets (B, K) (tasks/next_item.py);
+        ``seen`` (B, T) ids: out of each row's softmax (:meth:`seen_items`)."""
         assert self.item_task is not None
         q = torch.nn.functional.normalize(q, dim=-1)
         # Full softmax up to item_full_softmax_max items, unless the (rows, V) logits would
         # pass 2**25 floats (the every-position auxiliary loss): then sampled.
         full = self.cfg.item_full_softmax_max if len(q) * self.cfg.n_items <= 2**25 else 0
-        seen = categorical[..., -1] if self.cfg.item_exclude_seen and categorical is not None else None
+        if seen is not None and self.cfg.n_items > full and seen.numel() * self.cfg.item_negatives > 2**25:
+            seen = None  # sampled, and the (rows, T, negatives) test would not fit: at such sizes a seen item is rarely drawn
         return self.item_task.item_loss(
             q, target, self.item_table, self.item_bias, self.item_log_q, full, self.cfg.item_negatives, seen,
         )  # fmt: skip
 
+    def seen_items(self, categorical: Tensor) -> Tensor | None:
+        """(B, T) item ids of the events of ``categorical`` (B, T, C) where the ranking excludes
+        them (``item_exclude_seen``), else None: what the cutoff's loss leaves out of its
+        softmax, as the graph leaves them out of the list (its target is never one of them)."""
+        return categorical[..., -1] if self.cfg.item_exclude_seen else None
+
     def next_item_loss(self, hidden: Tensor, categorical: Tensor, numeric: Tensor) -> Tensor | None:
         """Auxiliary loss: every position's hidden state (B, T, D) predicts the item of the
         following event through the next_item head (SASRec's training signal, every prefix);
-        None without a next item in the batch."""
+        None without a next item in the batch. With ``item_exclude_seen`` the target is, as
+        at the cutoff, an item the customer has not had: the items up to each position leave
+        its softmax and a repeat is no target."""
         assert self.item_task is not None
-        target = categorical[:, 1:, -1]  # (B, T-1)
+        items = categorical[..., -1]
+        target = items[:, 1:]  # (B, T-1)
         valid = target >= 2
+        prior = None
+        if self.cfg.item_exclude_seen:
+            t = items.shape[1]
+            upto = torch.ones(t - 1, t, dtype=torch.bool, device=items.device).tril()  # row i: 0..i
+            prior = items[:, None, :].masked_fill(~upto, 0)  # (B, T-1, T): padding id 0 elsewhere
+            valid = valid & ~(prior == target[..., None]).any(-1)
         if not valid.any():
             return None
         state = hidden[:, :-1]
         if self.cfg.item_query_gap:
             state = state + self.embed.query_gap(numeric)
         q = self.heads[self.item_task.name](state[valid])  # (M, D)
-        return self.item_loss(q, target[valid][:, None])
+        return self.item_loss(q, target[valid][:, None], None if prior is None else prior[valid])
 
     def item_outputs(self, q: Tensor, categorical: Tensor | None) -> dict[str, Tensor]:
         """Queries (B, D) -> the top k item ids (B, k) int64 and scores (B, k), best first.

@@ -79,7 +79,7 @@ class JourneyModule(L.LightningModule):
         assert batch.targets is not None
         losses = {
             t.name: (
-                self.net.item_loss(out.raw[t.name], batch.targets[t.name], batch.inputs["categorical"])
+                self.net.item_loss(out.raw[t.name], batch.targets[t.name], self.net.seen_items(batch.inputs["categorical"]))
                 if t is self.net.item_task
                 else t.loss(out.raw[t.name], batch.targets[t.name])
             )
