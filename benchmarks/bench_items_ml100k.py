@@ -205,7 +205,7 @@ def recbole_rows(seqs, pre, events: Path, args: argparse.Namespace) -> dict[str,
     # model's vocabulary (its frequencies) without changing it finds the same lists.
     same = {k: v for k, v in spec.items() if k not in ("events", "threads")}
     key = hashlib.sha256(json.dumps(same, sort_keys=True).encode() + Path(events).read_bytes()).hexdigest()[:20]
-    kept = RECBOLE_RUNS / f"{key}.json"
+    kept = args.recbole_lists or RECBOLE_RUNS / f"{key}.json"
     if kept.exists():
         print(f"RecBole: the lists of an identical earlier run ({kept})", flush=True)
         lists = json.loads(kept.read_text())
@@ -220,6 +220,9 @@ def recbole_rows(seqs, pre, events: Path, args: argparse.Namespace) -> dict[str,
     out = {}
     for name, by_user in lists.items():
         ranked = np.zeros((len(seqs), 20), dtype=np.int64)
+        missing = [str(u) for u in users if str(u) not in by_user]
+        if missing:
+            raise ValueError(f"{kept}: no {name} list for {len(missing)} test users, e.g. {missing[0]}: another split")
         for r, u in zip(rows, users, strict=True):
             ranked[r] = [index.get(t, 1) for t in by_user[str(u)]]
         out[f"recbole_{name.lower()}"] = ranked
@@ -254,6 +257,8 @@ def main() -> None:
     ap.add_argument("--prefix-stride", type=int, default=25,
                     help="loo: the training copies' targets this many ratings apart (0: data.max_len)")
     ap.add_argument("--recbole-threads", type=int, default=1, help="torch threads of RecBole's runs")
+    ap.add_argument("--recbole-lists", type=Path, default=None,
+                    help="RecBole's lists of an earlier run on the same split (a file of ~/.cache/journeyformer/recbole-runs) instead of its cache key")
     ap.add_argument("--calendar", action="store_true",
                     help="loo: each rating's real date as an input (months since the log's first rating, data.extra_numeric)")
     ap.add_argument("overrides", nargs="*")
