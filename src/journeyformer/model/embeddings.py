@@ -71,7 +71,6 @@ class EventEmbedding(nn.Module):
                 x = x + self.age_bin(_bin(numeric[..., _AGE]))
         return self.dropout(self.norm(x))
 
-
     def query_gap(self, numeric: Tensor, lengths: Tensor | None = None) -> Tensor:
         """The gap vectors of the next-item queries (``model.item_query_gap``): numeric
         (B, T, F) -> (B, T - 1, D), position i's from the gap of event i + 1; with ``lengths``
