@@ -62,6 +62,13 @@ def test_power_and_balance_by_hand() -> None:
     assert U.sample_size(0.1, 1.0) == {"total": 3140, "treatment": 1570, "control": 1570}
     assert U.minimum_detectable_effect(1.0, 1570, 1570) == pytest.approx(0.1, rel=1e-3)
     assert U.standardized_difference(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1, 1, 0, 0])) == pytest.approx(-2 / math.sqrt(0.5))
+    # the imbalance flag: 0.1 for large arms, 3 standard errors of a random split for small ones
+    assert U.imbalance_threshold(5000, 5000) == 0.1
+    assert U.imbalance_threshold(400, 100) == pytest.approx(3 * math.sqrt(1 / 400 + 1 / 100))  # 0.335
+    rng = np.random.default_rng(0)  # random splits of 500 into 400 / 100: the 0.1 rule cries wolf
+    t = np.repeat([1, 0], [400, 100])
+    d = np.array([abs(U.standardized_difference(rng.normal(size=500), t)) for _ in range(400)])
+    assert (d > 0.1).mean() > 0.3 and (d > U.imbalance_threshold(400, 100)).mean() < 0.01
     assert U.sample_ratio_pvalue(500, 500, 0.5) == 1.0
     assert U.sample_ratio_pvalue(600, 400, 0.5) < 1e-8  # chi2 = 40
 

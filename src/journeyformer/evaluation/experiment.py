@@ -53,7 +53,6 @@ FEEDBACK_COLUMNS = ("outcome_churn", "outcome_spend", "outcome_conversion", "out
 # the settings of configs/campaign_experiment.yaml that ExperimentConfig reads
 CONFIG_KEYS = ("campaign", "window_days", "purchase_actions", "treated_share", "alpha", "power", "relative_effects",
                "covariates", "policies", "budget_share", "budget", "net_value", "contact_cost")  # fmt: skip
-SMD_FLAG = 0.1  # |standardized difference| above which a feature is called unbalanced
 SRM_ALPHA = 0.001  # sample-ratio p-value below which the split is called off plan
 
 
@@ -349,14 +348,16 @@ def balance(frame: pl.DataFrame, features: list[str], cfg: ExperimentConfig) -> 
     sample-ratio test; ``warnings`` says what is off."""
     t, n_t, n_c = _arms(frame)
     smd = {f: U.standardized_difference(frame.get_column(f).to_numpy(), t) for f in features}
-    flagged = [f for f, d in smd.items() if abs(d) > SMD_FLAG]
+    limit = U.imbalance_threshold(n_t, n_c)
+    flagged = [f for f, d in smd.items() if abs(d) > limit]
     share = cfg.treated_share
     srm = U.sample_ratio_pvalue(n_t, n_c, share) if share is not None else None
     warnings = []
     if flagged:
         warnings.append(
             f"UNBALANCED ARMS: {len(flagged)} pre-period feature(s) differ between treatment and "
-            f"control by more than {SMD_FLAG} standard deviations: "
+            f"control by more than {limit:.2g} standard deviations (0.1, or what chance gives "
+            f"{n_t} treated and {n_c} control): "
             + ", ".join(f"{f} {smd[f]:+.2f}" for f in flagged)
             + ". The assignment does not look random; the effects below are not causal."
         )

@@ -103,6 +103,20 @@ def standardized_difference(x: np.ndarray, t: np.ndarray) -> float:
     return float((xt.mean() - xc.mean()) / pooled)
 
 
+SMD_FLAG = 0.1  # |standardized difference| above which a feature is called unbalanced ...
+SMD_CHANCE_Z = 3.0  # ... when also beyond what a random split of these arm sizes gives
+
+
+def imbalance_threshold(n_treatment: int, n_control: int) -> float:
+    """|standardized difference| above which arms of these sizes differ: the usual 0.1, or,
+    for small arms, SMD_CHANCE_Z standard errors of the difference under random assignment
+    (about sqrt(1 / n_t + 1 / n_c)): 100 against 400 customers differ by more than 0.1 on a
+    feature a third of the time by chance alone."""
+    if min(n_treatment, n_control) < 1:
+        return SMD_FLAG
+    return max(SMD_FLAG, SMD_CHANCE_Z * math.sqrt(1 / n_treatment + 1 / n_control))
+
+
 def sample_ratio_pvalue(n_treatment: int, n_control: int, treated_share: float) -> float:
     """Chi-square (1 df) p-value that the split came from ``treated_share``: a small value
     (sample ratio mismatch) means the assignment was not what was planned."""

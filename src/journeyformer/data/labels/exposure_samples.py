@@ -35,7 +35,7 @@ from journeyformer.data.features.sequences import Sequences
 from journeyformer.data.labels.lifecycle import LabelWindow
 from journeyformer.data.labels.samples import parse_time
 from journeyformer.errors import EventDataError
-from journeyformer.metrics.uplift import standardized_difference
+from journeyformer.metrics.uplift import imbalance_threshold, standardized_difference
 
 if TYPE_CHECKING:
     from journeyformer.data.preprocessing import Preprocessing
@@ -143,12 +143,12 @@ def exposure_sequences(
 
 
 BALANCE_FEATURES = ("recency_days", "n_events", "spend", "tenure_days")  # history at the exposure
-IMBALANCE = 0.1  # |standardized difference| above which the arms differ (as the experiment's check)
 
 
 def check_balance(seqs: Sequences, source: str) -> dict[str, float]:
     """Standardized difference treated vs control of the history at the exposure; a warning
-    naming the features above :data:`IMBALANCE`: the head assumes randomised exposures, and
+    naming the features above :func:`imbalance_threshold` (the experiment's rule: 0.1, or
+    what chance gives arms this small): the head assumes randomised exposures, and
     arms that differ before the exposure mean the assignment was not random (or the holdout
     is too small to compare), so its effects would mix in who was chosen."""
     assert seqs.labels is not None
@@ -157,14 +157,16 @@ def check_balance(seqs: Sequences, source: str) -> dict[str, float]:
         name: standardized_difference(seqs.summary.get_column(name).cast(pl.Float64).to_numpy(), arm)
         for name in BALANCE_FEATURES
     }
-    off = {k: round(v, 3) for k, v in out.items() if abs(v) > IMBALANCE}
+    n_t, n_c = int((arm == 1).sum()), int((arm == 0).sum())
+    limit = imbalance_threshold(n_t, n_c)
+    off = {k: round(v, 3) for k, v in out.items() if abs(v) > limit}
     if off:
         log.warning(
             "%s: UNBALANCED ARMS: treated and control exposures differ before the exposure "
-            "(standardized difference above %g: %s; %d treated, %d control). The uplift head "
+            "(standardized difference above %.2g: %s; %d treated, %d control). The uplift head "
             "assumes a randomised holdout; check the assignment (journeyformer experiment "
             "reports the balance per campaign)",
-            source, IMBALANCE, off, int((arm == 1).sum()), int((arm == 0).sum()),
+            source, limit, off, n_t, n_c,
         )  # fmt: skip
     return out
 
